@@ -69,3 +69,98 @@ class ChildNotFound(ActorError, LookupError):
         super().__init__(f"supervisor {path} has no child named {name!r}")
         self.path = path
         self.name = name
+
+
+# -- the task engine ----------------------------------------------------------------------------
+
+
+class EngineClosed(OncueError):
+    """The engine is shutting down or has stopped: it admits no new work."""
+
+    def __init__(self) -> None:
+        super().__init__("the engine is shutting down and admits no new tasks")
+
+
+class QueueFull(OncueError):
+    """Admitting these tasks would exceed ``queue_size`` unfinished tasks; nothing was added."""
+
+    def __init__(self, queue_size: int, unfinished: int, requested: int) -> None:
+        super().__init__(
+            f"queue is full: {unfinished} of {queue_size} unfinished tasks,"
+            f" cannot add {requested}; retry later or raise queue_size"
+        )
+        self.queue_size = queue_size
+
+
+class UnknownTaskType(OncueError, LookupError):
+    """No handler is registered under that name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown task type {name!r}; known types: {', '.join(sorted(known))}")
+        self.name = name
+        self.known = sorted(known)
+
+
+class TaskNotFound(OncueError, LookupError):
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"no task with id {task_id!r}")
+        self.task_id = task_id
+
+
+class TaskStateError(OncueError):
+    """The task is not in a state that allows this operation."""
+
+    def __init__(self, task_id: str, state: str, operation: str, allowed: str) -> None:
+        super().__init__(f"cannot {operation} task {task_id!r}: it is {state}; {allowed}")
+        self.task_id = task_id
+        self.state = state
+
+
+class TaskAlreadyFinished(TaskStateError):
+    def __init__(self, task_id: str, state: str) -> None:
+        super().__init__(task_id, state, "cancel", "only unfinished tasks can be cancelled")
+
+
+class TaskNotFinished(TaskStateError):
+    def __init__(self, task_id: str, state: str) -> None:
+        super().__init__(task_id, state, "delete", "cancel it first")
+
+
+class TaskNotFailed(TaskStateError):
+    def __init__(self, task_id: str, state: str) -> None:
+        super().__init__(task_id, state, "retry", "only failed tasks can be retried")
+
+
+class WaitTimeout(OncueError, TimeoutError):
+    def __init__(self, task_id: str, timeout: float) -> None:
+        super().__init__(f"task {task_id!r} did not finish within {timeout:g}s")
+        self.task_id = task_id
+
+
+class EventsDropped(OncueError):
+    """An events() subscriber fell too far behind and was dropped; subscribe again."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(f"event subscriber fell {capacity} events behind and was dropped")
+
+
+# -- raised by task code ------------------------------------------------------------------------
+
+
+class Retry(OncueError):
+    """Raised by a handler to ask for another attempt, after ``delay`` seconds if given."""
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Fatal(OncueError):
+    """Raised by a handler for a failure no retry can fix: the task fails at once."""
+
+
+class TaskTimeout(OncueError, TimeoutError):
+    """The attempt ran past the task's timeout and was cancelled."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"attempt timed out after {timeout:g}s")

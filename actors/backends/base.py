@@ -1,0 +1,58 @@
+"""The Backend interface, and picking one from a store URL."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from ..record import TaskRecord
+from ..task import TaskState
+
+STORE_FORMS = "memory://"
+
+
+class Backend(Protocol):
+    """Storage for the store actor; every method is called from that one actor only.
+
+    ``commit`` is one transaction: all of it lands or none does. Records handed to ``commit``
+    may be mutated by the store afterwards; a backend that keeps them must copy what it needs.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def load_unfinished(self) -> list[TaskRecord]:
+        """Every pending, running or retrying task, oldest first (recovery)."""
+        ...
+
+    async def last_number(self) -> int:
+        """The highest task number ever given out (0 if none)."""
+        ...
+
+    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None: ...
+
+    async def get(self, task_id: str) -> TaskRecord | None: ...
+
+    async def get_by_number(self, number: int) -> TaskRecord | None: ...
+
+    async def find_key(self, key: str) -> TaskRecord | None: ...
+
+    async def query(
+        self, state: TaskState | None, type: str | None, limit: int, before: int | None
+    ) -> list[TaskRecord]:
+        """Up to ``limit`` tasks numbered below ``before`` (if given), newest first."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, TaskState], int]:
+        """How many tasks there are of each (type, state)."""
+        ...
+
+
+def open_backend(url: str) -> Backend:
+    """Make the backend a store URL names; raises ValueError naming the accepted forms."""
+    from .memory import MemoryBackend
+
+    if url in ("memory://", "memory:", "memory"):
+        return MemoryBackend()
+    raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")

@@ -1,0 +1,75 @@
+"""The in-memory backend: dicts in this process; the reference for every other backend."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from ..record import TaskRecord
+from ..task import UNFINISHED, TaskState
+
+
+class MemoryBackend:
+    """Keeps the store's own records (no copies): it lives as long as the engine, so tasks
+    survive restarts of the store actor, but not of the process."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, TaskRecord] = {}
+        self._by_number: dict[int, TaskRecord] = {}
+        self._by_key: dict[str, TaskRecord] = {}
+        self._last_number = 0
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def load_unfinished(self) -> list[TaskRecord]:
+        return [record for record in self._by_id.values() if record.state in UNFINISHED]
+
+    async def last_number(self) -> int:
+        return self._last_number
+
+    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
+        for record in changed:
+            if record.id not in self._by_id:
+                self._by_id[record.id] = record
+                self._by_number[record.number] = record
+                self._last_number = max(self._last_number, record.number)
+                if record.key is not None:
+                    self._by_key[record.key] = record
+        for task_id in deleted:
+            if task_id in self._by_id:
+                gone = self._by_id.pop(task_id)
+                del self._by_number[gone.number]
+                if gone.key is not None:
+                    del self._by_key[gone.key]
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        return self._by_id.get(task_id)
+
+    async def get_by_number(self, number: int) -> TaskRecord | None:
+        return self._by_number.get(number)
+
+    async def find_key(self, key: str) -> TaskRecord | None:
+        return self._by_key.get(key)
+
+    async def query(
+        self, state: TaskState | None, type: str | None, limit: int, before: int | None
+    ) -> list[TaskRecord]:
+        found: list[TaskRecord] = []
+        number = self._last_number if before is None else min(before - 1, self._last_number)
+        while number > 0 and len(found) < limit:
+            record = self._by_number.get(number)
+            number -= 1
+            if record is None:
+                continue
+            if (state is None or record.state is state) and (type is None or record.type == type):
+                found.append(record)
+        return found
+
+    async def counts(self) -> dict[tuple[str, TaskState], int]:
+        counts: dict[tuple[str, TaskState], int] = {}
+        for record in self._by_id.values():
+            counts[record.type, record.state] = counts.get((record.type, record.state), 0) + 1
+        return counts

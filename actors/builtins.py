@@ -1,0 +1,107 @@
+"""The task types every Registry starts with: echo, sleep, compute, fail, double, email."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .errors import Fatal
+
+if TYPE_CHECKING:
+    from .registry import Registry, TaskContext
+
+logger = logging.getLogger(__name__)
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like "2s", "500ms", "1.5m"; Fatal if it is neither."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        return float(match[1]) * _UNITS[match[2]]
+    raise Fatal(f"duration must be seconds or a string like '2s' or '500ms', got {value!r}")
+
+
+async def echo(ctx: TaskContext, payload: Any) -> Any:
+    """Return the payload unchanged."""
+    return payload
+
+
+async def sleep(ctx: TaskContext, payload: Any) -> dict[str, float]:
+    """Sleep for the payload's seconds, or {"duration": "2s"}, reporting progress."""
+    duration = parse_duration(payload.get("duration") if isinstance(payload, dict) else payload)
+    steps = 10 if duration >= 1 else 1
+    for step in range(steps):
+        await trio.sleep(duration / steps)
+        ctx.report_progress((step + 1) / steps)
+    return {"slept": duration}
+
+
+def compute(payload: Any) -> dict[str, int]:
+    """CPU-bound: count the primes below payload (or {"n": ...}); runs in a worker process."""
+    n = payload.get("n", 100_000) if isinstance(payload, dict) else payload
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 50_000_000:
+        raise Fatal(f"compute needs an int n between 0 and 50,000,000, got {n!r}")
+    sieve = bytearray([1]) * max(n, 2)
+    sieve[0:2] = b"\x00\x00"
+    for i in range(2, int(n**0.5) + 1):
+        if sieve[i]:
+            sieve[i * i :: i] = bytearray(len(range(i * i, n, i)))
+    return {"n": n, "primes": sum(sieve[:n])}
+
+
+async def fail(ctx: TaskContext, payload: Any) -> None:
+    """Always fail (with the payload's "message" if given): to try retries and dead letters."""
+    message = payload.get("message") if isinstance(payload, dict) else None
+    raise RuntimeError(message or f"task {ctx.task_id} failed on purpose (attempt {ctx.attempt})")
+
+
+async def double(ctx: TaskContext, payload: Any) -> Any:
+    """Return payload * 2, or {"result": n} -> n * 2 (the original Go queue's task)."""
+    value = payload.get("result") if isinstance(payload, dict) else payload
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Fatal(f"double needs a number (or {{'result': number}}), got {payload!r}")
+    return value * 2
+
+
+def email(ctx: TaskContext, payload: Any) -> dict[str, Any]:
+    """Send {"to", "subject", "body"} through SMTP if ONCUE_SMTP_HOST is set, else a dry run."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("to"), str | list):
+        raise Fatal('email needs a payload like {"to": "a@b.c", "subject": "...", "body": "..."}')
+    recipients = payload["to"] if isinstance(payload["to"], list) else [payload["to"]]
+    message = EmailMessage()
+    message["From"] = os.environ.get("ONCUE_SMTP_FROM", "oncue@localhost")
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = str(payload.get("subject", ""))
+    message.set_content(str(payload.get("body", "")))
+    host = os.environ.get("ONCUE_SMTP_HOST")
+    if not host:
+        ctx.logger.info("email.dry_run to=%s subject=%r", message["To"], message["Subject"])
+        return {"sent": False, "dry_run": True, "to": recipients}
+    port = int(os.environ.get("ONCUE_SMTP_PORT", "587"))
+    with smtplib.SMTP(host, port, timeout=30) as client:
+        if os.environ.get("ONCUE_SMTP_STARTTLS", "1") != "0":
+            client.starttls()
+        user = os.environ.get("ONCUE_SMTP_USER")
+        if user:
+            client.login(user, os.environ.get("ONCUE_SMTP_PASSWORD", ""))
+        client.send_message(message)
+    return {"sent": True, "to": recipients}
+
+
+def register_builtins(registry: Registry) -> None:
+    registry.register("echo", echo)
+    registry.register("sleep", sleep, timeout=3600)
+    registry.register("compute", compute, run_in="process", timeout=60)
+    registry.register("fail", fail, max_retries=0)
+    registry.register("double", double)
+    registry.register("email", email, timeout=60)

@@ -1,0 +1,454 @@
+"""open_engine(): the task engine's supervision tree, and the Engine handle callers use.
+
+    oncue (rest_for_one)
+    ├── store        every state change; owns the backend
+    ├── scheduler    ready heap, timers, who runs what
+    └── workers (one_for_one, resizable)
+        ├── worker-1
+        └── ...
+
+The Engine itself holds no task state: every call is a message to the store or the scheduler.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from .backends import Backend, open_backend
+from .backends.memory import MemoryBackend
+from .errors import ActorCrashed, EngineClosed, EventsDropped, WaitTimeout
+from .events import Observer
+from .mailbox import ActorRef
+from .messages import (
+    CancelTask,
+    CloseAdmission,
+    DeleteTask,
+    Drain,
+    GetCounts,
+    GetLoad,
+    GetTask,
+    ListTasks,
+    Load,
+    LoadQueue,
+    RetryTask,
+    SetPaused,
+    Submit,
+    Subscribe,
+    WaitDrained,
+    WaitIdle,
+    WaitTask,
+)
+from .record import NewTask
+from .registry import Registry
+from .scheduler import Scheduler
+from .store import Store, _Dropped
+from .supervisor import ChildSpec, SupervisorRef, open_supervisor, supervisor_spec
+from .task import (
+    Admitted,
+    Page,
+    ShutdownReport,
+    Stats,
+    Submission,
+    Task,
+    TaskEvent,
+    TaskState,
+    WorkerInfo,
+    check_max_retries,
+    check_timeout,
+    parse_priority,
+)
+from .worker import Worker
+
+logger = logging.getLogger(__name__)
+
+MAX_LIST_LIMIT = 1000
+MAX_KEY_LENGTH = 200
+
+
+@asynccontextmanager
+async def open_engine(
+    *,
+    registry: Registry | None = None,
+    workers: int = 5,
+    queue_size: int = 1000,
+    store: str | Backend = "memory://",
+    grace: float = 10.0,
+    observer: Observer | None = None,
+    seed: int | None = None,
+) -> AsyncIterator[Engine]:
+    """Run a task engine for the duration of the block; returns once it is ready.
+
+    Leaving the block normally shuts down gracefully (see :meth:`Engine.shutdown`); leaving it
+    with an exception cancels everything at once. ``store`` is a store URL or a Backend.
+    ``seed`` fixes the retry jitter (tests).
+
+    Raises ValueError naming the argument for a bad configuration.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+        raise ValueError(f"queue_size must be an int >= 1, got {queue_size!r}")
+    if not grace >= 0:
+        raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
+    backend = open_backend(store) if isinstance(store, str) else store
+    registry = registry if registry is not None else Registry()
+    rng = random.Random(seed)
+
+    def make_store() -> Store:
+        return Store(backend, scheduler_spec.ref, queue_size)
+
+    def make_scheduler() -> Scheduler:
+        return Scheduler(store_spec.ref, registry, rng)
+
+    store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
+    scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
+    worker_factory = _WorkerFactory(scheduler_spec.ref, store_spec.ref, registry, grace)
+    workers_spec = supervisor_spec(
+        "workers",
+        [worker_factory.spec(number) for number in range(1, workers + 1)],
+        max_restarts=max(3, workers),
+        within=5.0,
+    )
+    async with open_supervisor(
+        [store_spec, scheduler_spec, workers_spec],
+        name="oncue",
+        strategy="rest_for_one",
+        observer=observer,
+    ):
+        engine = Engine(
+            registry=registry,
+            store=store_spec.ref,
+            scheduler=scheduler_spec.ref,
+            workers=SupervisorRef(workers_spec.ref),
+            worker_factory=worker_factory,
+            grace=grace,
+            durable=not isinstance(backend, MemoryBackend),
+        )
+        yield engine
+        await engine.shutdown()
+
+
+class _WorkerFactory:
+    """Makes worker child specs: worker-1, worker-2, ..."""
+
+    def __init__(self, scheduler: ActorRef, store: ActorRef, registry: Registry, grace: float):
+        self._scheduler = scheduler
+        self._store = store
+        self._registry = registry
+        self._grace = grace
+
+    def spec(self, number: int) -> ChildSpec:
+        name = f"worker-{number}"
+
+        def make() -> Worker:
+            return Worker(name, self._scheduler, self._store, self._registry)
+
+        return ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)
+
+
+class Engine:
+    """The handle on a running engine (made by :func:`open_engine`; pass it around)."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: ActorRef,
+        scheduler: ActorRef,
+        workers: SupervisorRef,
+        worker_factory: _WorkerFactory,
+        grace: float,
+        durable: bool,
+    ) -> None:
+        self.registry = registry
+        self._store = store
+        self._scheduler = scheduler
+        self._workers = workers
+        self._worker_factory = worker_factory
+        self._grace = grace
+        self._durable = durable
+        self._resize_lock = trio.Lock()
+        self._shutdown_started = False
+        self._shutdown_done = trio.Event()
+        self._report: ShutdownReport | None = None
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown has begun: no new task is admitted."""
+        return self._shutdown_started
+
+    # -- submitting --------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        priority: int | str | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: float | datetime.datetime | None = None,
+        key: str | None = None,
+    ) -> Task:
+        """Submit one task; returns it pending (or the existing task with the same ``key``).
+
+        Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
+        bad option. ``type`` may be the name or the decorated handler itself.
+        """
+        name = type if isinstance(type, str) else self.registry.resolve(type).name
+        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
+        submission = Submission(name, payload, priority, max_retries, timeout, delay, at, key)
+        return (await self.admit([submission]))[0].task
+
+    async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
+        """Submit several tasks, all or none; raises like :meth:`submit`."""
+        return [admitted.task for admitted in await self.admit(submissions)]
+
+    async def admit(self, submissions: Iterable[Submission]) -> list[Admitted]:
+        """Like :meth:`submit_many`, saying for each task whether it is new (False: same key)."""
+        if self._shutdown_started:
+            raise EngineClosed()
+        tasks = [self._validate(submission) for submission in submissions]
+        if not tasks:
+            return []
+        admitted: list[Admitted] = await self._store.ask(Submit(tasks))
+        return admitted
+
+    def _validate(self, submission: Submission) -> NewTask:
+        handler = self.registry.resolve(submission.type)
+        priority = handler.priority
+        if submission.priority is not None:
+            priority = parse_priority(submission.priority)
+        max_retries = handler.max_retries
+        if submission.max_retries is not None:
+            max_retries = check_max_retries(submission.max_retries)
+        timeout = handler.timeout if submission.timeout is None else submission.timeout
+        return NewTask(
+            handler.name,
+            submission.payload,
+            priority,
+            max_retries,
+            check_timeout(timeout),
+            _run_at(submission.delay, submission.run_at),
+            _check_key(submission.key),
+        )
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    async def get(self, task_id: str | int) -> Task:
+        """The task with this id (or number); raises TaskNotFound."""
+        task: Task = await self._ask_store(GetTask(task_id))
+        return task
+
+    async def list(
+        self,
+        *,
+        state: TaskState | str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Tasks newest first, filtered; pass ``next_cursor`` back for the next page."""
+        if state is not None:
+            state = _parse_state(state)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be an int from 1 to {MAX_LIST_LIMIT}, got {limit!r}")
+        before = None
+        if cursor is not None:
+            if not (isinstance(cursor, str) and cursor.isdigit()):
+                raise ValueError(
+                    f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
+                )
+            before = int(cursor)
+        tasks: builtins.list[Task] = await self._ask_store(ListTasks(state, type, limit, before))
+        next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
+        return Page(tasks, next_cursor)
+
+    async def wait(self, task_id: str | int, timeout: float = math.inf) -> Task:
+        """Wait until the task is finished and return it; raises TaskNotFound or WaitTimeout."""
+        with trio.move_on_after(timeout):
+            task: Task = await self._ask_store(WaitTask(_id(await self._resolve(task_id))))
+            return task
+        raise WaitTimeout(str(task_id), timeout)
+
+    async def _resolve(self, task_id: str | int) -> str | int:
+        return (await self.get(task_id)).id if isinstance(task_id, int) else task_id
+
+    async def wait_idle(self) -> None:
+        """Return once no task is queued, delayed, retrying or running."""
+        await self._ask_store(WaitIdle())
+
+    async def stats(self) -> Stats:
+        counts: dict[tuple[str, TaskState], int] = await self._ask_store(GetCounts())
+        load: Load = await self._scheduler.ask(GetLoad())
+        by_state = {state.value: 0 for state in TaskState}
+        by_type: dict[str, dict[str, int]] = {}
+        for (task_type, state), count in counts.items():
+            by_state[state.value] += count
+            by_type.setdefault(task_type, {})[state.value] = count
+        return Stats(
+            total_processed=by_state["completed"] + by_state["failed"],
+            successful=by_state["completed"],
+            failed=by_state["failed"],
+            cancelled=by_state["cancelled"],
+            queue_length=by_state["pending"] + by_state["retrying"],
+            running=by_state["running"],
+            by_state=by_state,
+            by_type=by_type,
+            workers_busy=load.busy,
+            workers_idle=load.idle,
+            paused=load.paused,
+        )
+
+    async def workers(self) -> builtins.list[WorkerInfo]:
+        """Each worker: name, state (idle, busy, restarting...), current task, tasks done."""
+        children = await self._workers.children()
+        load: Load = await self._scheduler.ask(GetLoad())
+        infos = []
+        for child in children:
+            current = load.current.get(child.name)
+            state = child.state.value
+            if state == "running":
+                state = "busy" if current is not None else "idle"
+            error = None if child.last_error is None else repr(child.last_error)
+            done = load.done.get(child.name, 0)
+            infos.append(WorkerInfo(child.name, state, current, done, child.restarts, error))
+        return infos
+
+    async def events(self, capacity: int = 1000) -> AsyncIterator[TaskEvent]:
+        """Every task transition from now on; raises EventsDropped if it falls too far behind."""
+        receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(capacity))
+        async with receive:
+            async for item in receive:
+                if isinstance(item, _Dropped):
+                    raise EventsDropped(item.capacity)
+                yield item
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    async def cancel(self, task_id: str | int) -> Task:
+        """Cancel an unfinished task (interrupting it if running); returns it cancelled.
+
+        Raises TaskNotFound, or TaskAlreadyFinished for a finished task.
+        """
+        task: Task = await self._store.ask(CancelTask(_id(await self._resolve(task_id))))
+        return task
+
+    async def delete(self, task_id: str | int) -> None:
+        """Forget a finished task; raises TaskNotFound or TaskNotFinished."""
+        await self._store.ask(DeleteTask(_id(await self._resolve(task_id))))
+
+    async def retry(self, task_id: str | int) -> Task:
+        """Queue a failed task again (a fresh set of attempts); raises TaskNotFailed."""
+        task: Task = await self._store.ask(RetryTask(_id(await self._resolve(task_id))))
+        return task
+
+    async def pause(self) -> None:
+        """Stop handing out work; submissions are still admitted."""
+        await self._scheduler.ask(SetPaused(True))
+
+    async def resume(self) -> None:
+        await self._scheduler.ask(SetPaused(False))
+
+    async def resize(self, workers: int) -> None:
+        """Grow or shrink the worker pool; a removed worker finishes its task first (grace)."""
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+        async with self._resize_lock:
+            children = await self._workers.children()
+            numbers = sorted(int(child.name.rsplit("-", 1)[1]) for child in children)
+            first_new = max(numbers, default=0) + 1
+            for number in range(first_new, first_new + workers - len(numbers)):
+                await self._workers.start_child(self._worker_factory.spec(number))
+            for number in reversed(numbers[workers:]):
+                await self._workers.stop_child(f"worker-{number}")
+        logger.info("engine.resized workers=%d", workers)
+
+    async def shutdown(self, grace: float | None = None) -> ShutdownReport:
+        """Stop admitting, let running tasks finish within ``grace``, then interrupt them.
+
+        Interrupted and queued tasks stay pending: a durable store resumes them at the next
+        start; the memory store reports them here (and in the log). Idempotent.
+        """
+        if self._shutdown_started:
+            await self._shutdown_done.wait()
+            assert self._report is not None
+            return self._report
+        self._shutdown_started = True
+        grace = self._grace if grace is None else grace
+        await self._store.ask(CloseAdmission())
+        running = await self._scheduler.ask(Drain(interrupt=False))
+        interrupted = 0
+        with trio.move_on_after(grace) as waited:
+            await self._scheduler.ask(WaitDrained())
+        if waited.cancelled_caught:
+            interrupted = await self._scheduler.ask(Drain(interrupt=True))
+            with trio.move_on_after(5.0):
+                await self._scheduler.ask(WaitDrained())
+        unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
+        self._report = ShutdownReport(unfinished, interrupted)
+        logger.info(
+            "engine.shutdown running=%d interrupted=%d unfinished=%d",
+            running,
+            interrupted,
+            len(unfinished),
+        )
+        if unfinished and not self._durable:
+            logger.warning(
+                "engine.shutdown_lost unfinished=%d store=memory ids=%s",
+                len(unfinished),
+                ",".join(unfinished[:20]),
+            )
+        self._shutdown_done.set()
+        return self._report
+
+    async def _ask_store(self, message: Any) -> Any:
+        """Ask the store, asking again if it crashed meanwhile (reads and waits only)."""
+        while True:
+            try:
+                return await self._store.ask(message)
+            except ActorCrashed:
+                logger.info("engine.store_restarted message=%s", type(message).__name__)
+
+
+def _id(task_id: str | int) -> str:
+    return str(task_id)
+
+
+def _parse_state(state: TaskState | str) -> TaskState:
+    try:
+        return TaskState(state)
+    except ValueError:
+        known = ", ".join(s.value for s in TaskState)
+        raise ValueError(f"state must be one of {known}, got {state!r}") from None
+
+
+def _run_at(delay: float | None, run_at: float | None) -> float | None:
+    if delay is not None and run_at is not None:
+        raise ValueError("give delay or run_at, not both")
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < 1e9:
+            raise ValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
+        return time.time() + delay if delay > 0 else None
+    if run_at is not None and (
+        isinstance(run_at, bool) or not isinstance(run_at, int | float) or run_at < 0
+    ):
+        raise ValueError(f"run_at must be a Unix timestamp or a datetime, got {run_at!r}")
+    return run_at
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
+        raise ValueError(f"key must be a string of 1 to {MAX_KEY_LENGTH} characters, got {key!r}")
+    return key

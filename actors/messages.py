@@ -1,0 +1,255 @@
+"""Every message the engine's actors exchange: the whole protocol on one screen.
+
+Calls point one way (see docs/engine.md): callers ask the store and the scheduler; the scheduler
+tells the store; workers ask the scheduler for work and tell the store progress; the store tells
+the scheduler, without ever waiting, that tasks became ready or were cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .mailbox import ActorRef
+from .task import TaskError, TaskState
+
+# -- what the scheduler holds and workers run ---------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Job:
+    """The part of a task the scheduler and a worker need to run one attempt."""
+
+    id: str
+    type: str
+    payload: Any
+    priority: int
+    timeout: float
+    attempts: int  # attempts started before this one
+    max_retries: int
+    run_at: float | None  # wall clock; None = now
+
+
+# -- to the store ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Submit:
+    """Admit these tasks, all or none (ask -> list[Admitted])."""
+
+    tasks: list[Any]  # list[NewTask]
+
+
+@attrs.frozen
+class GetTask:
+    id: str | int  # a task id, or its number
+
+
+@attrs.frozen
+class ListTasks:
+    state: TaskState | None
+    type: str | None
+    limit: int
+    before: int | None  # list tasks numbered below this
+
+
+@attrs.frozen
+class CancelTask:
+    id: str
+
+
+@attrs.frozen
+class DeleteTask:
+    id: str
+
+
+@attrs.frozen
+class RetryTask:
+    id: str
+
+
+@attrs.frozen
+class WaitTask:
+    """Reply once the task is finished (the reply may come much later)."""
+
+    id: str
+
+
+@attrs.frozen
+class WaitIdle:
+    """Reply once no task is unfinished."""
+
+
+@attrs.frozen
+class GetCounts:
+    """Ask for the counts by type and state."""
+
+
+@attrs.frozen
+class Subscribe:
+    capacity: int
+
+
+@attrs.frozen
+class CloseAdmission:
+    """Refuse every later Submit with EngineClosed (shutdown has begun)."""
+
+
+@attrs.frozen
+class LoadQueue:
+    """The scheduler (re)starting: reply with a Job for every unfinished task."""
+
+
+@attrs.frozen
+class Record:
+    """Transitions decided by the scheduler, applied in order in one batch (tell)."""
+
+    changes: list[Any]  # the Started/Completed/... values below
+
+
+@attrs.frozen
+class ProgressReported:
+    id: str
+    fraction: float
+    message: str
+
+
+# Transitions inside a Record. `at` is wall-clock time.
+
+
+@attrs.frozen(slots=True)
+class Started:
+    id: str
+    worker: str
+    at: float
+
+
+@attrs.frozen(slots=True)
+class Completed:
+    id: str
+    result: Any
+    at: float
+
+
+@attrs.frozen(slots=True)
+class Retrying:
+    id: str
+    error: TaskError
+    run_at: float
+    at: float
+
+
+@attrs.frozen(slots=True)
+class Failed:
+    id: str
+    error: TaskError
+    at: float
+
+
+@attrs.frozen(slots=True)
+class Requeued:
+    """Back to pending: the worker holding it is gone. ``started`` says if it had begun."""
+
+    id: str
+    started: bool
+    at: float
+
+
+# -- to the scheduler --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TasksReady:
+    """From the store, after commit: these jobs may run (at their run_at)."""
+
+    jobs: list[Job]
+
+
+@attrs.frozen
+class TaskCancelled:
+    """From the store: drop this task from the queues, or interrupt the worker running it."""
+
+    id: str
+
+
+@attrs.frozen
+class RequestWork:
+    """From a worker (ask -> list[Job], or None to stop asking): it is idle.
+
+    ``outcomes`` reports how the jobs of its previous batch ended; ``fresh`` says this is the
+    first ask of a new incarnation, so any job the scheduler thinks it holds was lost.
+    """
+
+    worker: str
+    ref: ActorRef
+    outcomes: list[Outcome]
+    fresh: bool
+
+
+@attrs.frozen
+class WorkerStopped:
+    """From a worker leaving for good (resize or shutdown), with what it finished."""
+
+    worker: str
+    outcomes: list[Outcome]
+
+
+@attrs.frozen
+class SetPaused:
+    paused: bool
+
+
+@attrs.frozen
+class Drain:
+    """Hand out no more work; interrupt running jobs too if ``interrupt``."""
+
+    interrupt: bool
+
+
+@attrs.frozen
+class WaitDrained:
+    """Reply once no job is running on any worker."""
+
+
+@attrs.frozen
+class GetLoad:
+    """Ask for worker load: busy and idle counts, and what each worker runs."""
+
+
+@attrs.frozen
+class Load:
+    busy: int
+    idle: int
+    paused: bool
+    current: dict[str, str]  # worker -> task id
+    done: dict[str, int]  # worker -> tasks finished
+
+
+# -- to a worker -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Interrupt:
+    """Cancel the job with this id if it is running here (a cancel, or shutdown)."""
+
+    id: str | None  # None: whatever is running
+    reason: str  # "cancelled" or "shutdown"
+
+
+# -- what a worker reports per job -------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Outcome:
+    """How one job ended on a worker. ``kind``: ok, error, timeout, cancelled, interrupted or
+    returned (never started). ``retry_delay`` is set when the handler raised Retry(delay=)."""
+
+    job: Job
+    kind: str
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Any = None
+    error: TaskError | None = None
+    fatal: bool = False
+    retry_delay: float | None = None

@@ -1,0 +1,210 @@
+"""Handlers: the code a task type runs, registered by name with its defaults."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import attrs
+
+from .errors import UnknownTaskType
+from .task import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PRIORITY,
+    DEFAULT_TIMEOUT,
+    check_max_retries,
+    check_timeout,
+    parse_priority,
+)
+
+RunIn = Literal["loop", "thread", "process"]
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+
+def check_type_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"task type must be 1-100 characters of letters, digits and _ . : -"
+            f" starting with a letter or digit, got {name!r}"
+        )
+    return name
+
+
+class TaskContext:
+    """What a handler gets besides its payload: who it is, and a way to report progress."""
+
+    __slots__ = ("_logger", "_report", "attempt", "task_id", "type", "worker")
+
+    def __init__(
+        self,
+        task_id: str,
+        type: str,
+        attempt: int,
+        worker: str,
+        report: Callable[[str, float, str], None],
+    ) -> None:
+        self.task_id = task_id
+        self.type = type
+        self.attempt = attempt
+        self.worker = worker
+        self._report = report
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger (``oncue.task``) whose records carry task_id and worker."""
+        if self._logger is None:
+            extra = {"task_id": self.task_id, "worker": self.worker}
+            self._logger = logging.LoggerAdapter(logging.getLogger("oncue.task"), extra)
+        return self._logger
+
+    def report_progress(self, fraction: float, message: str = "") -> None:
+        """Record how far the task is (0.0 to 1.0); cheap, never blocks, may be coalesced."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be between 0.0 and 1.0, got {fraction!r}")
+        self._report(self.task_id, fraction, message)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base*2**(n-1)))."""
+
+    base: float = 1.0
+    cap: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.base > 0 or not self.cap >= self.base:
+            raise ValueError(f"retry base must be > 0 and cap >= base, got {self.base}, {self.cap}")
+
+    def ceiling(self, attempt: int) -> float:
+        """The most attempt ``attempt`` (1-based) can wait before the next one."""
+        return float(min(self.cap, self.base * 2 ** min(attempt - 1, 64)))
+
+
+@attrs.frozen
+class Handler:
+    """A registered task type."""
+
+    name: str
+    function: Callable[..., Any]
+    run_in: RunIn
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    priority: int = DEFAULT_PRIORITY
+    retry: RetryPolicy = RetryPolicy()
+
+
+class Registry:
+    """Task types by name. ``Registry()`` starts with the built-ins unless ``builtins=False``.
+
+    Usage::
+
+        registry = Registry()
+
+        @registry.task("resize", timeout=30, max_retries=5)
+        async def resize(ctx, payload): ...
+    """
+
+    def __init__(self, *, builtins: bool = True) -> None:
+        self._handlers: dict[str, Handler] = {}
+        if builtins:
+            from .builtins import register_builtins
+
+            register_builtins(self)
+
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        priority: int | str = DEFAULT_PRIORITY,
+        retry_base: float = 1.0,
+        retry_cap: float = 60.0,
+        run_in: RunIn | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register the decorated function as task type ``name`` (default: its __name__).
+
+        Async functions run on the worker (``run_in="loop"``); plain functions run in a thread
+        unless ``run_in="process"`` (CPU-bound work; the function then gets only the payload,
+        and it and the payload must be picklable).
+        """
+
+        def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(
+                name or function.__name__,
+                function,
+                timeout=timeout,
+                max_retries=max_retries,
+                priority=priority,
+                retry_base=retry_base,
+                retry_cap=retry_cap,
+                run_in=run_in,
+            )
+            function.__oncue_task__ = name or function.__name__  # type: ignore[attr-defined]
+            return function
+
+        return decorate
+
+    def register(
+        self,
+        name: str,
+        function: Callable[..., Any],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        priority: int | str = DEFAULT_PRIORITY,
+        retry_base: float = 1.0,
+        retry_cap: float = 60.0,
+        run_in: RunIn | None = None,
+    ) -> Handler:
+        """Register ``function`` as ``name``; raises ValueError if the name is taken or bad."""
+        check_type_name(name)
+        if name in self._handlers:
+            raise ValueError(f"task type {name!r} is already registered")
+        is_async = inspect.iscoroutinefunction(function)
+        if run_in is None:
+            run_in = "loop" if is_async else "thread"
+        if run_in not in ("loop", "thread", "process"):
+            raise ValueError(f"run_in must be 'loop', 'thread' or 'process', got {run_in!r}")
+        if is_async != (run_in == "loop"):
+            raise ValueError(f"run_in={run_in!r} needs {'a plain' if is_async else 'an async'} def")
+        handler = Handler(
+            name,
+            function,
+            run_in,
+            timeout=check_timeout(timeout),
+            max_retries=check_max_retries(max_retries),
+            priority=parse_priority(priority),
+            retry=RetryPolicy(retry_base, retry_cap),
+        )
+        self._handlers[name] = handler
+        return handler
+
+    def get(self, name: str) -> Handler:
+        """The handler for ``name``; raises UnknownTaskType listing the known names."""
+        try:
+            return self._handlers[name]
+        except KeyError:
+            raise UnknownTaskType(name, list(self._handlers)) from None
+
+    def resolve(self, type_or_function: str | Callable[..., Any]) -> Handler:
+        """Accept a type name or a function decorated by ``task``."""
+        if isinstance(type_or_function, str):
+            return self.get(type_or_function)
+        name = getattr(type_or_function, "__oncue_task__", None)
+        if name is None:
+            raise UnknownTaskType(repr(type_or_function), list(self._handlers))
+        return self.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers
+
+    def __iter__(self) -> Iterator[Handler]:
+        return iter(self._handlers.values())

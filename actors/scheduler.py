@@ -1,0 +1,394 @@
+"""The scheduler actor: the ready queue, the timers, and who runs what.
+
+Workers pull: an idle worker asks for work and the scheduler answers when it has some, so
+priority order is exact at dispatch. When many fast tasks are queued a worker gets a small batch
+(up to a fair share, and only as many as are expected to take about a millisecond together),
+which is what lets a task cost a few yields per batch instead of per task.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from .actor import Actor, Context
+from .errors import ActorStopped, OncueError
+from .mailbox import ActorRef, Envelope
+from .messages import (
+    Completed,
+    Drain,
+    Failed,
+    GetLoad,
+    Interrupt,
+    Job,
+    Load,
+    LoadQueue,
+    Outcome,
+    Record,
+    RequestWork,
+    Requeued,
+    Retrying,
+    SetPaused,
+    Started,
+    TaskCancelled,
+    TasksReady,
+    WaitDrained,
+    WorkerStopped,
+)
+from .registry import Registry, RetryPolicy
+from .task import TaskState
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 32  # jobs one worker may take at once
+BATCH_BUDGET = 0.001  # seconds of expected work one batch may hold
+_DEFERRED = object()
+
+
+@attrs.define
+class Queues:
+    """The ready heap (priority, then FIFO) and the timer heap; pure, no trio.
+
+    Removal is lazy: ``queued`` maps id -> job, and heap entries whose job is no longer there
+    are skipped when they surface.
+    """
+
+    ready: list[tuple[int, int, Job]] = attrs.field(factory=list)
+    timers: list[tuple[float, int, Job]] = attrs.field(factory=list)
+    queued: dict[str, Job] = attrs.field(factory=dict)
+    _sequence: itertools.count[int] = attrs.field(factory=itertools.count)
+
+    def push(self, job: Job, deadline: float | None = None) -> None:
+        """Queue ``job``: ready now, or once the clock reaches ``deadline``."""
+        self.queued[job.id] = job
+        if deadline is None:
+            heapq.heappush(self.ready, (-job.priority, next(self._sequence), job))
+        else:
+            heapq.heappush(self.timers, (deadline, next(self._sequence), job))
+
+    def remove(self, task_id: str) -> bool:
+        return self.queued.pop(task_id, None) is not None
+
+    def release_due(self, now: float) -> None:
+        """Move every timer whose deadline has come to the ready heap."""
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            _, _, job = heapq.heappop(timers)
+            if self.queued.get(job.id) is job:
+                heapq.heappush(self.ready, (-job.priority, next(self._sequence), job))
+
+    def next_deadline(self) -> float:
+        timers = self.timers
+        while timers and self.queued.get(timers[0][2].id) is not timers[0][2]:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else math.inf
+
+    def peek(self) -> Job | None:
+        ready = self.ready
+        while ready and self.queued.get(ready[0][2].id) is not ready[0][2]:
+            heapq.heappop(ready)
+        return ready[0][2] if ready else None
+
+    def pop(self) -> Job:
+        _, _, job = heapq.heappop(self.ready)
+        del self.queued[job.id]
+        return job
+
+    def ready_count(self) -> int:
+        return len(self.ready)
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Full jitter: uniform between 0 and the policy's ceiling for this attempt."""
+    return rng.uniform(0, policy.ceiling(attempt))
+
+
+def should_retry(job: Job, attempt: int, outcome: Outcome) -> bool:
+    if outcome.fatal:
+        return False
+    return job.max_retries == -1 or attempt <= job.max_retries
+
+
+class Scheduler(Actor):
+    """Holds every queued task, hands work to idle workers, applies the retry policy."""
+
+    reply_errors = (OncueError, ValueError)
+
+    def __init__(
+        self,
+        store: ActorRef,
+        registry: Registry,
+        rng: random.Random,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._rng = rng
+        self._wall = wall_clock
+        self._queues = Queues()
+        self._idle: deque[tuple[Envelope, str]] = deque()
+        self._assigned: dict[str, dict[str, Job]] = {}  # worker -> jobs it holds
+        self._holder: dict[str, str] = {}  # task id -> worker holding it
+        self._workers: dict[str, ActorRef] = {}
+        self._done: dict[str, int] = {}
+        self._durations: dict[str, float] = {}  # per type, moving average, seconds
+        self._changes: list[Any] = []
+        self._paused = False
+        self._draining = False
+        self._drained_waiters: list[Envelope] = []
+        self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
+            TasksReady: self._tasks_ready,
+            TaskCancelled: self._task_cancelled,
+            RequestWork: self._request_work,
+            WorkerStopped: self._worker_stopped,
+            SetPaused: self._set_paused,
+            Drain: self._drain,
+            WaitDrained: self._wait_drained,
+            GetLoad: self._get_load,
+        }
+
+    async def run(self, context: Context) -> None:
+        await self._recover()
+        context.started()
+        mailbox = context.mailbox
+        queues = self._queues
+        while True:
+            with trio.move_on_at(queues.next_deadline()):
+                try:
+                    self._handle(await mailbox.receive())
+                except trio.EndOfChannel:
+                    break
+                while True:
+                    try:
+                        self._handle(mailbox.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+            queues.release_due(trio.current_time())
+            self._dispatch()
+            if self._drained_waiters and not self._holder:
+                for waiter in self._drained_waiters:
+                    waiter.reply(None)
+                self._drained_waiters.clear()
+            await self._flush()
+        await self._flush()
+
+    async def _recover(self) -> None:
+        """Rebuild the queues from the store; tasks it says are running lost their worker."""
+        now = self._wall()
+        for job, state in await self._store.ask(LoadQueue()):
+            if state is TaskState.RUNNING:
+                self._changes.append(Requeued(job.id, started=True, at=now))
+            self._enqueue(job)
+        if self._queues.queued:
+            logger.info("scheduler.recovered queued=%d", len(self._queues.queued))
+
+    def _handle(self, envelope: Envelope) -> None:
+        try:
+            answer = self._handlers[type(envelope.message)](envelope.message, envelope)
+        except self.reply_errors as error:
+            envelope.fail(error)
+        else:
+            if answer is not _DEFERRED:
+                envelope.reply(answer)
+
+    async def _flush(self) -> None:
+        if self._changes:
+            changes, self._changes = self._changes, []
+            await self._store.tell(Record(changes))
+
+    # -- queueing ----------------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        if job.id in self._holder:
+            return
+        delay = None if job.run_at is None else job.run_at - self._wall()
+        if delay is not None and delay > 0:
+            self._queues.push(job, trio.current_time() + delay)
+        else:
+            self._queues.push(job)
+
+    def _tasks_ready(self, message: TasksReady, envelope: Envelope) -> None:
+        queued = self._queues.queued
+        for job in message.jobs:
+            if job.id not in queued:  # after a restart, the store's load may already have it
+                self._enqueue(job)
+
+    def _task_cancelled(self, message: TaskCancelled, envelope: Envelope) -> None:
+        if self._queues.remove(message.id):
+            return
+        worker = self._holder.get(message.id)
+        if worker is not None:
+            self._tell_worker(worker, Interrupt(message.id, "cancelled"))
+
+    def _tell_worker(self, worker: str, message: Interrupt) -> None:
+        ref = self._workers.get(worker)
+        if ref is None:
+            return
+        try:
+            ref.try_tell(message)
+        except (ActorStopped, trio.WouldBlock):
+            logger.warning("scheduler.interrupt_undelivered worker=%s", worker)
+
+    # -- workers -----------------------------------------------------------------------------------
+
+    def _request_work(self, message: RequestWork, envelope: Envelope) -> Any:
+        worker = message.worker
+        self._workers[worker] = message.ref
+        if message.fresh:
+            self._lose(worker, started=True)
+        for outcome in message.outcomes:
+            self._settle(worker, outcome)
+        if self._draining:
+            return None
+        self._idle.append((envelope, worker))
+        return _DEFERRED
+
+    def _worker_stopped(self, message: WorkerStopped, envelope: Envelope) -> None:
+        worker = message.worker
+        for outcome in message.outcomes:
+            self._settle(worker, outcome)
+        self._lose(worker, started=False)
+        self._idle = deque(item for item in self._idle if item[1] != worker)
+        self._workers.pop(worker, None)
+
+    def _lose(self, worker: str, *, started: bool) -> None:
+        """Re-queue what ``worker`` held: it restarted (``started``: assume begun) or left."""
+        jobs = self._assigned.pop(worker, None)
+        if not jobs:
+            return
+        now = self._wall()
+        for job in jobs.values():
+            del self._holder[job.id]
+            self._changes.append(Requeued(job.id, started=started, at=now))
+            if not self._draining:
+                self._enqueue(attrs.evolve(job, attempts=job.attempts + started))
+        logger.warning("scheduler.requeued worker=%s tasks=%d", worker, len(jobs))
+
+    def _dispatch(self) -> None:
+        if self._paused or self._draining:
+            return
+        queues = self._queues
+        idle = self._idle
+        while idle and queues.peek() is not None:
+            envelope, worker = idle.popleft()
+            share = min(MAX_BATCH, -(-queues.ready_count() // (len(idle) + 1)))
+            jobs = self._take(share)
+            held = self._assigned.setdefault(worker, {})
+            now = self._wall()
+            for job in jobs:
+                held[job.id] = job
+                self._holder[job.id] = worker
+                self._changes.append(Started(job.id, worker, now))
+            envelope.reply(jobs)
+
+    def _take(self, share: int) -> list[Job]:
+        """Pop the best job, then more while the batch is expected to stay within budget."""
+        queues = self._queues
+        jobs = [queues.pop()]
+        budget = BATCH_BUDGET - self._durations.get(jobs[0].type, BATCH_BUDGET)
+        while len(jobs) < share:
+            job = queues.peek()
+            if job is None:
+                break
+            budget -= self._durations.get(job.type, BATCH_BUDGET)
+            if budget < 0:
+                break
+            jobs.append(queues.pop())
+        return jobs
+
+    # -- outcomes ----------------------------------------------------------------------------------
+
+    def _settle(self, worker: str, outcome: Outcome) -> None:
+        job = outcome.job
+        if self._holder.get(job.id) != worker:
+            return  # re-queued already (the worker was presumed lost)
+        del self._holder[job.id]
+        held = self._assigned[worker]
+        del held[job.id]
+        if not held:
+            del self._assigned[worker]
+        kind = outcome.kind
+        now = outcome.finished_at or self._wall()
+        if kind in ("returned", "interrupted"):
+            started = kind == "interrupted"
+            self._changes.append(Requeued(job.id, started=started, at=now))
+            if not self._draining:
+                self._enqueue(attrs.evolve(job, attempts=job.attempts + started))
+            return
+        self._done[worker] = self._done.get(worker, 0) + 1
+        self._measure(job.type, outcome)
+        if kind == "ok":
+            self._changes.append(Completed(job.id, outcome.result, now))
+        elif kind != "cancelled":
+            self._fail(job, outcome, now)
+
+    def _fail(self, job: Job, outcome: Outcome, now: float) -> None:
+        assert outcome.error is not None
+        attempt = job.attempts + 1
+        if not should_retry(job, attempt, outcome):
+            self._changes.append(Failed(job.id, outcome.error, now))
+            return
+        delay = outcome.retry_delay
+        if delay is None:
+            policy = self._policy(job.type)
+            delay = backoff_delay(policy, attempt, self._rng)
+        run_at = now + delay
+        self._changes.append(Retrying(job.id, outcome.error, run_at, now))
+        retry = attrs.evolve(job, attempts=attempt, run_at=run_at)
+        self._queues.push(retry, trio.current_time() + delay)
+        logger.info("task.retry id=%s attempt=%d delay=%.3fs", job.id, attempt, delay)
+
+    def _policy(self, task_type: str) -> RetryPolicy:
+        try:
+            return self._registry.get(task_type).retry
+        except LookupError:
+            return RetryPolicy()
+
+    def _measure(self, task_type: str, outcome: Outcome) -> None:
+        if outcome.started_at is None or outcome.finished_at is None:
+            return
+        took = outcome.finished_at - outcome.started_at
+        previous = self._durations.get(task_type)
+        self._durations[task_type] = took if previous is None else 0.8 * previous + 0.2 * took
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def _set_paused(self, message: SetPaused, envelope: Envelope) -> None:
+        self._paused = message.paused
+
+    def _drain(self, message: Drain, envelope: Envelope) -> int:
+        """Stop dispatching; tell idle workers to stop asking; interrupt running jobs if asked."""
+        self._draining = True
+        for waiting, _ in self._idle:
+            waiting.reply(None)
+        self._idle.clear()
+        if message.interrupt:
+            for worker in self._assigned:
+                self._tell_worker(worker, Interrupt(None, "shutdown"))
+        return len(self._holder)
+
+    def _wait_drained(self, message: WaitDrained, envelope: Envelope) -> Any:
+        if not self._holder:
+            return None
+        self._drained_waiters.append(envelope)
+        return _DEFERRED
+
+    def _get_load(self, message: GetLoad, envelope: Envelope) -> Load:
+        current = {worker: next(iter(jobs)) for worker, jobs in self._assigned.items() if jobs}
+        return Load(
+            busy=len(current),
+            idle=len(self._idle),
+            paused=self._paused,
+            current=current,
+            done=dict(self._done),
+        )

@@ -1,0 +1,389 @@
+"""The store actor: the one writer of task state.
+
+It drains its mailbox in batches: every message of a batch is applied to the records, the batch
+is committed to the backend in one transaction, and only then are asks answered, waiters woken,
+events published and the scheduler told of new work. So a task is never acknowledged, nor run,
+before it is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .actor import Actor, Context
+from .backends import Backend
+from .errors import (
+    ActorStopped,
+    EngineClosed,
+    OncueError,
+    QueueFull,
+    TaskAlreadyFinished,
+    TaskNotFailed,
+    TaskNotFinished,
+    TaskNotFound,
+)
+from .mailbox import ActorRef, Envelope
+from .messages import (
+    CancelTask,
+    CloseAdmission,
+    Completed,
+    DeleteTask,
+    Failed,
+    GetCounts,
+    GetTask,
+    Job,
+    ListTasks,
+    LoadQueue,
+    ProgressReported,
+    Record,
+    Requeued,
+    Retrying,
+    RetryTask,
+    Started,
+    Submit,
+    Subscribe,
+    TaskCancelled,
+    TasksReady,
+    WaitIdle,
+    WaitTask,
+)
+from .record import NewTask, TaskRecord
+from .task import Admitted, Progress, TaskEvent, TaskState
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
+_DEFERRED = object()  # a handler's answer meaning "the reply comes later"
+
+Counts = dict[tuple[str, TaskState], int]
+
+
+class Store(Actor):
+    """Owns the Backend; every task state change goes through here."""
+
+    reply_errors = (OncueError, ValueError, LookupError)
+
+    def __init__(self, backend: Backend, scheduler: ActorRef, queue_size: int) -> None:
+        self._backend = backend
+        self._scheduler = scheduler
+        self._queue_size = queue_size
+        self._unfinished: dict[str, TaskRecord] = {}
+        self._counts: Counts = defaultdict(int)
+        self._number = 0
+        self._closed = False
+        self._task_waiters: dict[str, list[Envelope]] = defaultdict(list)
+        self._idle_waiters: list[Envelope] = []
+        self._subscribers: list[tuple[trio.MemorySendChannel[Any], int]] = []
+        self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
+            Submit: self._submit,
+            Record: self._record,
+            ProgressReported: self._progress,
+            GetTask: self._get,
+            ListTasks: self._list,
+            CancelTask: self._cancel,
+            DeleteTask: self._delete,
+            RetryTask: self._retry,
+            WaitTask: self._wait,
+            WaitIdle: self._wait_idle,
+            GetCounts: self._get_counts,
+            Subscribe: self._subscribe,
+            CloseAdmission: self._close_admission,
+            LoadQueue: self._load_queue,
+        }
+
+    async def run(self, context: Context) -> None:
+        await self._backend.open()
+        for record in await self._backend.load_unfinished():
+            self._unfinished[record.id] = record
+        self._counts.update(await self._backend.counts())
+        self._number = await self._backend.last_number()
+        context.started()
+        mailbox = context.mailbox
+        while True:
+            try:
+                batch = [await mailbox.receive()]
+            except trio.EndOfChannel:
+                break
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(mailbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await self._process(batch)
+        for subscriber, _ in self._subscribers:
+            subscriber.close()
+
+    # -- one batch ---------------------------------------------------------------------------------
+
+    async def _process(self, batch: list[Envelope]) -> None:
+        self._changed: dict[str, TaskRecord] = {}
+        self._deleted: list[str] = []
+        self._ready: list[Job] = []
+        self._cancelled: list[str] = []
+        self._finished: list[TaskRecord] = []
+        self._events: list[TaskEvent] = []
+        answers: list[tuple[Envelope, Any, bool]] = []
+        for envelope in batch:
+            message = envelope.message
+            try:
+                answer = await self._handlers[type(message)](message, envelope)
+            except self.reply_errors as error:
+                answers.append((envelope, error, True))
+            else:
+                if answer is not _DEFERRED:
+                    answers.append((envelope, answer, False))
+        if self._changed or self._deleted:
+            await self._backend.commit(list(self._changed.values()), self._deleted)
+        for envelope, answer, is_error in answers:
+            if is_error:
+                envelope.fail(answer)
+            else:
+                envelope.reply(answer)
+        self._after_commit()
+
+    def _after_commit(self) -> None:
+        if self._ready:
+            self._tell_scheduler(TasksReady(self._ready))
+        for task_id in self._cancelled:
+            self._tell_scheduler(TaskCancelled(task_id))
+        for record in self._finished:
+            waiters = self._task_waiters.pop(record.id, ())
+            if waiters:
+                snapshot = record.snapshot()
+                for waiter in waiters:
+                    waiter.reply(snapshot)
+        if not self._unfinished and self._idle_waiters:
+            for waiter in self._idle_waiters:
+                waiter.reply(None)
+            self._idle_waiters.clear()
+        if self._events and self._subscribers:
+            self._publish(self._events)
+
+    def _tell_scheduler(self, message: Any) -> None:
+        try:
+            self._scheduler.try_tell(message)  # the scheduler's mailbox is unbounded
+        except ActorStopped:
+            logger.debug("store.scheduler_gone message=%s", type(message).__name__)
+
+    # -- state changes -----------------------------------------------------------------------------
+
+    def _move(self, record: TaskRecord, state: TaskState, at: float) -> None:
+        counts = self._counts
+        counts[record.type, record.state] -= 1
+        counts[record.type, state] += 1
+        record.move(state, at)
+        self._changed[record.id] = record
+        if state.finished:
+            del self._unfinished[record.id]
+            record.finished_at = at
+            self._finished.append(record)
+        if self._subscribers:
+            self._events.append(
+                TaskEvent(record.id, record.type, state, at, record.attempts, record.worker)
+            )
+
+    async def _submit(self, message: Submit, envelope: Envelope) -> list[Admitted]:
+        if self._closed:
+            raise EngineClosed()
+        new: list[NewTask] = message.tasks
+        existing: dict[str, TaskRecord] = {}
+        for task in new:
+            if task.key is not None and task.key not in existing:
+                found = self._changed_key(task.key) or await self._backend.find_key(task.key)
+                if found is not None:
+                    existing[task.key] = found
+        creating = sum(1 for task in new if task.key is None or task.key not in existing)
+        if len(self._unfinished) + creating > self._queue_size:
+            raise QueueFull(self._queue_size, len(self._unfinished), creating)
+        admitted: list[Admitted] = []
+        now = time.time()
+        for task in new:
+            if task.key is not None and task.key in existing:
+                admitted.append(Admitted(existing[task.key].snapshot(), False))
+                continue
+            record = self._create(task, now)
+            if task.key is not None:
+                existing[task.key] = record
+            admitted.append(Admitted(record.snapshot(), True))
+        return admitted
+
+    def _changed_key(self, key: str) -> TaskRecord | None:
+        for record in self._changed.values():
+            if record.key == key:
+                return record
+        return None
+
+    def _create(self, task: NewTask, now: float) -> TaskRecord:
+        self._number += 1
+        record = TaskRecord(
+            id=str(uuid.uuid4()),
+            number=self._number,
+            type=task.type,
+            payload=task.payload,
+            priority=task.priority,
+            state=TaskState.PENDING,
+            attempts=0,
+            max_retries=task.max_retries,
+            timeout=task.timeout,
+            created_at=now,
+            run_at=task.run_at,
+            key=task.key,
+        )
+        record.move(TaskState.PENDING, now)
+        self._counts[record.type, TaskState.PENDING] += 1
+        self._unfinished[record.id] = record
+        self._changed[record.id] = record
+        self._ready.append(record.job())
+        if self._subscribers:
+            self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
+        return record
+
+    async def _record(self, message: Record, envelope: Envelope) -> None:
+        unfinished = self._unfinished
+        for change in message.changes:
+            record = unfinished.get(change.id)
+            if record is None:
+                continue  # cancelled (or deleted) meanwhile: the store's word is final
+            state = record.state
+            if isinstance(change, Started):
+                if state is TaskState.PENDING or state is TaskState.RETRYING:
+                    record.attempts += 1
+                    record.worker = change.worker
+                    record.started_at = change.at
+                    record.progress = None
+                    self._move(record, TaskState.RUNNING, change.at)
+            elif state is not TaskState.RUNNING:
+                continue
+            elif isinstance(change, Completed):
+                record.result = change.result
+                record.error = None
+                self._move(record, TaskState.COMPLETED, change.at)
+            elif isinstance(change, Retrying):
+                record.error = change.error
+                record.run_at = change.run_at
+                self._move(record, TaskState.RETRYING, change.at)
+            elif isinstance(change, Failed):
+                record.error = change.error
+                self._move(record, TaskState.FAILED, change.at)
+            elif isinstance(change, Requeued):
+                if not change.started:
+                    record.attempts -= 1
+                self._move(record, TaskState.PENDING, change.at)
+
+    async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
+        record = self._unfinished.get(message.id)
+        if record is not None and record.state is TaskState.RUNNING:
+            record.progress = Progress(message.fraction, message.message)
+            self._changed[record.id] = record
+
+    # -- operations on one task --------------------------------------------------------------------
+
+    async def _find(self, task_id: str | int) -> TaskRecord:
+        if isinstance(task_id, int):
+            record = await self._backend.get_by_number(task_id)
+        else:
+            record = self._unfinished.get(task_id) or await self._backend.get(task_id)
+        if record is None:
+            raise TaskNotFound(task_id)
+        return record
+
+    async def _get(self, message: GetTask, envelope: Envelope) -> Any:
+        return (await self._find(message.id)).snapshot()
+
+    async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
+        records = await self._backend.query(
+            message.state, message.type, message.limit, message.before
+        )
+        return [record.snapshot() for record in records]
+
+    async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
+        record = await self._find(message.id)
+        if record.state.finished:
+            raise TaskAlreadyFinished(record.id, record.state.value)
+        self._move(record, TaskState.CANCELLED, time.time())
+        self._cancelled.append(record.id)
+        return record.snapshot()
+
+    async def _delete(self, message: DeleteTask, envelope: Envelope) -> None:
+        record = await self._find(message.id)
+        if not record.state.finished:
+            raise TaskNotFinished(record.id, record.state.value)
+        self._counts[record.type, record.state] -= 1
+        self._deleted.append(record.id)
+        self._changed.pop(record.id, None)
+
+    async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
+        record = await self._find(message.id)
+        if record.state is not TaskState.FAILED:
+            raise TaskNotFailed(record.id, record.state.value)
+        now = time.time()
+        record.attempts = 0
+        record.finished_at = None
+        record.run_at = None
+        self._counts[record.type, record.state] -= 1
+        self._counts[record.type, TaskState.PENDING] += 1
+        record.move(TaskState.PENDING, now)
+        self._unfinished[record.id] = record
+        self._changed[record.id] = record
+        self._ready.append(record.job())
+        return record.snapshot()
+
+    async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
+        record = await self._find(message.id)
+        if record.state.finished:
+            return record.snapshot()
+        self._task_waiters[record.id].append(envelope)
+        return _DEFERRED
+
+    # -- the whole store ---------------------------------------------------------------------------
+
+    async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
+        if not self._unfinished:
+            return None
+        self._idle_waiters.append(envelope)
+        return _DEFERRED
+
+    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
+        return {key: count for key, count in self._counts.items() if count}
+
+    async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
+        # One slot more than the capacity, kept for the notice that the subscriber was dropped.
+        send, receive = trio.open_memory_channel[Any](message.capacity + 1)
+        self._subscribers.append((send, message.capacity))
+        return receive
+
+    def _publish(self, events: list[TaskEvent]) -> None:
+        keep: list[tuple[trio.MemorySendChannel[Any], int]] = []
+        for channel, capacity in self._subscribers:
+            try:
+                for event in events:
+                    if channel.statistics().current_buffer_used >= capacity:
+                        channel.send_nowait(_Dropped(capacity))
+                        raise trio.BrokenResourceError
+                    channel.send_nowait(event)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                channel.close()
+                continue
+            keep.append((channel, capacity))
+        self._subscribers = keep
+
+    async def _close_admission(self, message: CloseAdmission, envelope: Envelope) -> int:
+        self._closed = True
+        return len(self._unfinished)
+
+    async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
+        return [(record.job(), record.state) for record in self._unfinished.values()]
+
+
+class _Dropped:
+    """The last item a dropped subscriber receives."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity

@@ -1,0 +1,186 @@
+"""The task model: what a task is, the values the engine hands out, and the options' rules."""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+import attrs
+
+
+class TaskState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
+UNFINISHED = frozenset({TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING})
+
+PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
+DEFAULT_PRIORITY = PRIORITIES["normal"]
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_MAX_RETRIES = 3
+
+
+def parse_priority(value: int | str) -> int:
+    """A priority name (low, normal, high, critical) or any int; higher runs first."""
+    if isinstance(value, bool):
+        raise ValueError(f"priority must be an int or one of {list(PRIORITIES)}, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lower() in PRIORITIES:
+        return PRIORITIES[value.lower()]
+    raise ValueError(f"priority must be an int or one of {list(PRIORITIES)}, got {value!r}")
+
+
+def check_timeout(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"timeout must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def check_max_retries(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ValueError(f"max_retries must be an int >= 0, or -1 for unlimited, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class TaskError:
+    """Why an attempt failed: the exception's type name, its message and traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, error: BaseException, traceback: str = "") -> TaskError:
+        return cls(type(error).__name__, str(error), traceback)
+
+
+@attrs.frozen
+class Progress:
+    fraction: float
+    message: str = ""
+
+
+@attrs.frozen
+class Transition:
+    """One entry of a task's history: it entered ``state`` at wall-clock time ``at``."""
+
+    state: TaskState
+    at: float
+
+
+@attrs.frozen
+class Task:
+    """A snapshot of one task, as the store last recorded it. Times are wall-clock epochs."""
+
+    id: str
+    number: int
+    type: str
+    payload: Any
+    priority: int
+    state: TaskState
+    attempts: int
+    max_retries: int
+    timeout: float
+    created_at: float
+    run_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Any = None
+    error: TaskError | None = None
+    worker: str | None = None
+    progress: Progress | None = None
+    key: str | None = None
+    history: tuple[Transition, ...] = ()
+
+    @property
+    def retry_count(self) -> int:
+        """Attempts after the first (what the HTTP API calls ``retry_count``)."""
+        return max(self.attempts - 1, 0)
+
+
+@attrs.frozen
+class Submission:
+    """One task to submit; options left None take the handler's defaults."""
+
+    type: str
+    payload: Any = None
+    priority: int | str | None = None
+    max_retries: int | None = None
+    timeout: float | None = None
+    delay: float | None = None
+    run_at: float | None = None
+    key: str | None = None
+
+
+@attrs.frozen
+class Admitted:
+    """What the store answered for one submission: the task, and whether it is new."""
+
+    task: Task
+    created: bool
+
+
+@attrs.frozen
+class Page:
+    """One page of a listing, newest first; pass ``next_cursor`` back for the next page."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+@attrs.frozen
+class WorkerInfo:
+    name: str
+    state: str
+    current_task: str | None
+    tasks_done: int
+    restarts: int
+    last_error: str | None
+
+
+@attrs.frozen
+class Stats:
+    total_processed: int
+    successful: int
+    failed: int
+    cancelled: int
+    queue_length: int
+    running: int
+    by_state: dict[str, int]
+    by_type: dict[str, dict[str, int]]
+    workers_busy: int
+    workers_idle: int
+    paused: bool
+
+
+@attrs.frozen
+class TaskEvent:
+    """A task entered a new state (what ``engine.events()`` yields)."""
+
+    task_id: str
+    type: str
+    state: TaskState
+    at: float
+    attempts: int
+    worker: str | None = None
+
+
+@attrs.frozen
+class ShutdownReport:
+    """What shutdown left behind: tasks still unfinished (pending for a durable store)."""
+
+    unfinished: list[str]
+    interrupted: int

@@ -1,0 +1,225 @@
+"""The worker actor: asks the scheduler for work when idle, runs it under cancel scopes.
+
+This is the task boundary: the one place where an exception from task code is caught and
+becomes data (an Outcome). Anything else that goes wrong crashes the worker, its supervisor
+restarts it, and the scheduler re-queues what it held.
+
+Timeouts: one cancel scope serves a whole batch, its deadline moved for each job, because a
+fresh ``move_on_after`` per task costs more than most tasks. When the scope fires, the job that
+was running is the one that timed out (or was interrupted), and the rest get a new scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+import trio
+
+from .actor import Actor, Context
+from .errors import ActorStopped, Fatal, MailboxFull, Retry, TaskTimeout, UnknownTaskType
+from .mailbox import ActorRef, Mailbox
+from .messages import Interrupt, Job, Outcome, ProgressReported, RequestWork, WorkerStopped
+from .registry import Handler, Registry, TaskContext
+from .task import TaskError
+
+logger = logging.getLogger(__name__)
+
+
+class Worker(Actor):
+    def __init__(self, name: str, scheduler: ActorRef, store: ActorRef, registry: Registry):
+        self._name = name
+        self._scheduler = scheduler
+        self._store = store
+        self._registry = registry
+        self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
+        self._ask_scope: trio.CancelScope | None = None
+        self._scope: trio.CancelScope | None = None  # the running batch's scope
+        self._batch: list[Job] = []
+        self._outcomes: list[Outcome] = []
+        self._index = 0  # position in the batch of the job running now
+        self._interrupt: str | None = None  # why the scope was cancelled, if not a timeout
+        self._abandon_batch = False
+        self._skip: set[str] = set()
+        self._crashed = False
+
+    async def run(self, context: Context) -> None:
+        context.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._listen, context.mailbox)
+                await self._work(context.ref)
+                nursery.cancel_scope.cancel()
+        except Exception:
+            self._crashed = True  # the supervisor restarts us; the scheduler sees a fresh ask
+            raise
+        finally:
+            if not self._crashed:
+                self._say_goodbye()
+
+    async def _work(self, ref: ActorRef) -> None:
+        fresh = True
+        jobs: list[Job] | None = None
+        while not self._stopped.is_set():
+            with trio.CancelScope() as self._ask_scope:
+                jobs = await self._scheduler.ask(
+                    RequestWork(self._name, ref, self._outcomes, fresh)
+                )
+            self._ask_scope = None
+            self._outcomes = []  # delivered with the ask
+            fresh = False
+            if jobs is None:  # the engine is draining: idle until we are stopped
+                await self._stopped.wait()
+                return
+            await self._run_batch(jobs)
+            jobs = None
+
+    async def _listen(self, mailbox: Mailbox) -> None:
+        async for envelope in mailbox:
+            message = envelope.message
+            if isinstance(message, Interrupt):
+                self._on_interrupt(message)
+        self._stopped.set()
+        if self._ask_scope is not None:
+            self._ask_scope.cancel()
+
+    def _on_interrupt(self, message: Interrupt) -> None:
+        batch = self._batch
+        current = batch[self._index].id if self._index < len(batch) else None
+        if message.id is None:
+            self._abandon_batch = True
+        elif message.id != current:
+            self._skip.add(message.id)
+            return
+        if self._scope is not None:
+            self._interrupt = message.reason
+            self._scope.cancel()
+
+    def _say_goodbye(self) -> None:
+        """Tell the scheduler what this batch did, so it re-queues the rest (never blocks)."""
+        outcomes = list(self._outcomes)
+        batch = self._batch
+        if self._index < len(batch):
+            outcomes.append(Outcome(batch[self._index], "interrupted"))
+            outcomes.extend(Outcome(job, "returned") for job in batch[self._index + 1 :])
+        try:
+            self._scheduler.try_tell(WorkerStopped(self._name, outcomes))
+        except (ActorStopped, MailboxFull):
+            logger.warning("worker.goodbye_lost worker=%s", self._name)
+
+    # -- running a batch ---------------------------------------------------------------------------
+
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        self._batch = jobs
+        outcomes: list[Outcome] = []
+        self._outcomes = outcomes
+        self._index = 0
+        self._abandon_batch = False
+        while self._index < len(jobs):
+            if self._stopped.is_set() or self._abandon_batch:
+                outcomes.extend(Outcome(job, "returned") for job in jobs[self._index :])
+                break
+            self._interrupt = None
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                await self._run_in_scope(scope)
+            self._scope = None
+            if scope.cancelled_caught:
+                outcomes.append(self._cut_short(jobs[self._index]))
+                self._index += 1
+        self._batch = []
+        self._index = 0
+        self._skip.clear()
+
+    async def _run_in_scope(self, scope: trio.CancelScope) -> None:
+        jobs = self._batch
+        outcomes = self._outcomes
+        skip = self._skip
+        while self._index < len(jobs) and not scope.cancel_called:
+            if self._stopped.is_set() or self._abandon_batch:
+                return
+            job = jobs[self._index]
+            if job.id in skip:
+                outcomes.append(Outcome(job, "cancelled"))
+            else:
+                scope.deadline = trio.current_time() + job.timeout
+                outcomes.append(await self._attempt(job))
+            self._index += 1
+
+    def _cut_short(self, job: Job) -> Outcome:
+        now = time.time()
+        if self._interrupt == "cancelled":
+            return Outcome(job, "cancelled", finished_at=now)
+        if self._interrupt is not None:
+            return Outcome(job, "interrupted", finished_at=now)
+        logger.warning("task.timeout id=%s type=%s worker=%s", job.id, job.type, self._name)
+        error = TaskError.from_exception(TaskTimeout(job.timeout))
+        return Outcome(job, "timeout", finished_at=now, error=error)
+
+    async def _attempt(self, job: Job) -> Outcome:
+        """Run one attempt; the task boundary, where task code's exceptions become data."""
+        started = time.time()
+        try:
+            handler = self._registry.get(job.type)
+            result = await self._call(handler, job)
+        except Retry as error:
+            return self._failed(job, started, error, retry_delay=error.delay)
+        except (Fatal, UnknownTaskType) as error:
+            return self._failed(job, started, error, fatal=True)
+        except Exception as error:
+            return self._failed(job, started, error)
+        return Outcome(job, "ok", started, time.time(), result)
+
+    async def _call(self, handler: Handler, job: Job) -> Any:
+        if handler.run_in == "process":
+            import trio_parallel  # type: ignore[import-untyped]
+
+            return await trio_parallel.run_sync(handler.function, job.payload, kill_on_cancel=True)
+        context = TaskContext(job.id, job.type, job.attempts + 1, self._name, self._report)
+        if handler.run_in == "loop":
+            return await handler.function(context, job.payload)
+        return await trio.to_thread.run_sync(
+            handler.function, context, job.payload, abandon_on_cancel=True
+        )
+
+    def _failed(
+        self,
+        job: Job,
+        started: float,
+        error: Exception,
+        *,
+        fatal: bool = False,
+        retry_delay: float | None = None,
+    ) -> Outcome:
+        logger.warning(
+            "task.error id=%s type=%s worker=%s attempt=%d error=%r",
+            job.id,
+            job.type,
+            self._name,
+            job.attempts + 1,
+            error,
+        )
+        details = TaskError.from_exception(error, "".join(traceback.format_exception(error)))
+        return Outcome(
+            job,
+            "error",
+            started,
+            time.time(),
+            error=details,
+            fatal=fatal,
+            retry_delay=retry_delay,
+        )
+
+    def _report(self, task_id: str, fraction: float, message: str) -> None:
+        """Progress from task code, in the event loop or in a worker thread; dropped if full."""
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            trio.from_thread.run_sync(self._report, task_id, fraction, message)
+            return
+        try:
+            self._store.try_tell(ProgressReported(task_id, fraction, message))
+        except (MailboxFull, ActorStopped):
+            logger.debug("task.progress_dropped id=%s", task_id)
