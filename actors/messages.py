@@ -7,7 +7,7 @@ the scheduler, without ever waiting, that tasks became ready or were cancelled.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -17,8 +17,7 @@ from .task import TaskError, TaskState
 # -- what the scheduler holds and workers run ---------------------------------------------------
 
 
-@attrs.frozen(slots=True)
-class Job:
+class Job(NamedTuple):
     """The part of a task the scheduler and a worker need to run one attempt."""
 
     id: str
@@ -118,37 +117,32 @@ class ProgressReported:
 # Transitions inside a Record. `at` is wall-clock time.
 
 
-@attrs.frozen(slots=True)
-class Started:
+class Started(NamedTuple):
     id: str
     worker: str
     at: float
 
 
-@attrs.frozen(slots=True)
-class Completed:
+class Completed(NamedTuple):
     id: str
     result: Any
     at: float
 
 
-@attrs.frozen(slots=True)
-class Retrying:
+class Retrying(NamedTuple):
     id: str
     error: TaskError
     run_at: float
     at: float
 
 
-@attrs.frozen(slots=True)
-class Failed:
+class Failed(NamedTuple):
     id: str
     error: TaskError
     at: float
 
 
-@attrs.frozen(slots=True)
-class Requeued:
+class Requeued(NamedTuple):
     """Back to pending: the worker holding it is gone. ``started`` says if it had begun."""
 
     id: str
@@ -240,8 +234,7 @@ class Interrupt:
 # -- what a worker reports per job -------------------------------------------------------------
 
 
-@attrs.frozen(slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How one job ended on a worker. ``kind``: ok, error, timeout, cancelled, interrupted or
     returned (never started). ``retry_delay`` is set when the handler raised Retry(delay=)."""
 

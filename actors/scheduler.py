@@ -271,7 +271,7 @@ class Scheduler(Actor):
             del self._holder[job.id]
             self._changes.append(Requeued(job.id, started=started, at=now))
             if not self._draining:
-                self._enqueue(attrs.evolve(job, attempts=job.attempts + started))
+                self._enqueue(job._replace(attempts=job.attempts + started))
         logger.warning("scheduler.requeued worker=%s tasks=%d", worker, len(jobs))
 
     def _dispatch(self) -> None:
@@ -323,7 +323,7 @@ class Scheduler(Actor):
             started = kind == "interrupted"
             self._changes.append(Requeued(job.id, started=started, at=now))
             if not self._draining:
-                self._enqueue(attrs.evolve(job, attempts=job.attempts + started))
+                self._enqueue(job._replace(attempts=job.attempts + started))
             return
         self._done[worker] = self._done.get(worker, 0) + 1
         self._measure(job.type, outcome)
@@ -344,7 +344,7 @@ class Scheduler(Actor):
             delay = backoff_delay(policy, attempt, self._rng)
         run_at = now + delay
         self._changes.append(Retrying(job.id, outcome.error, run_at, now))
-        retry = attrs.evolve(job, attempts=attempt, run_at=run_at)
+        retry = job._replace(attempts=attempt, run_at=run_at)
         self._queues.push(retry, trio.current_time() + delay)
         logger.info("task.retry id=%s attempt=%d delay=%.3fs", job.id, attempt, delay)
 

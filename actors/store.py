@@ -9,8 +9,8 @@ before it is committed.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -223,7 +223,7 @@ class Store(Actor):
     def _create(self, task: NewTask, now: float) -> TaskRecord:
         self._number += 1
         record = TaskRecord(
-            id=str(uuid.uuid4()),
+            id=os.urandom(12).hex(),
             number=self._number,
             type=task.type,
             payload=task.payload,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -73,8 +73,7 @@ class Progress:
     message: str = ""
 
 
-@attrs.frozen
-class Transition:
+class Transition(NamedTuple):
     """One entry of a task's history: it entered ``state`` at wall-clock time ``at``."""
 
     state: TaskState
