@@ -326,14 +326,15 @@ class Engine:
             infos.append(WorkerInfo(child.name, state, current, done, child.restarts, error))
         return infos
 
-    async def events(self, capacity: int = 1000) -> AsyncIterator[TaskEvent]:
-        """Every task transition from now on; raises EventsDropped if it falls too far behind."""
-        receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(capacity))
-        async with receive:
-            async for item in receive:
-                if isinstance(item, _Dropped):
-                    raise EventsDropped(item.capacity)
-                yield item
+    def events(self, capacity: int = 1000) -> EventStream:
+        """Every task transition from the first ``__anext__`` on, as an async iterator.
+
+        Raises EventsDropped once it falls more than ``capacity`` events behind; an
+        abandoned stream is dropped the same way, so it costs nothing for long.
+        """
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return EventStream(self._store, capacity)
 
     # -- changing ----------------------------------------------------------------------------------
 
@@ -420,6 +421,35 @@ class Engine:
                 return await self._store.ask(message)
             except ActorCrashed:
                 logger.info("engine.store_restarted message=%s", type(message).__name__)
+
+
+class EventStream:
+    """An async iterator of TaskEvent; subscribes to the store on its first ``__anext__``."""
+
+    def __init__(self, store: ActorRef, capacity: int) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._receive: trio.MemoryReceiveChannel[Any] | None = None
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> TaskEvent:
+        if self._receive is None:
+            self._receive = await self._store.ask(Subscribe(self._capacity))
+        try:
+            item = await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, _Dropped):
+            self._receive.close()
+            raise EventsDropped(item.capacity)
+        event: TaskEvent = item
+        return event
+
+    async def aclose(self) -> None:
+        if self._receive is not None:
+            self._receive.close()
 
 
 def _id(task_id: str | int) -> str:
