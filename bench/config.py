@@ -1,0 +1,224 @@
+"""What is measured: the systems (oncue and its peers, with their settings) and the cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("full", "quick", "smoke")
+
+
+@dataclass(frozen=True)
+class System:
+    """One contender: which venv and driver module run it, and how it is set up."""
+
+    name: str
+    module: str  # run as `python -m <module> <spec json>`
+    venv: str | None  # a bench/.venvs group; None: the project's own interpreter
+    settings: str  # the settings used, as written in the report
+    backing: str = "memory"  # memory | sqlite | redis | postgres
+    variant: str = ""
+    oncue: bool = False
+
+
+SYSTEMS: tuple[System, ...] = (
+    System(
+        "oncue",
+        "bench.engine",
+        None,
+        "open_engine(workers=8, memory store), one awaited submit() per task",
+        oncue=True,
+    ),
+    System(
+        "oncue-batch",
+        "bench.engine",
+        None,
+        "same engine, submit_many() of 1,000 tasks per call",
+        variant="batch",
+        oncue=True,
+    ),
+    System(
+        "huey-memory",
+        "bench.peers.huey_peer",
+        "huey",
+        "MemoryHuey, create_consumer(workers=8, worker_type='thread', periodic=False)",
+        variant="memory",
+    ),
+    System(
+        "huey-sqlite",
+        "bench.peers.huey_peer",
+        "huey",
+        "SqliteHuey (file in a tmp dir), same consumer",
+        backing="sqlite",
+        variant="sqlite",
+    ),
+    System(
+        "taskiq-memory",
+        "bench.peers.taskiq_memory",
+        "taskiq",
+        "InMemoryBroker(max_async_tasks=8, max_stored_results=-1), producer's loop",
+    ),
+    System(
+        "dramatiq",
+        "bench.peers.dramatiq_peer",
+        "dramatiq",
+        "RedisBroker + Redis results, --processes 1 --threads 8",
+        backing="redis",
+    ),
+    System(
+        "arq",
+        "bench.peers.arq_peer",
+        "arq",
+        "max_jobs=8, poll_delay=0.01 s (0.5 s default caps it near 200/s)",
+        backing="redis",
+    ),
+    System(
+        "rq",
+        "bench.peers.rq_peer",
+        "rq",
+        "SimpleWorker, one process (sleep: worker-pool -n 16); high queue listed first",
+        backing="redis",
+    ),
+    System(
+        "celery",
+        "bench.peers.celery_peer",
+        "celery",
+        "Redis broker + results, -P solo (sleep: -P threads -c 100), no gossip/mingle/heartbeat",
+        backing="redis",
+    ),
+    System(
+        "procrastinate",
+        "bench.peers.procrastinate_peer",
+        "procrastinate",
+        "psycopg connector, worker --concurrency 8 (sleep: 100), LISTEN/NOTIFY",
+        backing="postgres",
+    ),
+)
+BY_NAME = {system.name: system for system in SYSTEMS}
+IN_MEMORY = ("oncue", "oncue-batch", "huey-memory", "taskiq-memory")
+SLOW = ("rq", "procrastinate", "huey-sqlite")  # a few hundred tasks/s: fewer tasks per run
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row group of the report: a workload with its sizes per mode."""
+
+    name: str
+    workload: str  # the driver flow: noop | sleep | priority | depth
+    title: str
+    unit: str  # "tasks/s" (higher is better) or "s" (lower is better)
+    sizes: dict[str, dict[str, Any]]  # mode -> Spec fields
+    systems: tuple[str, ...] = tuple(BY_NAME)
+    # system -> mode -> Spec fields overriding `sizes` (scaled down where a peer cannot)
+    scaled: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    notes: str = ""
+
+
+def _slow(full: dict[str, Any], quick: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    return {name: {"full": full, "quick": quick} for name in SLOW}
+
+
+SMOKE = {"runs": 1, "warmup": 2, "timeout": 60.0}
+CASES: tuple[Case, ...] = (
+    Case(
+        "noop-10k",
+        "noop",
+        "10,000 no-op tasks (double), submit then drain",
+        "tasks/s",
+        {
+            "full": {"n": 10_000, "runs": 3},
+            "quick": {"n": 2_000, "runs": 3},
+            "smoke": {"n": 20, **SMOKE},
+        },
+        scaled=_slow({"n": 3_000}, {"n": 500}),
+        notes="rq, procrastinate and huey-sqlite run 3,000 tasks per run (a few hundred/s).",
+    ),
+    Case(
+        "noop-100k",
+        "noop",
+        "100,000 no-op tasks, the in-memory systems",
+        "tasks/s",
+        {
+            "full": {"n": 100_000, "runs": 3, "timeout": 300.0},
+            "quick": {"n": 20_000, "runs": 3},
+            "smoke": {"n": 50, **SMOKE},
+        },
+        systems=IN_MEMORY,
+    ),
+    Case(
+        "sleep",
+        "sleep",
+        "2,000 tasks sleeping 10 ms each, concurrency 100",
+        "tasks/s",
+        {
+            "full": {"n": 2_000, "runs": 3, "concurrency": 100},
+            "quick": {"n": 500, "runs": 3, "concurrency": 100},
+            "smoke": {"n": 20, "concurrency": 10, **SMOKE},
+        },
+        systems=tuple(name for name in BY_NAME if name != "oncue-batch"),
+        notes="rq: 16 SimpleWorker processes (worker-pool), not 100.",
+    ),
+    Case(
+        "priority",
+        "priority",
+        "10,000 low tasks queued, then 100 high: seconds until all high are done",
+        "s",
+        {
+            "full": {"n": 10_000, "high": 100, "runs": 3},
+            "quick": {"n": 3_000, "high": 100, "runs": 3},
+            "smoke": {"n": 30, "high": 5, **SMOKE},
+        },
+        systems=tuple(name for name in BY_NAME if name not in {"oncue-batch", "arq"}),
+        notes="arq and taskiq's InMemoryBroker have no priorities; Dramatiq and RQ use a high "
+        "queue, Celery Redis priority steps, Huey, procrastinate and oncue native priorities.",
+    ),
+    Case(
+        "depth-1k",
+        "depth",
+        "throughput with 1,000 tasks queued behind the measured ones",
+        "tasks/s",
+        {
+            "full": {"depth": 1_000, "window": 1_000, "runs": 3},
+            "quick": {"depth": 1_000, "window": 300, "runs": 3},
+            "smoke": {"depth": 10, "window": 10, "skip": 5, **SMOKE},
+        },
+        systems=tuple(name for name in BY_NAME if name not in {"oncue-batch", "taskiq-memory"}),
+        scaled=_slow({"window": 300}, {"window": 100}),
+    ),
+    Case(
+        "depth-1M",
+        "depth",
+        "throughput with 1,000,000 tasks queued (50,000 for the Redis/PostgreSQL/SQLite peers)",
+        "tasks/s",
+        {
+            "full": {"depth": 1_000_000, "window": 1_000, "runs": 3, "timeout": 600.0},
+            "quick": {"depth": 100_000, "window": 300, "runs": 3, "timeout": 300.0},
+            "smoke": {"depth": 100, "window": 10, "skip": 5, **SMOKE},
+        },
+        systems=tuple(name for name in BY_NAME if name not in {"oncue-batch", "taskiq-memory"}),
+        scaled={
+            **{
+                name: {"full": {"depth": 50_000}, "quick": {"depth": 10_000}}
+                for name in ("dramatiq", "arq", "rq", "celery", "procrastinate", "huey-sqlite")
+            },
+            **_slow({"depth": 50_000, "window": 300}, {"depth": 10_000, "window": 100}),
+        },
+        notes="Filling 1M tasks through a network queue one call at a time takes many minutes; "
+        "the Redis/PostgreSQL/SQLite peers get 50,000 (procrastinate and rq fill in bulk).",
+    ),
+)
+CASE_BY_NAME = {case.name: case for case in CASES}
+WORKLOADS = {
+    "noop": ("noop-10k", "noop-100k"),
+    "sleep": ("sleep",),
+    "priority": ("priority",),
+    "depth": ("depth-1k", "depth-1M"),
+}
+
+
+def spec_for(case: Case, system: System, mode: str) -> dict[str, Any]:
+    """The Spec fields one driver run gets (see bench/peers/_common.Spec)."""
+    spec: dict[str, Any] = {"workload": case.workload, "variant": system.variant}
+    spec.update(case.sizes[mode])
+    spec.update(case.scaled.get(system.name, {}).get(mode, {}))
+    return spec

@@ -1,0 +1,164 @@
+"""oncue's side of every in-process workload (memory store), timed like the peers.
+
+Run by the orchestrator as ``python -m bench.engine '<spec json>'`` in the project's venv; it
+prints one ``BENCH-RESULT`` line.  Run by hand for a quick look at the engine alone:
+``python -m bench.engine`` (100,000 no-op tasks, 8 workers, prints tasks/s and p50/p99).
+
+Differences from the peer flows, on purpose: the timed drain ends when ``wait_idle()`` returns
+(the engine's own "everything finished" signal) and every result is then checked with
+``get()``, outside the clock; variant ``batch`` submits with ``submit_many`` (1,000 a call).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import trio
+
+from bench.peers._common import Spec, emit, percentile, read_spec, versions_of
+from oncue.actors import Engine, Registry, Submission, Task, TaskContext, open_engine
+
+registry = Registry()
+
+
+@registry.task("bench.double", timeout=60)
+async def double(ctx: TaskContext, x: int) -> list[Any]:
+    return [2 * x, time.time()]
+
+
+@registry.task("bench.nap", timeout=60)
+async def nap(ctx: TaskContext, x: int) -> list[Any]:
+    started = time.time()
+    await trio.sleep(0.01)
+    return [x, started]
+
+
+NAMES = {"double": "bench.double", "nap": "bench.nap"}
+
+
+async def submit_all(
+    engine: Engine, spec: Spec, kind: str, xs: range, **options: Any
+) -> list[Task]:
+    name = NAMES[kind]
+    if spec.variant == "batch" or options.pop("batch", False):
+        tasks: list[Task] = []
+        for first in range(xs.start, xs.stop, 1000):
+            chunk = range(first, min(first + 1000, xs.stop))
+            tasks += await engine.submit_many(Submission(name, x, **options) for x in chunk)
+        return tasks
+    return [await engine.submit(name, x, **options) for x in xs]
+
+
+async def started_at(engine: Engine, tasks: list[Task], kind: str) -> list[float]:
+    """Check every task's result (value and state) and return when each body started."""
+    starts = []
+    for x, task in enumerate(tasks):
+        done = await engine.get(task.id)
+        got, began = done.result
+        want = 2 * x if kind == "double" else x
+        if got != want:
+            raise AssertionError(f"task {task.id} returned {got!r}, expected {want!r}")
+        starts.append(began)
+    return starts
+
+
+async def throughput(spec: Spec) -> dict[str, Any]:
+    queue_size = spec.n + spec.warmup + 10
+    async with open_engine(
+        registry=registry, workers=spec.concurrency, queue_size=queue_size
+    ) as engine:
+        await submit_all(engine, spec, spec.kind, range(spec.warmup))
+        await engine.wait_idle()
+        samples, enqueue_rates, p50s, p99s = [], [], [], []
+        for _ in range(spec.runs):
+            began = time.perf_counter()
+            submitted = time.time()
+            tasks = await submit_all(engine, spec, spec.kind, range(spec.n))
+            enqueued = time.perf_counter() - began
+            await engine.wait_idle()
+            elapsed = time.perf_counter() - began
+            starts = await started_at(engine, tasks, spec.kind)
+            # created_at is the store's wall-clock admission time: the submit-side timestamp.
+            latencies = [
+                s - (t.created_at or submitted) for s, t in zip(starts, tasks, strict=True)
+            ]
+            samples.append(spec.n / elapsed)
+            enqueue_rates.append(spec.n / enqueued)
+            p50s.append(percentile(latencies, 50) * 1000)
+            p99s.append(percentile(latencies, 99) * 1000)
+            await forget(engine, tasks)
+    return {"samples": samples, "enqueue": enqueue_rates, "p50_ms": p50s, "p99_ms": p99s}
+
+
+async def forget(engine: Engine, tasks: list[Task]) -> None:
+    """Delete finished tasks so the next run starts from an equally empty store."""
+    for task in tasks:
+        await engine.delete(task.id)
+
+
+async def priority(spec: Spec) -> dict[str, Any]:
+    samples, lows_first = [], []
+    queue_size = spec.n + spec.high + 10
+    for _ in range(spec.runs):
+        async with open_engine(
+            registry=registry, workers=spec.concurrency, queue_size=queue_size
+        ) as engine:
+            await engine.pause()
+            lows = await submit_all(engine, spec, "double", range(spec.n), priority="low")
+            await engine.resume()
+            await engine.wait(lows[0].id)
+            began = time.perf_counter()
+            highs = await submit_all(engine, spec, "double", range(spec.high), priority="high")
+            for task in highs:
+                await engine.wait(task.id)
+            samples.append(time.perf_counter() - began)
+            last_high = max(await started_at(engine, highs, "double"))
+            await engine.wait_idle()
+            low_starts = await started_at(engine, lows[:2000], "double")
+            lows_first.append(sum(1 for s in low_starts if s <= last_high))
+    return {"samples": samples, "unit": "s", "lows_started_first": lows_first}
+
+
+async def depth(spec: Spec) -> dict[str, Any]:
+    measured_count = spec.skip + spec.runs * spec.window
+    total = spec.depth + measured_count
+    async with open_engine(
+        registry=registry, workers=spec.concurrency, queue_size=total + 10
+    ) as engine:
+        await engine.pause()
+        began = time.perf_counter()
+        tasks = await submit_all(engine, spec, "double", range(total), batch=True)
+        fill_s = time.perf_counter() - began
+        await engine.resume()
+        for task in tasks[:measured_count]:
+            await engine.wait(task.id)
+        starts = sorted(await started_at(engine, tasks[:measured_count], "double"))
+        await engine.pause()  # the rest is backlog: leave it unrun, the engine drops it on exit
+        samples = []
+        for k in range(spec.runs):
+            first = spec.skip + k * spec.window
+            samples.append(spec.window / (starts[first + spec.window - 1] - starts[first]))
+        with trio.move_on_after(5):
+            await engine.shutdown(grace=0)
+    return {"samples": samples, "fill_per_s": total / fill_s, "queued": total}
+
+
+async def main(spec: Spec) -> dict[str, Any]:
+    flows = {"noop": throughput, "sleep": throughput, "priority": priority, "depth": depth}
+    with trio.fail_after(spec.timeout):
+        return await flows[spec.workload](spec)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:  # by hand: issue 3's figure
+        sys.argv.append(json.dumps({"workload": "noop", "n": 100_000, "runs": 3}))
+    spec = read_spec()
+    versions = versions_of("oncue", "trio")
+    try:
+        emit({"ok": True, "versions": versions, **trio.run(main, spec)})
+    except Exception as error:
+        emit({"ok": False, "error": f"{type(error).__name__}: {error}", "versions": versions})
+        raise
