@@ -1,0 +1,145 @@
+"""`create_app(engine)`: the Quart-Trio app that puts an engine on HTTP.
+
+The app holds no tasks of its own: the engine runs in the caller's nursery, and `serve()`
+runs Hypercorn beside it. Everything routes need lives on `Service`, reached with `service()`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import attrs
+import trio
+from quart import Response, current_app, g, request
+from quart_schema import QuartSchema, hide
+from quart_trio import QuartTrio
+from werkzeug.exceptions import NotFound
+
+from oncue.actors import Engine
+
+from .errors import register_error_handlers
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("oncue.http.access")
+
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_BATCH_LIMIT = 1000
+SWAGGER_ASSETS = "/docs/assets"
+MAX_ALIASES = 100_000
+
+
+@attrs.define
+class Service:
+    """What the routes share: the engine, the metrics, the limits, and whether we are draining."""
+
+    engine: Engine
+    metrics: Metrics
+    batch_limit: int
+    draining: trio.Event = attrs.field(factory=trio.Event)
+    # Ids chosen by `POST /submit` clients -> task ids; bounded, oldest forgotten first.
+    aliases: dict[str, str] = attrs.field(factory=dict)
+
+    def remember_alias(self, alias: str, task_id: str) -> None:
+        """Let `GET /status/<alias>` find `task_id` (for the last MAX_ALIASES aliases)."""
+        self.aliases.pop(alias, None)
+        self.aliases[alias] = task_id
+        if len(self.aliases) > MAX_ALIASES:
+            del self.aliases[next(iter(self.aliases))]
+
+
+def service() -> Service:
+    """The `Service` of the app handling the current request."""
+    return current_app.extensions["oncue"]  # type: ignore[no-any-return]
+
+
+def create_app(
+    engine: Engine,
+    *,
+    max_body_size: int = DEFAULT_MAX_BODY,
+    batch_limit: int = DEFAULT_BATCH_LIMIT,
+) -> QuartTrio:
+    """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
+
+    Args:
+        engine: the engine every route talks to.
+        max_body_size: requests with a larger body get 413.
+        batch_limit: the most tasks one `POST /api/v1/tasks/batch` may hold.
+    """
+    from .routes_compat import compat
+    from .routes_service import service_routes
+    from .routes_tasks import jobs, tasks
+
+    app = QuartTrio(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_size
+    # Nothing runs as a Quart background task (the engine lives in our nursery): don't wait.
+    app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0
+    app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui-bundle.js"
+    app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui.css"
+    app.extensions["oncue"] = Service(engine, Metrics(), batch_limit)
+    QuartSchema(
+        app,
+        info={"title": "oncue", "version": "0.1.0", "description": "A task queue on trio"},
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        conversion_preference="msgspec",
+    )
+    register_error_handlers(app)
+    app.before_request(_start_timer)
+    app.after_request(_log_request)
+    app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
+    for blueprint in (tasks, jobs, service_routes, compat):
+        app.register_blueprint(blueprint)
+    return app
+
+
+async def _start_timer() -> None:
+    g.started = trio.current_time()
+
+
+async def _log_request(response: Response) -> Response:
+    """One log line and one metrics sample per request."""
+    elapsed = trio.current_time() - g.get("started", trio.current_time())
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    service().metrics.observe_request(rule, request.method, response.status_code, elapsed)
+    access_logger.info(
+        "http.request method=%s path=%s status=%d duration_ms=%.1f remote=%s",
+        request.method,
+        request.path,
+        response.status_code,
+        elapsed * 1000,
+        request.remote_addr,
+    )
+    return response
+
+
+def swagger_dist() -> Path:
+    """The folder of Swagger UI's dist files, shipped by the flask-swagger-ui package.
+
+    Found without importing the package (importing it would import its Flask blueprint).
+    """
+    spec = importlib.util.find_spec("flask_swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("flask-swagger-ui is not installed; it ships the /docs assets")
+    return Path(next(iter(spec.submodule_search_locations))) / "dist"
+
+
+@hide
+async def _swagger_asset(name: str) -> Response:
+    content_type = _SWAGGER_FILES.get(name)
+    if content_type is None:
+        raise NotFound(f"no documentation asset {name!r}")
+    body = await trio.Path(swagger_dist() / name).read_bytes()
+    headers = {"Cache-Control": "public, max-age=86400"}
+    return Response(body, content_type=content_type, headers=headers)
+
+
+_SWAGGER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui-standalone-preset.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+}

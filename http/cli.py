@@ -1,0 +1,114 @@
+"""The `oncue` command: `oncue serve`, and client commands for a running server.
+
+Every `serve` option falls back to an environment variable: the `ONCUE_*` form first, then
+the name the Go queues' READMEs used (PORT, WORKER_COUNT, QUEUE_SIZE, DATABASE_URL,
+REDIS_URL, LOG_LEVEL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .client import add_client_commands
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def env(*names: str, default: str | None = None) -> str | None:
+    """The first of `names` set (and not empty) in the environment, or `default`."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return default
+
+
+def env_number(convert: Callable[[str], Any], *names: str, default: Any) -> Any:
+    """A number from the environment; a bad value is a usage error naming the variable."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            try:
+                return convert(value)
+            except ValueError:
+                raise SystemExit(f"oncue: {name} must be a number, got {value!r}") from None
+    return default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every `oncue` command."""
+    parser = argparse.ArgumentParser(
+        prog="oncue", description="A task queue built as a Trio actor system."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the HTTP server and the engine")
+    serve.add_argument("--host", default=env("ONCUE_HOST", default="127.0.0.1"))
+    serve.add_argument(
+        "--port", type=int, default=env_number(int, "ONCUE_PORT", "PORT", default=8080)
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=env_number(int, "ONCUE_WORKERS", "ONCUE_WORKER_COUNT", "WORKER_COUNT", default=5),
+    )
+    serve.add_argument(
+        "--queue-size",
+        type=int,
+        default=env_number(int, "ONCUE_QUEUE_SIZE", "QUEUE_SIZE", default=1000),
+        help="most unfinished tasks; more submissions get 429",
+    )
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        default=env("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", default="memory://"),
+        help="where tasks live (default memory://)",
+    )
+    serve.add_argument(
+        "--handlers",
+        metavar="MODULE",
+        default=env("ONCUE_HANDLERS"),
+        help="a module with your task types: its `registry` (an oncue Registry), as celery -A",
+    )
+    serve.add_argument(
+        "--grace",
+        metavar="SECONDS",
+        type=float,
+        default=env_number(float, "ONCUE_GRACE", default=10.0),
+        help="on SIGINT/SIGTERM, how long running tasks get to finish",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=env("ONCUE_LOG_FORMAT", default="text"),
+    )
+    serve.add_argument("--log-level", default=env("ONCUE_LOG_LEVEL", "LOG_LEVEL", default="INFO"))
+    serve.add_argument(
+        "--max-body-size",
+        type=int,
+        default=env_number(int, "ONCUE_MAX_BODY_SIZE", default=1024 * 1024),
+        help="bytes; larger request bodies get 413",
+    )
+    serve.set_defaults(run=_run_serve)
+    add_client_commands(commands, env("ONCUE_URL") or DEFAULT_URL)
+    return parser
+
+
+def _run_serve(options: argparse.Namespace) -> int:
+    from .server import run_server
+
+    return run_server(options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `oncue` console script; returns the exit code."""
+    options = build_parser().parse_args(argv)
+    code: int = options.run(options)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Every error response, in one place: `{"error": {"code", "message", "field"?}}`.
+
+Routes raise `ApiError` (or let the engine's errors through); the handlers registered here turn
+each into JSON with the right status, so no route maps exceptions itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from quart import Quart, Response
+from werkzeug.exceptions import HTTPException
+
+from oncue.actors import (
+    EngineClosed,
+    OncueError,
+    QueueFull,
+    TaskAlreadyFinished,
+    TaskNotFailed,
+    TaskNotFinished,
+    TaskNotFound,
+    UnknownTaskType,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
+
+# The engine's errors, most specific first (the first class the error is an instance of wins).
+ENGINE_ERRORS: list[tuple[type[Exception], int, str]] = [
+    (TaskNotFound, 404, "not_found"),
+    (TaskAlreadyFinished, 409, "already_finished"),
+    (TaskNotFinished, 409, "not_finished"),
+    (TaskNotFailed, 409, "not_failed"),
+    (UnknownTaskType, 422, "unknown_task_type"),
+    (QueueFull, 429, "queue_full"),
+    (EngineClosed, 503, "shutting_down"),
+    (ValueError, 422, "invalid_value"),
+]
+
+# Fields of request bodies; the engine's ValueErrors open with the name of the bad one.
+REQUEST_FIELDS = frozenset(
+    {"type", "payload", "priority", "max_retries", "timeout", "delay", "run_at", "key", "count"}
+)
+
+# Codes for the HTTP errors Quart and werkzeug raise themselves (bad route, method, body).
+HTTP_CODES = {
+    400: "bad_request",
+    404: "route_not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ApiError(Exception):
+    """An error a route reports to the client: status, a stable code, a message, the field."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The JSON body every 4xx/5xx carries."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    body = msgspec.json.encode({"error": error})
+    return Response(body, status=status, headers=headers, content_type="application/json")
+
+
+def engine_error_response(error: Exception) -> Response:
+    """Map one of the engine's errors to its status code (the single place that does it)."""
+    for cls, status, code in ENGINE_ERRORS:
+        if isinstance(error, cls):
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 429 else None
+            field = "type" if isinstance(error, UnknownTaskType) else _field_named(error)
+            return error_response(status, code, str(error), field, headers)
+    return internal_error_response(error)
+
+
+def _field_named(error: Exception) -> str | None:
+    """The request field a ValueError's message opens with ("timeout must be ..."), if any."""
+    first_word = str(error).split(" ", 1)[0]
+    return first_word if first_word in REQUEST_FIELDS else None
+
+
+def internal_error_response(error: BaseException) -> Response:
+    """A 500 that says nothing of the internals; the traceback goes to the log, once."""
+    logger.error("http.unhandled error=%r", error, exc_info=error)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def register_error_handlers(app: Quart) -> None:
+    """Make every error the app can produce answer with the JSON error body."""
+
+    @app.errorhandler(ApiError)
+    async def handle_api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.code, error.message, error.field, error.headers)
+
+    @app.errorhandler(HTTPException)
+    async def handle_http_exception(error: HTTPException) -> Response:
+        status = error.code or 500
+        if status >= 500:
+            return internal_error_response(error)
+        code = HTTP_CODES.get(status, "http_error")
+        message = error.description or error.name
+        headers = dict(error.get_headers()) if status == 405 else None
+        if headers is not None:
+            headers.pop("Content-Type", None)
+        return error_response(status, code, message, headers=headers)
+
+    @app.errorhandler(OncueError)
+    async def handle_oncue_error(error: OncueError) -> Response:
+        return engine_error_response(error)
+
+    @app.errorhandler(ValueError)
+    async def handle_value_error(error: ValueError) -> Response:
+        return engine_error_response(error)
+
+    @app.errorhandler(Exception)
+    async def handle_unexpected(error: Exception) -> Response:
+        return internal_error_response(error)

@@ -1,0 +1,112 @@
+"""Prometheus metrics for one app: a registry of its own (never the global one), so two apps in
+one process (tests) keep separate counts.
+
+Task counters follow the engine's event stream (`follow`); gauges (queue depth, busy workers,
+restarts) are read from the engine at scrape time (`refresh`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from oncue.actors import Engine, EventsDropped, TaskEvent, TaskState
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+
+_TRANSITIONS = {
+    TaskState.PENDING: "created",
+    TaskState.COMPLETED: "completed",
+    TaskState.FAILED: "failed",
+    TaskState.RETRYING: "retried",
+    TaskState.CANCELLED: "cancelled",
+}
+
+
+class Metrics:
+    """The app's metrics and the registry they live in."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.tasks = Counter(
+            "oncue_tasks",
+            "Task transitions by task type and event (created, completed, failed, ...)",
+            ["type", "event"],
+            registry=registry,
+        )
+        self.task_duration = Histogram(
+            "oncue_task_duration_seconds",
+            "Run time of finished tasks by type (started to finished, last attempt)",
+            ["type"],
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+        )
+        self.queue_depth = Gauge("oncue_queue_depth", "Tasks waiting to run", registry=registry)
+        self.busy_workers = Gauge("oncue_workers_busy", "Workers running a task", registry=registry)
+        self.workers = Gauge("oncue_workers", "Workers in the pool", registry=registry)
+        self.restarts = Gauge(
+            "oncue_supervisor_restarts", "Worker restarts by their supervisor", registry=registry
+        )
+        self.http_requests = Counter(
+            "oncue_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.http_duration = Histogram(
+            "oncue_http_request_duration_seconds",
+            "HTTP request handling time by route",
+            ["route"],
+            registry=registry,
+        )
+        self._started: dict[str, float] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP request (route is the URL rule, so the label set stays small)."""
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_duration.labels(route).observe(seconds)
+
+    def observe_event(self, event: TaskEvent) -> None:
+        """Count one task transition; a finished task also feeds the duration histogram."""
+        if event.state is TaskState.RUNNING:
+            self._started[event.task_id] = event.at
+            return
+        started = self._started.pop(event.task_id, None)
+        ended = event.state is TaskState.RETRYING or event.state.finished
+        if ended and started is not None:
+            self.task_duration.labels(event.type).observe(max(event.at - started, 0.0))
+        name = _TRANSITIONS.get(event.state)
+        if name is not None:
+            self.tasks.labels(event.type, name).inc()
+
+    async def follow(self, engine: Engine) -> None:
+        """Count task transitions from the engine's events until the stream ends.
+
+        A subscriber that falls behind is dropped by the engine; it subscribes again (the
+        counts then miss what was dropped, and say so in the log).
+        """
+        while not engine.closing:
+            try:
+                async for event in engine.events():
+                    self.observe_event(event)
+                return
+            except EventsDropped:
+                logger.warning("metrics.events_dropped")
+
+    async def refresh(self, engine: Engine) -> None:
+        """Read the gauges from the engine (the /metrics route calls this before rendering)."""
+        stats = await engine.stats()
+        workers = await engine.workers()
+        self.queue_depth.set(stats.queue_length)
+        self.workers.set(len(workers))
+        self.busy_workers.set(stats.workers_busy)
+        self.restarts.set(sum(worker.restarts for worker in workers))
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return prometheus_client.generate_latest(self.registry)

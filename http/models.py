@@ -1,0 +1,136 @@
+"""The HTTP API's request and response models (msgspec structs, which feed the OpenAPI spec).
+
+The engine keeps its own attrs models; `task_json` is the one place a `Task` becomes JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import msgspec
+
+from oncue.actors import Task
+
+
+class TaskIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A task to submit. `priority` is an int or low/normal/high/critical; `run_at` is epoch
+    seconds or ISO 8601 (UTC when it has no offset). `key` makes the submit idempotent."""
+
+    type: str
+    payload: Any = None
+    priority: int | str | None = None
+    max_retries: int | None = None
+    timeout: float | None = None
+    delay: float | None = None
+    run_at: float | datetime.datetime | None = None
+    key: str | None = None
+
+
+class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    tasks: list[TaskIn]
+
+
+class WorkersIn(msgspec.Struct, forbid_unknown_fields=True):
+    count: int
+
+
+class ErrorInfo(msgspec.Struct):
+    type: str
+    message: str
+
+
+class ProgressInfo(msgspec.Struct):
+    fraction: float
+    message: str
+
+
+class TaskOut(msgspec.Struct):
+    """A task as every route returns it; timestamps are ISO 8601 UTC strings."""
+
+    id: str
+    number: int
+    type: str
+    payload: Any
+    priority: int
+    status: str
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    retry_count: int
+    max_retries: int
+    timeout: float
+    run_at: str | None
+    result: Any
+    error: ErrorInfo | None
+    progress: ProgressInfo | None
+    attempts: int
+    worker: str | None
+    key: str | None
+
+
+class TaskList(msgspec.Struct):
+    tasks: list[TaskOut]
+    next_cursor: str | None
+
+
+class TaskBatch(msgspec.Struct):
+    tasks: list[TaskOut]
+
+
+class ErrorBody(msgspec.Struct):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(msgspec.Struct):
+    error: ErrorBody
+
+
+def iso(timestamp: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC with a Z, or None."""
+    if timestamp is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def epoch(moment: float | datetime.datetime | None) -> float | None:
+    """A run_at given as epoch seconds or a datetime (naive means UTC), as epoch seconds."""
+    if moment is None or isinstance(moment, float | int):
+        return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """The JSON form of a task: the fields of `TaskOut`."""
+    error = task.error
+    progress = task.progress
+    return {
+        "id": task.id,
+        "number": task.number,
+        "type": task.type,
+        "payload": task.payload,
+        "priority": task.priority,
+        "status": task.state.value,
+        "created_at": iso(task.created_at),
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
+        "retry_count": task.retry_count,
+        "max_retries": task.max_retries,
+        "timeout": task.timeout,
+        "run_at": iso(task.run_at),
+        "result": task.result,
+        "error": None if error is None else {"type": error.type, "message": error.message},
+        "progress": (
+            None
+            if progress is None
+            else {"fraction": progress.fraction, "message": progress.message}
+        ),
+        "attempts": task.attempts,
+        "worker": task.worker,
+        "key": task.key,
+    }

@@ -1,0 +1,112 @@
+"""The routes of the queues oncue replaces, shaped exactly as their READMEs document.
+
+- `POST /tasks` `{"status": "new", "result": 21}` and `GET /tasks/<n>`: small integer ids,
+  the task doubles `result` (the built-in `double` type).
+- `POST /submit` `{"id"?, "type", "payload"}`, `GET /status/<task_id>`, `GET /stats`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from quart import Blueprint, Response
+
+from oncue.actors import Task, TaskState
+
+from .app import service
+from .body import json_response, read_body
+from .models import iso
+
+compat = Blueprint("compat", __name__)
+
+_SIMPLE_STATUS = {
+    TaskState.PENDING: "queued",
+    TaskState.RETRYING: "queued",
+    TaskState.RUNNING: "processing",
+    TaskState.COMPLETED: "completed",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+}
+
+
+class SimpleTaskIn(msgspec.Struct):
+    """`POST /tasks`: the value to double; `status` is accepted and ignored (always "new")."""
+
+    result: int | float
+    status: str = "new"
+
+
+class SubmitIn(msgspec.Struct):
+    """`POST /submit`: a typed task; a given `id` becomes its id here (and its idempotency key)."""
+
+    type: str
+    payload: Any = None
+    id: str | None = None
+
+
+@compat.post("/tasks")
+async def create_simple_task() -> Response:
+    body = await read_body(SimpleTaskIn)
+    task = await service().engine.submit("double", {"result": body.result})
+    return json_response({"id": task.number, "status": "queued", "result": body.result}, 201)
+
+
+@compat.get("/tasks/<int:number>")
+async def get_simple_task(number: int) -> Response:
+    task = await service().engine.get(number)
+    result = task.result if task.state is TaskState.COMPLETED else _original(task)
+    return json_response(
+        {"id": task.number, "status": _SIMPLE_STATUS[task.state], "result": result}
+    )
+
+
+def _original(task: Task) -> Any:
+    payload = task.payload
+    return payload.get("result") if isinstance(payload, dict) else payload
+
+
+@compat.post("/submit")
+async def submit() -> Response:
+    body = await read_body(SubmitIn)
+    current = service()
+    task = await current.engine.submit(body.type, body.payload, key=body.id)
+    task_id = task.id
+    if body.id is not None:
+        current.remember_alias(body.id, task.id)
+        task_id = body.id
+    return json_response(
+        {"message": "Task submitted successfully", "task_id": task_id, "status": "pending"}, 202
+    )
+
+
+@compat.get("/status/<task_id>")
+async def status(task_id: str) -> Response:
+    task = await _by_id_or_key(task_id)
+    if not task.state.finished:
+        state = "processing" if task.state is TaskState.RUNNING else "pending"
+        return json_response({"task_id": task_id, "status": state})
+    body: dict[str, Any] = {"task_id": task_id, "success": task.state is TaskState.COMPLETED}
+    if task.state is TaskState.COMPLETED:
+        body["data"] = task.result
+    else:
+        body["error"] = task.error.message if task.error is not None else task.state.value
+    body["processed_at"] = iso(task.finished_at)
+    return json_response(body)
+
+
+async def _by_id_or_key(task_id: str) -> Task:
+    current = service()
+    return await current.engine.get(current.aliases.get(task_id, task_id))
+
+
+@compat.get("/stats")
+async def stats() -> Response:
+    current = await service().engine.stats()
+    body = {
+        "total_processed": current.total_processed,
+        "successful": current.successful,
+        "failed": current.failed,
+        "queue_length": current.queue_length,
+    }
+    return json_response(body)

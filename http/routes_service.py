@@ -1,0 +1,135 @@
+"""The service's own resources: queue pause/resume, workers, stats, health and metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import msgspec
+from quart import Blueprint, Response
+from quart_schema import document_request, document_response, hide
+
+from oncue.actors import EngineClosed, WorkerInfo
+
+from .app import service
+from .body import json_response, read_body
+from .errors import ApiError
+from .metrics import CONTENT_TYPE
+from .models import ErrorOut, WorkersIn, iso
+
+MAX_WORKERS = 1000
+
+service_routes = Blueprint("service", __name__)
+
+
+class WorkerOut(msgspec.Struct):
+    name: str
+    state: str
+    current_task: str | None
+    tasks_done: int
+    restarts: int
+    last_error: str | None
+
+
+class WorkerList(msgspec.Struct):
+    workers: list[WorkerOut]
+
+
+class QueueOut(msgspec.Struct):
+    paused: bool
+
+
+class HealthQueue(msgspec.Struct):
+    size: int
+    closed: bool
+
+
+class HealthOut(msgspec.Struct):
+    status: str
+    timestamp: str
+    workers: int
+    queue_depth: int
+    queue: HealthQueue
+
+
+def worker_json(worker: WorkerInfo) -> dict[str, Any]:
+    return attrs.asdict(worker)
+
+
+@service_routes.post("/api/v1/queue/pause")
+@document_response(QueueOut)
+async def pause() -> Response:
+    """Stop handing tasks to workers (submissions are still accepted)."""
+    await service().engine.pause()
+    return json_response({"paused": True})
+
+
+@service_routes.post("/api/v1/queue/resume")
+@document_response(QueueOut)
+async def resume() -> Response:
+    """Hand tasks to workers again."""
+    await service().engine.resume()
+    return json_response({"paused": False})
+
+
+@service_routes.get("/api/v1/workers")
+@document_response(WorkerList)
+async def list_workers() -> Response:
+    """Each worker: name, state, current task, tasks done, restarts, last error."""
+    workers = await service().engine.workers()
+    return json_response({"workers": [worker_json(worker) for worker in workers]})
+
+
+@service_routes.put("/api/v1/workers")
+@document_request(WorkersIn)
+@document_response(WorkerList)
+@document_response(ErrorOut, 422)
+async def resize_workers() -> Response:
+    """Resize the worker pool at run time; answers with the workers after the change."""
+    body = await read_body(WorkersIn)
+    if not 0 <= body.count <= MAX_WORKERS:
+        message = f"count must be between 0 and {MAX_WORKERS}, got {body.count}"
+        raise ApiError(422, "invalid_field", message, field="count")
+    engine = service().engine
+    await engine.resize(workers=body.count)
+    workers = await engine.workers()
+    return json_response({"workers": [worker_json(worker) for worker in workers]})
+
+
+@service_routes.get("/api/v1/stats")
+async def stats() -> Response:
+    """Counts by state and type, queue length, busy and idle workers, whether paused."""
+    return json_response(attrs.asdict(await service().engine.stats()))
+
+
+@service_routes.get("/health")
+@service_routes.get("/api/v1/health")
+@document_response(HealthOut)
+@document_response(HealthOut, 503)
+async def health() -> Response:
+    """`ok` with 200, or `shutting_down` with 503 once the server drains (for load balancers)."""
+    current = service()
+    closing = current.engine.closing or current.draining.is_set()
+    try:
+        engine_stats = await current.engine.stats()
+        depth, workers = engine_stats.queue_length, len(await current.engine.workers())
+    except EngineClosed:
+        closing, depth, workers = True, 0, 0
+    body = {
+        "status": "shutting_down" if closing else "ok",
+        "timestamp": iso(time.time()),
+        "workers": workers,
+        "queue_depth": depth,
+        "queue": {"size": depth, "closed": closing},
+    }
+    return json_response(body, 503 if closing else 200)
+
+
+@service_routes.get("/metrics")
+@hide
+async def metrics() -> Response:
+    """Prometheus text format."""
+    current = service()
+    await current.metrics.refresh(current.engine)
+    return Response(current.metrics.render(), content_type=CONTENT_TYPE)

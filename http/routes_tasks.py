@@ -1,0 +1,169 @@
+"""The task resource: `/api/v1/tasks` and its alias `/api/v1/jobs` (job_id, completed_at).
+
+Routes only translate: JSON in, one engine call, JSON out. The engine's errors become status
+codes in errors.py, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import trio
+from quart import Blueprint, Response, request
+from quart_schema import document_querystring, document_request, document_response
+
+from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitTimeout
+
+from .app import service
+from .body import json_response, query_float, query_int, read_body
+from .errors import ApiError
+from .models import BatchIn, ErrorOut, TaskBatch, TaskIn, TaskList, TaskOut, epoch, task_json
+
+MAX_LIST_LIMIT = 1000
+DEFAULT_WAIT = 30.0
+MAX_WAIT = 300.0
+STATES = [state.value for state in TaskState]
+
+Render = Callable[[Task], dict[str, Any]]
+
+
+class ListQuery(msgspec.Struct):
+    """`GET /api/v1/tasks` query string (documentation only; parsed by hand for 422s)."""
+
+    status: str | None = None
+    type: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def submission(item: TaskIn) -> Submission:
+    """The engine's `Submission` for one request item; `delay` and `run_at` exclude each other."""
+    if item.delay is not None and item.run_at is not None:
+        raise ApiError(422, "invalid_field", "give delay or run_at, not both", field="run_at")
+    return Submission(
+        item.type,
+        item.payload,
+        priority=item.priority,
+        max_retries=item.max_retries,
+        timeout=item.timeout,
+        delay=item.delay,
+        run_at=epoch(item.run_at),
+        key=item.key,
+    )
+
+
+def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
+    """The task routes under `prefix`, each task rendered by `render`."""
+    blueprint = Blueprint(name, __name__, url_prefix=prefix)
+
+    @blueprint.post("")
+    @document_request(TaskIn)
+    @document_response(TaskOut, 201)
+    @document_response(ErrorOut, 422)
+    async def submit() -> Response:
+        """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
+        item = await read_body(TaskIn)
+        (admitted,) = await service().engine.admit([submission(item)])
+        return json_response(render(admitted.task), 201 if admitted.created else 200)
+
+    @blueprint.post("/batch")
+    @document_request(BatchIn)
+    @document_response(TaskBatch, 201)
+    async def submit_batch() -> Response:
+        """Submit several tasks, all or nothing."""
+        batch = await read_body(BatchIn)
+        limit = service().batch_limit
+        if not 1 <= len(batch.tasks) <= limit:
+            message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
+            raise ApiError(422, "invalid_field", message, field="tasks")
+        submitted = await service().engine.submit_many([submission(t) for t in batch.tasks])
+        return json_response({"tasks": [render(task) for task in submitted]}, 201)
+
+    @blueprint.get("")
+    @document_querystring(ListQuery)
+    @document_response(TaskList)
+    async def list_tasks() -> Response:
+        """List tasks newest first, filtered by status and type, a page at a time."""
+        status = request.args.get("status") or None
+        if status is not None and status not in STATES:
+            message = f"status must be one of {', '.join(STATES)}, got {status!r}"
+            raise ApiError(422, "invalid_field", message, field="status")
+        page = await service().engine.list(
+            state=None if status is None else TaskState(status),
+            type=request.args.get("type") or None,
+            limit=query_int("limit", 50, low=1, high=MAX_LIST_LIMIT),
+            cursor=request.args.get("cursor") or None,
+        )
+        tasks = [render(task) for task in page.tasks]
+        return json_response({"tasks": tasks, "next_cursor": page.next_cursor})
+
+    @blueprint.get("/<task_id>")
+    @document_response(TaskOut)
+    async def get_task(task_id: str) -> Response:
+        """One task."""
+        return json_response(render(await service().engine.get(task_id)))
+
+    @blueprint.get("/<task_id>/wait")
+    @document_response(TaskOut)
+    async def wait_task(task_id: str) -> Response:
+        """Long-poll: the task once finished, or as it is when `timeout` seconds pass.
+
+        Also answers early, with the task as it is, when the server starts draining.
+        """
+        timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
+        current = service()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
+            try:
+                return json_response(render(await current.engine.wait(task_id, timeout=timeout)))
+            except WaitTimeout:
+                pass
+            finally:
+                nursery.cancel_scope.cancel()
+        return json_response(render(await current.engine.get(task_id)))
+
+    @blueprint.delete("/<task_id>")
+    @document_response(TaskOut)
+    async def delete_task(task_id: str) -> Response:
+        """Cancel an unfinished task (200 with it), or forget a finished one (204)."""
+        engine = service().engine
+        try:
+            return json_response(render(await engine.cancel(task_id)))
+        except TaskAlreadyFinished:
+            await engine.delete(task_id)
+            return Response(b"", status=204)
+
+    @blueprint.post("/<task_id>/cancel")
+    @document_response(TaskOut)
+    @document_response(ErrorOut, 409)
+    async def cancel_task(task_id: str) -> Response:
+        """Cancel an unfinished task; a finished one is a 409."""
+        return json_response(render(await service().engine.cancel(task_id)))
+
+    @blueprint.post("/<task_id>/retry")
+    @document_response(TaskOut)
+    @document_response(ErrorOut, 409)
+    async def retry_task(task_id: str) -> Response:
+        """Run a failed task again."""
+        return json_response(render(await service().engine.retry(task_id)), 200)
+
+    return blueprint
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def job_json(task: Task) -> dict[str, Any]:
+    """A task under the names the "Task Queue System" README used: job_id, completed_at."""
+    body = task_json(task)
+    body["job_id"] = body.pop("id")
+    body["completed_at"] = body.pop("finished_at")
+    return body
+
+
+tasks = task_blueprint("tasks", "/api/v1/tasks", task_json)
+jobs = task_blueprint("jobs", "/api/v1/jobs", job_json)

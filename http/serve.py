@@ -1,0 +1,70 @@
+"""`serve()`: Hypercorn's trio worker serving the app, inside the caller's nursery."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+from quart_trio import QuartTrio
+
+from oncue.actors import Engine
+
+from .app import Service, create_app
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GRACEFUL_TIMEOUT = 3.0
+
+
+async def serve(
+    engine: Engine,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    app: QuartTrio | None = None,
+    shutdown: trio.Event | None = None,
+    graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `engine` over HTTP until `shutdown` is set (or the caller cancels).
+
+    Start it with `port = await nursery.start(serve, engine, host, 0)`: it reports the bound
+    port once it listens. Setting `shutdown` stops accepting connections, ends long-polls
+    early and gives in-flight requests `graceful_timeout` seconds to finish (idle keep-alive
+    connections also hold shutdown up to that long). The engine is left running: the caller
+    owns it.
+
+    Args:
+        engine: the engine the app talks to (ignored for routing if `app` is given).
+        host: the address to bind; port 0 picks a free port.
+        app: an app made by `create_app(engine)`, to configure it first.
+        shutdown: set it to stop serving gracefully.
+        graceful_timeout: seconds in-flight requests get once shutdown begins.
+    """
+    if app is None:
+        app = create_app(engine)
+    current: Service = app.extensions["oncue"]
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None  # the app logs one line per request itself
+    config.errorlog = logging.getLogger("hypercorn.error")
+    stop = shutdown if shutdown is not None else trio.Event()
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        current.draining.set()  # long-polls answer now instead of holding shutdown
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(current.metrics.follow, engine)
+        async with trio.open_nursery() as server_nursery:
+            binds = await server_nursery.start(
+                partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
+            )
+            logger.info("http.listening url=%s", binds[0])
+            task_status.started(int(binds[0].rsplit(":", 1)[1]))
+        # Hypercorn has stopped; the metrics follower would only end with the engine.
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,129 @@
+"""`oncue serve`: the engine and the HTTP server in one trio nursery, with graceful shutdown.
+
+The first SIGINT/SIGTERM drains: health turns 503, new submissions get 503, the engine gets
+`--grace` seconds to finish running tasks, then Hypercorn stops (in-flight requests finish) and
+the process exits 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+from functools import partial
+
+import trio
+
+from oncue.actors import Engine, Registry, open_engine
+
+from .app import Service, create_app
+from .logs import configure_logging
+from .serve import serve
+
+logger = logging.getLogger("oncue.server")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def load_registry(module_name: str | None) -> Registry:
+    """The registry to serve: the built-ins, or `module_name`'s `registry` (`module:attr`).
+
+    The current directory is importable, as with `celery -A`.
+    """
+    if module_name is None:
+        return Registry()
+    module_path, _, attribute = module_name.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_path)
+    registry = getattr(module, attribute or "registry", None)
+    if not isinstance(registry, Registry):
+        raise SystemExit(
+            f"oncue: {module_path} has no Registry named {attribute or 'registry'!r};"
+            " define `registry = Registry()` and decorate your handlers with @registry.task()"
+        )
+    return registry
+
+
+def run_server(options: argparse.Namespace) -> int:
+    """Run `oncue serve` until a signal has drained it; returns the exit code."""
+    configure_logging(options.log_level, options.log_format)
+    registry = load_registry(options.handlers)
+    return trio.run(partial(_serve_until_signalled, options, registry))
+
+
+async def _serve_until_signalled(options: argparse.Namespace, registry: Registry) -> int:
+    async with open_engine(
+        registry=registry,
+        workers=options.workers,
+        queue_size=options.queue_size,
+        store=options.store,
+    ) as engine:
+        app = create_app(engine, max_body_size=options.max_body_size)
+        current: Service = app.extensions["oncue"]
+        stop_http = trio.Event()
+        async with trio.open_nursery() as nursery:
+            signalled = trio.Event()
+            await nursery.start(_watch_signals, signalled)
+            port = await nursery.start(
+                partial(serve, engine, options.host, options.port, app=app, shutdown=stop_http)
+            )
+            _print_banner(app, options.host, port, registry, options)
+            await signalled.wait()
+            current.draining.set()
+            await _drain(engine, options.grace)
+            stop_http.set()
+            nursery.cancel_scope.cancel()  # the signal watcher
+    logger.info("server.stopped")
+    return 0
+
+
+async def _drain(engine: Engine, grace: float) -> None:
+    logger.info("server.draining grace=%.1fs", grace)
+    report = await engine.shutdown(grace=grace)
+    logger.info(
+        "server.drained unfinished=%d interrupted=%d",
+        len(report.unfinished),
+        report.interrupted,
+    )
+    for task_id in report.unfinished:
+        logger.warning("task.unfinished id=%s", task_id)
+
+
+async def _watch_signals(
+    signalled: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    with trio.open_signal_receiver(*SIGNALS) as signals:
+        task_status.started()
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if not signalled.is_set():
+                logger.info("server.signal signal=%s action=drain", name)
+                signalled.set()
+                continue
+            logger.warning("server.signal signal=%s action=exit_now", name)
+            logging.shutdown()
+            os._exit(128 + signum)
+
+
+def _print_banner(
+    app: object, host: str, port: int, registry: Registry, options: argparse.Namespace
+) -> None:
+    """Say where we listen and what we serve, like the Go server did."""
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    lines = [
+        f"oncue listening on {base}",
+        f"  workers={options.workers} queue_size={options.queue_size} store={options.store}",
+        f"  task types: {', '.join(registry.names())}",
+        "  routes:",
+    ]
+    rules = sorted(
+        (rule.rule, ",".join(sorted(rule.methods - {"HEAD", "OPTIONS"})))
+        for rule in app.url_map.iter_rules()  # type: ignore[attr-defined]
+        if rule.endpoint not in ("static", "swagger_assets")
+    )
+    lines += [f"    {methods:<7} {base}{path}" for path, methods in rules]
+    print("\n".join(lines), flush=True)
