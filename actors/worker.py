@@ -19,7 +19,15 @@ from typing import Any
 import trio
 
 from .actor import Actor, Context
-from .errors import ActorStopped, Fatal, MailboxFull, Retry, TaskTimeout, UnknownTaskType
+from .errors import (
+    ActorCrashed,
+    ActorStopped,
+    Fatal,
+    MailboxFull,
+    Retry,
+    TaskTimeout,
+    UnknownTaskType,
+)
 from .mailbox import ActorRef, Mailbox
 from .messages import Interrupt, Job, Outcome, ProgressReported, RequestWork, WorkerStopped
 from .registry import Handler, Registry, TaskContext
@@ -66,9 +74,17 @@ class Worker(Actor):
         jobs: list[Job] | None = None
         while not self._stopped.is_set():
             with trio.CancelScope() as self._ask_scope:
-                jobs = await self._scheduler.ask(
-                    RequestWork(self._name, ref, self._outcomes, fresh)
-                )
+                try:
+                    jobs = await self._scheduler.ask(
+                        RequestWork(self._name, ref, self._outcomes, fresh)
+                    )
+                except ActorCrashed:
+                    # The scheduler restarts with the queue rebuilt from the store, where what
+                    # we reported is still running: it re-queues that. Ask afresh.
+                    logger.warning("worker.scheduler_crashed worker=%s", self._name)
+                    self._outcomes = []
+                    fresh = True
+                    continue
             self._ask_scope = None
             self._outcomes = []  # delivered with the ask
             fresh = False
