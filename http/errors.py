@@ -43,6 +43,7 @@ ENGINE_ERRORS: list[tuple[type[Exception], int, str]] = [
 # Fields of request bodies; the engine's ValueErrors open with the name of the bad one.
 REQUEST_FIELDS = frozenset(
     {"type", "payload", "priority", "max_retries", "timeout", "delay", "run_at", "key", "count"}
+    | {"cursor", "limit", "status"}
 )
 
 # Codes for the HTTP errors Quart and werkzeug raise themselves (bad route, method, body).

@@ -1,8 +1,8 @@
 """Prometheus metrics for one app: a registry of its own (never the global one), so two apps in
 one process (tests) keep separate counts.
 
-Task counters follow the engine's event stream (`follow`); gauges (queue depth, busy workers,
-restarts) are read from the engine at scrape time (`refresh`).
+Task counters follow the engine's event stream (`observe_event`, fed by serve.py); gauges
+(queue depth, busy workers, restarts) are read from the engine at scrape time (`refresh`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from oncue.actors import Engine, EventsDropped, TaskEvent, TaskState
+from oncue.actors import Engine, TaskEvent, TaskState
 
 logger = logging.getLogger(__name__)
 
@@ -83,20 +83,6 @@ class Metrics:
         name = _TRANSITIONS.get(event.state)
         if name is not None:
             self.tasks.labels(event.type, name).inc()
-
-    async def follow(self, engine: Engine) -> None:
-        """Count task transitions from the engine's events until the stream ends.
-
-        A subscriber that falls behind is dropped by the engine; it subscribes again (the
-        counts then miss what was dropped, and say so in the log).
-        """
-        while not engine.closing:
-            try:
-                async for event in engine.events():
-                    self.observe_event(event)
-                return
-            except EventsDropped:
-                logger.warning("metrics.events_dropped")
 
     async def refresh(self, engine: Engine) -> None:
         """Read the gauges from the engine (the /metrics route calls this before rendering)."""

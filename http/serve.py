@@ -10,13 +10,16 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
-from oncue.actors import Engine
+from oncue.actors import Engine, EventsDropped, TaskEvent
 
 from .app import Service, create_app
+from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
+task_logger = logging.getLogger("oncue.task")
 
 DEFAULT_GRACEFUL_TIMEOUT = 3.0
+EVENTS_CAPACITY = 10_000
 
 
 async def serve(
@@ -27,6 +30,7 @@ async def serve(
     app: QuartTrio | None = None,
     shutdown: trio.Event | None = None,
     graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
+    log_tasks: bool = True,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `engine` over HTTP until `shutdown` is set (or the caller cancels).
@@ -43,6 +47,7 @@ async def serve(
         app: an app made by `create_app(engine)`, to configure it first.
         shutdown: set it to stop serving gracefully.
         graceful_timeout: seconds in-flight requests get once shutdown begins.
+        log_tasks: log one line per task transition (`task.completed id=... worker=...`).
     """
     if app is None:
         app = create_app(engine)
@@ -59,7 +64,7 @@ async def serve(
         current.draining.set()  # long-polls answer now instead of holding shutdown
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(current.metrics.follow, engine)
+        nursery.start_soon(follow_events, engine, current.metrics, log_tasks)
         async with trio.open_nursery() as server_nursery:
             binds = await server_nursery.start(
                 partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
@@ -68,3 +73,32 @@ async def serve(
             task_status.started(int(binds[0].rsplit(":", 1)[1]))
         # Hypercorn has stopped; the metrics follower would only end with the engine.
         nursery.cancel_scope.cancel()
+
+
+async def follow_events(engine: Engine, metrics: Metrics, log_tasks: bool) -> None:
+    """Feed every task transition to the metrics (and the log) until the engine stops.
+
+    A stream that falls too far behind is dropped by the engine; subscribe again (the counts
+    then miss what was dropped, and the log says so).
+    """
+    while True:
+        try:
+            async for event in engine.events(EVENTS_CAPACITY):
+                metrics.observe_event(event)
+                if log_tasks:
+                    log_transition(event)
+            return
+        except EventsDropped:
+            logger.warning("http.events_dropped capacity=%d", EVENTS_CAPACITY)
+
+
+def log_transition(event: TaskEvent) -> None:
+    """One line per task transition, with the worker that ran it."""
+    task_logger.info(
+        "task.%s id=%s type=%s worker=%s attempts=%d",
+        event.state.value,
+        event.task_id,
+        event.type,
+        event.worker or "-",
+        event.attempts,
+    )

@@ -1,0 +1,118 @@
+"""Every error is JSON `{"error": {"code", "message", "field"?}}` with the right status."""
+
+from __future__ import annotations
+
+import pytest
+
+from oncue.actors import Engine
+
+
+async def error_of(response, status):
+    assert response.status_code == status, await response.get_data()
+    assert response.content_type == "application/json"
+    return (await response.get_json())["error"]
+
+
+async def test_invalid_json_is_400(client) -> None:
+    response = await client.post("/api/v1/tasks", data=b'{"type": ', headers=JSON)
+    assert (await error_of(response, 400))["code"] == "invalid_json"
+
+
+async def test_empty_body_is_400(client) -> None:
+    response = await client.post("/api/v1/tasks", data=b"")
+    assert (await error_of(response, 400))["code"] == "invalid_json"
+
+
+async def test_json_is_read_whatever_the_content_type(client) -> None:
+    # curl -d sends application/x-www-form-urlencoded unless told otherwise
+    body = b'{"type": "echo"}'
+    response = await client.post("/api/v1/tasks", data=body, headers=FORM)
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"payload": 1}, "type"),
+        ({"type": 5}, "type"),
+        ({"type": "echo", "priority": 1.5}, "priority"),
+        ({"type": "echo", "priority": "urgent"}, "priority"),
+        ({"type": "echo", "timeout": -1}, "timeout"),
+        ({"type": "echo", "max_retries": "x"}, "max_retries"),
+        ({"type": "echo", "delay": 1, "run_at": 2}, "run_at"),
+        ({"type": "echo", "colour": "red"}, "colour"),
+        ([1, 2], None),
+    ],
+)
+async def test_invalid_fields_are_422_naming_the_field(client, body, field) -> None:
+    error = await error_of(await client.post("/api/v1/tasks", json=body), 422)
+    assert error.get("field") == field
+    assert error["message"]
+
+
+async def test_unknown_task_type_is_422_listing_known_types(client) -> None:
+    error = await error_of(await client.post("/api/v1/tasks", json={"type": "nope"}), 422)
+    assert (error["code"], error["field"]) == ("unknown_task_type", "type")
+    assert "double" in error["message"]
+    assert "email" in error["message"]
+
+
+async def test_queue_full_is_429_with_retry_after(client, engine: Engine) -> None:
+    await engine.pause()
+    body = {"tasks": [{"type": "echo"}] * 10}
+    for _ in range(5):
+        assert (await client.post("/api/v1/tasks/batch", json=body)).status_code == 201
+    response = await client.post("/api/v1/tasks", json={"type": "echo"})
+    assert (await error_of(response, 429))["code"] == "queue_full"
+    assert response.headers["Retry-After"].isdigit()
+
+
+async def test_body_over_the_limit_is_413(client) -> None:
+    body = b'{"type": "echo", "payload": "' + b"x" * (65 * 1024) + b'"}'
+    response = await client.post("/api/v1/tasks", data=body, headers=JSON)
+    assert (await error_of(response, 413))["code"] == "body_too_large"
+
+
+async def test_unknown_route_is_404_and_wrong_method_405(client) -> None:
+    assert (await error_of(await client.get("/nowhere"), 404))["code"] == "route_not_found"
+    error = await error_of(await client.put("/api/v1/tasks"), 405)
+    assert error["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("status=bogus", "status"),
+        ("cursor=x", "cursor"),
+    ],
+)
+async def test_bad_list_queries_are_422(client, query, field) -> None:
+    error = await error_of(await client.get(f"/api/v1/tasks?{query}"), 422)
+    assert error.get("field") == field
+
+
+async def test_bad_wait_timeout_is_422(client) -> None:
+    task = await (await client.post("/api/v1/tasks", json={"type": "echo"})).get_json()
+    error = await error_of(await client.get(f"/api/v1/tasks/{task['id']}/wait?timeout=x"), 422)
+    assert error["field"] == "timeout"
+
+
+async def test_submit_while_shutting_down_is_503(client, engine: Engine) -> None:
+    await engine.shutdown(grace=0)
+    response = await client.post("/api/v1/tasks", json={"type": "echo"})
+    assert (await error_of(response, 503))["code"] == "shutting_down"
+
+
+async def test_unexpected_error_is_a_json_500_without_details(client, engine, monkeypatch) -> None:
+    async def broken() -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(engine, "stats", broken)
+    error = await error_of(await client.get("/api/v1/stats"), 500)
+    assert error == {"code": "internal_error", "message": "internal server error"}
+
+
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -1,0 +1,95 @@
+"""Queue control, workers, stats, health, metrics and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import trio.testing
+
+from oncue.actors import Engine, TaskState
+
+
+async def test_pause_holds_tasks_and_resume_runs_them(client, engine: Engine) -> None:
+    response = await client.post("/api/v1/queue/pause")
+    assert (await response.get_json()) == {"paused": True}
+    task = await (await client.post("/api/v1/tasks", json={"type": "echo"})).get_json()
+    await trio.testing.wait_all_tasks_blocked()
+    assert (await engine.get(task["id"])).state is TaskState.PENDING
+    assert (await (await client.post("/api/v1/queue/resume")).get_json()) == {"paused": False}
+    assert (await engine.wait(task["id"])).state is TaskState.COMPLETED
+
+
+async def test_workers_lists_each_worker(client) -> None:
+    workers = (await (await client.get("/api/v1/workers")).get_json())["workers"]
+    assert [worker["name"] for worker in workers] == ["worker-1", "worker-2"]
+    assert set(workers[0]) == {
+        "name", "state", "current_task", "tasks_done", "restarts", "last_error",
+    }  # fmt: skip
+
+
+async def test_put_workers_resizes_the_pool(client) -> None:
+    response = await client.put("/api/v1/workers", json={"count": 4})
+    assert response.status_code == 200
+    assert len((await response.get_json())["workers"]) == 4
+    response = await client.put("/api/v1/workers", json={"count": 1})
+    assert len((await response.get_json())["workers"]) == 1
+
+
+async def test_put_workers_rejects_a_bad_count(client) -> None:
+    for body in ({"count": -1}, {"count": "two"}, {}):
+        response = await client.put("/api/v1/workers", json=body)
+        assert response.status_code == 422
+        assert (await response.get_json())["error"]["field"] == "count"
+
+
+async def test_stats_counts_by_state(client, engine: Engine) -> None:
+    task = await (await client.post("/api/v1/tasks", json={"type": "echo"})).get_json()
+    await engine.wait(task["id"])
+    stats = await (await client.get("/api/v1/stats")).get_json()
+    assert (stats["successful"], stats["queue_length"], stats["paused"]) == (1, 0, False)
+    assert stats["by_type"]["echo"]["completed"] == 1
+
+
+async def test_health_is_ok_then_503_while_shutting_down(client, engine: Engine) -> None:
+    for path in ("/health", "/api/v1/health"):
+        response = await client.get(path)
+        body = await response.get_json()
+        assert (response.status_code, body["status"]) == (200, "ok")
+        assert set(body) == {"status", "timestamp", "workers", "queue_depth", "queue"}
+        assert body["queue"] == {"size": 0, "closed": False}
+    await engine.shutdown(grace=0)
+    response = await client.get("/health")
+    body = await response.get_json()
+    assert (response.status_code, body["status"], body["queue"]["closed"]) == (
+        503,
+        "shutting_down",
+        True,
+    )
+
+
+async def test_metrics_are_prometheus_text(client) -> None:
+    await client.get("/health")
+    response = await client.get("/metrics")
+    text = (await response.get_data()).decode()
+    assert response.content_type.startswith("text/plain")
+    assert 'oncue_http_requests_total{method="GET",route="/health",status="200"} 1.0' in text
+    assert "oncue_queue_depth 0.0" in text
+    assert "oncue_workers 2.0" in text
+
+
+async def test_openapi_spec_describes_the_api(client) -> None:
+    spec = await (await client.get("/openapi.json")).get_json()
+    assert spec["openapi"].startswith("3.1")
+    assert {"/api/v1/tasks", "/api/v1/tasks/{task_id}", "/api/v1/workers"} <= set(spec["paths"])
+    submit = spec["paths"]["/api/v1/tasks"]["post"]
+    assert "requestBody" in submit
+    assert "201" in submit["responses"]
+
+
+async def test_docs_serve_swagger_ui_from_the_package(client) -> None:
+    page = (await (await client.get("/docs")).get_data()).decode()
+    assert "/docs/assets/swagger-ui-bundle.js" in page
+    assert "https://" not in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        response = await client.get(f"/docs/assets/{asset}")
+        assert response.status_code == 200
+        assert len(await response.get_data()) > 1000
+    assert (await client.get("/docs/assets/../pyproject.toml")).status_code == 404
