@@ -94,6 +94,25 @@ SYSTEMS: tuple[System, ...] = (
         backing="postgres",
     ),
 )
+HTTP_SYSTEMS: tuple[System, ...] = (
+    System(
+        "oncue-http",
+        "bench.http_bench",
+        None,
+        "oncue serve --workers 8 --queue-size 2000000 --log-level WARNING (memory store)",
+        variant="oncue",
+        oncue=True,
+    ),
+    System(
+        "hypercorn-bare",
+        "bench.http_bench",
+        None,
+        "bare ASGI endpoint (bench/http_bare.py) on the same Hypercorn trio worker",
+        variant="bare",
+    ),
+)
+QUEUES = tuple(system.name for system in SYSTEMS)
+SYSTEMS += HTTP_SYSTEMS
 BY_NAME = {system.name: system for system in SYSTEMS}
 IN_MEMORY = ("oncue", "oncue-batch", "huey-memory", "taskiq-memory")
 SLOW = ("rq", "procrastinate", "huey-sqlite")  # a few hundred tasks/s: fewer tasks per run
@@ -104,11 +123,11 @@ class Case:
     """One row group of the report: a workload with its sizes per mode."""
 
     name: str
-    workload: str  # the driver flow: noop | sleep | priority | depth
+    workload: str  # the driver flow: noop | sleep | priority | depth | http-single | http-batch
     title: str
     unit: str  # "tasks/s" (higher is better) or "s" (lower is better)
     sizes: dict[str, dict[str, Any]]  # mode -> Spec fields
-    systems: tuple[str, ...] = tuple(BY_NAME)
+    systems: tuple[str, ...] = QUEUES
     # system -> mode -> Spec fields overriding `sizes` (scaled down where a peer cannot)
     scaled: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     notes: str = ""
@@ -155,7 +174,7 @@ CASES: tuple[Case, ...] = (
             "quick": {"n": 500, "runs": 3, "concurrency": 100},
             "smoke": {"n": 20, "concurrency": 10, **SMOKE},
         },
-        systems=tuple(name for name in BY_NAME if name != "oncue-batch"),
+        systems=tuple(name for name in QUEUES if name != "oncue-batch"),
         notes="rq: 16 SimpleWorker processes (worker-pool), not 100.",
     ),
     Case(
@@ -168,7 +187,7 @@ CASES: tuple[Case, ...] = (
             "quick": {"n": 3_000, "high": 100, "runs": 3},
             "smoke": {"n": 30, "high": 5, **SMOKE},
         },
-        systems=tuple(name for name in BY_NAME if name not in {"oncue-batch", "arq"}),
+        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "arq"}),
         notes="arq and taskiq's InMemoryBroker have no priorities; Dramatiq and RQ use a high "
         "queue, Celery Redis priority steps, Huey, procrastinate and oncue native priorities.",
     ),
@@ -182,7 +201,7 @@ CASES: tuple[Case, ...] = (
             "quick": {"depth": 1_000, "window": 300, "runs": 3},
             "smoke": {"depth": 10, "window": 10, "skip": 5, **SMOKE},
         },
-        systems=tuple(name for name in BY_NAME if name not in {"oncue-batch", "taskiq-memory"}),
+        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "taskiq-memory"}),
         scaled=_slow({"window": 300}, {"window": 100}),
     ),
     Case(
@@ -195,7 +214,7 @@ CASES: tuple[Case, ...] = (
             "quick": {"depth": 100_000, "window": 300, "runs": 3, "timeout": 300.0},
             "smoke": {"depth": 100, "window": 10, "skip": 5, **SMOKE},
         },
-        systems=tuple(name for name in BY_NAME if name not in {"oncue-batch", "taskiq-memory"}),
+        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "taskiq-memory"}),
         scaled={
             **{
                 name: {"full": {"depth": 50_000}, "quick": {"depth": 10_000}}
@@ -207,12 +226,44 @@ CASES: tuple[Case, ...] = (
         "the Redis/PostgreSQL/SQLite peers get 50,000 (procrastinate and rq fill in bulk).",
     ),
 )
+HTTP = ("oncue-http", "hypercorn-bare")
+CASES += (
+    Case(
+        "http-single",
+        "http-single",
+        "POST /api/v1/tasks, one task per request, 32 keep-alive connections",
+        "tasks/s",
+        {
+            "full": {"n": 5_000, "runs": 3, "concurrency": 32},
+            "quick": {"n": 1_000, "runs": 3, "concurrency": 32},
+            "smoke": {"n": 20, "concurrency": 4, **SMOKE},
+        },
+        systems=HTTP,
+        notes="The peer here is the framework ceiling: a bare ASGI endpoint on the same "
+        "Hypercorn (issue 4 aims at >= 0.8x of it). Client: raw HTTP/1.1 on trio, same process "
+        "for both, sharing the two cores with the server.",
+    ),
+    Case(
+        "http-batch",
+        "http-batch",
+        "POST /api/v1/tasks/batch, 100 tasks per request, 8 connections",
+        "tasks/s",
+        {
+            "full": {"n": 500, "runs": 3, "concurrency": 8, "extra": {"batch": 100}},
+            "quick": {"n": 100, "runs": 3, "concurrency": 8, "extra": {"batch": 100}},
+            "smoke": {"n": 4, "concurrency": 2, "extra": {"batch": 10}, **SMOKE},
+        },
+        systems=HTTP,
+        notes="Bare endpoint: parses the same 100-task body and answers one object per task.",
+    ),
+)
 CASE_BY_NAME = {case.name: case for case in CASES}
 WORKLOADS = {
     "noop": ("noop-10k", "noop-100k"),
     "sleep": ("sleep",),
     "priority": ("priority",),
     "depth": ("depth-1k", "depth-1M"),
+    "http": ("http-single", "http-batch"),
 }
 
 

@@ -48,7 +48,8 @@ def case_table(rows: list[dict[str, Any]], case_name: str, found: dict[str, Any]
     case = CASE_BY_NAME[case_name]
     head = f"| system | {case.unit} median | min - max | p50 ms | p99 ms | peak RSS MB | oncue ÷ |"
     lines = [head, "|---|--:|--:|--:|--:|--:|--:|"]
-    main = found.get(case_name, {}).get("oncue", {})
+    by = found.get(case_name, {})
+    main = by.get(main_ours(by), {})
     for row in (r for r in rows if r["case"] == case_name):
         rss = _number(row.get("peak_rss_mb"))
         if "median" not in row:
@@ -70,7 +71,8 @@ def markdown(report: dict[str, Any]) -> str:
     out = [f"# oncue bench, {report['date']} ({report['mode']} mode)", ""]
     out += ["Ratios are oncue ÷ peer for tasks/s and peer ÷ oncue for seconds: above 1, oncue"]
     out += ["did better. Each figure is the median of the runs (min - max beside it).", ""]
-    out += ["## Ratios (oncue, one awaited submit per task)", "", *ratio_table(found, "oncue")]
+    out += ["## Ratios (oncue: one awaited submit per task; http: oncue serve)", ""]
+    out += ratio_table(found)
     if any("oncue-batch" in v for v in found.values()):
         out += ["", "## Ratios (oncue, submit_many)", "", *ratio_table(found, "oncue-batch")]
     for case_name in dict.fromkeys(row["case"] for row in rows):
@@ -94,11 +96,23 @@ def _lows(row: dict[str, Any]) -> str:
     return f"{row['system']} {statistics.median(row['lows_started_first']):,.0f}"
 
 
-def ratio_table(found: dict[str, Any], ours: str) -> list[str]:
-    peers = list(dict.fromkeys(p for by in found.values() for p in by.get(ours, {})))
+def main_ours(by: dict[str, Any]) -> str:
+    """The oncue system a case's ratios are quoted for: plain "oncue" where it ran."""
+    return "oncue" if "oncue" in by else next(iter(by), "oncue")
+
+
+def ratio_table(found: dict[str, Any], ours: str | None = None) -> list[str]:
+    """Rows of cases, columns of peers; `ours` None: each case's main oncue system."""
+
+    def pick(by: dict[str, Any]) -> dict[str, float]:
+        return dict(by.get(ours or main_ours(by), {}))
+
+    peers = list(dict.fromkeys(p for by in found.values() for p in pick(by)))
     lines = ["| case | " + " | ".join(peers) + " |", "|---|" + "--:|" * len(peers)]
     for case_name, by in found.items():
-        cells = [by.get(ours, {}).get(peer) for peer in peers]
+        if not pick(by):
+            continue
+        cells = [pick(by).get(peer) for peer in peers]
         text = [f"{c:.2f}x" if c else "-" for c in cells]
         lines.append(f"| {case_name} | " + " | ".join(text) + " |")
     return lines
@@ -134,15 +148,16 @@ def chart(found: dict[str, Any], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    cases = [c for c in found if found[c].get("oncue")]
-    peers = list(dict.fromkeys(p for c in cases for p in found[c]["oncue"]))
+    mains = {c: found[c][main_ours(found[c])] for c in found if found[c]}
+    cases = list(mains)
+    peers = list(dict.fromkeys(p for c in cases for p in mains[c]))
     if not cases or not peers:
         return False
     figure, axes = plt.subplots(figsize=(max(8, 1.6 * len(cases)), 5))
     width = 0.8 / len(peers)
     for index, peer in enumerate(peers):
         xs = [i + (index - len(peers) / 2 + 0.5) * width for i in range(len(cases))]
-        ys = [found[c]["oncue"].get(peer, 0) for c in cases]
+        ys = [mains[c].get(peer, 0) for c in cases]
         axes.bar(xs, ys, width, label=peer)
     axes.axhline(1.0, color="black", linewidth=0.8)
     axes.set_yscale("log")
