@@ -36,8 +36,9 @@ def failures(rows: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.timeout(120)
 def test_oncue_side_of_every_workload_runs_in_smoke_mode(tmp_path: Path) -> None:
-    rows = run_bench(tmp_path, "oncue,oncue-batch", "all")
-    assert {row["case"] for row in rows} >= {"noop-10k", "sleep", "priority", "depth-1k"}
+    rows = run_bench(tmp_path, "oncue,oncue-batch,oncue-http,hypercorn-bare", "all")
+    cases = {"noop-10k", "sleep", "priority", "depth-1k", "http-single", "http-batch"}
+    assert {row["case"] for row in rows} >= cases
     assert failures(rows) == []
     assert all(row["samples"] for row in rows)
     assert (tmp_path / next(tmp_path.glob("*.md")).name).read_text().startswith("# oncue bench")

@@ -5,6 +5,7 @@ one worker process for noop/priority/depth.  RQ has no in-process concurrency, s
 workload runs `rq worker-pool -n 16` (16 processes, not 100: a hundred Python processes on two
 cores measure the OS, not RQ).  Results read with `job.latest_result(timeout=...)` (blocking).
 Priority: a "high" queue listed first (`rq worker high bench`), RQ's documented way.
+The depth fill uses `enqueue_many` (its bulk API); the fill is not timed.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ class RqAdapter:
     def submit(self, kind: str, x: int, priority: str | None = None) -> Any:
         queue = self.queues["high" if priority == "high" else "low"]
         return kind, queue.enqueue(getattr(rq_tasks, kind), x)
+
+    def submit_batch(self, kind: str, xs: range) -> list[Any]:
+        """The depth fill: `enqueue_many` (one pipeline per 1,000 jobs), RQ's bulk API."""
+        function = getattr(rq_tasks, kind)
+        jobs = self.queues["low"].enqueue_many([Queue.prepare_data(function, (x,)) for x in xs])
+        return [(kind, job) for job in jobs]
 
     def result(self, handle: Any, x: int, deadline: Deadline) -> float:
         kind, job = handle
