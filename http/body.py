@@ -46,6 +46,8 @@ async def read_body(model: type[T]) -> T:
         raise ApiError(
             400, "invalid_json", f"the request body is not valid JSON: {error}"
         ) from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
 
 
 def validation_error(message: str) -> ApiError:

@@ -88,21 +88,30 @@ class ErrorOut(msgspec.Struct):
     error: ErrorBody
 
 
+# The last second of year 9999: later run_at values could not be shown as ISO 8601.
+MAX_EPOCH = 253_402_300_799.0
+
+
 def iso(timestamp: float | None) -> str | None:
     """Epoch seconds as ISO 8601 in UTC with a Z, or None."""
     if timestamp is None:
         return None
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
+    moment = datetime.datetime.fromtimestamp(min(timestamp, MAX_EPOCH), datetime.UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 
 def epoch(moment: float | datetime.datetime | None) -> float | None:
-    """A run_at given as epoch seconds or a datetime (naive means UTC), as epoch seconds."""
-    if moment is None or isinstance(moment, float | int):
-        return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+    """A run_at given as epoch seconds or a datetime (naive means UTC), as epoch seconds.
+
+    Raises ValueError (a 422 naming run_at) past the year 9999.
+    """
+    if moment is not None and not isinstance(moment, float | int):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        moment = moment.timestamp()
+    if moment is not None and not moment <= MAX_EPOCH:
+        raise ValueError(f"run_at must be before the year 10000, got {moment!r}")
+    return moment
 
 
 def task_json(task: Task) -> dict[str, Any]:

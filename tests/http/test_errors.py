@@ -18,6 +18,13 @@ async def test_invalid_json_is_400(client) -> None:
     assert (await error_of(response, 400))["code"] == "invalid_json"
 
 
+async def test_deeply_nested_body_is_400_not_500(client, engine: Engine) -> None:
+    body = b'{"type": "echo", "payload": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = await client.post("/api/v1/tasks", data=body, headers=JSON)
+    assert (await error_of(response, 400))["code"] == "invalid_json"
+    assert (await engine.list()).tasks == []
+
+
 async def test_empty_body_is_400(client) -> None:
     response = await client.post("/api/v1/tasks", data=b"")
     assert (await error_of(response, 400))["code"] == "invalid_json"
@@ -40,6 +47,9 @@ async def test_json_is_read_whatever_the_content_type(client) -> None:
         ({"type": "echo", "timeout": -1}, "timeout"),
         ({"type": "echo", "max_retries": "x"}, "max_retries"),
         ({"type": "echo", "delay": 1, "run_at": 2}, "run_at"),
+        ({"type": "echo", "run_at": 1e300}, "run_at"),
+        ({"type": "echo", "run_at": "not a date"}, "run_at"),
+        ({"type": "echo", "key": ""}, "key"),
         ({"type": "echo", "colour": "red"}, "colour"),
         ([1, 2], None),
     ],
