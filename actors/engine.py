@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import json
 import logging
 import math
 import random
@@ -234,6 +235,8 @@ class Engine:
         if submission.max_retries is not None:
             max_retries = check_max_retries(submission.max_retries)
         timeout = handler.timeout if submission.timeout is None else submission.timeout
+        if self._durable:
+            _check_json(submission.payload)
         return NewTask(
             handler.name,
             submission.payload,
@@ -327,10 +330,12 @@ class Engine:
         return infos
 
     def events(self, capacity: int = 1000) -> EventStream:
-        """Every task transition from the first ``__anext__`` on, as an async iterator.
+        """Every task transition, as an async iterator.
 
-        Raises EventsDropped once it falls more than ``capacity`` events behind; an
-        abandoned stream is dropped the same way, so it costs nothing for long.
+        ``async with engine.events() as stream:`` subscribes on entry, so nothing that
+        happens after it is missed; a bare ``async for event in engine.events()`` subscribes
+        at its first step. Raises EventsDropped once it falls more than ``capacity`` events
+        behind; an abandoned stream is dropped the same way, so it costs nothing for long.
         """
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
@@ -431,18 +436,29 @@ class EventStream:
         self._capacity = capacity
         self._receive: trio.MemoryReceiveChannel[Any] | None = None
 
+    async def __aenter__(self) -> EventStream:
+        await self._subscribe()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _subscribe(self) -> trio.MemoryReceiveChannel[Any]:
+        if self._receive is None:
+            self._receive = await self._store.ask(Subscribe(self._capacity))
+        return self._receive
+
     def __aiter__(self) -> EventStream:
         return self
 
     async def __anext__(self) -> TaskEvent:
-        if self._receive is None:
-            self._receive = await self._store.ask(Subscribe(self._capacity))
+        receive = await self._subscribe()
         try:
-            item = await self._receive.receive()
+            item = await receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
         if isinstance(item, _Dropped):
-            self._receive.close()
+            receive.close()
             raise EventsDropped(item.capacity)
         event: TaskEvent = item
         return event
@@ -476,6 +492,13 @@ def _run_at(delay: float | None, run_at: float | None) -> float | None:
     ):
         raise ValueError(f"run_at must be a Unix timestamp or a datetime, got {run_at!r}")
     return run_at
+
+
+def _check_json(payload: Any) -> None:
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"payload must be a JSON value for a durable store: {error}") from None
 
 
 def _check_key(key: str | None) -> str | None:

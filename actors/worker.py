@@ -51,7 +51,7 @@ class Worker(Actor):
         self._outcomes: list[Outcome] = []
         self._index = 0  # position in the batch of the job running now
         self._interrupt: str | None = None  # why the scope was cancelled, if not a timeout
-        self._abandon_batch = False
+        self._shutting_down = False  # interrupted for shutdown: run nothing more
         self._skip: set[str] = set()
         self._crashed = False
 
@@ -107,7 +107,7 @@ class Worker(Actor):
         batch = self._batch
         current = batch[self._index].id if self._index < len(batch) else None
         if message.id is None:
-            self._abandon_batch = True
+            self._shutting_down = True
         elif message.id != current:
             self._skip.add(message.id)
             return
@@ -134,9 +134,8 @@ class Worker(Actor):
         outcomes: list[Outcome] = []
         self._outcomes = outcomes
         self._index = 0
-        self._abandon_batch = False
         while self._index < len(jobs):
-            if self._stopped.is_set() or self._abandon_batch:
+            if self._stopped.is_set() or self._shutting_down:
                 outcomes.extend(Outcome(job, "returned") for job in jobs[self._index :])
                 break
             self._interrupt = None
@@ -156,7 +155,7 @@ class Worker(Actor):
         outcomes = self._outcomes
         skip = self._skip
         while self._index < len(jobs) and not scope.cancel_called:
-            if self._stopped.is_set() or self._abandon_batch:
+            if self._stopped.is_set() or self._shutting_down:
                 return
             job = jobs[self._index]
             if job.id in skip:

@@ -8,7 +8,7 @@ from typing import Protocol
 from ..record import TaskRecord
 from ..task import TaskState
 
-STORE_FORMS = "memory://"
+STORE_FORMS = "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db"
 
 
 class Backend(Protocol):
@@ -50,9 +50,26 @@ class Backend(Protocol):
 
 
 def open_backend(url: str) -> Backend:
-    """Make the backend a store URL names; raises ValueError naming the accepted forms."""
-    from .memory import MemoryBackend
+    """Make the backend a store URL names; raises ValueError naming the accepted forms.
 
+    ``memory://``; ``sqlite:///oncue.db`` (relative to the working directory) or
+    ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    from .memory import MemoryBackend
+    from .sqlite import SqliteBackend
+
+    if not isinstance(url, str):
+        raise ValueError(f"store must be a URL string or a Backend, got {url!r}")
     if url in ("memory://", "memory:", "memory"):
         return MemoryBackend()
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite" and parts.netloc == "" and len(parts.path) > 1:
+        options = parse_qs(parts.query)
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ValueError(f"unknown sqlite store option(s) {sorted(unknown)} in {url!r}")
+        synchronous = options.get("synchronous", ["normal"])[-1]
+        return SqliteBackend(parts.path[1:], synchronous=synchronous)
     raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import trio
+
 from oncue.actors import Fatal, Registry, Retry, TaskContext
 
 

@@ -130,11 +130,11 @@ async def test_a_delayed_task_can_be_cancelled_before_it_runs(autojump_clock, re
 
 async def test_a_retrying_task_can_be_cancelled(autojump_clock, registry) -> None:
     async with open_engine(registry=registry, workers=1) as engine:
-        events = engine.events()
-        task = await engine.submit("retry_later", None)
-        async for event in events:
-            if event.state is TaskState.RETRYING:
-                break
+        async with engine.events() as events:
+            task = await engine.submit("retry_later", None)
+            async for event in events:
+                if event.state is TaskState.RETRYING:
+                    break
         cancelled = await engine.cancel(task.id)
         await trio.sleep(60)
     assert cancelled.state is TaskState.CANCELLED
