@@ -7,12 +7,15 @@ within the intensity window and it gives up: it stops every child in reverse sta
 raises :class:`SupervisorGaveUp`, which its own parent treats as a crash of one child.
 
 Mailboxes live in the child specs, so they survive restarts of the child and of its supervisor;
-a mailbox closes only when its child stops for good, or when the whole tree exits.
+a mailbox closes only when its child stops for good (and with it every mailbox below it), or when
+the whole tree exits. A static child stopped for good is not started again by a restarted
+supervisor; dynamic children end with the supervisor incarnation that started them.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -192,13 +195,17 @@ class Supervisor(Actor):
         inbox_send, inbox = trio.open_memory_channel[Any](math.inf)
         self._exits = inbox_send
         gave_up: SupervisorGaveUp | None = None
-        async with trio.open_nursery() as nursery:
-            for spec in self._specs:
-                await self._start(nursery, self._add_slot(spec))
-            context.started()
-            nursery.start_soon(self._forward_commands, inbox_send)
-            gave_up = await self._serve(nursery, inbox)
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                for spec in self._specs:
+                    if not spec.mailbox.closed:  # a child stopped for good stays stopped
+                        await self._start(nursery, self._add_slot(spec))
+                context.started()
+                nursery.start_soon(self._forward_commands, inbox_send)
+                gave_up = await self._serve(nursery, inbox)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._stop_dynamic_for_good()
         if gave_up is not None:
             raise gave_up
 
@@ -247,7 +254,7 @@ class Supervisor(Actor):
     def _add_slot(self, spec: ChildSpec) -> _Slot:
         slot = _Slot(spec, path=f"{self._context.path}/{spec.name}")
         spec.mailbox.path = slot.path
-        self._context.system.adopt(spec.mailbox)
+        self._context.system.adopt(spec.mailbox, self._context.path)
         self._slots.append(slot)
         return slot
 
@@ -310,13 +317,20 @@ class Supervisor(Actor):
         slot.scope.cancel()
         await slot.done.wait()
         if graceful:
-            slot.spec.mailbox.fail_queued()
+            self._context.system.stop_for_good(slot.spec.mailbox, self._context.path)
         slot.state = ChildState.STOPPED
         self._emit(EventKind.STOPPED, slot)
 
     async def _stop_all(self, *, graceful: bool) -> None:
         for slot in reversed(self._slots):
             await self._stop(slot, graceful=graceful)
+
+    def _stop_dynamic_for_good(self) -> None:
+        """This incarnation is over: a restart starts only the static children again."""
+        static = {id(spec) for spec in self._specs}
+        for slot in self._slots:
+            if id(slot.spec) not in static:
+                self._context.system.stop_for_good(slot.spec.mailbox, self._context.path)
 
     # -- deciding restarts -----------------------------------------------------------------------
 
@@ -350,8 +364,7 @@ class Supervisor(Actor):
 
     def _retire(self, slot: _Slot) -> None:
         slot.state = ChildState.STOPPED
-        slot.spec.mailbox.close()
-        slot.spec.mailbox.fail_queued()
+        self._context.system.stop_for_good(slot.spec.mailbox, self._context.path)
         self._emit(EventKind.STOPPED, slot)
         if slot.spec.restart is Restart.TEMPORARY:
             self._slots.remove(slot)
@@ -461,7 +474,7 @@ async def open_supervisor(
         name, children, strategy=strategy, max_restarts=max_restarts, within=within
     )
     system = System(make_emitter(observer))
-    system.adopt(spec.mailbox)
+    system.adopt(spec.mailbox, "")
     spec.mailbox.path = f"/{name}"
     try:
         async with trio.open_nursery() as nursery:
@@ -493,16 +506,36 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 @attrs.define(eq=False)
 class System:
-    """What a whole tree shares: its event emitter and every mailbox it has used."""
+    """What a whole tree shares: its event emitter and the mailboxes of its live actors.
+
+    Mailboxes are filed under the path of the supervisor that adopted them, so an actor stopped
+    for good takes the mailboxes of its whole subtree with it.
+    """
 
     emit: Callable[[LifecycleEvent], None]
-    _mailboxes: set[Mailbox] = attrs.field(factory=set)
+    _mailboxes: dict[str, set[Mailbox]] = attrs.field(factory=dict)  # by supervisor path
 
-    def adopt(self, mailbox: Mailbox) -> None:
-        self._mailboxes.add(mailbox)
+    def adopt(self, mailbox: Mailbox, supervisor: str) -> None:
+        self._mailboxes.setdefault(supervisor, set()).add(mailbox)
+
+    def stop_for_good(self, mailbox: Mailbox, supervisor: str) -> None:
+        """Close ``mailbox`` and every mailbox below it; their queued asks fail ActorStopped."""
+        self._mailboxes.get(supervisor, set()).discard(mailbox)
+        mailbox.close()
+        mailbox.fail_queued()
+        for child in self._mailboxes.pop(mailbox.path, set()):
+            self.stop_for_good(child, mailbox.path)
 
     def close_all(self) -> None:
-        """When the tree exits: nothing will read these mailboxes again."""
-        for mailbox in self._mailboxes:
-            mailbox.close()
-            mailbox.fail_queued()
+        """When the tree exits: nothing will read these mailboxes again, nor answer what they hold.
+
+        Each child failed its held asks when it exited; the root's are failed here, after the
+        block was cancelled, so code inside the block sees the cancellation, not an error.
+        """
+        for mailboxes in self._mailboxes.values():
+            for mailbox in mailboxes:
+                mailbox.close()
+                mailbox.fail_in_flight(
+                    functools.partial(ActorStopped, mailbox.path, "it stopped first")
+                )
+                mailbox.fail_queued()
