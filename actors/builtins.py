@@ -1,4 +1,5 @@
-"""The task types every Registry starts with: echo, sleep, compute, fail, double, email."""
+"""The task types every Registry starts with: echo, sleep, compute, process, fail, double,
+email."""
 
 from __future__ import annotations
 
@@ -59,6 +60,15 @@ def compute(payload: Any) -> dict[str, int]:
     return {"n": n, "primes": sum(sieve[:n])}
 
 
+async def process(ctx: TaskContext, payload: Any) -> dict[str, Any]:
+    """Generic "process this data" (the Go READMEs' type): optional {"duration": "1s"} of
+    simulated work, then a summary of what was processed."""
+    if isinstance(payload, dict) and "duration" in payload:
+        await trio.sleep(parse_duration(payload["duration"]))
+    size = len(payload) if isinstance(payload, dict | list | str) else 1
+    return {"processed": True, "items": size}
+
+
 async def fail(ctx: TaskContext, payload: Any) -> None:
     """Always fail (with the payload's "message" if given): to try retries and dead letters."""
     message = payload.get("message") if isinstance(payload, dict) else None
@@ -102,6 +112,7 @@ def register_builtins(registry: Registry) -> None:
     registry.register("echo", echo)
     registry.register("sleep", sleep, timeout=3600)
     registry.register("compute", compute, run_in="process", timeout=60)
+    registry.register("process", process, timeout=300)
     registry.register("fail", fail, max_retries=0)
     registry.register("double", double)
     registry.register("email", email, timeout=60)

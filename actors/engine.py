@@ -27,7 +27,7 @@ import trio
 
 from .backends import Backend, open_backend
 from .backends.memory import MemoryBackend
-from .errors import ActorCrashed, EngineClosed, EventsDropped, WaitTimeout
+from .errors import ActorCrashed, EngineClosed, EventsDropped, InvalidField, WaitTimeout
 from .events import Observer
 from .mailbox import ActorRef
 from .messages import (
@@ -38,6 +38,7 @@ from .messages import (
     GetCounts,
     GetLoad,
     GetTask,
+    KeyRef,
     ListTasks,
     Load,
     LoadQueue,
@@ -245,6 +246,7 @@ class Engine:
             check_timeout(timeout),
             _run_at(submission.delay, submission.run_at),
             _check_key(submission.key),
+            submission.owner,
         )
 
     # -- reading -----------------------------------------------------------------------------------
@@ -254,6 +256,11 @@ class Engine:
         task: Task = await self._ask_store(GetTask(task_id))
         return task
 
+    async def get_by_key(self, key: str) -> Task:
+        """The task submitted with this idempotency key; raises TaskNotFound."""
+        task: Task = await self._ask_store(GetTask(KeyRef(key)))
+        return task
+
     async def list(
         self,
         *,
@@ -261,20 +268,24 @@ class Engine:
         type: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> Page:
         """Tasks newest first, filtered; pass ``next_cursor`` back for the next page."""
         if state is not None:
             state = _parse_state(state)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be an int from 1 to {MAX_LIST_LIMIT}, got {limit!r}")
+            message = f"limit must be an int from 1 to {MAX_LIST_LIMIT}, got {limit!r}"
+            raise InvalidField("limit", message)
         before = None
         if cursor is not None:
             if not (isinstance(cursor, str) and cursor.isdigit()):
-                raise ValueError(
-                    f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
+                raise InvalidField(
+                    "cursor", f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
                 )
             before = int(cursor)
-        tasks: builtins.list[Task] = await self._ask_store(ListTasks(state, type, limit, before))
+        tasks: builtins.list[Task] = await self._ask_store(
+            ListTasks(state, type, limit, before, owner)
+        )
         next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
         return Page(tasks, next_cursor)
 
@@ -477,20 +488,22 @@ def _parse_state(state: TaskState | str) -> TaskState:
         return TaskState(state)
     except ValueError:
         known = ", ".join(s.value for s in TaskState)
-        raise ValueError(f"state must be one of {known}, got {state!r}") from None
+        raise InvalidField("state", f"state must be one of {known}, got {state!r}") from None
 
 
 def _run_at(delay: float | None, run_at: float | None) -> float | None:
     if delay is not None and run_at is not None:
-        raise ValueError("give delay or run_at, not both")
+        raise InvalidField("delay", "give delay or run_at, not both")
     if delay is not None:
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < 1e9:
-            raise ValueError(f"delay must be a number of seconds >= 0, got {delay!r}")
+            message = f"delay must be a number of seconds >= 0, got {delay!r}"
+            raise InvalidField("delay", message)
         return time.time() + delay if delay > 0 else None
     if run_at is not None and (
         isinstance(run_at, bool) or not isinstance(run_at, int | float) or run_at < 0
     ):
-        raise ValueError(f"run_at must be a Unix timestamp or a datetime, got {run_at!r}")
+        message = f"run_at must be a Unix timestamp or a datetime, got {run_at!r}"
+        raise InvalidField("run_at", message)
     return run_at
 
 
@@ -498,10 +511,12 @@ def _check_json(payload: Any) -> None:
     try:
         json.dumps(payload)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"payload must be a JSON value for a durable store: {error}") from None
+        message = f"payload must be a JSON value for a durable store: {error}"
+        raise InvalidField("payload", message) from None
 
 
 def _check_key(key: str | None) -> str | None:
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
-        raise ValueError(f"key must be a string of 1 to {MAX_KEY_LENGTH} characters, got {key!r}")
+        message = f"key must be a string of 1 to {MAX_KEY_LENGTH} characters, got {key!r}"
+        raise InvalidField("key", message)
     return key

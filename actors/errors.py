@@ -81,6 +81,14 @@ class EngineClosed(OncueError):
         super().__init__("the engine is shutting down and admits no new tasks")
 
 
+class InvalidField(OncueError, ValueError):
+    """A submission or query option is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class QueueFull(OncueError):
     """Admitting these tasks would exceed ``queue_size`` unfinished tasks; nothing was added."""
 

@@ -41,8 +41,15 @@ class Submit:
 
 
 @attrs.frozen
+class KeyRef:
+    """Names a task by its idempotency key."""
+
+    key: str
+
+
+@attrs.frozen
 class GetTask:
-    id: str | int  # a task id, or its number
+    id: str | int | KeyRef  # a task id, its number, or its key
 
 
 @attrs.frozen
@@ -51,6 +58,7 @@ class ListTasks:
     type: str | None
     limit: int
     before: int | None  # list tasks numbered below this
+    owner: str | None = None
 
 
 @attrs.frozen

@@ -30,6 +30,7 @@ class TaskRecord:
     worker: str | None = None
     progress: Progress | None = None
     key: str | None = None
+    owner: str | None = None
     history: list[Transition] = attrs.field(factory=list)
 
     def move(self, state: TaskState, at: float) -> None:
@@ -56,6 +57,7 @@ class TaskRecord:
             worker=self.worker,
             progress=self.progress,
             key=self.key,
+            owner=self.owner,
             history=tuple(self.history),
         )
 
@@ -83,3 +85,4 @@ class NewTask:
     timeout: float
     run_at: float | None
     key: str | None
+    owner: str | None = None

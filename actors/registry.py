@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import UnknownTaskType
+from .errors import InvalidField, UnknownTaskType
 from .task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -26,9 +26,10 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 
 def check_type_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ValueError(
+        raise InvalidField(
+            "type",
             f"task type must be 1-100 characters of letters, digits and _ . : -"
-            f" starting with a letter or digit, got {name!r}"
+            f" starting with a letter or digit, got {name!r}",
         )
     return name
 

@@ -39,6 +39,7 @@ from .messages import (
     GetCounts,
     GetTask,
     Job,
+    KeyRef,
     ListTasks,
     LoadQueue,
     ProgressReported,
@@ -235,6 +236,7 @@ class Store(Actor):
             created_at=now,
             run_at=task.run_at,
             key=task.key,
+            owner=task.owner,
         )
         record.move(TaskState.PENDING, now)
         self._counts[record.type, TaskState.PENDING] += 1
@@ -285,13 +287,15 @@ class Store(Actor):
 
     # -- operations on one task --------------------------------------------------------------------
 
-    async def _find(self, task_id: str | int) -> TaskRecord:
-        if isinstance(task_id, int):
+    async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
+        if isinstance(task_id, KeyRef):
+            record = self._changed_key(task_id.key) or await self._backend.find_key(task_id.key)
+        elif isinstance(task_id, int):
             record = await self._backend.get_by_number(task_id)
         else:
             record = self._unfinished.get(task_id) or await self._backend.get(task_id)
         if record is None:
-            raise TaskNotFound(task_id)
+            raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
         return record
 
     async def _get(self, message: GetTask, envelope: Envelope) -> Any:
@@ -299,7 +303,7 @@ class Store(Actor):
 
     async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
         records = await self._backend.query(
-            message.state, message.type, message.limit, message.before
+            message.state, message.type, message.limit, message.before, message.owner
         )
         return [record.snapshot() for record in records]
 

@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from .errors import InvalidField
+
 
 class TaskState(enum.StrEnum):
     PENDING = "pending"
@@ -31,26 +33,31 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 3
 
 
+PRIORITY_RANGE = (-(2**63), 2**63 - 1)  # what a 64-bit database column holds
+
+
 def parse_priority(value: int | str) -> int:
-    """A priority name (low, normal, high, critical) or any int; higher runs first."""
-    if isinstance(value, bool):
-        raise ValueError(f"priority must be an int or one of {list(PRIORITIES)}, got {value!r}")
-    if isinstance(value, int):
+    """A priority name (low, normal, high, critical) or a 64-bit int; higher runs first."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not PRIORITY_RANGE[0] <= value <= PRIORITY_RANGE[1]:
+            raise InvalidField("priority", f"priority must fit in 64 bits, got {value!r}")
         return value
     if isinstance(value, str) and value.lower() in PRIORITIES:
         return PRIORITIES[value.lower()]
-    raise ValueError(f"priority must be an int or one of {list(PRIORITIES)}, got {value!r}")
+    message = f"priority must be an int or one of {list(PRIORITIES)}, got {value!r}"
+    raise InvalidField("priority", message)
 
 
 def check_timeout(value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError(f"timeout must be a number of seconds > 0, got {value!r}")
+        raise InvalidField("timeout", f"timeout must be a number of seconds > 0, got {value!r}")
     return float(value)
 
 
 def check_max_retries(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise ValueError(f"max_retries must be an int >= 0, or -1 for unlimited, got {value!r}")
+        message = f"max_retries must be an int >= 0, or -1 for unlimited, got {value!r}"
+        raise InvalidField("max_retries", message)
     return value
 
 
@@ -102,6 +109,7 @@ class Task:
     worker: str | None = None
     progress: Progress | None = None
     key: str | None = None
+    owner: str | None = None
     history: tuple[Transition, ...] = ()
 
     @property
@@ -122,6 +130,7 @@ class Submission:
     delay: float | None = None
     run_at: float | None = None
     key: str | None = None
+    owner: str | None = None  # who submitted it (the HTTP layer's token subject)
 
 
 @attrs.frozen

@@ -39,7 +39,12 @@ class Backend(Protocol):
     async def find_key(self, key: str) -> TaskRecord | None: ...
 
     async def query(
-        self, state: TaskState | None, type: str | None, limit: int, before: int | None
+        self,
+        state: TaskState | None,
+        type: str | None,
+        limit: int,
+        before: int | None,
+        owner: str | None = None,
     ) -> list[TaskRecord]:
         """Up to ``limit`` tasks numbered below ``before`` (if given), newest first."""
         ...

@@ -55,7 +55,12 @@ class MemoryBackend:
         return self._by_key.get(key)
 
     async def query(
-        self, state: TaskState | None, type: str | None, limit: int, before: int | None
+        self,
+        state: TaskState | None,
+        type: str | None,
+        limit: int,
+        before: int | None,
+        owner: str | None = None,
     ) -> list[TaskRecord]:
         found: list[TaskRecord] = []
         number = self._last_number if before is None else min(before - 1, self._last_number)
@@ -64,7 +69,11 @@ class MemoryBackend:
             number -= 1
             if record is None:
                 continue
-            if (state is None or record.state is state) and (type is None or record.type == type):
+            if (
+                (state is None or record.state is state)
+                and (type is None or record.type == type)
+                and (owner is None or record.owner == owner)
+            ):
                 found.append(record)
         return found
 

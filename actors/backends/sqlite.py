@@ -23,10 +23,10 @@ T = TypeVar("T")
 
 COLUMNS = (
     "id, number, type, payload, priority, state, attempts, max_retries, timeout, created_at,"
-    " run_at, started_at, finished_at, result, error, worker, progress, key, history"
+    " run_at, started_at, finished_at, result, error, worker, progress, key, history, owner"
 )
 _UPSERT = (
-    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 19)})"
+    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join('?' * 20)})"
     " ON CONFLICT(id) DO UPDATE SET priority=excluded.priority, state=excluded.state,"
     " attempts=excluded.attempts, run_at=excluded.run_at, started_at=excluded.started_at,"
     " finished_at=excluded.finished_at, result=excluded.result, error=excluded.error,"
@@ -59,6 +59,10 @@ MIGRATIONS = [
     );
     CREATE INDEX tasks_state_number ON tasks (state, number);
     CREATE INDEX tasks_type_number ON tasks (type, number);
+    """,
+    """
+    ALTER TABLE tasks ADD COLUMN owner TEXT;
+    CREATE INDEX tasks_owner_number ON tasks (owner, number);
     """,
 ]
 
@@ -94,6 +98,7 @@ def to_row(record: TaskRecord) -> tuple[Any, ...]:
         None if progress is None else dumps([progress.fraction, progress.message]),
         record.key,
         dumps([[step.state.value, step.at] for step in record.history]),
+        record.owner,
     )
 
 
@@ -118,6 +123,7 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         progress,
         key,
         history,
+        owner,
     ) = row
     return TaskRecord(
         id=id_,
@@ -139,6 +145,7 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         progress=None if progress is None else Progress(*json.loads(progress)),
         key=key,
         history=[Transition(TaskState(state), at) for state, at in json.loads(history)],
+        owner=owner,
     )
 
 
@@ -215,7 +222,12 @@ class SqliteBackend:
         return found[0] if found else None
 
     async def query(
-        self, state: TaskState | None, type: str | None, limit: int, before: int | None
+        self,
+        state: TaskState | None,
+        type: str | None,
+        limit: int,
+        before: int | None,
+        owner: str | None = None,
     ) -> list[TaskRecord]:
         where: list[str] = ["1=1"]
         args: list[Any] = []
@@ -225,6 +237,9 @@ class SqliteBackend:
         if type is not None:
             where.append("type = ?")
             args.append(type)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
         if before is not None:
             where.append("number < ?")
             args.append(before)

@@ -8,6 +8,7 @@ import trio
 from oncue.actors import (
     EngineClosed,
     EventsDropped,
+    InvalidField,
     QueueFull,
     Submission,
     TaskAlreadyFinished,
@@ -354,3 +355,44 @@ async def test_submit_after_shutdown_is_refused(registry) -> None:
         assert engine.closing
         with pytest.raises(EngineClosed):
             await engine.submit("echo", 1)
+
+
+async def test_find_a_task_by_its_idempotency_key(registry) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        task = await engine.submit("echo", 1, key="invoice-9")
+        assert (await engine.get_by_key("invoice-9")).id == task.id
+        with pytest.raises(TaskNotFound, match="'nope'"):
+            await engine.get_by_key("nope")
+
+
+async def test_owners_are_recorded_and_filter_listings(registry) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        mine = await engine.submit_many([Submission("echo", 1, owner="alice")])
+        await engine.submit_many([Submission("echo", 2, owner="bob")])
+        await engine.wait_idle()
+        page = await engine.list(owner="alice")
+    assert [task.id for task in page.tasks] == [mine[0].id]
+    assert page.tasks[0].owner == "alice"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"priority": 2**63}, "priority"), ({"timeout": "soon"}, "timeout"), ({"delay": -1}, "delay")],
+)
+async def test_invalid_options_carry_the_field_name(registry, options, field) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        with pytest.raises(InvalidField) as raised:
+            await engine.submit("echo", None, **options)
+    assert raised.value.field == field
+
+
+async def test_the_readme_task_types_run(registry) -> None:
+    async with open_engine(registry=registry, workers=2) as engine:
+        email = await engine.submit("email", {"to": "a@example.com", "subject": "hi"})
+        process = await engine.submit("process", {"items": [1, 2, 3]})
+        assert (await engine.wait(email.id)).result == {
+            "sent": False,
+            "dry_run": True,
+            "to": ["a@example.com"],
+        }
+        assert (await engine.wait(process.id)).result == {"processed": True, "items": 1}
