@@ -19,6 +19,7 @@ from werkzeug.exceptions import NotFound
 
 from oncue.actors import Engine
 
+from .auth import AuthSettings, install_auth
 from .errors import register_error_handlers
 from .metrics import Metrics
 
@@ -60,6 +61,7 @@ def create_app(
     *,
     max_body_size: int = DEFAULT_MAX_BODY,
     batch_limit: int = DEFAULT_BATCH_LIMIT,
+    auth: AuthSettings | None = None,
 ) -> QuartTrio:
     """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
 
@@ -67,6 +69,7 @@ def create_app(
         engine: the engine every route talks to.
         max_body_size: requests with a larger body get 413.
         batch_limit: the most tasks one `POST /api/v1/tasks/batch` may hold.
+        auth: bearer-token authentication (docs/security.md); None or empty: off.
     """
     from .routes_compat import compat
     from .routes_service import service_routes
@@ -90,6 +93,7 @@ def create_app(
     )
     register_error_handlers(app)
     app.before_request(_start_timer)
+    install_auth(app, auth or AuthSettings())
     app.after_request(_log_request)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
     for blueprint in (tasks, jobs, service_routes, compat):

@@ -16,6 +16,7 @@ from typing import Any
 from .client import add_client_commands
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_STORE = "sqlite:///oncue.db"
 
 
 def env(*names: str, default: str | None = None) -> str | None:
@@ -64,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--store",
         metavar="URL",
-        default=env("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", default="memory://"),
-        help="where tasks live (default memory://)",
+        default=env("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", default=DEFAULT_STORE),
+        help=f"where tasks live (default {DEFAULT_STORE}, in the working directory;"
+        " memory:// keeps nothing across restarts)",
     )
     serve.add_argument(
         "--handlers",
@@ -92,14 +94,60 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_number(int, "ONCUE_MAX_BODY_SIZE", default=1024 * 1024),
         help="bytes; larger request bodies get 413",
     )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve on a non-loopback address without authentication (never on a network)",
+    )
     serve.set_defaults(run=_run_serve)
     add_client_commands(commands, env("ONCUE_URL") or DEFAULT_URL)
+    _add_token_command(commands)
     return parser
 
 
+def _add_token_command(commands: Any) -> None:
+    token = commands.add_parser("token", help="mint bearer tokens (JWTs) for the HTTP API")
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="print an HS256 JWT signed with ONCUE_JWT_SECRET (or JWT_SECRET)"
+    )
+    create.add_argument("--sub", required=True, help="the subject: who the token is for")
+    create.add_argument("--ttl", default="1h", help="how long it is valid: 90s, 15m, 1h, 7d")
+    create.add_argument("--admin", action="store_true", help="grant the admin scope")
+    create.set_defaults(run=_run_token_create)
+
+
+def _run_token_create(options: argparse.Namespace) -> int:
+    from .auth import mint_token, parse_duration
+
+    secret = env("ONCUE_JWT_SECRET", "JWT_SECRET")
+    if secret is None:
+        raise SystemExit("oncue: set ONCUE_JWT_SECRET (the server's) to mint a token")
+    try:
+        ttl = parse_duration(options.ttl)
+        token = mint_token(
+            secret,
+            options.sub,
+            ttl,
+            admin=options.admin,
+            issuer=env("ONCUE_JWT_ISSUER"),
+            audience=env("ONCUE_JWT_AUDIENCE"),
+        )
+    except ValueError as error:
+        raise SystemExit(f"oncue: {error}") from None
+    print(token)
+    return 0
+
+
 def _run_serve(options: argparse.Namespace) -> int:
+    from oncue.actors import open_backend
+
     from .server import run_server
 
+    try:
+        open_backend(options.store)  # only parses the URL: a bad one fails here, not mid-start
+    except ValueError as error:
+        raise SystemExit(f"oncue: --store: {error}") from None
     return run_server(options)
 
 

@@ -1,12 +1,14 @@
 """Client commands of `oncue` (submit, status, tasks, stats): httpx against a running server.
 
 Each prints the server's JSON answer; an error answer goes to stderr with exit code 1.
+A bearer token in ONCUE_TOKEN is sent with every request.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -57,8 +59,10 @@ def _show(response: httpx.Response) -> int:
 
 
 def _request(method: str, url: str, **options: Any) -> httpx.Response:
+    token = os.environ.get("ONCUE_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return httpx.request(method, url, timeout=TIMEOUT, **options)
+        return httpx.request(method, url, timeout=TIMEOUT, headers=headers, **options)
     except httpx.TransportError as error:
         raise SystemExit(f"oncue: cannot reach {url}: {error}") from None
 

@@ -13,6 +13,7 @@ from quart_schema import document_request, document_response, hide
 from oncue.actors import EngineClosed, WorkerInfo
 
 from .app import service
+from .auth import require_admin
 from .body import json_response, read_body
 from .errors import ApiError
 from .metrics import CONTENT_TYPE
@@ -61,6 +62,7 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
 @document_response(QueueOut)
 async def pause() -> Response:
     """Stop handing tasks to workers (submissions are still accepted)."""
+    require_admin()
     await service().engine.pause()
     return json_response({"paused": True})
 
@@ -69,6 +71,7 @@ async def pause() -> Response:
 @document_response(QueueOut)
 async def resume() -> Response:
     """Hand tasks to workers again."""
+    require_admin()
     await service().engine.resume()
     return json_response({"paused": False})
 
@@ -87,6 +90,7 @@ async def list_workers() -> Response:
 @document_response(ErrorOut, 422)
 async def resize_workers() -> Response:
     """Resize the worker pool at run time; answers with the workers after the change."""
+    require_admin()
     body = await read_body(WorkersIn)
     if not 0 <= body.count <= MAX_WORKERS:
         message = f"count must be between 0 and {MAX_WORKERS}, got {body.count}"

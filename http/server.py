@@ -20,6 +20,7 @@ import trio
 from oncue.actors import Engine, Registry, open_engine
 
 from .app import Service, create_app
+from .auth import AuthSettings, environ_settings, is_loopback
 from .logs import configure_logging
 from .serve import serve
 
@@ -51,18 +52,38 @@ def load_registry(module_name: str | None) -> Registry:
 def run_server(options: argparse.Namespace) -> int:
     """Run `oncue serve` until a signal has drained it; returns the exit code."""
     configure_logging(options.log_level, options.log_format)
+    auth = auth_settings(options)
     registry = load_registry(options.handlers)
-    return trio.run(partial(_serve_until_signalled, options, registry))
+    return trio.run(partial(_serve_until_signalled, options, registry, auth))
 
 
-async def _serve_until_signalled(options: argparse.Namespace, registry: Registry) -> int:
+def auth_settings(options: argparse.Namespace) -> AuthSettings:
+    """The authentication to serve with; refuses (SystemExit) an open non-loopback bind."""
+    try:
+        auth = environ_settings(options.host)
+    except ValueError as error:
+        raise SystemExit(f"oncue: {error}") from None
+    if not auth.enabled and not is_loopback(options.host) and not options.insecure_no_auth:
+        raise SystemExit(
+            f"oncue: refusing to serve on {options.host} without authentication: anyone who"
+            " can reach it could run tasks. Set ONCUE_API_TOKENS or ONCUE_JWT_SECRET"
+            " (docs/security.md), bind to 127.0.0.1, or pass --insecure-no-auth."
+        )
+    if not auth.enabled:
+        logger.warning("server.auth_off host=%s", options.host)
+    return auth
+
+
+async def _serve_until_signalled(
+    options: argparse.Namespace, registry: Registry, auth: AuthSettings
+) -> int:
     async with open_engine(
         registry=registry,
         workers=options.workers,
         queue_size=options.queue_size,
         store=options.store,
     ) as engine:
-        app = create_app(engine, max_body_size=options.max_body_size)
+        app = create_app(engine, max_body_size=options.max_body_size, auth=auth)
         current: Service = app.extensions["oncue"]
         stop_http = trio.Event()
         async with trio.open_nursery() as nursery:
