@@ -28,6 +28,7 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for name in ("PORT", "WORKER_COUNT", "QUEUE_SIZE", "DATABASE_URL", "REDIS_URL"):
             env.pop(name, None)
+        env["ONCUE_STORE"] = "memory://"  # not the default oncue.db in the working directory
         self.process = subprocess.Popen(
             [str(ONCUE), "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,

@@ -1,0 +1,22 @@
+"""`oncue serve --store`: SQLite in the working directory by default; a bad URL fails at start."""
+
+from __future__ import annotations
+
+import pytest
+
+from oncue.http.cli import build_parser, main
+
+
+def test_serve_keeps_tasks_in_sqlite_by_default(monkeypatch) -> None:
+    for name in ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert build_parser().parse_args(["serve"]).store == "sqlite:///oncue.db"
+
+
+def test_a_bad_store_url_fails_at_start_naming_the_accepted_forms(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--store", "mysql://db/tasks"])
+    message = str(exit_info.value.code)
+    assert message.startswith("oncue: --store: unsupported store URL 'mysql://db/tasks'")
+    assert "accepted forms: memory://, sqlite:///" in message
+    assert capsys.readouterr().out == ""  # nothing started, no banner
