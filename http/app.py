@@ -21,6 +21,7 @@ from oncue.actors import Engine
 
 from .auth import AuthSettings, install_auth
 from .errors import register_error_handlers
+from .limits import CorsPolicy, RateLimiter, install_cors, install_rate_limit
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def create_app(
     max_body_size: int = DEFAULT_MAX_BODY,
     batch_limit: int = DEFAULT_BATCH_LIMIT,
     auth: AuthSettings | None = None,
+    rate_limit: RateLimiter | None = None,
+    cors: CorsPolicy | None = None,
 ) -> QuartTrio:
     """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
 
@@ -70,6 +73,8 @@ def create_app(
         max_body_size: requests with a larger body get 413.
         batch_limit: the most tasks one `POST /api/v1/tasks/batch` may hold.
         auth: bearer-token authentication (docs/security.md); None or empty: off.
+        rate_limit: requests per second per token (or client address); None: unlimited.
+        cors: the browser origins allowed to call the API; None: no CORS headers.
     """
     from .routes_compat import compat
     from .routes_service import service_routes
@@ -94,6 +99,10 @@ def create_app(
     register_error_handlers(app)
     app.before_request(_start_timer)
     install_auth(app, auth or AuthSettings())
+    if rate_limit is not None:
+        install_rate_limit(app, rate_limit)
+    if cors is not None:
+        install_cors(app, cors)
     app.after_request(_log_request)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
     for blueprint in (tasks, jobs, service_routes, compat):

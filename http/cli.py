@@ -95,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="bytes; larger request bodies get 413",
     )
     serve.add_argument(
+        "--rate-limit",
+        metavar="PER_SECOND",
+        type=float,
+        default=env_number(float, "ONCUE_RATE_LIMIT", default=0.0),
+        help="requests per second per token (or client address); 0: unlimited",
+    )
+    serve.add_argument(
+        "--rate-burst",
+        type=int,
+        default=env_number(int, "ONCUE_RATE_BURST", default=0),
+        help="requests a caller may make at once (default: twice the rate, at least 1)",
+    )
+    serve.add_argument(
+        "--cors-origins",
+        metavar="ORIGINS",
+        default=env("ONCUE_CORS_ORIGINS"),
+        help="comma-separated browser origins allowed to call the API, or *",
+    )
+    serve.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="serve on a non-loopback address without authentication (never on a network)",

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -21,6 +22,7 @@ from oncue.actors import Engine, Registry, open_engine
 
 from .app import Service, create_app
 from .auth import AuthSettings, environ_settings, is_loopback
+from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
 from .serve import serve
 
@@ -52,9 +54,13 @@ def load_registry(module_name: str | None) -> Registry:
 def run_server(options: argparse.Namespace) -> int:
     """Run `oncue serve` until a signal has drained it; returns the exit code."""
     configure_logging(options.log_level, options.log_format)
-    auth = auth_settings(options)
+    hardening = {
+        "auth": auth_settings(options),
+        "rate_limit": rate_limiter(options),
+        "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
+    }
     registry = load_registry(options.handlers)
-    return trio.run(partial(_serve_until_signalled, options, registry, auth))
+    return trio.run(partial(_serve_until_signalled, options, registry, hardening))
 
 
 def auth_settings(options: argparse.Namespace) -> AuthSettings:
@@ -74,8 +80,19 @@ def auth_settings(options: argparse.Namespace) -> AuthSettings:
     return auth
 
 
+def rate_limiter(options: argparse.Namespace) -> RateLimiter | None:
+    """The per-caller rate limit `--rate-limit` and `--rate-burst` ask for, if any."""
+    if not options.rate_limit:
+        return None
+    burst = options.rate_burst or max(1, int(options.rate_limit * 2))
+    try:
+        return RateLimiter(options.rate_limit, burst)
+    except ValueError as error:
+        raise SystemExit(f"oncue: --rate-limit/--rate-burst: {error}") from None
+
+
 async def _serve_until_signalled(
-    options: argparse.Namespace, registry: Registry, auth: AuthSettings
+    options: argparse.Namespace, registry: Registry, hardening: dict[str, Any]
 ) -> int:
     async with open_engine(
         registry=registry,
@@ -83,7 +100,7 @@ async def _serve_until_signalled(
         queue_size=options.queue_size,
         store=options.store,
     ) as engine:
-        app = create_app(engine, max_body_size=options.max_body_size, auth=auth)
+        app = create_app(engine, max_body_size=options.max_body_size, **hardening)
         current: Service = app.extensions["oncue"]
         stop_http = trio.Event()
         async with trio.open_nursery() as nursery:
