@@ -294,8 +294,10 @@ class Supervisor(Actor):
             with slot.scope:
                 try:
                     await slot.spec.factory().run(context)
-                except Exception as exc:  # a crash: the supervisor decides what happens next
-                    error = exc
+                except* Exception as group:  # a crash: the supervisor decides what next
+                    # A crash can arrive grouped with the Cancelled of a stop we ordered;
+                    # the Cancelled part goes on to our scope, the rest is the error.
+                    error = group.exceptions[0] if len(group.exceptions) == 1 else group
         finally:
             if error is None:
                 mailbox.fail_in_flight(lambda: ActorStopped(slot.path, "it stopped first"))
