@@ -1,0 +1,93 @@
+"""The scheduler's pure parts: the queues and the retry decision, without trio."""
+
+from __future__ import annotations
+
+import random
+
+from oncue.actors.messages import Job, Outcome
+from oncue.actors.registry import RetryPolicy
+from oncue.actors.scheduler import Queues, backoff_delay, should_retry
+
+
+def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
+    return Job(task_id, "t", None, priority, 5.0, attempts, max_retries, None)
+
+
+def drain(queues: Queues) -> list[str]:
+    popped = []
+    while queues.peek() is not None:
+        popped.append(queues.pop().id)
+    return popped
+
+
+def test_ready_jobs_pop_by_priority_then_arrival() -> None:
+    queues = Queues()
+    for task_id, priority in [("a", 1), ("b", 3), ("c", 1), ("d", 0), ("e", 3)]:
+        queues.push(job(task_id, priority))
+    assert drain(queues) == ["b", "e", "a", "c", "d"]
+
+
+def test_removed_jobs_are_skipped_lazily() -> None:
+    queues = Queues()
+    for task_id in "abc":
+        queues.push(job(task_id))
+    assert queues.remove("b")
+    assert not queues.remove("b")
+    assert drain(queues) == ["a", "c"]
+    assert queues.queued == {}
+
+
+def test_timers_release_in_deadline_order_when_due() -> None:
+    queues = Queues()
+    queues.push(job("late"), deadline=20.0)
+    queues.push(job("soon"), deadline=5.0)
+    assert queues.next_deadline() == 5.0
+    queues.release_due(4.9)
+    assert queues.peek() is None
+    queues.release_due(5.0)
+    assert drain(queues) == ["soon"]
+    assert queues.next_deadline() == 20.0
+    queues.release_due(100.0)
+    assert drain(queues) == ["late"]
+    assert queues.next_deadline() == float("inf")
+
+
+def test_a_removed_timer_neither_fires_nor_holds_the_deadline() -> None:
+    queues = Queues()
+    queues.push(job("cancelled"), deadline=1.0)
+    queues.push(job("kept"), deadline=2.0)
+    queues.remove("cancelled")
+    assert queues.next_deadline() == 2.0
+    queues.release_due(10.0)
+    assert drain(queues) == ["kept"]
+
+
+def test_a_requeued_job_replaces_its_stale_heap_entry() -> None:
+    queues = Queues()
+    first = job("a", priority=0)
+    queues.push(first)
+    queues.remove("a")
+    queues.push(job("a", priority=5))
+    queues.push(job("b", priority=1))
+    assert [queues.pop().priority for _ in range(2)] == [5, 1]
+    assert queues.peek() is None
+
+
+def test_retry_decision_counts_attempts_against_max_retries() -> None:
+    failed = Outcome(job("a"), "error")
+    assert should_retry(job("a", max_retries=2), 1, failed)
+    assert should_retry(job("a", max_retries=2), 2, failed)
+    assert not should_retry(job("a", max_retries=2), 3, failed)
+    assert should_retry(job("a", max_retries=-1), 10_000, failed)
+    assert not should_retry(job("a", max_retries=0), 1, failed)
+    assert not should_retry(job("a"), 1, Outcome(job("a"), "error", fatal=True))
+
+
+def test_backoff_is_full_jitter_under_the_ceiling() -> None:
+    policy = RetryPolicy(base=1.0, cap=30.0)
+    rng = random.Random(5)
+    delays = [backoff_delay(policy, attempt, rng) for attempt in range(1, 9) for _ in range(50)]
+    assert all(0 <= delay <= 30.0 for delay in delays)
+    first = [backoff_delay(policy, 1, rng) for _ in range(200)]
+    assert max(first) <= 1.0
+    assert min(first) < 0.1  # full jitter reaches down to zero, unlike "equal jitter"
