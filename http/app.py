@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import attrs
+import msgspec
 import trio
 from quart import Response, current_app, g, request
 from quart_schema import QuartSchema, hide
@@ -20,7 +21,7 @@ from werkzeug.exceptions import NotFound
 from oncue.actors import Engine
 
 from .auth import AuthSettings, install_auth
-from .errors import register_error_handlers
+from .errors import ApiError, register_error_handlers
 from .limits import CorsPolicy, RateLimiter, install_cors, install_rate_limit
 from .metrics import Metrics
 
@@ -29,6 +30,7 @@ access_logger = logging.getLogger("oncue.http.access")
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_BATCH_LIMIT = 1000
+DEFAULT_MAX_PAYLOAD = 256 * 1024
 SWAGGER_ASSETS = "/docs/assets"
 MAX_ALIASES = 100_000
 
@@ -40,9 +42,17 @@ class Service:
     engine: Engine
     metrics: Metrics
     batch_limit: int
+    payload_limit: int = DEFAULT_MAX_PAYLOAD
     draining: trio.Event = attrs.field(factory=trio.Event)
     # Ids chosen by `POST /submit` clients -> task ids; bounded, oldest forgotten first.
     aliases: dict[str, str] = attrs.field(factory=dict)
+
+    def check_payload(self, payload: object, field: str = "payload") -> None:
+        """Raise 413 naming `field` if `payload` encodes to more than `payload_limit` bytes."""
+        size = len(msgspec.json.encode(payload))
+        if size > self.payload_limit:
+            message = f"{field} is {size} bytes as JSON; the most is {self.payload_limit}"
+            raise ApiError(413, "payload_too_large", message, field=field)
 
     def remember_alias(self, alias: str, task_id: str) -> None:
         """Let `GET /status/<alias>` find `task_id` (for the last MAX_ALIASES aliases)."""
@@ -62,6 +72,7 @@ def create_app(
     *,
     max_body_size: int = DEFAULT_MAX_BODY,
     batch_limit: int = DEFAULT_BATCH_LIMIT,
+    max_payload_size: int = DEFAULT_MAX_PAYLOAD,
     auth: AuthSettings | None = None,
     rate_limit: RateLimiter | None = None,
     cors: CorsPolicy | None = None,
@@ -72,6 +83,7 @@ def create_app(
         engine: the engine every route talks to.
         max_body_size: requests with a larger body get 413.
         batch_limit: the most tasks one `POST /api/v1/tasks/batch` may hold.
+        max_payload_size: a task whose payload is larger as JSON gets 413 naming it.
         auth: bearer-token authentication (docs/security.md); None or empty: off.
         rate_limit: requests per second per token (or client address); None: unlimited.
         cors: the browser origins allowed to call the API; None: no CORS headers.
@@ -86,7 +98,7 @@ def create_app(
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0
     app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui-bundle.js"
     app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui.css"
-    app.extensions["oncue"] = Service(engine, Metrics(), batch_limit)
+    app.extensions["oncue"] = Service(engine, Metrics(), batch_limit, max_payload_size)
     QuartSchema(
         app,
         info={"title": "oncue", "version": "0.1.0", "description": "A task queue on trio"},

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bytes; larger request bodies get 413",
     )
     serve.add_argument(
+        "--max-payload-size",
+        type=int,
+        default=env_number(int, "ONCUE_MAX_PAYLOAD_SIZE", default=256 * 1024),
+        help="bytes of a task's payload as JSON; larger ones get 413",
+    )
+    serve.add_argument(
         "--rate-limit",
         metavar="PER_SECOND",
         type=float,

@@ -6,25 +6,41 @@ The engine keeps its own attrs models; `task_json` is the one place a `Task` bec
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from oncue.actors import Task
+
+# The last second of year 9999: later run_at values could not be shown as ISO 8601.
+MAX_EPOCH = 253_402_300_799.0
+# Bounds every submitted option is checked against (a 422 naming the field), so that nothing
+# a client sends can overflow a store's integer column or a timer.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TIMEOUT = 7 * 86400.0
+MAX_RETRIES = 1000
+MAX_DELAY = 10 * 365 * 86400.0
+MAX_KEY_LENGTH = 200
+TYPE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+
+TaskType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, max_length=100)]
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+PriorityName = Annotated[str, msgspec.Meta(max_length=20)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
 
 
 class TaskIn(msgspec.Struct, forbid_unknown_fields=True):
     """A task to submit. `priority` is an int or low/normal/high/critical; `run_at` is epoch
     seconds or ISO 8601 (UTC when it has no offset). `key` makes the submit idempotent."""
 
-    type: str
+    type: TaskType
     payload: Any = None
-    priority: int | str | None = None
-    max_retries: int | None = None
-    timeout: float | None = None
-    delay: float | None = None
-    run_at: float | datetime.datetime | None = None
-    key: str | None = None
+    priority: Int64 | PriorityName | None = None
+    max_retries: Annotated[int, msgspec.Meta(ge=-1, le=MAX_RETRIES)] | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=MAX_TIMEOUT)] | None = None
+    delay: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY)] | None = None
+    run_at: Annotated[float, msgspec.Meta(ge=0, le=MAX_EPOCH)] | datetime.datetime | None = None
+    key: Key | None = None
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,7 +48,7 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WorkersIn(msgspec.Struct, forbid_unknown_fields=True):
-    count: int
+    count: Int64
 
 
 class ErrorInfo(msgspec.Struct):
@@ -86,10 +102,6 @@ class ErrorBody(msgspec.Struct):
 
 class ErrorOut(msgspec.Struct):
     error: ErrorBody
-
-
-# The last second of year 9999: later run_at values could not be shown as ISO 8601.
-MAX_EPOCH = 253_402_300_799.0
 
 
 def iso(timestamp: float | None) -> str | None:

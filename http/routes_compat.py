@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from quart import Blueprint, Response
@@ -16,7 +16,7 @@ from oncue.actors import Task, TaskState
 
 from .app import service
 from .body import json_response, read_body
-from .models import iso
+from .models import Int64, Key, TaskType, iso
 
 compat = Blueprint("compat", __name__)
 
@@ -33,16 +33,16 @@ _SIMPLE_STATUS = {
 class SimpleTaskIn(msgspec.Struct):
     """`POST /tasks`: the value to double; `status` is accepted and ignored (always "new")."""
 
-    result: int | float
-    status: str = "new"
+    result: Int64 | float
+    status: Annotated[str, msgspec.Meta(max_length=20)] = "new"
 
 
 class SubmitIn(msgspec.Struct):
     """`POST /submit`: a typed task; a given `id` becomes its id here (and its idempotency key)."""
 
-    type: str
+    type: TaskType
     payload: Any = None
-    id: str | None = None
+    id: Key | None = None
 
 
 @compat.post("/tasks")
@@ -70,6 +70,7 @@ def _original(task: Task) -> Any:
 async def submit() -> Response:
     body = await read_body(SubmitIn)
     current = service()
+    current.check_payload(body.payload)
     task = await current.engine.submit(body.type, body.payload, key=body.id)
     task_id = task.id
     if body.id is not None:

@@ -38,8 +38,12 @@ class ListQuery(msgspec.Struct):
     cursor: str | None = None
 
 
-def submission(item: TaskIn) -> Submission:
-    """The engine's `Submission` for one request item; `delay` and `run_at` exclude each other."""
+def submission(item: TaskIn, field: str = "payload") -> Submission:
+    """The engine's `Submission` for one request item; `delay` and `run_at` exclude each other.
+
+    `field` names the payload in errors (`tasks[3].payload` inside a batch).
+    """
+    service().check_payload(item.payload, field)
     if item.delay is not None and item.run_at is not None:
         raise ApiError(422, "invalid_field", "give delay or run_at, not both", field="run_at")
     return Submission(
@@ -78,7 +82,9 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
         if not 1 <= len(batch.tasks) <= limit:
             message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
             raise ApiError(422, "invalid_field", message, field="tasks")
-        submitted = await service().engine.submit_many([submission(t) for t in batch.tasks])
+        submitted = await service().engine.submit_many(
+            [submission(item, f"tasks[{n}].payload") for n, item in enumerate(batch.tasks)]
+        )
         return json_response({"tasks": [render(task) for task in submitted]}, 201)
 
     @blueprint.get("")

@@ -100,7 +100,12 @@ async def _serve_until_signalled(
         queue_size=options.queue_size,
         store=options.store,
     ) as engine:
-        app = create_app(engine, max_body_size=options.max_body_size, **hardening)
+        app = create_app(
+            engine,
+            max_body_size=options.max_body_size,
+            max_payload_size=options.max_payload_size,
+            **hardening,
+        )
         current: Service = app.extensions["oncue"]
         stop_http = trio.Event()
         async with trio.open_nursery() as nursery:
