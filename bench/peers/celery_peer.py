@@ -8,8 +8,14 @@ Results read with `AsyncResult.get()`.  Priority: Redis priority steps (see cele
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from typing import Any
+
+if len(sys.argv) > 1 and json.loads(sys.argv[1]).get("workload") == "priority":
+    # Producer and worker must agree on the priority lists; set before the app is made.
+    os.environ["BENCH_CELERY_PRIORITY"] = "1"
 
 from bench.peers import celery_tasks
 from bench.peers._common import (

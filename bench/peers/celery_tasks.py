@@ -2,7 +2,8 @@
 
 Priority follows Celery's Redis docs: `queue_order_strategy: "priority"` with priority steps
 (on Redis 0 is the highest) and `worker_prefetch_multiplier=1` (BENCH_CELERY_PREFETCH) so the
-worker does not sit on a prefetched backlog of low tasks.
+worker does not sit on a prefetched backlog of low tasks; both only for the priority workload
+(BENCH_CELERY_PRIORITY), so the other workloads keep Celery's defaults.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ app = Celery("bench", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue="bench",
     worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "4")),
-    broker_transport_options={"queue_order_strategy": "priority", "priority_steps": [0, 3, 6, 9]},
+    broker_transport_options=(
+        {"queue_order_strategy": "priority", "priority_steps": [0, 3, 6, 9]}
+        if os.environ.get("BENCH_CELERY_PRIORITY")
+        else {}
+    ),
     worker_hijack_root_logger=False,
     result_extended=False,
 )
