@@ -74,6 +74,7 @@ from .worker import Worker
 logger = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 1000
+RETENTION = 7 * 24 * 3600.0  # seconds finished tasks are kept by default
 MAX_KEY_LENGTH = 200
 
 
@@ -87,12 +88,14 @@ async def open_engine(
     grace: float = 10.0,
     observer: Observer | None = None,
     seed: int | None = None,
+    retention: float | None = RETENTION,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
 
     Leaving the block normally shuts down gracefully (see :meth:`Engine.shutdown`); leaving it
     with an exception cancels everything at once. ``store`` is a store URL or a Backend.
-    ``seed`` fixes the retry jitter (tests).
+    ``seed`` fixes the retry jitter (tests). ``retention``: seconds finished tasks are kept
+    (default 7 days; None keeps them forever); older ones are purged in batches.
 
     Raises ValueError naming the argument for a bad configuration.
     """
@@ -102,6 +105,10 @@ async def open_engine(
         raise ValueError(f"queue_size must be an int >= 1, got {queue_size!r}")
     if not grace >= 0:
         raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
+    if retention is not None and (
+        isinstance(retention, bool) or not isinstance(retention, int | float) or not retention >= 0
+    ):
+        raise ValueError(f"retention must be seconds >= 0 or None, got {retention!r}")
     backend = open_backend(store) if isinstance(store, str) else store
     registry = registry if registry is not None else Registry()
     rng = random.Random(seed)
@@ -110,7 +117,7 @@ async def open_engine(
         return Store(backend, scheduler_spec.ref, queue_size)
 
     def make_scheduler() -> Scheduler:
-        return Scheduler(store_spec.ref, registry, rng)
+        return Scheduler(store_spec.ref, registry, rng, retention=retention)
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)

@@ -109,6 +109,15 @@ class LoadQueue:
 
 
 @attrs.frozen
+class Purge:
+    """Retention (tell, from the scheduler's timer): delete up to ``limit`` tasks that finished
+    before ``before`` (wall clock), after this batch commits; a full batch asks for another."""
+
+    before: float
+    limit: int
+
+
+@attrs.frozen
 class Record:
     """Transitions decided by the scheduler, applied in order in one batch (tell)."""
 

@@ -34,6 +34,7 @@ from .messages import (
     Load,
     LoadQueue,
     Outcome,
+    Purge,
     Record,
     RequestWork,
     Requeued,
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # jobs one worker may take at once
 BATCH_BUDGET = 0.001  # seconds of expected work one batch may hold
+PURGE_BATCH = 1000  # finished tasks deleted per transaction
+PURGE_EVERY = (1.0, 600.0)  # retention / 10, within these bounds (seconds)
 _DEFERRED = object()
 
 
@@ -130,8 +133,11 @@ class Scheduler(Actor):
         registry: Registry,
         rng: random.Random,
         wall_clock: Callable[[], float] = time.time,
+        retention: float | None = None,
     ) -> None:
         self._store = store
+        self._retention = retention
+        self._purge_at = math.inf
         self._registry = registry
         self._rng = rng
         self._wall = wall_clock
@@ -162,8 +168,9 @@ class Scheduler(Actor):
         context.started()
         mailbox = context.mailbox
         queues = self._queues
+        self._start_retention()
         while True:
-            with trio.move_on_at(queues.next_deadline()):
+            with trio.move_on_at(min(queues.next_deadline(), self._purge_at)):
                 try:
                     self._handle(await mailbox.receive())
                 except trio.EndOfChannel:
@@ -174,6 +181,7 @@ class Scheduler(Actor):
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
             queues.release_due(trio.current_time())
+            self._purge_due(trio.current_time())
             self._dispatch()
             if self._drained_waiters and not self._holder:
                 for waiter in self._drained_waiters:
@@ -191,6 +199,28 @@ class Scheduler(Actor):
             self._enqueue(job)
         if self._queues.queued:
             logger.info("scheduler.recovered queued=%d", len(self._queues.queued))
+
+    # -- retention ---------------------------------------------------------------------------------
+
+    def _start_retention(self) -> None:
+        """Arm the purge timer. Its cutoff is the wall clock at start plus trio time since, so
+        it moves with trio's clock (a MockClock in tests) and never jumps with the system's."""
+        if self._retention is None:
+            return
+        now = trio.current_time()
+        self._wall_epoch = self._wall() - now
+        self._purge_every = min(max(self._retention / 10, PURGE_EVERY[0]), PURGE_EVERY[1])
+        self._purge_at = now + self._purge_every
+
+    def _purge_due(self, now: float) -> None:
+        if now < self._purge_at or self._retention is None:
+            return
+        self._purge_at = now + self._purge_every
+        before = self._wall_epoch + now - self._retention
+        try:
+            self._store.try_tell(Purge(before, PURGE_BATCH))
+        except (ActorStopped, trio.WouldBlock):
+            logger.debug("scheduler.purge_skipped reason=store_busy")
 
     def _handle(self, envelope: Envelope) -> None:
         try:

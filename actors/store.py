@@ -8,6 +8,7 @@ before it is committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from .backends import Backend
 from .errors import (
     ActorStopped,
     EngineClosed,
+    MailboxFull,
     OncueError,
     QueueFull,
     TaskAlreadyFinished,
@@ -43,6 +45,7 @@ from .messages import (
     ListTasks,
     LoadQueue,
     ProgressReported,
+    Purge,
     Record,
     Requeued,
     Retrying,
@@ -82,6 +85,8 @@ class Store(Actor):
         self._task_waiters: dict[str, list[Envelope]] = defaultdict(list)
         self._idle_waiters: list[Envelope] = []
         self._subscribers: list[tuple[trio.MemorySendChannel[Any], int]] = []
+        self._purge: Purge | None = None
+        self._self: ActorRef | None = None
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             Record: self._record,
@@ -97,6 +102,7 @@ class Store(Actor):
             Subscribe: self._subscribe,
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
+            Purge: self._request_purge,
         }
 
     async def run(self, context: Context) -> None:
@@ -105,6 +111,7 @@ class Store(Actor):
             self._unfinished[record.id] = record
         self._counts.update(await self._backend.counts())
         self._number = await self._backend.last_number()
+        self._self = context.ref
         context.started()
         mailbox = context.mailbox
         while True:
@@ -148,6 +155,8 @@ class Store(Actor):
             else:
                 envelope.reply(answer)
         self._after_commit()
+        if self._purge is not None:
+            await self._run_purge(self._purge)
 
     def _after_commit(self) -> None:
         if self._ready:
@@ -377,6 +386,23 @@ class Store(Actor):
                 continue
             keep.append((channel, capacity))
         self._subscribers = keep
+
+    async def _request_purge(self, message: Purge, envelope: Envelope) -> None:
+        self._purge = message  # runs after this batch commits, so it sees the batch's changes
+
+    async def _run_purge(self, message: Purge) -> None:
+        """One purge transaction of its own; if it was full, queue the next batch behind the
+        work already waiting, so a large backlog never holds the store for long."""
+        self._purge = None
+        purged = await self._backend.purge(message.before, message.limit)
+        for key, count in purged.items():
+            self._counts[key] -= count
+        total = sum(purged.values())
+        if total:
+            logger.info("store.purged tasks=%d before=%.0f", total, message.before)
+        if total >= message.limit and self._self is not None:
+            with contextlib.suppress(MailboxFull, ActorStopped):  # else the next tick goes on
+                self._self.try_tell(message)
 
     async def _close_admission(self, message: CloseAdmission, envelope: Envelope) -> int:
         self._closed = True

@@ -53,6 +53,12 @@ class Backend(Protocol):
         """How many tasks there are of each (type, state)."""
         ...
 
+    async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
+        """Delete up to ``limit`` finished tasks whose ``finished_at`` (wall clock) is below
+        ``before``, oldest first, in one transaction; returns how many of each (type, state)
+        went, so the store keeps its counts without a full count."""
+        ...
+
 
 def open_backend(url: str) -> Backend:
     """Make the backend a store URL names; raises ValueError naming the accepted forms.

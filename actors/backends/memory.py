@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection
 
 from ..record import TaskRecord
@@ -17,6 +18,9 @@ class MemoryBackend:
         self._by_number: dict[int, TaskRecord] = {}
         self._by_key: dict[str, TaskRecord] = {}
         self._last_number = 0
+        # (finished_at, number, id) of every commit that saw a task finished; entries whose task
+        # was deleted, retried or finished again since are skipped when they surface.
+        self._finished: list[tuple[float, int, str]] = []
 
     async def open(self) -> None:
         pass
@@ -38,12 +42,32 @@ class MemoryBackend:
                 self._last_number = max(self._last_number, record.number)
                 if record.key is not None:
                     self._by_key[record.key] = record
+            if record.finished_at is not None and record.state.finished:
+                heapq.heappush(self._finished, (record.finished_at, record.number, record.id))
         for task_id in deleted:
             if task_id in self._by_id:
-                gone = self._by_id.pop(task_id)
-                del self._by_number[gone.number]
-                if gone.key is not None:
-                    del self._by_key[gone.key]
+                self._forget(task_id)
+
+    def _forget(self, task_id: str) -> TaskRecord:
+        gone = self._by_id.pop(task_id)
+        del self._by_number[gone.number]
+        if gone.key is not None:
+            del self._by_key[gone.key]
+        return gone
+
+    async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
+        purged: dict[tuple[str, TaskState], int] = {}
+        finished = self._finished
+        removed = 0
+        while finished and finished[0][0] < before and removed < limit:
+            finished_at, _, task_id = heapq.heappop(finished)
+            record = self._by_id.get(task_id)
+            if record is None or not record.state.finished or record.finished_at != finished_at:
+                continue  # gone already, or retried since (a later entry holds it)
+            self._forget(task_id)
+            purged[record.type, record.state] = purged.get((record.type, record.state), 0) + 1
+            removed += 1
+        return purged
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return self._by_id.get(task_id)
