@@ -40,6 +40,18 @@ def env_number(convert: Callable[[str], Any], *names: str, default: Any) -> Any:
     return default
 
 
+def retention(text: str) -> float | None:
+    """`--retention`: a duration (`7d`) in seconds, or None for `forever`."""
+    from .auth import parse_duration
+
+    if text.strip().lower() == "forever":
+        return None
+    try:
+        return float(parse_duration(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or forever") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `oncue` command."""
     parser = argparse.ArgumentParser(
@@ -68,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", default=DEFAULT_STORE),
         help=f"where tasks live (default {DEFAULT_STORE}, in the working directory;"
         " memory:// keeps nothing across restarts)",
+    )
+    serve.add_argument(
+        "--retention",
+        metavar="DURATION",
+        type=retention,
+        default=env("ONCUE_RETENTION", default="7d"),
+        help="how long finished tasks are kept before they are purged: 90s, 15m, 12h, 7d,"
+        " or forever (default 7d)",
     )
     serve.add_argument(
         "--handlers",

@@ -99,6 +99,7 @@ async def _serve_until_signalled(
         workers=options.workers,
         queue_size=options.queue_size,
         store=options.store,
+        retention=options.retention,
     ) as engine:
         app = create_app(
             engine,

@@ -20,3 +20,16 @@ def test_a_bad_store_url_fails_at_start_naming_the_accepted_forms(capsys) -> Non
     assert message.startswith("oncue: --store: unsupported store URL 'mysql://db/tasks'")
     assert "accepted forms: memory://, sqlite:///" in message
     assert capsys.readouterr().out == ""  # nothing started, no banner
+
+
+def test_retention_is_a_duration_or_forever(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("ONCUE_RETENTION", raising=False)
+    parser = build_parser()
+    assert parser.parse_args(["serve"]).retention == 7 * 86400
+    assert parser.parse_args(["serve", "--retention", "12h"]).retention == 12 * 3600
+    assert parser.parse_args(["serve", "--retention", "forever"]).retention is None
+    monkeypatch.setenv("ONCUE_RETENTION", "90s")
+    assert build_parser().parse_args(["serve"]).retention == 90
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--retention", "soon"])
+    assert "argument --retention: a duration is" in capsys.readouterr().err
