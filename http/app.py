@@ -24,6 +24,7 @@ from .auth import AuthSettings, install_auth
 from .errors import ApiError, register_error_handlers
 from .limits import CorsPolicy, RateLimiter, install_cors, install_rate_limit
 from .metrics import Metrics
+from .openapi import ServiceOpenAPI
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("oncue.http.access")
@@ -107,6 +108,7 @@ def create_app(
         redoc_ui_path=None,
         scalar_ui_path=None,
         conversion_preference="msgspec",
+        openapi_provider_class=ServiceOpenAPI,
     )
     register_error_handlers(app)
     app.before_request(_start_timer)
