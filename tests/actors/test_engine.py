@@ -248,14 +248,22 @@ async def test_ten_thousand_tasks_through_eight_workers_all_correct(registry) ->
     async with open_engine(registry=registry, workers=8, queue_size=10_000) as engine:
         tasks = await engine.submit_many([Submission("double", n) for n in range(10_000)])
         await engine.wait_idle()
-        page = await engine.list(limit=1000, state="completed")
         stats = await engine.stats()
-        results = {}
-        for task in tasks[::97]:
-            results[task.payload] = (await engine.get(task.id)).result
+        finished = []
+        cursor = None
+        while True:
+            page = await engine.list(limit=1000, cursor=cursor)
+            finished.extend(page.tasks)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        workers = await engine.workers()
     assert stats.successful == 10_000
-    assert len(page.tasks) == 1000
-    assert all(result == payload * 2 for payload, result in results.items())
+    assert {task.id for task in finished} == {task.id for task in tasks}
+    assert all(task.state is TaskState.COMPLETED for task in finished)
+    assert all(task.result == task.payload * 2 for task in finished)
+    assert all(task.attempts == 1 for task in finished)
+    assert sum(worker.tasks_done for worker in workers) == 10_000
 
 
 async def test_sync_handlers_run_in_a_thread_and_report_progress(registry) -> None:
