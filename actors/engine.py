@@ -54,7 +54,7 @@ from .record import NewTask
 from .registry import Registry
 from .scheduler import Scheduler
 from .store import Store, _Dropped
-from .supervisor import ChildSpec, SupervisorRef, open_supervisor, supervisor_spec
+from .supervisor import ChildSpec, Supervisor, SupervisorRef, open_supervisor
 from .task import (
     Admitted,
     Page,
@@ -121,13 +121,14 @@ async def open_engine(
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
-    worker_factory = _WorkerFactory(scheduler_spec.ref, store_spec.ref, registry, grace)
-    workers_spec = supervisor_spec(
-        "workers",
-        [worker_factory.spec(number) for number in range(1, workers + 1)],
-        max_restarts=max(3, workers),
-        within=5.0,
-    )
+    pool = _WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace)
+    for number in range(1, workers + 1):
+        pool.add(number)
+
+    def make_workers() -> Supervisor:
+        return pool.supervisor(max_restarts=max(3, workers))
+
+    workers_spec = ChildSpec("workers", make_workers, shutdown=math.inf, mailbox_size=math.inf)
     async with open_supervisor(
         [store_spec, scheduler_spec, workers_spec],
         name="oncue",
@@ -139,7 +140,7 @@ async def open_engine(
             store=store_spec.ref,
             scheduler=scheduler_spec.ref,
             workers=SupervisorRef(workers_spec.ref),
-            worker_factory=worker_factory,
+            pool=pool,
             grace=grace,
             durable=not isinstance(backend, MemoryBackend),
         )
@@ -147,22 +148,37 @@ async def open_engine(
         await engine.shutdown()
 
 
-class _WorkerFactory:
-    """Makes worker child specs: worker-1, worker-2, ..."""
+class _WorkerPool:
+    """The worker specs the pool should have: the workers supervisor starts from these at every
+    (re)start, so a pool resized at run time keeps its size when that supervisor restarts."""
 
     def __init__(self, scheduler: ActorRef, store: ActorRef, registry: Registry, grace: float):
         self._scheduler = scheduler
         self._store = store
         self._registry = registry
         self._grace = grace
+        self._specs: dict[int, ChildSpec] = {}
 
-    def spec(self, number: int) -> ChildSpec:
+    def add(self, number: int) -> ChildSpec:
         name = f"worker-{number}"
 
         def make() -> Worker:
             return Worker(name, self._scheduler, self._store, self._registry)
 
-        return ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)
+        spec = ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)
+        self._specs[number] = spec
+        return spec
+
+    def remove(self, number: int) -> None:
+        self._specs.pop(number, None)
+
+    def supervisor(self, max_restarts: int) -> Supervisor:
+        """A workers supervisor for the current pool (a spec stopped for good is remade)."""
+        for number, spec in list(self._specs.items()):
+            if spec.mailbox.closed:
+                self.add(number)
+        specs = [self._specs[number] for number in sorted(self._specs)]
+        return Supervisor(specs, strategy="one_for_one", max_restarts=max_restarts, within=5.0)
 
 
 class Engine:
@@ -175,7 +191,7 @@ class Engine:
         store: ActorRef,
         scheduler: ActorRef,
         workers: SupervisorRef,
-        worker_factory: _WorkerFactory,
+        pool: _WorkerPool,
         grace: float,
         durable: bool,
     ) -> None:
@@ -183,7 +199,7 @@ class Engine:
         self._store = store
         self._scheduler = scheduler
         self._workers = workers
-        self._worker_factory = worker_factory
+        self._pool = pool
         self._grace = grace
         self._durable = durable
         self._resize_lock = trio.Lock()
@@ -394,9 +410,10 @@ class Engine:
             numbers = sorted(int(child.name.rsplit("-", 1)[1]) for child in children)
             first_new = max(numbers, default=0) + 1
             for number in range(first_new, first_new + workers - len(numbers)):
-                await self._workers.start_child(self._worker_factory.spec(number))
+                await self._workers.start_child(self._pool.add(number))
             for number in reversed(numbers[workers:]):
                 await self._workers.stop_child(f"worker-{number}")
+                self._pool.remove(number)
         logger.info("engine.resized workers=%d", workers)
 
     async def shutdown(self, grace: float | None = None) -> ShutdownReport:

@@ -175,3 +175,18 @@ async def test_leaving_the_block_with_an_error_cancels_at_once(autojump_clock, r
             await trio.sleep(1)
             raise Injected("the caller failed")
     assert trio.current_time() - start == pytest.approx(1, abs=0.1)
+
+
+async def test_a_resized_pool_keeps_its_size_when_its_supervisor_restarts(
+    monkeypatch, registry
+) -> None:
+    events: list[LifecycleEvent] = []
+    async with open_engine(registry=registry, workers=2, observer=events.append) as engine:
+        await engine.resize(4)
+        await engine.resize(3)
+        crash_once(monkeypatch, Scheduler, "_dispatch", after=0)
+        tasks = await run_all(engine, 50)
+        names = [worker.name for worker in await engine.workers()]
+    assert "/oncue/workers" in restarted(events)
+    assert names == ["worker-1", "worker-2", "worker-3"]
+    assert {task.state for task in tasks} == {TaskState.COMPLETED}
