@@ -8,7 +8,10 @@ from typing import Protocol
 from ..record import TaskRecord
 from ..task import TaskState
 
-STORE_FORMS = "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db"
+STORE_FORMS = (
+    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db,"
+    " postgresql://user@host:5432/database[?schema=name]"
+)
 
 
 class Backend(Protocol):
@@ -64,7 +67,8 @@ def open_backend(url: str) -> Backend:
     """Make the backend a store URL names; raises ValueError naming the accepted forms.
 
     ``memory://``; ``sqlite:///oncue.db`` (relative to the working directory) or
-    ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``.
+    ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``;
+    ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public).
     """
     from urllib.parse import parse_qs, urlsplit
 
@@ -83,4 +87,18 @@ def open_backend(url: str) -> Backend:
             raise ValueError(f"unknown sqlite store option(s) {sorted(unknown)} in {url!r}")
         synchronous = options.get("synchronous", ["normal"])[-1]
         return SqliteBackend(parts.path[1:], synchronous=synchronous)
+    if parts.scheme in ("postgresql", "postgres"):
+        return _postgres(url)
     raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")
+
+
+def _postgres(url: str) -> Backend:
+    from importlib.util import find_spec
+
+    from .postgres import PostgresBackend
+
+    if find_spec("psycopg") is None or find_spec("psycopg_pool") is None:
+        raise ValueError(
+            "the postgresql store needs the postgres extra: pip install 'oncue[postgres]'"
+        )
+    return PostgresBackend(url)

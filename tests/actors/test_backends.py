@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
+import socket
 import sqlite3
 
 import pytest
@@ -15,13 +18,43 @@ from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.sqlite import _FINISHED, PURGE, SqliteBackend, migrate, query_sql
 from oncue.actors.record import TaskRecord
 
+POSTGRES = "postgresql://127.0.0.1:5432/test"
+RUN = f"{os.getpid()}_{secrets.token_hex(4)}"  # schemas of parallel runs never collide
 
-@pytest.fixture(params=["memory", "sqlite"])
+
+def postgres_or_skip() -> None:
+    """Skip unless PostgreSQL answers on 127.0.0.1:5432; under CI=true, fail instead."""
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+        import psycopg  # noqa: F401
+    except (OSError, ImportError) as error:
+        reason = (
+            f"PostgreSQL backend not tested: {error} (needs a server on 127.0.0.1:5432 with a"
+            " database named test, and pip install -e '.[postgres]')"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
     """A backend object; the same object reopened plays a restarted process."""
     if request.param == "memory":
-        return MemoryBackend()
-    return SqliteBackend(tmp_path / "oncue.db")
+        yield MemoryBackend()
+    elif request.param == "sqlite":
+        yield SqliteBackend(tmp_path / "oncue.db")
+    else:
+        postgres_or_skip()
+        schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
+        yield open_backend(f"{POSTGRES}?schema={schema}")
+        import psycopg
+
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+SCHEMAS = itertools.count()
 
 
 async def test_tasks_and_their_history_round_trip(store, registry) -> None:
@@ -227,3 +260,16 @@ def test_listing_and_purging_read_an_index_in_order_never_a_sort() -> None:
     assert "USING INDEX tasks_finished_at (finished_at<?)" in purge, purge
     assert "TEMP B-TREE" not in purge, purge
     db.close()
+
+
+def test_postgres_urls_keep_the_schema_option_for_oncue() -> None:
+    pytest.importorskip("psycopg")
+    from oncue.actors.backends.postgres import PostgresBackend
+
+    backend = open_backend("postgresql://me@db:5432/jobs?schema=oncue&sslmode=require")
+    assert isinstance(backend, PostgresBackend)
+    assert (backend.url, backend.schema) == (
+        "postgresql://me@db:5432/jobs?sslmode=require",
+        "oncue",
+    )
+    assert open_backend("postgres://db/jobs").schema == "public"  # type: ignore[attr-defined]
