@@ -30,6 +30,7 @@ class _Reply:
     done: trio.Event = attrs.field(factory=trio.Event)
     value: Any = _UNSET
     error: BaseException | None = None
+    abandoned: bool = False  # the asker gave up (timeout or cancel): nobody reads an answer
 
 
 @attrs.define(eq=False)
@@ -43,6 +44,15 @@ class Envelope:
     @property
     def is_ask(self) -> bool:
         return self._reply is not None
+
+    @property
+    def abandoned(self) -> bool:
+        """True once the asker stopped waiting: an actor holding the envelope may drop it."""
+        return self._reply is not None and self._reply.abandoned
+
+    def drop(self) -> None:
+        """Forget an abandoned ask without answering it."""
+        self._mailbox._in_flight.discard(self)
 
     def reply(self, value: Any = None) -> None:
         """Answer the ask with ``value``; does nothing for a tell or an already-answered ask."""
@@ -175,12 +185,15 @@ class ActorRef:
         ActorCrashed if the actor crashed while holding it, ActorStopped if it stopped first.
         """
         reply = _Reply()
-        with trio.move_on_after(timeout):
-            try:
-                await self._mailbox._send.send(Envelope(message, reply, self._mailbox))
-            except trio.ClosedResourceError:
-                raise ActorStopped(self.path) from None
-            await reply.done.wait()
+        try:
+            with trio.move_on_after(timeout):
+                try:
+                    await self._mailbox._send.send(Envelope(message, reply, self._mailbox))
+                except trio.ClosedResourceError:
+                    raise ActorStopped(self.path) from None
+                await reply.done.wait()
+        finally:
+            reply.abandoned = not reply.done.is_set()
         if not reply.done.is_set():
             raise AskTimeout(self.path, message, timeout)
         if reply.error is not None:

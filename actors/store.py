@@ -352,7 +352,9 @@ class Store(Actor):
         record = await self._find(message.id)
         if record.state.finished:
             return record.snapshot()
-        self._task_waiters[record.id].append(envelope)
+        waiters = self._task_waiters[record.id]
+        waiters[:] = _live(waiters)
+        waiters.append(envelope)
         return _DEFERRED
 
     # -- the whole store ---------------------------------------------------------------------------
@@ -360,6 +362,7 @@ class Store(Actor):
     async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
         if not self._unfinished:
             return None
+        self._idle_waiters = _live(self._idle_waiters)
         self._idle_waiters.append(envelope)
         return _DEFERRED
 
@@ -410,6 +413,17 @@ class Store(Actor):
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
         return [(record.job(), record.state) for record in self._unfinished.values()]
+
+
+def _live(waiters: list[Envelope]) -> list[Envelope]:
+    """The waiters whose askers still wait; forget the rest (their waits timed out)."""
+    live = []
+    for waiter in waiters:
+        if waiter.abandoned:
+            waiter.drop()
+        else:
+            live.append(waiter)
+    return live
 
 
 class _Dropped:

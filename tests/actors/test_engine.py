@@ -404,3 +404,24 @@ async def test_the_readme_task_types_run(registry) -> None:
             "to": ["a@example.com"],
         }
         assert (await engine.wait(process.id)).result == {"processed": True, "items": 1}
+
+
+async def test_timed_out_waits_do_not_pile_up_in_the_store(autojump_clock, registry) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        task = await engine.submit("gate", 1)
+        for _ in range(50):
+            with pytest.raises(WaitTimeout):
+                await engine.wait(task.id, timeout=1)
+        waiting = engine.wait(task.id)  # one more, still waiting when the task finishes
+        async with trio.open_nursery() as nursery:
+            results = []
+
+            async def wait_for_it() -> None:
+                results.append(await waiting)
+
+            nursery.start_soon(wait_for_it)
+            await trio.testing.wait_all_tasks_blocked()
+            store = engine._store._mailbox  # the store's mailbox: how many asks it holds
+            assert len(store._in_flight) <= 2  # this wait, and at most one stale one
+            registry.gate.set()
+        assert results[0].result == 1
