@@ -425,3 +425,15 @@ async def test_timed_out_waits_do_not_pile_up_in_the_store(autojump_clock, regis
             assert len(store._in_flight) <= 2  # this wait, and at most one stale one
             registry.gate.set()
         assert results[0].result == 1
+
+
+async def test_cpu_bound_handlers_run_in_another_process(registry) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        task = await engine.submit("compute", {"n": 10_000}, timeout=60)
+        bad = await engine.submit("compute", {"n": "lots"}, timeout=60)
+        assert (await engine.wait(task.id)).result == {"n": 10_000, "primes": 1229}
+        failed = await engine.wait(bad.id)
+    assert failed.state is TaskState.FAILED
+    assert failed.attempts == 1  # Fatal, raised in the worker process, is not retried
+    assert failed.error is not None
+    assert "compute needs an int n" in failed.error.message
