@@ -55,7 +55,8 @@ class SupervisorGaveUp(ActorError):
 
     def __init__(self, path: str, restarts: int, within: float, error: BaseException | None):
         super().__init__(
-            f"supervisor {path} gave up after {restarts} restarts within {within:g}s;"
+            f"supervisor {path} gave up after {restarts} restart{'' if restarts == 1 else 's'}"
+            f" within {within:g}s;"
             f" last error: {error!r}"
         )
         self.path = path
