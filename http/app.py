@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -21,7 +23,7 @@ from werkzeug.exceptions import NotFound
 from oncue.actors import Engine
 
 from .auth import AuthSettings, install_auth
-from .errors import ApiError, register_error_handlers
+from .errors import RETRY_AFTER_SECONDS, ApiError, register_error_handlers
 from .limits import CorsPolicy, RateLimiter, install_cors, install_rate_limit
 from .metrics import Metrics
 from .openapi import ServiceOpenAPI
@@ -32,6 +34,7 @@ access_logger = logging.getLogger("oncue.http.access")
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_BATCH_LIMIT = 1000
 DEFAULT_MAX_PAYLOAD = 256 * 1024
+DEFAULT_STORE_DEADLINE = 10.0
 SWAGGER_ASSETS = "/docs/assets"
 MAX_ALIASES = 100_000
 
@@ -44,6 +47,7 @@ class Service:
     metrics: Metrics
     batch_limit: int
     payload_limit: int = DEFAULT_MAX_PAYLOAD
+    store_deadline: float = DEFAULT_STORE_DEADLINE
     draining: trio.Event = attrs.field(factory=trio.Event)
     # Ids chosen by `POST /submit` clients -> task ids; bounded, oldest forgotten first.
     aliases: dict[str, str] = attrs.field(factory=dict)
@@ -54,6 +58,26 @@ class Service:
         if size > self.payload_limit:
             message = f"{field} is {size} bytes as JSON; the most is {self.payload_limit}"
             raise ApiError(413, "payload_too_large", message, field=field)
+
+    @contextmanager
+    def deadline(self) -> Iterator[None]:
+        """Bound the engine calls in the block: past `store_deadline`, answer 503.
+
+        A store stuck in its backend would otherwise hold the request (and the client) forever.
+        The engine may still act on a submit given up on this way: retrying it with the same
+        `key` returns that task instead of adding another.
+        """
+        with trio.move_on_after(self.store_deadline) as scope:
+            yield
+        if scope.cancelled_caught:
+            logger.warning("http.store_deadline seconds=%g", self.store_deadline)
+            raise ApiError(
+                503,
+                "unavailable",
+                f"the task store did not answer within {self.store_deadline:g}s; retry later"
+                " (with a key, a retried submit is never added twice)",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
 
     def remember_alias(self, alias: str, task_id: str) -> None:
         """Let `GET /status/<alias>` find `task_id` (for the last MAX_ALIASES aliases)."""
@@ -74,6 +98,7 @@ def create_app(
     max_body_size: int = DEFAULT_MAX_BODY,
     batch_limit: int = DEFAULT_BATCH_LIMIT,
     max_payload_size: int = DEFAULT_MAX_PAYLOAD,
+    store_deadline: float = DEFAULT_STORE_DEADLINE,
     auth: AuthSettings | None = None,
     rate_limit: RateLimiter | None = None,
     cors: CorsPolicy | None = None,
@@ -85,6 +110,7 @@ def create_app(
         max_body_size: requests with a larger body get 413.
         batch_limit: the most tasks one `POST /api/v1/tasks/batch` may hold.
         max_payload_size: a task whose payload is larger as JSON gets 413 naming it.
+        store_deadline: seconds a route waits for the engine before answering 503.
         auth: bearer-token authentication (docs/security.md); None or empty: off.
         rate_limit: requests per second per token (or client address); None: unlimited.
         cors: the browser origins allowed to call the API; None: no CORS headers.
@@ -99,7 +125,9 @@ def create_app(
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0
     app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui-bundle.js"
     app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui.css"
-    app.extensions["oncue"] = Service(engine, Metrics(), batch_limit, max_payload_size)
+    app.extensions["oncue"] = Service(
+        engine, Metrics(), batch_limit, max_payload_size, store_deadline
+    )
     QuartSchema(
         app,
         info={"title": "oncue", "version": "0.1.0", "description": "A task queue on trio"},

@@ -14,6 +14,7 @@ from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
 from oncue.actors import (
+    ActorError,
     EngineClosed,
     OncueError,
     QueueFull,
@@ -37,6 +38,8 @@ ENGINE_ERRORS: list[tuple[type[Exception], int, str]] = [
     (UnknownTaskType, 422, "unknown_task_type"),
     (QueueFull, 429, "queue_full"),
     (EngineClosed, 503, "shutting_down"),
+    # The store (or another actor) crashed or stopped mid-call: it is being restarted.
+    (ActorError, 503, "unavailable"),
     (ValueError, 422, "invalid_value"),
 ]
 
@@ -95,9 +98,14 @@ def engine_error_response(error: Exception) -> Response:
     """Map one of the engine's errors to its status code (the single place that does it)."""
     for cls, status, code in ENGINE_ERRORS:
         if isinstance(error, cls):
-            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 429 else None
+            retry = status in (429, 503) and code != "shutting_down"
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else None
             field = "type" if isinstance(error, UnknownTaskType) else _field_named(error)
-            return error_response(status, code, str(error), field, headers)
+            message = str(error)
+            if code == "unavailable":
+                logger.warning("http.engine_unavailable error=%r", error)
+                message = "the task engine is recovering from a fault; retry later"
+            return error_response(status, code, message, field, headers)
     return internal_error_response(error)
 
 

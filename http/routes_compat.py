@@ -48,7 +48,8 @@ class SubmitIn(msgspec.Struct):
 @compat.post("/tasks")
 async def create_simple_task() -> Response:
     body = await read_body(SimpleTaskIn)
-    task = await service().engine.submit("double", {"result": body.result})
+    with service().deadline():
+        task = await service().engine.submit("double", {"result": body.result})
     return json_response({"id": task.number, "status": "queued", "result": body.result}, 201)
 
 
@@ -71,7 +72,8 @@ async def submit() -> Response:
     body = await read_body(SubmitIn)
     current = service()
     current.check_payload(body.payload)
-    task = await current.engine.submit(body.type, body.payload, key=body.id)
+    with current.deadline():
+        task = await current.engine.submit(body.type, body.payload, key=body.id)
     task_id = task.id
     if body.id is not None:
         current.remember_alias(body.id, task.id)

@@ -10,7 +10,7 @@ import msgspec
 from quart import Blueprint, Response
 from quart_schema import document_request, document_response, hide
 
-from oncue.actors import EngineClosed, WorkerInfo
+from oncue.actors import ActorError, EngineClosed, WorkerInfo
 
 from .app import service
 from .auth import require_admin
@@ -112,22 +112,29 @@ async def stats() -> Response:
 @document_response(HealthOut)
 @document_response(HealthOut, 503)
 async def health() -> Response:
-    """`ok` with 200, or `shutting_down` with 503 once the server drains (for load balancers)."""
+    """`ok` with 200; 503 with `shutting_down` once the server drains, or `unavailable` while
+    the store does not answer (for load balancers)."""
     current = service()
     closing = current.engine.closing or current.draining.is_set()
+    status, depth, workers = "ok", 0, 0
     try:
-        engine_stats = await current.engine.stats()
-        depth, workers = engine_stats.queue_length, len(await current.engine.workers())
+        with current.deadline():
+            engine_stats = await current.engine.stats()
+            depth, workers = engine_stats.queue_length, len(await current.engine.workers())
     except EngineClosed:
-        closing, depth, workers = True, 0, 0
+        closing = True
+    except (ApiError, ActorError):
+        status = "unavailable"  # the store is stuck or restarting: take us out of rotation
+    if closing:
+        status = "shutting_down"
     body = {
-        "status": "shutting_down" if closing else "ok",
+        "status": status,
         "timestamp": iso(time.time()),
         "workers": workers,
         "queue_depth": depth,
         "queue": {"size": depth, "closed": closing},
     }
-    return json_response(body, 503 if closing else 200)
+    return json_response(body, 200 if status == "ok" else 503)
 
 
 @service_routes.get("/metrics")

@@ -69,7 +69,9 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     async def submit() -> Response:
         """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
         item = await read_body(TaskIn)
-        (admitted,) = await service().engine.admit([submission(item)])
+        current = service()
+        with current.deadline():
+            (admitted,) = await current.engine.admit([submission(item)])
         return json_response(render(admitted.task), 201 if admitted.created else 200)
 
     @blueprint.post("/batch")
@@ -82,9 +84,11 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
         if not 1 <= len(batch.tasks) <= limit:
             message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
             raise ApiError(422, "invalid_field", message, field="tasks")
-        submitted = await service().engine.submit_many(
-            [submission(item, f"tasks[{n}].payload") for n, item in enumerate(batch.tasks)]
-        )
+        submissions = [
+            submission(item, f"tasks[{n}].payload") for n, item in enumerate(batch.tasks)
+        ]
+        with service().deadline():
+            submitted = await service().engine.submit_many(submissions)
         return json_response({"tasks": [render(task) for task in submitted]}, 201)
 
     @blueprint.get("")
@@ -96,12 +100,14 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
         if status is not None and status not in STATES:
             message = f"status must be one of {', '.join(STATES)}, got {status!r}"
             raise ApiError(422, "invalid_field", message, field="status")
-        page = await service().engine.list(
-            state=None if status is None else TaskState(status),
-            type=request.args.get("type") or None,
-            limit=query_int("limit", 50, low=1, high=MAX_LIST_LIMIT),
-            cursor=request.args.get("cursor") or None,
-        )
+        limit = query_int("limit", 50, low=1, high=MAX_LIST_LIMIT)
+        with service().deadline():
+            page = await service().engine.list(
+                state=None if status is None else TaskState(status),
+                type=request.args.get("type") or None,
+                limit=limit,
+                cursor=request.args.get("cursor") or None,
+            )
         tasks = [render(task) for task in page.tasks]
         return json_response({"tasks": tasks, "next_cursor": page.next_cursor})
 
@@ -109,7 +115,9 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     @document_response(TaskOut)
     async def get_task(task_id: str) -> Response:
         """One task."""
-        return json_response(render(await service().engine.get(task_id)))
+        with service().deadline():
+            task = await service().engine.get(task_id)
+        return json_response(render(task))
 
     @blueprint.get("/<task_id>/wait")
     @document_response(TaskOut)
@@ -146,7 +154,9 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     @document_response(ErrorOut, 409)
     async def cancel_task(task_id: str) -> Response:
         """Cancel an unfinished task; a finished one is a 409."""
-        return json_response(render(await service().engine.cancel(task_id)))
+        with service().deadline():
+            task = await service().engine.cancel(task_id)
+        return json_response(render(task))
 
     @blueprint.post("/<task_id>/retry")
     @document_response(TaskOut)
