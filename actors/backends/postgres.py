@@ -74,6 +74,9 @@ MIGRATIONS = [
     CREATE INDEX tasks_owner_number ON tasks (owner, number);
     CREATE INDEX tasks_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    """
+    CREATE INDEX tasks_type_state ON tasks (type, state);
+    """,
 ]
 
 

@@ -67,7 +67,13 @@ MIGRATIONS = [
     """
     CREATE INDEX tasks_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    # counts() at every start: a covering index scan (0.2 s at 1M rows) instead of a scan of the
+    # type index with a row lookup each and a sort (4 s)
+    """
+    CREATE INDEX tasks_type_state ON tasks (type, state);
+    """,
 ]
+COUNTS = "SELECT type, state, count(*) FROM tasks GROUP BY type, state"
 _FINISHED = tuple(sorted(state.value for state in FINISHED))
 # Retention: the oldest finished tasks first, through the partial index on finished_at (the
 # unary + keeps the planner off the state index, which would read every finished row and sort).
@@ -244,9 +250,7 @@ class SqliteBackend:
         return await self._select(sql, (*args, limit))
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
-        rows = await self._run(
-            self._fetch, "SELECT type, state, count(*) FROM tasks GROUP BY type, state", ()
-        )
+        rows = await self._run(self._fetch, COUNTS, ())
         return {(type_, TaskState(state)): count for type_, state, count in rows}
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:

@@ -15,7 +15,7 @@ import trio.testing
 from oncue.actors import Submission, TaskNotFound, TaskState, open_backend, open_engine
 from oncue.actors import scheduler as scheduler_module
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.backends.sqlite import _FINISHED, PURGE, SqliteBackend, migrate, query_sql
+from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
 from oncue.actors.record import TaskRecord
 
 POSTGRES = "postgresql://127.0.0.1:5432/test"
@@ -256,6 +256,7 @@ def test_listing_and_purging_read_an_index_in_order_never_a_sort() -> None:
         found = plan(sql, (*args, 50))
         assert "USING INDEX" in found, found
         assert "TEMP B-TREE" not in found, found
+    assert "COVERING INDEX tasks_type_state" in plan(COUNTS, ())  # at every start
     purge = plan(PURGE, (1.0, *_FINISHED, 1000))
     assert "USING INDEX tasks_finished_at (finished_at<?)" in purge, purge
     assert "TEMP B-TREE" not in purge, purge
