@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import builtins
 import datetime
-import json
 import logging
 import math
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
+from .admission import admit, parse_state
 from .backends import Backend, open_backend
 from .backends.memory import MemoryBackend
-from .errors import ActorCrashed, EngineClosed, EventsDropped, InvalidField, WaitTimeout
+from .errors import ActorCrashed, EngineClosed, InvalidField, WaitTimeout
 from .events import Observer
 from .mailbox import ActorRef
 from .messages import (
@@ -45,15 +44,15 @@ from .messages import (
     RetryTask,
     SetPaused,
     Submit,
-    Subscribe,
     WaitDrained,
     WaitIdle,
     WaitTask,
 )
-from .record import NewTask
+from .pool import WorkerPool
 from .registry import Registry
 from .scheduler import Scheduler
-from .store import Store, _Dropped
+from .store import Store
+from .subscription import EventStream
 from .supervisor import ChildSpec, Supervisor, SupervisorRef, open_supervisor
 from .task import (
     Admitted,
@@ -62,14 +61,9 @@ from .task import (
     Stats,
     Submission,
     Task,
-    TaskEvent,
     TaskState,
     WorkerInfo,
-    check_max_retries,
-    check_timeout,
-    parse_priority,
 )
-from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +115,7 @@ async def open_engine(
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
-    pool = _WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace)
+    pool = WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace)
     for number in range(1, workers + 1):
         pool.add(number)
 
@@ -148,39 +142,6 @@ async def open_engine(
         await engine.shutdown()
 
 
-class _WorkerPool:
-    """The worker specs the pool should have: the workers supervisor starts from these at every
-    (re)start, so a pool resized at run time keeps its size when that supervisor restarts."""
-
-    def __init__(self, scheduler: ActorRef, store: ActorRef, registry: Registry, grace: float):
-        self._scheduler = scheduler
-        self._store = store
-        self._registry = registry
-        self._grace = grace
-        self._specs: dict[int, ChildSpec] = {}
-
-    def add(self, number: int) -> ChildSpec:
-        name = f"worker-{number}"
-
-        def make() -> Worker:
-            return Worker(name, self._scheduler, self._store, self._registry)
-
-        spec = ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)
-        self._specs[number] = spec
-        return spec
-
-    def remove(self, number: int) -> None:
-        self._specs.pop(number, None)
-
-    def supervisor(self, max_restarts: int) -> Supervisor:
-        """A workers supervisor for the current pool (a spec stopped for good is remade)."""
-        for number, spec in list(self._specs.items()):
-            if spec.mailbox.closed:
-                self.add(number)
-        specs = [self._specs[number] for number in sorted(self._specs)]
-        return Supervisor(specs, strategy="one_for_one", max_restarts=max_restarts, within=5.0)
-
-
 class Engine:
     """The handle on a running engine (made by :func:`open_engine`; pass it around)."""
 
@@ -191,7 +152,7 @@ class Engine:
         store: ActorRef,
         scheduler: ActorRef,
         workers: SupervisorRef,
-        pool: _WorkerPool,
+        pool: WorkerPool,
         grace: float,
         durable: bool,
     ) -> None:
@@ -244,33 +205,11 @@ class Engine:
         """Like :meth:`submit_many`, saying for each task whether it is new (False: same key)."""
         if self._shutdown_started:
             raise EngineClosed()
-        tasks = [self._validate(submission) for submission in submissions]
+        tasks = [admit(self.registry, each, durable=self._durable) for each in submissions]
         if not tasks:
             return []
         admitted: list[Admitted] = await self._store.ask(Submit(tasks))
         return admitted
-
-    def _validate(self, submission: Submission) -> NewTask:
-        handler = self.registry.resolve(submission.type)
-        priority = handler.priority
-        if submission.priority is not None:
-            priority = parse_priority(submission.priority)
-        max_retries = handler.max_retries
-        if submission.max_retries is not None:
-            max_retries = check_max_retries(submission.max_retries)
-        timeout = handler.timeout if submission.timeout is None else submission.timeout
-        if self._durable:
-            _check_json(submission.payload)
-        return NewTask(
-            handler.name,
-            submission.payload,
-            priority,
-            max_retries,
-            check_timeout(timeout),
-            _run_at(submission.delay, submission.run_at),
-            _check_key(submission.key),
-            submission.owner,
-        )
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -295,7 +234,7 @@ class Engine:
     ) -> Page:
         """Tasks newest first, filtered; pass ``next_cursor`` back for the next page."""
         if state is not None:
-            state = _parse_state(state)
+            state = parse_state(state)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             message = f"limit must be an int from 1 to {MAX_LIST_LIMIT}, got {limit!r}"
             raise InvalidField("limit", message)
@@ -463,84 +402,5 @@ class Engine:
                 logger.info("engine.store_restarted message=%s", type(message).__name__)
 
 
-class EventStream:
-    """An async iterator of TaskEvent; subscribes to the store on its first ``__anext__``."""
-
-    def __init__(self, store: ActorRef, capacity: int) -> None:
-        self._store = store
-        self._capacity = capacity
-        self._receive: trio.MemoryReceiveChannel[Any] | None = None
-
-    async def __aenter__(self) -> EventStream:
-        await self._subscribe()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def _subscribe(self) -> trio.MemoryReceiveChannel[Any]:
-        if self._receive is None:
-            self._receive = await self._store.ask(Subscribe(self._capacity))
-        return self._receive
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> TaskEvent:
-        receive = await self._subscribe()
-        try:
-            item = await receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise StopAsyncIteration from None
-        if isinstance(item, _Dropped):
-            receive.close()
-            raise EventsDropped(item.capacity)
-        event: TaskEvent = item
-        return event
-
-    async def aclose(self) -> None:
-        if self._receive is not None:
-            self._receive.close()
-
-
 def _id(task_id: str | int) -> str:
     return str(task_id)
-
-
-def _parse_state(state: TaskState | str) -> TaskState:
-    try:
-        return TaskState(state)
-    except ValueError:
-        known = ", ".join(s.value for s in TaskState)
-        raise InvalidField("state", f"state must be one of {known}, got {state!r}") from None
-
-
-def _run_at(delay: float | None, run_at: float | None) -> float | None:
-    if delay is not None and run_at is not None:
-        raise InvalidField("delay", "give delay or run_at, not both")
-    if delay is not None:
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < 1e9:
-            message = f"delay must be a number of seconds >= 0, got {delay!r}"
-            raise InvalidField("delay", message)
-        return time.time() + delay if delay > 0 else None
-    if run_at is not None and (
-        isinstance(run_at, bool) or not isinstance(run_at, int | float) or run_at < 0
-    ):
-        message = f"run_at must be a Unix timestamp or a datetime, got {run_at!r}"
-        raise InvalidField("run_at", message)
-    return run_at
-
-
-def _check_json(payload: Any) -> None:
-    try:
-        json.dumps(payload)
-    except (TypeError, ValueError) as error:
-        message = f"payload must be a JSON value for a durable store: {error}"
-        raise InvalidField("payload", message) from None
-
-
-def _check_key(key: str | None) -> str | None:
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
-        message = f"key must be a string of 1 to {MAX_KEY_LENGTH} characters, got {key!r}"
-        raise InvalidField("key", message)
-    return key

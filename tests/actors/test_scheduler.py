@@ -6,7 +6,7 @@ import random
 
 from oncue.actors.messages import Job, Outcome
 from oncue.actors.registry import RetryPolicy
-from oncue.actors.scheduler import Queues, backoff_delay, should_retry
+from oncue.actors.queues import Queues, backoff_delay, should_retry
 
 
 def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
