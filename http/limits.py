@@ -15,7 +15,7 @@ import attrs
 import trio
 from quart import Quart, Response, request
 
-from .auth import HEALTH_PATHS, METRICS_PATHS, principal
+from .auth import ANONYMOUS, HEALTH_PATHS, METRICS_PATHS, principal
 from .errors import ApiError, error_response
 
 MAX_CALLERS = 100_000
@@ -76,7 +76,7 @@ class RateLimiter:
 def caller_key() -> str:
     """Who a rate limit applies to: the token's subject, else the client address."""
     who = principal()
-    if who.subject != "anonymous":
+    if who is not ANONYMOUS:
         return f"sub:{who.subject}"
     return f"addr:{request.remote_addr}"
 

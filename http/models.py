@@ -12,6 +12,8 @@ import msgspec
 
 from oncue.actors import Task
 
+from .tenancy import shown_key
+
 # The last second of year 9999: later run_at values could not be shown as ISO 8601.
 MAX_EPOCH = 253_402_300_799.0
 # Bounds every submitted option is checked against (a 422 naming the field), so that nothing
@@ -153,5 +155,5 @@ def task_json(task: Task) -> dict[str, Any]:
         ),
         "attempts": task.attempts,
         "worker": task.worker,
-        "key": task.key,
+        "key": shown_key(task.key),
     }

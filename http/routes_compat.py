@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import msgspec
 from quart import Blueprint, Response
 
-from oncue.actors import Task, TaskState
+from oncue.actors import Submission, Task, TaskState
 
 from .app import service
 from .body import json_response, read_body
 from .models import Int64, Key, TaskType, iso
+from .tenancy import current_owner, scoped_key, visible
 
 compat = Blueprint("compat", __name__)
 
@@ -49,13 +50,17 @@ class SubmitIn(msgspec.Struct):
 async def create_simple_task() -> Response:
     body = await read_body(SimpleTaskIn)
     with service().deadline():
-        task = await service().engine.submit("double", {"result": body.result})
+        (admitted,) = await service().engine.admit(
+            [Submission("double", {"result": body.result}, owner=current_owner())]
+        )
+    task = admitted.task
     return json_response({"id": task.number, "status": "queued", "result": body.result}, 201)
 
 
 @compat.get("/tasks/<int:number>")
 async def get_simple_task(number: int) -> Response:
-    task = await service().engine.get(number)
+    with service().deadline():
+        task = visible(await service().engine.get(number), number)
     result = task.result if task.state is TaskState.COMPLETED else _original(task)
     return json_response(
         {"id": task.number, "status": _SIMPLE_STATUS[task.state], "result": result}
@@ -73,10 +78,13 @@ async def submit() -> Response:
     current = service()
     current.check_payload(body.payload)
     with current.deadline():
-        task = await current.engine.submit(body.type, body.payload, key=body.id)
+        (admitted,) = await current.engine.admit(
+            [Submission(body.type, body.payload, key=scoped_key(body.id), owner=current_owner())]
+        )
+    task = admitted.task
     task_id = task.id
     if body.id is not None:
-        current.remember_alias(body.id, task.id)
+        current.remember_alias(scoped_key(body.id) or body.id, task.id)
         task_id = body.id
     return json_response(
         {"message": "Task submitted successfully", "task_id": task_id, "status": "pending"}, 202
@@ -100,7 +108,10 @@ async def status(task_id: str) -> Response:
 
 async def _by_id_or_key(task_id: str) -> Task:
     current = service()
-    return await current.engine.get(current.aliases.get(task_id, task_id))
+    alias = scoped_key(task_id) or task_id
+    with current.deadline():
+        task = await current.engine.get(current.aliases.get(alias, task_id))
+    return visible(task, task_id)
 
 
 @compat.get("/stats")

@@ -20,6 +20,7 @@ from .app import service
 from .body import json_response, query_float, query_int, read_body
 from .errors import ApiError
 from .models import BatchIn, ErrorOut, TaskBatch, TaskIn, TaskList, TaskOut, epoch, task_json
+from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 MAX_LIST_LIMIT = 1000
 DEFAULT_WAIT = 30.0
@@ -54,7 +55,8 @@ def submission(item: TaskIn, field: str = "payload") -> Submission:
         timeout=item.timeout,
         delay=item.delay,
         run_at=epoch(item.run_at),
-        key=item.key,
+        key=scoped_key(item.key),
+        owner=current_owner(),
     )
 
 
@@ -107,6 +109,7 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
                 type=request.args.get("type") or None,
                 limit=limit,
                 cursor=request.args.get("cursor") or None,
+                owner=owner_filter(),
             )
         tasks = [render(task) for task in page.tasks]
         return json_response({"tasks": tasks, "next_cursor": page.next_cursor})
@@ -115,9 +118,7 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     @document_response(TaskOut)
     async def get_task(task_id: str) -> Response:
         """One task."""
-        with service().deadline():
-            task = await service().engine.get(task_id)
-        return json_response(render(task))
+        return json_response(render(await own_task(task_id)))
 
     @blueprint.get("/<task_id>/wait")
     @document_response(TaskOut)
@@ -127,6 +128,7 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
         Also answers early, with the task as it is, when the server starts draining.
         """
         timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
+        await own_task(task_id)
         current = service()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
@@ -143,6 +145,7 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     async def delete_task(task_id: str) -> Response:
         """Cancel an unfinished task (200 with it), or forget a finished one (204)."""
         engine = service().engine
+        await own_task(task_id)
         try:
             return json_response(render(await engine.cancel(task_id)))
         except TaskAlreadyFinished:
@@ -154,6 +157,7 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     @document_response(ErrorOut, 409)
     async def cancel_task(task_id: str) -> Response:
         """Cancel an unfinished task; a finished one is a 409."""
+        await own_task(task_id)
         with service().deadline():
             task = await service().engine.cancel(task_id)
         return json_response(render(task))
@@ -163,9 +167,17 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     @document_response(ErrorOut, 409)
     async def retry_task(task_id: str) -> Response:
         """Run a failed task again."""
+        await own_task(task_id)
         return json_response(render(await service().engine.retry(task_id)), 200)
 
     return blueprint
+
+
+async def own_task(task_id: str) -> Task:
+    """The task, if the caller may see it; 404 (TaskNotFound) for another tenant's task."""
+    with service().deadline():
+        task = await service().engine.get(task_id)
+    return visible(task, task_id)
 
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
