@@ -26,7 +26,7 @@ import trio
 from .admission import admit, parse_state
 from .backends import Backend, open_backend
 from .backends.memory import MemoryBackend
-from .errors import ActorCrashed, EngineClosed, InvalidField, WaitTimeout
+from .errors import ActorCrashed, ActorError, EngineClosed, InvalidField, TaskNotFound, WaitTimeout
 from .events import Observer
 from .mailbox import ActorRef
 from .messages import (
@@ -68,6 +68,9 @@ from .task import (
 logger = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 1000
+DEFAULT_THREADS = 40  # trio's own default thread limit
+ASK_BOUND = 5.0  # seconds shutdown waits for any one answer from an actor
+WAIT_RETRIES = 3  # times a wait is asked again after the store restarted under it
 RETENTION = 7 * 24 * 3600.0  # seconds finished tasks are kept by default
 MAX_KEY_LENGTH = 200
 
@@ -83,26 +86,20 @@ async def open_engine(
     observer: Observer | None = None,
     seed: int | None = None,
     retention: float | None = RETENTION,
+    threads: int | None = None,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
 
     Leaving the block normally shuts down gracefully (see :meth:`Engine.shutdown`); leaving it
     with an exception cancels everything at once. ``store`` is a store URL or a Backend.
     ``seed`` fixes the retry jitter (tests). ``retention``: seconds finished tasks are kept
-    (default 7 days; None keeps them forever); older ones are purged in batches.
+    (default 7 days; None keeps them forever); older ones are purged in batches. ``threads``:
+    how many threads sync handlers may use at once (default max(40, 2 x workers)); a handler
+    abandoned at its timeout keeps its thread until it returns.
 
     Raises ValueError naming the argument for a bad configuration.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
-    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-        raise ValueError(f"queue_size must be an int >= 1, got {queue_size!r}")
-    if not grace >= 0:
-        raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
-    if retention is not None and (
-        isinstance(retention, bool) or not isinstance(retention, int | float) or not retention >= 0
-    ):
-        raise ValueError(f"retention must be seconds >= 0 or None, got {retention!r}")
+    _check_config(workers, queue_size, grace, retention, threads)
     backend = open_backend(store) if isinstance(store, str) else store
     registry = registry if registry is not None else Registry()
     rng = random.Random(seed)
@@ -115,7 +112,8 @@ async def open_engine(
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
-    pool = WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace)
+    thread_limit = trio.CapacityLimiter(threads or max(DEFAULT_THREADS, 2 * workers))
+    pool = WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace, thread_limit)
     for number in range(1, workers + 1):
         pool.add(number)
 
@@ -128,6 +126,7 @@ async def open_engine(
         name="oncue",
         strategy="rest_for_one",
         observer=observer,
+        shutdown=grace + 3 * ASK_BOUND,  # once drained, stopping takes moments; bound it anyway
     ):
         engine = Engine(
             registry=registry,
@@ -140,6 +139,28 @@ async def open_engine(
         )
         yield engine
         await engine.shutdown()
+
+
+def _check_config(
+    workers: int, queue_size: int, grace: float, retention: float | None, threads: int | None
+) -> None:
+    """Raise ValueError naming the first bad argument of open_engine."""
+
+    def whole(value: object, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+    if not whole(workers, 0):
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    if not whole(queue_size, 1):
+        raise ValueError(f"queue_size must be an int >= 1, got {queue_size!r}")
+    if not grace >= 0:
+        raise ValueError(f"grace must be a number of seconds >= 0, got {grace!r}")
+    if retention is not None and (
+        isinstance(retention, bool) or not isinstance(retention, int | float) or not retention >= 0
+    ):
+        raise ValueError(f"retention must be seconds >= 0 or None, got {retention!r}")
+    if threads is not None and not whole(threads, 1):
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
 
 
 class Engine:
@@ -215,12 +236,14 @@ class Engine:
 
     async def get(self, task_id: str | int) -> Task:
         """The task with this id (or number); raises TaskNotFound."""
-        task: Task = await self._ask_store(GetTask(task_id))
+        if isinstance(task_id, int) and not 0 < task_id < 2**63:
+            raise TaskNotFound(task_id)
+        task: Task = await self._store.ask(GetTask(task_id))
         return task
 
     async def get_by_key(self, key: str) -> Task:
         """The task submitted with this idempotency key; raises TaskNotFound."""
-        task: Task = await self._ask_store(GetTask(KeyRef(key)))
+        task: Task = await self._store.ask(GetTask(KeyRef(key)))
         return task
 
     async def list(
@@ -245,7 +268,7 @@ class Engine:
                     "cursor", f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
                 )
             before = int(cursor)
-        tasks: builtins.list[Task] = await self._ask_store(
+        tasks: builtins.list[Task] = await self._store.ask(
             ListTasks(state, type, limit, before, owner)
         )
         next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
@@ -266,7 +289,7 @@ class Engine:
         await self._ask_store(WaitIdle())
 
     async def stats(self) -> Stats:
-        counts: dict[tuple[str, TaskState], int] = await self._ask_store(GetCounts())
+        counts: dict[tuple[str, TaskState], int] = await self._store.ask(GetCounts())
         load: Load = await self._scheduler.ask(GetLoad())
         by_state = {state.value: 0 for state in TaskState}
         by_type: dict[str, dict[str, int]] = {}
@@ -358,8 +381,10 @@ class Engine:
     async def shutdown(self, grace: float | None = None) -> ShutdownReport:
         """Stop admitting, let running tasks finish within ``grace``, then interrupt them.
 
-        Interrupted and queued tasks stay pending: a durable store resumes them at the next
-        start; the memory store reports them here (and in the log). Idempotent.
+        Interrupted and queued tasks stay unfinished (pending, or retrying with their run_at):
+        a durable store resumes them at the next start; the memory store reports them here and
+        in the log. Takes at most ``grace`` plus a few seconds, whatever state the tree is in.
+        Idempotent: a second call waits for the first and returns the same report.
         """
         if self._shutdown_started:
             await self._shutdown_done.wait()
@@ -367,39 +392,47 @@ class Engine:
             return self._report
         self._shutdown_started = True
         grace = self._grace if grace is None else grace
-        await self._store.ask(CloseAdmission())
-        running = await self._scheduler.ask(Drain(interrupt=False))
-        interrupted = 0
-        with trio.move_on_after(grace) as waited:
-            await self._scheduler.ask(WaitDrained())
-        if waited.cancelled_caught:
-            interrupted = await self._scheduler.ask(Drain(interrupt=True))
-            with trio.move_on_after(5.0):
-                await self._scheduler.ask(WaitDrained())
-        unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
-        self._report = ShutdownReport(unfinished, interrupted)
-        logger.info(
-            "engine.shutdown running=%d interrupted=%d unfinished=%d",
-            running,
-            interrupted,
-            len(unfinished),
-        )
+        interrupted, unfinished = 0, []
+        try:
+            interrupted = await self._drain(grace)
+            unfinished = [
+                job.id for job, _ in await self._store.ask(LoadQueue(), timeout=ASK_BOUND)
+            ]
+        except ActorError as error:  # the tree is failing or stopped: report what is known
+            logger.warning("engine.shutdown_incomplete error=%r", error)
+        finally:
+            self._report = ShutdownReport(unfinished, interrupted)
+            self._shutdown_done.set()
+        logger.info("engine.shutdown interrupted=%d unfinished=%d", interrupted, len(unfinished))
         if unfinished and not self._durable:
+            shown = ",".join(unfinished[:20])
             logger.warning(
-                "engine.shutdown_lost unfinished=%d store=memory ids=%s",
-                len(unfinished),
-                ",".join(unfinished[:20]),
+                "engine.shutdown_lost unfinished=%d store=memory ids=%s", len(unfinished), shown
             )
-        self._shutdown_done.set()
         return self._report
 
-    async def _ask_store(self, message: Any) -> Any:
-        """Ask the store, asking again if it crashed meanwhile (reads and waits only)."""
-        while True:
+    async def _drain(self, grace: float) -> int:
+        """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
+        return how many were interrupted."""
+        await self._store.ask(CloseAdmission(), timeout=ASK_BOUND)
+        await self._scheduler.ask(Drain(interrupt=False), timeout=ASK_BOUND)
+        with trio.move_on_after(grace) as waited:
+            await self._scheduler.ask(WaitDrained())
+        if not waited.cancelled_caught:
+            return 0
+        interrupted: int = await self._scheduler.ask(Drain(interrupt=True), timeout=ASK_BOUND)
+        with trio.move_on_after(ASK_BOUND):
+            await self._scheduler.ask(WaitDrained())
+        return interrupted
+
+    async def _ask_store(self, message: WaitTask | WaitIdle) -> Any:
+        """Ask the store to wait, asking again (a few times) if it restarts meanwhile."""
+        for _ in range(WAIT_RETRIES):
             try:
                 return await self._store.ask(message)
             except ActorCrashed:
                 logger.info("engine.store_restarted message=%s", type(message).__name__)
+        return await self._store.ask(message)
 
 
 def _id(task_id: str | int) -> str:

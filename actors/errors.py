@@ -140,6 +140,17 @@ class TaskNotFailed(TaskStateError):
         super().__init__(task_id, state, "retry", "only failed tasks can be retried")
 
 
+class NoThreadLeft(OncueError):
+    """Every thread for sync handlers is taken by handlers still running past their timeout."""
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(
+            f"all {threads} threads for sync handlers are held by handlers that ran past"
+            " their timeout and are still running; make them return, or raise open_engine's"
+            " threads="
+        )
+
+
 class WaitTimeout(OncueError, TimeoutError):
     def __init__(self, task_id: str, timeout: float) -> None:
         super().__init__(f"task {task_id!r} did not finish within {timeout:g}s")
@@ -147,10 +158,12 @@ class WaitTimeout(OncueError, TimeoutError):
 
 
 class EventsDropped(OncueError):
-    """An events() subscriber fell too far behind and was dropped; subscribe again."""
+    """An events() stream was ended by the store (it fell behind, or the store restarted);
+    subscribe again, knowing some transitions were missed."""
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(f"event subscriber fell {capacity} events behind and was dropped")
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"event stream ended: {reason}; subscribe again")
+        self.reason = reason
 
 
 # -- raised by task code ------------------------------------------------------------------------

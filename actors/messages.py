@@ -99,6 +99,13 @@ class Subscribe:
 
 
 @attrs.frozen
+class SubscriptionEnded:
+    """The last item an events() subscriber receives when the store drops it."""
+
+    reason: str
+
+
+@attrs.frozen
 class CloseAdmission:
     """Refuse every later Submit with EngineClosed (shutdown has begun)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+
 from .mailbox import ActorRef
 from .registry import Registry
 from .supervisor import ChildSpec, Supervisor
@@ -12,7 +14,15 @@ class WorkerPool:
     """The worker specs the pool should have: the workers supervisor starts from these at every
     (re)start, so a pool resized at run time keeps its size when that supervisor restarts."""
 
-    def __init__(self, scheduler: ActorRef, store: ActorRef, registry: Registry, grace: float):
+    def __init__(
+        self,
+        scheduler: ActorRef,
+        store: ActorRef,
+        registry: Registry,
+        grace: float,
+        threads: trio.CapacityLimiter,
+    ) -> None:
+        self._threads = threads
         self._scheduler = scheduler
         self._store = store
         self._registry = registry
@@ -23,7 +33,7 @@ class WorkerPool:
         name = f"worker-{number}"
 
         def make() -> Worker:
-            return Worker(name, self._scheduler, self._store, self._registry)
+            return Worker(name, self._scheduler, self._store, self._registry, self._threads)
 
         spec = ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)
         self._specs[number] = spec

@@ -79,6 +79,7 @@ class Scheduler(Actor):
         self._idle: deque[tuple[Envelope, str]] = deque()
         self._assigned: dict[str, dict[str, Job]] = {}  # worker -> jobs it holds
         self._holder: dict[str, str] = {}  # task id -> worker holding it
+        self._cancelled: set[str] = set()  # held tasks cancelled since they were handed out
         self._workers: dict[str, ActorRef] = {}
         self._done: dict[str, int] = {}
         self._durations: dict[str, float] = {}  # per type, moving average, seconds
@@ -98,8 +99,10 @@ class Scheduler(Actor):
         }
 
     async def run(self, context: Context) -> None:
-        await self._recover()
+        # Ready first: the supervisor waits for that, and must stay free to restart the store
+        # should it crash while we load from it. What arrives meanwhile waits in the mailbox.
         context.started()
+        await self._recover()
         mailbox = context.mailbox
         queues = self._queues
         self._start_retention()
@@ -192,7 +195,15 @@ class Scheduler(Actor):
             return
         worker = self._holder.get(message.id)
         if worker is not None:
+            self._cancelled.add(message.id)  # whatever its worker reports, it is over
             self._tell_worker(worker, Interrupt(message.id, "cancelled"))
+
+    def _was_cancelled(self, task_id: str) -> bool:
+        """True (once) for a task cancelled while a worker held it: no retry, no re-queue."""
+        if task_id in self._cancelled:
+            self._cancelled.discard(task_id)
+            return True
+        return False
 
     def _tell_worker(self, worker: str, message: Interrupt) -> None:
         ref = self._workers.get(worker)
@@ -233,6 +244,8 @@ class Scheduler(Actor):
         now = self._wall()
         for job in jobs.values():
             del self._holder[job.id]
+            if self._was_cancelled(job.id):
+                continue
             self._changes.append(Requeued(job.id, started=started, at=now))
             if not self._draining:
                 self._enqueue(job._replace(attempts=job.attempts + started))
@@ -281,6 +294,8 @@ class Scheduler(Actor):
         del held[job.id]
         if not held:
             del self._assigned[worker]
+        if self._was_cancelled(job.id):
+            return
         kind = outcome.kind
         now = outcome.finished_at or self._wall()
         if kind in ("returned", "interrupted"):

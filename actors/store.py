@@ -31,7 +31,7 @@ from .errors import (
     TaskNotFinished,
     TaskNotFound,
 )
-from .mailbox import ActorRef, Envelope
+from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
     CloseAdmission,
@@ -53,6 +53,7 @@ from .messages import (
     Started,
     Submit,
     Subscribe,
+    SubscriptionEnded,
     TaskCancelled,
     TasksReady,
     WaitIdle,
@@ -65,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
+BACKEND_RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
 
 Counts = dict[tuple[str, TaskState], int]
 
@@ -106,27 +108,62 @@ class Store(Actor):
         }
 
     async def run(self, context: Context) -> None:
+        if context.incarnation == 1:
+            await self._load()  # at start-up a broken backend fails the engine at once
+        else:
+            await self._load_when_reachable()
+        self._self = context.ref
+        context.started()
+        reason = "the store restarted"
+        try:
+            await self._serve(context.mailbox)
+            reason = ""
+        finally:
+            self._end_subscriptions(reason)
+        await self._backend.close()  # a graceful stop: the last batch is committed
+
+    async def _load(self) -> None:
         await self._backend.open()
         for record in await self._backend.load_unfinished():
             self._unfinished[record.id] = record
         self._counts.update(await self._backend.counts())
         self._number = await self._backend.last_number()
-        self._self = context.ref
-        context.started()
-        mailbox = context.mailbox
+
+    async def _load_when_reachable(self) -> None:
+        """After a crash, wait out a backend that is down (with backoff) instead of crashing
+        again and again until the supervisor gives up; asks wait in the mailbox meanwhile."""
+        delay = 0.05
+        while True:
+            try:
+                return await self._load()
+            except Exception as error:  # the backend's own errors: we cannot know their types
+                logger.warning("store.backend_unreachable error=%r retry_in=%.2fs", error, delay)
+                self._unfinished.clear()
+                self._counts.clear()
+            await trio.sleep(delay)
+            delay = min(delay * 2, BACKEND_RETRY_CAP)
+
+    async def _serve(self, mailbox: Mailbox) -> None:
         while True:
             try:
                 batch = [await mailbox.receive()]
             except trio.EndOfChannel:
-                break
+                return
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(mailbox.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             await self._process(batch)
-        for subscriber, _ in self._subscribers:
-            subscriber.close()
+
+    def _end_subscriptions(self, reason: str) -> None:
+        """Close every events() stream: plainly at a stop, with a notice if we crashed."""
+        for channel, _ in self._subscribers:
+            if reason:
+                with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                    channel.send_nowait(SubscriptionEnded(reason))
+            channel.close()
+        self._subscribers = []
 
     # -- one batch ---------------------------------------------------------------------------------
 
@@ -200,18 +237,15 @@ class Store(Actor):
             )
 
     async def _submit(self, message: Submit, envelope: Envelope) -> list[Admitted]:
-        if self._closed:
-            raise EngineClosed()
         new: list[NewTask] = message.tasks
+        self._check_admission(0)
         existing: dict[str, TaskRecord] = {}
         for task in new:
             if task.key is not None and task.key not in existing:
                 found = self._changed_key(task.key) or await self._backend.find_key(task.key)
                 if found is not None:
                     existing[task.key] = found
-        creating = sum(1 for task in new if task.key is None or task.key not in existing)
-        if len(self._unfinished) + creating > self._queue_size:
-            raise QueueFull(self._queue_size, len(self._unfinished), creating)
+        self._check_admission(sum(1 for t in new if t.key is None or t.key not in existing))
         admitted: list[Admitted] = []
         now = time.time()
         for task in new:
@@ -223,6 +257,13 @@ class Store(Actor):
                 existing[task.key] = record
             admitted.append(Admitted(record.snapshot(), True))
         return admitted
+
+    def _check_admission(self, creating: int) -> None:
+        """Raise EngineClosed, or QueueFull if ``creating`` more would pass queue_size."""
+        if self._closed:
+            raise EngineClosed()
+        if len(self._unfinished) + creating > self._queue_size:
+            raise QueueFull(self._queue_size, len(self._unfinished), creating)
 
     def _changed_key(self, key: str) -> TaskRecord | None:
         for record in self._changed.values():
@@ -333,18 +374,17 @@ class Store(Actor):
         self._changed.pop(record.id, None)
 
     async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
+        """Re-admit a failed task with a fresh set of attempts (the same rules as a submit)."""
         record = await self._find(message.id)
         if record.state is not TaskState.FAILED:
             raise TaskNotFailed(record.id, record.state.value)
-        now = time.time()
+        self._check_admission(1)
+        for field in ("finished_at", "run_at", "started_at", "result", "error", "worker"):
+            setattr(record, field, None)
         record.attempts = 0
-        record.finished_at = None
-        record.run_at = None
-        self._counts[record.type, record.state] -= 1
-        self._counts[record.type, TaskState.PENDING] += 1
-        record.move(TaskState.PENDING, now)
+        record.progress = None
         self._unfinished[record.id] = record
-        self._changed[record.id] = record
+        self._move(record, TaskState.PENDING, time.time())
         self._ready.append(record.job())
         return record.snapshot()
 
@@ -381,7 +421,7 @@ class Store(Actor):
             try:
                 for event in events:
                     if channel.statistics().current_buffer_used >= capacity:
-                        channel.send_nowait(_Dropped(capacity))
+                        channel.send_nowait(SubscriptionEnded(f"fell {capacity} events behind"))
                         raise trio.BrokenResourceError
                     channel.send_nowait(event)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -424,10 +464,3 @@ def _live(waiters: list[Envelope]) -> list[Envelope]:
         else:
             live.append(waiter)
     return live
-
-
-class _Dropped:
-    """The last item a dropped subscriber receives."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity

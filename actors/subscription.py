@@ -8,8 +8,7 @@ import trio
 
 from .errors import EventsDropped
 from .mailbox import ActorRef
-from .messages import Subscribe
-from .store import _Dropped
+from .messages import Subscribe, SubscriptionEnded
 from .task import TaskEvent
 
 
@@ -42,9 +41,9 @@ class EventStream:
             item = await receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, _Dropped):
+        if isinstance(item, SubscriptionEnded):
             receive.close()
-            raise EventsDropped(item.capacity)
+            raise EventsDropped(item.reason)
         event: TaskEvent = item
         return event
 

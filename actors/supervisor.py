@@ -464,13 +464,15 @@ async def open_supervisor(
     max_restarts: int = 3,
     within: float = 5.0,
     observer: Observer | None = None,
+    shutdown: float = math.inf,
 ) -> AsyncIterator[SupervisorRef]:
     """Run a supervision tree for the duration of the block.
 
     Returns once every child has started. Leaving the block normally stops the tree gracefully,
-    children in reverse start order, each within its grace. If the root supervisor gives up,
-    the block is cancelled and SupervisorGaveUp is raised. ``observer`` sees every lifecycle
-    event of the whole tree (it must not block).
+    children in reverse start order, each within its grace, and all of it within ``shutdown``
+    seconds, after which what is left is cancelled. Leaving it with an exception cancels the
+    tree at once. If the root supervisor gives up, the block is cancelled and SupervisorGaveUp
+    is raised. ``observer`` sees every lifecycle event of the whole tree (it must not block).
     """
     spec = supervisor_spec(
         name, children, strategy=strategy, max_restarts=max_restarts, within=within
@@ -480,11 +482,15 @@ async def open_supervisor(
     spec.mailbox.path = f"/{name}"
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(_run_root, spec, system)
+            root_done = trio.Event()
+            await nursery.start(_run_root, spec, system, root_done)
             try:
                 yield SupervisorRef(spec.ref)
             finally:
                 spec.mailbox.close()
+            with trio.move_on_after(shutdown):
+                await root_done.wait()
+            nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         leaves = _leaves(group)
         if len(leaves) == 1:
@@ -494,9 +500,14 @@ async def open_supervisor(
         system.close_all()
 
 
-async def _run_root(spec: ChildSpec, system: System, *, task_status: trio.TaskStatus[None]) -> None:
+async def _run_root(
+    spec: ChildSpec, system: System, done: trio.Event, *, task_status: trio.TaskStatus[None]
+) -> None:
     context = Context(spec.name, spec.mailbox.path, spec.mailbox, system, task_status.started)
-    await spec.factory().run(context)
+    try:
+        await spec.factory().run(context)
+    finally:
+        done.set()
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -24,6 +24,7 @@ from .errors import (
     ActorStopped,
     Fatal,
     MailboxFull,
+    NoThreadLeft,
     Retry,
     TaskTimeout,
     UnknownTaskType,
@@ -39,8 +40,16 @@ DEADLINE_SLACK = 0.002  # seconds a timeout may run over, so fast jobs share one
 
 
 class Worker(Actor):
-    def __init__(self, name: str, scheduler: ActorRef, store: ActorRef, registry: Registry):
+    def __init__(
+        self,
+        name: str,
+        scheduler: ActorRef,
+        store: ActorRef,
+        registry: Registry,
+        threads: trio.CapacityLimiter,
+    ) -> None:
         self._name = name
+        self._threads = threads  # shared by the pool; a thread abandoned at timeout keeps one
         self._scheduler = scheduler
         self._store = store
         self._registry = registry
@@ -201,9 +210,30 @@ class Worker(Actor):
         context = TaskContext(job.id, job.type, job.attempts + 1, self._name, self._report)
         if handler.run_in == "loop":
             return await handler.function(context, job.payload)
-        return await trio.to_thread.run_sync(
-            handler.function, context, job.payload, abandon_on_cancel=True
-        )
+        return await self._in_thread(handler, context, job)
+
+    async def _in_thread(self, handler: Handler, context: TaskContext, job: Job) -> Any:
+        """Run a sync handler in a thread. On timeout the thread is abandoned: it keeps its
+        place in the pool's thread limit until the handler returns by itself."""
+        if self._threads.available_tokens == 0:
+            raise NoThreadLeft(int(self._threads.total_tokens))
+        returned = False
+        try:
+            result = await trio.to_thread.run_sync(
+                handler.function,
+                context,
+                job.payload,
+                abandon_on_cancel=True,
+                limiter=self._threads,
+            )
+            returned = True
+            return result
+        except Exception:
+            returned = True  # the handler raised: its thread is done
+            raise
+        finally:
+            if not returned:
+                logger.warning("worker.thread_abandoned id=%s type=%s", job.id, job.type)
 
     def _failed(
         self,

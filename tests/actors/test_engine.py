@@ -9,6 +9,7 @@ from oncue.actors import (
     EngineClosed,
     EventsDropped,
     InvalidField,
+    Progress,
     QueueFull,
     Submission,
     TaskAlreadyFinished,
@@ -280,6 +281,7 @@ async def test_sync_handlers_run_in_a_thread_and_report_progress(registry) -> No
         task = await engine.submit("blocking", None)
         done = await engine.wait(task.id, timeout=10)
     assert done.result is True
+    assert done.progress == Progress(0.5, "half")
 
 
 async def test_events_stream_transitions_and_drop_slow_subscribers(registry) -> None:
@@ -437,3 +439,26 @@ async def test_cpu_bound_handlers_run_in_another_process(registry) -> None:
     assert failed.attempts == 1  # Fatal, raised in the worker process, is not retried
     assert failed.error is not None
     assert "compute needs an int n" in failed.error.message
+
+
+async def test_retry_follows_the_admission_rules_and_starts_clean(registry) -> None:
+    async with open_engine(registry=registry, workers=1, queue_size=1) as engine:
+        failed = await engine.wait((await engine.submit("fail", {"message": "x"})).id)
+        await engine.pause()
+        blocker = await engine.submit("echo", 1)
+        with pytest.raises(QueueFull):
+            await engine.retry(failed.id)  # the queue is full: it stays failed
+        assert (await engine.get(failed.id)).state is TaskState.FAILED
+        await engine.cancel(blocker.id)
+        async with engine.events() as events:
+            again = await engine.retry(failed.id)
+            first = await events.__anext__()
+        assert (first.task_id, first.state) == (failed.id, TaskState.PENDING)
+        assert again.error is None
+        assert again.worker is None
+        assert again.attempts == 0
+        await engine.resume()
+        await engine.wait(failed.id)
+        await engine.shutdown(grace=1)
+        with pytest.raises(EngineClosed):
+            await engine.retry(failed.id)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 import trio
 
-from oncue.actors import EventKind, LifecycleEvent, Submission, TaskState, open_engine
+from oncue.actors import (
+    EventKind,
+    EventsDropped,
+    LifecycleEvent,
+    Submission,
+    TaskNotFound,
+    TaskState,
+    open_engine,
+)
 from oncue.actors.scheduler import Scheduler
 from oncue.actors.store import Store
 from oncue.actors.worker import Worker
@@ -190,3 +199,77 @@ async def test_a_resized_pool_keeps_its_size_when_its_supervisor_restarts(
     assert "/oncue/workers" in restarted(events)
     assert names == ["worker-1", "worker-2", "worker-3"]
     assert {task.state for task in tasks} == {TaskState.COMPLETED}
+
+
+async def test_a_store_crash_while_the_scheduler_reloads_is_survived(monkeypatch, registry):
+    """The restarted store crashing again while the scheduler loads from it used to leave
+    the supervisor waiting on the scheduler, and nobody to restart the store."""
+    original = Store._record
+    calls = [0]
+
+    async def record(self, message, envelope):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise Injected("first crash")
+        if calls[0] == 4:  # the restarted store, on the old scheduler's last Record: crash
+            await trio.sleep(0.01)  # after the new scheduler has asked it for the queue
+            raise Injected("second crash, while the scheduler waits for its queue")
+        return await original(self, message, envelope)
+
+    monkeypatch.setattr(Store, "_record", record)
+    events: list[LifecycleEvent] = []
+    async with open_engine(registry=registry, workers=2, observer=events.append) as engine:
+        with trio.fail_after(10):
+            tasks = await run_all(engine, 100)
+    assert {task.state for task in tasks} == {TaskState.COMPLETED}
+    assert restarted(events).count("/oncue/store") == 2
+
+
+async def test_a_number_beyond_64_bits_is_simply_not_found(tmp_path, registry) -> None:
+    async with open_engine(registry=registry, store=f"sqlite:///{tmp_path}/x.db") as engine:
+        with pytest.raises(TaskNotFound):
+            await engine.get(2**70)
+        assert (await engine.submit("echo", 1)).number == 1  # the store is still there
+
+
+async def test_event_streams_end_with_a_notice_when_the_store_restarts(monkeypatch, registry):
+    crash_once(monkeypatch, Store, "_record", after=0)
+    async with open_engine(registry=registry, workers=1) as engine:
+        async with engine.events() as events:
+            await engine.submit("echo", 1)
+            with pytest.raises(EventsDropped, match="the store restarted"):
+                async for _ in events:
+                    pass
+        async with engine.events() as again:  # subscribing again works
+            task = await engine.submit("echo", 2)
+            async for event in again:
+                if event.task_id == task.id and event.state is TaskState.COMPLETED:
+                    break
+
+
+async def test_threads_abandoned_at_timeout_are_counted_and_fail_fast(registry) -> None:
+    release = threading.Event()
+
+    @registry.task("stuck", timeout=0.05, max_retries=0)
+    def stuck(ctx, payload):
+        release.wait(10)
+
+    @registry.task("quick_sync", max_retries=0)
+    def quick_sync(ctx, payload):
+        return payload
+
+    async with open_engine(registry=registry, workers=1, threads=2) as engine:
+        for _ in range(2):
+            hung = await engine.wait((await engine.submit("stuck")).id, timeout=5)
+            assert hung.error is not None
+            assert hung.error.type == "TaskTimeout"
+        starved = await engine.wait((await engine.submit("quick_sync", 1)).id, timeout=5)
+        release.set()
+        assert starved.error is not None
+        assert starved.error.type == "NoThreadLeft"
+        while True:  # the abandoned threads finish and give their places back
+            done = await engine.wait((await engine.submit("quick_sync", 2)).id, timeout=5)
+            if done.state is TaskState.COMPLETED:
+                break
+            await trio.sleep(0.01)
+        assert done.result == 2

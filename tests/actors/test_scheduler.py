@@ -1,12 +1,15 @@
-"""The scheduler's pure parts: the queues and the retry decision, without trio."""
+"""The scheduler: its pure parts (queues, retry decision), and its handlers driven directly."""
 
 from __future__ import annotations
 
 import random
 
-from oncue.actors.messages import Job, Outcome
-from oncue.actors.registry import RetryPolicy
+from oncue.actors import Registry, TaskError
+from oncue.actors.mailbox import Envelope, Mailbox, _Reply
+from oncue.actors.messages import Interrupt, Job, Outcome, RequestWork, TaskCancelled
 from oncue.actors.queues import Queues, backoff_delay, should_retry
+from oncue.actors.registry import RetryPolicy
+from oncue.actors.scheduler import Scheduler
 
 
 def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
@@ -91,3 +94,36 @@ def test_backoff_is_full_jitter_under_the_ceiling() -> None:
     first = [backoff_delay(policy, 1, rng) for _ in range(200)]
     assert max(first) <= 1.0
     assert min(first) < 0.1  # full jitter reaches down to zero, unlike "equal jitter"
+
+
+def ask(scheduler: Scheduler, message: object) -> _Reply:
+    """Hand the scheduler one ask, as its loop would; return the reply slot."""
+    reply = _Reply()
+    scheduler._handle(Envelope(message, reply, Mailbox("scheduler")))
+    return reply
+
+
+async def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
+    store = Mailbox("store", size=100)
+    scheduler = Scheduler(store.ref, Registry(), random.Random(1))
+    worker = Mailbox("worker-1")
+    a, b = job("a"), job("b")
+    scheduler._queues.push(a)
+    scheduler._queues.push(b)
+    scheduler._durations["t"] = 0.00001  # fast: both go out in one batch
+    request = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
+    scheduler._dispatch()
+    assert request.value == [a, b]
+
+    ask(scheduler, TaskCancelled("a"))  # the store has cancelled it; the worker is told
+    assert worker.receive_nowait().message == Interrupt("a", "cancelled")
+    error = TaskError("RuntimeError", "it failed anyway")
+    outcomes = [Outcome(a, "error", 1.0, 2.0, error=error), Outcome(b, "returned")]
+    ask(scheduler, RequestWork("worker-1", worker.ref, outcomes, fresh=False))
+
+    assert list(scheduler._queues.queued) == ["b"]  # a is neither retried nor re-queued
+    assert [type(change).__name__ for change in scheduler._changes] == [
+        "Started",
+        "Started",
+        "Requeued",
+    ]
