@@ -20,6 +20,10 @@ task_logger = logging.getLogger("oncue.task")
 
 DEFAULT_GRACEFUL_TIMEOUT = 3.0
 EVENTS_CAPACITY = 10_000
+# Hypercorn's default accept backlog is 100: a burst of more new connections overflows it and
+# Linux then leaves the extra clients "connected" to nothing until they are reset ~60 s later
+# (found by bench/soak.py opening 1,000 at once). The kernel caps it at net.core.somaxconn.
+BACKLOG = 4096
 
 
 async def serve(
@@ -55,6 +59,7 @@ async def serve(
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = graceful_timeout
+    config.backlog = BACKLOG
     config.accesslog = None  # the app logs one line per request itself
     config.errorlog = logging.getLogger("hypercorn.error")
     stop = shutdown if shutdown is not None else trio.Event()
