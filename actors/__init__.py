@@ -30,17 +30,8 @@ from .errors import (
 from .events import EventKind, LifecycleEvent
 from .mailbox import ActorRef, Envelope, Mailbox
 from .registry import Handler, Registry, RetryPolicy, TaskContext
-from .supervisor import (
-    ChildInfo,
-    ChildSpec,
-    ChildState,
-    Restart,
-    Strategy,
-    Supervisor,
-    SupervisorRef,
-    open_supervisor,
-    supervisor_spec,
-)
+from .spec import ChildInfo, ChildSpec, ChildState, Restart, Strategy
+from .supervisor import Supervisor
 from .task import (
     PRIORITIES,
     Admitted,
@@ -56,6 +47,7 @@ from .task import (
     Transition,
     WorkerInfo,
 )
+from .tree import SupervisorRef, open_supervisor, supervisor_spec
 
 __all__ = [
     "PRIORITIES",

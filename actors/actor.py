@@ -11,7 +11,7 @@ import attrs
 from .mailbox import ActorRef, Mailbox
 
 if TYPE_CHECKING:
-    from .supervisor import System
+    from .tree import System
 
 logger = logging.getLogger(__name__)
 

@@ -51,9 +51,10 @@ from .messages import (
 from .pool import WorkerPool
 from .registry import Registry
 from .scheduler import Scheduler
+from .spec import ChildSpec
 from .store import Store
 from .subscription import EventStream
-from .supervisor import ChildSpec, Supervisor, SupervisorRef, open_supervisor
+from .supervisor import Supervisor
 from .task import (
     Admitted,
     Page,
@@ -64,6 +65,7 @@ from .task import (
     TaskState,
     WorkerInfo,
 )
+from .tree import SupervisorRef, open_supervisor
 
 logger = logging.getLogger(__name__)
 

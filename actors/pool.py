@@ -6,7 +6,8 @@ import trio
 
 from .mailbox import ActorRef
 from .registry import Registry
-from .supervisor import ChildSpec, Supervisor
+from .spec import ChildSpec
+from .supervisor import Supervisor
 from .worker import Worker
 
 

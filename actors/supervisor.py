@@ -14,126 +14,31 @@ supervisor; dynamic children end with the supervisor incarnation that started th
 
 from __future__ import annotations
 
-import enum
-import functools
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from .actor import Actor, Context
 from .errors import ActorCrashed, ActorStopped, ChildNotFound, SupervisorGaveUp
-from .events import EventKind, LifecycleEvent, Observer, make_emitter
-from .mailbox import ActorRef, Envelope, Mailbox
+from .events import EventKind, LifecycleEvent
+from .mailbox import ActorRef, Envelope
+from .spec import (
+    ChildInfo,
+    ChildSpec,
+    ChildState,
+    Restart,
+    StartChild,
+    StopChild,
+    Strategy,
+    WhichChildren,
+    enum_converter,
+)
 
-
-class Strategy(enum.Enum):
-    """Which children restart when one of them must."""
-
-    ONE_FOR_ONE = "one_for_one"  # only the one that exited
-    ONE_FOR_ALL = "one_for_all"  # every child
-    REST_FOR_ONE = "rest_for_one"  # the one that exited and every child started after it
-
-
-class Restart(enum.Enum):
-    """When a child that exited is restarted."""
-
-    PERMANENT = "permanent"  # always
-    TRANSIENT = "transient"  # only after a crash
-    TEMPORARY = "temporary"  # never; the child is removed when it exits
-
-
-class ChildState(enum.Enum):
-    STARTING = "starting"
-    RUNNING = "running"
-    RESTARTING = "restarting"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-E = TypeVar("E", bound=enum.Enum)
-
-
-def _enum_converter(enum_type: type[E], field: str) -> Callable[[object], E]:
-    def convert(value: object) -> E:
-        if isinstance(value, enum_type):
-            return value
-        try:
-            return enum_type(value)
-        except ValueError:
-            known = ", ".join(repr(member.value) for member in enum_type)
-            raise ValueError(f"{field} must be one of {known}, got {value!r}") from None
-
-    return convert
-
-
-def _to_restart(value: object) -> Restart:
-    return _enum_converter(Restart, "restart")(value)
-
-
-def _check_name(_: object, __: object, name: str) -> None:
-    if not name or "/" in name:
-        raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
-
-
-def _check_shutdown(_: object, __: object, shutdown: float) -> None:
-    if not shutdown >= 0:
-        raise ValueError(f"shutdown must be a number of seconds >= 0, got {shutdown!r}")
-
-
-@attrs.frozen
-class ChildSpec:
-    """How to start one child: a factory making a fresh actor for every (re)start.
-
-    ``shutdown`` is the grace in seconds a graceful stop gives the child to finish what its
-    mailbox holds before it is cancelled. ``mailbox`` is made from ``mailbox_size`` unless given,
-    and ``spec.ref`` is valid before the child starts, so siblings can be wired to each other.
-    """
-
-    name: str = attrs.field(validator=_check_name)
-    factory: Callable[[], Actor]
-    restart: Restart = attrs.field(default=Restart.PERMANENT, converter=_to_restart)
-    shutdown: float = attrs.field(default=5.0, validator=_check_shutdown)
-    mailbox_size: float = 1000
-    mailbox: Mailbox = attrs.field(
-        default=attrs.Factory(lambda self: Mailbox(self.name, self.mailbox_size), takes_self=True)
-    )
-
-    @property
-    def ref(self) -> ActorRef:
-        return self.mailbox.ref
-
-
-@attrs.frozen
-class ChildInfo:
-    """What a supervisor reports about one child."""
-
-    name: str
-    path: str
-    state: ChildState
-    restarts: int
-    last_error: BaseException | None
-
-
-# -- commands a supervisor answers -------------------------------------------------------------
-
-
-@attrs.frozen
-class StartChild:
-    spec: ChildSpec
-
-
-@attrs.frozen
-class StopChild:
-    name: str
-
-
-@attrs.frozen
-class WhichChildren:
+if TYPE_CHECKING:
     pass
 
 
@@ -175,7 +80,7 @@ class Supervisor(Actor):
         max_restarts: int = 3,
         within: float = 5.0,
     ) -> None:
-        self.strategy = _enum_converter(Strategy, "strategy")(strategy)
+        self.strategy = enum_converter(Strategy, "strategy")(strategy)
         if not isinstance(max_restarts, int) or max_restarts < 0:
             raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if not within > 0:
@@ -414,141 +319,3 @@ def _should_restart(restart: Restart, *, crashed: bool) -> bool:
     if restart is Restart.PERMANENT:
         return True
     return crashed and restart is Restart.TRANSIENT
-
-
-def supervisor_spec(
-    name: str,
-    children: Sequence[ChildSpec],
-    *,
-    strategy: Strategy | str = Strategy.ONE_FOR_ONE,
-    max_restarts: int = 3,
-    within: float = 5.0,
-    restart: Restart | str = Restart.PERMANENT,
-    shutdown: float = math.inf,
-) -> ChildSpec:
-    """A ChildSpec for a nested supervisor; its grace defaults to as long as its children need."""
-    Supervisor(children, strategy=strategy, max_restarts=max_restarts, within=within)  # validate
-
-    def factory() -> Supervisor:
-        return Supervisor(children, strategy=strategy, max_restarts=max_restarts, within=within)
-
-    return ChildSpec(name, factory, restart=restart, shutdown=shutdown, mailbox_size=math.inf)
-
-
-@attrs.frozen
-class SupervisorRef:
-    """A handle on a running supervisor: add, stop and list its children."""
-
-    ref: ActorRef
-
-    async def start_child(self, spec: ChildSpec) -> ActorRef:
-        """Start a new child; raises ValueError if the name is taken."""
-        result: ActorRef = await self.ref.ask(StartChild(spec))
-        return result
-
-    async def stop_child(self, name: str) -> None:
-        """Stop a child gracefully and forget it; raises ChildNotFound for an unknown name."""
-        await self.ref.ask(StopChild(name))
-
-    async def children(self) -> list[ChildInfo]:
-        result: list[ChildInfo] = await self.ref.ask(WhichChildren())
-        return result
-
-
-@asynccontextmanager
-async def open_supervisor(
-    children: Sequence[ChildSpec],
-    *,
-    name: str = "root",
-    strategy: Strategy | str = Strategy.ONE_FOR_ONE,
-    max_restarts: int = 3,
-    within: float = 5.0,
-    observer: Observer | None = None,
-    shutdown: float = math.inf,
-) -> AsyncIterator[SupervisorRef]:
-    """Run a supervision tree for the duration of the block.
-
-    Returns once every child has started. Leaving the block normally stops the tree gracefully,
-    children in reverse start order, each within its grace, and all of it within ``shutdown``
-    seconds, after which what is left is cancelled. Leaving it with an exception cancels the
-    tree at once. If the root supervisor gives up, the block is cancelled and SupervisorGaveUp
-    is raised. ``observer`` sees every lifecycle event of the whole tree (it must not block).
-    """
-    spec = supervisor_spec(
-        name, children, strategy=strategy, max_restarts=max_restarts, within=within
-    )
-    system = System(make_emitter(observer))
-    system.adopt(spec.mailbox, "")
-    spec.mailbox.path = f"/{name}"
-    try:
-        async with trio.open_nursery() as nursery:
-            root_done = trio.Event()
-            await nursery.start(_run_root, spec, system, root_done)
-            try:
-                yield SupervisorRef(spec.ref)
-            finally:
-                spec.mailbox.close()
-            with trio.move_on_after(shutdown):
-                await root_done.wait()
-            nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-    finally:
-        system.close_all()
-
-
-async def _run_root(
-    spec: ChildSpec, system: System, done: trio.Event, *, task_status: trio.TaskStatus[None]
-) -> None:
-    context = Context(spec.name, spec.mailbox.path, spec.mailbox, system, task_status.started)
-    try:
-        await spec.factory().run(context)
-    finally:
-        done.set()
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for error in group.exceptions:
-        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
-    return leaves
-
-
-@attrs.define(eq=False)
-class System:
-    """What a whole tree shares: its event emitter and the mailboxes of its live actors.
-
-    Mailboxes are filed under the path of the supervisor that adopted them, so an actor stopped
-    for good takes the mailboxes of its whole subtree with it.
-    """
-
-    emit: Callable[[LifecycleEvent], None]
-    _mailboxes: dict[str, set[Mailbox]] = attrs.field(factory=dict)  # by supervisor path
-
-    def adopt(self, mailbox: Mailbox, supervisor: str) -> None:
-        self._mailboxes.setdefault(supervisor, set()).add(mailbox)
-
-    def stop_for_good(self, mailbox: Mailbox, supervisor: str) -> None:
-        """Close ``mailbox`` and every mailbox below it; their queued asks fail ActorStopped."""
-        self._mailboxes.get(supervisor, set()).discard(mailbox)
-        mailbox.close()
-        mailbox.fail_queued()
-        for child in self._mailboxes.pop(mailbox.path, set()):
-            self.stop_for_good(child, mailbox.path)
-
-    def close_all(self) -> None:
-        """When the tree exits: nothing will read these mailboxes again, nor answer what they hold.
-
-        Each child failed its held asks when it exited; the root's are failed here, after the
-        block was cancelled, so code inside the block sees the cancellation, not an error.
-        """
-        for mailboxes in self._mailboxes.values():
-            for mailbox in mailboxes:
-                mailbox.close()
-                mailbox.fail_in_flight(
-                    functools.partial(ActorStopped, mailbox.path, "it stopped first")
-                )
-                mailbox.fail_queued()
