@@ -31,6 +31,7 @@ from .errors import (
     TaskNotFinished,
     TaskNotFound,
 )
+from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
@@ -53,7 +54,6 @@ from .messages import (
     Started,
     Submit,
     Subscribe,
-    SubscriptionEnded,
     TaskCancelled,
     TasksReady,
     WaitIdle,
@@ -84,9 +84,7 @@ class Store(Actor):
         self._counts: Counts = defaultdict(int)
         self._number = 0
         self._closed = False
-        self._task_waiters: dict[str, list[Envelope]] = defaultdict(list)
-        self._idle_waiters: list[Envelope] = []
-        self._subscribers: list[tuple[trio.MemorySendChannel[Any], int]] = []
+        self._listeners = Listeners()
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
@@ -119,7 +117,7 @@ class Store(Actor):
             await self._serve(context.mailbox)
             reason = ""
         finally:
-            self._end_subscriptions(reason)
+            self._listeners.end_subscriptions(reason)
         await self._backend.close()  # a graceful stop: the last batch is committed
 
     async def _load(self) -> None:
@@ -156,15 +154,6 @@ class Store(Actor):
                     break
             await self._process(batch)
 
-    def _end_subscriptions(self, reason: str) -> None:
-        """Close every events() stream: plainly at a stop, with a notice if we crashed."""
-        for channel, _ in self._subscribers:
-            if reason:
-                with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
-                    channel.send_nowait(SubscriptionEnded(reason))
-            channel.close()
-        self._subscribers = []
-
     # -- one batch ---------------------------------------------------------------------------------
 
     async def _process(self, batch: list[Envelope]) -> None:
@@ -200,18 +189,8 @@ class Store(Actor):
             self._tell_scheduler(TasksReady(self._ready))
         for task_id in self._cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        for record in self._finished:
-            waiters = self._task_waiters.pop(record.id, ())
-            if waiters:
-                snapshot = record.snapshot()
-                for waiter in waiters:
-                    waiter.reply(snapshot)
-        if not self._unfinished and self._idle_waiters:
-            for waiter in self._idle_waiters:
-                waiter.reply(None)
-            self._idle_waiters.clear()
-        if self._events and self._subscribers:
-            self._publish(self._events)
+        idle = not self._unfinished
+        self._listeners.committed(self._finished, idle, self._events)
 
     def _tell_scheduler(self, message: Any) -> None:
         try:
@@ -231,7 +210,7 @@ class Store(Actor):
             del self._unfinished[record.id]
             record.finished_at = at
             self._finished.append(record)
-        if self._subscribers:
+        if self._listeners.subscribed:
             self._events.append(
                 TaskEvent(record.id, record.type, state, at, record.attempts, record.worker)
             )
@@ -293,7 +272,7 @@ class Store(Actor):
         self._unfinished[record.id] = record
         self._changed[record.id] = record
         self._ready.append(record.job())
-        if self._subscribers:
+        if self._listeners.subscribed:
             self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
         return record
 
@@ -392,9 +371,7 @@ class Store(Actor):
         record = await self._find(message.id)
         if record.state.finished:
             return record.snapshot()
-        waiters = self._task_waiters[record.id]
-        waiters[:] = _live(waiters)
-        waiters.append(envelope)
+        self._listeners.wait_for(record.id, envelope)
         return _DEFERRED
 
     # -- the whole store ---------------------------------------------------------------------------
@@ -402,33 +379,14 @@ class Store(Actor):
     async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
         if not self._unfinished:
             return None
-        self._idle_waiters = _live(self._idle_waiters)
-        self._idle_waiters.append(envelope)
+        self._listeners.wait_idle(envelope)
         return _DEFERRED
 
     async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
         return {key: count for key, count in self._counts.items() if count}
 
     async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
-        # One slot more than the capacity, kept for the notice that the subscriber was dropped.
-        send, receive = trio.open_memory_channel[Any](message.capacity + 1)
-        self._subscribers.append((send, message.capacity))
-        return receive
-
-    def _publish(self, events: list[TaskEvent]) -> None:
-        keep: list[tuple[trio.MemorySendChannel[Any], int]] = []
-        for channel, capacity in self._subscribers:
-            try:
-                for event in events:
-                    if channel.statistics().current_buffer_used >= capacity:
-                        channel.send_nowait(SubscriptionEnded(f"fell {capacity} events behind"))
-                        raise trio.BrokenResourceError
-                    channel.send_nowait(event)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                channel.close()
-                continue
-            keep.append((channel, capacity))
-        self._subscribers = keep
+        return self._listeners.subscribe(message.capacity)
 
     async def _request_purge(self, message: Purge, envelope: Envelope) -> None:
         self._purge = message  # runs after this batch commits, so it sees the batch's changes
@@ -453,14 +411,3 @@ class Store(Actor):
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
         return [(record.job(), record.state) for record in self._unfinished.values()]
-
-
-def _live(waiters: list[Envelope]) -> list[Envelope]:
-    """The waiters whose askers still wait; forget the rest (their waits timed out)."""
-    live = []
-    for waiter in waiters:
-        if waiter.abandoned:
-            waiter.drop()
-        else:
-            live.append(waiter)
-    return live

@@ -1,0 +1,99 @@
+"""Who waits on the store: wait()ers, wait_idle()ers and events() subscribers.
+
+Owned by the store actor and used only from it; told after each commit what finished and what
+happened, it answers the waiters and feeds the subscribers, never blocking: a subscriber that
+falls ``capacity`` events behind is dropped with a notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import trio
+
+from .mailbox import Envelope
+from .messages import SubscriptionEnded
+from .record import TaskRecord
+from .task import TaskEvent
+
+
+class Listeners:
+    def __init__(self) -> None:
+        self._task_waiters: dict[str, list[Envelope]] = defaultdict(list)
+        self._idle_waiters: list[Envelope] = []
+        self._subscribers: list[tuple[trio.MemorySendChannel[Any], int]] = []
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether anyone wants events (so the store builds them only then)."""
+        return bool(self._subscribers)
+
+    def wait_for(self, task_id: str, envelope: Envelope) -> None:
+        waiters = self._task_waiters[task_id]
+        waiters[:] = _live(waiters)
+        waiters.append(envelope)
+
+    def wait_idle(self, envelope: Envelope) -> None:
+        self._idle_waiters = _live(self._idle_waiters)
+        self._idle_waiters.append(envelope)
+
+    def subscribe(self, capacity: int) -> trio.MemoryReceiveChannel[Any]:
+        # One slot more than the capacity, kept for the notice that the subscriber was dropped.
+        send, receive = trio.open_memory_channel[Any](capacity + 1)
+        self._subscribers.append((send, capacity))
+        return receive
+
+    def committed(
+        self, finished: Iterable[TaskRecord], idle: bool, events: list[TaskEvent]
+    ) -> None:
+        """After a commit: answer the waiters of what finished, and of idleness; publish."""
+        for record in finished:
+            waiters = self._task_waiters.pop(record.id, ())
+            if waiters:
+                snapshot = record.snapshot()
+                for waiter in waiters:
+                    waiter.reply(snapshot)
+        if idle and self._idle_waiters:
+            for waiter in self._idle_waiters:
+                waiter.reply(None)
+            self._idle_waiters.clear()
+        if events and self._subscribers:
+            self._publish(events)
+
+    def _publish(self, events: list[TaskEvent]) -> None:
+        keep: list[tuple[trio.MemorySendChannel[Any], int]] = []
+        for channel, capacity in self._subscribers:
+            try:
+                for event in events:
+                    if channel.statistics().current_buffer_used >= capacity:
+                        channel.send_nowait(SubscriptionEnded(f"fell {capacity} events behind"))
+                        raise trio.BrokenResourceError
+                    channel.send_nowait(event)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                channel.close()
+                continue
+            keep.append((channel, capacity))
+        self._subscribers = keep
+
+    def end_subscriptions(self, reason: str) -> None:
+        """Close every events() stream: plainly at a stop, with a notice after a crash."""
+        for channel, _ in self._subscribers:
+            if reason:
+                with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                    channel.send_nowait(SubscriptionEnded(reason))
+            channel.close()
+        self._subscribers = []
+
+
+def _live(waiters: list[Envelope]) -> list[Envelope]:
+    """The waiters whose askers still wait; forget the rest (their waits timed out)."""
+    live = []
+    for waiter in waiters:
+        if waiter.abandoned:
+            waiter.drop()
+        else:
+            live.append(waiter)
+    return live
