@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 import trio
@@ -27,10 +28,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from oncue.actors import open_engine
+from oncue.http.app import create_app
+from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.serve import serve
 
 # Per operation (20 operations): about 30 s in all on this 2-core machine.
 EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
+# Auth on, calls as a tenant without the admin scope: the tenancy checks are fuzzed too.
+TOKENS = "fuzzer:fuzz-token"
+HEADERS = {"Authorization": "Bearer fuzz-token"}
 BOUND = 30.0  # seconds: a safety bound on start and stop, never a timing assertion
 CHECKS = [
     not_a_server_error,
@@ -45,8 +51,9 @@ async def _run_server(ready: queue.Queue[tuple[int, trio.lowlevel.TrioToken, tri
     async with open_engine(workers=2, queue_size=100_000, grace=0) as engine:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
+            app = create_app(engine, auth=AuthSettings(api_tokens=parse_api_tokens(TOKENS)))
             port = await nursery.start(
-                partial(serve, engine, "127.0.0.1", 0, shutdown=stop, log_tasks=False)
+                partial(serve, engine, "127.0.0.1", 0, app=app, shutdown=stop, log_tasks=False)
             )
             ready.put((port, trio.lowlevel.current_trio_token(), stop))
 
@@ -80,7 +87,7 @@ def fuzz(operation: Any, mode: GenerationMode) -> None:
         phases=[Phase.explicit, Phase.generate],
     )
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(checks=CHECKS, timeout=BOUND)
+        case.call_and_validate(checks=CHECKS, headers=HEADERS, timeout=BOUND)
 
     check()
 
@@ -100,3 +107,5 @@ def test_api_answers_as_its_spec_says(base_url: str) -> None:
             except Exception as error:
                 failures.append(f"{operation.label} {mode}: {str(error)[:3000]}")
     assert not failures, "\n\n".join(failures)
+    # The fuzzer's token is accepted (so its requests reached the routes, not just the 401).
+    assert httpx.get(f"{base_url}/api/v1/tasks", headers=HEADERS, timeout=BOUND).is_success
