@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from quart import Blueprint, Response
+from quart_schema import document_request
 
 from oncue.actors import Submission, Task, TaskState
 
@@ -47,6 +48,7 @@ class SubmitIn(msgspec.Struct):
 
 
 @compat.post("/tasks")
+@document_request(SimpleTaskIn)
 async def create_simple_task() -> Response:
     body = await read_body(SimpleTaskIn)
     with service().deadline():
@@ -73,6 +75,7 @@ def _original(task: Task) -> Any:
 
 
 @compat.post("/submit")
+@document_request(SubmitIn)
 async def submit() -> Response:
     body = await read_body(SubmitIn)
     current = service()
