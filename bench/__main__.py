@@ -65,7 +65,10 @@ def main(argv: list[str]) -> int:
     built = build_report(mode, rows, systems, service_status, load_before)
     print(report.terminal(built))
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else RESULTS)
-    stem = datetime.date.today().isoformat() + ("" if mode == "full" else f"-{mode}")
+    stem = datetime.date.today().isoformat()
+    if args.targets != ["all"]:  # a partial run never overwrites the day's full report
+        stem += "-" + "-".join(args.targets)
+    stem += "" if mode == "full" else f"-{mode}"
     for path in report.write(built, out_dir, stem):
         print("wrote", path)
     failed = [r for r in rows if BY_NAME[r["system"]].oncue and not r.get("ok")]

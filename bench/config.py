@@ -99,7 +99,7 @@ HTTP_SYSTEMS: tuple[System, ...] = (
         "oncue-http",
         "bench.http_bench",
         None,
-        "oncue serve --workers 8 --queue-size 2000000 --log-level WARNING (memory store)",
+        "oncue serve --workers 8 --store memory:// --queue-size 2000000 --log-level WARNING",
         variant="oncue",
         oncue=True,
     ),

@@ -1,8 +1,9 @@
 """HTTP submits from a concurrent loopback client: oncue's API beside a bare Hypercorn endpoint.
 
 Run by the orchestrator as ``python -m bench.http_bench '<spec json>'``.  Variant ``oncue``
-starts the real ``oncue serve`` (8 workers, memory store, log level WARNING); variant ``bare``
-starts bench/http_bare.py on the same Hypercorn.  The client is a raw HTTP/1.1 client on
+starts the real ``oncue serve`` (8 workers, ``--store memory://`` explicitly: the default is a
+SQLite file in the working directory, which belongs to the durable workload; log level
+WARNING); variant ``bare`` starts bench/http_bare.py on the same Hypercorn.  The client is a raw HTTP/1.1 client on
 trio, `concurrency` keep-alive connections, in this process.  Workload ``http-single`` posts
 one task per request to ``/api/v1/tasks``; ``http-batch`` posts ``batch`` tasks per request
 to ``/api/v1/tasks/batch``.
@@ -45,7 +46,7 @@ def start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
     if variant == "bare":
         return start_process([sys.executable, "-m", "bench.http_bare", str(port)])
     oncue = str(Path(sys.executable).with_name("oncue"))
-    argv = [oncue, "serve", "--port", str(port), "--workers", "8"]
+    argv = [oncue, "serve", "--port", str(port), "--workers", "8", "--store", "memory://"]
     argv += ["--queue-size", "2000000", "--log-level", "WARNING"]
     return start_process(argv)
 
