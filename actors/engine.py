@@ -52,7 +52,7 @@ from .pool import WorkerPool
 from .registry import Registry
 from .scheduler import Scheduler
 from .spec import ChildSpec
-from .store import Store
+from .store import Store, StoreLife
 from .subscription import EventStream
 from .supervisor import Supervisor
 from .task import (
@@ -106,8 +106,10 @@ async def open_engine(
     registry = registry if registry is not None else Registry()
     rng = random.Random(seed)
 
+    store_life = StoreLife()
+
     def make_store() -> Store:
-        return Store(backend, scheduler_spec.ref, queue_size)
+        return Store(backend, scheduler_spec.ref, queue_size, store_life)
 
     def make_scheduler() -> Scheduler:
         return Scheduler(store_spec.ref, registry, rng, retention=retention)

@@ -63,6 +63,23 @@ class SupervisorGaveUp(ActorError):
         self.error = error
 
 
+class StoreUnavailable(ActorError):
+    """The store's backend is failing; the store answers this until it recovers. Retry later.
+
+    A submit that got this may still have been committed (a commit that outlived its deadline):
+    retry it with the same idempotency key to be sure it is admitted once.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"the task store is unavailable ({error!r}); retry later")
+        self.error = error
+
+
+class BackendRecovered(ActorError):
+    """Raised by the store on purpose once its backend answers again after an outage, so its
+    supervisor restarts it, the scheduler and the workers from what the backend holds."""
+
+
 class ChildNotFound(ActorError, LookupError):
     """A supervisor has no child by that name."""
 
@@ -88,6 +105,17 @@ class InvalidField(OncueError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class DatabaseInUse(OncueError):
+    """Another engine (another process) already uses this SQLite database."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"the SQLite database {path!r} is in use by another oncue process; stop it, or give"
+            " this one its own --store (a SQLite store belongs to one process)"
+        )
+        self.path = path
 
 
 class QueueFull(OncueError):

@@ -16,16 +16,19 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
 
 from .actor import Actor, Context
 from .backends import Backend
 from .errors import (
     ActorStopped,
+    BackendRecovered,
     EngineClosed,
     MailboxFull,
     OncueError,
     QueueFull,
+    StoreUnavailable,
     TaskAlreadyFinished,
     TaskNotFailed,
     TaskNotFinished,
@@ -71,12 +74,24 @@ BACKEND_RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
 Counts = dict[tuple[str, TaskState], int]
 
 
+@attrs.define
+class StoreLife:
+    """What the store's slot remembers across incarnations (the engine keeps one)."""
+
+    loaded: bool = False  # a store has loaded from the backend at least once
+
+
 class Store(Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
 
-    def __init__(self, backend: Backend, scheduler: ActorRef, queue_size: int) -> None:
+    commit_deadline = 10.0  # seconds a commit may take before the backend counts as failing
+
+    def __init__(
+        self, backend: Backend, scheduler: ActorRef, queue_size: int, life: StoreLife
+    ) -> None:
+        self._life = life
         self._backend = backend
         self._scheduler = scheduler
         self._queue_size = queue_size
@@ -106,11 +121,13 @@ class Store(Actor):
         }
 
     async def run(self, context: Context) -> None:
-        if context.incarnation == 1:
-            await self._load()  # at start-up a broken backend fails the engine at once
-        else:
+        if self._life.loaded:
             await self._load_when_reachable()
+        else:
+            await self._load()  # at start-up a broken backend fails the engine at once
+            self._life.loaded = True
         self._self = context.ref
+        self._mailbox = context.mailbox
         context.started()
         reason = "the store restarted"
         try:
@@ -140,6 +157,29 @@ class Store(Actor):
                 self._counts.clear()
             await trio.sleep(delay)
             delay = min(delay * 2, BACKEND_RETRY_CAP)
+
+    async def _outage(self, error: Exception) -> None:
+        """The backend failed a commit: what this store holds in memory may now be ahead of it.
+
+        Answer every ask with StoreUnavailable, at once, while probing the backend with
+        backoff; once a probe commits, crash on purpose so the supervisor restarts everything
+        from what the backend holds (one restart per outage, however long it lasts).
+        """
+        logger.error("store.backend_failed error=%r (answering 'unavailable')", error)
+        delay = 0.05
+        while True:
+            with trio.move_on_after(delay):
+                async for envelope in self._mailbox:
+                    envelope.fail(StoreUnavailable(error))
+                return  # stopped meanwhile
+            try:
+                with trio.fail_after(self.commit_deadline):
+                    await self._backend.commit([], [])
+            except Exception as probe_error:  # still failing
+                error = probe_error
+                delay = min(delay * 2, BACKEND_RETRY_CAP)
+                continue
+            raise BackendRecovered(f"the backend answers again after {error!r}; reloading")
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
@@ -174,7 +214,14 @@ class Store(Actor):
                 if answer is not _DEFERRED:
                     answers.append((envelope, answer, False))
         if self._changed or self._deleted:
-            await self._backend.commit(list(self._changed.values()), self._deleted)
+            try:
+                with trio.fail_after(self.commit_deadline):
+                    await self._backend.commit(list(self._changed.values()), self._deleted)
+            except Exception as error:  # the backend's own errors: we cannot know their types
+                for envelope in batch:
+                    envelope.fail(StoreUnavailable(error))
+                await self._outage(error)
+                return
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)

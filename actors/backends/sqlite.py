@@ -8,14 +8,16 @@ transaction; ``?synchronous=full`` also survives a power cut, at a cost per comm
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import trio
 
+from ..errors import DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, Progress, TaskError, TaskState, Transition
 
@@ -176,9 +178,14 @@ class SqliteBackend:
         self._synchronous = synchronous.upper()
         self._limiter = trio.CapacityLimiter(1)
         self._connection: sqlite3.Connection | None = None
+        self._lock_file: TextIO | None = None
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(function, *args, limiter=self._limiter)
+        # Abandoned on cancel (a commit past its deadline): the thread still holds the limiter
+        # until it returns, so the next call waits for it and the connection is never shared.
+        return await trio.to_thread.run_sync(
+            function, *args, limiter=self._limiter, abandon_on_cancel=True
+        )
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -193,6 +200,7 @@ class SqliteBackend:
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock()
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -204,6 +212,23 @@ class SqliteBackend:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await self._run(connection.close)
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the file releases the lock
+            self._lock_file = None
+
+    def _lock(self) -> None:
+        """Own the database: one engine (one process) per SQLite file, or task numbers and
+        queues would clash. The lock lives as long as the open file, so a killed process
+        releases it with its file descriptors."""
+        if self._lock_file is not None:
+            return
+        lock_file = open(f"{self.path}.lock", "a+")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.close()
+            raise DatabaseInUse(self.path) from None
+        self._lock_file = lock_file
 
     async def load_unfinished(self) -> list[TaskRecord]:
         states = tuple(state.value for state in UNFINISHED)

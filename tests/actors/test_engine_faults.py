@@ -12,11 +12,13 @@ from oncue.actors import (
     EventKind,
     EventsDropped,
     LifecycleEvent,
+    StoreUnavailable,
     Submission,
     TaskNotFound,
     TaskState,
     open_engine,
 )
+from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.scheduler import Scheduler
 from oncue.actors.store import Store
 from oncue.actors.worker import Worker
@@ -273,3 +275,48 @@ async def test_threads_abandoned_at_timeout_are_counted_and_fail_fast(registry) 
                 break
             await trio.sleep(0.01)
         assert done.result == 2
+
+
+class FlakyBackend(MemoryBackend):
+    """A memory backend whose commits can be made to fail, or to hang, for a while."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.hanging = False
+
+    async def commit(self, changed, deleted) -> None:
+        if self.failing:
+            raise OSError("the disk is on fire")
+        if self.hanging:
+            await trio.sleep_forever()
+        await super().commit(changed, deleted)
+
+
+@pytest.mark.parametrize("fault", ["failing", "hanging"])
+async def test_a_long_backend_outage_answers_unavailable_and_then_recovers(
+    autojump_clock, registry, fault
+) -> None:
+    backend = FlakyBackend()
+    events: list[LifecycleEvent] = []
+    async with open_engine(
+        registry=registry, store=backend, workers=2, observer=events.append
+    ) as engine:
+        before = await engine.submit_many([Submission("double", n) for n in range(20)])
+        setattr(backend, fault, True)
+        for _ in range(30):  # a minute and more of outage: every submit is refused, quickly
+            with pytest.raises(StoreUnavailable):
+                await engine.submit("double", 1)
+            await trio.sleep(2)
+        setattr(backend, fault, False)
+        while True:  # the store restarts once the backend answers, and takes work again
+            try:
+                after = await engine.submit("double", 100)
+                break
+            except StoreUnavailable:
+                await trio.sleep(1)
+        await engine.wait_idle()
+        tasks = [await engine.get(task.id) for task in [*before, after]]
+    assert {task.state for task in tasks} == {TaskState.COMPLETED}
+    assert [task.result for task in tasks] == [n * 2 for n in range(20)] + [200]
+    assert restarted(events).count("/oncue/store") == 1
