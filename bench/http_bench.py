@@ -3,12 +3,11 @@
 Run by the orchestrator as ``python -m bench.http_bench '<spec json>'``.  Variant ``oncue``
 starts the real ``oncue serve`` (8 workers, ``--store memory://`` explicitly: the default is a
 SQLite file in the working directory, which belongs to the durable workload; log level
-WARNING); variant ``bare`` starts bench/http_bare.py on the same Hypercorn.  The client is a raw HTTP/1.1 client on
-trio, `concurrency` keep-alive connections, in this process.  Workload ``http-single`` posts
-one task per request to ``/api/v1/tasks``; ``http-batch`` posts ``batch`` tasks per request
-to ``/api/v1/tasks/batch``.
-(This module is not named ``http``: a bench/http.py would shadow the standard library when a
-script in bench/ runs.)
+WARNING); variant ``bare`` starts bench/http_bare.py on the same Hypercorn.  The client is a
+raw HTTP/1.1 client on trio, `concurrency` keep-alive connections, in this process.  Workload
+``http-single`` posts one task per request to ``/api/v1/tasks``; ``http-batch`` posts
+``batch`` tasks per request to ``/api/v1/tasks/batch``.  (This module is not named ``http``:
+a bench/http.py would shadow the standard library when a script in bench/ runs.)
 """
 
 from __future__ import annotations
