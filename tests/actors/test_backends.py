@@ -12,7 +12,14 @@ import pytest
 import trio
 import trio.testing
 
-from oncue.actors import Submission, TaskNotFound, TaskState, open_backend, open_engine
+from oncue.actors import (
+    DatabaseInUse,
+    Submission,
+    TaskNotFound,
+    TaskState,
+    open_backend,
+    open_engine,
+)
 from oncue.actors import scheduler as scheduler_module
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
@@ -274,3 +281,16 @@ def test_postgres_urls_keep_the_schema_option_for_oncue() -> None:
         "oncue",
     )
     assert open_backend("postgres://db/jobs").schema == "public"  # type: ignore[attr-defined]
+
+
+async def test_a_sqlite_database_belongs_to_one_engine(tmp_path) -> None:
+    first = SqliteBackend(tmp_path / "one.db")
+    await first.open()
+    try:
+        with pytest.raises(DatabaseInUse, match="in use by another oncue process"):
+            await SqliteBackend(tmp_path / "one.db").open()
+    finally:
+        await first.close()
+    second = SqliteBackend(tmp_path / "one.db")
+    await second.open()  # free again once the first is closed
+    await second.close()
