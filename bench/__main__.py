@@ -146,7 +146,9 @@ def build_report(
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
         "mode": mode,
         "machine": machine,
-        "settings": {s.name: s.settings for s in systems},
+        "settings": {
+            s.name: s.settings for s in systems if any(r["system"] == s.name for r in rows)
+        },
         "versions": versions,
         "results": rows,
         "ratios": report.ratios(rows),
