@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,10 @@ def run_driver(python: str, module: str, spec: dict[str, Any], bound: float) -> 
     elif not outcome.ok and not outcome.error:
         tail = stderr.strip().splitlines()[-3:]
         outcome.error = f"exit {process.returncode}: " + " | ".join(tail)
+    if outcome.ok:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    else:  # keep the driver's and its workers' output for whoever reads the failure
+        outcome.error += f" (logs: {log_dir})"
     return outcome
 
 
