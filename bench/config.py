@@ -19,6 +19,7 @@ class System:
     backing: str = "memory"  # memory | sqlite | redis | postgres
     variant: str = ""
     oncue: bool = False
+    store: str = "memory"  # oncue's store: memory | sqlite | postgres
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -111,8 +112,28 @@ HTTP_SYSTEMS: tuple[System, ...] = (
         variant="bare",
     ),
 )
+DURABLE_SYSTEMS: tuple[System, ...] = (
+    System(
+        "oncue-sqlite",
+        "bench.engine",
+        None,
+        "open_engine(workers=8, store='sqlite:///<tmp>/oncue.db'), WAL, synchronous=normal",
+        backing="sqlite",
+        oncue=True,
+        store="sqlite",
+    ),
+    System(
+        "oncue-postgres",
+        "bench.engine",
+        None,
+        "open_engine(workers=8, store='postgresql://.../oncue_bench?schema=oncue_engine')",
+        backing="postgres",
+        oncue=True,
+        store="postgres",
+    ),
+)
 QUEUES = tuple(system.name for system in SYSTEMS)
-SYSTEMS += HTTP_SYSTEMS
+SYSTEMS += HTTP_SYSTEMS + DURABLE_SYSTEMS
 BY_NAME = {system.name: system for system in SYSTEMS}
 IN_MEMORY = ("oncue", "oncue-batch", "huey-memory", "taskiq-memory")
 SLOW = ("rq", "procrastinate", "huey-sqlite", "celery")  # ~100-500 tasks/s here: fewer per run
@@ -235,7 +256,22 @@ CASES: tuple[Case, ...] = (
     ),
 )
 HTTP = ("oncue-http", "hypercorn-bare")
+DURABLE_PEERS = ("huey-sqlite", "dramatiq", "arq", "rq", "celery", "procrastinate")
 CASES += (
+    Case(
+        "durable",
+        "noop",
+        "2,000 no-op tasks on durable stores (oncue: SQLite, PostgreSQL), submit then drain",
+        "tasks/s",
+        {
+            "full": {"n": 2_000, "runs": 3, "timeout": 300.0},
+            "quick": {"n": 500, "runs": 3},
+            "smoke": {"n": 10, **SMOKE},
+        },
+        systems=("oncue-sqlite", "oncue-postgres", *DURABLE_PEERS),
+        notes="Ratios are quoted for oncue on SQLite; oncue on PostgreSQL is in its own row "
+        "(its natural peer is procrastinate). No Redis store for oncue yet.",
+    ),
     Case(
         "http-single",
         "http-single",
@@ -272,12 +308,15 @@ WORKLOADS = {
     "priority": ("priority",),
     "depth": ("depth-1k", "depth-1M"),
     "http": ("http-single", "http-batch"),
+    "durable": ("durable",),
 }
 
 
 def spec_for(case: Case, system: System, mode: str) -> dict[str, Any]:
     """The Spec fields one driver run gets (see bench/peers/_common.Spec)."""
     spec: dict[str, Any] = {"workload": case.workload, "variant": system.variant}
+    if system.store != "memory":
+        spec["extra"] = {"store": system.store}
     spec.update(case.sizes[mode])
     spec.update(case.scaled.get(system.name, {}).get(mode, {}))
     return spec

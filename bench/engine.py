@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from typing import Any
 
 import trio
 
-from bench.peers._common import Spec, emit, percentile, read_spec, versions_of
+from bench.peers._common import PG_DSN, Spec, emit, percentile, read_spec, versions_of
 from oncue.actors import Engine, Registry, Submission, Task, TaskContext, open_engine
 
 registry = Registry()
@@ -65,11 +66,34 @@ async def started_at(engine: Engine, tasks: list[Task], kind: str) -> list[float
     return starts
 
 
+def store_url(spec: Spec, scratch: str) -> str:
+    """The store this run uses: memory, a SQLite file in `scratch`, or a fresh PG schema."""
+    kind = spec.extra.get("store", "memory")
+    if kind == "sqlite":
+        return f"sqlite:///{scratch}/oncue.db"
+    if kind == "postgres":
+        import psycopg
+
+        admin_dsn = PG_DSN.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            query = "SELECT 1 FROM pg_database WHERE datname = 'oncue_bench'"
+            if not admin.execute(query).fetchone():
+                admin.execute("CREATE DATABASE oncue_bench")
+        with psycopg.connect(PG_DSN, autocommit=True) as connection:
+            connection.execute("DROP SCHEMA IF EXISTS oncue_engine CASCADE")
+        return f"{PG_DSN}?schema=oncue_engine"
+    return "memory://"
+
+
 async def throughput(spec: Spec) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-oncue-") as scratch:
+        return await _throughput(spec, store_url(spec, scratch))
+
+
+async def _throughput(spec: Spec, store: str) -> dict[str, Any]:
     queue_size = spec.n + spec.warmup + 10
-    async with open_engine(
-        registry=registry, workers=spec.concurrency, queue_size=queue_size
-    ) as engine:
+    options = {"workers": spec.concurrency, "queue_size": queue_size, "store": store}
+    async with open_engine(registry=registry, **options) as engine:
         await submit_all(engine, spec, spec.kind, range(spec.warmup))
         await engine.wait_idle()
         samples, enqueue_rates, p50s, p99s = [], [], [], []
