@@ -164,8 +164,17 @@ class ActorRef:
 
         Raises ActorStopped if the actor has stopped for good.
         """
+        await self._put(Envelope(message, None, self._mailbox))
+
+    async def _put(self, envelope: Envelope) -> None:
+        # send_nowait first: trio's send() yields even when there is room, and a yield costs
+        # more than most messages' handling. A full mailbox still waits (backpressure).
+        send = self._mailbox._send
         try:
-            await self._mailbox._send.send(Envelope(message, None, self._mailbox))
+            try:
+                send.send_nowait(envelope)
+            except trio.WouldBlock:
+                await send.send(envelope)
         except trio.ClosedResourceError:
             raise ActorStopped(self.path) from None
 
@@ -186,12 +195,13 @@ class ActorRef:
         """
         reply = _Reply()
         try:
-            with trio.move_on_after(timeout):
-                try:
-                    await self._mailbox._send.send(Envelope(message, reply, self._mailbox))
-                except trio.ClosedResourceError:
-                    raise ActorStopped(self.path) from None
+            if timeout == math.inf:  # no cancel scope: entering one costs as much as the ask
+                await self._put(Envelope(message, reply, self._mailbox))
                 await reply.done.wait()
+            else:
+                with trio.move_on_after(timeout):
+                    await self._put(Envelope(message, reply, self._mailbox))
+                    await reply.done.wait()
         finally:
             reply.abandoned = not reply.done.is_set()
         if not reply.done.is_set():

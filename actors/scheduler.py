@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # jobs one worker may take at once
 BATCH_BUDGET = 0.001  # seconds of expected work one batch may hold
+START_DELAY = 0.002  # seconds a Started may wait to share a batch with the task's outcome
 PURGE_BATCH = 1000  # finished tasks deleted per transaction
 PURGE_EVERY = (1.0, 600.0)  # retention / 10, within these bounds (seconds)
 _DEFERRED = object()
@@ -84,6 +85,8 @@ class Scheduler(Actor):
         self._done: dict[str, int] = {}
         self._durations: dict[str, float] = {}  # per type, moving average, seconds
         self._changes: list[Any] = []
+        self._starts_only = True  # only Started in _changes: their flush may wait a little
+        self._flush_at = math.inf
         self._paused = False
         self._draining = False
         self._drained_waiters: list[Envelope] = []
@@ -107,7 +110,8 @@ class Scheduler(Actor):
         queues = self._queues
         self._start_retention()
         while True:
-            with trio.move_on_at(min(queues.next_deadline(), self._purge_at)):
+            wake_at = min(queues.next_deadline(), self._purge_at, self._flush_at)
+            with trio.move_on_at(wake_at):
                 try:
                     self._handle(await mailbox.receive())
                 except trio.EndOfChannel:
@@ -125,14 +129,14 @@ class Scheduler(Actor):
                     waiter.reply(None)
                 self._drained_waiters.clear()
             await self._flush()
-        await self._flush()
+        await self._flush(force=True)
 
     async def _recover(self) -> None:
         """Rebuild the queues from the store; tasks it says are running lost their worker."""
         now = self._wall()
         for job, state in await self._store.ask(LoadQueue()):
             if state is TaskState.RUNNING:
-                self._changes.append(Requeued(job.id, started=True, at=now))
+                self._change(Requeued(job.id, started=True, at=now))
             self._enqueue(job)
         if self._queues.queued:
             logger.info("scheduler.recovered queued=%d", len(self._queues.queued))
@@ -168,10 +172,21 @@ class Scheduler(Actor):
             if answer is not _DEFERRED:
                 envelope.reply(answer)
 
-    async def _flush(self) -> None:
-        if self._changes:
-            changes, self._changes = self._changes, []
-            await self._store.tell(Record(changes))
+    def _change(self, change: Any) -> None:
+        """Record a transition that must reach the store this turn (it may wake waiters)."""
+        self._changes.append(change)
+        self._starts_only = False
+
+    async def _flush(self, *, force: bool = False) -> None:
+        """Send the store what this turn decided. Starts alone may wait START_DELAY for company:
+        a fast task's start and outcome then cost the store one batch instead of two."""
+        if not self._changes:
+            return
+        if not force and self._starts_only and trio.current_time() < self._flush_at:
+            return
+        changes, self._changes = self._changes, []
+        self._starts_only, self._flush_at = True, math.inf
+        await self._store.tell(Record(changes))
 
     # -- queueing ----------------------------------------------------------------------------------
 
@@ -246,7 +261,7 @@ class Scheduler(Actor):
             del self._holder[job.id]
             if self._was_cancelled(job.id):
                 continue
-            self._changes.append(Requeued(job.id, started=started, at=now))
+            self._change(Requeued(job.id, started=started, at=now))
             if not self._draining:
                 self._enqueue(job._replace(attempts=job.attempts + started))
         logger.warning("scheduler.requeued worker=%s tasks=%d", worker, len(jobs))
@@ -266,6 +281,7 @@ class Scheduler(Actor):
                 held[job.id] = job
                 self._holder[job.id] = worker
                 self._changes.append(Started(job.id, worker, now))
+            self._flush_at = min(self._flush_at, trio.current_time() + START_DELAY)
             envelope.reply(jobs)
 
     def _take(self, share: int) -> list[Job]:
@@ -300,14 +316,14 @@ class Scheduler(Actor):
         now = outcome.finished_at or self._wall()
         if kind in ("returned", "interrupted"):
             started = kind == "interrupted"
-            self._changes.append(Requeued(job.id, started=started, at=now))
+            self._change(Requeued(job.id, started=started, at=now))
             if not self._draining:
                 self._enqueue(job._replace(attempts=job.attempts + started))
             return
         self._done[worker] = self._done.get(worker, 0) + 1
         self._measure(job.type, outcome)
         if kind == "ok":
-            self._changes.append(Completed(job.id, outcome.result, now))
+            self._change(Completed(job.id, outcome.result, now))
         elif kind != "cancelled":
             self._fail(job, outcome, now)
 
@@ -315,14 +331,14 @@ class Scheduler(Actor):
         assert outcome.error is not None
         attempt = job.attempts + 1
         if not should_retry(job, attempt, outcome):
-            self._changes.append(Failed(job.id, outcome.error, now))
+            self._change(Failed(job.id, outcome.error, now))
             return
         delay = outcome.retry_delay
         if delay is None:
             policy = self._policy(job.type)
             delay = backoff_delay(policy, attempt, self._rng)
         run_at = now + delay
-        self._changes.append(Retrying(job.id, outcome.error, run_at, now))
+        self._change(Retrying(job.id, outcome.error, run_at, now))
         retry = job._replace(attempts=attempt, run_at=run_at)
         self._queues.push(retry, trio.current_time() + delay)
         logger.info("task.retry id=%s attempt=%d delay=%.3fs", job.id, attempt, delay)

@@ -21,6 +21,7 @@ import trio
 
 from .actor import Actor, Context
 from .backends import Backend
+from .backends.memory import MemoryBackend
 from .errors import (
     ActorStopped,
     BackendRecovered,
@@ -93,6 +94,7 @@ class Store(Actor):
     ) -> None:
         self._life = life
         self._backend = backend
+        self._in_memory = type(backend).commit is MemoryBackend.commit
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._unfinished: dict[str, TaskRecord] = {}
@@ -158,6 +160,14 @@ class Store(Actor):
             await trio.sleep(delay)
             delay = min(delay * 2, BACKEND_RETRY_CAP)
 
+    async def _commit(self) -> None:
+        changed, deleted = list(self._changed.values()), self._deleted
+        if self._in_memory:  # dicts cannot hang; a cancel scope per batch costs ~20 us
+            await self._backend.commit(changed, deleted)
+            return
+        with trio.fail_after(self.commit_deadline):
+            await self._backend.commit(changed, deleted)
+
     async def _outage(self, error: Exception) -> None:
         """The backend failed a commit: what this store holds in memory may now be ahead of it.
 
@@ -215,8 +225,7 @@ class Store(Actor):
                     answers.append((envelope, answer, False))
         if self._changed or self._deleted:
             try:
-                with trio.fail_after(self.commit_deadline):
-                    await self._backend.commit(list(self._changed.values()), self._deleted)
+                await self._commit()
             except Exception as error:  # the backend's own errors: we cannot know their types
                 for envelope in batch:
                     envelope.fail(StoreUnavailable(error))
@@ -335,7 +344,6 @@ class Store(Actor):
                     record.attempts += 1
                     record.worker = change.worker
                     record.started_at = change.at
-                    record.progress = None
                     self._move(record, TaskState.RUNNING, change.at)
             elif state is not TaskState.RUNNING:
                 continue
@@ -346,6 +354,7 @@ class Store(Actor):
             elif isinstance(change, Retrying):
                 record.error = change.error
                 record.run_at = change.run_at
+                record.progress = None  # the next attempt reports its own
                 self._move(record, TaskState.RETRYING, change.at)
             elif isinstance(change, Failed):
                 record.error = change.error
@@ -353,11 +362,14 @@ class Store(Actor):
             elif isinstance(change, Requeued):
                 if not change.started:
                     record.attempts -= 1
+                record.progress = None
                 self._move(record, TaskState.PENDING, change.at)
 
     async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
+        # Unfinished is enough: a fast task's progress can arrive before its start is recorded
+        # (the scheduler holds starts back briefly to send them with the outcome).
         record = self._unfinished.get(message.id)
-        if record is not None and record.state is TaskState.RUNNING:
+        if record is not None:
             record.progress = Progress(message.fraction, message.message)
             self._changed[record.id] = record
 

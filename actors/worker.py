@@ -55,6 +55,7 @@ class Worker(Actor):
         self._registry = registry
         self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
         self._ask_scope: trio.CancelScope | None = None
+        self._asking = False  # waiting for the scheduler's answer: cancelling loses nothing
         self._scope: trio.CancelScope | None = None  # the running batch's scope
         self._batch: list[Job] = []
         self._outcomes: list[Outcome] = []
@@ -79,10 +80,12 @@ class Worker(Actor):
                 self._say_goodbye()
 
     async def _work(self, ref: ActorRef) -> None:
-        fresh = True
-        jobs: list[Job] | None = None
-        while not self._stopped.is_set():
-            with trio.CancelScope() as self._ask_scope:
+        # One scope for the whole loop (a scope per ask costs as much as the ask): the listener
+        # cancels it only while we wait for work, when stopping loses nothing.
+        with trio.CancelScope() as self._ask_scope:
+            fresh = True
+            while not self._stopped.is_set():
+                self._asking = True
                 try:
                     jobs = await self._scheduler.ask(
                         RequestWork(self._name, ref, self._outcomes, fresh)
@@ -94,14 +97,14 @@ class Worker(Actor):
                     self._outcomes = []
                     fresh = True
                     continue
-            self._ask_scope = None
-            self._outcomes = []  # delivered with the ask
-            fresh = False
-            if jobs is None:  # the engine is draining: idle until we are stopped
-                await self._stopped.wait()
-                return
-            await self._run_batch(jobs)
-            jobs = None
+                finally:
+                    self._asking = False
+                self._outcomes = []  # delivered with the ask
+                fresh = False
+                if jobs is None:  # the engine is draining: idle until we are stopped
+                    await self._stopped.wait()
+                    return
+                await self._run_batch(jobs)
 
     async def _listen(self, mailbox: Mailbox) -> None:
         async for envelope in mailbox:
@@ -109,7 +112,7 @@ class Worker(Actor):
             if isinstance(message, Interrupt):
                 self._on_interrupt(message)
         self._stopped.set()
-        if self._ask_scope is not None:
+        if self._asking and self._ask_scope is not None:
             self._ask_scope.cancel()
 
     def _on_interrupt(self, message: Interrupt) -> None:

@@ -100,7 +100,7 @@ async def test_a_scheduler_crash_restarts_it_and_the_workers(monkeypatch, regist
 
 
 async def test_a_store_crash_restarts_everything_after_it(monkeypatch, registry) -> None:
-    crash_once(monkeypatch, Store, "_record", after=3)
+    crash_once(monkeypatch, Store, "_record", after=1)
     events: list[LifecycleEvent] = []
     async with open_engine(registry=registry, workers=4, observer=events.append) as engine:
         tasks = await run_all(engine)
@@ -121,8 +121,8 @@ async def test_a_store_crash_during_submit_fails_that_submit_only(monkeypatch, r
 
 
 async def test_repeated_crashes_in_many_places_lose_nothing(monkeypatch, registry) -> None:
-    crash_once(monkeypatch, Scheduler, "_dispatch", after=3)
-    crash_once(monkeypatch, Store, "_record", after=9)
+    dispatches = crash_once(monkeypatch, Scheduler, "_dispatch", after=3)
+    records = crash_once(monkeypatch, Store, "_record", after=4)
     original = Worker._attempt
     seen = set()
 
@@ -137,6 +137,9 @@ async def test_repeated_crashes_in_many_places_lose_nothing(monkeypatch, registr
         tasks = await run_all(engine, 300)
     assert {task.state for task in tasks} == {TaskState.COMPLETED}
     assert all(task.result == task.payload * 2 for task in tasks)
+    assert dispatches[0] > 3  # every injected fault did fire
+    assert records[0] > 4
+    assert len(seen) == 9
 
 
 async def test_shutdown_lets_running_tasks_finish_within_grace(autojump_clock, registry) -> None:
