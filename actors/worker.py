@@ -198,7 +198,7 @@ class Worker(Actor):
             handler = self._registry.get(job.type)
             result = await self._call(handler, job)
         except Retry as error:
-            return self._failed(job, started, error, retry_delay=error.delay)
+            return self._failed(job, started, error, retry_delay=error.delay, expected=True)
         except (Fatal, UnknownTaskType) as error:
             return self._failed(job, started, error, fatal=True)
         except Exception as error:
@@ -246,6 +246,7 @@ class Worker(Actor):
         *,
         fatal: bool = False,
         retry_delay: float | None = None,
+        expected: bool = False,
     ) -> Outcome:
         logger.warning(
             "task.error id=%s type=%s worker=%s attempt=%d error=%r",
@@ -254,6 +255,8 @@ class Worker(Actor):
             self._name,
             job.attempts + 1,
             error,
+            # the full traceback for what task code did not expect (not Retry, not Fatal)
+            exc_info=None if fatal or expected else error,
         )
         details = TaskError.from_exception(error, "".join(traceback.format_exception(error)))
         return Outcome(

@@ -7,6 +7,7 @@ runs Hypercorn beside it. Everything routes need lives on `Service`, reached wit
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -162,9 +163,10 @@ async def _log_request(response: Response) -> Response:
     rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
     service().metrics.observe_request(rule, request.method, response.status_code, elapsed)
     access_logger.info(
+        # the path is the client's: quoted, so spaces, '=' and newlines in it forge nothing
         "http.request method=%s path=%s status=%d duration_ms=%.1f remote=%s",
         request.method,
-        request.path,
+        json.dumps(request.path),
         response.status_code,
         elapsed * 1000,
         request.remote_addr,

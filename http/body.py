@@ -22,7 +22,15 @@ _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-_encoder = msgspec.json.Encoder()
+
+
+def _unencodable(value: Any) -> Any:
+    """What JSON cannot hold (a handler may return any object in memory) goes out as its
+    repr, the way the SQLite store keeps it: never a 500."""
+    return {"__repr__": repr(value)}
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_unencodable)
 
 
 async def read_body(model: type[T]) -> T:

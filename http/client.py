@@ -74,7 +74,7 @@ def run_submit(options: argparse.Namespace) -> int:
         raise SystemExit(f"oncue: --payload is not valid JSON: {error}") from None
     body: dict[str, Any] = {"type": options.type, "payload": payload}
     if options.priority is not None:
-        body["priority"] = int(options.priority) if options.priority.isdigit() else options.priority
+        body["priority"] = _priority(options.priority)
     if options.key is not None:
         body["key"] = options.key
     base = options.url.rstrip("/")
@@ -107,3 +107,11 @@ def run_tasks(options: argparse.Namespace) -> int:
 
 def run_stats(options: argparse.Namespace) -> int:
     return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/stats"))
+
+
+def _priority(text: str) -> int | str:
+    """A priority from the command line: an int (negative too) or a name, sent as given."""
+    try:
+        return int(text)
+    except ValueError:
+        return text

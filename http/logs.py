@@ -24,9 +24,12 @@ class KeyValueFormatter(logging.Formatter):
     """`time=... level=info logger=oncue.http.access http.request method=GET ...`."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # One record, one line: a newline smuggled in through a logged value cannot start a
+        # line of its own (tracebacks, below, are the only multi-line part).
+        message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
         line = (
             f"time={_timestamp(record)} level={record.levelname.lower()}"
-            f" logger={record.name} {record.getMessage()}"
+            f" logger={record.name} {message}"
         )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

@@ -126,3 +126,29 @@ async def test_unexpected_error_is_a_json_500_without_details(client, engine, mo
 
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_a_result_json_cannot_hold_is_shown_as_its_repr_not_a_500() -> None:
+    from oncue.actors import Registry, open_engine
+    from oncue.http.app import create_app
+
+    class Thing:
+        def __repr__(self) -> str:
+            return "<Thing>"
+
+    registry = Registry()
+
+    @registry.task("odd")
+    async def odd(ctx, payload):
+        return {"thing": Thing(), "n": 1}
+
+    async with open_engine(registry=registry, workers=1) as engine:
+        app = create_app(engine)
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            created = await (await client.post("/api/v1/tasks", json={"type": "odd"})).get_json()
+            waited = await client.get(f"/api/v1/tasks/{created['id']}/wait?timeout=5")
+            listed = await client.get("/api/v1/tasks")
+    assert waited.status_code == 200
+    assert (await waited.get_json())["result"] == {"thing": {"__repr__": "<Thing>"}, "n": 1}
+    assert listed.status_code == 200
