@@ -193,7 +193,30 @@ def _run_serve(options: argparse.Namespace) -> int:
         open_backend(options.store)  # only parses the URL: a bad one fails here, not mid-start
     except ValueError as error:
         raise SystemExit(f"oncue: --store: {error}") from None
+    check_serve_options(options)
     return run_server(options)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def check_serve_options(options: argparse.Namespace) -> None:
+    """Refuse, before anything starts, values that would fail later or mean nothing."""
+    rules = [
+        ("--port", 0 <= options.port <= 65535, "a port from 0 to 65535"),
+        ("--workers", options.workers >= 0, "an int >= 0"),
+        ("--queue-size", options.queue_size >= 1, "an int >= 1"),
+        ("--grace", options.grace >= 0, "seconds >= 0"),
+        ("--max-body-size", options.max_body_size >= 1, "bytes >= 1"),
+        ("--max-payload-size", options.max_payload_size >= 1, "bytes >= 1"),
+        ("--rate-limit", options.rate_limit >= 0, "requests per second >= 0"),
+        ("--rate-burst", options.rate_burst >= 0, "an int >= 0"),
+        ("--log-level", options.log_level.lower() in LOG_LEVELS, f"one of {LOG_LEVELS}"),
+    ]
+    for flag, good, expected in rules:
+        if not good:
+            value = getattr(options, flag[2:].replace("-", "_"))
+            raise SystemExit(f"oncue: {flag} must be {expected}, got {value!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,13 @@ def load_registry(module_name: str | None) -> Registry:
     module_path, _, attribute = module_name.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_path)
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as error:
+        raise SystemExit(
+            f"oncue: --handlers {module_name}: no module named {error.name!r}"
+            " (is it on PYTHONPATH, or in the working directory?)"
+        ) from None
     registry = getattr(module, attribute or "registry", None)
     if not isinstance(registry, Registry):
         raise SystemExit(

@@ -33,3 +33,21 @@ def test_retention_is_a_duration_or_forever(monkeypatch, capsys) -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--retention", "soon"])
     assert "argument --retention: a duration is" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "-1"], "--workers must be an int >= 0, got -1"),
+        (["--queue-size", "0"], "--queue-size must be an int >= 1"),
+        (["--port", "99999"], "--port must be a port from 0 to 65535"),
+        (["--grace", "-5"], "--grace must be seconds >= 0"),
+        (["--log-level", "nope"], "--log-level must be one of"),
+    ],
+)
+def test_bad_serve_values_exit_with_a_usage_message(flags, message) -> None:
+    from oncue.http.cli import main
+
+    with pytest.raises(SystemExit) as raised:
+        main(["serve", "--store", "memory://", *flags])
+    assert message in str(raised.value.code)
