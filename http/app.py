@@ -37,7 +37,6 @@ DEFAULT_BATCH_LIMIT = 1000
 DEFAULT_MAX_PAYLOAD = 256 * 1024
 DEFAULT_STORE_DEADLINE = 10.0
 SWAGGER_ASSETS = "/docs/assets"
-MAX_ALIASES = 100_000
 
 
 @attrs.define
@@ -50,8 +49,6 @@ class Service:
     payload_limit: int = DEFAULT_MAX_PAYLOAD
     store_deadline: float = DEFAULT_STORE_DEADLINE
     draining: trio.Event = attrs.field(factory=trio.Event)
-    # Ids chosen by `POST /submit` clients -> task ids; bounded, oldest forgotten first.
-    aliases: dict[str, str] = attrs.field(factory=dict)
 
     def check_payload(self, payload: object, field: str = "payload") -> None:
         """Raise 413 naming `field` if `payload` encodes to more than `payload_limit` bytes."""
@@ -79,13 +76,6 @@ class Service:
                 " (with a key, a retried submit is never added twice)",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-
-    def remember_alias(self, alias: str, task_id: str) -> None:
-        """Let `GET /status/<alias>` find `task_id` (for the last MAX_ALIASES aliases)."""
-        self.aliases.pop(alias, None)
-        self.aliases[alias] = task_id
-        if len(self.aliases) > MAX_ALIASES:
-            del self.aliases[next(iter(self.aliases))]
 
 
 def service() -> Service:

@@ -13,7 +13,7 @@ import msgspec
 from quart import Blueprint, Response
 from quart_schema import document_request
 
-from oncue.actors import Submission, Task, TaskState
+from oncue.actors import Submission, Task, TaskNotFound, TaskState
 
 from .app import service
 from .body import json_response, read_body
@@ -84,11 +84,7 @@ async def submit() -> Response:
         (admitted,) = await current.engine.admit(
             [Submission(body.type, body.payload, key=scoped_key(body.id), owner=current_owner())]
         )
-    task = admitted.task
-    task_id = task.id
-    if body.id is not None:
-        current.remember_alias(scoped_key(body.id) or body.id, task.id)
-        task_id = body.id
+    task_id = admitted.task.id if body.id is None else body.id
     return json_response(
         {"message": "Task submitted successfully", "task_id": task_id, "status": "pending"}, 202
     )
@@ -110,10 +106,14 @@ async def status(task_id: str) -> Response:
 
 
 async def _by_id_or_key(task_id: str) -> Task:
+    """A client's own id (stored as the task's idempotency key, so it survives restarts),
+    else oncue's task id."""
     current = service()
-    alias = scoped_key(task_id) or task_id
     with current.deadline():
-        task = await current.engine.get(current.aliases.get(alias, task_id))
+        try:
+            task = await current.engine.get_by_key(scoped_key(task_id) or task_id)
+        except TaskNotFound:
+            task = await current.engine.get(task_id)
     return visible(task, task_id)
 
 

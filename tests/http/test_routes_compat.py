@@ -56,3 +56,22 @@ async def test_stats_has_the_four_counters(client, engine: Engine) -> None:
     await engine.wait(task["task_id"])
     stats = await (await client.get("/stats")).get_json()
     assert stats == {"total_processed": 1, "successful": 1, "failed": 0, "queue_length": 0}
+
+
+async def test_a_client_id_from_submit_survives_a_restart(tmp_path) -> None:
+    from oncue.actors import open_engine
+    from oncue.http.app import create_app
+
+    store = f"sqlite:///{tmp_path}/compat.db"
+    body = {"id": "order-9", "type": "double", "payload": 4}
+    async with open_engine(store=store, workers=1) as engine:
+        async with create_app(engine).test_app() as app:
+            assert (await app.test_client().post("/submit", json=body)).status_code == 202
+        await engine.wait_idle()
+    async with (
+        open_engine(store=store, workers=1) as engine,
+        create_app(engine).test_app() as app,
+    ):
+        status = await app.test_client().get("/status/order-9")
+        assert status.status_code == 200
+        assert (await status.get_json())["data"] == 8
