@@ -194,6 +194,11 @@ class Engine:
         self._report: ShutdownReport | None = None
 
     @property
+    def durable(self) -> bool:
+        """True when tasks outlive the process (any store but memory://)."""
+        return self._durable
+
+    @property
     def closing(self) -> bool:
         """True once shutdown has begun: no new task is admitted."""
         return self._shutdown_started

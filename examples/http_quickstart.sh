@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 oncue="$(command -v oncue || echo "$root/.venv/bin/oncue")"
 logs="$(mktemp -d)"
-"$oncue" serve --port 0 --workers 2 >"$logs/stdout" 2>"$logs/stderr" &
+"$oncue" serve --port 0 --workers 2 --store memory:// >"$logs/stdout" 2>"$logs/stderr" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$logs"' EXIT
 
