@@ -119,7 +119,8 @@ async def _by_id_or_key(task_id: str) -> Task:
 
 @compat.get("/stats")
 async def stats() -> Response:
-    current = await service().engine.stats()
+    with service().deadline():
+        current = await service().engine.stats()
     body = {
         "total_processed": current.total_processed,
         "successful": current.successful,

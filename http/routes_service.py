@@ -63,7 +63,8 @@ def worker_json(worker: WorkerInfo) -> dict[str, Any]:
 async def pause() -> Response:
     """Stop handing tasks to workers (submissions are still accepted)."""
     require_admin()
-    await service().engine.pause()
+    with service().deadline():
+        await service().engine.pause()
     return json_response({"paused": True})
 
 
@@ -72,7 +73,8 @@ async def pause() -> Response:
 async def resume() -> Response:
     """Hand tasks to workers again."""
     require_admin()
-    await service().engine.resume()
+    with service().deadline():
+        await service().engine.resume()
     return json_response({"paused": False})
 
 
@@ -80,7 +82,8 @@ async def resume() -> Response:
 @document_response(WorkerList)
 async def list_workers() -> Response:
     """Each worker: name, state, current task, tasks done, restarts, last error."""
-    workers = await service().engine.workers()
+    with service().deadline():
+        workers = await service().engine.workers()
     return json_response({"workers": [worker_json(worker) for worker in workers]})
 
 
@@ -96,15 +99,18 @@ async def resize_workers() -> Response:
         message = f"count must be between 0 and {MAX_WORKERS}, got {body.count}"
         raise ApiError(422, "invalid_field", message, field="count")
     engine = service().engine
-    await engine.resize(workers=body.count)
-    workers = await engine.workers()
+    with service().deadline():
+        await engine.resize(workers=body.count)
+        workers = await engine.workers()
     return json_response({"workers": [worker_json(worker) for worker in workers]})
 
 
 @service_routes.get("/api/v1/stats")
 async def stats() -> Response:
     """Counts by state and type, queue length, busy and idle workers, whether paused."""
-    return json_response(attrs.asdict(await service().engine.stats()))
+    with service().deadline():
+        current = await service().engine.stats()
+    return json_response(attrs.asdict(current))
 
 
 @service_routes.get("/health")
@@ -142,5 +148,6 @@ async def health() -> Response:
 async def metrics() -> Response:
     """Prometheus text format."""
     current = service()
-    await current.metrics.refresh(current.engine)
+    with current.deadline():
+        await current.metrics.refresh(current.engine)
     return Response(current.metrics.render(), content_type=CONTENT_TYPE)
