@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import trio
 
 from .admission import admit, parse_state
@@ -44,6 +45,7 @@ from .messages import (
     RetryTask,
     SetPaused,
     Submit,
+    SubmitNowait,
     WaitDrained,
     WaitIdle,
     WaitTask,
@@ -52,7 +54,7 @@ from .pool import WorkerPool
 from .registry import Registry
 from .scheduler import Scheduler
 from .spec import ChildSpec
-from .store import Store, StoreLife
+from .store import Store, StoreLife, new_task_id
 from .subscription import EventStream
 from .supervisor import Supervisor
 from .task import (
@@ -226,6 +228,40 @@ class Engine:
         at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
         submission = Submission(name, payload, priority, max_retries, timeout, delay, at, key)
         return (await self.admit([submission]))[0].task
+
+    def submit_nowait(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        priority: int | str | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: float | datetime.datetime | None = None,
+    ) -> str:
+        """Hand one task to the store without waiting for its commit; return its id at once.
+
+        For a producer that submits one task at a time and need not wait for each: its tasks
+        reach the store in batches instead of one round trip each. Not yet committed when this
+        returns, but the store's mailbox keeps order: a later ``get`` or ``wait`` finds it.
+        A task the store cannot admit (queue full, shutting down) is recorded failed with that
+        error: nothing is dropped silently. No idempotency key here: use :meth:`submit`.
+
+        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full: await
+        something (``submit`` itself, or a checkpoint) and try again. Also EngineClosed,
+        UnknownTaskType and InvalidField, as :meth:`submit`.
+        """
+        if self._shutdown_started:
+            raise EngineClosed()
+        name = type if isinstance(type, str) else self.registry.resolve(type).name
+        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
+        submission = Submission(name, payload, priority, max_retries, timeout, delay, at)
+        task = admit(self.registry, submission, durable=self._durable)
+        task = attrs.evolve(task, id=new_task_id())
+        self._store.try_tell(SubmitNowait([task]))
+        assert task.id is not None
+        return task.id
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
         """Submit several tasks, all or none; raises like :meth:`submit`."""

@@ -48,6 +48,14 @@ class KeyRef:
 
 
 @attrs.frozen
+class SubmitNowait:
+    """Admit these tasks, ids already given (tell: nobody waits). One the store cannot admit
+    (queue full, shutting down) is recorded failed with that error: never silently dropped."""
+
+    tasks: list[Any]  # list[NewTask]
+
+
+@attrs.frozen
 class GetTask:
     id: str | int | KeyRef  # a task id, its number, or its key
 

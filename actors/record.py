@@ -86,3 +86,4 @@ class NewTask:
     run_at: float | None
     key: str | None
     owner: str | None = None
+    id: str | None = None  # given at the edge by submit_nowait; else the store makes one

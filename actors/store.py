@@ -57,6 +57,7 @@ from .messages import (
     RetryTask,
     Started,
     Submit,
+    SubmitNowait,
     Subscribe,
     TaskCancelled,
     TasksReady,
@@ -64,13 +65,19 @@ from .messages import (
     WaitTask,
 )
 from .record import NewTask, TaskRecord
-from .task import Admitted, Progress, TaskEvent, TaskState
+from .task import Admitted, Progress, TaskError, TaskEvent, TaskState
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
-BACKEND_RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
+BACKEND_RETRY_CAP = 5.0
+
+
+def new_task_id() -> str:
+    """24 random hex characters (a uuid4 object costs several times more to make)."""
+    return os.urandom(12).hex()  # seconds between tries to reach a backend that is down
+
 
 Counts = dict[tuple[str, TaskState], int]
 
@@ -106,6 +113,7 @@ class Store(Actor):
         self._self: ActorRef | None = None
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
+            SubmitNowait: self._submit_nowait,
             Record: self._record,
             ProgressReported: self._progress,
             GetTask: self._get,
@@ -306,10 +314,23 @@ class Store(Actor):
                 return record
         return None
 
-    def _create(self, task: NewTask, now: float) -> TaskRecord:
+    async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
+        now = time.time()
+        for task in message.tasks:
+            try:
+                self._check_admission(1)
+            except (EngineClosed, QueueFull) as refused:
+                record = self._create(task, now, ready=False)
+                record.error = TaskError.from_exception(refused)
+                self._move(record, TaskState.FAILED, now)
+                logger.warning("store.refused id=%s error=%r", record.id, refused)
+            else:
+                self._create(task, now)
+
+    def _create(self, task: NewTask, now: float, *, ready: bool = True) -> TaskRecord:
         self._number += 1
         record = TaskRecord(
-            id=os.urandom(12).hex(),
+            id=task.id or new_task_id(),
             number=self._number,
             type=task.type,
             payload=task.payload,
@@ -327,7 +348,8 @@ class Store(Actor):
         self._counts[record.type, TaskState.PENDING] += 1
         self._unfinished[record.id] = record
         self._changed[record.id] = record
-        self._ready.append(record.job())
+        if ready:
+            self._ready.append(record.job())
         if self._listeners.subscribed:
             self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
         return record

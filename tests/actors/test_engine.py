@@ -462,3 +462,38 @@ async def test_retry_follows_the_admission_rules_and_starts_clean(registry) -> N
         await engine.shutdown(grace=1)
         with pytest.raises(EngineClosed):
             await engine.retry(failed.id)
+
+
+async def test_submit_nowait_hands_tasks_over_without_waiting(registry) -> None:
+    async with open_engine(registry=registry, workers=2) as engine:
+        ids = [engine.submit_nowait("double", n, priority="high") for n in range(100)]
+        done = [await engine.wait(task_id) for task_id in ids]
+        with pytest.raises(UnknownTaskType):
+            engine.submit_nowait("nope")
+        with pytest.raises(InvalidField):
+            engine.submit_nowait("echo", timeout=-1)
+    assert [task.result for task in done] == [n * 2 for n in range(100)]
+    assert {task.priority for task in done} == {2}
+
+
+async def test_submit_nowait_would_block_on_a_full_mailbox_and_never_drops(registry) -> None:
+    async with open_engine(registry=registry, workers=1, queue_size=5) as engine:
+        await engine.pause()
+        ids = []
+        with pytest.raises(trio.WouldBlock):
+            for number in range(100_000):  # no checkpoint: the store's mailbox fills up
+                ids.append(engine.submit_nowait("echo", number))
+        stats = await engine.stats()  # asked after them all: the store has them all now
+        refused = await engine.get(ids[-1])
+        await engine.resume()
+    assert stats.by_state["pending"] == 5  # what queue_size admits, waiting (paused)
+    assert stats.by_state["failed"] == len(ids) - 5  # the rest: recorded, not dropped
+    assert refused.error is not None
+    assert refused.error.type == "QueueFull"
+
+
+async def test_submit_nowait_after_shutdown_is_refused(registry) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        await engine.shutdown(grace=1)
+        with pytest.raises(EngineClosed):
+            engine.submit_nowait("echo", 1)
