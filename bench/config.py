@@ -39,6 +39,14 @@ SYSTEMS: tuple[System, ...] = (
         oncue=True,
     ),
     System(
+        "oncue-nowait",
+        "bench.engine",
+        None,
+        "same engine, submit_nowait() per task (no round trip; id given at once)",
+        variant="nowait",
+        oncue=True,
+    ),
+    System(
         "huey-memory",
         "bench.peers.huey_peer",
         "huey",
@@ -135,7 +143,8 @@ DURABLE_SYSTEMS: tuple[System, ...] = (
 QUEUES = tuple(system.name for system in SYSTEMS)
 SYSTEMS += HTTP_SYSTEMS + DURABLE_SYSTEMS
 BY_NAME = {system.name: system for system in SYSTEMS}
-IN_MEMORY = ("oncue", "oncue-batch", "huey-memory", "taskiq-memory")
+ONCUE_VARIANTS = frozenset({"oncue-batch", "oncue-nowait"})  # noop only
+IN_MEMORY = ("oncue", "oncue-batch", "oncue-nowait", "huey-memory", "taskiq-memory")
 SLOW = ("rq", "procrastinate", "huey-sqlite", "celery")  # ~100-500 tasks/s here: fewer per run
 
 
@@ -196,7 +205,7 @@ CASES: tuple[Case, ...] = (
             "quick": {"n": 500, "runs": 3, "concurrency": 100},
             "smoke": {"n": 20, "concurrency": 10, **SMOKE},
         },
-        systems=tuple(name for name in QUEUES if name != "oncue-batch"),
+        systems=tuple(name for name in QUEUES if name not in ONCUE_VARIANTS),
         scaled=_slow({"n": 1_000}, {"n": 300}),
         notes="rq: 16 SimpleWorker processes (worker-pool), not 100. rq, procrastinate, celery "
         "and huey-sqlite run 1,000 tasks per run.",
@@ -211,7 +220,9 @@ CASES: tuple[Case, ...] = (
             "quick": {"n": 3_000, "high": 100, "runs": 3},
             "smoke": {"n": 30, "high": 5, **SMOKE},
         },
-        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "arq"}),
+        systems=tuple(
+            name for name in QUEUES if name not in {"oncue-batch", "oncue-nowait", "arq"}
+        ),
         scaled=_slow({"n": 3_000}, {"n": 1_000}),
         notes="rq, procrastinate, celery and huey-sqlite queue 3,000 low tasks, not 10,000 "
         "(filling 10,000 one call at a time, three times, takes them minutes). arq and taskiq's "
@@ -228,7 +239,9 @@ CASES: tuple[Case, ...] = (
             "quick": {"depth": 1_000, "window": 300, "runs": 3},
             "smoke": {"depth": 10, "window": 10, "skip": 5, **SMOKE},
         },
-        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "taskiq-memory"}),
+        systems=tuple(
+            name for name in QUEUES if name not in {"oncue-batch", "oncue-nowait", "taskiq-memory"}
+        ),
         scaled=_slow({"window": 300}, {"window": 100}),
     ),
     Case(
@@ -241,7 +254,9 @@ CASES: tuple[Case, ...] = (
             "quick": {"depth": 100_000, "window": 300, "runs": 3, "timeout": 300.0},
             "smoke": {"depth": 100, "window": 10, "skip": 5, **SMOKE},
         },
-        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "taskiq-memory"}),
+        systems=tuple(
+            name for name in QUEUES if name not in {"oncue-batch", "oncue-nowait", "taskiq-memory"}
+        ),
         scaled={
             **{
                 name: {"full": {"depth": 50_000}, "quick": {"depth": 10_000}}
