@@ -27,7 +27,15 @@ import trio
 from .admission import admit, parse_state
 from .backends import Backend, open_backend
 from .backends.memory import MemoryBackend
-from .errors import ActorCrashed, ActorError, EngineClosed, InvalidField, TaskNotFound, WaitTimeout
+from .errors import (
+    ActorCrashed,
+    ActorError,
+    EngineClosed,
+    InvalidField,
+    TaskNotFound,
+    UnknownTaskType,
+    WaitTimeout,
+)
 from .events import Observer
 from .mailbox import ActorRef
 from .messages import (
@@ -271,7 +279,13 @@ class Engine:
         """Like :meth:`submit_many`, saying for each task whether it is new (False: same key)."""
         if self._shutdown_started:
             raise EngineClosed()
-        tasks = [admit(self.registry, each, durable=self._durable) for each in submissions]
+        tasks = []
+        for index, each in enumerate(submissions):
+            try:
+                tasks.append(admit(self.registry, each, durable=self._durable))
+            except (InvalidField, UnknownTaskType) as error:
+                error.index = index  # which submission of a batch it is about
+                raise
         if not tasks:
             return []
         admitted: list[Admitted] = await self._store.ask(Submit(tasks))

@@ -105,6 +105,7 @@ class InvalidField(OncueError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+        self.index: int | None = None  # in submit_many / admit: which submission
 
 
 class DatabaseInUse(OncueError):
@@ -136,6 +137,7 @@ class UnknownTaskType(OncueError, LookupError):
         super().__init__(f"unknown task type {name!r}; known types: {', '.join(sorted(known))}")
         self.name = name
         self.known = sorted(known)
+        self.index: int | None = None  # in submit_many / admit: which submission
 
 
 class TaskNotFound(OncueError, LookupError):

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import msgspec
-from quart import Quart, Response
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from oncue.actors import (
@@ -101,6 +101,10 @@ def engine_error_response(error: Exception) -> Response:
             retry = status in (429, 503) and code != "shutting_down"
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else None
             field = "type" if isinstance(error, UnknownTaskType) else _field_named(error)
+            field = getattr(error, "field", None) or field  # InvalidField names it
+            index = getattr(error, "index", None)
+            if field is not None and index is not None and request.path.endswith("/batch"):
+                field = f"tasks[{index}].{field}"  # which task of the batch
             message = str(error)
             if code == "unavailable":
                 logger.warning("http.engine_unavailable error=%r", error)

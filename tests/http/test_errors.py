@@ -152,3 +152,19 @@ async def test_a_result_json_cannot_hold_is_shown_as_its_repr_not_a_500() -> Non
     assert waited.status_code == 200
     assert (await waited.get_json())["result"] == {"thing": {"__repr__": "<Thing>"}, "n": 1}
     assert listed.status_code == 200
+
+
+async def test_batch_errors_name_the_task_they_are_about() -> None:
+    from oncue.actors import open_engine
+    from oncue.http.app import create_app
+
+    tasks = [{"type": "echo"}, {"type": "echo", "priority": "urgent"}]
+    async with open_engine(workers=1) as engine, create_app(engine).test_app() as app:
+        client = app.test_client()
+        bad_priority = await client.post("/api/v1/tasks/batch", json={"tasks": tasks})
+        unknown = await client.post(
+            "/api/v1/tasks/batch", json={"tasks": [{"type": "echo"}, {"type": "nope"}]}
+        )
+    assert bad_priority.status_code == 422
+    assert (await bad_priority.get_json())["error"]["field"] == "tasks[1].priority"
+    assert (await unknown.get_json())["error"]["field"] == "tasks[1].type"
