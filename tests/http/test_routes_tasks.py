@@ -142,7 +142,12 @@ async def test_retry_requeues_a_failed_task(client, engine: Engine) -> None:
     assert failed.state.value == "failed"
     response = await client.post(f"/api/v1/tasks/{task['id']}/retry")
     assert response.status_code == 200
-    assert (await response.get_json())["status"] in {"pending", "running", "failed"}
+    retried = await response.get_json()
+    assert (retried["status"], retried["error"], retried["attempts"]) == ("pending", None, 0)
+    again = await engine.wait(task["id"])  # it ran again (and, being boom, failed again)
+    assert again.state.value == "failed"
+    assert again.attempts >= 1
+    assert [step.state.value for step in again.history].count("running") >= 2
 
 
 async def test_retry_of_a_task_that_did_not_fail_is_409(client, engine: Engine) -> None:
