@@ -232,10 +232,8 @@ class Engine:
         Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
         bad option. ``type`` may be the name or the decorated handler itself.
         """
-        name = type if isinstance(type, str) else self.registry.resolve(type).name
-        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
-        submission = Submission(name, payload, priority, max_retries, timeout, delay, at, key)
-        return (await self.admit([submission]))[0].task
+        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
+        return (await self.admit([attrs.evolve(submission, key=key)]))[0].task
 
     def submit_nowait(
         self,
@@ -262,14 +260,27 @@ class Engine:
         """
         if self._shutdown_started:
             raise EngineClosed()
-        name = type if isinstance(type, str) else self.registry.resolve(type).name
-        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
-        submission = Submission(name, payload, priority, max_retries, timeout, delay, at)
+        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
         task = admit(self.registry, submission, durable=self._durable)
         task = attrs.evolve(task, id=new_task_id())
         self._store.try_tell(SubmitNowait([task]))
         assert task.id is not None
         return task.id
+
+    def _submission(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any,
+        priority: int | str | None,
+        max_retries: int | None,
+        timeout: float | None,
+        delay: float | None,
+        run_at: float | datetime.datetime | None,
+    ) -> Submission:
+        """The keyword form of submit() as a Submission (a handler given by itself, by name)."""
+        name = type if isinstance(type, str) else self.registry.resolve(type).name
+        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
+        return Submission(name, payload, priority, max_retries, timeout, delay, at)
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
         """Submit several tasks, all or none; raises like :meth:`submit`."""
