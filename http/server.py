@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -100,6 +101,18 @@ def rate_limiter(options: argparse.Namespace) -> RateLimiter | None:
 async def _serve_until_signalled(
     options: argparse.Namespace, registry: Registry, hardening: dict[str, Any]
 ) -> int:
+    # Catch SIGINT/SIGTERM from the first moment: one that comes while the engine starts
+    # waits here and drains it as soon as it is up, instead of killing the process.
+    with trio.open_signal_receiver(*SIGNALS) as signals:
+        return await _serve(options, registry, hardening, signals)
+
+
+async def _serve(
+    options: argparse.Namespace,
+    registry: Registry,
+    hardening: dict[str, Any],
+    signals: AsyncIterator[int],
+) -> int:
     async with open_engine(
         registry=registry,
         workers=options.workers,
@@ -117,7 +130,7 @@ async def _serve_until_signalled(
         stop_http = trio.Event()
         async with trio.open_nursery() as nursery:
             signalled = trio.Event()
-            await nursery.start(_watch_signals, signalled)
+            await nursery.start(_watch_signals, signals, signalled)
             port = await nursery.start(
                 partial(serve, engine, options.host, options.port, app=app, shutdown=stop_http)
             )
@@ -146,19 +159,21 @@ async def _drain(engine: Engine, grace: float) -> None:
 
 
 async def _watch_signals(
-    signalled: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    signals: AsyncIterator[int],
+    signalled: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    with trio.open_signal_receiver(*SIGNALS) as signals:
-        task_status.started()
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if not signalled.is_set():
-                logger.info("server.signal signal=%s action=drain", name)
-                signalled.set()
-                continue
-            logger.warning("server.signal signal=%s action=exit_now", name)
-            logging.shutdown()
-            os._exit(128 + signum)
+    task_status.started()
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if not signalled.is_set():
+            logger.info("server.signal signal=%s action=drain", name)
+            signalled.set()
+            continue
+        logger.warning("server.signal signal=%s action=exit_now", name)
+        logging.shutdown()
+        os._exit(128 + signum)
 
 
 def _print_banner(
