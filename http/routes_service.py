@@ -41,6 +41,22 @@ class QueueOut(msgspec.Struct):
     paused: bool
 
 
+class StatsOut(msgspec.Struct):
+    """What GET /api/v1/stats answers (oncue.actors.Stats)."""
+
+    total_processed: int
+    successful: int
+    failed: int
+    cancelled: int
+    queue_length: int
+    running: int
+    by_state: dict[str, int]
+    by_type: dict[str, dict[str, int]]
+    workers_busy: int
+    workers_idle: int
+    paused: bool
+
+
 class HealthQueue(msgspec.Struct):
     size: int
     closed: bool
@@ -106,6 +122,7 @@ async def resize_workers() -> Response:
 
 
 @service_routes.get("/api/v1/stats")
+@document_response(StatsOut)
 async def stats() -> Response:
     """Counts by state and type, queue length, busy and idle workers, whether paused."""
     with service().deadline():

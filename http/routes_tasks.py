@@ -67,6 +67,7 @@ def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
     @blueprint.post("")
     @document_request(TaskIn)
     @document_response(TaskOut, 201)
+    @document_response(TaskOut, 200)
     @document_response(ErrorOut, 422)
     async def submit() -> Response:
         """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
