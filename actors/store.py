@@ -71,12 +71,12 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
-BACKEND_RETRY_CAP = 5.0
+BACKEND_RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
 
 
 def new_task_id() -> str:
     """24 random hex characters (a uuid4 object costs several times more to make)."""
-    return os.urandom(12).hex()  # seconds between tries to reach a backend that is down
+    return os.urandom(12).hex()
 
 
 Counts = dict[tuple[str, TaskState], int]
@@ -111,6 +111,7 @@ class Store(Actor):
         self._listeners = Listeners()
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
+        self._mailbox: Mailbox | None = None  # ours, once running (an outage reads it)
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -186,6 +187,7 @@ class Store(Actor):
         logger.error("store.backend_failed error=%r (answering 'unavailable')", error)
         delay = 0.05
         while True:
+            assert self._mailbox is not None
             with trio.move_on_after(delay):
                 async for envelope in self._mailbox:
                     envelope.fail(StoreUnavailable(error))
