@@ -220,9 +220,7 @@ CASES: tuple[Case, ...] = (
             "quick": {"n": 3_000, "high": 100, "runs": 3},
             "smoke": {"n": 30, "high": 5, **SMOKE},
         },
-        systems=tuple(
-            name for name in QUEUES if name not in {"oncue-batch", "oncue-nowait", "arq"}
-        ),
+        systems=tuple(name for name in QUEUES if name not in {"oncue-batch", "arq"}),
         scaled=_slow({"n": 3_000}, {"n": 1_000}),
         notes="rq, procrastinate, celery and huey-sqlite queue 3,000 low tasks, not 10,000 "
         "(filling 10,000 one call at a time, three times, takes them minutes). arq and taskiq's "
