@@ -17,7 +17,9 @@ from .task import Submission, TaskState, check_max_retries, check_timeout, parse
 MAX_KEY_LENGTH = 200
 
 
-def admit(registry: Registry, submission: Submission, *, durable: bool) -> NewTask:
+def admit(
+    registry: Registry, submission: Submission, *, durable: bool, task_id: str | None = None
+) -> NewTask:
     """Resolve the handler, apply its defaults, check every option; raises InvalidField or
     UnknownTaskType. ``durable``: the payload must also be JSON."""
     handler = registry.resolve(submission.type)
@@ -39,6 +41,7 @@ def admit(registry: Registry, submission: Submission, *, durable: bool) -> NewTa
         run_at(submission.delay, submission.run_at),
         check_key(submission.key),
         submission.owner,
+        task_id,
     )
 
 

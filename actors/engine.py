@@ -261,11 +261,10 @@ class Engine:
         if self._shutdown_started:
             raise EngineClosed()
         submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
-        task = admit(self.registry, submission, durable=self._durable)
-        task = attrs.evolve(task, id=new_task_id())
+        task_id = new_task_id()
+        task = admit(self.registry, submission, durable=self._durable, task_id=task_id)
         self._store.try_tell(SubmitNowait([task]))
-        assert task.id is not None
-        return task.id
+        return task_id
 
     def _submission(
         self,
