@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from probes import Boom, Probe
 
 from oncue.actors import (
     Actor,
@@ -14,35 +15,10 @@ from oncue.actors import (
     ChildNotFound,
     ChildSpec,
     ChildState,
-    Context,
     SupervisorRef,
     open_supervisor,
     supervisor_spec,
 )
-
-
-class Boom(Exception):
-    pass
-
-
-class Probe(Actor):
-    """Logs ``start <name>`` and ``stop <name>``; "crash" raises Boom, "exit" returns."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-
-    async def run(self, context: Context) -> None:
-        self.log.append(f"start {context.name}")
-        try:
-            context.started()
-            async for envelope in context.mailbox:
-                if envelope.message == "crash":
-                    raise Boom(f"{context.name} crashed")
-                if envelope.message == "exit":
-                    return
-                envelope.reply(envelope.message)
-        finally:
-            self.log.append(f"stop {context.name}")
 
 
 def probe(log: list[str], name: str, **options: Any) -> ChildSpec:
