@@ -2,7 +2,7 @@
 
 from .actor import Actor, Context
 from .backends import Backend, open_backend
-from .engine import Engine, open_engine
+from .engine import open_engine
 from .errors import (
     ActorCrashed,
     ActorError,
@@ -30,6 +30,7 @@ from .errors import (
     WaitTimeout,
 )
 from .events import EventKind, LifecycleEvent
+from .handle import Engine
 from .mailbox import ActorRef, Envelope, Mailbox
 from .registry import Handler, Registry, RetryPolicy, TaskContext
 from .spec import ChildInfo, ChildSpec, ChildState, Restart, Strategy

@@ -15,6 +15,7 @@ from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
 from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitTimeout
+from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 
 from .app import service
 from .body import json_response, query_float, query_int, read_body
@@ -22,7 +23,6 @@ from .errors import ApiError
 from .models import BatchIn, ErrorOut, TaskBatch, TaskIn, TaskList, TaskOut, epoch, task_json
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
-MAX_LIST_LIMIT = 1000
 DEFAULT_WAIT = 30.0
 MAX_WAIT = 300.0
 STATES = [state.value for state in TaskState]

@@ -1,0 +1,400 @@
+"""Engine: the handle on a running engine that callers use (open_engine() makes it).
+
+It holds no task state: every call is a message to the store or the scheduler.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import logging
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import trio
+
+from .admission import admit, parse_state
+from .errors import (
+    ActorCrashed,
+    ActorError,
+    EngineClosed,
+    InvalidField,
+    TaskNotFound,
+    UnknownTaskType,
+    WaitTimeout,
+)
+from .mailbox import ActorRef
+from .messages import (
+    CancelTask,
+    CloseAdmission,
+    DeleteTask,
+    Drain,
+    GetCounts,
+    GetLoad,
+    GetTask,
+    KeyRef,
+    ListTasks,
+    Load,
+    LoadQueue,
+    RetryTask,
+    SetPaused,
+    Submit,
+    SubmitNowait,
+    WaitDrained,
+    WaitIdle,
+    WaitTask,
+)
+from .pool import WorkerPool
+from .registry import Registry
+from .store import new_task_id
+from .subscription import EventStream
+from .task import (
+    Admitted,
+    Page,
+    ShutdownReport,
+    Stats,
+    Submission,
+    Task,
+    TaskState,
+    WorkerInfo,
+)
+from .tree import SupervisorRef
+
+logger = logging.getLogger(__name__)
+
+MAX_LIST_LIMIT = 1000
+ASK_BOUND = 5.0  # seconds shutdown waits for any one answer from an actor
+WAIT_RETRIES = 3  # times a wait is asked again after the store restarted under it
+
+
+class Engine:
+    """The handle on a running engine (made by :func:`open_engine`; pass it around)."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: ActorRef,
+        scheduler: ActorRef,
+        workers: SupervisorRef,
+        pool: WorkerPool,
+        grace: float,
+        durable: bool,
+    ) -> None:
+        self.registry = registry
+        self._store = store
+        self._scheduler = scheduler
+        self._workers = workers
+        self._pool = pool
+        self._grace = grace
+        self._durable = durable
+        self._resize_lock = trio.Lock()
+        self._shutdown_started = False
+        self._shutdown_done = trio.Event()
+        self._report: ShutdownReport | None = None
+
+    @property
+    def durable(self) -> bool:
+        """True when tasks outlive the process (any store but memory://)."""
+        return self._durable
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown has begun: no new task is admitted."""
+        return self._shutdown_started
+
+    # -- submitting --------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        priority: int | str | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: float | datetime.datetime | None = None,
+        key: str | None = None,
+    ) -> Task:
+        """Submit one task; returns it pending (or the existing task with the same ``key``).
+
+        Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
+        bad option. ``type`` may be the name or the decorated handler itself.
+        """
+        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
+        return (await self.admit([attrs.evolve(submission, key=key)]))[0].task
+
+    def submit_nowait(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        priority: int | str | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: float | datetime.datetime | None = None,
+    ) -> str:
+        """Hand one task to the store without waiting for its commit; return its id at once.
+
+        For a producer that submits one task at a time and need not wait for each: its tasks
+        reach the store in batches instead of one round trip each. Not yet committed when this
+        returns, but the store's mailbox keeps order: a later ``get`` or ``wait`` finds it.
+        A task the store cannot admit (queue full, shutting down) is recorded failed with that
+        error: nothing is dropped silently. No idempotency key here: use :meth:`submit`.
+
+        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full: await
+        something (``submit`` itself, or a checkpoint) and try again. Also EngineClosed,
+        UnknownTaskType and InvalidField, as :meth:`submit`.
+        """
+        if self._shutdown_started:
+            raise EngineClosed()
+        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
+        task_id = new_task_id()
+        task = admit(self.registry, submission, durable=self._durable, task_id=task_id)
+        self._store.try_tell(SubmitNowait([task]))
+        return task_id
+
+    def _submission(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any,
+        priority: int | str | None,
+        max_retries: int | None,
+        timeout: float | None,
+        delay: float | None,
+        run_at: float | datetime.datetime | None,
+    ) -> Submission:
+        """The keyword form of submit() as a Submission (a handler given by itself, by name)."""
+        name = type if isinstance(type, str) else self.registry.resolve(type).name
+        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
+        return Submission(name, payload, priority, max_retries, timeout, delay, at)
+
+    async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
+        """Submit several tasks, all or none; raises like :meth:`submit`."""
+        return [admitted.task for admitted in await self.admit(submissions)]
+
+    async def admit(self, submissions: Iterable[Submission]) -> list[Admitted]:
+        """Like :meth:`submit_many`, saying for each task whether it is new (False: same key)."""
+        if self._shutdown_started:
+            raise EngineClosed()
+        tasks = []
+        for index, each in enumerate(submissions):
+            try:
+                tasks.append(admit(self.registry, each, durable=self._durable))
+            except (InvalidField, UnknownTaskType) as error:
+                error.index = index  # which submission of a batch it is about
+                raise
+        if not tasks:
+            return []
+        admitted: list[Admitted] = await self._store.ask(Submit(tasks))
+        return admitted
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    async def get(self, task_id: str | int) -> Task:
+        """The task with this id (or number); raises TaskNotFound."""
+        if isinstance(task_id, int) and not 0 < task_id < 2**63:
+            raise TaskNotFound(task_id)
+        task: Task = await self._store.ask(GetTask(task_id))
+        return task
+
+    async def get_by_key(self, key: str) -> Task:
+        """The task submitted with this idempotency key; raises TaskNotFound."""
+        task: Task = await self._store.ask(GetTask(KeyRef(key)))
+        return task
+
+    async def list(
+        self,
+        *,
+        state: TaskState | str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
+    ) -> Page:
+        """Tasks newest first, filtered; pass ``next_cursor`` back for the next page."""
+        if state is not None:
+            state = parse_state(state)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            message = f"limit must be an int from 1 to {MAX_LIST_LIMIT}, got {limit!r}"
+            raise InvalidField("limit", message)
+        before = None
+        if cursor is not None:
+            if not (isinstance(cursor, str) and cursor.isdigit()):
+                raise InvalidField(
+                    "cursor", f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
+                )
+            before = int(cursor)
+        tasks: builtins.list[Task] = await self._store.ask(
+            ListTasks(state, type, limit, before, owner)
+        )
+        next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
+        return Page(tasks, next_cursor)
+
+    async def wait(self, task_id: str | int, timeout: float = math.inf) -> Task:
+        """Wait until the task is finished and return it; raises TaskNotFound or WaitTimeout."""
+        with trio.move_on_after(timeout):
+            task: Task = await self._ask_store(WaitTask(_id(await self._resolve(task_id))))
+            return task
+        raise WaitTimeout(str(task_id), timeout)
+
+    async def _resolve(self, task_id: str | int) -> str | int:
+        return (await self.get(task_id)).id if isinstance(task_id, int) else task_id
+
+    async def wait_idle(self) -> None:
+        """Return once no task is queued, delayed, retrying or running."""
+        await self._ask_store(WaitIdle())
+
+    async def stats(self) -> Stats:
+        counts: dict[tuple[str, TaskState], int] = await self._store.ask(GetCounts())
+        load: Load = await self._scheduler.ask(GetLoad())
+        by_state = {state.value: 0 for state in TaskState}
+        by_type: dict[str, dict[str, int]] = {}
+        for (task_type, state), count in counts.items():
+            by_state[state.value] += count
+            by_type.setdefault(task_type, {})[state.value] = count
+        return Stats(
+            total_processed=by_state["completed"] + by_state["failed"],
+            successful=by_state["completed"],
+            failed=by_state["failed"],
+            cancelled=by_state["cancelled"],
+            queue_length=by_state["pending"] + by_state["retrying"],
+            running=by_state["running"],
+            by_state=by_state,
+            by_type=by_type,
+            workers_busy=load.busy,
+            workers_idle=load.idle,
+            paused=load.paused,
+        )
+
+    async def workers(self) -> builtins.list[WorkerInfo]:
+        """Each worker: name, state (idle, busy, restarting...), current task, tasks done."""
+        children = await self._workers.children()
+        load: Load = await self._scheduler.ask(GetLoad())
+        infos = []
+        for child in children:
+            current = load.current.get(child.name)
+            state = child.state.value
+            if state == "running":
+                state = "busy" if current is not None else "idle"
+            error = None if child.last_error is None else repr(child.last_error)
+            done = load.done.get(child.name, 0)
+            infos.append(WorkerInfo(child.name, state, current, done, child.restarts, error))
+        return infos
+
+    def events(self, capacity: int = 1000) -> EventStream:
+        """Every task transition, as an async iterator.
+
+        ``async with engine.events() as stream:`` subscribes on entry, so nothing that
+        happens after it is missed; a bare ``async for event in engine.events()`` subscribes
+        at its first step. Raises EventsDropped once it falls more than ``capacity`` events
+        behind; an abandoned stream is dropped the same way, so it costs nothing for long.
+        """
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return EventStream(self._store, capacity)
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    async def cancel(self, task_id: str | int) -> Task:
+        """Cancel an unfinished task (interrupting it if running); returns it cancelled.
+
+        Raises TaskNotFound, or TaskAlreadyFinished for a finished task.
+        """
+        task: Task = await self._store.ask(CancelTask(_id(await self._resolve(task_id))))
+        return task
+
+    async def delete(self, task_id: str | int) -> None:
+        """Forget a finished task; raises TaskNotFound or TaskNotFinished."""
+        await self._store.ask(DeleteTask(_id(await self._resolve(task_id))))
+
+    async def retry(self, task_id: str | int) -> Task:
+        """Queue a failed task again (a fresh set of attempts); raises TaskNotFailed."""
+        task: Task = await self._store.ask(RetryTask(_id(await self._resolve(task_id))))
+        return task
+
+    async def pause(self) -> None:
+        """Stop handing out work; submissions are still admitted."""
+        await self._scheduler.ask(SetPaused(True))
+
+    async def resume(self) -> None:
+        await self._scheduler.ask(SetPaused(False))
+
+    async def resize(self, workers: int) -> None:
+        """Grow or shrink the worker pool; a removed worker finishes its task first (grace)."""
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+        async with self._resize_lock:
+            children = await self._workers.children()
+            numbers = sorted(int(child.name.rsplit("-", 1)[1]) for child in children)
+            first_new = max(numbers, default=0) + 1
+            for number in range(first_new, first_new + workers - len(numbers)):
+                await self._workers.start_child(self._pool.add(number))
+            for number in reversed(numbers[workers:]):
+                await self._workers.stop_child(f"worker-{number}")
+                self._pool.remove(number)
+        logger.info("engine.resized workers=%d", workers)
+
+    async def shutdown(self, grace: float | None = None) -> ShutdownReport:
+        """Stop admitting, let running tasks finish within ``grace``, then interrupt them.
+
+        Interrupted and queued tasks stay unfinished (pending, or retrying with their run_at):
+        a durable store resumes them at the next start; the memory store reports them here and
+        in the log. Takes at most ``grace`` plus a few seconds, whatever state the tree is in.
+        Idempotent: a second call waits for the first and returns the same report.
+        """
+        if self._shutdown_started:
+            await self._shutdown_done.wait()
+            assert self._report is not None
+            return self._report
+        self._shutdown_started = True
+        grace = self._grace if grace is None else grace
+        interrupted, unfinished = 0, []
+        try:
+            interrupted = await self._drain(grace)
+            unfinished = [
+                job.id for job, _ in await self._store.ask(LoadQueue(), timeout=ASK_BOUND)
+            ]
+        except ActorError as error:  # the tree is failing or stopped: report what is known
+            logger.warning("engine.shutdown_incomplete error=%r", error)
+        finally:
+            self._report = ShutdownReport(unfinished, interrupted)
+            self._shutdown_done.set()
+        logger.info("engine.shutdown interrupted=%d unfinished=%d", interrupted, len(unfinished))
+        if unfinished and not self._durable:
+            shown = ",".join(unfinished[:20])
+            logger.warning(
+                "engine.shutdown_lost unfinished=%d store=memory ids=%s", len(unfinished), shown
+            )
+        return self._report
+
+    async def _drain(self, grace: float) -> int:
+        """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
+        return how many were interrupted."""
+        await self._store.ask(CloseAdmission(), timeout=ASK_BOUND)
+        await self._scheduler.ask(Drain(interrupt=False), timeout=ASK_BOUND)
+        with trio.move_on_after(grace) as waited:
+            await self._scheduler.ask(WaitDrained())
+        if not waited.cancelled_caught:
+            return 0
+        interrupted: int = await self._scheduler.ask(Drain(interrupt=True), timeout=ASK_BOUND)
+        with trio.move_on_after(ASK_BOUND):
+            await self._scheduler.ask(WaitDrained())
+        return interrupted
+
+    async def _ask_store(self, message: WaitTask | WaitIdle) -> Any:
+        """Ask the store to wait, asking again (a few times) if it restarts meanwhile."""
+        for _ in range(WAIT_RETRIES):
+            try:
+                return await self._store.ask(message)
+            except ActorCrashed:
+                logger.info("engine.store_restarted message=%s", type(message).__name__)
+        return await self._store.ask(message)
+
+
+def _id(task_id: str | int) -> str:
+    return str(task_id)
