@@ -22,10 +22,8 @@ import trio
 
 from .actor import Actor, Context
 from .backends import Backend
-from .backends.memory import MemoryBackend
 from .errors import (
     ActorStopped,
-    BackendRecovered,
     EngineClosed,
     MailboxFull,
     OncueError,
@@ -36,6 +34,7 @@ from .errors import (
     TaskNotFinished,
     TaskNotFound,
 )
+from .guard import BackendGuard
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
@@ -72,7 +71,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
-BACKEND_RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
 
 
 def new_task_id() -> str:
@@ -101,14 +99,12 @@ class Store(Actor):
 
     reply_errors = (OncueError, ValueError, LookupError)
 
-    commit_deadline = 10.0  # seconds a commit may take before the backend counts as failing
-
     def __init__(
         self, backend: Backend, scheduler: ActorRef, queue_size: int, life: StoreLife
     ) -> None:
         self._life = life
         self._backend = backend
-        self._in_memory = type(backend).commit is MemoryBackend.commit
+        self._guard = BackendGuard(backend)
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._unfinished: dict[str, TaskRecord] = {}
@@ -140,10 +136,13 @@ class Store(Actor):
 
     async def run(self, context: Context) -> None:
         if self._life.loaded:
-            await self._load_when_reachable()
+            loaded = await self._guard.load_when_reachable()
         else:
-            await self._load()  # at start-up a broken backend fails the engine at once
+            loaded = await self._guard.load()  # at start-up a broken backend fails at once
             self._life.loaded = True
+        unfinished, counts, self._number = loaded
+        self._unfinished = {record.id: record for record in unfinished}
+        self._counts.update(counts)
         self._self = context.ref
         self._mailbox = context.mailbox
         context.started()
@@ -154,59 +153,6 @@ class Store(Actor):
         finally:
             self._listeners.end_subscriptions(reason)
         await self._backend.close()  # a graceful stop: the last batch is committed
-
-    async def _load(self) -> None:
-        await self._backend.open()
-        for record in await self._backend.load_unfinished():
-            self._unfinished[record.id] = record
-        self._counts.update(await self._backend.counts())
-        self._number = await self._backend.last_number()
-
-    async def _load_when_reachable(self) -> None:
-        """After a crash, wait out a backend that is down (with backoff) instead of crashing
-        again and again until the supervisor gives up; asks wait in the mailbox meanwhile."""
-        delay = 0.05
-        while True:
-            try:
-                return await self._load()
-            except Exception as error:  # the backend's own errors: we cannot know their types
-                logger.warning("store.backend_unreachable error=%r retry_in=%.2fs", error, delay)
-                self._unfinished.clear()
-                self._counts.clear()
-            await trio.sleep(delay)
-            delay = min(delay * 2, BACKEND_RETRY_CAP)
-
-    async def _commit(self) -> None:
-        changed, deleted = list(self._changed.values()), self._deleted
-        if self._in_memory:  # dicts cannot hang; a cancel scope per batch costs ~20 us
-            await self._backend.commit(changed, deleted)
-            return
-        with trio.fail_after(self.commit_deadline):
-            await self._backend.commit(changed, deleted)
-
-    async def _outage(self, error: Exception) -> None:
-        """The backend failed a commit: what this store holds in memory may now be ahead of it.
-
-        Answer every ask with StoreUnavailable, at once, while probing the backend with
-        backoff; once a probe commits, crash on purpose so the supervisor restarts everything
-        from what the backend holds (one restart per outage, however long it lasts).
-        """
-        logger.error("store.backend_failed error=%r (answering 'unavailable')", error)
-        delay = 0.05
-        while True:
-            assert self._mailbox is not None
-            with trio.move_on_after(delay):
-                async for envelope in self._mailbox:
-                    envelope.fail(StoreUnavailable(error))
-                return  # stopped meanwhile
-            try:
-                with trio.fail_after(self.commit_deadline):
-                    await self._backend.commit([], [])
-            except Exception as probe_error:  # still failing
-                error = probe_error
-                delay = min(delay * 2, BACKEND_RETRY_CAP)
-                continue
-            raise BackendRecovered(f"the backend answers again after {error!r}; reloading")
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
@@ -242,11 +188,12 @@ class Store(Actor):
                     answers.append((envelope, answer, False))
         if self._changed or self._deleted:
             try:
-                await self._commit()
+                await self._guard.commit(list(self._changed.values()), self._deleted)
             except Exception as error:  # the backend's own errors: we cannot know their types
                 for envelope in batch:
                     envelope.fail(StoreUnavailable(error))
-                await self._outage(error)
+                assert self._mailbox is not None
+                await self._guard.outage(self._mailbox, error)
                 return
         for envelope, answer, is_error in answers:
             if is_error:
