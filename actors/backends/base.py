@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Protocol
+from collections.abc import Callable, Collection
+from typing import NamedTuple, Protocol
 
 from ..record import TaskRecord
 from ..task import TaskState
@@ -33,7 +33,15 @@ class Backend(Protocol):
         """The highest task number ever given out (0 if none)."""
         ...
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None: ...
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
+        """Write ``changed`` and delete ``deleted`` (finished tasks only) in one transaction.
+
+        Returns the ids of records whose write was refused because this node no longer owns
+        them (shared backends, see SharedBackend); a backend of one engine returns ``()``.
+        """
+        ...
 
     async def get(self, task_id: str) -> TaskRecord | None: ...
 
@@ -61,6 +69,93 @@ class Backend(Protocol):
         ``before``, oldest first, in one transaction; returns how many of each (type, state)
         went, so the store keeps its counts without a full count."""
         ...
+
+
+class Notice(NamedTuple):
+    """What a shared backend tells a listening node. ``kind``:
+
+    - ``ready``: tasks became claimable (submitted, retried, delayed ones coming due soon, or
+      released by a reap); no ids, claim to find out;
+    - ``finished``: these tasks finished (on any node): wake whoever waits on them here;
+    - ``cancelled``: these tasks were cancelled by a node that did not own them: their owner
+      drops them and interrupts their worker;
+    - ``listening``: (re)subscribed; notices may have been missed before this one.
+    """
+
+    kind: str
+    ids: tuple[str, ...] = ()
+
+
+class SharedBackend(Backend, Protocol):
+    """A backend several engines ("nodes") share: the queue's truth lives in it.
+
+    A node **owns** a task it claimed until it finishes it, releases it, or its lease expires
+    and any node reaps it. Ownership is the ``node`` column plus a lease deadline; claims and
+    leases use the backend's clock (one clock for every node). A claimed task keeps its state
+    (pending or retrying): the owner's store starts it (running, attempts + 1) as usual.
+
+    ``commit`` (the Backend method) follows these rules per changed record:
+    - never committed before: inserted as it is (``node`` None for a submit);
+    - ``record.node`` is this node (an owner's transition): written only while the stored row
+      is still owned by this node, else its id is returned as lost; a finished record clears
+      the stored owner and lease;
+    - any other record (a cancel or a retry by a node that does not own it): a cancel
+      (state cancelled) is written only if the stored row is unfinished, a retry (state
+      pending) only if it is failed; both clear the stored owner and lease; else lost.
+    Deletes remove finished rows only. With the transaction, the backend publishes notices
+    (see Notice): ``ready`` if it inserted or re-queued claimable tasks, ``finished`` with the
+    ids that finished, ``cancelled`` with the ids cancelled by a non-owner.
+
+    ``load_unfinished`` returns the unfinished tasks this node owns; ``counts`` counts the
+    whole shared store; ``last_number`` is unused (see ``reserve_numbers``).
+    """
+
+    shared: bool  # True: the store and scheduler work in shared mode with this backend
+
+    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+        """Called once, before ``open``: this node's name (unique among live nodes) and the
+        lease, in seconds, of a task of each type."""
+        ...
+
+    async def reserve_numbers(self) -> range:
+        """Task numbers for this node alone (unique across nodes, increasing): a block."""
+        ...
+
+    async def claim(self, limit: int, within: float) -> list[TaskRecord]:
+        """Own up to ``limit`` pending or retrying tasks due within ``within`` seconds
+        (``run_at`` None or <= now + within), owned by no node or by one whose lease expired;
+        highest priority first, then lowest number. Each gets ``node`` = this node and a lease
+        of ``lease_for(type)`` seconds. One atomic step: no two nodes own a task at once."""
+        ...
+
+    async def renew(self) -> int:
+        """Extend the lease of every unfinished task this node owns; return how many."""
+        ...
+
+    async def reap(self) -> int:
+        """Release every unfinished task whose lease expired, whoever owned it: a running one
+        goes back to pending (its attempt stays counted). Returns how many; any node may run
+        it, twice is harmless. Publishes ``ready`` if it released any."""
+        ...
+
+    async def release(self) -> int:
+        """A graceful stop: give back every unfinished task this node owns (running ones go
+        back to pending, attempt counted) and publish ``ready``. Returns how many."""
+        ...
+
+    async def unfinished_count(self) -> int:
+        """How many tasks are pending, running or retrying in the whole shared store."""
+        ...
+
+    async def listen(self, deliver: Callable[[Notice], None]) -> None:
+        """Run until cancelled, calling ``deliver`` (from the trio thread) for each notice;
+        reconnect after errors (with backoff), delivering ``listening`` each time."""
+        ...
+
+
+def is_shared(backend: Backend) -> bool:
+    """Whether several engines may share this backend (see SharedBackend)."""
+    return bool(getattr(backend, "shared", False))
 
 
 def open_backend(url: str) -> Backend:

@@ -158,9 +158,12 @@ class PostgresBackend:
         rows = await self._run(_fetch, "SELECT max(number) FROM tasks", ())
         return int(rows[0][0] or 0)
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
         rows = [to_row(record) for record in changed]  # now: the store mutates them later
         await self._run(_commit, rows, [(task_id,) for task_id in deleted])
+        return ()
 
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,))
