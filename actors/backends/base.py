@@ -10,7 +10,8 @@ from ..task import TaskState
 
 STORE_FORMS = (
     "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db,"
-    " postgresql://user@host:5432/database[?schema=name]"
+    " postgresql://user@host:5432/database[?schema=name],"
+    " redis://host:6379/0[?prefix=name]"
 )
 
 
@@ -163,7 +164,8 @@ def open_backend(url: str) -> Backend:
 
     ``memory://``; ``sqlite:///oncue.db`` (relative to the working directory) or
     ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``;
-    ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public).
+    ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public);
+    ``redis://host:port/db`` (or ``rediss://``; ``?prefix=`` names the key prefix, default oncue).
     """
     from urllib.parse import parse_qs, urlsplit
 
@@ -184,6 +186,8 @@ def open_backend(url: str) -> Backend:
         return SqliteBackend(parts.path[1:], synchronous=synchronous)
     if parts.scheme in ("postgresql", "postgres"):
         return _postgres(url)
+    if parts.scheme in ("redis", "rediss"):
+        return _redis(url)
     raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")
 
 
@@ -197,3 +201,13 @@ def _postgres(url: str) -> Backend:
             "the postgresql store needs the postgres extra: pip install 'oncue[postgres]'"
         )
     return PostgresBackend(url)
+
+
+def _redis(url: str) -> Backend:
+    from importlib.util import find_spec
+
+    from .redis import RedisBackend
+
+    if find_spec("redis") is None:
+        raise ValueError("the redis store needs the redis extra: pip install 'oncue[redis]'")
+    return RedisBackend(url)
