@@ -201,7 +201,8 @@ local leases = {}
 for j = 5, #ARGV, 2 do leases[ARGV[j]] = tonumber(ARGV[j + 1]) end
 local now, stamp = clock()
 release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp)
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now)) do
+local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
   redis.call('ZADD', P .. 'ready', 0, redis.call('HGET', P .. 'task:' .. id, 'rank'))
   redis.call('ZREM', P .. 'delayed', id)
 end
