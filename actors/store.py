@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import time
-from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections import defaultdict, deque
+from collections.abc import Callable, Collection
+from typing import Any, cast
 
 import attrs
 import trio
 
 from .actor import Actor, Context
-from .backends import Backend
+from .backends import Backend, SharedBackend, is_shared
 from .errors import (
     ActorStopped,
     EngineClosed,
@@ -39,6 +40,8 @@ from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
+    Claim,
+    Claimed,
     CloseAdmission,
     Completed,
     DeleteTask,
@@ -51,7 +54,11 @@ from .messages import (
     LoadQueue,
     ProgressReported,
     Purge,
+    Reap,
     Record,
+    RemoteCancelled,
+    RemoteFinished,
+    Renew,
     Requeued,
     Retrying,
     RetryTask,
@@ -63,6 +70,7 @@ from .messages import (
     TasksReady,
     WaitIdle,
     WaitTask,
+    Wake,
 )
 from .record import NewTask, TaskRecord
 from .task import Admitted, Progress, TaskError, TaskEvent, TaskState
@@ -70,6 +78,7 @@ from .task import Admitted, Progress, TaskError, TaskEvent, TaskState
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
+COUNT_EVERY = 1.0  # seconds a shared store's count of unfinished tasks serves admission
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
 
 
@@ -115,6 +124,8 @@ class Store(Actor):
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
         self._mailbox: Mailbox | None = None  # ours, once running (an outage reads it)
+        self._shared = is_shared(backend)
+        self._shared_state = SharedState()
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -132,6 +143,11 @@ class Store(Actor):
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
             Purge: self._request_purge,
+            Claim: self._request_claim,
+            Renew: self._request_renew,
+            Reap: self._request_reap,
+            RemoteFinished: self._remote_finished,
+            RemoteCancelled: self._remote_cancelled,
         }
 
     async def run(self, context: Context) -> None:
@@ -152,7 +168,14 @@ class Store(Actor):
             reason = ""
         finally:
             self._listeners.end_subscriptions(reason)
-        await self._backend.close()  # a graceful stop: the last batch is committed
+        # A graceful stop: the last batch is committed; what we own goes back to the others.
+        if self._shared:
+            try:
+                released = await cast(SharedBackend, self._backend).release()
+                logger.info("store.released tasks=%d", released)
+            except Exception as error:  # their leases expire instead
+                logger.warning("store.release_failed error=%r", error)
+        await self._backend.close()
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
@@ -188,19 +211,23 @@ class Store(Actor):
                     answers.append((envelope, answer, False))
         if self._changed or self._deleted:
             try:
-                await self._guard.commit(list(self._changed.values()), self._deleted)
+                lost = await self._guard.commit(list(self._changed.values()), self._deleted)
             except Exception as error:  # the backend's own errors: we cannot know their types
                 for envelope in batch:
                     envelope.fail(StoreUnavailable(error))
                 assert self._mailbox is not None
                 await self._guard.outage(self._mailbox, error)
                 return
+            if lost:
+                self._lost(lost)
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
         self._after_commit()
+        if self._shared:
+            await self._shared_chores()
         if self._purge is not None:
             await self._run_purge(self._purge)
 
@@ -209,7 +236,7 @@ class Store(Actor):
             self._tell_scheduler(TasksReady(self._ready))
         for task_id in self._cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        idle = not self._unfinished
+        idle = not self._unfinished and not self._shared  # shared: the chores find out
         self._listeners.committed(self._finished, idle, self._events)
 
     def _tell_scheduler(self, message: Any) -> None:
@@ -227,7 +254,7 @@ class Store(Actor):
         record.move(state, at)
         self._changed[record.id] = record
         if state.finished:
-            del self._unfinished[record.id]
+            self._unfinished.pop(record.id, None)  # not ours (a shared store) if absent
             record.finished_at = at
             self._finished.append(record)
         if self._listeners.subscribed:
@@ -237,6 +264,7 @@ class Store(Actor):
 
     async def _submit(self, message: Submit, envelope: Envelope) -> list[Admitted]:
         new: list[NewTask] = message.tasks
+        await self._prepare(len(new))
         self._check_admission(0)
         existing: dict[str, TaskRecord] = {}
         for task in new:
@@ -261,8 +289,30 @@ class Store(Actor):
         """Raise EngineClosed, or QueueFull if ``creating`` more would pass queue_size."""
         if self._closed:
             raise EngineClosed()
-        if len(self._unfinished) + creating > self._queue_size:
-            raise QueueFull(self._queue_size, len(self._unfinished), creating)
+        unfinished = self._unfinished_total()
+        if unfinished + creating > self._queue_size:
+            raise QueueFull(self._queue_size, unfinished, creating)
+
+    def _unfinished_total(self) -> int:
+        if self._shared:
+            shared = self._shared_state
+            return shared.unfinished + shared.created
+        return len(self._unfinished)
+
+    async def _prepare(self, creating: int) -> None:
+        """A shared store: refresh the count admission goes by (at most every COUNT_EVERY
+        seconds: it lags what other engines admitted meanwhile), and reserve task numbers."""
+        if not self._shared:
+            return
+        backend = cast(SharedBackend, self._backend)
+        shared = self._shared_state
+        now = trio.current_time()
+        if now >= shared.counted_at + COUNT_EVERY:
+            shared.unfinished = await backend.unfinished_count()
+            shared.created = 0
+            shared.counted_at = now
+        while len(shared.numbers) < creating:
+            shared.numbers.extend(await backend.reserve_numbers())
 
     def _changed_key(self, key: str) -> TaskRecord | None:
         for record in self._changed.values():
@@ -271,6 +321,7 @@ class Store(Actor):
         return None
 
     async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
+        await self._prepare(len(message.tasks))
         now = time.time()
         for task in message.tasks:
             try:
@@ -284,10 +335,14 @@ class Store(Actor):
                 self._create(task, now)
 
     def _create(self, task: NewTask, now: float, *, ready: bool = True) -> TaskRecord:
-        self._number += 1
+        if self._shared:
+            number = self._shared_state.numbers.popleft()
+        else:
+            self._number += 1
+            number = self._number
         record = TaskRecord(
             id=task.id or new_task_id(),
-            number=self._number,
+            number=number,
             type=task.type,
             payload=task.payload,
             priority=task.priority,
@@ -301,11 +356,15 @@ class Store(Actor):
             owner=task.owner,
         )
         record.move(TaskState.PENDING, now)
-        self._counts[record.type, TaskState.PENDING] += 1
-        self._unfinished[record.id] = record
         self._changed[record.id] = record
-        if ready:
-            self._ready.append(record.job())
+        if self._shared:  # any engine may claim it once committed; ours is told to try
+            self._shared_state.created += 1
+            self._shared_state.wake = True
+        else:
+            self._counts[record.type, TaskState.PENDING] += 1
+            self._unfinished[record.id] = record
+            if ready:
+                self._ready.append(record.job())
         if self._listeners.subscribed:
             self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
         return record
@@ -394,14 +453,20 @@ class Store(Actor):
         record = await self._find(message.id)
         if record.state is not TaskState.FAILED:
             raise TaskNotFailed(record.id, record.state.value)
+        await self._prepare(0)
         self._check_admission(1)
         for field in ("finished_at", "run_at", "started_at", "result", "error", "worker"):
             setattr(record, field, None)
         record.attempts = 0
         record.progress = None
-        self._unfinished[record.id] = record
+        if self._shared:
+            self._shared_state.created += 1
+            self._shared_state.wake = True
+        else:
+            self._unfinished[record.id] = record
         self._move(record, TaskState.PENDING, time.time())
-        self._ready.append(record.job())
+        if not self._shared:
+            self._ready.append(record.job())
         return record.snapshot()
 
     async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
@@ -414,13 +479,17 @@ class Store(Actor):
     # -- the whole store ---------------------------------------------------------------------------
 
     async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
-        if not self._unfinished:
+        if self._shared:
+            if await cast(SharedBackend, self._backend).unfinished_count() == 0:
+                return None
+        elif not self._unfinished:
             return None
         self._listeners.wait_idle(envelope)
         return _DEFERRED
 
     async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
-        return {key: count for key, count in self._counts.items() if count}
+        counts = await self._backend.counts() if self._shared else self._counts
+        return {key: count for key, count in counts.items() if count}
 
     async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
         return self._listeners.subscribe(message.capacity)
@@ -448,3 +517,117 @@ class Store(Actor):
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
         return [(record.job(), record.state) for record in self._unfinished.values()]
+
+    # -- a shared store (several engines; see backends/base.py) ----------------------------------
+
+    def _lost(self, lost: Collection[str]) -> None:
+        """These writes were refused: our lease ran out and another engine may run the task.
+        Forget them and have their worker interrupted."""
+        gone = set(lost)
+        for task_id in gone:
+            if self._unfinished.pop(task_id, None) is not None:
+                self._cancelled.append(task_id)
+        self._finished = [record for record in self._finished if record.id not in gone]
+        logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
+
+    async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
+        self._shared_state.claim = message  # runs after this batch commits
+
+    async def _request_renew(self, message: Renew, envelope: Envelope) -> None:
+        self._shared_state.renew = True
+
+    async def _request_reap(self, message: Reap, envelope: Envelope) -> None:
+        self._shared_state.reap = True
+
+    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
+        shared = self._shared_state
+        if message.ids is None:
+            shared.recheck_all = True
+        else:
+            shared.recheck.update(message.ids)
+
+    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
+        for task_id in message.ids:
+            record = self._unfinished.pop(task_id, None)
+            if record is not None:  # the canceller wrote it; we only stop running it
+                record.state = TaskState.CANCELLED
+                self._cancelled.append(task_id)
+
+    async def _shared_chores(self) -> None:
+        """After a batch commits: wake our scheduler, renew, reap, claim, and answer the
+        waiters of what finished elsewhere. A chore that fails is logged and tried again
+        when next asked: the leases and the polls make up for a missed one."""
+        backend = cast(SharedBackend, self._backend)
+        shared = self._shared_state
+        if shared.wake:
+            shared.wake = False
+            self._tell_scheduler(Wake())
+        chores: list[tuple[str, Callable[[], Any]]] = []
+        if shared.renew:
+            shared.renew = False
+            chores.append(("renew", backend.renew))
+        if shared.reap:
+            shared.reap = False
+            chores.append(("reap", backend.reap))
+        if shared.claim is not None:
+            chores.append(("claim", self._claim))
+        chores.append(("wake_waiters", self._wake_remote_waiters))
+        for name, chore in chores:
+            try:
+                with trio.fail_after(self._guard.commit_deadline):
+                    await chore()
+            except Exception as error:  # the backend's own errors: we cannot know their types
+                logger.warning("store.%s_failed error=%r", name, error)
+                if name == "claim" and shared.claim is not None:  # the scheduler waits for it
+                    self._tell_scheduler(Claimed([], shared.claim.limit))
+                    shared.claim = None
+
+    async def _claim(self) -> None:
+        shared = self._shared_state
+        assert shared.claim is not None
+        claim = shared.claim
+        records = await cast(SharedBackend, self._backend).claim(claim.limit, claim.within)
+        shared.claim = None
+        for record in records:
+            self._unfinished[record.id] = record
+        self._tell_scheduler(Claimed([record.job() for record in records], claim.limit))
+
+    async def _wake_remote_waiters(self) -> None:
+        """Answer who waits here on tasks that finished on other engines, and wait_idle()."""
+        backend = cast(SharedBackend, self._backend)
+        shared = self._shared_state
+        listeners = self._listeners
+        idle_may_change = listeners.idle_waiting and bool(self._finished)
+        if not (shared.recheck_all or shared.recheck or idle_may_change):
+            return
+        waited = listeners.waited_ids()
+        ids = waited if shared.recheck_all else shared.recheck & waited
+        look_idle = listeners.idle_waiting and (
+            shared.recheck_all or bool(shared.recheck) or bool(self._finished)
+        )
+        shared.recheck_all = False
+        shared.recheck = set()
+        finished = []
+        for task_id in ids:
+            record = await backend.get(task_id)
+            if record is not None and record.state.finished:
+                finished.append(record)
+        idle = look_idle and await backend.unfinished_count() == 0
+        if finished or idle:
+            listeners.committed(finished, idle, [])
+
+
+@attrs.define
+class SharedState:
+    """What the store of an engine on a shared backend tracks besides its own tasks."""
+
+    unfinished: int = 0  # in the whole store, as last counted
+    created: int = 0  # admitted here since
+    counted_at: float = -math.inf  # trio time of that count
+    numbers: deque[int] = attrs.field(factory=deque)  # reserved, not yet given
+    wake: bool = False  # tell our scheduler claimable tasks arrived
+    renew: bool = False
+    reap: bool = False
+    claim: Claim | None = None
+    recheck: set[str] = attrs.field(factory=set)  # finished elsewhere, maybe waited on here
+    recheck_all: bool = False
