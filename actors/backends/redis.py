@@ -28,11 +28,10 @@ if TYPE_CHECKING:  # the redis extra: imported when a backend opens (see postgre
     import redis
 
 from ..record import TaskRecord
-from ..task import UNFINISHED, TaskState
+from ..task import UNFINISHED, Progress, TaskError, TaskState, Transition
 from .base import Notice
 from .redis_lua import PRELUDE, SCRIPTS
-from .sqlite import COLUMNS as SQL_COLUMNS
-from .sqlite import from_row, to_row
+from .sqlite import dumps
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -42,10 +41,9 @@ FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, un
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 THREADS = 2  # the store calls one at a time; the second serves a call while one is abandoned
 
-COLUMNS = [name.strip() for name in SQL_COLUMNS.split(",")]  # to_row's order
-_INTS = {"number", "priority", "attempts", "max_retries"}
-_FLOATS = {"timeout", "created_at", "run_at", "started_at", "finished_at"}
 _UNFINISHED = [state.value for state in UNFINISHED]
+# Fields that may be None: written when set, deleted when None (a retry clears its error).
+_OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -62,30 +60,77 @@ def rank(record: TaskRecord) -> str:
     return f"{(2**63 - 1 - record.priority):016x}{record.number:016x}{record.id}"
 
 
-def encode(record: TaskRecord, lease: float) -> list[str]:
-    """The record as commit's ARGV: pair and absent counts, field/value pairs, absent fields."""
-    values = dict(zip(COLUMNS, to_row(record), strict=True))
-    values.update(node=record.node, rank=rank(record), lease=lease)
-    present = [(name, value) for name, value in values.items() if value is not None]
-    absent = [name for name, value in values.items() if value is None and name != "node"]
-    flat = [str(item) for pair in present for item in pair]
-    return [str(len(present)), str(len(absent)), *flat, *absent]
+def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
+    """The record as commit's ARGV: counts of pairs and of absent fields, whether it is whole,
+    the field/value pairs, the absent fields. Not ``full``: only what a transition changes
+    (the row exists; the payload is not sent again). JSON as SQLite stores it."""
+    history = dumps([[step.state.value, step.at] for step in record.history])
+    flat = ["id", record.id, "priority", str(record.priority), "state", record.state.value]
+    flat += ["attempts", str(record.attempts), "history", history, "rank", rank(record)]
+    flat += ["lease", repr(lease)]
+    if full:
+        flat += ["number", str(record.number), "type", record.type]
+        flat += ["payload", dumps(record.payload), "max_retries", str(record.max_retries)]
+        flat += ["timeout", repr(record.timeout), "created_at", repr(record.created_at)]
+        if record.key is not None:
+            flat += ["key", record.key]
+        if record.owner is not None:
+            flat += ["owner", record.owner]
+    if record.node is not None:
+        flat += ["node", record.node]
+    absent = []
+    for name, value in zip(_OPTIONAL, _optional(record), strict=True):
+        if value is None:
+            absent.append(name)
+        else:
+            flat += [name, value]
+    return [str(len(flat) // 2), str(len(absent)), "1" if full else "0", *flat, *absent]
+
+
+def _optional(record: TaskRecord) -> tuple[str | None, ...]:
+    error, progress = record.error, record.progress
+    return (
+        None if record.run_at is None else repr(record.run_at),
+        None if record.started_at is None else repr(record.started_at),
+        None if record.finished_at is None else repr(record.finished_at),
+        None if record.result is None else dumps(record.result),
+        None if error is None else dumps([error.type, error.message, error.traceback]),
+        record.worker,
+        None if progress is None else dumps([progress.fraction, progress.message]),
+    )
 
 
 def decode(flat: list[str]) -> TaskRecord:
     """A task from its hash, as HGETALL inside a script returns it (a flat list)."""
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
-    row: list[Any] = []
-    for name in COLUMNS:
-        value: Any = fields.get(name)
-        if value is not None and name in _INTS:
-            value = int(value)
-        elif value is not None and name in _FLOATS:
-            value = float(value)
-        row.append(value)
-    record = from_row(tuple(row))
-    record.node = fields.get("node")
-    return record
+    get = fields.get
+    result, error, progress = get("result"), get("error"), get("progress")
+    run_at, started_at, finished_at = get("run_at"), get("started_at"), get("finished_at")
+    return TaskRecord(
+        id=get("id", ""),
+        number=int(get("number", 0)),
+        type=get("type", ""),
+        payload=json.loads(get("payload", "null")),
+        priority=int(get("priority", 0)),
+        state=TaskState(fields["state"]),
+        attempts=int(get("attempts", 0)),
+        max_retries=int(get("max_retries", 0)),
+        timeout=float(get("timeout", 0)),
+        created_at=float(get("created_at", 0)),
+        run_at=None if run_at is None else float(run_at),
+        started_at=None if started_at is None else float(started_at),
+        finished_at=None if finished_at is None else float(finished_at),
+        result=None if result is None else json.loads(result),
+        error=None if error is None else TaskError(*json.loads(error)),
+        worker=get("worker"),
+        progress=None if progress is None else Progress(*json.loads(progress)),
+        key=get("key"),
+        owner=get("owner"),
+        history=[
+            Transition(TaskState(state), at) for state, at in json.loads(get("history", "[]"))
+        ],
+        node=get("node"),
+    )
 
 
 class RedisBackend:
@@ -99,6 +144,10 @@ class RedisBackend:
         self.node = ""
         self._lease_for: Callable[[str], float] = lambda name: FALLBACK_LEASE
         self._leases: dict[str, float] = {}  # lease_for of each type seen: claim passes them
+        # Tasks this node claimed or loaded and has not finished: their rows exist, so a write
+        # sends what a transition changes, not the payload again. A hint only: a row missing
+        # after all turns such a write into a lost one.
+        self._known: set[str] = set()
         self._limiter = trio.CapacityLimiter(THREADS)
         self._client: redis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -158,6 +207,7 @@ class RedisBackend:
     async def load_unfinished(self) -> list[TaskRecord]:
         owned = await self._run(self._redis.smembers, f"{self.keys}owned:{self.node}")
         records = await self._hashes([str(task_id) for task_id in owned])
+        self._known = {record.id for record in records if record.state in UNFINISHED}
         return sorted(
             (record for record in records if record.state in UNFINISHED),
             key=lambda record: record.number,
@@ -184,15 +234,23 @@ class RedisBackend:
         self, changed: Collection[TaskRecord], deleted: Collection[str]
     ) -> Collection[str]:
         args: list[str] = [self.node, str(len(changed))]
+        known = self._known
         for record in changed:  # encoded now: the store mutates the records later
-            args.extend(encode(record, self._lease(record.type)))
+            whole = record.id not in known or record.node != self.node
+            args.extend(encode(record, self._lease(record.type), full=whole))
         args.extend(deleted)
-        return list(await self._script("commit", *args))
+        lost = list(await self._script("commit", *args))
+        for record in changed:
+            if record.state.finished:
+                known.discard(record.id)
+        known.difference_update(lost)
+        return lost
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
         found = await self._script("claim", self.node, limit, within, FALLBACK_LEASE, *leases)
         claimed = [decode(flat) for flat in found]
+        self._known.update(record.id for record in claimed)
         unknown = [record for record in claimed if record.type not in self._leases]
         if unknown:  # types first seen here: their lease was the fallback until now
             pairs = [str(item) for r in unknown for item in (r.id, self._lease(r.type))]
@@ -206,6 +264,7 @@ class RedisBackend:
         return int(await self._script("reap"))
 
     async def release(self) -> int:
+        self._known.clear()
         return int(await self._script("release", self.node))
 
     async def unfinished_count(self) -> int:

@@ -112,8 +112,9 @@ local function release_all(ids, now, stamp)
 end
 """
 
-# ARGV: node, then per record: n_pairs, n_absent, field/value pairs, absent (None) fields;
-# the record count is ARGV[2], the deleted ids follow the records. Returns the lost ids.
+# ARGV: node, the record count, then per record: pair count, absent count, whole ('1') or a
+# transition ('0': mutable fields only), the field/value pairs, the absent (None) fields; then
+# the ids to delete. Returns the ids whose write was refused (lost).
 COMMIT = """
 local node = ARGV[1]
 local records = tonumber(ARGV[2])
@@ -122,8 +123,8 @@ local lost, finished, cancelled = {}, {}, {}
 local ready = false
 local i = 3
 
-local function accepts(new, stored, onode, existing)
-  if not stored then return existing == false or existing == new.id end
+local function accepts(new, whole, stored, onode, existing)
+  if not stored then return whole and (existing == false or existing == new.id) end
   if new.node == node then return onode == node end
   return (new.state == 'cancelled' and not FINISHED[stored])
     or (new.state == 'pending' and stored == 'failed')
@@ -131,18 +132,20 @@ end
 
 for _ = 1, records do
   local pairs_count, absent_count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  local first, last = i + 2, i + 1 + 2 * pairs_count
+  local whole = ARGV[i + 2] == '1'
+  local first, last = i + 3, i + 2 + 2 * pairs_count
   local new = {}
   for j = first, last, 2 do new[ARGV[j]] = ARGV[j + 1] end
   local absent_first = last + 1
   i = last + 1 + absent_count
   local id = new.id
   local key = P .. 'task:' .. id
-  local old = redis.call('HMGET', key, 'state', 'node', 'rank')
+  local old = redis.call('HMGET', key, 'state', 'node', 'rank', 'number', 'type')
   local stored, onode, orank = old[1], old[2], old[3]
+  local number, type_ = new.number or old[4], new.type or old[5]
   local existing = false
   if not stored and new.key then existing = redis.call('HGET', P .. 'keys', new.key) end
-  if not accepts(new, stored, onode, existing) then
+  if not accepts(new, whole, stored, onode, existing) then
     lost[#lost + 1] = id
   else
     local keep = new.node == node and stored and not FINISHED[new.state]
@@ -156,16 +159,16 @@ for _ = 1, records do
     if absent_count > 0 then redis.call('HDEL', key, unpack(ARGV, absent_first, i - 1)) end
     if owner then redis.call('HSET', key, 'node', owner) else redis.call('HDEL', key, 'node') end
     if not stored then
-      redis.call('ZADD', P .. 'all', new.number, id)
-      redis.call('ZADD', P .. 'type:' .. new.type, new.number, id)
-      if new.owner then redis.call('ZADD', P .. 'owner:' .. new.owner, new.number, id) end
+      redis.call('ZADD', P .. 'all', number, id)
+      redis.call('ZADD', P .. 'type:' .. type_, number, id)
+      if new.owner then redis.call('ZADD', P .. 'owner:' .. new.owner, number, id) end
       if new.key then redis.call('HSET', P .. 'keys', new.key, id) end
       if owner and not FINISHED[new.state] then
         redis.call('ZADD', P .. 'leases', now + tonumber(new.lease), id)
         redis.call('SADD', P .. 'owned:' .. owner, id)
       end
     end
-    move_state(id, new.number, new.type, stored, new.state)
+    move_state(id, number, type_, stored, new.state)
     if orank then redis.call('ZREM', P .. 'ready', orank) end
     redis.call('ZREM', P .. 'delayed', id)
     if not owner and CLAIMABLE[new.state] then

@@ -150,3 +150,21 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
             await backend.commit([task(1)], [])
             assert await receive.receive() == Notice("ready")
         nursery.cancel_scope.cancel()
+
+
+async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written(backend) -> None:
+    other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+    other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await other.open()
+    try:
+        await backend.commit([task(1)], [])
+        [claimed] = await backend.claim(1, 0.0)  # now known: its writes omit the payload
+        view = await other.get(claimed.id)
+        view.state = TaskState.CANCELLED
+        view.finished_at = time.time()
+        assert list(await other.commit([view], [claimed.id])) == []
+    finally:
+        await other.close()
+    claimed.state = TaskState.RUNNING
+    assert list(await backend.commit([claimed], [])) == [claimed.id]
+    assert await backend.get(claimed.id) is None
