@@ -19,7 +19,7 @@ class System:
     backing: str = "memory"  # memory | sqlite | redis | postgres
     variant: str = ""
     oncue: bool = False
-    store: str = "memory"  # oncue's store: memory | sqlite | postgres
+    store: str = "memory"  # oncue's store: memory | sqlite | postgres | redis
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -138,6 +138,15 @@ DURABLE_SYSTEMS: tuple[System, ...] = (
         backing="postgres",
         oncue=True,
         store="postgres",
+    ),
+    System(
+        "oncue-redis",
+        "bench.engine",
+        None,
+        "open_engine(workers=8, store='redis://127.0.0.1:6379/13?prefix=oncue_bench'), one node",
+        backing="redis",
+        oncue=True,
+        store="redis",
     ),
 )
 QUEUES = tuple(system.name for system in SYSTEMS)
@@ -274,16 +283,16 @@ CASES += (
     Case(
         "durable",
         "noop",
-        "2,000 no-op tasks on durable stores (oncue: SQLite, PostgreSQL), submit then drain",
+        "2,000 no-op tasks on durable stores (oncue: SQLite, PostgreSQL, Redis), submit then drain",
         "tasks/s",
         {
             "full": {"n": 2_000, "runs": 3, "timeout": 300.0},
             "quick": {"n": 500, "runs": 3},
             "smoke": {"n": 10, **SMOKE},
         },
-        systems=("oncue-sqlite", "oncue-postgres", *DURABLE_PEERS),
-        notes="Ratios are quoted for oncue on SQLite; oncue on PostgreSQL is in its own row "
-        "(its natural peer is procrastinate). No Redis store for oncue yet.",
+        systems=("oncue-sqlite", "oncue-postgres", "oncue-redis", *DURABLE_PEERS),
+        notes="Ratios are quoted for oncue on SQLite; oncue on PostgreSQL and on Redis are in "
+        "their own rows (their natural peers: procrastinate; Dramatiq, arq, RQ).",
     ),
     Case(
         "http-single",

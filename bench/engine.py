@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import trio
 
-from bench.peers._common import PG_DSN, Spec, emit, percentile, read_spec, versions_of
+from bench.peers._common import PG_DSN, REDIS_URL, Spec, emit, percentile, read_spec, versions_of
 from oncue.actors import Engine, Registry, Submission, Task, TaskContext, open_engine
 
 registry = Registry()
@@ -87,7 +87,8 @@ async def started_at(engine: Engine, tasks: list[Task], kind: str) -> list[float
 
 
 def store_url(spec: Spec, scratch: str) -> str:
-    """The store this run uses: memory, a SQLite file in `scratch`, or a fresh PG schema."""
+    """The store this run uses: memory, a SQLite file in `scratch`, a fresh PG schema or Redis
+    prefix."""
     kind = spec.extra.get("store", "memory")
     if kind == "sqlite":
         return f"sqlite:///{scratch}/oncue.db"
@@ -102,6 +103,14 @@ def store_url(spec: Spec, scratch: str) -> str:
         with psycopg.connect(PG_DSN, autocommit=True) as connection:
             connection.execute("DROP SCHEMA IF EXISTS oncue_engine CASCADE")
         return f"{PG_DSN}?schema=oncue_engine"
+    if kind == "redis":
+        import redis
+
+        with redis.Redis.from_url(REDIS_URL) as client:  # a fresh prefix: drop the last run's
+            stale = list(client.scan_iter(match="{oncue_bench}:*", count=1000))
+            for start in range(0, len(stale), 1000):
+                client.delete(*stale[start : start + 1000])
+        return f"{REDIS_URL}?prefix=oncue_bench"
     return "memory://"
 
 
