@@ -13,7 +13,8 @@ from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
 from oncue.actors import open_backend
 from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
-from oncue.actors.backends.redis import RedisBackend, rank, split_url
+from oncue.actors.backends.redis import RedisBackend, split_url
+from oncue.actors.backends.redis_codec import rank
 from oncue.actors.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
 
