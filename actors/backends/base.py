@@ -208,6 +208,6 @@ def _redis(url: str) -> Backend:
 
     from .redis import RedisBackend
 
-    if find_spec("redis") is None:
+    if find_spec("hiredis") is None:
         raise ValueError("the redis store needs the redis extra: pip install 'oncue[redis]'")
     return RedisBackend(url)

@@ -1,76 +1,65 @@
-"""The Redis backend: several engines share one queue in Redis; sync redis-py in trio threads.
+"""The Redis backend: several engines share one queue in Redis, spoken to from the event loop.
 
 Every change is one Lua script (redis_lua.py has the key layout), so claims, commits and reaps
 are atomic and need no locks or WATCH retries. Ownership is a node name plus a deadline in a
 sorted set on Redis's own clock (``TIME``), the same clock for every node.
 
-Why threads: coredis runs under trio, but a coredis client must be held as ``async with`` (its
-pool keeps an anyio task group), which the Backend's separate ``open()``/``close()`` calls from
-a store actor that may die between them cannot do; redis-py's asyncio client does not run under
-trio. So, as for psycopg: redis-py's sync client, each call in a trio worker thread behind a
-CapacityLimiter, abandoned on cancellation (the script still runs to its end on the server,
-atomically: either all of it happened or none). Scripts are never retried by the client: a
-retried commit could apply twice; the store's outage handling reloads instead.
+The connection is trio's own (redis_wire.py), used by the store actor alone, one command at a
+time; the listener has a connection of its own. A command interrupted (cancelled at the
+store's deadline, failed) closes its connection, and the next call opens another. A script is
+never sent twice for one call: a commit retried after an unknown outcome could apply twice;
+the store's outage handling reloads instead. Why not a client library: docs/stores.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import trio
-
-if TYPE_CHECKING:  # the redis extra: imported when a backend opens (see postgres.py)
-    import redis
 
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import decode, encode
 from .redis_lua import PRELUDE, SCRIPTS
+from .redis_wire import Connection, RedisError, parse_url
 
-T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
-THREADS = 2  # the store calls one at a time; the second serves a call while one is abandoned
+SILENCE = 5.0  # seconds without a message before the listener pings; as long again: reconnect
 
 _UNFINISHED = [state.value for state in UNFINISHED]
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """The redis-py URL without oncue's own ``prefix`` option, and that prefix (default oncue)."""
-    parts = urlsplit(url)
-    options = parse_qsl(parts.query)
-    prefix = dict(options).get("prefix", "oncue")
-    rest = urlencode([(name, value) for name, value in options if name != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+_BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
+_SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in _BODIES.items()}
 
 
 class RedisBackend:
-    """Tasks in one Redis database under one key prefix, shared by every node attached to it."""
+    """Tasks in one Redis database under one key prefix, shared by every node attached to it.
+
+    Raises ValueError at construction for a URL it cannot use.
+    """
 
     shared = True
 
     def __init__(self, url: str) -> None:
-        self.url, self.prefix = split_url(url)
+        self.address, self.prefix = parse_url(url)
         self.keys = f"{{{self.prefix}}}:"
         self.node = ""
         self._lease_for: Callable[[str], float] = lambda name: FALLBACK_LEASE
         self._leases: dict[str, float] = {}  # lease_for of each type seen: claim passes them
-        # Tasks this node claimed or loaded and has not finished: their rows exist, so a write
-        # sends what a transition changes, not the payload again. A hint only: a row missing
-        # after all turns such a write into a lost one.
+        # Tasks this node's store holds (claimed or loaded, not finished): renew() renews these
+        # and gives back any other it owns; their rows exist, so a write sends what a
+        # transition changes, not the payload again (a row missing after all: the write is lost).
         self._known: set[str] = set()
-        self._limiter = trio.CapacityLimiter(THREADS)
-        self._client: redis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._connection: Connection | None = None
+        self._open = False
 
     def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
         self.node = node
@@ -82,72 +71,86 @@ class RedisBackend:
             lease = self._leases[type_] = float(self._lease_for(type_))
         return lease
 
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(
-            function, *args, limiter=self._limiter, abandon_on_cancel=True
-        )
-
-    async def _script(self, name: str, *args: Any) -> Any:
-        if not self._scripts:
-            raise RuntimeError("the Redis backend is not open")
-        script = self._scripts[name]
-        return await self._run(lambda: script(keys=[self.keys], args=args))
-
     async def open(self) -> None:
-        if self._client is not None:
-            return
-        import redis
-        from redis.retry import Retry
-
-        client = redis.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_timeout=30.0,
-            socket_connect_timeout=5.0,
-            retry=Retry(redis.backoff.NoBackoff(), 0),  # never run a script twice
-        )
-        await self._run(client.ping)
-        self._scripts = {
-            name: client.register_script(PRELUDE + body) for name, body in SCRIPTS.items()
-        }
-        self._client = client
+        self._open = True
+        await self._connect()
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            self._scripts = {}
-            await self._run(client.close)
+        self._open = False
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.aclose()
 
-    @property
-    def _redis(self) -> redis.Redis:
-        if self._client is None:
+    async def _connect(self) -> Connection:
+        """The store's connection, opened again if the last one broke."""
+        if not self._open:
             raise RuntimeError("the Redis backend is not open")
-        return self._client
+        connection = self._connection
+        if connection is None or connection.broken:
+            self._connection = None
+            if connection is not None:
+                await connection.aclose()
+            connection = await Connection.open(self.address, f"oncue:{self.prefix}:{self.node}")
+            await self._load_scripts(connection)
+            self._connection = connection
+        return connection
+
+    async def _load_scripts(self, connection: Connection) -> None:
+        loads = [["SCRIPT", "LOAD", body] for body in _BODIES.values()]
+        for reply in await connection.pipeline(loads):
+            if isinstance(reply, RedisError):
+                raise reply
+
+    async def _read(self, commands: Sequence[Sequence[object]]) -> list[Any]:
+        """Replies to commands that change nothing: sent again, once, on a new connection if
+        the one they went out on had failed (Redis restarted, an idle connection was closed)."""
+        connection = await self._connect()
+        try:
+            return await connection.pipeline(commands)
+        except RedisError as error:
+            if not connection.broken:  # an error reply, not a failed connection
+                raise
+            logger.info("redis.reconnect error=%r", error)
+        return await (await self._connect()).pipeline(commands)
+
+    async def _call(self, *args: object) -> Any:
+        [reply] = await self._read([args])
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply
+
+    async def _script(self, name: str, *args: object, read: bool = False) -> Any:
+        """Run a script; one that changes things is sent at most once (``read``: it changes
+        nothing, so it may be sent again on a new connection)."""
+        command = ("EVALSHA", _SHA[name], 1, self.keys, *args)
+        [reply] = await self._read([command]) if read else await self._write(command)
+        if isinstance(reply, RedisError) and str(reply).startswith("NOSCRIPT"):
+            await self._load_scripts(await self._connect())  # it did not run: send it again
+            [reply] = await (await self._connect()).pipeline([command])
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply
+
+    async def _write(self, command: Sequence[object]) -> list[Any]:
+        return await (await self._connect()).pipeline([command])
 
     async def load_unfinished(self) -> list[TaskRecord]:
-        owned = await self._run(self._redis.smembers, f"{self.keys}owned:{self.node}")
-        records = await self._hashes([str(task_id) for task_id in owned])
-        self._known = {record.id for record in records if record.state in UNFINISHED}
-        return sorted(
-            (record for record in records if record.state in UNFINISHED),
-            key=lambda record: record.number,
-        )
+        owned = await self._call("SMEMBERS", f"{self.keys}owned:{self.node}")
+        records = [r for r in await self._hashes(owned) if r.state in UNFINISHED]
+        self._known = {record.id for record in records}
+        return sorted(records, key=lambda record: record.number)
 
-    async def _hashes(self, ids: list[str]) -> list[TaskRecord]:
-        def fetch() -> list[dict[str, str]]:
-            with self._redis.pipeline(transaction=False) as pipe:
-                for task_id in ids:
-                    pipe.hgetall(f"{self.keys}task:{task_id}")
-                return list(pipe.execute())
-
-        found = await self._run(fetch) if ids else []
-        return [decode([i for pair in fields.items() for i in pair]) for fields in found if fields]
+    async def _hashes(self, ids: Sequence[str]) -> list[TaskRecord]:
+        if not ids:
+            return []
+        found = await self._read([["HGETALL", f"{self.keys}task:{i}"] for i in ids])
+        return [decode(flat) for flat in found if flat]
 
     async def last_number(self) -> int:
-        return int(await self._run(self._redis.get, f"{self.keys}number") or 0)
+        return int(await self._call("GET", f"{self.keys}number") or 0)
 
     async def reserve_numbers(self) -> range:
-        last = int(await self._run(self._redis.incrby, f"{self.keys}number", NUMBER_BLOCK))
+        last = int(await self._call("INCRBY", f"{self.keys}number", NUMBER_BLOCK))
         return range(last - NUMBER_BLOCK + 1, last + 1)
 
     async def commit(
@@ -159,10 +162,12 @@ class RedisBackend:
             whole = record.id not in known or record.node != self.node
             args.extend(encode(record, self._lease(record.type), full=whole))
         args.extend(deleted)
-        lost = list(await self._script("commit", *args))
+        lost: list[str] = await self._script("commit", *args)
         for record in changed:
             if record.state.finished:
                 known.discard(record.id)
+            elif record.node == self.node:
+                known.add(record.id)
         known.difference_update(lost)
         return lost
 
@@ -178,7 +183,11 @@ class RedisBackend:
         return claimed
 
     async def renew(self) -> int:
-        return int(await self._script("renew", self.node))
+        """Renew what this node's store holds (``_known``); give back what it owns without
+        knowing it (a claim whose reply was lost: cancelled, or the connection failed)."""
+        renewed, gone = await self._script("renew", self.node, *self._known)
+        self._known.difference_update(gone)
+        return int(renewed)
 
     async def reap(self) -> int:
         return int(await self._script("reap"))
@@ -188,24 +197,19 @@ class RedisBackend:
         return int(await self._script("release", self.node))
 
     async def unfinished_count(self) -> int:
-        def count() -> int:
-            with self._redis.pipeline(transaction=False) as pipe:
-                for state in _UNFINISHED:
-                    pipe.zcard(f"{self.keys}state:{state}")
-                return sum(pipe.execute())
-
-        return await self._run(count)
+        commands = [["ZCARD", f"{self.keys}state:{state}"] for state in _UNFINISHED]
+        return sum(await self._read(commands))
 
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._hashes([task_id])
         return found[0] if found else None
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
-        flat = await self._script("find", "number", number)
+        flat = await self._script("find", "number", number, read=True)
         return decode(flat) if flat else None
 
     async def find_key(self, key: str) -> TaskRecord | None:
-        flat = await self._script("find", "key", key)
+        flat = await self._script("find", "key", key, read=True)
         return decode(flat) if flat else None
 
     async def query(
@@ -226,16 +230,16 @@ class RedisBackend:
         found: list[TaskRecord] = []
         while upper and len(found) < limit:
             flats, upper = await self._script(
-                "query", upper, limit - len(found), QUERY_BUDGET, *filters, *indexes
+                "query", upper, limit - len(found), QUERY_BUDGET, *filters, *indexes, read=True
             )
             found.extend(decode(flat) for flat in flats)
         return found
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
-        fields = await self._run(self._redis.hgetall, f"{self.keys}counts")
+        flat = await self._call("HGETALL", f"{self.keys}counts")
         counts: dict[tuple[str, TaskState], int] = {}
-        for field, value in fields.items():
-            state, _, type_ = str(field).partition(":")
+        for field, value in zip(flat[::2], flat[1::2], strict=True):
+            state, _, type_ = field.partition(":")
             counts[type_, TaskState(state)] = int(value)
         return counts
 
@@ -247,56 +251,45 @@ class RedisBackend:
         return purged
 
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
-        """Subscribe on a connection of its own (in a thread); reconnect with backoff."""
-        stop = threading.Event()
+        """Subscribe on a connection of its own; after an error, reconnect with backoff."""
         delay = 0.05
-
-        def forward(notice: Notice) -> None:  # runs in the trio thread
-            nonlocal delay
-            if not stop.is_set():
-                if notice.kind == "listening":
-                    delay = 0.05
-                deliver(notice)
-
-        try:
-            while True:
+        while True:
+            try:
+                connection = await Connection.open(
+                    self.address, f"oncue-listen:{self.prefix}:{self.node}"
+                )
+            except (OSError, RedisError, trio.TooSlowError) as error:
+                logger.warning("redis.listen_failed error=%r retry_in=%.2fs", error, delay)
+            else:
                 try:
-                    await trio.to_thread.run_sync(
-                        self._subscribe, forward, stop, abandon_on_cancel=True
-                    )
-                except Exception as error:  # the driver's errors: reconnect after a pause
-                    logger.warning("redis.listen_failed error=%r retry_in=%.2fs", error, delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        finally:
-            stop.set()
+                    await self._subscribe(connection, deliver)
+                except (OSError, RedisError, trio.BrokenResourceError) as error:
+                    logger.warning("redis.listen_lost error=%r retry_in=%.2fs", error, delay)
+                    delay = 0.05 if connection.subscribed else delay
+                finally:
+                    await connection.aclose()
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
-    def _subscribe(self, forward: Callable[[Notice], None], stop: threading.Event) -> None:
-        """In a worker thread: read notices until ``stop``; every (re)subscription says so."""
-        import redis
-
-        client = redis.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_connect_timeout=5.0,
-            socket_keepalive=True,
-            client_name=f"oncue-listen:{self.prefix}:{self.node}",
-        )
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
-        try:
-            pubsub.subscribe(f"{self.keys}notices")
-            while not stop.is_set():
-                message = pubsub.get_message(timeout=0.25)
-                if message is None:
-                    continue
-                if message["type"] == "subscribe":
-                    notice = Notice("listening")
-                elif message["type"] == "message":
-                    kind, ids = json.loads(message["data"])
-                    notice = Notice(kind, tuple(ids))
-                else:
-                    continue
-                trio.from_thread.run_sync(forward, notice)
-        finally:
-            pubsub.close()
-            client.close()
+    async def _subscribe(self, connection: Connection, deliver: Callable[[Notice], None]) -> None:
+        """Read notices until the connection fails; a ping after SILENCE finds a dead peer."""
+        await connection.send("SUBSCRIBE", f"{self.keys}notices")
+        pinged = False
+        while True:
+            with trio.move_on_after(SILENCE) as quiet:
+                reply = await connection.receive()
+            if quiet.cancelled_caught:
+                if pinged:
+                    raise RedisError(f"no answer from Redis for {2 * SILENCE:.0f} s")
+                await connection.send("PING")
+                pinged = True
+                continue
+            pinged = False
+            if isinstance(reply, RedisError):
+                raise reply
+            if reply[0] == "subscribe":
+                connection.subscribed = True
+                deliver(Notice("listening"))
+            elif reply[0] == "message":
+                kind, ids = json.loads(reply[2])
+                deliver(Notice(kind, tuple(ids)))

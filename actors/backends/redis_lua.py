@@ -247,14 +247,30 @@ end
 return 0
 """
 
+# ARGV: node, then the ids its store holds. Renews those still owned by the node; gives back
+# what the node owns but its store does not hold (a claim whose reply never arrived), so no
+# task stays leased to a node that will never run it. Returns {renewed, ids no longer ours}.
 RENEW = """
-local now = clock()
-local ids = redis.call('SMEMBERS', P .. 'owned:' .. ARGV[1])
-for _, id in ipairs(ids) do
-  local lease = tonumber(redis.call('HGET', P .. 'task:' .. id, 'lease'))
-  redis.call('ZADD', P .. 'leases', 'XX', now + lease, id)
+local node = ARGV[1]
+local now, stamp = clock()
+local held, gone, renewed = {}, {}, 0
+for j = 2, #ARGV do
+  local id = ARGV[j]
+  held[id] = true
+  local f = redis.call('HMGET', P .. 'task:' .. id, 'node', 'lease')
+  if f[1] == node then
+    redis.call('ZADD', P .. 'leases', 'XX', now + tonumber(f[2]), id)
+    renewed = renewed + 1
+  else
+    gone[#gone + 1] = id
+  end
 end
-return #ids
+local orphans = {}
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. node)) do
+  if not held[id] then orphans[#orphans + 1] = id end
+end
+release_all(orphans, now, stamp)
+return {renewed, gone}
 """
 
 REAP = """

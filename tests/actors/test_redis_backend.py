@@ -13,8 +13,9 @@ from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
 from oncue.actors import open_backend
 from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
-from oncue.actors.backends.redis import RedisBackend, split_url
+from oncue.actors.backends.redis import RedisBackend
 from oncue.actors.backends.redis_codec import rank
+from oncue.actors.backends.redis_wire import RedisError, parse_url
 from oncue.actors.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
 
@@ -52,20 +53,23 @@ def task(number: int, **fields: object) -> TaskRecord:
     return TaskRecord(**options)  # type: ignore[arg-type]
 
 
-def test_redis_urls_keep_the_prefix_option_for_oncue() -> None:
-    assert split_url("redis://db:6380/2?prefix=jobs&socket_timeout=3") == (
-        "redis://db:6380/2?socket_timeout=3",
-        "jobs",
-    )
-    assert split_url("redis://127.0.0.1:6379/0") == ("redis://127.0.0.1:6379/0", "oncue")
-    if importlib.util.find_spec("redis") is not None:
-        assert isinstance(open_backend("rediss://db/0"), RedisBackend)
+def test_redis_urls_give_the_address_and_the_prefix() -> None:
+    address, prefix = parse_url("rediss://me:p%40ss@db:6380/2?prefix=jobs")
+    assert (address.host, address.port, address.db, address.tls) == ("db", 6380, 2, True)
+    assert (address.username, address.password, prefix) == ("me", "p@ss", "jobs")
+    address, prefix = parse_url("redis://127.0.0.1")
+    assert (address.port, address.db, address.password, prefix) == (6379, 0, None, "oncue")
+    for bad in ("redis://db/x", "redis://db/0?socket_timeout=3", "redis:///0"):
+        with pytest.raises(ValueError, match="redis"):
+            open_backend(bad)
+    if importlib.util.find_spec("hiredis") is not None:
+        assert isinstance(open_backend("redis://db/0"), RedisBackend)
 
 
 def test_a_redis_url_without_the_extra_names_it(monkeypatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name: None if name == "redis" else real(name)
+        importlib.util, "find_spec", lambda name: None if name == "hiredis" else real(name)
     )
     with pytest.raises(ValueError, match=r"pip install 'oncue\[redis\]'"):
         open_backend("redis://127.0.0.1:6379/0")
@@ -169,3 +173,34 @@ async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written
     claimed.state = TaskState.RUNNING
     assert list(await backend.commit([claimed], [])) == [claimed.id]
     assert await backend.get(claimed.id) is None
+
+
+async def test_renew_gives_back_a_claim_whose_reply_never_arrived(backend) -> None:
+    await backend.commit([task(1), task(2)], [])
+    [held] = await backend.claim(1, 0.0)
+    await backend._script("claim", backend.node, 1, 0.0, 30.0)  # its reply "lost"
+    assert await backend.renew() == 1
+    [again] = await backend.claim(5, 0.0)
+    assert again.id == "t-2"
+    assert {r.id for r in await backend.load_unfinished()} == {held.id, again.id}
+
+
+async def test_a_connection_redis_closed_is_replaced(backend) -> None:
+    import redis
+
+    await backend.commit([task(1)], [])
+
+    def kill_ours() -> None:
+        with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+            name = f"oncue:{backend.prefix}:solo"
+            for found in client.client_list():
+                if found["name"] == name:
+                    client.client_kill_filter(_id=found["id"])
+
+    kill_ours()
+    assert (await backend.get("t-1")).number == 1  # a read is sent again on a new connection
+    kill_ours()
+    with pytest.raises(RedisError):  # a write's outcome is unknown: the store decides
+        await backend.commit([task(2)], [])
+    assert list(await backend.commit([task(3)], [])) == []
+    assert (await backend.get("t-3")).number == 3
