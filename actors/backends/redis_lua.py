@@ -156,9 +156,13 @@ for _ = 1, records do
       if new.node ~= node and new.state == 'cancelled' then cancelled[#cancelled + 1] = id end
     end
     redis.call('HSET', key, unpack(ARGV, first, last))
-    if absent_count > 0 then redis.call('HDEL', key, unpack(ARGV, absent_first, i - 1)) end
-    if owner then redis.call('HSET', key, 'node', owner) else redis.call('HDEL', key, 'node') end
-    if not stored then
+    if stored then  -- a new row has nothing to delete, and is in no queue yet
+      if absent_count > 0 then redis.call('HDEL', key, unpack(ARGV, absent_first, i - 1)) end
+      if owner then redis.call('HSET', key, 'node', owner) else redis.call('HDEL', key, 'node') end
+      if orank then redis.call('ZREM', P .. 'ready', orank) end
+      redis.call('ZREM', P .. 'delayed', id)
+      if not FINISHED[new.state] then redis.call('ZREM', P .. 'finished', id) end
+    else
       redis.call('ZADD', P .. 'all', number, id)
       redis.call('ZADD', P .. 'type:' .. type_, number, id)
       if new.owner then redis.call('ZADD', P .. 'owner:' .. new.owner, number, id) end
@@ -169,8 +173,6 @@ for _ = 1, records do
       end
     end
     move_state(id, number, type_, stored, new.state)
-    if orank then redis.call('ZREM', P .. 'ready', orank) end
-    redis.call('ZREM', P .. 'delayed', id)
     if not owner and CLAIMABLE[new.state] then
       enqueue(id, new.rank, new.run_at, now)
       ready = true
@@ -178,8 +180,6 @@ for _ = 1, records do
     if FINISHED[new.state] then
       if new.finished_at then redis.call('ZADD', P .. 'finished', new.finished_at, id) end
       if not stored or not FINISHED[stored] then finished[#finished + 1] = id end
-    else
-      redis.call('ZREM', P .. 'finished', id)
     end
   end
 end
