@@ -206,7 +206,8 @@ local now, stamp = clock()
 release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp)
 local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
-  redis.call('ZADD', P .. 'ready', 0, redis.call('HGET', P .. 'task:' .. id, 'rank'))
+  local rank = redis.call('HGET', P .. 'task:' .. id, 'rank')
+  if rank then redis.call('ZADD', P .. 'ready', 0, rank) end
   redis.call('ZREM', P .. 'delayed', id)
 end
 local picks = redis.call('ZRANGE', P .. 'ready', '-', '+', 'BYLEX', 'LIMIT', 0, limit)
@@ -214,7 +215,8 @@ if within > 0 then
   local soon = redis.call('ZRANGEBYSCORE', P .. 'delayed', '(' .. now, now + within,
     'LIMIT', 0, limit)
   for _, id in ipairs(soon) do
-    picks[#picks + 1] = redis.call('HGET', P .. 'task:' .. id, 'rank')
+    local rank = redis.call('HGET', P .. 'task:' .. id, 'rank')
+    if rank then picks[#picks + 1] = rank end
   end
   table.sort(picks)
 end

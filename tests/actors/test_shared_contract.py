@@ -30,23 +30,31 @@ def lease_for(type_: str) -> float:
     return LEASES.get(type_, 30.0)
 
 
+def fresh_store(kind: str) -> tuple[str, Callable[[], None]]:
+    """The URL of an empty shared store of this kind, and how to remove it afterwards."""
+    if kind == "redis":
+        redis_or_skip()
+        prefix = f"oncue_test_{RUN}_{next(PREFIXES)}"
+        return f"{REDIS}?prefix={prefix}", lambda: drop_redis_prefix(prefix)
+    raise ValueError(f"no shared store of kind {kind!r}")
+
+
 @pytest.fixture(params=["redis"])
 async def pair(request):
     """Two attached, open backends of one kind on one fresh store: nodes "a" and "b"."""
-    redis_or_skip()
-    prefix = f"oncue_test_{RUN}_{next(PREFIXES)}"
+    url, drop = fresh_store(request.param)
     nodes: list[Any] = []
-    for name in ("a", "b"):
-        backend = open_backend(f"{REDIS}?prefix={prefix}")
-        backend.attach(name, lease_for)
-        await backend.open()
-        nodes.append(backend)
     try:
+        for name in ("a", "b"):
+            backend = open_backend(url)
+            backend.attach(name, lease_for)  # type: ignore[attr-defined]
+            nodes.append(backend)
+            await backend.open()
         yield nodes[0], nodes[1]
     finally:
         for backend in nodes:
             await backend.close()
-        drop_redis_prefix(prefix)
+        drop()
 
 
 def task(number: int, *, priority: int = 1, type: str = "echo", **fields: Any) -> TaskRecord:
