@@ -190,7 +190,7 @@ class RedisBackend:
         return int(renewed)
 
     async def reap(self) -> int:
-        return int(await self._script("reap"))
+        return int(await self._script("reap", self.node))
 
     async def release(self) -> int:
         self._known.clear()
@@ -291,5 +291,6 @@ class RedisBackend:
                 connection.subscribed = True
                 deliver(Notice("listening"))
             elif reply[0] == "message":
-                kind, ids = json.loads(reply[2])
-                deliver(Notice(kind, tuple(ids)))
+                kind, origin, *ids = json.loads(reply[2])
+                if origin != self.node:  # what this node did, it knows
+                    deliver(Notice(kind, tuple(ids)))

@@ -17,7 +17,7 @@ share a slot, as multi-key scripts need):
 - ``P keys``             hash: idempotency key -> id (unique)
 - ``P counts``           hash: ``<state>:<type>`` -> how many (kept by the scripts)
 - ``P number``           the last task number handed out (INCRBY reserves a block)
-- ``P notices``          the pub/sub channel: JSON ``[kind, [ids]]``
+- ``P notices``          the pub/sub channel: JSON ``[kind, origin node, ids...]``
 
 Priorities are 64-bit ints, which Lua's doubles cannot hold exactly, so Python builds ``rank``
 and Lua only compares strings. Times come from ``TIME`` (one clock for every node).
@@ -104,10 +104,17 @@ local function forget(id)
   return f[1], f[2]
 end
 
-local function release_all(ids, now, stamp)
+-- Tell the other nodes: JSON [kind, the node it comes from (which ignores it), ids...].
+local function publish(kind, origin, ids)
+  local notice = {kind, origin}
+  for _, id in ipairs(ids) do notice[#notice + 1] = id end
+  redis.call('PUBLISH', P .. 'notices', cjson.encode(notice))
+end
+
+local function release_all(ids, now, stamp, origin)
   local released = 0
   for _, id in ipairs(ids) do released = released + release(id, now, stamp) end
-  if released > 0 then redis.call('PUBLISH', P .. 'notices', '["ready",[]]') end
+  if released > 0 then publish('ready', origin, {}) end
   return released
 end
 """
@@ -186,13 +193,9 @@ end
 
 for j = i, #ARGV do forget(ARGV[j]) end
 
-if ready then redis.call('PUBLISH', P .. 'notices', '["ready",[]]') end
-if #cancelled > 0 then
-  redis.call('PUBLISH', P .. 'notices', cjson.encode({'cancelled', cancelled}))
-end
-if #finished > 0 then
-  redis.call('PUBLISH', P .. 'notices', cjson.encode({'finished', finished}))
-end
+if ready then publish('ready', node, {}) end
+if #cancelled > 0 then publish('cancelled', node, cancelled) end
+if #finished > 0 then publish('finished', node, finished) end
 return lost
 """
 
@@ -203,7 +206,7 @@ local fallback = tonumber(ARGV[4])
 local leases = {}
 for j = 5, #ARGV, 2 do leases[ARGV[j]] = tonumber(ARGV[j + 1]) end
 local now, stamp = clock()
-release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp)
+release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp, node)
 local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   local rank = redis.call('HGET', P .. 'task:' .. id, 'rank')
@@ -271,18 +274,18 @@ local orphans = {}
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. node)) do
   if not held[id] then orphans[#orphans + 1] = id end
 end
-release_all(orphans, now, stamp)
+release_all(orphans, now, stamp, node)
 return {renewed, gone}
 """
 
 REAP = """
 local now, stamp = clock()
-return release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp)
+return release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp, ARGV[1])
 """
 
 RELEASE = """
 local now, stamp = clock()
-return release_all(redis.call('SMEMBERS', P .. 'owned:' .. ARGV[1]), now, stamp)
+return release_all(redis.call('SMEMBERS', P .. 'owned:' .. ARGV[1]), now, stamp, ARGV[1])
 """
 
 # ARGV: before (exclusive; '+inf' for none), limit, budget, state, type, owner ('' = any),

@@ -152,7 +152,11 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
                 [ours] = [c["id"] for c in client.client_list() if c["name"] == name]
                 client.client_kill_filter(_id=ours)
             assert await receive.receive() == Notice("listening")
-            await backend.commit([task(1)], [])
+            other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+            other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+            await other.open()
+            await other.commit([task(1)], [])  # what the listener's own node does, it knows
+            await other.close()
             assert await receive.receive() == Notice("ready")
         nursery.cancel_scope.cancel()
 

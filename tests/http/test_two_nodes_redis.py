@@ -28,7 +28,7 @@ ONCUE = Path(sys.executable).with_name("oncue")
 BOUND = 60.0  # seconds: a safety bound on every wait below, never a timing assertion
 TASKS = 5000
 WORKERS = 4
-LEASE = 2.0  # the handler's lease: the dead node's tasks come back this long after the kill
+LEASE = 3.0  # the handler's lease: the dead node's tasks come back this long after the kill
 
 HANDLERS = f"""
 import os
@@ -125,12 +125,13 @@ def test_a_node_killed_mid_work_loses_nothing_and_reruns_only_what_it_owned(
             poll(lambda: len(runs(tmp_path)) >= TASKS // 2, "half of the tasks to run")
             victim.send_signal(signal.SIGKILL)
             assert victim.wait(timeout=BOUND) == -signal.SIGKILL
-            # What the dead node owned, read before its leases expire (LEASE after its last
-            # renewal, at most LEASE/3 before the kill): exactly what may run again.
-            owned: set[str] = set()
-            for owned_key in client.scan_iter(match=f"{keys}owned:*:{victim.pid}:*"):
-                owned |= set(client.smembers(owned_key))
             ran_before = len(runs(tmp_path))
+            # What the dead node owned, read before its leases expire (LEASE after its last
+            # renewal, at most LEASE/3 before the kill): exactly what may run again. KEYS, not
+            # SCAN: one round trip, where a slow SCAN could outlast the leases.
+            owned: set[str] = set()
+            for owned_key in client.keys(f"{keys}owned:*:{victim.pid}:*"):
+                owned |= set(client.smembers(owned_key))
             poll(lambda: http.get("/api/v1/stats").json()["successful"] == TASKS, "all done")
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=BOUND) == 0
