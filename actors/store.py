@@ -79,6 +79,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 COUNT_EVERY = 1.0  # seconds a shared store's count of unfinished tasks serves admission
+CLAIM_WITHIN = 1.0  # a task submitted here due within this many seconds may be kept here
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
 
 
@@ -109,9 +110,15 @@ class Store(Actor):
     reply_errors = (OncueError, ValueError, LookupError)
 
     def __init__(
-        self, backend: Backend, scheduler: ActorRef, queue_size: int, life: StoreLife
+        self,
+        backend: Backend,
+        scheduler: ActorRef,
+        queue_size: int,
+        life: StoreLife,
+        node: str | None = None,
     ) -> None:
         self._life = life
+        self._node = node  # our name among the engines of a shared backend
         self._backend = backend
         self._guard = BackendGuard(backend)
         self._scheduler = scheduler
@@ -357,9 +364,8 @@ class Store(Actor):
         )
         record.move(TaskState.PENDING, now)
         self._changed[record.id] = record
-        if self._shared:  # any engine may claim it once committed; ours is told to try
-            self._shared_state.created += 1
-            self._shared_state.wake = True
+        if self._shared:
+            self._created_shared(record, ready)
         else:
             self._counts[record.type, TaskState.PENDING] += 1
             self._unfinished[record.id] = record
@@ -530,6 +536,20 @@ class Store(Actor):
         self._finished = [record for record in self._finished if record.id not in gone]
         logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
 
+    def _created_shared(self, record: TaskRecord, ready: bool) -> None:
+        """A task submitted here: ours at once if our scheduler has room left from its last
+        claim (no round trip to claim it back), else anyone's to claim once committed."""
+        shared = self._shared_state
+        shared.created += 1
+        due = record.run_at is None or record.run_at <= record.created_at + CLAIM_WITHIN
+        if ready and shared.parked > 0 and due:
+            shared.parked -= 1
+            record.node = self._node
+            self._unfinished[record.id] = record
+            self._ready.append(record.job())
+        else:
+            shared.wake = True
+
     async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
         self._shared_state.claim = message  # runs after this batch commits
 
@@ -568,7 +588,7 @@ class Store(Actor):
             chores.append(("renew", backend.renew))
         if shared.reap:
             shared.reap = False
-            chores.append(("reap", backend.reap))
+            chores.append(("reap", self._reap))
         if shared.claim is not None:
             chores.append(("claim", self._claim))
         chores.append(("wake_waiters", self._wake_remote_waiters))
@@ -582,12 +602,17 @@ class Store(Actor):
                     self._tell_scheduler(Claimed([], shared.claim.limit))
                     shared.claim = None
 
+    async def _reap(self) -> None:
+        if await cast(SharedBackend, self._backend).reap():
+            self._tell_scheduler(Wake())  # we do not hear our own "ready"
+
     async def _claim(self) -> None:
         shared = self._shared_state
         assert shared.claim is not None
         claim = shared.claim
         records = await cast(SharedBackend, self._backend).claim(claim.limit, claim.within)
         shared.claim = None
+        shared.parked = claim.limit - len(records)  # room that what we submit may fill
         for record in records:
             self._unfinished[record.id] = record
         self._tell_scheduler(Claimed([record.job() for record in records], claim.limit))
@@ -629,5 +654,6 @@ class SharedState:
     renew: bool = False
     reap: bool = False
     claim: Claim | None = None
+    parked: int = 0  # what our scheduler's last claim asked for and did not get
     recheck: set[str] = attrs.field(factory=set)  # finished elsewhere, maybe waited on here
     recheck_all: bool = False

@@ -43,13 +43,15 @@ LISTEN_RETRY = (0.1, 5.0)  # seconds between reconnects of the listener, doublin
 NOW = "extract(epoch FROM clock_timestamp())"  # the database's clock: one for every node
 _LIVE = "('pending', 'running', 'retrying')"
 
-# One row of a commit (SharedBackend's rules): a new task is inserted; an owner's write lands
-# only while the row is still this node's; anyone else may only cancel an unfinished task or
-# retry a failed one. The parameters after the columns: keep the owner (bool), is an owner
-# write (bool), this node. A row it did not write returns nothing: its id is lost.
+# One row of a commit (SharedBackend's rules): a new task is inserted (owned, with a lease, if
+# this node keeps it); an owner's write lands only while the row is still this node's; anyone
+# else may only cancel an unfinished task or retry a failed one. The parameters after the
+# columns: the new row's owner and lease (twice), keep the owner (bool, twice), an owner write
+# (bool), this node. A row it did not write returns nothing: its id is lost.
 _RETURNING = ", ".join(f"tasks.{name.strip()}" for name in COLUMNS.split(","))
 _UPSERT = (
-    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join(['%s'] * 20)})"
+    f"INSERT INTO tasks ({COLUMNS}, node, lease, lease_until)"
+    f" VALUES ({', '.join(['%s'] * 20)}, %s, %s, {NOW} + %s)"
     " ON CONFLICT (id) DO UPDATE SET priority=excluded.priority, state=excluded.state,"
     " attempts=excluded.attempts, run_at=excluded.run_at, started_at=excluded.started_at,"
     " finished_at=excluded.finished_at, result=excluded.result, error=excluded.error,"
@@ -266,10 +268,10 @@ class PostgresBackend:
     def _notice(self, kind: str, ids: Collection[str] = ()) -> list[tuple[str, str]]:
         """pg_notify arguments for a notice, its ids spread over payloads small enough."""
         if not ids:
-            return [(self.channel, json.dumps([kind]))]
+            return [(self.channel, json.dumps([kind, self.node]))]
         listed = list(ids)
         return [
-            (self.channel, json.dumps([kind, *listed[start : start + NOTICE_IDS]]))
+            (self.channel, json.dumps([kind, self.node, *listed[start : start + NOTICE_IDS]]))
             for start in range(0, len(listed), NOTICE_IDS)
         ]
 
@@ -298,8 +300,9 @@ class PostgresBackend:
             trio.from_thread.run_sync(deliver, Notice("listening"))
             while not stop.is_set():
                 for notify in connection.notifies(timeout=0.5):
-                    kind, *ids = json.loads(notify.payload)
-                    trio.from_thread.run_sync(deliver, Notice(kind, tuple(ids)))
+                    kind, origin, *ids = json.loads(notify.payload)
+                    if origin != self.node:  # what we did, we know
+                        trio.from_thread.run_sync(deliver, Notice(kind, tuple(ids)))
 
     async def last_number(self) -> int:
         rows = await self._run(_fetch, "SELECT max(number) FROM tasks", ())
@@ -315,7 +318,9 @@ class PostgresBackend:
         for record in changed:
             owner = record.node == node
             keep = owner and not record.state.finished
-            rows.append((*to_row(record), keep, keep, owner, node))
+            lease = self._lease_for(record.type) if keep else None
+            row = to_row(record)
+            rows.append((*row, node if keep else None, lease, lease, keep, keep, owner, node))
             if record.state.finished:
                 finished.append(record.id)
             elif not owner and record.state is TaskState.PENDING:
