@@ -20,6 +20,7 @@ class System:
     variant: str = ""
     oncue: bool = False
     store: str = "memory"  # oncue's store: memory | sqlite | postgres
+    nodes: int = 1  # engines sharing the store (postgres), each in its own process
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -138,6 +139,37 @@ DURABLE_SYSTEMS: tuple[System, ...] = (
         backing="postgres",
         oncue=True,
         store="postgres",
+    ),
+    System(
+        "oncue-sqlite-batch",
+        "bench.engine",
+        None,
+        "oncue-sqlite, submit_many() of 1,000 tasks per call",
+        backing="sqlite",
+        variant="batch",
+        oncue=True,
+        store="sqlite",
+    ),
+    System(
+        "oncue-postgres-batch",
+        "bench.engine",
+        None,
+        "oncue-postgres, submit_many() of 1,000 tasks per call",
+        backing="postgres",
+        variant="batch",
+        oncue=True,
+        store="postgres",
+    ),
+    System(
+        "oncue-postgres-2nodes",
+        "bench.engine",
+        None,
+        "oncue-postgres-batch, plus a second engine (8 workers) in another process on the schema",
+        backing="postgres",
+        variant="batch",
+        oncue=True,
+        store="postgres",
+        nodes=2,
     ),
 )
 QUEUES = tuple(system.name for system in SYSTEMS)
@@ -281,7 +313,14 @@ CASES += (
             "quick": {"n": 500, "runs": 3},
             "smoke": {"n": 10, **SMOKE},
         },
-        systems=("oncue-sqlite", "oncue-postgres", *DURABLE_PEERS),
+        systems=(
+            "oncue-sqlite",
+            "oncue-postgres",
+            "oncue-sqlite-batch",
+            "oncue-postgres-batch",
+            "oncue-postgres-2nodes",
+            *DURABLE_PEERS,
+        ),
         notes="Ratios are quoted for oncue on SQLite; oncue on PostgreSQL is in its own row "
         "(its natural peer is procrastinate). No Redis store for oncue yet.",
     ),
@@ -329,7 +368,7 @@ def spec_for(case: Case, system: System, mode: str) -> dict[str, Any]:
     """The Spec fields one driver run gets (see bench/peers/_common.Spec)."""
     spec: dict[str, Any] = {"workload": case.workload, "variant": system.variant}
     if system.store != "memory":
-        spec["extra"] = {"store": system.store}
+        spec["extra"] = {"store": system.store, "nodes": system.nodes}
     spec.update(case.sizes[mode])
     spec.update(case.scaled.get(system.name, {}).get(mode, {}))
     return spec
