@@ -21,7 +21,20 @@ from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 from .app import service
 from .body import json_response, query_float, query_int, read_body
 from .errors import ApiError
-from .models import BatchIn, ErrorOut, TaskBatch, TaskIn, TaskList, TaskOut, epoch, task_json
+from .models import (
+    JOB_NAMES,
+    BatchIn,
+    ErrorOut,
+    JobBatch,
+    JobList,
+    JobOut,
+    TaskBatch,
+    TaskIn,
+    TaskList,
+    TaskOut,
+    epoch,
+    task_json,
+)
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 DEFAULT_WAIT = 30.0
@@ -231,11 +244,8 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 def job_json(task: Task) -> dict[str, Any]:
     """A task under the names the "Task Queue System" README used: job_id, completed_at."""
-    body = task_json(task)
-    body["job_id"] = body.pop("id")
-    body["completed_at"] = body.pop("finished_at")
-    return body
+    return {JOB_NAMES.get(name, name): value for name, value in task_json(task).items()}
 
 
 tasks = task_blueprint(Resource("tasks", "/api/v1/tasks", task_json))
-jobs = task_blueprint(Resource("jobs", "/api/v1/jobs", job_json))
+jobs = task_blueprint(Resource("jobs", "/api/v1/jobs", job_json, JobOut, JobList, JobBatch))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import trio.testing
 
 from oncue.actors import Engine, TaskState
@@ -82,6 +84,32 @@ async def test_openapi_spec_describes_the_api(client) -> None:
     submit = spec["paths"]["/api/v1/tasks"]["post"]
     assert "requestBody" in submit
     assert "201" in submit["responses"]
+
+
+async def test_openapi_spec_documents_every_route_and_its_answer(client) -> None:
+    spec = await (await client.get("/openapi.json")).get_json()
+    documented = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+    }
+    served = {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
+        for rule in client.app.url_map.iter_rules()
+        if not rule.rule.startswith(("/docs", "/openapi.json"))
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert served == documented
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            successes = [
+                answer for code, answer in operation["responses"].items() if code.startswith("2")
+            ]
+            assert any("content" in answer for answer in successes), (method, path)
+    job = spec["paths"]["/api/v1/jobs/{task_id}"]["get"]["responses"]["200"]
+    assert {"job_id", "completed_at"} <= set(
+        job["content"]["application/json"]["schema"]["properties"]
+    )
 
 
 async def test_docs_serve_swagger_ui_from_the_package(client) -> None:
