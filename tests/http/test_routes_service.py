@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import trio.testing
@@ -75,6 +76,31 @@ async def test_metrics_are_prometheus_text(client) -> None:
     assert 'oncue_http_requests_total{method="GET",route="/health",status="200"} 1.0' in text
     assert "oncue_queue_depth 0.0" in text
     assert "oncue_workers 2.0" in text
+
+
+async def test_task_metrics_are_fed_by_the_app_itself(autojump_clock, client, caplog) -> None:
+    """No serve(): the app's lifespan (here the test client's test_app) follows the engine."""
+    caplog.set_level(logging.INFO, logger="oncue.task")
+    done = await (
+        await client.post("/api/v1/tasks", json={"type": "double", "payload": 2})
+    ).get_json()
+    failing = {"type": "fail", "payload": "on purpose", "max_retries": 1}
+    failed = await (await client.post("/api/v1/tasks", json=failing)).get_json()
+    for task in (done, failed):
+        await client.get(f"/api/v1/tasks/{task['id']}/wait", query_string={"timeout": 60})
+    await trio.testing.wait_all_tasks_blocked()
+    text = (await (await client.get("/metrics")).get_data()).decode()
+    for type_, event, count in [
+        ("double", "created", 1),
+        ("double", "completed", 1),
+        ("fail", "created", 1),
+        ("fail", "retried", 1),
+        ("fail", "failed", 1),
+    ]:
+        assert f'oncue_tasks_total{{event="{event}",type="{type_}"}} {count:.1f}' in text
+    assert 'oncue_task_duration_seconds_count{type="double"} 1.0' in text
+    assert 'oncue_task_duration_seconds_count{type="fail"} 2.0' in text  # both attempts
+    assert f"task.completed id={done['id']} type=double worker=worker-" in caplog.text
 
 
 async def test_openapi_spec_describes_the_api(client) -> None:
