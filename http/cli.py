@@ -6,6 +6,7 @@ The options and their environment fallbacks are in options.py.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from .options import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+EARLY_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # process.SIGNALS, without importing trio
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oncue", description="A task queue built as a Trio actor system."
     )
+    parser.set_defaults(early_signals=[])  # main() fills it in for the console script
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve_command(commands)
     _add_worker_command(commands)
@@ -103,9 +106,30 @@ def _run_worker(options: argparse.Namespace) -> int:
     return run_worker(options)
 
 
+def catch_early_signals() -> list[int]:
+    """From now on, record SIGINT/SIGTERM instead of dying; returns the list they go to.
+
+    The console script calls this before anything heavy is imported, so a signal that comes
+    while Python loads trio, Quart and Hypercorn is not the default death (exit 143): the
+    serve loop takes the recorded ones as if it had received them itself, and drains.
+    """
+    received: list[int] = []
+    for signum in EARLY_SIGNALS:
+        signal.signal(signum, lambda number, frame: received.append(number))
+    return received
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `oncue` console script; returns the exit code."""
+    """Entry point of the `oncue` console script; returns the exit code.
+
+    Run as the console script (`argv` None), `serve` and `worker` catch SIGINT/SIGTERM first.
+    """
+    early = None
+    if argv is None and sys.argv[1:2] in (["serve"], ["worker"]):
+        early = catch_early_signals()  # not for client commands: Ctrl-C must stop those
     options = build_parser().parse_args(argv)
+    if early is not None:
+        options.early_signals = early
     code: int = options.run(options)
     return code
 

@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,20 +64,27 @@ def redact(url: str) -> str:
 
 
 @asynccontextmanager
-async def open_signal_watch(signals: AsyncIterator[int], role: str) -> AsyncIterator[trio.Event]:
+async def open_signal_watch(
+    signals: AsyncIterator[int], role: str, early: Iterable[int] = ()
+) -> AsyncIterator[trio.Event]:
     """Yield an event the first SIGINT/SIGTERM sets; a second one exits the process at once.
 
-    `signals` comes from `trio.open_signal_receiver(*SIGNALS)`; `role` names the log events
-    (`server.signal`, `worker.signal`).
+    `signals` comes from `trio.open_signal_receiver(*SIGNALS)`; `early` are the signals the
+    console script caught before it opened (while Python imported us): they count first.
+    `role` names the log events (`server.signal`, `worker.signal`).
     """
     async with trio.open_nursery() as nursery:
         signalled = trio.Event()
-        nursery.start_soon(_watch_signals, signals, signalled, role)
+        nursery.start_soon(_watch_signals, signals, signalled, role, list(early))
         yield signalled
         nursery.cancel_scope.cancel()
 
 
-async def _watch_signals(signals: AsyncIterator[int], signalled: trio.Event, role: str) -> None:
+async def _watch_signals(
+    signals: AsyncIterator[int], signalled: trio.Event, role: str, early: list[int]
+) -> None:
+    for signum in early:
+        _on_signal(signum, signalled, role)
     async for signum in signals:
         _on_signal(signum, signalled, role)
 

@@ -87,7 +87,7 @@ async def _serve(
         open_engine(
             registry=registry, queue_size=options.queue_size, **engine_options(options)
         ) as engine,
-        open_signal_watch(signals, "server") as signalled,
+        open_signal_watch(signals, "server", options.early_signals) as signalled,
     ):
         app = create_app(
             engine,

@@ -66,7 +66,7 @@ async def work(
     """
     async with (
         open_engine(registry=registry, **engine_options(options)) as engine,
-        open_signal_watch(signals, "worker") as signalled,
+        open_signal_watch(signals, "worker", options.early_signals) as signalled,
     ):
         logger.info(
             "worker.started node=%s store=%s workers=%d lease=%gs",

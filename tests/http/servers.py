@@ -65,6 +65,10 @@ class Oncue:
     def stop(self, signum: int = signal.SIGTERM) -> int:
         """Send `signum`; returns the exit code once the process has ended."""
         self.process.send_signal(signum)
+        return self.wait()
+
+    def wait(self) -> int:
+        """The exit code, once the process has ended and its stderr is read."""
         code = self.process.wait(timeout=BOUND)
         self._reader.join(timeout=BOUND)
         return code

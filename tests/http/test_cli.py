@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import BOUND, ONCUE, Server, poll, running_server
+from servers import BOUND, ONCUE, Oncue, Server, poll, running_server
 
 from oncue.http.cli import build_parser
 
@@ -70,6 +70,43 @@ def _readme_calls_then_work(http: httpx.Client) -> list[str]:
     ]
     poll(lambda: http.get("/api/v1/stats").json()["running"] > 0, "a running task")
     return accepted
+
+
+# A handlers module that holds `oncue serve` in its imports (before trio listens for signals)
+# until the test has sent its signal.
+GATE = """
+import os, pathlib, time
+
+from oncue.actors import Registry
+
+gate = pathlib.Path(os.environ["ONCUE_TEST_GATE"])
+(gate / "importing").touch()
+deadline = time.monotonic() + 30
+while not (gate / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+registry = Registry()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_python_imports_still_exits_cleanly(tmp_path, signum) -> None:
+    """The console script catches signals first thing, and the serve loop drains for them."""
+    (tmp_path / "gate_handlers.py").write_text(GATE)
+    early = Oncue(
+        *("serve", "--port", "0", "--store", "memory://", "--handlers", "gate_handlers"),
+        cwd=tmp_path,
+        env={"ONCUE_TEST_GATE": str(tmp_path)},
+    )
+    try:
+        poll((tmp_path / "importing").exists, "serve to import the handlers")
+        early.process.send_signal(signum)
+        (tmp_path / "go").touch()
+        assert early.wait() == 0
+    finally:
+        early.close()
+    name = signal.Signals(signum).name
+    assert f"server.signal signal={name} action=drain" in early.log
+    assert "server.stopped" in early.log
 
 
 def test_client_commands_talk_to_the_server(server: Server) -> None:

@@ -162,3 +162,17 @@ def test_the_store_is_logged_without_its_password() -> None:
     assert redact(SHARED) == "postgresql://oncue:***@db.example/tasks"
     assert redact("postgresql://u:p@h:5432/db?x=1") == "postgresql://u:***@h:5432/db?x=1"
     assert redact("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+async def test_a_signal_caught_before_trio_listened_drains_at_once(
+    autojump_clock, monkeypatch, caplog
+) -> None:
+    stub_lease(monkeypatch)
+    options = worker_options()
+    options.store = MemoryBackend()
+    options.early_signals = [15]  # what the console script caught while Python imported
+    _, signals = trio.open_memory_channel[int](1)
+    caplog.set_level(logging.INFO)
+    assert await work(options, Registry(), signals) == 0
+    assert "worker.signal signal=SIGTERM action=drain" in caplog.text
+    assert "worker.stopped" in caplog.text
