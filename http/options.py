@@ -68,13 +68,22 @@ def add_store_option(parser: argparse.ArgumentParser, *, shared: bool) -> None:
     )
 
 
+def add_number(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    convert: Callable[[str], Any],
+    variables: tuple[str, ...],
+    default: Any,
+    **details: Any,
+) -> None:
+    """A numeric option whose default comes from the first of `variables` that is set."""
+    default = env_number(convert, *variables, default=default)
+    parser.add_argument(flag, type=convert, default=default, **details)
+
+
 def add_engine_options(parser: argparse.ArgumentParser, *, lease: float | None) -> None:
     """The options of the engine itself, shared by `serve` and `worker`."""
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=env_number(int, "ONCUE_WORKERS", "ONCUE_WORKER_COUNT", "WORKER_COUNT", default=5),
-    )
+    add_number(parser, "--workers", int, ("ONCUE_WORKERS", "ONCUE_WORKER_COUNT", "WORKER_COUNT"), 5)
     parser.add_argument(
         "--retention",
         metavar="DURATION",
@@ -89,11 +98,13 @@ def add_engine_options(parser: argparse.ArgumentParser, *, lease: float | None) 
         default=env("ONCUE_HANDLERS"),
         help="a module with your task types: its `registry` (an oncue Registry), as celery -A",
     )
-    parser.add_argument(
+    add_number(
+        parser,
         "--lease",
+        float,
+        ("ONCUE_LEASE",),
+        lease,
         metavar="SECONDS",
-        type=float,
-        default=env_number(float, "ONCUE_LEASE", default=lease),
         help="on a shared store, how long a task this node claimed stays its own without a"
         f" heartbeat before another node may take it over (default {lease or DEFAULT_LEASE:g})",
     )
@@ -102,11 +113,13 @@ def add_engine_options(parser: argparse.ArgumentParser, *, lease: float | None) 
 
 def add_lifecycle_options(parser: argparse.ArgumentParser) -> None:
     """How a long-running command stops and what it logs."""
-    parser.add_argument(
+    add_number(
+        parser,
         "--grace",
+        float,
+        ("ONCUE_GRACE",),
+        10.0,
         metavar="SECONDS",
-        type=float,
-        default=env_number(float, "ONCUE_GRACE", default=10.0),
         help="on SIGINT/SIGTERM, how long running tasks get to finish",
     )
     parser.add_argument(
@@ -120,25 +133,29 @@ def add_lifecycle_options(parser: argparse.ArgumentParser) -> None:
 def add_http_options(parser: argparse.ArgumentParser) -> None:
     """Where `serve` listens and how much it admits."""
     parser.add_argument("--host", default=env("ONCUE_HOST", default="127.0.0.1"))
-    parser.add_argument(
-        "--port", type=int, default=env_number(int, "ONCUE_PORT", "PORT", default=8080)
-    )
-    parser.add_argument(
+    add_number(parser, "--port", int, ("ONCUE_PORT", "PORT"), 8080, help="0: a free one")
+    add_number(
+        parser,
         "--queue-size",
-        type=int,
-        default=env_number(int, "ONCUE_QUEUE_SIZE", "QUEUE_SIZE", default=1000),
+        int,
+        ("ONCUE_QUEUE_SIZE", "QUEUE_SIZE"),
+        1000,
         help="most unfinished tasks; more submissions get 429",
     )
-    parser.add_argument(
+    add_number(
+        parser,
         "--max-body-size",
-        type=int,
-        default=env_number(int, "ONCUE_MAX_BODY_SIZE", default=1024 * 1024),
+        int,
+        ("ONCUE_MAX_BODY_SIZE",),
+        1024 * 1024,
         help="bytes; larger request bodies get 413",
     )
-    parser.add_argument(
+    add_number(
+        parser,
         "--max-payload-size",
-        type=int,
-        default=env_number(int, "ONCUE_MAX_PAYLOAD_SIZE", default=256 * 1024),
+        int,
+        ("ONCUE_MAX_PAYLOAD_SIZE",),
+        256 * 1024,
         help="bytes of a task's payload as JSON; larger ones get 413",
     )
     add_hardening_options(parser)
@@ -146,17 +163,21 @@ def add_http_options(parser: argparse.ArgumentParser) -> None:
 
 def add_hardening_options(parser: argparse.ArgumentParser) -> None:
     """Rate limits, CORS and the escape hatch from authentication."""
-    parser.add_argument(
+    add_number(
+        parser,
         "--rate-limit",
+        float,
+        ("ONCUE_RATE_LIMIT",),
+        0.0,
         metavar="PER_SECOND",
-        type=float,
-        default=env_number(float, "ONCUE_RATE_LIMIT", default=0.0),
         help="requests per second per token (or client address); 0: unlimited",
     )
-    parser.add_argument(
+    add_number(
+        parser,
         "--rate-burst",
-        type=int,
-        default=env_number(int, "ONCUE_RATE_BURST", default=0),
+        int,
+        ("ONCUE_RATE_BURST",),
+        0,
         help="requests a caller may make at once (default: twice the rate, at least 1)",
     )
     parser.add_argument(
