@@ -165,6 +165,8 @@ async def _log_request(response: Response) -> Response:
     elapsed = trio.current_time() - g.get("started", trio.current_time())
     rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
     service().metrics.observe_request(rule, request.method, response.status_code, elapsed)
+    if not access_logger.isEnabledFor(logging.INFO):
+        return response  # spare quoting the path for a line nobody keeps
     access_logger.info(
         # the path is the client's: quoted, so spaces, '=' and newlines in it forge nothing
         "http.request method=%s path=%s status=%d duration_ms=%.1f remote=%s",

@@ -78,6 +78,14 @@ async def test_metrics_are_prometheus_text(client) -> None:
     assert "oncue_workers 2.0" in text
 
 
+async def test_metrics_count_made_up_methods_as_one_series(client) -> None:
+    for method in ("BREW", "WHEN", "BREW"):
+        await client.open("/health", method=method)
+    text = (await (await client.get("/metrics")).get_data()).decode()
+    assert 'oncue_http_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
+    assert "BREW" not in text
+
+
 async def test_task_metrics_are_fed_by_the_app_itself(autojump_clock, client, caplog) -> None:
     """No serve(): the app's lifespan (here the test client's test_app) follows the engine."""
     caplog.set_level(logging.INFO, logger="oncue.task")
