@@ -133,6 +133,7 @@ async def open_engine(
             pool=pool,
             grace=grace,
             durable=not isinstance(backend, MemoryBackend),
+            node=node if shared else None,
         )
         yield engine
         await engine.shutdown()

@@ -70,7 +70,7 @@ async def work(
     ):
         logger.info(
             "worker.started node=%s store=%s workers=%d lease=%gs",
-            node_name(),
+            engine.node or node_name(),
             redact(str(options.store)),
             options.workers,
             options.lease,
@@ -78,5 +78,5 @@ async def work(
         task_status.started(engine)
         await signalled.wait()
         await drain(engine, options.grace, "worker")
-    logger.info("worker.stopped node=%s", node_name())
+    logger.info("worker.stopped node=%s", engine.node or node_name())
     return 0

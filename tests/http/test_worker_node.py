@@ -79,7 +79,7 @@ def test_a_worker_has_no_http_options(capsys) -> None:
 async def test_work_runs_tasks_until_a_signal_then_drains(
     autojump_clock, monkeypatch, caplog
 ) -> None:
-    leases = stub_lease(monkeypatch)
+    leases = record_lease(monkeypatch)
     options = worker_options("--workers", "2", "--grace", "1")
     options.store = MemoryBackend()  # the test's own store: no shared database needed
     signals_in, signals = trio.open_memory_channel[int](1)
@@ -104,7 +104,7 @@ async def test_work_runs_tasks_until_a_signal_then_drains(
 async def test_a_signal_while_a_task_runs_interrupts_it_after_the_grace(
     autojump_clock, monkeypatch, caplog
 ) -> None:
-    stub_lease(monkeypatch)
+    record_lease(monkeypatch)
     options = worker_options("--workers", "1", "--grace", "5")
     options.store = MemoryBackend()
     signals_in, signals = trio.open_memory_channel[int](1)
@@ -144,14 +144,14 @@ def worker_options(*flags: str) -> argparse.Namespace:
     return build_parser().parse_args(["worker", "--store", SHARED, *flags])
 
 
-def stub_lease(monkeypatch) -> list[float]:
-    """Let `open_engine` take `lease=` (until the engine has it) and record what it got."""
+def record_lease(monkeypatch) -> list[float]:
+    """Record the lease `open_engine` is given."""
     leases: list[float] = []
 
     @asynccontextmanager
     async def open_engine_with_lease(*, lease: float, **keywords: Any):
         leases.append(lease)
-        async with open_engine(**keywords) as engine:
+        async with open_engine(lease=lease, **keywords) as engine:
             yield engine
 
     monkeypatch.setattr(oncue.http.worker_node, "open_engine", open_engine_with_lease)
@@ -167,7 +167,7 @@ def test_the_store_is_logged_without_its_password() -> None:
 async def test_a_signal_caught_before_trio_listened_drains_at_once(
     autojump_clock, monkeypatch, caplog
 ) -> None:
-    stub_lease(monkeypatch)
+    record_lease(monkeypatch)
     options = worker_options()
     options.store = MemoryBackend()
     options.early_signals = [15]  # what the console script caught while Python imported
