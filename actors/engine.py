@@ -93,7 +93,7 @@ async def open_engine(
     store_life = StoreLife()
 
     def make_store() -> Store:
-        return Store(backend, scheduler_spec.ref, queue_size, store_life)
+        return Store(backend, scheduler_spec.ref, queue_size, store_life, node if shared else None)
 
     def make_scheduler() -> Scheduler:
         named = node if shared else None
@@ -133,6 +133,7 @@ async def open_engine(
             pool=pool,
             grace=grace,
             durable=not isinstance(backend, MemoryBackend),
+            node=node if shared else None,
         )
         yield engine
         await engine.shutdown()

@@ -58,7 +58,8 @@ START_DELAY = 0.002  # seconds a Started may wait to share a batch with the task
 PURGE_BATCH = 1000  # finished tasks deleted per transaction
 PURGE_EVERY = (1.0, 600.0)  # retention / 10, within these bounds (seconds)
 CLAIM_POLL = 1.0  # shared store: seconds between claims of an engine with room (notices: sooner)
-PREFETCH_PER_WORKER = 4  # shared store: claimed tasks held ready, per worker
+PREFETCH = (1, 4, 32)  # shared store: claimed tasks held per worker: least, at first, most
+PREFETCH_WORK = 0.05  # seconds of expected work the claimed tasks of one worker should hold
 _DEFERRED = object()
 
 
@@ -379,9 +380,18 @@ class Scheduler(Actor):
         """How many tasks to claim: none until the buffer is half empty, then fill it."""
         if not self._shared or self._claiming or self._paused or self._draining:
             return 0
-        prefetch = PREFETCH_PER_WORKER * len(self._workers)  # no workers: nothing to claim
+        prefetch = self._per_worker() * len(self._workers)  # no workers: nothing to claim
         room = prefetch - self._queues.ready_count()
         return room if room > 0 and 2 * room >= prefetch else 0
+
+    def _per_worker(self) -> int:
+        """Many short tasks per worker (claims are round trips), few long ones (the others
+        would wait on what this engine holds), from the measured task durations."""
+        least, first, most = PREFETCH
+        if not self._durations:
+            return first
+        typical = sum(self._durations.values()) / len(self._durations)
+        return int(min(max(PREFETCH_WORK / max(typical, 1e-6), least), most))
 
     def _next_claim(self) -> float:
         if not self._room():

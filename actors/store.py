@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import random
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Collection
+from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, cast
 
 import attrs
@@ -41,7 +40,6 @@ from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
     Claim,
-    Claimed,
     CloseAdmission,
     Completed,
     DeleteTask,
@@ -70,15 +68,14 @@ from .messages import (
     TasksReady,
     WaitIdle,
     WaitTask,
-    Wake,
 )
 from .record import NewTask, TaskRecord
+from .sharing import SharedState, SharedStore
 from .task import Admitted, Progress, TaskError, TaskEvent, TaskState
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
-COUNT_EVERY = 1.0  # seconds a shared store's count of unfinished tasks serves admission
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
 
 
@@ -103,15 +100,21 @@ class StoreLife:
     loaded: bool = False  # a store has loaded from the backend at least once
 
 
-class Store(Actor):
+class Store(SharedStore, Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
 
     def __init__(
-        self, backend: Backend, scheduler: ActorRef, queue_size: int, life: StoreLife
+        self,
+        backend: Backend,
+        scheduler: ActorRef,
+        queue_size: int,
+        life: StoreLife,
+        node: str | None = None,
     ) -> None:
         self._life = life
+        self._node = node  # our name among the engines of a shared backend
         self._backend = backend
         self._guard = BackendGuard(backend)
         self._scheduler = scheduler
@@ -293,27 +296,6 @@ class Store(Actor):
         if unfinished + creating > self._queue_size:
             raise QueueFull(self._queue_size, unfinished, creating)
 
-    def _unfinished_total(self) -> int:
-        if self._shared:
-            shared = self._shared_state
-            return shared.unfinished + shared.created
-        return len(self._unfinished)
-
-    async def _prepare(self, creating: int) -> None:
-        """A shared store: refresh the count admission goes by (at most every COUNT_EVERY
-        seconds: it lags what other engines admitted meanwhile), and reserve task numbers."""
-        if not self._shared:
-            return
-        backend = cast(SharedBackend, self._backend)
-        shared = self._shared_state
-        now = trio.current_time()
-        if now >= shared.counted_at + COUNT_EVERY:
-            shared.unfinished = await backend.unfinished_count()
-            shared.created = 0
-            shared.counted_at = now
-        while len(shared.numbers) < creating:
-            shared.numbers.extend(await backend.reserve_numbers())
-
     def _changed_key(self, key: str) -> TaskRecord | None:
         for record in self._changed.values():
             if record.key == key:
@@ -357,9 +339,8 @@ class Store(Actor):
         )
         record.move(TaskState.PENDING, now)
         self._changed[record.id] = record
-        if self._shared:  # any engine may claim it once committed; ours is told to try
-            self._shared_state.created += 1
-            self._shared_state.wake = True
+        if self._shared:
+            self._created_shared(record, ready)
         else:
             self._counts[record.type, TaskState.PENDING] += 1
             self._unfinished[record.id] = record
@@ -517,117 +498,3 @@ class Store(Actor):
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
         return [(record.job(), record.state) for record in self._unfinished.values()]
-
-    # -- a shared store (several engines; see backends/base.py) ----------------------------------
-
-    def _lost(self, lost: Collection[str]) -> None:
-        """These writes were refused: our lease ran out and another engine may run the task.
-        Forget them and have their worker interrupted."""
-        gone = set(lost)
-        for task_id in gone:
-            if self._unfinished.pop(task_id, None) is not None:
-                self._cancelled.append(task_id)
-        self._finished = [record for record in self._finished if record.id not in gone]
-        logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
-
-    async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
-        self._shared_state.claim = message  # runs after this batch commits
-
-    async def _request_renew(self, message: Renew, envelope: Envelope) -> None:
-        self._shared_state.renew = True
-
-    async def _request_reap(self, message: Reap, envelope: Envelope) -> None:
-        self._shared_state.reap = True
-
-    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
-        shared = self._shared_state
-        if message.ids is None:
-            shared.recheck_all = True
-        else:
-            shared.recheck.update(message.ids)
-
-    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
-        for task_id in message.ids:
-            record = self._unfinished.pop(task_id, None)
-            if record is not None:  # the canceller wrote it; we only stop running it
-                record.state = TaskState.CANCELLED
-                self._cancelled.append(task_id)
-
-    async def _shared_chores(self) -> None:
-        """After a batch commits: wake our scheduler, renew, reap, claim, and answer the
-        waiters of what finished elsewhere. A chore that fails is logged and tried again
-        when next asked: the leases and the polls make up for a missed one."""
-        backend = cast(SharedBackend, self._backend)
-        shared = self._shared_state
-        if shared.wake:
-            shared.wake = False
-            self._tell_scheduler(Wake())
-        chores: list[tuple[str, Callable[[], Any]]] = []
-        if shared.renew:
-            shared.renew = False
-            chores.append(("renew", backend.renew))
-        if shared.reap:
-            shared.reap = False
-            chores.append(("reap", backend.reap))
-        if shared.claim is not None:
-            chores.append(("claim", self._claim))
-        chores.append(("wake_waiters", self._wake_remote_waiters))
-        for name, chore in chores:
-            try:
-                with trio.fail_after(self._guard.commit_deadline):
-                    await chore()
-            except Exception as error:  # the backend's own errors: we cannot know their types
-                logger.warning("store.%s_failed error=%r", name, error)
-                if name == "claim" and shared.claim is not None:  # the scheduler waits for it
-                    self._tell_scheduler(Claimed([], shared.claim.limit))
-                    shared.claim = None
-
-    async def _claim(self) -> None:
-        shared = self._shared_state
-        assert shared.claim is not None
-        claim = shared.claim
-        records = await cast(SharedBackend, self._backend).claim(claim.limit, claim.within)
-        shared.claim = None
-        for record in records:
-            self._unfinished[record.id] = record
-        self._tell_scheduler(Claimed([record.job() for record in records], claim.limit))
-
-    async def _wake_remote_waiters(self) -> None:
-        """Answer who waits here on tasks that finished on other engines, and wait_idle()."""
-        backend = cast(SharedBackend, self._backend)
-        shared = self._shared_state
-        listeners = self._listeners
-        idle_may_change = listeners.idle_waiting and bool(self._finished)
-        if not (shared.recheck_all or shared.recheck or idle_may_change):
-            return
-        waited = listeners.waited_ids()
-        ids = waited if shared.recheck_all else shared.recheck & waited
-        look_idle = listeners.idle_waiting and (
-            shared.recheck_all or bool(shared.recheck) or bool(self._finished)
-        )
-        shared.recheck_all = False
-        shared.recheck = set()
-        finished = []
-        for task_id in ids:
-            record = await backend.get(task_id)
-            if record is not None and record.state.finished:
-                finished.append(record)
-        idle = look_idle and await backend.unfinished_count() == 0
-        if finished or idle:
-            listeners.committed(finished, idle, [])
-
-
-@attrs.define
-class SharedState:
-    """What the store of an engine on a shared backend tracks besides its own tasks."""
-
-    unfinished: int = 0  # in the whole store, as last counted
-    created: int = 0  # admitted here since
-    counted_at: float = -math.inf  # trio time of that count
-    numbers: deque[int] = attrs.field(factory=deque)  # reserved, not yet given
-    wake: bool = False  # tell our scheduler claimable tasks arrived
-    renew: bool = False
-    reap: bool = False
-    claim: Claim | None = None
-    recheck: set[str] = attrs.field(factory=set)  # finished elsewhere, maybe waited on here
-    recheck_all: bool = False

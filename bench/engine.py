@@ -12,9 +12,13 @@ Differences from the peer flows, on purpose: the timed drain ends when ``wait_id
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import trio
@@ -116,7 +120,37 @@ def store_url(spec: Spec, scratch: str) -> str:
 
 async def throughput(spec: Spec) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-oncue-") as scratch:
-        return await _throughput(spec, store_url(spec, scratch))
+        store = store_url(spec, scratch)
+        with other_nodes(store, spec.extra.get("nodes", 1) - 1, spec.concurrency):
+            return await _throughput(spec, store)
+
+
+@contextmanager
+def other_nodes(store: str, count: int, workers: int) -> Iterator[None]:
+    """``count`` more engines on the shared ``store``, each in a process of its own."""
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.node", store, str(workers)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        for node in nodes:
+            assert node.stdout is not None
+            if node.stdout.readline().strip() != "ready":
+                raise RuntimeError("a bench node did not start")
+        yield
+    finally:
+        for node in nodes:
+            node.send_signal(signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
 
 
 async def _throughput(spec: Spec, store: str) -> dict[str, Any]:

@@ -96,7 +96,8 @@ class SharedBackend(Backend, Protocol):
     (pending or retrying): the owner's store starts it (running, attempts + 1) as usual.
 
     ``commit`` (the Backend method) follows these rules per changed record:
-    - never committed before: inserted as it is (``node`` None for a submit);
+    - never committed before: inserted as it is: unowned (``node`` None), or, if ``node`` is
+      this node (a node may keep what is submitted to it), owned with a fresh lease;
     - ``record.node`` is this node (an owner's transition): written only while the stored row
       is still owned by this node, else its id is returned as lost; a finished record clears
       the stored owner and lease;
@@ -104,8 +105,9 @@ class SharedBackend(Backend, Protocol):
       (state cancelled) is written only if the stored row is unfinished, a retry (state
       pending) only if it is failed; both clear the stored owner and lease; else lost.
     Deletes remove finished rows only. With the transaction, the backend publishes notices
-    (see Notice): ``ready`` if it inserted or re-queued claimable tasks, ``finished`` with the
-    ids that finished, ``cancelled`` with the ids cancelled by a non-owner.
+    (see Notice): ``ready`` if it inserted unowned tasks or re-queued claimable ones,
+    ``finished`` with the ids that finished, ``cancelled`` with the ids cancelled by a
+    non-owner. A node never hears its own notices (reap and release included): it knows.
 
     ``load_unfinished`` returns the unfinished tasks this node owns; ``counts`` counts the
     whole shared store; ``last_number`` is unused (see ``reserve_numbers``).

@@ -41,13 +41,14 @@ class SharedMemory:
         self.tasks: dict[str, TaskRecord] = {}
         self.leases: dict[str, Lease] = {}
         self.next_number = 1
-        self.listeners: list[Callable[[Notice], None]] = []
+        self.listeners: list[tuple[str, Callable[[Notice], None]]] = []
 
-    def publish(self, notice: Notice) -> None:
-        for deliver in list(self.listeners):
-            deliver(notice)
+    def publish(self, origin: str, notice: Notice) -> None:
+        for node, deliver in list(self.listeners):
+            if node != origin:
+                deliver(notice)
 
-    def release(self, task_ids: list[str]) -> int:
+    def release(self, origin: str, task_ids: list[str]) -> int:
         """Give these tasks back: no owner, and a running one is pending again."""
         for task_id in task_ids:
             del self.leases[task_id]
@@ -56,7 +57,7 @@ class SharedMemory:
             if record.state is TaskState.RUNNING:
                 record.move(TaskState.PENDING, self.wall())
         if task_ids:
-            self.publish(Notice("ready"))
+            self.publish(origin, Notice("ready"))
         return len(task_ids)
 
 
@@ -106,7 +107,10 @@ class SharedMemoryBackend:
         ready = False
         for record in changed:
             stored = hub.tasks.get(record.id)
-            if stored is None:
+            if stored is None and record.node is not None and record.node == self.node:
+                seconds = self._lease_for(record.type)  # kept by the node it was submitted to
+                hub.leases[record.id] = Lease(self.node, trio.current_time() + seconds, seconds)
+            elif stored is None:
                 ready = ready or record.state in (TaskState.PENDING, TaskState.RETRYING)
             elif record.node is not None and record.node == self.node:
                 lease = hub.leases.get(record.id)
@@ -127,6 +131,7 @@ class SharedMemoryBackend:
             copy = _copy(record)
             if record.state.finished or record.node != self.node:
                 copy.node = None
+                hub.leases.pop(record.id, None)
             if record.state.finished and (stored is None or not stored.state.finished):
                 finished.append(record.id)
             hub.tasks[record.id] = copy
@@ -135,11 +140,11 @@ class SharedMemoryBackend:
             if stored is not None and stored.state.finished:
                 del hub.tasks[task_id]
         if ready:
-            hub.publish(Notice("ready"))
+            hub.publish(self.node, Notice("ready"))
         if cancelled:
-            hub.publish(Notice("cancelled", tuple(cancelled)))
+            hub.publish(self.node, Notice("cancelled", tuple(cancelled)))
         if finished:
-            hub.publish(Notice("finished", tuple(finished)))
+            hub.publish(self.node, Notice("finished", tuple(finished)))
         return lost
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
@@ -174,21 +179,22 @@ class SharedMemoryBackend:
     async def reap(self) -> int:
         now = trio.current_time()
         expired = [task_id for task_id, lease in self.hub.leases.items() if lease.until < now]
-        return self.hub.release(expired)
+        return self.hub.release(self.node, expired)
 
     async def release(self) -> int:
-        return self.hub.release(self._owned())
+        return self.hub.release(self.node, self._owned())
 
     async def unfinished_count(self) -> int:
         return sum(1 for record in self.hub.tasks.values() if not record.state.finished)
 
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
-        self.hub.listeners.append(deliver)
+        listener = (self.node, deliver)
+        self.hub.listeners.append(listener)
         try:
             deliver(Notice("listening"))
             await trio.sleep_forever()
         finally:
-            self.hub.listeners.remove(deliver)
+            self.hub.listeners.remove(listener)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         record = self.hub.tasks.get(task_id)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import make_registry
 
 from oncue.actors import Engine, Registry, Submission, Task, TaskContext, TaskState, open_engine
 from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
@@ -23,9 +22,9 @@ from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBacken
 LEASE = 3.0
 
 
-def counting_registry() -> Registry:
-    """The test handlers, plus ``count``: records which engine ran which payload."""
-    registry = make_registry()
+@pytest.fixture
+def counting(registry: Registry) -> Registry:
+    """The test handlers (conftest.py), plus ``count``: counts the runs of each payload."""
     registry.runs = Counter()  # type: ignore[attr-defined]
 
     @registry.task("count", timeout=1000.0)
@@ -69,9 +68,9 @@ async def node(
         yield engine
 
 
-async def test_two_engines_share_the_work_and_each_task_runs_once(autojump_clock) -> None:
+async def test_two_engines_share_the_work_and_each_task_runs_once(autojump_clock, counting) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     async with node(hub, "a", registry) as a, node(hub, "b", registry) as b:
         tasks = await a.submit_many(counts(200, takes=0.01))
         done = [await b.wait(task.id, timeout=60) for task in tasks]
@@ -83,9 +82,9 @@ async def test_two_engines_share_the_work_and_each_task_runs_once(autojump_clock
     assert workers == {"a", "b"}, workers  # both engines ran some
 
 
-async def test_claims_take_the_highest_priority_first(autojump_clock) -> None:
+async def test_claims_take_the_highest_priority_first(autojump_clock, counting) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     async with node(hub, "submitter", registry, workers=0) as submitter:
         for n, priority in enumerate(["low", "normal", "critical", "high", "low", "critical"]):
             await submitter.submit("record", n, priority=priority)
@@ -95,10 +94,10 @@ async def test_claims_take_the_highest_priority_first(autojump_clock) -> None:
 
 
 async def test_a_killed_engines_tasks_run_elsewhere_once_its_leases_expire(
-    autojump_clock,
+    autojump_clock, counting
 ) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     async with node(hub, "survivor", registry, workers=0) as survivor:
         tasks = await survivor.submit_many(counts(6, takes=50))
         with trio.CancelScope() as killed:
@@ -117,9 +116,9 @@ async def test_a_killed_engines_tasks_run_elsewhere_once_its_leases_expire(
         assert task.attempts == runs[task.result]
 
 
-async def test_a_task_ten_times_longer_than_its_lease_runs_once(autojump_clock) -> None:
+async def test_a_task_ten_times_longer_than_its_lease_runs_once(autojump_clock, counting) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     async with node(hub, "a", registry, workers=1) as a, node(hub, "b", registry, workers=1):
         task = await a.submit("count", {"n": 1, "takes": 10 * LEASE})
         done = await a.wait(task.id, timeout=100 * LEASE)
@@ -127,9 +126,9 @@ async def test_a_task_ten_times_longer_than_its_lease_runs_once(autojump_clock) 
     assert registry.runs == {1: 1}  # type: ignore[attr-defined]
 
 
-async def test_cancel_from_another_engine_interrupts_the_owner(autojump_clock) -> None:
+async def test_cancel_from_another_engine_interrupts_the_owner(autojump_clock, counting) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     async with node(hub, "front", registry, workers=0) as front:
         async with node(hub, "back", registry, workers=1) as back:
             task = await front.submit("gate", "x")
@@ -146,9 +145,11 @@ async def test_cancel_from_another_engine_interrupts_the_owner(autojump_clock) -
     assert final.attempts == 1
 
 
-async def test_a_failed_task_retried_on_one_engine_runs_on_another(autojump_clock) -> None:
+async def test_a_failed_task_retried_on_one_engine_runs_on_another(
+    autojump_clock, counting
+) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     front_node, back_node = node(hub, "front", registry, workers=0), node(hub, "back", registry)
     async with front_node as front, back_node:
         failed = await front.wait((await front.submit("fatal", None)).id, timeout=10)
@@ -160,9 +161,9 @@ async def test_a_failed_task_retried_on_one_engine_runs_on_another(autojump_cloc
     assert [step.state for step in final.history].count(TaskState.RUNNING) == 2
 
 
-async def test_a_graceful_stop_gives_claimed_tasks_back_at_once(autojump_clock) -> None:
+async def test_a_graceful_stop_gives_claimed_tasks_back_at_once(autojump_clock, counting) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     async with node(hub, "stays", registry, workers=0) as stays:
         async with node(hub, "leaves", registry, workers=1, grace=0.5) as leaves:
             tasks = await stays.submit_many(counts(4, takes=5))
@@ -175,9 +176,11 @@ async def test_a_graceful_stop_gives_claimed_tasks_back_at_once(autojump_clock) 
     assert all(task.state is TaskState.COMPLETED for task in done)
 
 
-async def test_stats_wait_idle_and_admission_count_the_whole_store(autojump_clock) -> None:
+async def test_stats_wait_idle_and_admission_count_the_whole_store(
+    autojump_clock, counting
+) -> None:
     hub = SharedMemory()
-    registry = counting_registry()
+    registry = counting
     one = {"workers": 0, "queue_size": 5}
     async with node(hub, "a", registry, **one) as a, node(hub, "b", registry, **one) as b:
         await a.submit_many([Submission("record", n) for n in range(3)])
