@@ -8,24 +8,16 @@ start of every execution, so the file is the ground truth of what ran where.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+from test_two_nodes import BOUND, poll, start, stop  # the PostgreSQL test's: same processes
 
-ONCUE = Path(sys.executable).with_name("oncue")
-BOUND = 60.0  # seconds: a safety bound on every wait below, never a timing assertion
 TASKS = 5000
 WORKERS = 4
 LEASE = 3.0  # the handler's lease: the dead node's tasks come back this long after the kill
@@ -47,46 +39,6 @@ async def record(ctx, payload):
     await trio.sleep(0.002)
     return payload
 """
-
-
-def start(directory: Path, store: str) -> tuple[subprocess.Popen[str], str]:
-    """`oncue serve` on the shared store; returns it and its base URL."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ONCUE_TEST_RUNS": str(directory / "runs")}
-    for name in ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", "ONCUE_API_TOKENS"):
-        env.pop(name, None)
-    command = [str(ONCUE), "serve", "--port", "0", "--store", store]
-    command += ["--handlers", "handlers_two_nodes", "--workers", str(WORKERS)]
-    command += ["--queue-size", str(TASKS), "--log-level", "WARNING"]
-    process = subprocess.Popen(
-        command,
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", first)
-    assert match, f"no banner: {first!r}"
-    return process, match.group(1)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.kill()
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def poll(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + BOUND
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def runs(directory: Path) -> list[tuple[int, str]]:
