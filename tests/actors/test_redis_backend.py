@@ -208,3 +208,12 @@ async def test_a_connection_redis_closed_is_replaced(backend) -> None:
         await backend.commit([task(2)], [])
     assert list(await backend.commit([task(3)], [])) == []
     assert (await backend.get("t-3")).number == 3
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(backend) -> None:
+    import redis
+
+    await backend.commit([task(1)], [])
+    with redis.Redis.from_url(REDIS) as client:
+        client.script_flush()  # as after a restart of Redis
+    assert [record.id for record in await backend.claim(1, 0.0)] == ["t-1"]
