@@ -72,8 +72,19 @@ class RedisBackend:
         return lease
 
     async def open(self) -> None:
+        """Connect; RuntimeError for a Redis older than 6.2 (the scripts use ZRANGE BYLEX)."""
         self._open = True
-        await self._connect()
+        info = await self._call("INFO", "server")
+        version = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in info.splitlines()
+                if "redis_version" in line
+            ),
+            "0",
+        )
+        if tuple(int(part) for part in version.split(".")[:2]) < (6, 2):
+            raise RuntimeError(f"the redis store needs Redis 6.2 or newer, found {version}")
 
     async def close(self) -> None:
         self._open = False

@@ -95,8 +95,10 @@ class Connection:
                 stream = trio.SSLStream(stream, context, server_hostname=address.host)
             connection = cls(stream)
             setup: list[list[object]] = []
-            if address.password is not None:
-                setup.append(["AUTH", address.username or "default", address.password])
+            if address.username is not None and address.password is not None:
+                setup.append(["AUTH", address.username, address.password])
+            elif address.password is not None:
+                setup.append(["AUTH", address.password])
             if address.db:
                 setup.append(["SELECT", address.db])
             if name is not None:
