@@ -39,3 +39,16 @@ def postgres_store() -> Iterator[str]:
     yield f"{POSTGRES}?schema={schema}"
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def redis_store() -> Iterator[str]:
+    """A store URL on a key prefix of its own in Redis db 0, whose keys are deleted afterwards.
+    Skips when no Redis answers on 127.0.0.1:6379 (or the redis extra is missing); under
+    CI=true, fails."""
+    from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+
+    redis_or_skip()
+    prefix = f"oncue_t_{RUN}_{secrets.token_hex(4)}"
+    yield f"{REDIS}?prefix={prefix}"
+    drop_redis_prefix(prefix)

@@ -16,11 +16,12 @@ def redis_or_skip() -> None:
     """Skip unless Redis answers on 127.0.0.1:6379; under CI=true, fail instead."""
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+        import hiredis  # noqa: F401
         import redis  # noqa: F401
     except (OSError, ImportError) as error:
         reason = (
             f"Redis backend not tested: {error} (needs a server on 127.0.0.1:6379"
-            " and pip install -e '.[redis]')"
+            " and pip install -e '.[redis,test]')"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason)

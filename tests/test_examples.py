@@ -31,6 +31,8 @@ def test_example_runs_and_exits_0(
     env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     if "postgres" in example.name:  # a schema of its own (skips without PostgreSQL)
         env["ONCUE_STORE"] = request.getfixturevalue("postgres_store")
+    if "redis" in example.name:  # a key prefix of its own (skips without Redis)
+        env["ONCUE_STORE"] = request.getfixturevalue("redis_store")
     result = subprocess.run(
         [*RUNNERS[example.suffix], str(example)],
         cwd=tmp_path,
