@@ -188,7 +188,8 @@ class Requeued(NamedTuple):
 @attrs.frozen
 class Claim:
     """From the scheduler (tell): own up to ``limit`` tasks due within ``within`` seconds; the
-    store answers with Claimed, after its batch commits."""
+    store answers with Claimed, after its batch commits. ``limit`` 0: no room (paused or
+    draining), so keep nothing submitted here for us; no answer."""
 
     limit: int
     within: float

@@ -425,10 +425,21 @@ class Scheduler(Actor):
 
     def _set_paused(self, message: SetPaused, envelope: Envelope) -> None:
         self._paused = message.paused
+        self._no_room()
+
+    def _no_room(self) -> None:
+        """A shared store: tell the store we take nothing more (paused or draining), so it
+        keeps none of what is submitted here for us."""
+        if self._shared and (self._paused or self._draining):
+            try:
+                self._store.try_tell(Claim(0, CLAIM_POLL))
+            except (ActorStopped, MailboxFull, trio.WouldBlock):
+                logger.debug("scheduler.no_room_undelivered")
 
     def _drain(self, message: Drain, envelope: Envelope) -> int:
         """Stop dispatching; tell idle workers to stop asking; interrupt running jobs if asked."""
         self._draining = True
+        self._no_room()
         for waiting, _ in self._idle:
             waiting.reply(None)
         self._idle.clear()

@@ -112,7 +112,10 @@ class SharedStore:
             shared.wake = True
 
     async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
-        self._shared_state.claim = message  # runs after this batch commits
+        if message.limit == 0:  # no room (paused, draining): keep nothing submitted here
+            self._shared_state.parked = 0
+        else:
+            self._shared_state.claim = message  # runs after this batch commits
 
     async def _request_renew(self, message: Renew, envelope: Envelope) -> None:
         self._shared_state.renew = True

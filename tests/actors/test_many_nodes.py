@@ -192,3 +192,16 @@ async def test_stats_wait_idle_and_admission_count_the_whole_store(
         async with node(hub, "runner", registry, workers=2):
             await b.wait_idle()
         assert (await a.stats()).successful == 3
+
+
+async def test_a_paused_engine_keeps_nothing_submitted_to_it(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "front", registry, workers=2) as front:
+        await front.wait((await front.submit("record", "warm-up")).id)  # it has room now
+        await front.pause()
+        task = await front.submit("record", "while paused")
+        async with node(hub, "back", registry, workers=1):
+            done = await front.wait(task.id, timeout=10)
+    assert done.worker is not None
+    assert done.worker.startswith("back/")
