@@ -1,7 +1,7 @@
 """The Redis backend's Lua scripts: every change of a task happens inside one, so it is atomic.
 
 Keys (``P`` is the prefix, ``{name}:``; the braces are a cluster hash tag, so one prefix's keys
-share a slot, as multi-key scripts need):
+would share a slot; Redis Cluster is not supported, since the scripts compute key names):
 
 - ``P task:<id>``        hash: the task's columns (as in SQLite), plus ``node`` (owner),
                          ``rank`` (its member in ``ready``) and ``lease`` (seconds)
