@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -75,16 +76,10 @@ class RedisBackend:
         """Connect; RuntimeError for a Redis older than 6.2 (the scripts use ZRANGE BYLEX)."""
         self._open = True
         info = await self._call("INFO", "server")
-        version = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in info.splitlines()
-                if "redis_version" in line
-            ),
-            "0",
-        )
-        if tuple(int(part) for part in version.split(".")[:2]) < (6, 2):
-            raise RuntimeError(f"the redis store needs Redis 6.2 or newer, found {version}")
+        version = re.search(r"redis_version:(\d+)\.(\d+)", info)
+        if version is None or (int(version[1]), int(version[2])) < (6, 2):
+            found = version[0] if version else "no redis_version in INFO"
+            raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
 
     async def close(self) -> None:
         self._open = False
@@ -161,6 +156,7 @@ class RedisBackend:
         return int(await self._call("GET", f"{self.keys}number") or 0)
 
     async def reserve_numbers(self) -> range:
+        # sent again after a failed connection, it may waste a block: numbers stay unique
         last = int(await self._call("INCRBY", f"{self.keys}number", NUMBER_BLOCK))
         return range(last - NUMBER_BLOCK + 1, last + 1)
 
