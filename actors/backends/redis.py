@@ -80,6 +80,22 @@ class RedisBackend:
         if version is None or (int(version[1]), int(version[2])) < (6, 2):
             found = version[0] if version else "no redis_version in INFO"
             raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
+        await self._log_durability()
+
+    async def _log_durability(self) -> None:
+        """Say once, at open, what a crash of Redis itself would lose (docs/stores.md)."""
+        try:
+            flat = await self._call("CONFIG", "GET", "append*")
+        except RedisError:  # CONFIG is often disabled on managed servers: nothing to say
+            return
+        config = dict(zip(flat[::2], flat[1::2], strict=True))
+        if config.get("appendonly") != "yes":
+            logger.warning(
+                "redis.not_durable appendonly=no (a restart of Redis loses the tasks written"
+                " since its last snapshot, or all of them without snapshots)"
+            )
+        else:
+            logger.info("redis.durable appendfsync=%s", config.get("appendfsync"))
 
     async def close(self) -> None:
         self._open = False

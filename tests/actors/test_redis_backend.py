@@ -217,3 +217,15 @@ async def test_scripts_flushed_from_redis_are_loaded_again(backend) -> None:
     with redis.Redis.from_url(REDIS) as client:
         client.script_flush()  # as after a restart of Redis
     assert [record.id for record in await backend.claim(1, 0.0)] == ["t-1"]
+
+
+async def test_opening_says_what_a_crash_of_redis_would_lose(backend, caplog) -> None:
+    import redis
+
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        appendonly = client.config_get("appendonly")["appendonly"]
+    await backend.close()
+    with caplog.at_level("INFO", logger="oncue.actors.backends.redis"):
+        await backend.open()
+    expected = "redis.durable" if appendonly == "yes" else "redis.not_durable"
+    assert any(expected in record.getMessage() for record in caplog.records)
