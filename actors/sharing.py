@@ -19,12 +19,13 @@ import attrs
 import trio
 
 from .backends import Backend, SharedBackend
+from .errors import StoreUnavailable
 from .guard import BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
 from .messages import Claim, Claimed, Job, Reap, RemoteCancelled, RemoteFinished, Renew, Wake
 from .record import TaskRecord
-from .task import TaskState
+from .task import Admitted, TaskState
 
 logger = logging.getLogger("oncue.actors.store")
 
@@ -110,6 +111,31 @@ class SharedStore:
             self._ready.append(record.job())
         else:
             shared.wake = True
+
+    async def _mend(
+        self, answers: list[tuple[Envelope, Any, bool]], lost: set[str]
+    ) -> list[tuple[Envelope, Any, bool]]:
+        """Submits whose new task lost its idempotency key to another node's task at commit
+        (two nodes admitted the same key at once): answer with that task, as a submit of a
+        key already taken is answered."""
+        mended = []
+        for envelope, answer, is_error in answers:
+            if not is_error and isinstance(answer, list):
+                each = [await self._mend_one(admitted, lost) for admitted in answer]
+                if None in each:  # nothing to answer with: say so rather than name a ghost
+                    gone = RuntimeError("a task of this submit was not stored; submit again")
+                    answer, is_error = StoreUnavailable(gone), True
+                else:
+                    answer = each
+            mended.append((envelope, answer, is_error))
+        return mended
+
+    async def _mend_one(self, admitted: Any, lost: set[str]) -> Any:
+        if not isinstance(admitted, Admitted) or admitted.task.id not in lost:
+            return admitted
+        key = admitted.task.key
+        found = None if key is None else await self._backend.find_key(key)
+        return None if found is None else Admitted(found.snapshot(), False)
 
     async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
         if message.limit == 0:  # no room (paused, draining): keep nothing submitted here

@@ -223,6 +223,7 @@ class Store(SharedStore, Actor):
                 return
             if lost:
                 self._lost(lost)
+                answers = await self._mend(answers, set(lost))
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)

@@ -71,7 +71,10 @@ _CLAIM = (
     f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
     f" FROM picked WHERE tasks.id = picked.id RETURNING {_RETURNING}"
 )
-_RENEW = f"UPDATE tasks SET lease_until = {NOW} + lease WHERE node = %s AND state IN {_LIVE}"
+_RENEW = (
+    f"UPDATE tasks SET lease_until = {NOW} + lease"
+    f" WHERE node = %s AND id = ANY(%s) AND state IN {_LIVE}"
+)
 _LEASE = f"UPDATE tasks SET lease = %s, lease_until = {NOW} + %s WHERE node = %s AND id = ANY(%s)"
 # Give tasks back (an expired lease, or a graceful stop): a running one is pending again, with
 # the step in its history (kept as JSON text: drop the closing bracket, append the step).
@@ -137,6 +140,7 @@ MIGRATIONS = [
     """,
 ]
 NUMBER_BLOCK = 1024  # the sequence's increment: numbers a node reserves at a time
+_KEY = COLUMNS.replace(" ", "").split(",").index("key")  # its place in a row
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -161,6 +165,9 @@ class PostgresBackend:
         self._pool: ConnectionPool | None = None
         self.node = "unattached"
         self._lease_for: Callable[[str], float] = lambda name: DEFAULT_LEASE
+        # What this node's store holds: renew() renews these and gives back anything else
+        # the node owns (a claim whose answer was lost to a cancel or a broken connection).
+        self._known: set[str] = set()
 
     def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
         self.node = node
@@ -219,6 +226,7 @@ class PostgresBackend:
             await trio.to_thread.run_sync(pool.close)
 
     async def load_unfinished(self) -> list[TaskRecord]:
+        self._known = set()
         return self._owned(
             await self._select(
                 f"SELECT {COLUMNS} FROM tasks WHERE node = %s AND state = ANY(%s) ORDER BY number",
@@ -229,6 +237,7 @@ class PostgresBackend:
     def _owned(self, records: list[TaskRecord]) -> list[TaskRecord]:
         for record in records:
             record.node = self.node
+            self._known.add(record.id)
         return records
 
     async def reserve_numbers(self) -> range:
@@ -251,13 +260,18 @@ class PostgresBackend:
         return records
 
     async def renew(self) -> int:
-        return await self._run(_execute, _RENEW, (self.node,), None)
+        known = sorted(self._known)
+        renewed = await self._run(_execute, _RENEW, (self.node, known), None)
+        unknown = _RELEASE + "node = %s AND NOT (id = ANY(%s))"
+        await self._run(_execute, unknown, (self.node, known), self._notice("ready"))
+        return renewed
 
     async def reap(self) -> int:
         where = f"node IS NOT NULL AND lease_until < {NOW}"
         return await self._run(_execute, _RELEASE + where, (), self._notice("ready"))
 
     async def release(self) -> int:
+        self._known.clear()
         ready = self._notice("ready")
         return await self._run(_execute, _RELEASE + "node = %s", (self.node,), ready)
 
@@ -332,7 +346,13 @@ class PostgresBackend:
         if ready:
             notices += self._notice("ready")
         written = await self._run(_commit, rows, [(task_id,) for task_id in deleted], notices)
-        return [record.id for record in changed if record.id not in written]
+        lost = [record.id for record in changed if record.id not in written]
+        for record in changed:
+            if record.node == node and not record.state.finished and record.id in written:
+                self._known.add(record.id)
+            else:
+                self._known.discard(record.id)
+        return lost
 
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,))
@@ -386,7 +406,30 @@ def _commit(
     deleted: list[tuple[str]],
     notices: list[tuple[str, str]],
 ) -> set[str]:
-    """One transaction: the rows, the deletes and the notices; the ids of the rows written."""
+    """One transaction: the rows, the deletes and the notices; the ids of the rows written.
+
+    A new task whose idempotency key another node's task took meanwhile is left out (lost):
+    the transaction is tried again without it.
+    """
+    import psycopg
+
+    try:
+        return _commit_once(connection, rows, deleted, notices)
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name != "tasks_key_key":
+            raise
+    keys = [row[_KEY] for row in rows if row[_KEY] is not None]
+    taken = dict(connection.execute("SELECT key, id FROM tasks WHERE key = ANY(%s)", (keys,)))
+    rows = [row for row in rows if row[_KEY] is None or taken.get(row[_KEY], row[0]) == row[0]]
+    return _commit_once(connection, rows, deleted, notices)
+
+
+def _commit_once(
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
     written: set[str] = set()
     with connection.transaction(), connection.cursor() as cursor:
         if rows:

@@ -107,6 +107,9 @@ class SharedMemoryBackend:
         ready = False
         for record in changed:
             stored = hub.tasks.get(record.id)
+            if stored is None and record.key is not None and self._key_taken(record):
+                lost.append(record.id)  # another node's task took the key meanwhile
+                continue
             if stored is None and record.node is not None and record.node == self.node:
                 seconds = self._lease_for(record.type)  # kept by the node it was submitted to
                 hub.leases[record.id] = Lease(self.node, trio.current_time() + seconds, seconds)
@@ -146,6 +149,9 @@ class SharedMemoryBackend:
         if finished:
             hub.publish(self.node, Notice("finished", tuple(finished)))
         return lost
+
+    def _key_taken(self, record: TaskRecord) -> bool:
+        return any(t.key == record.key and t.id != record.id for t in self.hub.tasks.values())
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         hub = self.hub

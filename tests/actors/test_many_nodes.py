@@ -205,3 +205,35 @@ async def test_a_paused_engine_keeps_nothing_submitted_to_it(autojump_clock, cou
             done = await front.wait(task.id, timeout=10)
     assert done.worker is not None
     assert done.worker.startswith("back/")
+
+
+class SlowKeys(SharedMemoryBackend):
+    """Looks keys up slowly, so two engines admit the same key before either commits."""
+
+    async def find_key(self, key: str) -> Any:
+        found = await super().find_key(key)
+        await trio.sleep(0.01)  # the other engine looks meanwhile, and finds nothing either
+        return found
+
+
+async def test_one_key_submitted_on_two_engines_at_once_makes_one_task(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    answers: list[Any] = []
+    options: dict[str, Any] = {"registry": counting, "workers": 0, "queue_size": 10}
+    async with (
+        open_engine(store=SlowKeys(hub), node="a", **options) as a,
+        open_engine(store=SlowKeys(hub), node="b", **options) as b,
+        trio.open_nursery() as nursery,
+    ):
+        for engine, delay in ((a, 0), (b, 0.001)):
+            nursery.start_soon(submit_later, engine, delay, answers)
+    assert len(answers) == 2
+    assert answers[0].id == answers[1].id
+    assert [task.key for task in hub.tasks.values()] == ["same"]
+
+
+async def submit_later(engine: Engine, delay: float, answers: list[Any]) -> None:
+    await trio.sleep(delay)
+    answers.append(await engine.submit("record", "x", key="same"))

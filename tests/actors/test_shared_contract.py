@@ -18,6 +18,7 @@ from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
 
 from oncue.actors import open_backend
 from oncue.actors.backends.base import Notice, SharedBackend
+from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
 from oncue.actors.record import TaskRecord
 from oncue.actors.task import TaskError, TaskState, Transition
 
@@ -39,14 +40,20 @@ def fresh_store(kind: str) -> tuple[str, Callable[[], None]]:
     raise ValueError(f"no shared store of kind {kind!r}")
 
 
-@pytest.fixture(params=["redis"])
+@pytest.fixture(params=["redis", "postgres", "shared-memory"])
 async def pair(request):
     """Two attached, open backends of one kind on one fresh store: nodes "a" and "b"."""
-    url, drop = fresh_store(request.param)
+    if request.param == "postgres":
+        url, drop = request.getfixturevalue("postgres_store"), lambda: None
+    elif request.param == "shared-memory":  # the in-process reference: leases on trio's clock
+        hub = SharedMemory()
+        url, drop = "", lambda: None
+    else:
+        url, drop = fresh_store(request.param)
     nodes: list[Any] = []
     try:
         for name in ("a", "b"):
-            backend = open_backend(url)
+            backend = SharedMemoryBackend(hub) if not url else open_backend(url)
             backend.attach(name, lease_for)  # type: ignore[attr-defined]
             nodes.append(backend)
             await backend.open()
