@@ -108,6 +108,14 @@ def add_engine_options(parser: argparse.ArgumentParser, *, lease: float | None) 
         help="on a shared store, how long a task this node claimed stays its own without a"
         f" heartbeat before another node may take it over (default {lease or DEFAULT_LEASE:g})",
     )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        default=env("ONCUE_NODE"),
+        help="on a shared store, this node's name (default host:pid:random). A stable name"
+        " lets a node restarted in place take back at once what it held; never give two live"
+        " nodes one name",
+    )
     add_lifecycle_options(parser)
 
 
@@ -235,4 +243,6 @@ def engine_options(options: argparse.Namespace) -> dict[str, Any]:
     }
     if options.lease is not None:  # serve leaves it to the engine unless asked
         keywords["lease"] = options.lease
+    if options.node:
+        keywords["node"] = options.node
     return keywords

@@ -237,3 +237,19 @@ async def test_one_key_submitted_on_two_engines_at_once_makes_one_task(
 async def submit_later(engine: Engine, delay: float, answers: list[Any]) -> None:
     await trio.sleep(delay)
     answers.append(await engine.submit("record", "x", key="same"))
+
+
+async def test_an_engine_restarted_under_its_name_takes_its_tasks_back_at_once(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    with trio.CancelScope() as killed:
+        async with node(hub, "steady", counting, workers=1) as first:
+            task = await first.submit("count", {"n": 1, "takes": 1})
+            await until_running(first, [task], 1)
+            killed.cancel()  # killed while running it: nothing released
+    restarted_at = trio.current_time()
+    async with node(hub, "steady", counting, workers=1) as again:
+        done = await again.wait(task.id, timeout=100)
+        assert trio.current_time() - restarted_at < LEASE  # not waited out (mock clock)
+    assert done.attempts == 2

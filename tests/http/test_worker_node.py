@@ -15,6 +15,7 @@ import oncue.http.worker_node
 from oncue.actors import Registry, TaskContext, open_engine
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.http.cli import build_parser, main
+from oncue.http.options import engine_options
 from oncue.http.process import redact
 from oncue.http.worker_node import NOT_SHARED, work
 
@@ -61,6 +62,15 @@ def test_serve_takes_lease_too_and_leaves_it_to_the_engine_by_default(monkeypatc
     assert build_parser().parse_args(["serve", "--lease", "9"]).lease == 9.0
     monkeypatch.setenv("ONCUE_LEASE", "7")
     assert build_parser().parse_args(["serve"]).lease == 7.0
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_node_may_be_named(command, monkeypatch) -> None:
+    assert engine_options(build_parser().parse_args([command, "--node", "n1"]))["node"] == "n1"
+    monkeypatch.setenv("ONCUE_NODE", "n2")
+    assert engine_options(build_parser().parse_args([command]))["node"] == "n2"
+    monkeypatch.delenv("ONCUE_NODE")
+    assert "node" not in engine_options(build_parser().parse_args([command]))
 
 
 @pytest.mark.parametrize("command", ["worker", "serve"])
