@@ -126,3 +126,46 @@ def poll(check: Callable[[], Any], what: str) -> Any:
             return result
         time.sleep(0.01)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def recording_handlers(lease: float | None = None) -> str:
+    """A handlers module (for `--handlers`) whose task type `record` appends "<pid> <task id>"
+    to the file named by ONCUE_TEST_RUNS at the start of every execution (one O_APPEND write:
+    atomic, whatever the processes), so the file is the ground truth of what ran where."""
+    options = "max_retries=0" if lease is None else f"max_retries=0, lease={lease}"
+    return f"""
+import os
+
+import trio
+
+from oncue.actors import Registry
+
+registry = Registry()
+runs = os.open(os.environ["ONCUE_TEST_RUNS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+
+@registry.task("record", {options})
+async def record(ctx, payload):
+    os.write(runs, f"{{os.getpid()}} {{ctx.task_id}}\\n".encode())
+    await trio.sleep(0.002)
+    return payload
+"""
+
+
+def recorded_runs(directory: Path) -> list[tuple[int, str]]:
+    """(pid, task id) of every execution the `recording_handlers` wrote in `directory`."""
+    path = directory / "runs"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(int(pid), task_id) for pid, task_id in (line.split() for line in lines)]
+
+
+def submit_batches(http: Any, count: int, per_request: int = 1000) -> list[str]:
+    """POST `count` `record` tasks (payloads 0..count-1) in batches; their ids, in order."""
+    accepted: list[str] = []
+    for first in range(0, count, per_request):
+        payloads = range(first, min(first + per_request, count))
+        batch = [{"type": "record", "payload": n} for n in payloads]
+        response = http.post("/api/v1/tasks/batch", json={"tasks": batch})
+        assert response.status_code == 201, response.text
+        accepted += [task["id"] for task in response.json()["tasks"]]
+    return accepted

@@ -15,30 +15,22 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
-from servers import BOUND, Server, poll, running_server
+from servers import (
+    BOUND,
+    Server,
+    poll,
+    recorded_runs,
+    recording_handlers,
+    running_server,
+    submit_batches,
+)
 
 from oncue.actors.scheduler import MAX_BATCH
 
 TASKS = 3000
 WORKERS = 4
 
-HANDLERS = """
-import os
-
-import trio
-
-from oncue.actors import Registry
-
-registry = Registry()
-runs = os.open(os.environ["ONCUE_TEST_RUNS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-
-
-@registry.task("record", max_retries=0)
-async def record(ctx, payload):
-    os.write(runs, f"{ctx.task_id}\\n".encode())  # one write, appended atomically
-    await trio.sleep(0.002)
-    return payload
-"""
+HANDLERS = recording_handlers()
 
 
 def start(directory: Path) -> AbstractContextManager[Server]:
@@ -53,20 +45,15 @@ def start(directory: Path) -> AbstractContextManager[Server]:
 
 
 def runs(directory: Path) -> list[str]:
-    path = directory / "runs"
-    return path.read_text().split() if path.exists() else []
+    """The task id of every execution, in order."""
+    return [task_id for _, task_id in recorded_runs(directory)]
 
 
 def test_sigkill_mid_work_loses_nothing_and_reruns_only_what_was_running(tmp_path) -> None:
     (tmp_path / "handlers_kill9.py").write_text(textwrap.dedent(HANDLERS))
     with start(tmp_path) as server:
         with httpx.Client(base_url=server.url, timeout=BOUND) as http:
-            accepted: list[str] = []
-            for first in range(0, TASKS, 1000):
-                batch = [{"type": "record", "payload": n} for n in range(first, first + 1000)]
-                response = http.post("/api/v1/tasks/batch", json={"tasks": batch})
-                assert response.status_code == 201, response.text
-                accepted += [task["id"] for task in response.json()["tasks"]]
+            accepted = submit_batches(http, TASKS)
             poll(lambda: len(runs(tmp_path)) >= TASKS // 3, "a third of the tasks to run")
         assert server.stop(signal.SIGKILL) == -signal.SIGKILL
     ran_before_restart = len(runs(tmp_path))

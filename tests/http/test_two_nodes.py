@@ -8,89 +8,36 @@ file with O_APPEND at the start of every execution: the file is the ground truth
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
+from servers import BOUND, Server, poll, recorded_runs, recording_handlers, submit_batches
 
 from oncue.actors.scheduler import MAX_BATCH
 
-ONCUE = Path(sys.executable).with_name("oncue")
-BOUND = 60.0  # seconds: a safety bound on every wait below, never a timing assertion
 TASKS = 5000
 WORKERS = 4
 
-HANDLERS = """
-import os
-
-import trio
-
-from oncue.actors import Registry
-
-registry = Registry()
-runs = os.open(os.environ["ONCUE_TEST_RUNS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+HANDLERS = recording_handlers(lease=3.0)
 
 
-@registry.task("record", lease=3.0)
-async def record(ctx, payload):
-    os.write(runs, f"{ctx.task_id}\\n".encode())  # one write, appended atomically
-    await trio.sleep(0.002)
-    return payload
-"""
-
-
-def start(directory: Path, store: str) -> tuple[subprocess.Popen[str], str]:
-    """`oncue serve` on ``store``, in ``directory``; returns it and its base URL."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ONCUE_TEST_RUNS": str(directory / "runs")}
-    for name in ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", "ONCUE_API_TOKENS"):
-        env.pop(name, None)
-    command = [str(ONCUE), "serve", "--port", "0", "--store", store]
-    command += ["--handlers", "handlers_two_nodes", "--workers", str(WORKERS)]
-    command += ["--queue-size", str(TASKS), "--log-level", "WARNING"]
-    process = subprocess.Popen(
-        command,
+def start(directory: Path, store: str) -> Server:
+    """`oncue serve` on ``store``, in ``directory``, with the recording handler."""
+    return Server(
+        *("--handlers", "handlers_two_nodes", "--workers", str(WORKERS)),
+        *("--queue-size", str(TASKS), "--log-level", "WARNING"),
+        store=store,
         cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
+        env={"ONCUE_TEST_RUNS": str(directory / "runs")},
     )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", first)
-    assert match, f"no banner: {first!r}"
-    return process, match.group(1)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.kill()
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def poll(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + BOUND
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def runs(directory: Path) -> list[str]:
-    path = directory / "runs"
-    return path.read_text().split() if path.exists() else []
+    """The task id of every execution, in order."""
+    return [task_id for _, task_id in recorded_runs(directory)]
 
 
 def test_a_node_killed_halfway_loses_nothing_and_reruns_only_what_it_held(
@@ -99,27 +46,20 @@ def test_a_node_killed_halfway_loses_nothing_and_reruns_only_what_it_held(
     import psycopg
 
     (tmp_path / "handlers_two_nodes.py").write_text(textwrap.dedent(HANDLERS))
-    survivor, url = start(tmp_path, postgres_store)
-    doomed, _ = start(tmp_path, postgres_store)
+    survivor = start(tmp_path, postgres_store)
+    doomed = start(tmp_path, postgres_store)
     try:
-        with httpx.Client(base_url=url, timeout=BOUND) as http:
-            accepted: list[str] = []
-            for first in range(0, TASKS, 1000):
-                batch = [{"type": "record", "payload": n} for n in range(first, first + 1000)]
-                response = http.post("/api/v1/tasks/batch", json={"tasks": batch})
-                assert response.status_code == 201, response.text
-                accepted += [task["id"] for task in response.json()["tasks"]]
+        with httpx.Client(base_url=survivor.url, timeout=BOUND) as http:
+            accepted = submit_batches(http, TASKS)
             poll(lambda: len(runs(tmp_path)) >= TASKS // 2, "half of the tasks to run")
-            doomed.send_signal(signal.SIGKILL)
-            assert doomed.wait(timeout=BOUND) == -signal.SIGKILL
+            assert doomed.stop(signal.SIGKILL) == -signal.SIGKILL
             ran_before = len(runs(tmp_path))
             assert ran_before < TASKS, "the kill came after all the work: nothing tested"
             poll(lambda: http.get("/api/v1/stats").json()["successful"] == TASKS, "all done")
-        survivor.send_signal(signal.SIGTERM)
-        assert survivor.wait(timeout=BOUND) == 0
+        assert survivor.stop(signal.SIGTERM) == 0
     finally:
-        stop(survivor)
-        stop(doomed)
+        survivor.close()
+        doomed.close()
 
     url, schema = postgres_store.split("?schema=")
     with psycopg.connect(url) as db:
