@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,25 +15,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-POSTGRES = "postgresql://127.0.0.1:5432/test"
-
-
 @pytest.fixture
 def postgres_store() -> Iterator[str]:
     """A store URL on a fresh schema of the test database, dropped afterwards. Skips when no
     PostgreSQL answers on 127.0.0.1:5432 (or psycopg is missing); under CI=true, fails."""
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-        import psycopg
-    except (OSError, ImportError) as error:
-        reason = (
-            f"PostgreSQL not tested: {error} (needs a server on 127.0.0.1:5432 with a database"
-            " named test, and pip install -e '.[postgres]')"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"oncue_t_{os.getpid()}_{secrets.token_hex(4)}"
+    from live_servers import POSTGRES, RUN, postgres_or_skip
+
+    postgres_or_skip()
+    import psycopg
+
+    schema = f"oncue_t_{RUN}_{secrets.token_hex(2)}"
     yield f"{POSTGRES}?schema={schema}"
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]

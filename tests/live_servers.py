@@ -9,19 +9,30 @@ import socket
 import pytest
 
 REDIS = "redis://127.0.0.1:6379/0"
+POSTGRES = "postgresql://127.0.0.1:5432/test"
 RUN = f"{os.getpid()}_{secrets.token_hex(4)}"  # names of parallel runs never collide
 
 
 def redis_or_skip() -> None:
     """Skip unless Redis answers on 127.0.0.1:6379; under CI=true, fail instead."""
+    _server_or_skip("Redis", 6379, ("hiredis", "redis"), "redis,test")
+
+
+def postgres_or_skip() -> None:
+    """Skip unless PostgreSQL answers on 127.0.0.1:5432; under CI=true, fail instead."""
+    _server_or_skip("PostgreSQL", 5432, ("psycopg",), "postgres,test")
+
+
+def _server_or_skip(name: str, port: int, modules: tuple[str, ...], extras: str) -> None:
     try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-        import hiredis  # noqa: F401
-        import redis  # noqa: F401
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        for module in modules:
+            __import__(module)
     except (OSError, ImportError) as error:
         reason = (
-            f"Redis backend not tested: {error} (needs a server on 127.0.0.1:6379"
-            " and pip install -e '.[redis,test]')"
+            f"{name} backend not tested: {error} (needs a server on 127.0.0.1:{port}"
+            f"{' with a database named test' if port == 5432 else ''},"
+            f" and pip install -e '.[{extras}]')"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason)

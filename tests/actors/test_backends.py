@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import os
-import secrets
-import socket
 import sqlite3
 
 import pytest
 import trio
 import trio.testing
-from live_servers import REDIS, drop_redis_prefix, redis_or_skip
+from live_servers import POSTGRES, REDIS, RUN, drop_redis_prefix, postgres_or_skip, redis_or_skip
 
 from oncue.actors import (
     DatabaseInUse,
@@ -26,24 +23,6 @@ from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
 from oncue.actors.record import TaskRecord
-
-POSTGRES = "postgresql://127.0.0.1:5432/test"
-RUN = f"{os.getpid()}_{secrets.token_hex(4)}"  # schemas of parallel runs never collide
-
-
-def postgres_or_skip() -> None:
-    """Skip unless PostgreSQL answers on 127.0.0.1:5432; under CI=true, fail instead."""
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-        import psycopg  # noqa: F401
-    except (OSError, ImportError) as error:
-        reason = (
-            f"PostgreSQL backend not tested: {error} (needs a server on 127.0.0.1:5432 with a"
-            " database named test, and pip install -e '.[postgres]')"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])

@@ -117,9 +117,9 @@ def running_server(*args: str, **options: Any) -> Iterator[Server]:
         server.close()
 
 
-def poll(check: Callable[[], Any], what: str) -> Any:
-    """Call `check` until it returns something truthy, within BOUND seconds."""
-    deadline = time.monotonic() + BOUND
+def poll(check: Callable[[], Any], what: str, bound: float = BOUND) -> Any:
+    """Call `check` until it returns something truthy, within `bound` seconds."""
+    deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
         result = check()
         if result:

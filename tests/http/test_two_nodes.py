@@ -55,7 +55,8 @@ def test_a_node_killed_halfway_loses_nothing_and_reruns_only_what_it_held(
             assert doomed.stop(signal.SIGKILL) == -signal.SIGKILL
             ran_before = len(runs(tmp_path))
             assert ran_before < TASKS, "the kill came after all the work: nothing tested"
-            poll(lambda: http.get("/api/v1/stats").json()["successful"] == TASKS, "all done")
+            done = lambda: http.get("/api/v1/stats").json()["successful"] == TASKS  # noqa: E731
+            poll(done, "all done", bound=4 * BOUND)  # one node left, on a loaded machine
         assert survivor.stop(signal.SIGTERM) == 0
     finally:
         survivor.close()

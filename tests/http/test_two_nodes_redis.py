@@ -56,7 +56,8 @@ def test_a_node_killed_mid_work_loses_nothing_and_reruns_only_what_it_owned(
             owned: set[str] = set()
             for owned_key in client.keys(f"{keys}owned:*:{victim.process.pid}:*"):
                 owned |= set(client.smembers(owned_key))
-            poll(lambda: http.get("/api/v1/stats").json()["successful"] == TASKS, "all done")
+            done = lambda: http.get("/api/v1/stats").json()["successful"] == TASKS  # noqa: E731
+            poll(done, "all done", bound=4 * BOUND)  # one node left, on a loaded machine
         assert survivor.stop(signal.SIGTERM) == 0
     finally:
         survivor.close()
