@@ -6,6 +6,7 @@ The engine keeps its own attrs models; `task_json` is the one place a `Task` bec
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Annotated, Any
 
 import msgspec
@@ -122,8 +123,12 @@ class ErrorOut(msgspec.Struct):
 
 def iso(timestamp: float | None) -> str | None:
     """Epoch seconds as ISO 8601 in UTC with a Z, or None."""
-    if timestamp is None:
-        return None
+    return None if timestamp is None else _iso(timestamp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(timestamp: float) -> str:
+    # Cached: formatting costs ~4 us here, and the tasks of one batch share their created_at.
     moment = datetime.datetime.fromtimestamp(min(timestamp, MAX_EPOCH), datetime.UTC)
     return moment.isoformat().replace("+00:00", "Z")
 

@@ -18,7 +18,7 @@ from quart_schema import document_querystring, document_request, document_respon
 from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitTimeout
 from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 
-from .app import service
+from .app import Service, service
 from .body import json_response, query_float, query_int, read_body
 from .errors import ApiError
 from .models import (
@@ -53,12 +53,15 @@ class ListQuery(msgspec.Struct):
     cursor: str | None = None
 
 
-def submission(item: TaskIn, field: str = "payload") -> Submission:
+def submission(
+    item: TaskIn, field: str = "payload", *, current: Service, owner: str | None
+) -> Submission:
     """The engine's `Submission` for one request item; `delay` and `run_at` exclude each other.
 
-    `field` names the payload in errors (`tasks[3].payload` inside a batch).
+    `field` names the payload in errors (`tasks[3].payload` inside a batch); `current` and
+    `owner` are looked up once per request (a batch would otherwise pay for them per task).
     """
-    service().check_payload(item.payload, field)
+    current.check_payload(item.payload, field)
     if item.delay is not None and item.run_at is not None:
         raise ApiError(422, "invalid_field", "give delay or run_at, not both", field="run_at")
     return Submission(
@@ -68,9 +71,9 @@ def submission(item: TaskIn, field: str = "payload") -> Submission:
         max_retries=item.max_retries,
         timeout=item.timeout,
         delay=item.delay,
-        run_at=epoch(item.run_at),
-        key=scoped_key(item.key),
-        owner=current_owner(),
+        run_at=None if item.run_at is None else epoch(item.run_at),
+        key=None if item.key is None else scoped_key(item.key),
+        owner=owner,
     )
 
 
@@ -123,22 +126,29 @@ async def submit(resource: Resource) -> Response:
     """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
     item = await read_body(TaskIn)
     current = service()
+    task = submission(item, current=current, owner=current_owner())
     with current.deadline():
-        (admitted,) = await current.engine.admit([submission(item)])
+        (admitted,) = await current.engine.admit([task])
     return json_response(resource.render(admitted.task), 201 if admitted.created else 200)
 
 
 async def submit_batch(resource: Resource) -> Response:
     """Submit several tasks, all or nothing."""
     batch = await read_body(BatchIn)
-    limit = service().batch_limit
+    current = service()
+    limit = current.batch_limit
     if not 1 <= len(batch.tasks) <= limit:
         message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
         raise ApiError(422, "invalid_field", message, field="tasks")
-    submissions = [submission(item, f"tasks[{n}].payload") for n, item in enumerate(batch.tasks)]
-    with service().deadline():
-        submitted = await service().engine.submit_many(submissions)
-    return json_response({"tasks": [resource.render(task) for task in submitted]}, 201)
+    owner = current_owner()
+    submissions = [
+        submission(item, f"tasks[{n}].payload", current=current, owner=owner)
+        for n, item in enumerate(batch.tasks)
+    ]
+    with current.deadline():
+        submitted = await current.engine.submit_many(submissions)
+    render = resource.render
+    return json_response({"tasks": [render(task) for task in submitted]}, 201)
 
 
 async def list_tasks(resource: Resource) -> Response:
