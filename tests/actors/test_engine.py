@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import trio
 
@@ -497,3 +499,15 @@ async def test_submit_nowait_after_shutdown_is_refused(registry) -> None:
         await engine.shutdown(grace=1)
         with pytest.raises(EngineClosed):
             engine.submit_nowait("echo", 1)
+
+
+async def test_the_gc_threshold_is_raised_while_engines_run_then_restored(registry) -> None:
+    before = gc.get_threshold()
+    async with open_engine(registry=registry, workers=1, gc_threshold=before[0] + 1000):
+        async with open_engine(registry=registry, workers=1, gc_threshold=None):
+            assert gc.get_threshold()[0] == before[0] + 1000
+        assert gc.get_threshold() == (before[0] + 1000, *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(ValueError, match="gc_threshold"):
+        async with open_engine(registry=registry, gc_threshold=0):
+            pass
