@@ -271,6 +271,7 @@ class Store(Actor):
         return None
 
     async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
+        message.taken = True  # from here on submit_nowait() sends a new one (no await below)
         now = time.time()
         for task in message.tasks:
             try:
