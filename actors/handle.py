@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import trio
 
 from .admission import admit, parse_state
@@ -131,8 +130,10 @@ class Engine:
         Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
         bad option. ``type`` may be the name or the decorated handler itself.
         """
-        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
-        return (await self.admit([attrs.evolve(submission, key=key)]))[0].task
+        submission = self._submission(
+            type, payload, priority, max_retries, timeout, delay, run_at, key
+        )
+        return (await self.admit([submission]))[0].task
 
     def submit_nowait(
         self,
@@ -189,11 +190,12 @@ class Engine:
         timeout: float | None,
         delay: float | None,
         run_at: float | datetime.datetime | None,
+        key: str | None = None,
     ) -> Submission:
         """The keyword form of submit() as a Submission (a handler given by itself, by name)."""
         name = type if isinstance(type, str) else self.registry.resolve(type).name
         at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
-        return Submission(name, payload, priority, max_retries, timeout, delay, at)
+        return Submission(name, payload, priority, max_retries, timeout, delay, at, key)
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
         """Submit several tasks, all or none; raises like :meth:`submit`."""
