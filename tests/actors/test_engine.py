@@ -478,6 +478,23 @@ async def test_submit_nowait_hands_tasks_over_without_waiting(registry) -> None:
     assert {task.priority for task in done} == {2}
 
 
+async def test_submit_nowait_keeps_order_across_the_batches_it_fills(registry) -> None:
+    async with open_engine(registry=registry, workers=1, queue_size=5000) as engine:
+        await engine.pause()
+        ids = []
+        for number in range(1500):  # more than one SubmitNowait holds, taken at checkpoints
+            ids.append(engine.submit_nowait("echo", number))
+            if number in (300, 400):
+                await trio.lowlevel.checkpoint()
+        await engine.stats()  # committed once this is answered, so list() sees them all
+        first = await engine.list(limit=1000)
+        rest = await engine.list(limit=1000, cursor=first.next_cursor)
+        await engine.resume()
+    tasks = list(reversed(first.tasks + rest.tasks))  # oldest first
+    assert [task.id for task in tasks] == ids
+    assert [task.payload for task in tasks] == list(range(1500))
+
+
 async def test_submit_nowait_would_block_on_a_full_mailbox_and_never_drops(registry) -> None:
     async with open_engine(registry=registry, workers=1, queue_size=5) as engine:
         await engine.pause()
