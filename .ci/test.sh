@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,postgres,redis]'
 
 echo "== ruff"
 .venv/bin/ruff check .

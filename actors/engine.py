@@ -3,9 +3,10 @@
     oncue (rest_for_one)
     ├── store        every state change; owns the backend
     ├── scheduler    ready heap, timers, who runs what
-    └── workers (one_for_one, resizable)
-        ├── worker-1
-        └── ...
+    ├── workers (one_for_one, resizable)
+    │   ├── worker-1
+    │   └── ...
+    └── node         shared stores only: leases, reaping, the backend's notices
 
 The handle it yields, Engine, is in handle.py: it holds no task state, every call is a message
 to the store or the scheduler.
@@ -15,19 +16,24 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import trio
 
-from .backends import Backend, open_backend
+from .backends import Backend, SharedBackend, is_shared, open_backend
 from .backends.memory import MemoryBackend
 from .events import Observer
 from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
+from .node import Node
 from .pool import WorkerPool
-from .registry import Registry
+from .registry import Registry, check_lease
 from .scheduler import Scheduler
 from .spec import ChildSpec
 from .store import Store, StoreLife
@@ -38,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 40  # trio's own default thread limit
 RETENTION = 7 * 24 * 3600.0  # seconds finished tasks are kept by default
+LEASE = 30.0  # seconds an engine owns a claimed task of a shared store without renewing it
 SHUTDOWN_BOUND = 3 * ASK_BOUND  # once drained, stopping the tree takes moments; bound it anyway
 
 
@@ -53,6 +60,8 @@ async def open_engine(
     seed: int | None = None,
     retention: float | None = RETENTION,
     threads: int | None = None,
+    lease: float = LEASE,
+    node: str | None = None,
     gc_threshold: int | None = GC_THRESHOLD,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
@@ -66,9 +75,16 @@ async def open_engine(
     collector's young-generation threshold while the engine runs (process-wide, restored after;
     None leaves it alone; see gc_tuning.py for the trade-off).
 
+    With a shared store (``postgresql://``, ``redis://``) several engines, in one process or
+    many, share the queue: each claims tasks into its own buffer and owns them under a lease
+    of ``lease`` seconds (or the handler's own ``lease``), renewed while it lives; a dead
+    engine's tasks run elsewhere once their lease expires. ``node`` names this engine among
+    them (default: host:pid:random).
+
     Raises ValueError naming the argument for a bad configuration.
     """
     _check_config(workers, queue_size, grace, retention, threads)
+    lease = check_lease(lease)
     if gc_threshold is not None and (
         isinstance(gc_threshold, bool) or not isinstance(gc_threshold, int) or gc_threshold < 1
     ):
@@ -76,14 +92,20 @@ async def open_engine(
     backend = open_backend(store) if isinstance(store, str) else store
     registry = registry if registry is not None else Registry()
     rng = random.Random(seed)
+    shared = is_shared(backend)
+    if shared:
+        node = node or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        shared_backend = cast(SharedBackend, backend)
+        shared_backend.attach(node, registry.lease_for(lease))
 
     store_life = StoreLife()
 
     def make_store() -> Store:
-        return Store(backend, scheduler_spec.ref, queue_size, store_life)
+        return Store(backend, scheduler_spec.ref, queue_size, store_life, node if shared else None)
 
     def make_scheduler() -> Scheduler:
-        return Scheduler(store_spec.ref, registry, rng, retention=retention)
+        named = node if shared else None
+        return Scheduler(store_spec.ref, registry, rng, retention=retention, node=named)
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
@@ -96,8 +118,16 @@ async def open_engine(
         return pool.supervisor(max_restarts=max(3, workers))
 
     workers_spec = ChildSpec("workers", make_workers, shutdown=math.inf, mailbox_size=math.inf)
+    children = [store_spec, scheduler_spec, workers_spec]
+    if shared:
+        shortest = min([lease, *(h.lease for h in registry if h.lease is not None)])
+
+        def make_node() -> Node:
+            return Node(shared_backend, store_spec.ref, scheduler_spec.ref, shortest)
+
+        children.append(ChildSpec("node", make_node))
     async with open_supervisor(
-        [store_spec, scheduler_spec, workers_spec],
+        children,
         name="oncue",
         strategy="rest_for_one",
         observer=observer,
@@ -111,6 +141,7 @@ async def open_engine(
             pool=pool,
             grace=grace,
             durable=not isinstance(backend, MemoryBackend),
+            node=node if shared else None,
         )
         with tuned_gc(gc_threshold):
             yield engine

@@ -50,13 +50,14 @@ class BackendGuard:
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP)
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
-        """One transaction, within commit_deadline (TooSlowError past it)."""
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
+        """One transaction, within commit_deadline (TooSlowError past it); the lost ids."""
         if self._in_memory:  # dicts cannot hang; a cancel scope per batch costs ~20 us
-            await self.backend.commit(changed, deleted)
-            return
+            return await self.backend.commit(changed, deleted)
         with trio.fail_after(self.commit_deadline):
-            await self.backend.commit(changed, deleted)
+            return await self.backend.commit(changed, deleted)
 
     async def outage(self, mailbox: Mailbox, error: Exception) -> None:
         """The backend failed a commit: what the store holds in memory may now be ahead of it.

@@ -86,8 +86,10 @@ class Engine:
         pool: WorkerPool,
         grace: float,
         durable: bool,
+        node: str | None = None,
     ) -> None:
         self.registry = registry
+        self.node = node  # this engine's name among those sharing its store (None: not shared)
         self._store = store
         self._scheduler = scheduler
         self._workers = workers

@@ -31,6 +31,14 @@ class Listeners:
         """Whether anyone wants events (so the store builds them only then)."""
         return bool(self._subscribers)
 
+    @property
+    def idle_waiting(self) -> bool:
+        return bool(self._idle_waiters)
+
+    def waited_ids(self) -> set[str]:
+        """The tasks somebody waits on."""
+        return {task_id for task_id, waiters in self._task_waiters.items() if waiters}
+
     def wait_for(self, task_id: str, envelope: Envelope) -> None:
         waiters = self._task_waiters[task_id]
         waiters[:] = _live(waiters)

@@ -186,7 +186,58 @@ class Requeued(NamedTuple):
     at: float
 
 
+# -- shared stores (several engines on one backend; see backends/base.py) ------------------------
+
+
+@attrs.frozen
+class Claim:
+    """From the scheduler (tell): own up to ``limit`` tasks due within ``within`` seconds; the
+    store answers with Claimed, after its batch commits. ``limit`` 0: no room (paused or
+    draining), so keep nothing submitted here for us; no answer."""
+
+    limit: int
+    within: float
+
+
+@attrs.frozen
+class Renew:
+    """From the node actor (tell): extend the leases of every task this engine owns."""
+
+
+@attrs.frozen
+class Reap:
+    """From the node actor (tell): release tasks whose owner stopped renewing their lease."""
+
+
+@attrs.frozen
+class RemoteFinished:
+    """From the node actor: these tasks finished somewhere (None: anything may have; recheck
+    every waiter), so wake who waits on them here."""
+
+    ids: tuple[str, ...] | None
+
+
+@attrs.frozen
+class RemoteCancelled:
+    """From the node actor: another engine cancelled these tasks; drop the ones we own."""
+
+    ids: tuple[str, ...]
+
+
 # -- to the scheduler --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Claimed:
+    """From the store: what a Claim got (possibly nothing); ``limit`` is what was asked."""
+
+    jobs: list[Job]
+    limit: int
+
+
+@attrs.frozen
+class Wake:
+    """Claimable tasks may be waiting in the shared store (a notice, or a local submit)."""
 
 
 @attrs.frozen

@@ -32,6 +32,7 @@ class TaskRecord:
     key: str | None = None
     owner: str | None = None
     history: list[Transition] = attrs.field(factory=list)
+    node: str | None = None  # the engine that owns it (shared backends); None: unowned
 
     def move(self, state: TaskState, at: float) -> None:
         self.state = state

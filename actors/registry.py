@@ -96,6 +96,7 @@ class Handler:
     max_retries: int = DEFAULT_MAX_RETRIES
     priority: int = DEFAULT_PRIORITY
     retry: RetryPolicy = RetryPolicy()
+    lease: float | None = None  # seconds a node owns a claimed task (shared stores); None: default
 
 
 class Registry:
@@ -126,6 +127,7 @@ class Registry:
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
         run_in: RunIn | None = None,
+        lease: float | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register the decorated function as task type ``name`` (default: its __name__).
 
@@ -144,6 +146,7 @@ class Registry:
                 retry_base=retry_base,
                 retry_cap=retry_cap,
                 run_in=run_in,
+                lease=lease,
             )
             function.__oncue_task__ = name or function.__name__  # type: ignore[attr-defined]
             return function
@@ -161,6 +164,7 @@ class Registry:
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
         run_in: RunIn | None = None,
+        lease: float | None = None,
     ) -> Handler:
         """Register ``function`` as ``name``; raises ValueError if the name is taken or bad."""
         check_type_name(name)
@@ -181,6 +185,7 @@ class Registry:
             max_retries=check_max_retries(max_retries),
             priority=parse_priority(priority),
             retry=RetryPolicy(retry_base, retry_cap),
+            lease=None if lease is None else check_lease(lease),
         )
         self._handlers[name] = handler
         return handler
@@ -201,6 +206,15 @@ class Registry:
             raise UnknownTaskType(repr(type_or_function), list(self._handlers))
         return self.get(name)
 
+    def lease_for(self, default: float) -> Callable[[str], float]:
+        """A task type's lease in seconds: its own, else ``default`` (unknown types too)."""
+
+        def lease(name: str) -> float:
+            handler = self._handlers.get(name)
+            return default if handler is None or handler.lease is None else handler.lease
+
+        return lease
+
     def names(self) -> list[str]:
         return sorted(self._handlers)
 
@@ -209,3 +223,10 @@ class Registry:
 
     def __iter__(self) -> Iterator[Handler]:
         return iter(self._handlers.values())
+
+
+def check_lease(lease: object) -> float:
+    """A lease must be a number of seconds >= 0.1 (renewals go every third of it)."""
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease >= 0.1:
+        raise ValueError(f"lease must be a number of seconds >= 0.1, got {lease!r}")
+    return float(lease)

@@ -19,9 +19,11 @@ from typing import Any
 import trio
 
 from .actor import Actor, Context
-from .errors import ActorStopped, OncueError
+from .errors import ActorStopped, MailboxFull, OncueError
 from .mailbox import ActorRef, Envelope
 from .messages import (
+    Claim,
+    Claimed,
     Completed,
     Drain,
     Failed,
@@ -41,6 +43,7 @@ from .messages import (
     TaskCancelled,
     TasksReady,
     WaitDrained,
+    Wake,
     WorkerStopped,
 )
 from .queues import Queues, backoff_delay, should_retry
@@ -54,6 +57,9 @@ BATCH_BUDGET = 0.001  # seconds of expected work one batch may hold
 START_DELAY = 0.002  # seconds a Started may wait to share a batch with the task's outcome
 PURGE_BATCH = 1000  # finished tasks deleted per transaction
 PURGE_EVERY = (1.0, 600.0)  # retention / 10, within these bounds (seconds)
+CLAIM_POLL = 1.0  # shared store: seconds between claims of an engine with room (notices: sooner)
+PREFETCH = (1, 4, 32)  # shared store: claimed tasks held per worker: least, at first, most
+PREFETCH_WORK = 0.05  # seconds of expected work the claimed tasks of one worker should hold
 _DEFERRED = object()
 
 
@@ -69,8 +75,14 @@ class Scheduler(Actor):
         rng: random.Random,
         wall_clock: Callable[[], float] = time.time,
         retention: float | None = None,
+        node: str | None = None,
     ) -> None:
         self._store = store
+        self._shared = node is not None  # a shared store: the queues buffer what we claimed
+        self._node_prefix = "" if node is None else f"{node}/"  # in worker names of records
+        self._claiming = False  # a Claim is out; its Claimed has not come back
+        self._claim_now = True  # a notice (or a full claim) says more may be waiting
+        self._claim_at = -math.inf  # the next poll, trio time
         self._retention = retention
         self._purge_at = math.inf
         self._registry = registry
@@ -99,6 +111,8 @@ class Scheduler(Actor):
             Drain: self._drain,
             WaitDrained: self._wait_drained,
             GetLoad: self._get_load,
+            Claimed: self._claimed,
+            Wake: self._wake,
         }
 
     async def run(self, context: Context) -> None:
@@ -115,7 +129,9 @@ class Scheduler(Actor):
             # than a turn): its deadline is the next timer only while we wait for messages.
             with trio.CancelScope() as waiting:
                 while True:
-                    waiting.deadline = min(queues.next_deadline(), self._purge_at, self._flush_at)
+                    waiting.deadline = min(
+                        queues.next_deadline(), self._purge_at, self._flush_at, self._next_claim()
+                    )
                     try:
                         self._handle(await mailbox.receive())
                     except trio.EndOfChannel:
@@ -133,11 +149,13 @@ class Scheduler(Actor):
         await self._flush(force=True)
 
     async def _turn(self) -> None:
-        """After the messages: release due timers, hand out work, send the store the changes."""
+        """After the messages: release due timers, hand out work, claim more (shared stores),
+        send the store the changes."""
         now = trio.current_time()
         self._queues.release_due(now)
         self._purge_due(now)
         self._dispatch()
+        self._claim()
         if self._drained_waiters and not self._holder:
             for waiter in self._drained_waiters:
                 waiter.reply(None)
@@ -290,10 +308,11 @@ class Scheduler(Actor):
             jobs = self._take(share)
             held = self._assigned.setdefault(worker, {})
             now = self._wall()
+            label = self._node_prefix + worker
             for job in jobs:
                 held[job.id] = job
                 self._holder[job.id] = worker
-                self._changes.append(Started(job.id, worker, now))
+                self._changes.append(Started(job.id, label, now))
             self._flush_at = min(self._flush_at, trio.current_time() + START_DELAY)
             envelope.reply(jobs)
 
@@ -369,14 +388,72 @@ class Scheduler(Actor):
         previous = self._durations.get(task_type)
         self._durations[task_type] = took if previous is None else 0.8 * previous + 0.2 * took
 
+    # -- a shared store: the queues are a buffer of claimed tasks ----------------------------------
+
+    def _room(self) -> int:
+        """How many tasks to claim: none until the buffer is half empty, then fill it."""
+        if not self._shared or self._claiming or self._paused or self._draining:
+            return 0
+        prefetch = self._per_worker() * len(self._workers)  # no workers: nothing to claim
+        room = prefetch - self._queues.ready_count()
+        return room if room > 0 and 2 * room >= prefetch else 0
+
+    def _per_worker(self) -> int:
+        """Many short tasks per worker (claims are round trips), few long ones (the others
+        would wait on what this engine holds), from the measured task durations."""
+        least, first, most = PREFETCH
+        if not self._durations:
+            return first
+        typical = sum(self._durations.values()) / len(self._durations)
+        return int(min(max(PREFETCH_WORK / max(typical, 1e-6), least), most))
+
+    def _next_claim(self) -> float:
+        if not self._room():
+            return math.inf
+        return -math.inf if self._claim_now else self._claim_at
+
+    def _claim(self) -> None:
+        room = self._room()
+        now = trio.current_time()
+        if not room or (now < self._claim_at and not self._claim_now):
+            return
+        try:
+            self._store.try_tell(Claim(room, CLAIM_POLL))
+        except (ActorStopped, MailboxFull, trio.WouldBlock):
+            logger.debug("scheduler.claim_skipped reason=store_busy")  # the next poll tries
+        else:
+            self._claiming = True
+        self._claim_now = False
+        self._claim_at = now + CLAIM_POLL
+
+    def _claimed(self, message: Claimed, envelope: Envelope) -> None:
+        self._claiming = False
+        self._claim_now = self._claim_now or len(message.jobs) >= message.limit
+        for job in message.jobs:
+            self._enqueue(job)
+
+    def _wake(self, message: Wake, envelope: Envelope) -> None:
+        self._claim_now = True
+
     # -- control -----------------------------------------------------------------------------------
 
     def _set_paused(self, message: SetPaused, envelope: Envelope) -> None:
         self._paused = message.paused
+        self._no_room()
+
+    def _no_room(self) -> None:
+        """A shared store: tell the store we take nothing more (paused or draining), so it
+        keeps none of what is submitted here for us."""
+        if self._shared and (self._paused or self._draining):
+            try:
+                self._store.try_tell(Claim(0, CLAIM_POLL))
+            except (ActorStopped, MailboxFull, trio.WouldBlock):
+                logger.debug("scheduler.no_room_undelivered")
 
     def _drain(self, message: Drain, envelope: Envelope) -> int:
         """Stop dispatching; tell idle workers to stop asking; interrupt running jobs if asked."""
         self._draining = True
+        self._no_room()
         for waiting, _ in self._idle:
             waiting.reply(None)
         self._idle.clear()

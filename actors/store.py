@@ -15,13 +15,13 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import trio
 
 from .actor import Actor, Context
-from .backends import Backend
+from .backends import Backend, SharedBackend, is_shared
 from .errors import (
     ActorStopped,
     EngineClosed,
@@ -39,6 +39,7 @@ from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
+    Claim,
     CloseAdmission,
     Completed,
     DeleteTask,
@@ -51,7 +52,11 @@ from .messages import (
     LoadQueue,
     ProgressReported,
     Purge,
+    Reap,
     Record,
+    RemoteCancelled,
+    RemoteFinished,
+    Renew,
     Requeued,
     Retrying,
     RetryTask,
@@ -65,6 +70,7 @@ from .messages import (
     WaitTask,
 )
 from .record import NewTask, TaskRecord
+from .sharing import SharedState, SharedStore
 from .task import Admitted, Progress, TaskError, TaskEvent, TaskState
 
 logger = logging.getLogger(__name__)
@@ -94,15 +100,21 @@ class StoreLife:
     loaded: bool = False  # a store has loaded from the backend at least once
 
 
-class Store(Actor):
+class Store(SharedStore, Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
 
     def __init__(
-        self, backend: Backend, scheduler: ActorRef, queue_size: int, life: StoreLife
+        self,
+        backend: Backend,
+        scheduler: ActorRef,
+        queue_size: int,
+        life: StoreLife,
+        node: str | None = None,
     ) -> None:
         self._life = life
+        self._node = node  # our name among the engines of a shared backend
         self._backend = backend
         self._guard = BackendGuard(backend)
         self._scheduler = scheduler
@@ -115,6 +127,8 @@ class Store(Actor):
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
         self._mailbox: Mailbox | None = None  # ours, once running (an outage reads it)
+        self._shared = is_shared(backend)
+        self._shared_state = SharedState()
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -132,6 +146,11 @@ class Store(Actor):
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
             Purge: self._request_purge,
+            Claim: self._request_claim,
+            Renew: self._request_renew,
+            Reap: self._request_reap,
+            RemoteFinished: self._remote_finished,
+            RemoteCancelled: self._remote_cancelled,
         }
 
     async def run(self, context: Context) -> None:
@@ -152,7 +171,14 @@ class Store(Actor):
             reason = ""
         finally:
             self._listeners.end_subscriptions(reason)
-        await self._backend.close()  # a graceful stop: the last batch is committed
+        # A graceful stop: the last batch is committed; what we own goes back to the others.
+        if self._shared:
+            try:
+                released = await cast(SharedBackend, self._backend).release()
+                logger.info("store.released tasks=%d", released)
+            except Exception as error:  # their leases expire instead
+                logger.warning("store.release_failed error=%r", error)
+        await self._backend.close()
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
@@ -188,19 +214,24 @@ class Store(Actor):
                     answers.append((envelope, answer, False))
         if self._changed or self._deleted:
             try:
-                await self._guard.commit(list(self._changed.values()), self._deleted)
+                lost = await self._guard.commit(list(self._changed.values()), self._deleted)
             except Exception as error:  # the backend's own errors: we cannot know their types
                 for envelope in batch:
                     envelope.fail(StoreUnavailable(error))
                 assert self._mailbox is not None
                 await self._guard.outage(self._mailbox, error)
                 return
+            if lost:
+                self._lost(lost)
+                answers = await self._mend(answers, set(lost))
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
         self._after_commit()
+        if self._shared:
+            await self._shared_chores()
         if self._purge is not None:
             await self._run_purge(self._purge)
 
@@ -209,7 +240,7 @@ class Store(Actor):
             self._tell_scheduler(TasksReady(self._ready))
         for task_id in self._cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        idle = not self._unfinished
+        idle = not self._unfinished and not self._shared  # shared: the chores find out
         self._listeners.committed(self._finished, idle, self._events)
 
     def _tell_scheduler(self, message: Any) -> None:
@@ -227,7 +258,7 @@ class Store(Actor):
         record.move(state, at)
         self._changed[record.id] = record
         if state.finished:
-            del self._unfinished[record.id]
+            self._unfinished.pop(record.id, None)  # not ours (a shared store) if absent
             record.finished_at = at
             self._finished.append(record)
         if self._listeners.subscribed:
@@ -237,6 +268,7 @@ class Store(Actor):
 
     async def _submit(self, message: Submit, envelope: Envelope) -> list[Admitted]:
         new: list[NewTask] = message.tasks
+        await self._prepare(len(new))
         self._check_admission(0)
         existing: dict[str, TaskRecord] = {}
         for task in new:
@@ -261,8 +293,9 @@ class Store(Actor):
         """Raise EngineClosed, or QueueFull if ``creating`` more would pass queue_size."""
         if self._closed:
             raise EngineClosed()
-        if len(self._unfinished) + creating > self._queue_size:
-            raise QueueFull(self._queue_size, len(self._unfinished), creating)
+        unfinished = self._unfinished_total()
+        if unfinished + creating > self._queue_size:
+            raise QueueFull(self._queue_size, unfinished, creating)
 
     def _changed_key(self, key: str) -> TaskRecord | None:
         for record in self._changed.values():
@@ -271,7 +304,10 @@ class Store(Actor):
         return None
 
     async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
-        message.taken = True  # from here on submit_nowait() sends a new one (no await below)
+        # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
+        # here (the numbers a shared store reserves for them) are all the tasks there are.
+        message.taken = True
+        await self._prepare(len(message.tasks))
         now = time.time()
         for task in message.tasks:
             try:
@@ -285,10 +321,14 @@ class Store(Actor):
                 self._create(task, now)
 
     def _create(self, task: NewTask, now: float, *, ready: bool = True) -> TaskRecord:
-        self._number += 1
+        if self._shared:
+            number = self._shared_state.numbers.popleft()
+        else:
+            self._number += 1
+            number = self._number
         record = TaskRecord(
             id=task.id or new_task_id(),
-            number=self._number,
+            number=number,
             type=task.type,
             payload=task.payload,
             priority=task.priority,
@@ -302,11 +342,14 @@ class Store(Actor):
             owner=task.owner,
         )
         record.move(TaskState.PENDING, now)
-        self._counts[record.type, TaskState.PENDING] += 1
-        self._unfinished[record.id] = record
         self._changed[record.id] = record
-        if ready:
-            self._ready.append(record.job())
+        if self._shared:
+            self._created_shared(record, ready)
+        else:
+            self._counts[record.type, TaskState.PENDING] += 1
+            self._unfinished[record.id] = record
+            if ready:
+                self._ready.append(record.job())
         if self._listeners.subscribed:
             self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
         return record
@@ -395,14 +438,20 @@ class Store(Actor):
         record = await self._find(message.id)
         if record.state is not TaskState.FAILED:
             raise TaskNotFailed(record.id, record.state.value)
+        await self._prepare(0)
         self._check_admission(1)
         for field in ("finished_at", "run_at", "started_at", "result", "error", "worker"):
             setattr(record, field, None)
         record.attempts = 0
         record.progress = None
-        self._unfinished[record.id] = record
+        if self._shared:
+            self._shared_state.created += 1
+            self._shared_state.wake = True
+        else:
+            self._unfinished[record.id] = record
         self._move(record, TaskState.PENDING, time.time())
-        self._ready.append(record.job())
+        if not self._shared:
+            self._ready.append(record.job())
         return record.snapshot()
 
     async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
@@ -415,13 +464,17 @@ class Store(Actor):
     # -- the whole store ---------------------------------------------------------------------------
 
     async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
-        if not self._unfinished:
+        if self._shared:
+            if await cast(SharedBackend, self._backend).unfinished_count() == 0:
+                return None
+        elif not self._unfinished:
             return None
         self._listeners.wait_idle(envelope)
         return _DEFERRED
 
     async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
-        return {key: count for key, count in self._counts.items() if count}
+        counts = await self._backend.counts() if self._shared else self._counts
+        return {key: count for key, count in counts.items() if count}
 
     async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
         return self._listeners.subscribe(message.capacity)

@@ -19,7 +19,8 @@ class System:
     backing: str = "memory"  # memory | sqlite | redis | postgres
     variant: str = ""
     oncue: bool = False
-    store: str = "memory"  # oncue's store: memory | sqlite | postgres
+    store: str = "memory"  # oncue's store: memory | sqlite | postgres | redis
+    nodes: int = 1  # engines sharing the store (postgres, redis), each in its own process
 
 
 SYSTEMS: tuple[System, ...] = (
@@ -138,6 +139,67 @@ DURABLE_SYSTEMS: tuple[System, ...] = (
         backing="postgres",
         oncue=True,
         store="postgres",
+    ),
+    System(
+        "oncue-sqlite-batch",
+        "bench.engine",
+        None,
+        "oncue-sqlite, submit_many() of 1,000 tasks per call",
+        backing="sqlite",
+        variant="batch",
+        oncue=True,
+        store="sqlite",
+    ),
+    System(
+        "oncue-postgres-batch",
+        "bench.engine",
+        None,
+        "oncue-postgres, submit_many() of 1,000 tasks per call",
+        backing="postgres",
+        variant="batch",
+        oncue=True,
+        store="postgres",
+    ),
+    System(
+        "oncue-postgres-2nodes",
+        "bench.engine",
+        None,
+        "oncue-postgres-batch, plus a second engine (8 workers) in another process on the schema",
+        backing="postgres",
+        variant="batch",
+        oncue=True,
+        store="postgres",
+        nodes=2,
+    ),
+    System(
+        "oncue-redis",
+        "bench.engine",
+        None,
+        "open_engine(workers=8, store='redis://127.0.0.1:6379/13?prefix=oncue_bench')",
+        backing="redis",
+        oncue=True,
+        store="redis",
+    ),
+    System(
+        "oncue-redis-batch",
+        "bench.engine",
+        None,
+        "oncue-redis, submit_many() of 1,000 tasks per call",
+        backing="redis",
+        variant="batch",
+        oncue=True,
+        store="redis",
+    ),
+    System(
+        "oncue-redis-2nodes",
+        "bench.engine",
+        None,
+        "oncue-redis-batch, plus a second engine (8 workers) in another process on the prefix",
+        backing="redis",
+        variant="batch",
+        oncue=True,
+        store="redis",
+        nodes=2,
     ),
 )
 QUEUES = tuple(system.name for system in SYSTEMS)
@@ -274,16 +336,26 @@ CASES += (
     Case(
         "durable",
         "noop",
-        "2,000 no-op tasks on durable stores (oncue: SQLite, PostgreSQL), submit then drain",
+        "2,000 no-op tasks on durable stores (oncue: SQLite, PostgreSQL, Redis), submit then drain",
         "tasks/s",
         {
             "full": {"n": 2_000, "runs": 3, "timeout": 300.0},
             "quick": {"n": 500, "runs": 3},
             "smoke": {"n": 10, **SMOKE},
         },
-        systems=("oncue-sqlite", "oncue-postgres", *DURABLE_PEERS),
-        notes="Ratios are quoted for oncue on SQLite; oncue on PostgreSQL is in its own row "
-        "(its natural peer is procrastinate). No Redis store for oncue yet.",
+        systems=(
+            "oncue-sqlite",
+            "oncue-postgres",
+            "oncue-redis",
+            "oncue-sqlite-batch",
+            "oncue-postgres-batch",
+            "oncue-redis-batch",
+            "oncue-postgres-2nodes",
+            "oncue-redis-2nodes",
+            *DURABLE_PEERS,
+        ),
+        notes="Ratios are quoted for oncue on SQLite; oncue on PostgreSQL and on Redis are in "
+        "their own rows (their natural peers: procrastinate; Dramatiq, arq, RQ).",
     ),
     Case(
         "http-single",
@@ -329,7 +401,7 @@ def spec_for(case: Case, system: System, mode: str) -> dict[str, Any]:
     """The Spec fields one driver run gets (see bench/peers/_common.Spec)."""
     spec: dict[str, Any] = {"workload": case.workload, "variant": system.variant}
     if system.store != "memory":
-        spec["extra"] = {"store": system.store}
+        spec["extra"] = {"store": system.store, "nodes": system.nodes}
     spec.update(case.sizes[mode])
     spec.update(case.scaled.get(system.name, {}).get(mode, {}))
     return spec

@@ -12,14 +12,18 @@ Differences from the peer flows, on purpose: the timed drain ends when ``wait_id
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import trio
 
-from bench.peers._common import PG_DSN, Spec, emit, percentile, read_spec, versions_of
+from bench.peers._common import PG_DSN, REDIS_URL, Spec, emit, percentile, read_spec, versions_of
 from oncue.actors import Engine, Registry, Submission, Task, TaskContext, open_engine
 
 registry = Registry()
@@ -87,7 +91,8 @@ async def started_at(engine: Engine, tasks: list[Task], kind: str) -> list[float
 
 
 def store_url(spec: Spec, scratch: str) -> str:
-    """The store this run uses: memory, a SQLite file in `scratch`, or a fresh PG schema."""
+    """The store this run uses: memory, a SQLite file in `scratch`, a fresh PG schema or Redis
+    prefix."""
     kind = spec.extra.get("store", "memory")
     if kind == "sqlite":
         return f"sqlite:///{scratch}/oncue.db"
@@ -102,12 +107,50 @@ def store_url(spec: Spec, scratch: str) -> str:
         with psycopg.connect(PG_DSN, autocommit=True) as connection:
             connection.execute("DROP SCHEMA IF EXISTS oncue_engine CASCADE")
         return f"{PG_DSN}?schema=oncue_engine"
+    if kind == "redis":
+        import redis
+
+        with redis.Redis.from_url(REDIS_URL) as client:  # a fresh prefix: drop the last run's
+            stale = list(client.scan_iter(match="{oncue_bench}:*", count=1000))
+            for start in range(0, len(stale), 1000):
+                client.delete(*stale[start : start + 1000])
+        return f"{REDIS_URL}?prefix=oncue_bench"
     return "memory://"
 
 
 async def throughput(spec: Spec) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-oncue-") as scratch:
-        return await _throughput(spec, store_url(spec, scratch))
+        store = store_url(spec, scratch)
+        with other_nodes(store, spec.extra.get("nodes", 1) - 1, spec.concurrency):
+            return await _throughput(spec, store)
+
+
+@contextmanager
+def other_nodes(store: str, count: int, workers: int) -> Iterator[None]:
+    """``count`` more engines on the shared ``store``, each in a process of its own."""
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.node", store, str(workers)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        for node in nodes:
+            assert node.stdout is not None
+            if node.stdout.readline().strip() != "ready":
+                raise RuntimeError("a bench node did not start")
+        yield
+    finally:
+        for node in nodes:
+            node.send_signal(signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
 
 
 async def _throughput(spec: Spec, store: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -25,6 +26,7 @@ from oncue.actors import Engine
 
 from .auth import AuthSettings, install_auth
 from .errors import RETRY_AFTER_SECONDS, ApiError, register_error_handlers
+from .follow import follow_events
 from .limits import CorsPolicy, RateLimiter, install_cors, install_rate_limit
 from .metrics import Metrics
 from .openapi import ServiceOpenAPI
@@ -49,6 +51,7 @@ class Service:
     payload_limit: int = DEFAULT_MAX_PAYLOAD
     store_deadline: float = DEFAULT_STORE_DEADLINE
     draining: trio.Event = attrs.field(factory=trio.Event)
+    log_tasks: bool = True  # one log line per task transition (serve(log_tasks=False): none)
 
     def check_payload(self, payload: object, field: str = "payload") -> None:
         """Raise 413 naming `field` if `payload` encodes to more than `payload_limit` bytes."""
@@ -130,6 +133,7 @@ def create_app(
         openapi_provider_class=ServiceOpenAPI,
     )
     register_error_handlers(app)
+    app.before_serving(_follow_events)
     app.before_request(_start_timer)
     install_auth(app, auth or AuthSettings())
     if rate_limit is not None:
@@ -143,6 +147,15 @@ def create_app(
     return app
 
 
+async def _follow_events() -> None:
+    """While the app is served, its task metrics (and log) follow the engine's transitions."""
+    app: QuartTrio = current_app  # type: ignore[assignment]
+    current = service()
+    await app.nursery.start(
+        partial(follow_events, current.engine, current.metrics, lambda: current.log_tasks)
+    )
+
+
 async def _start_timer() -> None:
     g.started = trio.current_time()
 
@@ -152,6 +165,8 @@ async def _log_request(response: Response) -> Response:
     elapsed = trio.current_time() - g.get("started", trio.current_time())
     rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
     service().metrics.observe_request(rule, request.method, response.status_code, elapsed)
+    if not access_logger.isEnabledFor(logging.INFO):
+        return response  # spare quoting the path for a line nobody keeps
     access_logger.info(
         # the path is the client's: quoted, so spaces, '=' and newlines in it forge nothing
         "http.request method=%s path=%s status=%d duration_ms=%.1f remote=%s",

@@ -1,13 +1,16 @@
 """Prometheus metrics for one app: a registry of its own (never the global one), so two apps in
 one process (tests) keep separate counts.
 
-Task counters follow the engine's event stream (`observe_event`, fed by serve.py); gauges
-(queue depth, busy workers, restarts) are read from the engine at scrape time (`refresh`).
+Task counters follow the engine's event stream (`observe_event`, fed by follow.py while the
+app is served); gauges (queue depth, busy workers, restarts) are read from the engine at scrape
+time (`refresh`). The labelled children are looked up once per label set and kept: `labels()`
+takes a lock and builds a tuple on every call, and these run per request and per transition.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,6 +28,9 @@ _TRANSITIONS = {
     TaskState.RETRYING: "retried",
     TaskState.CANCELLED: "cancelled",
 }
+# The method label: the client chooses the method, so anything else counts as "other" (each
+# label set is a series kept forever).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 class Metrics:
@@ -65,11 +71,23 @@ class Metrics:
             registry=registry,
         )
         self._started: dict[str, float] = {}
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._task_series: dict[tuple[str, str], Any] = {}
+        self._duration_series: dict[str, Any] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one HTTP request (route is the URL rule, so the label set stays small)."""
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route).observe(seconds)
+        method = method if method in METHODS else "other"
+        key = (route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_duration.labels(route),
+            )
+            self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_event(self, event: TaskEvent) -> None:
         """Count one task transition; a finished task also feeds the duration histogram."""
@@ -79,10 +97,22 @@ class Metrics:
         started = self._started.pop(event.task_id, None)
         ended = event.state is TaskState.RETRYING or event.state.finished
         if ended and started is not None:
-            self.task_duration.labels(event.type).observe(max(event.at - started, 0.0))
+            self._duration(event.type).observe(max(event.at - started, 0.0))
         name = _TRANSITIONS.get(event.state)
         if name is not None:
-            self.tasks.labels(event.type, name).inc()
+            self._transitions(event.type, name).inc()
+
+    def _duration(self, task_type: str) -> Any:
+        series = self._duration_series.get(task_type)
+        if series is None:
+            series = self._duration_series[task_type] = self.task_duration.labels(task_type)
+        return series
+
+    def _transitions(self, task_type: str, name: str) -> Any:
+        series = self._task_series.get((task_type, name))
+        if series is None:
+            series = self._task_series[task_type, name] = self.tasks.labels(task_type, name)
+        return series
 
     async def refresh(self, engine: Engine) -> None:
         """Read the gauges from the engine (the /metrics route calls this before rendering)."""

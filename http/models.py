@@ -9,6 +9,7 @@ import datetime
 from typing import Annotated, Any
 
 import msgspec
+import msgspec.structs
 
 from oncue.actors import Task
 
@@ -94,6 +95,19 @@ class TaskList(msgspec.Struct):
 
 class TaskBatch(msgspec.Struct):
     tasks: list[TaskOut]
+
+
+# `/api/v1/jobs` answers the same tasks under the names the "Task Queue System" README used.
+JOB_NAMES = {"id": "job_id", "finished_at": "completed_at"}
+JobOut = msgspec.defstruct(
+    "JobOut",
+    [
+        (JOB_NAMES.get(field.name, field.name), field.type)
+        for field in msgspec.structs.fields(TaskOut)
+    ],
+)
+JobList = msgspec.defstruct("JobList", [("tasks", list[JobOut]), ("next_cursor", str | None)])  # type: ignore[valid-type]
+JobBatch = msgspec.defstruct("JobBatch", [("tasks", list[JobOut])])  # type: ignore[valid-type]
 
 
 class ErrorBody(msgspec.Struct):

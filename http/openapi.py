@@ -1,8 +1,8 @@
 """The OpenAPI spec quart-schema builds, completed: every error documented, ids unique.
 
 Every route can answer the JSON error body (401, 404, 413, 429, 503...), so each operation gets
-it as its `default` response; operation ids include the path, so they are unique; the
-`/api/v1/jobs` aliases (the same operations under other field names) are left out.
+it as its `default` response; operation ids include the path, so they are unique; `/metrics`
+(Prometheus text, not JSON) is described by hand.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from quart_schema.openapi import OpenAPIProvider
 
-HIDDEN_PREFIXES = ("/api/v1/jobs",)
 METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 ERROR_SCHEMA = {
     "type": "object",
@@ -34,7 +33,16 @@ DEFAULT_RESPONSE = {
     "description": "An error: {error: {code, message, field?}}",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
-UNDOCUMENTED_SUCCESS = {"description": "Success (see docs/http.md for the body)"}
+METRICS_OPERATION = {
+    "operationId": "get_metrics",
+    "summary": "Prometheus metrics: tasks by type and outcome, durations, queue, HTTP requests",
+    "responses": {
+        "200": {
+            "description": "The Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+}
 NO_CONTENT = {"description": "A finished task was forgotten"}
 
 
@@ -47,11 +55,7 @@ class ServiceOpenAPI(OpenAPIProvider):
 
     def schema(self) -> dict[str, Any]:
         spec: dict[str, Any] = super().schema()
-        spec["paths"] = {
-            path: operations
-            for path, operations in spec["paths"].items()
-            if not path.startswith(HIDDEN_PREFIXES)
-        }
+        spec["paths"]["/metrics"] = {"get": METRICS_OPERATION}
         spec["components"]["schemas"]["Error"] = ERROR_SCHEMA
         for path, operations in spec["paths"].items():
             for method, operation in operations.items():
@@ -63,8 +67,6 @@ class ServiceOpenAPI(OpenAPIProvider):
                 }
                 operation["responses"] = responses
                 responses.setdefault("default", DEFAULT_RESPONSE)
-                if not any(code.startswith("2") for code in responses):
-                    responses["2XX"] = UNDOCUMENTED_SUCCESS
                 if method == "delete" and path.endswith("{task_id}"):
                     responses.setdefault("204", NO_CONTENT)
         return spec

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from quart import Blueprint, Response
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from oncue.actors import Submission, Task, TaskNotFound, TaskState
 
@@ -47,8 +47,48 @@ class SubmitIn(msgspec.Struct):
     id: Key | None = None
 
 
+class SimpleTaskOut(msgspec.Struct):
+    """A `/tasks` task: its small integer id, queued/processing/completed/failed/cancelled,
+    and `result` (the value given until it completes, then the handler's result)."""
+
+    id: int
+    status: str
+    result: Any
+
+
+class SubmittedOut(msgspec.Struct):
+    """`POST /submit`: `{"message": "Task submitted successfully", "task_id", "status"}`."""
+
+    message: str
+    task_id: str
+    status: str
+
+
+class StatusOut(msgspec.Struct):
+    """`GET /status/<task_id>`: `{task_id, status}` (pending or processing) until it finishes,
+    then `{task_id, success: true, data, processed_at}` or `{task_id, success: false, error,
+    processed_at}`."""
+
+    task_id: str
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    success: bool | msgspec.UnsetType = msgspec.UNSET
+    data: Any = msgspec.UNSET
+    error: str | msgspec.UnsetType = msgspec.UNSET
+    processed_at: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class CompatStatsOut(msgspec.Struct):
+    """`GET /stats`, the four counts the README showed."""
+
+    total_processed: int
+    successful: int
+    failed: int
+    queue_length: int
+
+
 @compat.post("/tasks")
 @document_request(SimpleTaskIn)
+@document_response(SimpleTaskOut, 201)
 async def create_simple_task() -> Response:
     body = await read_body(SimpleTaskIn)
     with service().deadline():
@@ -60,6 +100,7 @@ async def create_simple_task() -> Response:
 
 
 @compat.get("/tasks/<int:number>")
+@document_response(SimpleTaskOut)
 async def get_simple_task(number: int) -> Response:
     with service().deadline():
         task = visible(await service().engine.get(number), number)
@@ -76,6 +117,7 @@ def _original(task: Task) -> Any:
 
 @compat.post("/submit")
 @document_request(SubmitIn)
+@document_response(SubmittedOut, 202)
 async def submit() -> Response:
     body = await read_body(SubmitIn)
     current = service()
@@ -91,6 +133,7 @@ async def submit() -> Response:
 
 
 @compat.get("/status/<task_id>")
+@document_response(StatusOut)
 async def status(task_id: str) -> Response:
     task = await _by_id_or_key(task_id)
     if not task.state.finished:
@@ -118,6 +161,7 @@ async def _by_id_or_key(task_id: str) -> Task:
 
 
 @compat.get("/stats")
+@document_response(CompatStatsOut)
 async def stats() -> Response:
     with service().deadline():
         current = await service().engine.stats()

@@ -6,9 +6,10 @@ codes in errors.py, never here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import msgspec
 import trio
 from quart import Blueprint, Response, request
@@ -20,7 +21,20 @@ from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 from .app import service
 from .body import json_response, query_float, query_int, read_body
 from .errors import ApiError
-from .models import BatchIn, ErrorOut, TaskBatch, TaskIn, TaskList, TaskOut, epoch, task_json
+from .models import (
+    JOB_NAMES,
+    BatchIn,
+    ErrorOut,
+    JobBatch,
+    JobList,
+    JobOut,
+    TaskBatch,
+    TaskIn,
+    TaskList,
+    TaskOut,
+    epoch,
+    task_json,
+)
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 DEFAULT_WAIT = 30.0
@@ -60,117 +74,159 @@ def submission(item: TaskIn, field: str = "payload") -> Submission:
     )
 
 
-def task_blueprint(name: str, prefix: str, render: Render) -> Blueprint:
-    """The task routes under `prefix`, each task rendered by `render`."""
-    blueprint = Blueprint(name, __name__, url_prefix=prefix)
+@attrs.frozen
+class Resource:
+    """One name of the task resource: where it lives, how it renders and documents a task."""
 
-    @blueprint.post("")
-    @document_request(TaskIn)
-    @document_response(TaskOut, 201)
-    @document_response(TaskOut, 200)
-    @document_response(ErrorOut, 422)
-    async def submit() -> Response:
-        """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
-        item = await read_body(TaskIn)
-        current = service()
-        with current.deadline():
-            (admitted,) = await current.engine.admit([submission(item)])
-        return json_response(render(admitted.task), 201 if admitted.created else 200)
+    name: str
+    prefix: str
+    render: Render
+    one: type = TaskOut
+    page: type = TaskList
+    batch: type = TaskBatch
 
-    @blueprint.post("/batch")
-    @document_request(BatchIn)
-    @document_response(TaskBatch, 201)
-    async def submit_batch() -> Response:
-        """Submit several tasks, all or nothing."""
-        batch = await read_body(BatchIn)
-        limit = service().batch_limit
-        if not 1 <= len(batch.tasks) <= limit:
-            message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
-            raise ApiError(422, "invalid_field", message, field="tasks")
-        submissions = [
-            submission(item, f"tasks[{n}].payload") for n, item in enumerate(batch.tasks)
-        ]
-        with service().deadline():
-            submitted = await service().engine.submit_many(submissions)
-        return json_response({"tasks": [render(task) for task in submitted]}, 201)
 
-    @blueprint.get("")
-    @document_querystring(ListQuery)
-    @document_response(TaskList)
-    async def list_tasks() -> Response:
-        """List tasks newest first, filtered by status and type, a page at a time."""
-        status = request.args.get("status") or None
-        if status is not None and status not in STATES:
-            message = f"status must be one of {', '.join(STATES)}, got {status!r}"
-            raise ApiError(422, "invalid_field", message, field="status")
-        limit = query_int("limit", 50, low=1, high=MAX_LIST_LIMIT)
-        with service().deadline():
-            page = await service().engine.list(
-                state=None if status is None else TaskState(status),
-                type=request.args.get("type") or None,
-                limit=limit,
-                cursor=request.args.get("cursor") or None,
-                owner=owner_filter(),
-            )
-        tasks = [render(task) for task in page.tasks]
-        return json_response({"tasks": tasks, "next_cursor": page.next_cursor})
+@attrs.frozen
+class Route:
+    """A task route: `handler(resource, **path)` answers; `responses` documents it.
 
-    @blueprint.get("/<task_id>")
-    @document_response(TaskOut)
-    async def get_task(task_id: str) -> Response:
-        """One task."""
-        return json_response(render(await own_task(task_id)))
+    A response model given by name ("one", "page", "batch") is the resource's own.
+    """
 
-    @blueprint.get("/<task_id>/wait")
-    @document_response(TaskOut)
-    async def wait_task(task_id: str) -> Response:
-        """Long-poll: the task once finished, or as it is when `timeout` seconds pass.
+    method: str
+    rule: str
+    handler: Callable[..., Awaitable[Response]]
+    responses: dict[int, type | str]
+    body: type | None = None
+    query: type | None = None
 
-        Also answers early, with the task as it is, when the server starts draining.
-        """
-        timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
-        await own_task(task_id)
-        current = service()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
-            try:
-                return json_response(render(await current.engine.wait(task_id, timeout=timeout)))
-            except WaitTimeout:
-                pass
-            finally:
-                nursery.cancel_scope.cancel()
-        return json_response(render(await current.engine.get(task_id)))
+    def view(self, resource: Resource) -> Callable[..., Awaitable[Response]]:
+        """The view function for `resource`, documented for the OpenAPI spec."""
+        handler = self.handler
 
-    @blueprint.delete("/<task_id>")
-    @document_response(TaskOut)
-    async def delete_task(task_id: str) -> Response:
-        """Cancel an unfinished task (200 with it), or forget a finished one (204)."""
-        engine = service().engine
-        await own_task(task_id)
+        async def view(**path: Any) -> Response:
+            return await handler(resource, **path)
+
+        view.__name__ = handler.__name__
+        view.__doc__ = handler.__doc__
+        for status, model in self.responses.items():
+            shown = getattr(resource, model) if isinstance(model, str) else model
+            view = document_response(shown, status)(view)
+        if self.body is not None:
+            view = document_request(self.body)(view)
+        if self.query is not None:
+            view = document_querystring(self.query)(view)
+        return view
+
+
+async def submit(resource: Resource) -> Response:
+    """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
+    item = await read_body(TaskIn)
+    current = service()
+    with current.deadline():
+        (admitted,) = await current.engine.admit([submission(item)])
+    return json_response(resource.render(admitted.task), 201 if admitted.created else 200)
+
+
+async def submit_batch(resource: Resource) -> Response:
+    """Submit several tasks, all or nothing."""
+    batch = await read_body(BatchIn)
+    limit = service().batch_limit
+    if not 1 <= len(batch.tasks) <= limit:
+        message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
+        raise ApiError(422, "invalid_field", message, field="tasks")
+    submissions = [submission(item, f"tasks[{n}].payload") for n, item in enumerate(batch.tasks)]
+    with service().deadline():
+        submitted = await service().engine.submit_many(submissions)
+    return json_response({"tasks": [resource.render(task) for task in submitted]}, 201)
+
+
+async def list_tasks(resource: Resource) -> Response:
+    """List tasks newest first, filtered by status and type, a page at a time."""
+    status = request.args.get("status") or None
+    if status is not None and status not in STATES:
+        message = f"status must be one of {', '.join(STATES)}, got {status!r}"
+        raise ApiError(422, "invalid_field", message, field="status")
+    limit = query_int("limit", 50, low=1, high=MAX_LIST_LIMIT)
+    with service().deadline():
+        page = await service().engine.list(
+            state=None if status is None else TaskState(status),
+            type=request.args.get("type") or None,
+            limit=limit,
+            cursor=request.args.get("cursor") or None,
+            owner=owner_filter(),
+        )
+    tasks = [resource.render(task) for task in page.tasks]
+    return json_response({"tasks": tasks, "next_cursor": page.next_cursor})
+
+
+async def get_task(resource: Resource, task_id: str) -> Response:
+    """One task."""
+    return json_response(resource.render(await own_task(task_id)))
+
+
+async def wait_task(resource: Resource, task_id: str) -> Response:
+    """Long-poll: the task once finished, or as it is when `timeout` seconds pass.
+
+    Also answers early, with the task as it is, when the server starts draining.
+    """
+    timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
+    await own_task(task_id)
+    current = service()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
         try:
-            return json_response(render(await engine.cancel(task_id)))
-        except TaskAlreadyFinished:
-            await engine.delete(task_id)
-            return Response(b"", status=204)
+            task = await current.engine.wait(task_id, timeout=timeout)
+            return json_response(resource.render(task))
+        except WaitTimeout:
+            pass
+        finally:
+            nursery.cancel_scope.cancel()
+    return json_response(resource.render(await current.engine.get(task_id)))
 
-    @blueprint.post("/<task_id>/cancel")
-    @document_response(TaskOut)
-    @document_response(ErrorOut, 409)
-    async def cancel_task(task_id: str) -> Response:
-        """Cancel an unfinished task; a finished one is a 409."""
-        await own_task(task_id)
-        with service().deadline():
-            task = await service().engine.cancel(task_id)
-        return json_response(render(task))
 
-    @blueprint.post("/<task_id>/retry")
-    @document_response(TaskOut)
-    @document_response(ErrorOut, 409)
-    async def retry_task(task_id: str) -> Response:
-        """Run a failed task again."""
-        await own_task(task_id)
-        return json_response(render(await service().engine.retry(task_id)), 200)
+async def delete_task(resource: Resource, task_id: str) -> Response:
+    """Cancel an unfinished task (200 with it), or forget a finished one (204)."""
+    engine = service().engine
+    await own_task(task_id)
+    try:
+        return json_response(resource.render(await engine.cancel(task_id)))
+    except TaskAlreadyFinished:
+        await engine.delete(task_id)
+        return Response(b"", status=204)
 
+
+async def cancel_task(resource: Resource, task_id: str) -> Response:
+    """Cancel an unfinished task; a finished one is a 409."""
+    await own_task(task_id)
+    with service().deadline():
+        task = await service().engine.cancel(task_id)
+    return json_response(resource.render(task))
+
+
+async def retry_task(resource: Resource, task_id: str) -> Response:
+    """Run a failed task again."""
+    await own_task(task_id)
+    return json_response(resource.render(await service().engine.retry(task_id)), 200)
+
+
+ROUTES = [
+    Route("POST", "", submit, {201: "one", 200: "one", 422: ErrorOut}, body=TaskIn),
+    Route("POST", "/batch", submit_batch, {201: "batch"}, body=BatchIn),
+    Route("GET", "", list_tasks, {200: "page"}, query=ListQuery),
+    Route("GET", "/<task_id>", get_task, {200: "one"}),
+    Route("GET", "/<task_id>/wait", wait_task, {200: "one"}),
+    Route("DELETE", "/<task_id>", delete_task, {200: "one"}),
+    Route("POST", "/<task_id>/cancel", cancel_task, {200: "one", 409: ErrorOut}),
+    Route("POST", "/<task_id>/retry", retry_task, {200: "one", 409: ErrorOut}),
+]
+
+
+def task_blueprint(resource: Resource) -> Blueprint:
+    """Every task route under `resource.prefix`, each task rendered by `resource.render`."""
+    blueprint = Blueprint(resource.name, __name__, url_prefix=resource.prefix)
+    for route in ROUTES:
+        blueprint.add_url_rule(route.rule, view_func=route.view(resource), methods=[route.method])
     return blueprint
 
 
@@ -188,11 +244,8 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 def job_json(task: Task) -> dict[str, Any]:
     """A task under the names the "Task Queue System" README used: job_id, completed_at."""
-    body = task_json(task)
-    body["job_id"] = body.pop("id")
-    body["completed_at"] = body.pop("finished_at")
-    return body
+    return {JOB_NAMES.get(name, name): value for name, value in task_json(task).items()}
 
 
-tasks = task_blueprint("tasks", "/api/v1/tasks", task_json)
-jobs = task_blueprint("jobs", "/api/v1/jobs", job_json)
+tasks = task_blueprint(Resource("tasks", "/api/v1/tasks", task_json))
+jobs = task_blueprint(Resource("jobs", "/api/v1/jobs", job_json, JobOut, JobList, JobBatch))

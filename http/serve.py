@@ -10,16 +10,13 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
-from oncue.actors import Engine, EventsDropped, TaskEvent
+from oncue.actors import Engine
 
 from .app import Service, create_app
-from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
-task_logger = logging.getLogger("oncue.task")
 
 DEFAULT_GRACEFUL_TIMEOUT = 3.0
-EVENTS_CAPACITY = 10_000
 # Hypercorn's default accept backlog is 100: a burst of more new connections overflows it and
 # Linux then leaves the extra clients "connected" to nothing until they are reset ~60 s later
 # (found by bench/soak.py opening 1,000 at once). The kernel caps it at net.core.somaxconn.
@@ -68,42 +65,10 @@ async def serve(
         await stop.wait()
         current.draining.set()  # long-polls answer now instead of holding shutdown
 
+    current.log_tasks = log_tasks
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow_events, engine, current.metrics, log_tasks)
-        async with trio.open_nursery() as server_nursery:
-            binds = await server_nursery.start(
-                partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
-            )
-            logger.info("http.listening url=%s", binds[0])
-            task_status.started(int(binds[0].rsplit(":", 1)[1]))
-        # Hypercorn has stopped; the metrics follower would only end with the engine.
-        nursery.cancel_scope.cancel()
-
-
-async def follow_events(engine: Engine, metrics: Metrics, log_tasks: bool) -> None:
-    """Feed every task transition to the metrics (and the log) until the engine stops.
-
-    A stream that falls too far behind is dropped by the engine; subscribe again (the counts
-    then miss what was dropped, and the log says so).
-    """
-    while True:
-        try:
-            async for event in engine.events(EVENTS_CAPACITY):
-                metrics.observe_event(event)
-                if log_tasks:
-                    log_transition(event)
-            return
-        except EventsDropped:
-            logger.warning("http.events_dropped capacity=%d", EVENTS_CAPACITY)
-
-
-def log_transition(event: TaskEvent) -> None:
-    """One line per task transition, with the worker that ran it."""
-    task_logger.info(
-        "task.%s id=%s type=%s worker=%s attempts=%d",
-        event.state.value,
-        event.task_id,
-        event.type,
-        event.worker or "-",
-        event.attempts,
-    )
+        binds = await nursery.start(
+            partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
+        )
+        logger.info("http.listening url=%s", binds[0])
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))

@@ -8,54 +8,24 @@ the process exits 0. A second signal exits at once.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 import trio
 
-from oncue.actors import Engine, Registry, open_engine
+from oncue.actors import Registry, open_engine
 
 from .app import Service, create_app
 from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
+from .options import engine_options
+from .process import SIGNALS, drain, load_registry, open_signal_watch, redact
 from .serve import serve
 
 logger = logging.getLogger("oncue.server")
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def load_registry(module_name: str | None) -> Registry:
-    """The registry to serve: the built-ins, or `module_name`'s `registry` (`module:attr`).
-
-    The current directory is importable, as with `celery -A`.
-    """
-    if module_name is None:
-        return Registry()
-    module_path, _, attribute = module_name.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_path)
-    except ModuleNotFoundError as error:
-        raise SystemExit(
-            f"oncue: --handlers {module_name}: no module named {error.name!r}"
-            " (is it on PYTHONPATH, or in the working directory?)"
-        ) from None
-    registry = getattr(module, attribute or "registry", None)
-    if not isinstance(registry, Registry):
-        raise SystemExit(
-            f"oncue: {module_path} has no Registry named {attribute or 'registry'!r};"
-            " define `registry = Registry()` and decorate your handlers with @registry.task()"
-        )
-    return registry
 
 
 def run_server(options: argparse.Namespace) -> int:
@@ -113,13 +83,12 @@ async def _serve(
     hardening: dict[str, Any],
     signals: AsyncIterator[int],
 ) -> int:
-    async with open_engine(
-        registry=registry,
-        workers=options.workers,
-        queue_size=options.queue_size,
-        store=options.store,
-        retention=options.retention,
-    ) as engine:
+    async with (
+        open_engine(
+            registry=registry, queue_size=options.queue_size, **engine_options(options)
+        ) as engine,
+        open_signal_watch(signals, "server", options.early_signals) as signalled,
+    ):
         app = create_app(
             engine,
             max_body_size=options.max_body_size,
@@ -129,51 +98,16 @@ async def _serve(
         current: Service = app.extensions["oncue"]
         stop_http = trio.Event()
         async with trio.open_nursery() as nursery:
-            signalled = trio.Event()
-            await nursery.start(_watch_signals, signals, signalled)
             port = await nursery.start(
                 partial(serve, engine, options.host, options.port, app=app, shutdown=stop_http)
             )
             _print_banner(app, options.host, port, registry, options)
             await signalled.wait()
             current.draining.set()
-            await _drain(engine, options.grace)
+            await drain(engine, options.grace, "server")
             stop_http.set()
-            nursery.cancel_scope.cancel()  # the signal watcher
     logger.info("server.stopped")
     return 0
-
-
-async def _drain(engine: Engine, grace: float) -> None:
-    logger.info("server.draining grace=%.1fs", grace)
-    report = await engine.shutdown(grace=grace)
-    logger.info(
-        "server.drained unfinished=%d interrupted=%d",
-        len(report.unfinished),
-        report.interrupted,
-    )
-    if engine.durable:  # they wait in the store for the next start: no need to list them
-        return
-    for task_id in report.unfinished:  # the memory store loses these: name every one
-        logger.warning("task.unfinished id=%s", task_id)
-
-
-async def _watch_signals(
-    signals: AsyncIterator[int],
-    signalled: trio.Event,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    task_status.started()
-    async for signum in signals:
-        name = signal.Signals(signum).name
-        if not signalled.is_set():
-            logger.info("server.signal signal=%s action=drain", name)
-            signalled.set()
-            continue
-        logger.warning("server.signal signal=%s action=exit_now", name)
-        logging.shutdown()
-        os._exit(128 + signum)
 
 
 def _print_banner(
@@ -183,7 +117,8 @@ def _print_banner(
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     lines = [
         f"oncue listening on {base}",
-        f"  workers={options.workers} queue_size={options.queue_size} store={options.store}",
+        f"  workers={options.workers} queue_size={options.queue_size}"
+        f" store={redact(options.store)}",
         f"  task types: {', '.join(registry.names())}",
         "  routes:",
     ]

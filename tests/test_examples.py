@@ -23,10 +23,16 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("example", examples(), ids=lambda path: path.name)
-def test_example_runs_and_exits_0(example: Path, tmp_path: Path) -> None:
+def test_example_runs_and_exits_0(
+    example: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     # Run from elsewhere, with this interpreter's scripts (e.g. `oncue`) first on the PATH.
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+    if "postgres" in example.name:  # a schema of its own (skips without PostgreSQL)
+        env["ONCUE_STORE"] = request.getfixturevalue("postgres_store")
+    if "redis" in example.name:  # a key prefix of its own (skips without Redis)
+        env["ONCUE_STORE"] = request.getfixturevalue("redis_store")
     result = subprocess.run(
         [*RUNNERS[example.suffix], str(example)],
         cwd=tmp_path,

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import Backend, open_backend
+from .base import Backend, Notice, SharedBackend, is_shared, open_backend
 
-__all__ = ["Backend", "open_backend"]
+__all__ = ["Backend", "Notice", "SharedBackend", "is_shared", "open_backend"]

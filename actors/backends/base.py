@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Protocol
+from collections.abc import Callable, Collection
+from typing import NamedTuple, Protocol
 
 from ..record import TaskRecord
 from ..task import TaskState
 
 STORE_FORMS = (
     "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db,"
-    " postgresql://user@host:5432/database[?schema=name]"
+    " postgresql://user@host:5432/database[?schema=name],"
+    " redis://host:6379/0[?prefix=name]"
 )
 
 
@@ -33,7 +34,15 @@ class Backend(Protocol):
         """The highest task number ever given out (0 if none)."""
         ...
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None: ...
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
+        """Write ``changed`` and delete ``deleted`` (finished tasks only) in one transaction.
+
+        Returns the ids of records whose write was refused because this node no longer owns
+        them (shared backends, see SharedBackend); a backend of one engine returns ``()``.
+        """
+        ...
 
     async def get(self, task_id: str) -> TaskRecord | None: ...
 
@@ -63,12 +72,102 @@ class Backend(Protocol):
         ...
 
 
+class Notice(NamedTuple):
+    """What a shared backend tells a listening node. ``kind``:
+
+    - ``ready``: tasks became claimable (submitted, retried, delayed ones coming due soon, or
+      released by a reap); no ids, claim to find out;
+    - ``finished``: these tasks finished (on any node): wake whoever waits on them here;
+    - ``cancelled``: these tasks were cancelled by a node that did not own them: their owner
+      drops them and interrupts their worker;
+    - ``listening``: (re)subscribed; notices may have been missed before this one.
+    """
+
+    kind: str
+    ids: tuple[str, ...] = ()
+
+
+class SharedBackend(Backend, Protocol):
+    """A backend several engines ("nodes") share: the queue's truth lives in it.
+
+    A node **owns** a task it claimed until it finishes it, releases it, or its lease expires
+    and any node reaps it. Ownership is the ``node`` column plus a lease deadline; claims and
+    leases use the backend's clock (one clock for every node). A claimed task keeps its state
+    (pending or retrying): the owner's store starts it (running, attempts + 1) as usual.
+
+    ``commit`` (the Backend method) follows these rules per changed record:
+    - never committed before: inserted as it is: unowned (``node`` None), or, if ``node`` is
+      this node (a node may keep what is submitted to it), owned with a fresh lease;
+    - ``record.node`` is this node (an owner's transition): written only while the stored row
+      is still owned by this node, else its id is returned as lost; a finished record clears
+      the stored owner and lease;
+    - any other record (a cancel or a retry by a node that does not own it): a cancel
+      (state cancelled) is written only if the stored row is unfinished, a retry (state
+      pending) only if it is failed; both clear the stored owner and lease; else lost.
+    Deletes remove finished rows only. With the transaction, the backend publishes notices
+    (see Notice): ``ready`` if it inserted unowned tasks or re-queued claimable ones,
+    ``finished`` with the ids that finished, ``cancelled`` with the ids cancelled by a
+    non-owner. A node never hears its own notices (reap and release included): it knows.
+
+    ``load_unfinished`` returns the unfinished tasks this node owns; ``counts`` counts the
+    whole shared store; ``last_number`` is unused (see ``reserve_numbers``).
+    """
+
+    shared: bool  # True: the store and scheduler work in shared mode with this backend
+
+    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+        """Called once, before ``open``: this node's name (unique among live nodes) and the
+        lease, in seconds, of a task of each type."""
+        ...
+
+    async def reserve_numbers(self) -> range:
+        """Task numbers for this node alone (unique across nodes, increasing): a block."""
+        ...
+
+    async def claim(self, limit: int, within: float) -> list[TaskRecord]:
+        """Own up to ``limit`` pending or retrying tasks due within ``within`` seconds
+        (``run_at`` None or <= now + within), owned by no node or by one whose lease expired;
+        highest priority first, then lowest number. Each gets ``node`` = this node and a lease
+        of ``lease_for(type)`` seconds. One atomic step: no two nodes own a task at once."""
+        ...
+
+    async def renew(self) -> int:
+        """Extend the lease of every unfinished task this node owns; return how many."""
+        ...
+
+    async def reap(self) -> int:
+        """Release every unfinished task whose lease expired, whoever owned it: a running one
+        goes back to pending (its attempt stays counted). Returns how many; any node may run
+        it, twice is harmless. Publishes ``ready`` if it released any."""
+        ...
+
+    async def release(self) -> int:
+        """A graceful stop: give back every unfinished task this node owns (running ones go
+        back to pending, attempt counted) and publish ``ready``. Returns how many."""
+        ...
+
+    async def unfinished_count(self) -> int:
+        """How many tasks are pending, running or retrying in the whole shared store."""
+        ...
+
+    async def listen(self, deliver: Callable[[Notice], None]) -> None:
+        """Run until cancelled, calling ``deliver`` (from the trio thread) for each notice;
+        reconnect after errors (with backoff), delivering ``listening`` each time."""
+        ...
+
+
+def is_shared(backend: Backend) -> bool:
+    """Whether several engines may share this backend (see SharedBackend)."""
+    return bool(getattr(backend, "shared", False))
+
+
 def open_backend(url: str) -> Backend:
     """Make the backend a store URL names; raises ValueError naming the accepted forms.
 
     ``memory://``; ``sqlite:///oncue.db`` (relative to the working directory) or
     ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``;
-    ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public).
+    ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public);
+    ``redis://host:port/db`` (or ``rediss://``; ``?prefix=`` names the key prefix, default oncue).
     """
     from urllib.parse import parse_qs, urlsplit
 
@@ -89,6 +188,8 @@ def open_backend(url: str) -> Backend:
         return SqliteBackend(parts.path[1:], synchronous=synchronous)
     if parts.scheme in ("postgresql", "postgres"):
         return _postgres(url)
+    if parts.scheme in ("redis", "rediss"):
+        return _redis(url)
     raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")
 
 
@@ -102,3 +203,13 @@ def _postgres(url: str) -> Backend:
             "the postgresql store needs the postgres extra: pip install 'oncue[postgres]'"
         )
     return PostgresBackend(url)
+
+
+def _redis(url: str) -> Backend:
+    from importlib.util import find_spec
+
+    from .redis import RedisBackend
+
+    if find_spec("hiredis") is None:
+        raise ValueError("the redis store needs the redis extra: pip install 'oncue[redis]'")
+    return RedisBackend(url)

@@ -34,7 +34,9 @@ class MemoryBackend:
     async def last_number(self) -> int:
         return self._last_number
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
         for record in changed:
             if record.id not in self._by_id:
                 self._by_id[record.id] = record
@@ -47,6 +49,7 @@ class MemoryBackend:
         for task_id in deleted:
             if task_id in self._by_id:
                 self._forget(task_id)
+        return ()
 
     def _forget(self, task_id: str) -> TaskRecord:
         gone = self._by_id.pop(task_id)

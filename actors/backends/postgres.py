@@ -1,4 +1,4 @@
-"""The PostgreSQL backend, single node: sync psycopg 3 and its pool, driven through trio threads.
+"""The PostgreSQL backend, shared by many engines: sync psycopg 3 and its pool, in trio threads.
 
 psycopg's AsyncConnection is asyncio-only, so every call runs the sync API in a worker thread
 (``trio.to_thread.run_sync`` with a CapacityLimiter as large as the pool). A call cancelled
@@ -6,12 +6,18 @@ mid-query is abandoned by trio and the server-side query is cancelled, so the co
 back to the pool promptly. One transaction per store batch, as with SQLite. Rows and JSON are
 stored as in SQLite (same columns, JSON as text), so the two share their row conversions.
 
-This backend holds one engine's tasks; several engines on one database need claims and leases
-(docs/stores.md, "Many nodes").
+Several engines (nodes) share one schema (a SharedBackend, see base.py): a node claims tasks
+with ``FOR UPDATE SKIP LOCKED`` in priority order and owns them under a lease (``node``,
+``lease_until`` on the database's clock) that it renews; expired leases are reaped by any node;
+NOTIFY on one channel per schema, in the committing transaction, wakes the others (a thread
+per node blocks in LISTEN).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -24,17 +30,60 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
 
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
+from .base import Notice
 from .sqlite import COLUMNS, from_row, query_sql, to_row
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 POOL_SIZE = 2  # the store calls one at a time; the second serves a call while one reconnects
+DEFAULT_LEASE = 30.0
+NOTICE_IDS = 250  # ids per NOTIFY: a payload must stay under 8,000 bytes
+LISTEN_RETRY = (0.1, 5.0)  # seconds between reconnects of the listener, doubling
+NOW = "extract(epoch FROM clock_timestamp())"  # the database's clock: one for every node
+_LIVE = "('pending', 'running', 'retrying')"
 
+# One row of a commit (SharedBackend's rules): a new task is inserted (owned, with a lease, if
+# this node keeps it); an owner's write lands only while the row is still this node's; anyone
+# else may only cancel an unfinished task or retry a failed one. The parameters after the
+# columns: the new row's owner and lease (twice), keep the owner (bool, twice), an owner write
+# (bool), this node. A row it did not write returns nothing: its id is lost.
+_RETURNING = ", ".join(f"tasks.{name.strip()}" for name in COLUMNS.split(","))
 _UPSERT = (
-    f"INSERT INTO tasks ({COLUMNS}) VALUES ({', '.join(['%s'] * 20)})"
+    f"INSERT INTO tasks ({COLUMNS}, node, lease, lease_until)"
+    f" VALUES ({', '.join(['%s'] * 20)}, %s, %s, {NOW} + %s)"
     " ON CONFLICT (id) DO UPDATE SET priority=excluded.priority, state=excluded.state,"
     " attempts=excluded.attempts, run_at=excluded.run_at, started_at=excluded.started_at,"
     " finished_at=excluded.finished_at, result=excluded.result, error=excluded.error,"
-    " worker=excluded.worker, progress=excluded.progress, history=excluded.history"
+    " worker=excluded.worker, progress=excluded.progress, history=excluded.history,"
+    " node = CASE WHEN %s THEN tasks.node END,"
+    " lease_until = CASE WHEN %s THEN tasks.lease_until END"
+    " WHERE CASE WHEN %s THEN tasks.node = %s"
+    f" ELSE (excluded.state = 'cancelled' AND tasks.state IN {_LIVE})"
+    " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
+    " RETURNING id"
+)
+_CLAIM = (
+    "WITH picked AS (SELECT id FROM tasks WHERE state IN ('pending', 'retrying')"
+    f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
+    f" AND (node IS NULL OR lease_until < {NOW})"
+    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)"
+    f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
+    f" FROM picked WHERE tasks.id = picked.id RETURNING {_RETURNING}"
+)
+_RENEW = (
+    f"UPDATE tasks SET lease_until = {NOW} + lease"
+    f" WHERE node = %s AND id = ANY(%s) AND state IN {_LIVE}"
+)
+_LEASE = f"UPDATE tasks SET lease = %s, lease_until = {NOW} + %s WHERE node = %s AND id = ANY(%s)"
+# Give tasks back (an expired lease, or a graceful stop): a running one is pending again, with
+# the step in its history (kept as JSON text: drop the closing bracket, append the step).
+_RELEASE = (
+    "UPDATE tasks SET node = NULL, lease_until = NULL,"
+    " state = CASE WHEN state = 'running' THEN 'pending' ELSE state END,"
+    " history = CASE WHEN state = 'running'"
+    f" THEN left(history, -1) || ',[\"pending\",' || {NOW} || ']]' ELSE history END"
+    f" WHERE state IN {_LIVE} AND "
 )
 _PURGE = (
     "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks"
@@ -77,7 +126,21 @@ MIGRATIONS = [
     """
     CREATE INDEX tasks_type_state ON tasks (type, state);
     """,
+    # Many nodes: an owner and its lease per task; claims read the head of the claimable index
+    """
+    ALTER TABLE tasks ADD COLUMN node TEXT;
+    ALTER TABLE tasks ADD COLUMN lease DOUBLE PRECISION;
+    ALTER TABLE tasks ADD COLUMN lease_until DOUBLE PRECISION;
+    CREATE INDEX tasks_claimable ON tasks (priority DESC, number)
+        WHERE state IN ('pending', 'retrying');
+    CREATE INDEX tasks_owned ON tasks (node) WHERE node IS NOT NULL;
+    CREATE INDEX tasks_leased ON tasks (lease_until) WHERE node IS NOT NULL;
+    CREATE SEQUENCE task_numbers INCREMENT BY 1024;
+    SELECT setval('task_numbers', (SELECT coalesce(max(number), 0) + 1 FROM tasks), false);
+    """,
 ]
+NUMBER_BLOCK = 1024  # the sequence's increment: numbers a node reserves at a time
+_KEY = COLUMNS.replace(" ", "").split(",").index("key")  # its place in a row
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -90,12 +153,25 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 class PostgresBackend:
-    """Tasks in one PostgreSQL schema (created, and migrated, on open)."""
+    """Tasks in one PostgreSQL schema (created, and migrated, on open), shared by every engine
+    that opens it."""
+
+    shared = True
 
     def __init__(self, url: str) -> None:
         self.url, self.schema = split_url(url)
+        self.channel = f"oncue_{self.schema}"[:63]
         self._limiter = trio.CapacityLimiter(POOL_SIZE)
         self._pool: ConnectionPool | None = None
+        self.node = "unattached"
+        self._lease_for: Callable[[str], float] = lambda name: DEFAULT_LEASE
+        # What this node's store holds: renew() renews these and gives back anything else
+        # the node owns (a claim whose answer was lost to a cancel or a broken connection).
+        self._known: set[str] = set()
+
+    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+        self.node = node
+        self._lease_for = lease_for
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(connection, *args)`` in a thread; on cancellation, cancel the query."""
@@ -150,17 +226,133 @@ class PostgresBackend:
             await trio.to_thread.run_sync(pool.close)
 
     async def load_unfinished(self) -> list[TaskRecord]:
-        return await self._select(
-            f"SELECT {COLUMNS} FROM tasks WHERE state = ANY(%s) ORDER BY number", (_UNFINISHED,)
+        self._known = set()
+        return self._owned(
+            await self._select(
+                f"SELECT {COLUMNS} FROM tasks WHERE node = %s AND state = ANY(%s) ORDER BY number",
+                (self.node, _UNFINISHED),
+            )
         )
+
+    def _owned(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        for record in records:
+            record.node = self.node
+            self._known.add(record.id)
+        return records
+
+    async def reserve_numbers(self) -> range:
+        rows = await self._run(_fetch, "SELECT nextval('task_numbers')", ())
+        first = int(rows[0][0])
+        return range(first, first + NUMBER_BLOCK)
+
+    async def claim(self, limit: int, within: float) -> list[TaskRecord]:
+        default = self._lease_for("")  # no type is named "": the engine's default lease
+        args = (within, limit, self.node, default, default)
+        records = self._owned(await self._select(_CLAIM, args))
+        records.sort(key=lambda record: (-record.priority, record.number))
+        own: dict[float, list[str]] = {}  # types with a lease of their own: one update each
+        for record in records:
+            lease = self._lease_for(record.type)
+            if lease != default:
+                own.setdefault(lease, []).append(record.id)
+        for lease, ids in own.items():
+            await self._run(_execute, _LEASE, (lease, lease, self.node, ids), None)
+        return records
+
+    async def renew(self) -> int:
+        known = sorted(self._known)
+        renewed = await self._run(_execute, _RENEW, (self.node, known), None)
+        unknown = _RELEASE + "node = %s AND NOT (id = ANY(%s))"
+        await self._run(_execute, unknown, (self.node, known), self._notice("ready"))
+        return renewed
+
+    async def reap(self) -> int:
+        where = f"node IS NOT NULL AND lease_until < {NOW}"
+        return await self._run(_execute, _RELEASE + where, (), self._notice("ready"))
+
+    async def release(self) -> int:
+        self._known.clear()
+        ready = self._notice("ready")
+        return await self._run(_execute, _RELEASE + "node = %s", (self.node,), ready)
+
+    async def unfinished_count(self) -> int:
+        rows = await self._run(_fetch, f"SELECT count(*) FROM tasks WHERE state IN {_LIVE}", ())
+        return int(rows[0][0])
+
+    def _notice(self, kind: str, ids: Collection[str] = ()) -> list[tuple[str, str]]:
+        """pg_notify arguments for a notice, its ids spread over payloads small enough."""
+        if not ids:
+            return [(self.channel, json.dumps([kind, self.node]))]
+        listed = list(ids)
+        return [
+            (self.channel, json.dumps([kind, self.node, *listed[start : start + NOTICE_IDS]]))
+            for start in range(0, len(listed), NOTICE_IDS)
+        ]
+
+    async def listen(self, deliver: Callable[[Notice], None]) -> None:
+        delay = LISTEN_RETRY[0]
+        while True:
+            stop = threading.Event()
+            try:
+                await trio.to_thread.run_sync(
+                    self._pump, deliver, stop, abandon_on_cancel=True, limiter=_OWN_THREAD()
+                )
+            except Exception as error:  # the connection's errors: reconnect
+                logger.warning("postgres.listen_failed error=%r retry_in=%.1fs", error, delay)
+            finally:
+                stop.set()  # an abandoned pump sees it within its poll
+            await trio.sleep(delay)
+            delay = min(delay * 2, LISTEN_RETRY[1])
+
+    def _pump(self, deliver: Callable[[Notice], None], stop: threading.Event) -> None:
+        """In a thread: LISTEN on a connection of its own; hand each notice to trio."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            trio.from_thread.run_sync(deliver, Notice("listening"))
+            while not stop.is_set():
+                for notify in connection.notifies(timeout=0.5):
+                    kind, origin, *ids = json.loads(notify.payload)
+                    if origin != self.node:  # what we did, we know
+                        trio.from_thread.run_sync(deliver, Notice(kind, tuple(ids)))
 
     async def last_number(self) -> int:
         rows = await self._run(_fetch, "SELECT max(number) FROM tasks", ())
         return int(rows[0][0] or 0)
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
-        rows = [to_row(record) for record in changed]  # now: the store mutates them later
-        await self._run(_commit, rows, [(task_id,) for task_id in deleted])
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
+        node = self.node
+        rows = []  # now: the store mutates the records later
+        finished: list[str] = []
+        ready = False
+        for record in changed:
+            owner = record.node == node
+            keep = owner and not record.state.finished
+            lease = self._lease_for(record.type) if keep else None
+            row = to_row(record)
+            rows.append((*row, node if keep else None, lease, lease, keep, keep, owner, node))
+            if record.state.finished:
+                finished.append(record.id)
+            elif not owner and record.state is TaskState.PENDING:
+                ready = True  # a new task, or a retried one
+        cancelled = [r.id for r in changed if r.node != node and r.state is TaskState.CANCELLED]
+        notices = self._notice("finished", finished) if finished else []
+        if cancelled:
+            notices += self._notice("cancelled", cancelled)
+        if ready:
+            notices += self._notice("ready")
+        written = await self._run(_commit, rows, [(task_id,) for task_id in deleted], notices)
+        lost = [record.id for record in changed if record.id not in written]
+        for record in changed:
+            if record.node == node and not record.state.finished and record.id in written:
+                self._known.add(record.id)
+            else:
+                self._known.discard(record.id)
+        return lost
 
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,))
@@ -209,13 +401,71 @@ def _fetch(
 
 
 def _commit(
-    connection: psycopg.Connection[Any], rows: list[tuple[Any, ...]], deleted: list[tuple[str]]
-) -> None:
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
+    """One transaction: the rows, the deletes and the notices; the ids of the rows written.
+
+    A new task whose idempotency key another node's task took meanwhile is left out (lost):
+    the transaction is tried again without it.
+    """
+    import psycopg
+
+    try:
+        return _commit_once(connection, rows, deleted, notices)
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name != "tasks_key_key":
+            raise
+    keys = [row[_KEY] for row in rows if row[_KEY] is not None]
+    taken = dict(connection.execute("SELECT key, id FROM tasks WHERE key = ANY(%s)", (keys,)))
+    rows = [row for row in rows if row[_KEY] is None or taken.get(row[_KEY], row[0]) == row[0]]
+    return _commit_once(connection, rows, deleted, notices)
+
+
+def _commit_once(
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
+    written: set[str] = set()
     with connection.transaction(), connection.cursor() as cursor:
         if rows:
-            cursor.executemany(_UPSERT, rows)
+            cursor.executemany(_UPSERT, rows, returning=True)
+            while True:
+                written.update(row[0] for row in cursor.fetchall())
+                if not cursor.nextset():
+                    break
         if deleted:
-            cursor.executemany("DELETE FROM tasks WHERE id = %s", deleted)
+            cursor.executemany(
+                f"DELETE FROM tasks WHERE id = %s AND state = ANY('{{{','.join(_FINISHED)}}}')",
+                deleted,
+            )
+        if notices and (written or deleted):
+            cursor.executemany("SELECT pg_notify(%s, %s)", notices)
+    return written
+
+
+def _execute(
+    connection: psycopg.Connection[Any],
+    text: str,
+    args: tuple[Any, ...],
+    notices: list[tuple[str, str]] | None,
+) -> int:
+    """One statement in a transaction, with notices if it changed any row; the row count."""
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(text, args)
+        count = cursor.rowcount
+        if notices and count:
+            cursor.executemany("SELECT pg_notify(%s, %s)", notices)
+    return count
+
+
+def _OWN_THREAD() -> trio.CapacityLimiter:
+    """A limiter of its own for a thread that blocks for as long as the engine runs."""
+    return trio.CapacityLimiter(1)
 
 
 def _purge(connection: psycopg.Connection[Any], before: float, limit: int) -> list[Any]:

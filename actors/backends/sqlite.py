@@ -240,9 +240,12 @@ class SqliteBackend:
         rows = await self._run(self._fetch, "SELECT max(number) FROM tasks", ())
         return int(rows[0][0] or 0)
 
-    async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
         rows = [to_row(record) for record in changed]  # now: the store mutates them later
         await self._run(self._commit, rows, [(task_id,) for task_id in deleted])
+        return ()
 
     def _commit(self, rows: list[tuple[Any, ...]], deleted: list[tuple[str]]) -> None:
         db = self._db

@@ -3,114 +3,41 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import signal
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from servers import BOUND, ONCUE, Oncue, Server, poll, running_server
 
 from oncue.http.cli import build_parser
-
-ONCUE = Path(sys.executable).with_name("oncue")
-BOUND = 30.0  # seconds: a safety bound on every wait below, never a timing assertion
-
-
-class Server:
-    """A running `oncue serve` on a free port; stderr is collected line by line."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        for name in ("PORT", "WORKER_COUNT", "QUEUE_SIZE", "DATABASE_URL", "REDIS_URL"):
-            env.pop(name, None)
-        env["ONCUE_STORE"] = "memory://"  # not the default oncue.db in the working directory
-        self.process = subprocess.Popen(
-            [str(ONCUE), "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.stderr: list[str] = []
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-        self.url = self._read_url()
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.stderr.append(line)
-
-    def _read_url(self) -> str:
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", first)
-        assert match, f"no banner: {first!r} {self.stderr}"
-        return match.group(1)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(timeout=BOUND)
-        for pipe in (self.process.stdout, self.process.stderr):
-            if pipe is not None:
-                pipe.close()
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        code = self.process.wait(timeout=BOUND)
-        self._reader.join(timeout=BOUND)
-        return code
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    running = Server("--workers", "2")
-    yield running
-    running.close()
-
-
-def poll(check, what: str):
-    """Call `check` until it returns something truthy, within BOUND seconds."""
-    deadline = time.monotonic() + BOUND
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
+    with running_server("--workers", "2") as running:
+        yield running
 
 
 def test_readme_calls_then_sigterm_mid_work_loses_nothing(tmp_path) -> None:
     store = f"sqlite:///{tmp_path}/tasks.db"
-    server = Server("--workers", "2", "--store", store, "--grace", "0.05")
-    try:
+    with running_server("--workers", "2", "--grace", "0.05", store=store) as server:
         with httpx.Client(base_url=server.url, timeout=BOUND) as http:
             accepted = _readme_calls_then_work(http)
         assert server.stop(signal.SIGTERM) == 0  # drains (briefly), exits cleanly
-    finally:
-        server.close()
-    log = "".join(server.stderr)
+    log = server.log
     assert "server.stopped" in log
     left = re.search(r"server\.drained unfinished=(\d+) interrupted=(\d+)", log)
     assert left, log
     assert int(left[1]) > 0, "SIGTERM came mid-work: some tasks were left for the restart"
-    restarted = Server("--workers", "2", "--store", store)  # what was left runs now
-    try:
+    with running_server("--workers", "2", store=store) as restarted:  # what was left runs now
         with httpx.Client(base_url=restarted.url, timeout=BOUND) as http:
             for task_id in accepted:
                 done = poll(functools.partial(_finished, http, task_id), f"task {task_id}")
                 assert done["status"] == "completed", done
         assert restarted.stop(signal.SIGTERM) == 0
-    finally:
-        restarted.close()
 
 
 def _finished(http: httpx.Client, task_id: str) -> dict | None:
@@ -143,6 +70,43 @@ def _readme_calls_then_work(http: httpx.Client) -> list[str]:
     ]
     poll(lambda: http.get("/api/v1/stats").json()["running"] > 0, "a running task")
     return accepted
+
+
+# A handlers module that holds `oncue serve` in its imports (before trio listens for signals)
+# until the test has sent its signal.
+GATE = """
+import os, pathlib, time
+
+from oncue.actors import Registry
+
+gate = pathlib.Path(os.environ["ONCUE_TEST_GATE"])
+(gate / "importing").touch()
+deadline = time.monotonic() + 30
+while not (gate / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+registry = Registry()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_python_imports_still_exits_cleanly(tmp_path, signum) -> None:
+    """The console script catches signals first thing, and the serve loop drains for them."""
+    (tmp_path / "gate_handlers.py").write_text(GATE)
+    early = Oncue(
+        *("serve", "--port", "0", "--store", "memory://", "--handlers", "gate_handlers"),
+        cwd=tmp_path,
+        env={"ONCUE_TEST_GATE": str(tmp_path)},
+    )
+    try:
+        poll((tmp_path / "importing").exists, "serve to import the handlers")
+        early.process.send_signal(signum)
+        (tmp_path / "go").touch()
+        assert early.wait() == 0
+    finally:
+        early.close()
+    name = signal.Signals(signum).name
+    assert f"server.signal signal={name} action=drain" in early.log
+    assert "server.stopped" in early.log
 
 
 def test_client_commands_talk_to_the_server(server: Server) -> None:

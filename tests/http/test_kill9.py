@@ -7,25 +7,18 @@ start of every execution, so the file is the ground truth of what ran.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import textwrap
-import time
 from collections import Counter
-from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import httpx
+from servers import BOUND, Server, poll, running_server
 
 from oncue.actors.scheduler import MAX_BATCH
 
-ONCUE = Path(sys.executable).with_name("oncue")
-BOUND = 30.0  # seconds: a safety bound on every wait below, never a timing assertion
 TASKS = 3000
 WORKERS = 4
 
@@ -48,44 +41,15 @@ async def record(ctx, payload):
 """
 
 
-def start(directory: Path) -> tuple[subprocess.Popen[str], str]:
-    """`oncue serve` on the test's database, in `directory`; returns it and its base URL."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ONCUE_TEST_RUNS": str(directory / "runs")}
-    for name in ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL", "ONCUE_API_TOKENS"):
-        env.pop(name, None)
-    command = [str(ONCUE), "serve", "--port", "0", "--store", f"sqlite:///{directory}/x.db"]
-    command += ["--handlers", "handlers_kill9", "--workers", str(WORKERS)]
-    command += ["--queue-size", str(TASKS), "--log-level", "WARNING"]
-    process = subprocess.Popen(
-        command,
+def start(directory: Path) -> AbstractContextManager[Server]:
+    """`oncue serve` on the test's database, in `directory` (where its handlers module is)."""
+    return running_server(
+        *("--handlers", "handlers_kill9", "--workers", str(WORKERS)),
+        *("--queue-size", str(TASKS), "--log-level", "WARNING"),
+        store=f"sqlite:///{directory}/x.db",
         cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
+        env={"ONCUE_TEST_RUNS": str(directory / "runs")},
     )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    match = re.search(r"listening on (http://\S+)", first)
-    assert match, f"no banner: {first!r}"
-    return process, match.group(1)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.kill()
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def poll(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + BOUND
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def runs(directory: Path) -> list[str]:
@@ -95,9 +59,8 @@ def runs(directory: Path) -> list[str]:
 
 def test_sigkill_mid_work_loses_nothing_and_reruns_only_what_was_running(tmp_path) -> None:
     (tmp_path / "handlers_kill9.py").write_text(textwrap.dedent(HANDLERS))
-    process, url = start(tmp_path)
-    try:
-        with httpx.Client(base_url=url, timeout=BOUND) as http:
+    with start(tmp_path) as server:
+        with httpx.Client(base_url=server.url, timeout=BOUND) as http:
             accepted: list[str] = []
             for first in range(0, TASKS, 1000):
                 batch = [{"type": "record", "payload": n} for n in range(first, first + 1000)]
@@ -105,21 +68,14 @@ def test_sigkill_mid_work_loses_nothing_and_reruns_only_what_was_running(tmp_pat
                 assert response.status_code == 201, response.text
                 accepted += [task["id"] for task in response.json()["tasks"]]
             poll(lambda: len(runs(tmp_path)) >= TASKS // 3, "a third of the tasks to run")
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(timeout=BOUND) == -signal.SIGKILL
-    finally:
-        stop(process)
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
     ran_before_restart = len(runs(tmp_path))
     assert ran_before_restart < TASKS, "the kill came after all the work: nothing tested"
 
-    process, url = start(tmp_path)
-    try:
-        with httpx.Client(base_url=url, timeout=BOUND) as http:
+    with start(tmp_path) as server:
+        with httpx.Client(base_url=server.url, timeout=BOUND) as http:
             poll(lambda: http.get("/api/v1/stats").json()["successful"] == TASKS, "all done")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=BOUND) == 0
-    finally:
-        stop(process)
+        assert server.stop(signal.SIGTERM) == 0
 
     with sqlite3.connect(tmp_path / "x.db") as db:
         rows = db.execute("SELECT id, state, attempts FROM tasks").fetchall()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import trio.testing
 
 from oncue.actors import Engine, TaskState
@@ -75,6 +78,39 @@ async def test_metrics_are_prometheus_text(client) -> None:
     assert "oncue_workers 2.0" in text
 
 
+async def test_metrics_count_made_up_methods_as_one_series(client) -> None:
+    for method in ("BREW", "WHEN", "BREW"):
+        await client.open("/health", method=method)
+    text = (await (await client.get("/metrics")).get_data()).decode()
+    assert 'oncue_http_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
+    assert "BREW" not in text
+
+
+async def test_task_metrics_are_fed_by_the_app_itself(autojump_clock, client, caplog) -> None:
+    """No serve(): the app's lifespan (here the test client's test_app) follows the engine."""
+    caplog.set_level(logging.INFO, logger="oncue.task")
+    done = await (
+        await client.post("/api/v1/tasks", json={"type": "double", "payload": 2})
+    ).get_json()
+    failing = {"type": "fail", "payload": "on purpose", "max_retries": 1}
+    failed = await (await client.post("/api/v1/tasks", json=failing)).get_json()
+    for task in (done, failed):
+        await client.get(f"/api/v1/tasks/{task['id']}/wait", query_string={"timeout": 60})
+    await trio.testing.wait_all_tasks_blocked()
+    text = (await (await client.get("/metrics")).get_data()).decode()
+    for type_, event, count in [
+        ("double", "created", 1),
+        ("double", "completed", 1),
+        ("fail", "created", 1),
+        ("fail", "retried", 1),
+        ("fail", "failed", 1),
+    ]:
+        assert f'oncue_tasks_total{{event="{event}",type="{type_}"}} {count:.1f}' in text
+    assert 'oncue_task_duration_seconds_count{type="double"} 1.0' in text
+    assert 'oncue_task_duration_seconds_count{type="fail"} 2.0' in text  # both attempts
+    assert f"task.completed id={done['id']} type=double worker=worker-" in caplog.text
+
+
 async def test_openapi_spec_describes_the_api(client) -> None:
     spec = await (await client.get("/openapi.json")).get_json()
     assert spec["openapi"].startswith("3.1")
@@ -82,6 +118,32 @@ async def test_openapi_spec_describes_the_api(client) -> None:
     submit = spec["paths"]["/api/v1/tasks"]["post"]
     assert "requestBody" in submit
     assert "201" in submit["responses"]
+
+
+async def test_openapi_spec_documents_every_route_and_its_answer(client) -> None:
+    spec = await (await client.get("/openapi.json")).get_json()
+    documented = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+    }
+    served = {
+        (method, re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule))
+        for rule in client.app.url_map.iter_rules()
+        if not rule.rule.startswith(("/docs", "/openapi.json"))
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert served == documented
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            successes = [
+                answer for code, answer in operation["responses"].items() if code.startswith("2")
+            ]
+            assert any("content" in answer for answer in successes), (method, path)
+    job = spec["paths"]["/api/v1/jobs/{task_id}"]["get"]["responses"]["200"]
+    assert {"job_id", "completed_at"} <= set(
+        job["content"]["application/json"]["schema"]["properties"]
+    )
 
 
 async def test_docs_serve_swagger_ui_from_the_package(client) -> None:

@@ -1,0 +1,319 @@
+"""The Redis backend: several engines share one queue in Redis, spoken to from the event loop.
+
+Every change is one Lua script (redis_lua.py has the key layout), so claims, commits and reaps
+are atomic and need no locks or WATCH retries. Ownership is a node name plus a deadline in a
+sorted set on Redis's own clock (``TIME``), the same clock for every node.
+
+The connection is trio's own (redis_wire.py), used by the store actor alone, one command at a
+time; the listener has a connection of its own. A command interrupted (cancelled at the
+store's deadline, failed) closes its connection, and the next call opens another. A script is
+never sent twice for one call: a commit retried after an unknown outcome could apply twice;
+the store's outage handling reloads instead. Why not a client library: docs/stores.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+import trio
+
+from ..record import TaskRecord
+from ..task import UNFINISHED, TaskState
+from .base import Notice
+from .redis_codec import decode, encode
+from .redis_lua import PRELUDE, SCRIPTS
+from .redis_wire import Connection, RedisError, parse_url
+
+logger = logging.getLogger(__name__)
+
+NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
+FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
+QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
+SILENCE = 5.0  # seconds without a message before the listener pings; as long again: reconnect
+
+_UNFINISHED = [state.value for state in UNFINISHED]
+_BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
+_SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in _BODIES.items()}
+
+
+class RedisBackend:
+    """Tasks in one Redis database under one key prefix, shared by every node attached to it.
+
+    Raises ValueError at construction for a URL it cannot use.
+    """
+
+    shared = True
+
+    def __init__(self, url: str) -> None:
+        self.address, self.prefix = parse_url(url)
+        self.keys = f"{{{self.prefix}}}:"
+        self.node = ""
+        self._lease_for: Callable[[str], float] = lambda name: FALLBACK_LEASE
+        self._leases: dict[str, float] = {}  # lease_for of each type seen: claim passes them
+        # Tasks this node's store holds (claimed or loaded, not finished): renew() renews these
+        # and gives back any other it owns; their rows exist, so a write sends what a
+        # transition changes, not the payload again (a row missing after all: the write is lost).
+        self._known: set[str] = set()
+        self._connection: Connection | None = None
+        self._open = False
+
+    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+        self.node = node
+        self._lease_for = lease_for
+
+    def _lease(self, type_: str) -> float:
+        lease = self._leases.get(type_)
+        if lease is None:
+            lease = self._leases[type_] = float(self._lease_for(type_))
+        return lease
+
+    async def open(self) -> None:
+        """Connect; RuntimeError for a Redis older than 6.2 (the scripts use ZRANGE BYLEX)."""
+        self._open = True
+        info = await self._call("INFO", "server")
+        version = re.search(r"redis_version:(\d+)\.(\d+)", info)
+        if version is None or (int(version[1]), int(version[2])) < (6, 2):
+            found = version[0] if version else "no redis_version in INFO"
+            raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
+        await self._log_durability()
+
+    async def _log_durability(self) -> None:
+        """Say once, at open, what a crash of Redis itself would lose (docs/stores.md)."""
+        try:
+            flat = await self._call("CONFIG", "GET", "append*")
+        except RedisError:  # CONFIG is often disabled on managed servers: nothing to say
+            return
+        config = dict(zip(flat[::2], flat[1::2], strict=True))
+        if config.get("appendonly") != "yes":
+            logger.warning(
+                "redis.not_durable appendonly=no (a restart of Redis loses the tasks written"
+                " since its last snapshot, or all of them without snapshots)"
+            )
+        else:
+            logger.info("redis.durable appendfsync=%s", config.get("appendfsync"))
+
+    async def close(self) -> None:
+        self._open = False
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.aclose()
+
+    async def _connect(self) -> Connection:
+        """The store's connection, opened again if the last one broke."""
+        if not self._open:
+            raise RuntimeError("the Redis backend is not open")
+        connection = self._connection
+        if connection is None or connection.broken:
+            self._connection = None
+            if connection is not None:
+                await connection.aclose()
+            connection = await Connection.open(self.address, f"oncue:{self.prefix}:{self.node}")
+            await self._load_scripts(connection)
+            self._connection = connection
+        return connection
+
+    async def _load_scripts(self, connection: Connection) -> None:
+        loads = [["SCRIPT", "LOAD", body] for body in _BODIES.values()]
+        for reply in await connection.pipeline(loads):
+            if isinstance(reply, RedisError):
+                raise reply
+
+    async def _read(self, commands: Sequence[Sequence[object]]) -> list[Any]:
+        """Replies to commands that change nothing: sent again, once, on a new connection if
+        the one they went out on had failed (Redis restarted, an idle connection was closed)."""
+        connection = await self._connect()
+        try:
+            return await connection.pipeline(commands)
+        except RedisError as error:
+            if not connection.broken:  # an error reply, not a failed connection
+                raise
+            logger.info("redis.reconnect error=%r", error)
+        return await (await self._connect()).pipeline(commands)
+
+    async def _call(self, *args: object) -> Any:
+        [reply] = await self._read([args])
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply
+
+    async def _script(self, name: str, *args: object, read: bool = False) -> Any:
+        """Run a script; one that changes things is sent at most once (``read``: it changes
+        nothing, so it may be sent again on a new connection)."""
+        command = ("EVALSHA", _SHA[name], 1, self.keys, *args)
+        [reply] = await self._read([command]) if read else await self._write(command)
+        if isinstance(reply, RedisError) and str(reply).startswith("NOSCRIPT"):
+            await self._load_scripts(await self._connect())  # it did not run: send it again
+            [reply] = await (await self._connect()).pipeline([command])
+        if isinstance(reply, RedisError):
+            raise reply
+        return reply
+
+    async def _write(self, command: Sequence[object]) -> list[Any]:
+        return await (await self._connect()).pipeline([command])
+
+    async def load_unfinished(self) -> list[TaskRecord]:
+        owned = await self._call("SMEMBERS", f"{self.keys}owned:{self.node}")
+        records = [r for r in await self._hashes(owned) if r.state in UNFINISHED]
+        self._known = {record.id for record in records}
+        return sorted(records, key=lambda record: record.number)
+
+    async def _hashes(self, ids: Sequence[str]) -> list[TaskRecord]:
+        if not ids:
+            return []
+        found = await self._read([["HGETALL", f"{self.keys}task:{i}"] for i in ids])
+        return [decode(flat) for flat in found if flat]
+
+    async def last_number(self) -> int:
+        return int(await self._call("GET", f"{self.keys}number") or 0)
+
+    async def reserve_numbers(self) -> range:
+        # sent again after a failed connection, it may waste a block: numbers stay unique
+        last = int(await self._call("INCRBY", f"{self.keys}number", NUMBER_BLOCK))
+        return range(last - NUMBER_BLOCK + 1, last + 1)
+
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
+        args: list[str] = [self.node, str(len(changed))]
+        known = self._known
+        for record in changed:  # encoded now: the store mutates the records later
+            whole = record.id not in known or record.node != self.node
+            args.extend(encode(record, self._lease(record.type), full=whole))
+        args.extend(deleted)
+        lost: list[str] = await self._script("commit", *args)
+        for record in changed:
+            if record.state.finished:
+                known.discard(record.id)
+            elif record.node == self.node:
+                known.add(record.id)
+        known.difference_update(lost)
+        return lost
+
+    async def claim(self, limit: int, within: float) -> list[TaskRecord]:
+        leases = [str(item) for pair in self._leases.items() for item in pair]
+        found = await self._script("claim", self.node, limit, within, FALLBACK_LEASE, *leases)
+        claimed = [decode(flat) for flat in found]
+        self._known.update(record.id for record in claimed)
+        unknown = [record for record in claimed if record.type not in self._leases]
+        if unknown:  # types first seen here: their lease was the fallback until now
+            pairs = [str(item) for r in unknown for item in (r.id, self._lease(r.type))]
+            await self._script("set_leases", self.node, *pairs)
+        return claimed
+
+    async def renew(self) -> int:
+        """Renew what this node's store holds (``_known``); give back what it owns without
+        knowing it (a claim whose reply was lost: cancelled, or the connection failed)."""
+        renewed, gone = await self._script("renew", self.node, *self._known)
+        self._known.difference_update(gone)
+        return int(renewed)
+
+    async def reap(self) -> int:
+        return int(await self._script("reap", self.node))
+
+    async def release(self) -> int:
+        self._known.clear()
+        return int(await self._script("release", self.node))
+
+    async def unfinished_count(self) -> int:
+        commands = [["ZCARD", f"{self.keys}state:{state}"] for state in _UNFINISHED]
+        return sum(await self._read(commands))
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        found = await self._hashes([task_id])
+        return found[0] if found else None
+
+    async def get_by_number(self, number: int) -> TaskRecord | None:
+        flat = await self._script("find", "number", number, read=True)
+        return decode(flat) if flat else None
+
+    async def find_key(self, key: str) -> TaskRecord | None:
+        flat = await self._script("find", "key", key, read=True)
+        return decode(flat) if flat else None
+
+    async def query(
+        self,
+        state: TaskState | None,
+        type: str | None,
+        limit: int,
+        before: int | None,
+        owner: str | None = None,
+    ) -> list[TaskRecord]:
+        indexes = [
+            f"{kind}:{value}"
+            for kind, value in (("state", state), ("type", type), ("owner", owner))
+            if value is not None
+        ]
+        filters = [state or "", type or "", owner or ""]
+        upper = "+inf" if before is None else f"({before}"
+        found: list[TaskRecord] = []
+        while upper and len(found) < limit:
+            flats, upper = await self._script(
+                "query", upper, limit - len(found), QUERY_BUDGET, *filters, *indexes, read=True
+            )
+            found.extend(decode(flat) for flat in flats)
+        return found
+
+    async def counts(self) -> dict[tuple[str, TaskState], int]:
+        flat = await self._call("HGETALL", f"{self.keys}counts")
+        counts: dict[tuple[str, TaskState], int] = {}
+        for field, value in zip(flat[::2], flat[1::2], strict=True):
+            state, _, type_ = field.partition(":")
+            counts[type_, TaskState(state)] = int(value)
+        return counts
+
+    async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
+        gone = await self._script("purge", repr(before), limit)
+        purged: dict[tuple[str, TaskState], int] = {}
+        for type_, state in zip(gone[::2], gone[1::2], strict=True):
+            purged[type_, TaskState(state)] = purged.get((type_, TaskState(state)), 0) + 1
+        return purged
+
+    async def listen(self, deliver: Callable[[Notice], None]) -> None:
+        """Subscribe on a connection of its own; after an error, reconnect with backoff."""
+        delay = 0.05
+        while True:
+            try:
+                connection = await Connection.open(
+                    self.address, f"oncue-listen:{self.prefix}:{self.node}"
+                )
+            except (OSError, RedisError, trio.TooSlowError) as error:
+                logger.warning("redis.listen_failed error=%r retry_in=%.2fs", error, delay)
+            else:
+                try:
+                    await self._subscribe(connection, deliver)
+                except (OSError, RedisError, trio.BrokenResourceError) as error:
+                    logger.warning("redis.listen_lost error=%r retry_in=%.2fs", error, delay)
+                    delay = 0.05 if connection.subscribed else delay
+                finally:
+                    await connection.aclose()
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _subscribe(self, connection: Connection, deliver: Callable[[Notice], None]) -> None:
+        """Read notices until the connection fails; a ping after SILENCE finds a dead peer."""
+        await connection.send("SUBSCRIBE", f"{self.keys}notices")
+        pinged = False
+        while True:
+            with trio.move_on_after(SILENCE) as quiet:
+                reply = await connection.receive()
+            if quiet.cancelled_caught:
+                if pinged:
+                    raise RedisError(f"no answer from Redis for {2 * SILENCE:.0f} s")
+                await connection.send("PING")
+                pinged = True
+                continue
+            pinged = False
+            if isinstance(reply, RedisError):
+                raise reply
+            if reply[0] == "subscribe":
+                connection.subscribed = True
+                deliver(Notice("listening"))
+            elif reply[0] == "message":
+                kind, origin, *ids = json.loads(reply[2])
+                if origin != self.node:  # what this node did, it knows
+                    deliver(Notice(kind, tuple(ids)))

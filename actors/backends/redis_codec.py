@@ -1,0 +1,94 @@
+"""A task as the Redis backend stores it: a hash of strings, JSON where SQLite has JSON.
+
+``encode`` builds one record's part of the commit script's ARGV (see redis_lua.COMMIT);
+``decode`` reads a hash back, as HGETALL returns it inside a script (a flat list).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..record import TaskRecord
+from ..task import Progress, TaskError, TaskState, Transition
+from .sqlite import dumps
+
+# Fields that may be None: written when set, deleted when None (a retry clears its error).
+_OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
+
+
+def rank(record: TaskRecord) -> str:
+    """The task's member in the ready set: lexical order is priority high first, then number."""
+    return f"{(2**63 - 1 - record.priority):016x}{record.number:016x}{record.id}"
+
+
+def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
+    """The record as commit's ARGV: counts of pairs and of absent fields, whether it is whole,
+    the field/value pairs, the absent fields. Not ``full``: only what a transition changes
+    (the row exists; the payload is not sent again). JSON as SQLite stores it."""
+    history = dumps([[step.state.value, step.at] for step in record.history])
+    flat = ["id", record.id, "priority", str(record.priority), "state", record.state.value]
+    flat += ["attempts", str(record.attempts), "history", history, "rank", rank(record)]
+    flat += ["lease", repr(lease)]
+    if full:
+        flat += ["number", str(record.number), "type", record.type]
+        flat += ["payload", dumps(record.payload), "max_retries", str(record.max_retries)]
+        flat += ["timeout", repr(record.timeout), "created_at", repr(record.created_at)]
+        if record.key is not None:
+            flat += ["key", record.key]
+        if record.owner is not None:
+            flat += ["owner", record.owner]
+    if record.node is not None:
+        flat += ["node", record.node]
+    absent = []
+    for name, value in zip(_OPTIONAL, _optional(record), strict=True):
+        if value is None:
+            absent.append(name)
+        else:
+            flat += [name, value]
+    return [str(len(flat) // 2), str(len(absent)), "1" if full else "0", *flat, *absent]
+
+
+def _optional(record: TaskRecord) -> tuple[str | None, ...]:
+    error, progress = record.error, record.progress
+    return (
+        None if record.run_at is None else repr(record.run_at),
+        None if record.started_at is None else repr(record.started_at),
+        None if record.finished_at is None else repr(record.finished_at),
+        None if record.result is None else dumps(record.result),
+        None if error is None else dumps([error.type, error.message, error.traceback]),
+        record.worker,
+        None if progress is None else dumps([progress.fraction, progress.message]),
+    )
+
+
+def decode(flat: list[str]) -> TaskRecord:
+    """A task from its hash, as HGETALL inside a script returns it (a flat list)."""
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    get = fields.get
+    result, error, progress = get("result"), get("error"), get("progress")
+    run_at, started_at, finished_at = get("run_at"), get("started_at"), get("finished_at")
+    return TaskRecord(
+        id=get("id", ""),
+        number=int(get("number", 0)),
+        type=get("type", ""),
+        payload=json.loads(get("payload", "null")),
+        priority=int(get("priority", 0)),
+        state=TaskState(fields["state"]),
+        attempts=int(get("attempts", 0)),
+        max_retries=int(get("max_retries", 0)),
+        timeout=float(get("timeout", 0)),
+        created_at=float(get("created_at", 0)),
+        run_at=None if run_at is None else float(run_at),
+        started_at=None if started_at is None else float(started_at),
+        finished_at=None if finished_at is None else float(finished_at),
+        result=None if result is None else json.loads(result),
+        error=None if error is None else TaskError(*json.loads(error)),
+        worker=get("worker"),
+        progress=None if progress is None else Progress(*json.loads(progress)),
+        key=get("key"),
+        owner=get("owner"),
+        history=[
+            Transition(TaskState(state), at) for state, at in json.loads(get("history", "[]"))
+        ],
+        node=get("node"),
+    )

@@ -1,0 +1,257 @@
+"""Several engines of one process sharing one in-memory store: the SharedBackend reference.
+
+``SharedMemory`` plays the database; each engine gets a ``SharedMemoryBackend`` on it. Leases
+run on trio's clock (so a MockClock drives expiry in tests) and ``run_at`` on a wall clock the
+hub is given. Records cross the boundary as copies, as they would through a real database:
+no engine ever holds another's objects. Used by the tests of many nodes; the PostgreSQL and
+Redis backends implement the same contract (see SharedBackend in base.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from typing import NamedTuple
+
+import attrs
+import trio
+
+from ..record import TaskRecord
+from ..task import TaskState
+from .base import Notice
+
+NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
+
+
+class Lease(NamedTuple):
+    node: str
+    until: float  # trio time
+    seconds: float
+
+
+def _copy(record: TaskRecord) -> TaskRecord:
+    return attrs.evolve(record, history=list(record.history))
+
+
+class SharedMemory:
+    """The shared truth: tasks, who owns which, and who listens."""
+
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
+        self.wall = wall_clock
+        self.tasks: dict[str, TaskRecord] = {}
+        self.leases: dict[str, Lease] = {}
+        self.next_number = 1
+        self.listeners: list[tuple[str, Callable[[Notice], None]]] = []
+
+    def publish(self, origin: str, notice: Notice) -> None:
+        for node, deliver in list(self.listeners):
+            if node != origin:
+                deliver(notice)
+
+    def release(self, origin: str, task_ids: list[str]) -> int:
+        """Give these tasks back: no owner, and a running one is pending again."""
+        for task_id in task_ids:
+            del self.leases[task_id]
+            record = self.tasks[task_id]
+            record.node = None
+            if record.state is TaskState.RUNNING:
+                record.move(TaskState.PENDING, self.wall())
+        if task_ids:
+            self.publish(origin, Notice("ready"))
+        return len(task_ids)
+
+
+class SharedMemoryBackend:
+    """One engine's view of a SharedMemory."""
+
+    shared = True
+
+    def __init__(self, hub: SharedMemory) -> None:
+        self.hub = hub
+        self.node = ""
+        self._lease_for: Callable[[str], float] = lambda name: 30.0
+
+    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+        self.node = node
+        self._lease_for = lease_for
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def _owned(self) -> list[str]:
+        return [task_id for task_id, lease in self.hub.leases.items() if lease.node == self.node]
+
+    async def load_unfinished(self) -> list[TaskRecord]:
+        tasks = self.hub.tasks
+        owned = [tasks[task_id] for task_id in self._owned()]
+        return sorted((_copy(r) for r in owned), key=lambda record: record.number)
+
+    async def last_number(self) -> int:
+        return 0
+
+    async def reserve_numbers(self) -> range:
+        first = self.hub.next_number
+        self.hub.next_number += NUMBER_BLOCK
+        return range(first, first + NUMBER_BLOCK)
+
+    async def commit(
+        self, changed: Collection[TaskRecord], deleted: Collection[str]
+    ) -> Collection[str]:
+        hub = self.hub
+        lost: list[str] = []
+        finished: list[str] = []
+        cancelled: list[str] = []
+        ready = False
+        for record in changed:
+            stored = hub.tasks.get(record.id)
+            if stored is None and record.key is not None and self._key_taken(record):
+                lost.append(record.id)  # another node's task took the key meanwhile
+                continue
+            if stored is None and record.node is not None and record.node == self.node:
+                seconds = self._lease_for(record.type)  # kept by the node it was submitted to
+                hub.leases[record.id] = Lease(self.node, trio.current_time() + seconds, seconds)
+            elif stored is None:
+                ready = ready or record.state in (TaskState.PENDING, TaskState.RETRYING)
+            elif record.node is not None and record.node == self.node:
+                lease = hub.leases.get(record.id)
+                if lease is None or lease.node != self.node:
+                    lost.append(record.id)
+                    continue
+                if record.state.finished:
+                    del hub.leases[record.id]
+            elif (record.state is TaskState.CANCELLED and not stored.state.finished) or (
+                record.state is TaskState.PENDING and stored.state is TaskState.FAILED
+            ):
+                if hub.leases.pop(record.id, None) is not None:
+                    cancelled.append(record.id)
+                ready = ready or record.state is TaskState.PENDING
+            else:
+                lost.append(record.id)
+                continue
+            copy = _copy(record)
+            if record.state.finished or record.node != self.node:
+                copy.node = None
+                hub.leases.pop(record.id, None)
+            if record.state.finished and (stored is None or not stored.state.finished):
+                finished.append(record.id)
+            hub.tasks[record.id] = copy
+        for task_id in deleted:
+            stored = hub.tasks.get(task_id)
+            if stored is not None and stored.state.finished:
+                del hub.tasks[task_id]
+        if ready:
+            hub.publish(self.node, Notice("ready"))
+        if cancelled:
+            hub.publish(self.node, Notice("cancelled", tuple(cancelled)))
+        if finished:
+            hub.publish(self.node, Notice("finished", tuple(finished)))
+        return lost
+
+    def _key_taken(self, record: TaskRecord) -> bool:
+        return any(t.key == record.key and t.id != record.id for t in self.hub.tasks.values())
+
+    async def claim(self, limit: int, within: float) -> list[TaskRecord]:
+        hub = self.hub
+        now = trio.current_time()
+        due = hub.wall() + within
+        candidates = [
+            record
+            for record in hub.tasks.values()
+            if record.state in (TaskState.PENDING, TaskState.RETRYING)
+            and (record.run_at is None or record.run_at <= due)
+            and (record.id not in hub.leases or hub.leases[record.id].until < now)
+        ]
+        candidates.sort(key=lambda record: (-record.priority, record.number))
+        claimed = []
+        for record in candidates[:limit]:
+            seconds = self._lease_for(record.type)
+            hub.leases[record.id] = Lease(self.node, now + seconds, seconds)
+            record.node = self.node
+            claimed.append(_copy(record))
+        return claimed
+
+    async def renew(self) -> int:
+        leases = self.hub.leases
+        now = trio.current_time()
+        owned = self._owned()
+        for task_id in owned:
+            lease = leases[task_id]
+            leases[task_id] = lease._replace(until=now + lease.seconds)
+        return len(owned)
+
+    async def reap(self) -> int:
+        now = trio.current_time()
+        expired = [task_id for task_id, lease in self.hub.leases.items() if lease.until < now]
+        return self.hub.release(self.node, expired)
+
+    async def release(self) -> int:
+        return self.hub.release(self.node, self._owned())
+
+    async def unfinished_count(self) -> int:
+        return sum(1 for record in self.hub.tasks.values() if not record.state.finished)
+
+    async def listen(self, deliver: Callable[[Notice], None]) -> None:
+        listener = (self.node, deliver)
+        self.hub.listeners.append(listener)
+        try:
+            deliver(Notice("listening"))
+            await trio.sleep_forever()
+        finally:
+            self.hub.listeners.remove(listener)
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        record = self.hub.tasks.get(task_id)
+        return None if record is None else _copy(record)
+
+    async def get_by_number(self, number: int) -> TaskRecord | None:
+        for record in self.hub.tasks.values():
+            if record.number == number:
+                return _copy(record)
+        return None
+
+    async def find_key(self, key: str) -> TaskRecord | None:
+        for record in self.hub.tasks.values():
+            if record.key == key:
+                return _copy(record)
+        return None
+
+    async def query(
+        self,
+        state: TaskState | None,
+        type: str | None,
+        limit: int,
+        before: int | None,
+        owner: str | None = None,
+    ) -> list[TaskRecord]:
+        found = [
+            record
+            for record in self.hub.tasks.values()
+            if (state is None or record.state is state)
+            and (type is None or record.type == type)
+            and (owner is None or record.owner == owner)
+            and (before is None or record.number < before)
+        ]
+        found.sort(key=lambda record: -record.number)
+        return [_copy(record) for record in found[:limit]]
+
+    async def counts(self) -> dict[tuple[str, TaskState], int]:
+        counts: dict[tuple[str, TaskState], int] = {}
+        for record in self.hub.tasks.values():
+            counts[record.type, record.state] = counts.get((record.type, record.state), 0) + 1
+        return counts
+
+    async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
+        old = sorted(
+            (r for r in self.hub.tasks.values() if r.state.finished and r.finished_at is not None),
+            key=lambda record: record.finished_at or 0.0,
+        )
+        purged: dict[tuple[str, TaskState], int] = {}
+        for record in old[:limit]:
+            if record.finished_at is not None and record.finished_at < before:
+                del self.hub.tasks[record.id]
+                key = (record.type, record.state)
+                purged[key] = purged.get(key, 0) + 1
+        return purged

@@ -1,0 +1,232 @@
+"""The store's part on a shared backend (several engines, "nodes"; see backends/base.py).
+
+Mixed into the Store actor: what it does besides its own tasks when the queue's truth is in
+a database other engines use too. It admits by the whole store's count, hands out task numbers
+from reserved blocks, keeps for its scheduler what is submitted here while there is room,
+answers claims, renewals and reaps after each batch commits, forgets tasks whose lease it
+lost, and turns other engines' notices into answers for the waiters here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Collection
+from typing import Any, cast
+
+import attrs
+import trio
+
+from .backends import Backend, SharedBackend
+from .errors import StoreUnavailable
+from .guard import BackendGuard
+from .listeners import Listeners
+from .mailbox import Envelope
+from .messages import Claim, Claimed, Job, Reap, RemoteCancelled, RemoteFinished, Renew, Wake
+from .record import TaskRecord
+from .task import Admitted, TaskState
+
+logger = logging.getLogger("oncue.actors.store")
+
+COUNT_EVERY = 1.0  # seconds a shared store's count of unfinished tasks serves admission
+CLAIM_WITHIN = 1.0  # a task submitted here due within this many seconds may be kept here
+
+
+@attrs.define
+class SharedState:
+    """What the store of an engine on a shared backend tracks besides its own tasks."""
+
+    unfinished: int = 0  # in the whole store, as last counted
+    created: int = 0  # admitted here since
+    counted_at: float = -math.inf  # trio time of that count
+    numbers: deque[int] = attrs.field(factory=deque)  # reserved, not yet given
+    wake: bool = False  # tell our scheduler claimable tasks arrived
+    renew: bool = False
+    reap: bool = False
+    claim: Claim | None = None
+    parked: int = 0  # what our scheduler's last claim asked for and did not get
+    recheck: set[str] = attrs.field(factory=set)  # finished elsewhere, maybe waited on here
+    recheck_all: bool = False
+
+
+class SharedStore:
+    """Store methods for a shared backend; ``_shared`` says whether they apply."""
+
+    _backend: Backend
+    _guard: BackendGuard
+    _node: str | None
+    _shared: bool
+    _shared_state: SharedState
+    _unfinished: dict[str, TaskRecord]
+    _ready: list[Job]
+    _cancelled: list[str]
+    _finished: list[TaskRecord]
+    _listeners: Listeners
+
+    def _tell_scheduler(self, message: Any) -> None:
+        raise NotImplementedError  # the Store's
+
+    def _unfinished_total(self) -> int:
+        if self._shared:
+            shared = self._shared_state
+            return shared.unfinished + shared.created
+        return len(self._unfinished)
+
+    async def _prepare(self, creating: int) -> None:
+        """A shared store: refresh the count admission goes by (at most every COUNT_EVERY
+        seconds: it lags what other engines admitted meanwhile), and reserve task numbers."""
+        if not self._shared:
+            return
+        backend = cast(SharedBackend, self._backend)
+        shared = self._shared_state
+        now = trio.current_time()
+        if now >= shared.counted_at + COUNT_EVERY:
+            shared.unfinished = await backend.unfinished_count()
+            shared.created = 0
+            shared.counted_at = now
+        while len(shared.numbers) < creating:
+            shared.numbers.extend(await backend.reserve_numbers())
+
+    def _lost(self, lost: Collection[str]) -> None:
+        """These writes were refused: our lease ran out and another engine may run the task.
+        Forget them and have their worker interrupted."""
+        gone = set(lost)
+        for task_id in gone:
+            if self._unfinished.pop(task_id, None) is not None:
+                self._cancelled.append(task_id)
+        self._finished = [record for record in self._finished if record.id not in gone]
+        logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
+
+    def _created_shared(self, record: TaskRecord, ready: bool) -> None:
+        """A task submitted here: ours at once if our scheduler has room left from its last
+        claim (no round trip to claim it back), else anyone's to claim once committed."""
+        shared = self._shared_state
+        shared.created += 1
+        due = record.run_at is None or record.run_at <= record.created_at + CLAIM_WITHIN
+        if ready and shared.parked > 0 and due:
+            shared.parked -= 1
+            record.node = self._node
+            self._unfinished[record.id] = record
+            self._ready.append(record.job())
+        else:
+            shared.wake = True
+
+    async def _mend(
+        self, answers: list[tuple[Envelope, Any, bool]], lost: set[str]
+    ) -> list[tuple[Envelope, Any, bool]]:
+        """Submits whose new task lost its idempotency key to another node's task at commit
+        (two nodes admitted the same key at once): answer with that task, as a submit of a
+        key already taken is answered."""
+        mended = []
+        for envelope, answer, is_error in answers:
+            if not is_error and isinstance(answer, list):
+                each = [await self._mend_one(admitted, lost) for admitted in answer]
+                if None in each:  # nothing to answer with: say so rather than name a ghost
+                    gone = RuntimeError("a task of this submit was not stored; submit again")
+                    answer, is_error = StoreUnavailable(gone), True
+                else:
+                    answer = each
+            mended.append((envelope, answer, is_error))
+        return mended
+
+    async def _mend_one(self, admitted: Any, lost: set[str]) -> Any:
+        if not isinstance(admitted, Admitted) or admitted.task.id not in lost:
+            return admitted
+        key = admitted.task.key
+        found = None if key is None else await self._backend.find_key(key)
+        return None if found is None else Admitted(found.snapshot(), False)
+
+    async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
+        if message.limit == 0:  # no room (paused, draining): keep nothing submitted here
+            self._shared_state.parked = 0
+        else:
+            self._shared_state.claim = message  # runs after this batch commits
+
+    async def _request_renew(self, message: Renew, envelope: Envelope) -> None:
+        self._shared_state.renew = True
+
+    async def _request_reap(self, message: Reap, envelope: Envelope) -> None:
+        self._shared_state.reap = True
+
+    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
+        shared = self._shared_state
+        if message.ids is None:
+            shared.recheck_all = True
+        else:
+            shared.recheck.update(message.ids)
+
+    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
+        for task_id in message.ids:
+            record = self._unfinished.pop(task_id, None)
+            if record is not None:  # the canceller wrote it; we only stop running it
+                record.state = TaskState.CANCELLED
+                self._cancelled.append(task_id)
+
+    async def _shared_chores(self) -> None:
+        """After a batch commits: wake our scheduler, renew, reap, claim, and answer the
+        waiters of what finished elsewhere. A chore that fails is logged and tried again
+        when next asked: the leases and the polls make up for a missed one."""
+        backend = cast(SharedBackend, self._backend)
+        shared = self._shared_state
+        if shared.wake:
+            shared.wake = False
+            self._tell_scheduler(Wake())
+        chores: list[tuple[str, Callable[[], Any]]] = []
+        if shared.renew:
+            shared.renew = False
+            chores.append(("renew", backend.renew))
+        if shared.reap:
+            shared.reap = False
+            chores.append(("reap", self._reap))
+        if shared.claim is not None:
+            chores.append(("claim", self._claim))
+        chores.append(("wake_waiters", self._wake_remote_waiters))
+        for name, chore in chores:
+            try:
+                with trio.fail_after(self._guard.commit_deadline):
+                    await chore()
+            except Exception as error:  # the backend's own errors: we cannot know their types
+                logger.warning("store.%s_failed error=%r", name, error)
+                if name == "claim" and shared.claim is not None:  # the scheduler waits for it
+                    self._tell_scheduler(Claimed([], shared.claim.limit))
+                    shared.claim = None
+
+    async def _reap(self) -> None:
+        if await cast(SharedBackend, self._backend).reap():
+            self._tell_scheduler(Wake())  # we do not hear our own "ready"
+
+    async def _claim(self) -> None:
+        shared = self._shared_state
+        assert shared.claim is not None
+        claim = shared.claim
+        records = await cast(SharedBackend, self._backend).claim(claim.limit, claim.within)
+        shared.claim = None
+        shared.parked = claim.limit - len(records)  # room that what we submit may fill
+        for record in records:
+            self._unfinished[record.id] = record
+        self._tell_scheduler(Claimed([record.job() for record in records], claim.limit))
+
+    async def _wake_remote_waiters(self) -> None:
+        """Answer who waits here on tasks that finished on other engines, and wait_idle()."""
+        backend = cast(SharedBackend, self._backend)
+        shared = self._shared_state
+        listeners = self._listeners
+        idle_may_change = listeners.idle_waiting and bool(self._finished)
+        if not (shared.recheck_all or shared.recheck or idle_may_change):
+            return
+        waited = listeners.waited_ids()
+        ids = waited if shared.recheck_all else shared.recheck & waited
+        look_idle = listeners.idle_waiting and (
+            shared.recheck_all or bool(shared.recheck) or bool(self._finished)
+        )
+        shared.recheck_all = False
+        shared.recheck = set()
+        finished = []
+        for task_id in ids:
+            record = await backend.get(task_id)
+            if record is not None and record.state.finished:
+                finished.append(record)
+        idle = look_idle and await backend.unfinished_count() == 0
+        if finished or idle:
+            listeners.committed(finished, idle, [])

@@ -1,0 +1,121 @@
+"""What the long-running commands (`oncue serve`, `oncue worker`) share.
+
+Loading the user's handlers, turning SIGINT/SIGTERM into a graceful drain (a second signal
+exits at once), and draining the engine within `--grace`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import trio
+
+from oncue.actors import Engine, Registry
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def load_registry(module_name: str | None) -> Registry:
+    """The registry to serve: the built-ins, or `module_name`'s `registry` (`module:attr`).
+
+    The current directory is importable, as with `celery -A`.
+    """
+    if module_name is None:
+        return Registry()
+    module_path, _, attribute = module_name.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as error:
+        raise SystemExit(
+            f"oncue: --handlers {module_name}: no module named {error.name!r}"
+            " (is it on PYTHONPATH, or in the working directory?)"
+        ) from None
+    registry = getattr(module, attribute or "registry", None)
+    if not isinstance(registry, Registry):
+        raise SystemExit(
+            f"oncue: {module_path} has no Registry named {attribute or 'registry'!r};"
+            " define `registry = Registry()` and decorate your handlers with @registry.task()"
+        )
+    return registry
+
+
+def node_name() -> str:
+    """How this process names itself in the log: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def redact(url: str) -> str:
+    """`url` fit for a log line: a password in it becomes `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+@asynccontextmanager
+async def open_signal_watch(
+    signals: AsyncIterator[int], role: str, early: Iterable[int] = ()
+) -> AsyncIterator[trio.Event]:
+    """Yield an event the first SIGINT/SIGTERM sets; a second one exits the process at once.
+
+    `signals` comes from `trio.open_signal_receiver(*SIGNALS)`; `early` are the signals the
+    console script caught before it opened (while Python imported us): they count first.
+    `role` names the log events (`server.signal`, `worker.signal`).
+    """
+    async with trio.open_nursery() as nursery:
+        signalled = trio.Event()
+        nursery.start_soon(_watch_signals, signals, signalled, role, list(early))
+        yield signalled
+        nursery.cancel_scope.cancel()
+
+
+async def _watch_signals(
+    signals: AsyncIterator[int], signalled: trio.Event, role: str, early: list[int]
+) -> None:
+    for signum in early:
+        _on_signal(signum, signalled, role)
+    async for signum in signals:
+        _on_signal(signum, signalled, role)
+
+
+def _on_signal(signum: int, signalled: trio.Event, role: str) -> None:
+    name = signal.Signals(signum).name
+    if not signalled.is_set():
+        _logger(role).info("%s.signal signal=%s action=drain", role, name)
+        signalled.set()
+        return
+    _logger(role).warning("%s.signal signal=%s action=exit_now", role, name)
+    logging.shutdown()
+    os._exit(128 + signum)
+
+
+async def drain(engine: Engine, grace: float, role: str) -> None:
+    """Shut `engine` down within `grace` seconds, logging what it left unfinished."""
+    logger = _logger(role)
+    logger.info("%s.draining grace=%.1fs", role, grace)
+    report = await engine.shutdown(grace=grace)
+    logger.info(
+        "%s.drained unfinished=%d interrupted=%d",
+        role,
+        len(report.unfinished),
+        report.interrupted,
+    )
+    if engine.durable:  # they wait in the store for the next start: no need to list them
+        return
+    for task_id in report.unfinished:  # the memory store loses these: name every one
+        logger.warning("task.unfinished id=%s", task_id)
+
+
+def _logger(role: str) -> logging.Logger:
+    return logging.getLogger(f"oncue.{role}")  # oncue.server, oncue.worker

@@ -1,0 +1,255 @@
+"""Several engines on one shared store: claims, leases, reaping, notices, across engines.
+
+They run on SharedMemory (backends/shared_memory.py), the in-process reference of the
+SharedBackend contract, so trio's MockClock drives leases and every run is deterministic.
+The same behaviour on PostgreSQL and Redis is checked by tests/actors/test_shared_contract.py
+(the backend contract) and tests/http/test_two_nodes.py (real processes, SIGKILL).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+
+from oncue.actors import Engine, Registry, Submission, Task, TaskContext, TaskState, open_engine
+from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
+
+LEASE = 3.0
+
+
+@pytest.fixture
+def counting(registry: Registry) -> Registry:
+    """The test handlers (conftest.py), plus ``count``: counts the runs of each payload."""
+    registry.runs = Counter()  # type: ignore[attr-defined]
+
+    @registry.task("count", timeout=1000.0)
+    async def count(ctx: TaskContext, payload: Any) -> Any:
+        registry.runs[payload["n"]] += 1  # type: ignore[attr-defined]
+        await trio.sleep(payload.get("takes", 0))
+        return payload["n"]
+
+    return registry
+
+
+async def running(engine: Engine, tasks: list[Task]) -> int:
+    return sum([(await engine.get(task.id)).state is TaskState.RUNNING for task in tasks])
+
+
+async def until_running(engine: Engine, tasks: list[Task], count: int) -> None:
+    """Poll (on the mock clock) until the store has ``count`` of ``tasks`` running."""
+    for _ in range(10_000):
+        if await running(engine, tasks) >= count:
+            return
+        await trio.sleep(0.1)
+    raise AssertionError(f"{count} of the tasks never ran at once")
+
+
+def counts(n: int, takes: float) -> list[Submission]:
+    return [Submission("count", {"n": number, "takes": takes}) for number in range(n)]
+
+
+@asynccontextmanager
+async def node(
+    hub: SharedMemory, name: str, registry: Registry, workers: int = 2, **options: Any
+) -> AsyncIterator[Engine]:
+    async with open_engine(
+        registry=registry,
+        store=SharedMemoryBackend(hub),
+        workers=workers,
+        node=name,
+        lease=LEASE,
+        **{"queue_size": 100_000, **options},
+    ) as engine:
+        yield engine
+
+
+async def test_two_engines_share_the_work_and_each_task_runs_once(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "a", registry) as a, node(hub, "b", registry) as b:
+        tasks = await a.submit_many(counts(200, takes=0.01))
+        done = [await b.wait(task.id, timeout=60) for task in tasks]
+        await a.wait_idle()
+    assert [task.result for task in done] == list(range(200))
+    assert set(registry.runs.values()) == {1}  # type: ignore[attr-defined]
+    assert len(registry.runs) == 200  # type: ignore[attr-defined]
+    workers = {task.worker.split("/")[0] for task in done if task.worker}
+    assert workers == {"a", "b"}, workers  # both engines ran some
+
+
+async def test_claims_take_the_highest_priority_first(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "submitter", registry, workers=0) as submitter:
+        for n, priority in enumerate(["low", "normal", "critical", "high", "low", "critical"]):
+            await submitter.submit("record", n, priority=priority)
+        async with node(hub, "runner", registry, workers=1):
+            await submitter.wait_idle()
+    assert registry.ran == [2, 5, 3, 1, 0, 4]  # type: ignore[attr-defined]
+
+
+async def test_a_killed_engines_tasks_run_elsewhere_once_its_leases_expire(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "survivor", registry, workers=0) as survivor:
+        tasks = await survivor.submit_many(counts(6, takes=50))
+        with trio.CancelScope() as killed:
+            async with node(hub, "doomed", registry, workers=2):
+                await until_running(survivor, tasks, 2)
+                killed.cancel()  # no graceful stop: nothing released, leases left to expire
+        await survivor.resize(workers=3)
+        done = [await survivor.wait(task.id, timeout=600) for task in tasks]
+    assert all(task.state is TaskState.COMPLETED for task in done)
+    runs = registry.runs  # type: ignore[attr-defined]
+    assert sorted(runs) == list(range(6))
+    twice = [n for n, count in runs.items() if count > 1]
+    assert len(twice) <= 2  # what "doomed" was running
+    assert all(runs[n] == 2 for n in twice)
+    for task in done:
+        assert task.attempts == runs[task.result]
+
+
+async def test_a_task_ten_times_longer_than_its_lease_runs_once(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "a", registry, workers=1) as a, node(hub, "b", registry, workers=1):
+        task = await a.submit("count", {"n": 1, "takes": 10 * LEASE})
+        done = await a.wait(task.id, timeout=100 * LEASE)
+    assert done.state is TaskState.COMPLETED
+    assert registry.runs == {1: 1}  # type: ignore[attr-defined]
+
+
+async def test_cancel_from_another_engine_interrupts_the_owner(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "front", registry, workers=0) as front:
+        async with node(hub, "back", registry, workers=1) as back:
+            task = await front.submit("gate", "x")
+            await until_running(back, [task], 1)
+            cancelled = await front.cancel(task.id)
+            assert cancelled.state is TaskState.CANCELLED
+            waited = await front.wait(task.id, timeout=10)
+            assert waited.state is TaskState.CANCELLED
+            await back.wait_idle()
+            assert (await back.workers())[0].current_task is None  # interrupted, not running on
+            registry.gate.set()  # type: ignore[attr-defined]
+        final = await front.get(task.id)
+    assert final.state is TaskState.CANCELLED
+    assert final.attempts == 1
+
+
+async def test_a_failed_task_retried_on_one_engine_runs_on_another(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    registry = counting
+    front_node, back_node = node(hub, "front", registry, workers=0), node(hub, "back", registry)
+    async with front_node as front, back_node:
+        failed = await front.wait((await front.submit("fatal", None)).id, timeout=10)
+        assert failed.state is TaskState.FAILED
+        again = await front.retry(failed.id)
+        assert again.state is TaskState.PENDING
+        final = await front.wait(failed.id, timeout=10)
+    assert final.state is TaskState.FAILED
+    assert [step.state for step in final.history].count(TaskState.RUNNING) == 2
+
+
+async def test_a_graceful_stop_gives_claimed_tasks_back_at_once(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "stays", registry, workers=0) as stays:
+        async with node(hub, "leaves", registry, workers=1, grace=0.5) as leaves:
+            tasks = await stays.submit_many(counts(4, takes=5))
+            await until_running(stays, tasks, 1)
+            await leaves.shutdown(grace=0.5)
+        assert all(lease.node != "leaves" for lease in hub.leases.values())  # given back
+        assert await running(stays, tasks) == 0  # the interrupted one is pending again
+        await stays.resize(workers=4)
+        done = [await stays.wait(task.id, timeout=100) for task in tasks]
+    assert all(task.state is TaskState.COMPLETED for task in done)
+
+
+async def test_stats_wait_idle_and_admission_count_the_whole_store(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    registry = counting
+    one = {"workers": 0, "queue_size": 5}
+    async with node(hub, "a", registry, **one) as a, node(hub, "b", registry, **one) as b:
+        await a.submit_many([Submission("record", n) for n in range(3)])
+        stats = await b.stats()
+        assert stats.queue_length == 3
+        await trio.sleep(2)  # past the admission count's age
+        with pytest.raises(Exception, match="queue is full"):
+            await b.submit_many([Submission("record", n) for n in range(3)])
+        async with node(hub, "runner", registry, workers=2):
+            await b.wait_idle()
+        assert (await a.stats()).successful == 3
+
+
+async def test_a_paused_engine_keeps_nothing_submitted_to_it(autojump_clock, counting) -> None:
+    hub = SharedMemory()
+    registry = counting
+    async with node(hub, "front", registry, workers=2) as front:
+        await front.wait((await front.submit("record", "warm-up")).id)  # it has room now
+        await front.pause()
+        task = await front.submit("record", "while paused")
+        async with node(hub, "back", registry, workers=1):
+            done = await front.wait(task.id, timeout=10)
+    assert done.worker is not None
+    assert done.worker.startswith("back/")
+
+
+class SlowKeys(SharedMemoryBackend):
+    """Looks keys up slowly, so two engines admit the same key before either commits."""
+
+    async def find_key(self, key: str) -> Any:
+        found = await super().find_key(key)
+        await trio.sleep(0.01)  # the other engine looks meanwhile, and finds nothing either
+        return found
+
+
+async def test_one_key_submitted_on_two_engines_at_once_makes_one_task(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    answers: list[Any] = []
+    options: dict[str, Any] = {"registry": counting, "workers": 0, "queue_size": 10}
+    async with (
+        open_engine(store=SlowKeys(hub), node="a", **options) as a,
+        open_engine(store=SlowKeys(hub), node="b", **options) as b,
+        trio.open_nursery() as nursery,
+    ):
+        for engine, delay in ((a, 0), (b, 0.001)):
+            nursery.start_soon(submit_later, engine, delay, answers)
+    assert len(answers) == 2
+    assert answers[0].id == answers[1].id
+    assert [task.key for task in hub.tasks.values()] == ["same"]
+
+
+async def submit_later(engine: Engine, delay: float, answers: list[Any]) -> None:
+    await trio.sleep(delay)
+    answers.append(await engine.submit("record", "x", key="same"))
+
+
+async def test_an_engine_restarted_under_its_name_takes_its_tasks_back_at_once(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    with trio.CancelScope() as killed:
+        async with node(hub, "steady", counting, workers=1) as first:
+            task = await first.submit("count", {"n": 1, "takes": 1})
+            await until_running(first, [task], 1)
+            killed.cancel()  # killed while running it: nothing released
+    restarted_at = trio.current_time()
+    async with node(hub, "steady", counting, workers=1) as again:
+        done = await again.wait(task.id, timeout=100)
+        assert trio.current_time() - restarted_at < LEASE  # not waited out (mock clock)
+    assert done.attempts == 2

@@ -1,0 +1,231 @@
+"""What is particular to the Redis backend: URLs, encoding, its listing scan, reconnecting."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import time
+
+import pytest
+import trio
+from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+
+from oncue.actors import open_backend
+from oncue.actors.backends import redis as redis_backend
+from oncue.actors.backends.base import Notice
+from oncue.actors.backends.redis import RedisBackend
+from oncue.actors.backends.redis_codec import rank
+from oncue.actors.backends.redis_wire import RedisError, parse_url
+from oncue.actors.record import TaskRecord
+from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
+
+PREFIXES = itertools.count()
+
+
+@pytest.fixture
+async def backend():
+    redis_or_skip()
+    prefix = f"oncue_test_{RUN}_r{next(PREFIXES)}"
+    backend = open_backend(f"{REDIS}?prefix={prefix}")
+    backend.attach("solo", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+        drop_redis_prefix(prefix)
+
+
+def task(number: int, **fields: object) -> TaskRecord:
+    options: dict[str, object] = {
+        "id": f"t-{number}",
+        "number": number,
+        "type": "echo",
+        "payload": {"n": number},
+        "priority": 1,
+        "state": TaskState.PENDING,
+        "attempts": 0,
+        "max_retries": 3,
+        "timeout": 5.0,
+        "created_at": 1_800_000_000.123456,
+        **fields,
+    }
+    return TaskRecord(**options)  # type: ignore[arg-type]
+
+
+def test_redis_urls_give_the_address_and_the_prefix() -> None:
+    address, prefix = parse_url("rediss://me:p%40ss@db:6380/2?prefix=jobs")
+    assert (address.host, address.port, address.db, address.tls) == ("db", 6380, 2, True)
+    assert (address.username, address.password, prefix) == ("me", "p@ss", "jobs")
+    address, prefix = parse_url("redis://127.0.0.1")
+    assert (address.port, address.db, address.password, prefix) == (6379, 0, None, "oncue")
+    for bad in ("redis://db/x", "redis://db/0?socket_timeout=3", "redis:///0"):
+        with pytest.raises(ValueError, match="redis"):
+            open_backend(bad)
+    if importlib.util.find_spec("hiredis") is not None:
+        assert isinstance(open_backend("redis://db/0"), RedisBackend)
+
+
+def test_a_redis_url_without_the_extra_names_it(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "hiredis" else real(name)
+    )
+    with pytest.raises(ValueError, match=r"pip install 'oncue\[redis\]'"):
+        open_backend("redis://127.0.0.1:6379/0")
+
+
+def test_the_ready_rank_orders_every_64_bit_priority_then_number() -> None:
+    low, high = PRIORITY_RANGE
+    records = [task(2, priority=high), task(1, priority=high), task(3, priority=0)]
+    records += [task(4, priority=-1), task(5, priority=low), task(2**40, priority=0)]
+    ordered = sorted(records, key=rank)
+    assert [(r.priority, r.number) for r in ordered] == [
+        (high, 1),
+        (high, 2),
+        (0, 3),
+        (0, 2**40),
+        (-1, 4),
+        (low, 5),
+    ]
+
+
+async def test_every_field_round_trips_including_the_empty_ones(backend) -> None:
+    full = task(
+        1,
+        key="k",
+        owner="me",
+        run_at=1_800_000_100.5,
+        priority=2**62,
+        history=[Transition(TaskState.PENDING, 1_800_000_000.123456)],
+    )
+    await backend.commit([full, task(2)], [])
+    [claimed] = await backend.claim(1, 1e9)
+    claimed.state = TaskState.FAILED
+    claimed.result = {"partial": [1, 2]}
+    claimed.error = TaskError("RuntimeError", "nope", "Traceback ...")
+    claimed.progress = Progress(0.5, "half")
+    claimed.worker = "worker-1"
+    claimed.finished_at = claimed.started_at = 1_800_000_001.25
+    claimed.run_at = None
+    await backend.commit([claimed], [])
+    stored = await backend.get(full.id)
+    for name in ("payload", "result", "error", "progress", "history", "key", "owner", "worker"):
+        assert getattr(stored, name) == getattr(claimed, name), name
+    assert (stored.priority, stored.run_at, stored.finished_at) == (2**62, None, 1_800_000_001.25)
+    assert stored.node is None
+    plain = await backend.get("t-2")
+    assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, [])
+
+
+async def test_a_filtered_listing_scans_past_one_script_budget(backend, monkeypatch) -> None:
+    monkeypatch.setattr(redis_backend, "QUERY_BUDGET", 7)
+    records = [task(n, type="rare" if n % 10 == 0 else "common", owner="o") for n in range(1, 51)]
+    await backend.commit(records, [])
+    found = await backend.query(None, "rare", 3, None, owner="o")
+    assert [record.number for record in found] == [50, 40, 30]
+    found = await backend.query(TaskState.PENDING, "rare", 10, 30, owner="o")
+    assert [record.number for record in found] == [20, 10]
+
+
+async def test_every_key_lives_under_the_prefix_hash_tag(backend) -> None:
+    import redis
+
+    await backend.commit([task(1, key="k", owner="o", run_at=time.time() + 60), task(2)], [])
+    await backend.claim(1, 0.0)
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        keys = set(client.scan_iter(match=f"*{backend.prefix}*"))
+    assert keys
+    assert all(key.startswith(f"{{{backend.prefix}}}:") for key in keys)
+
+
+async def test_the_listener_reconnects_and_says_so(backend) -> None:
+    import redis
+
+    send, receive = trio.open_memory_channel[Notice](10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(backend.listen, send.send_nowait)
+        with trio.fail_after(10):
+            assert await receive.receive() == Notice("listening")
+            with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+                name = f"oncue-listen:{backend.prefix}:solo"
+                [ours] = [c["id"] for c in client.client_list() if c["name"] == name]
+                client.client_kill_filter(_id=ours)
+            assert await receive.receive() == Notice("listening")
+            other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+            other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+            await other.open()
+            await other.commit([task(1)], [])  # what the listener's own node does, it knows
+            await other.close()
+            assert await receive.receive() == Notice("ready")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written(backend) -> None:
+    other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+    other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await other.open()
+    try:
+        await backend.commit([task(1)], [])
+        [claimed] = await backend.claim(1, 0.0)  # now known: its writes omit the payload
+        view = await other.get(claimed.id)
+        view.state = TaskState.CANCELLED
+        view.finished_at = time.time()
+        assert list(await other.commit([view], [claimed.id])) == []
+    finally:
+        await other.close()
+    claimed.state = TaskState.RUNNING
+    assert list(await backend.commit([claimed], [])) == [claimed.id]
+    assert await backend.get(claimed.id) is None
+
+
+async def test_renew_gives_back_a_claim_whose_reply_never_arrived(backend) -> None:
+    await backend.commit([task(1), task(2)], [])
+    [held] = await backend.claim(1, 0.0)
+    await backend._script("claim", backend.node, 1, 0.0, 30.0)  # its reply "lost"
+    assert await backend.renew() == 1
+    [again] = await backend.claim(5, 0.0)
+    assert again.id == "t-2"
+    assert {r.id for r in await backend.load_unfinished()} == {held.id, again.id}
+
+
+async def test_a_connection_redis_closed_is_replaced(backend) -> None:
+    import redis
+
+    await backend.commit([task(1)], [])
+
+    def kill_ours() -> None:
+        with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+            name = f"oncue:{backend.prefix}:solo"
+            for found in client.client_list():
+                if found["name"] == name:
+                    client.client_kill_filter(_id=found["id"])
+
+    kill_ours()
+    assert (await backend.get("t-1")).number == 1  # a read is sent again on a new connection
+    kill_ours()
+    with pytest.raises(RedisError):  # a write's outcome is unknown: the store decides
+        await backend.commit([task(2)], [])
+    assert list(await backend.commit([task(3)], [])) == []
+    assert (await backend.get("t-3")).number == 3
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(backend) -> None:
+    import redis
+
+    await backend.commit([task(1)], [])
+    with redis.Redis.from_url(REDIS) as client:
+        client.script_flush()  # as after a restart of Redis
+    assert [record.id for record in await backend.claim(1, 0.0)] == ["t-1"]
+
+
+async def test_opening_says_what_a_crash_of_redis_would_lose(backend, caplog) -> None:
+    import redis
+
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        appendonly = client.config_get("appendonly")["appendonly"]
+    await backend.close()
+    with caplog.at_level("INFO", logger="oncue.actors.backends.redis"):
+        await backend.open()
+    expected = "redis.durable" if appendonly == "yes" else "redis.not_durable"
+    assert any(expected in record.getMessage() for record in caplog.records)
