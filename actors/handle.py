@@ -156,9 +156,10 @@ class Engine:
         A task the store cannot admit (queue full, shutting down) is recorded failed with that
         error: nothing is dropped silently. No idempotency key here: use :meth:`submit`.
 
-        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full: await
-        something (``submit`` itself, or a checkpoint) and try again. Also EngineClosed,
-        UnknownTaskType and InvalidField, as :meth:`submit`.
+        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full, or 10,000
+        tasks handed over are not yet taken by the store: await something (``submit``
+        itself, or a checkpoint) and try again. Also EngineClosed, UnknownTaskType and
+        InvalidField, as :meth:`submit`.
         """
         if self._shutdown_started:
             raise EngineClosed()
