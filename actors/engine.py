@@ -29,6 +29,7 @@ import trio
 from .backends import Backend, SharedBackend, is_shared, open_backend
 from .backends.memory import MemoryBackend
 from .events import Observer
+from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
 from .node import Node
 from .pool import WorkerPool
@@ -61,6 +62,7 @@ async def open_engine(
     threads: int | None = None,
     lease: float = LEASE,
     node: str | None = None,
+    gc_threshold: int | None = GC_THRESHOLD,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
 
@@ -69,7 +71,9 @@ async def open_engine(
     ``seed`` fixes the retry jitter (tests). ``retention``: seconds finished tasks are kept
     (default 7 days; None keeps them forever); older ones are purged in batches. ``threads``:
     how many threads sync handlers may use at once (default max(40, 2 x workers)); a handler
-    abandoned at its timeout keeps its thread until it returns.
+    abandoned at its timeout keeps its thread until it returns. ``gc_threshold``: the garbage
+    collector's young-generation threshold while the engine runs (process-wide, restored after;
+    None leaves it alone; see gc_tuning.py for the trade-off).
 
     With a shared store (``postgresql://``, ``redis://``) several engines, in one process or
     many, share the queue: each claims tasks into its own buffer and owns them under a lease
@@ -81,6 +85,10 @@ async def open_engine(
     """
     _check_config(workers, queue_size, grace, retention, threads)
     lease = check_lease(lease)
+    if gc_threshold is not None and (
+        isinstance(gc_threshold, bool) or not isinstance(gc_threshold, int) or gc_threshold < 1
+    ):
+        raise ValueError(f"gc_threshold must be an int >= 1 or None, got {gc_threshold!r}")
     backend = open_backend(store) if isinstance(store, str) else store
     registry = registry if registry is not None else Registry()
     rng = random.Random(seed)
@@ -135,7 +143,8 @@ async def open_engine(
             durable=not isinstance(backend, MemoryBackend),
             node=node if shared else None,
         )
-        yield engine
+        with tuned_gc(gc_threshold):
+            yield engine
         await engine.shutdown()
 
 

@@ -9,10 +9,10 @@ import builtins
 import datetime
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import trio
 
 from .admission import admit, parse_state
@@ -21,6 +21,7 @@ from .errors import (
     ActorError,
     EngineClosed,
     InvalidField,
+    MailboxFull,
     TaskNotFound,
     UnknownTaskType,
     WaitTimeout,
@@ -47,6 +48,7 @@ from .messages import (
     WaitTask,
 )
 from .pool import WorkerPool
+from .record import NewTask
 from .registry import Registry
 from .store import new_task_id
 from .subscription import EventStream
@@ -67,6 +69,8 @@ logger = logging.getLogger(__name__)
 MAX_LIST_LIMIT = 1000
 ASK_BOUND = 5.0  # seconds shutdown waits for any one answer from an actor
 WAIT_RETRIES = 3  # times a wait is asked again after the store restarted under it
+NOWAIT_BATCH = 1000  # tasks one SubmitNowait may gather (the store admits them in one go)
+NOWAIT_BACKLOG = 10_000  # tasks submit_nowait() may hand over before the store takes them
 
 
 class Engine:
@@ -96,6 +100,8 @@ class Engine:
         self._shutdown_started = False
         self._shutdown_done = trio.Event()
         self._report: ShutdownReport | None = None
+        self._nowait_sent: deque[SubmitNowait] = deque()  # oldest first; taken ones popped
+        self._nowait_waiting = 0  # tasks in those not yet taken by the store
 
     @property
     def durable(self) -> bool:
@@ -126,8 +132,10 @@ class Engine:
         Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
         bad option. ``type`` may be the name or the decorated handler itself.
         """
-        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
-        return (await self.admit([attrs.evolve(submission, key=key)]))[0].task
+        submission = self._submission(
+            type, payload, priority, max_retries, timeout, delay, run_at, key
+        )
+        return (await self.admit([submission]))[0].task
 
     def submit_nowait(
         self,
@@ -148,17 +156,33 @@ class Engine:
         A task the store cannot admit (queue full, shutting down) is recorded failed with that
         error: nothing is dropped silently. No idempotency key here: use :meth:`submit`.
 
-        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full: await
-        something (``submit`` itself, or a checkpoint) and try again. Also EngineClosed,
-        UnknownTaskType and InvalidField, as :meth:`submit`.
+        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full, or 10,000
+        tasks handed over are not yet taken by the store: await something (``submit``
+        itself, or a checkpoint) and try again. Also EngineClosed, UnknownTaskType and
+        InvalidField, as :meth:`submit`.
         """
         if self._shutdown_started:
             raise EngineClosed()
         submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
         task_id = new_task_id()
-        task = admit(self.registry, submission, durable=self._durable, task_id=task_id)
-        self._store.try_tell(SubmitNowait([task]))
+        self._hand_over(admit(self.registry, submission, durable=self._durable, task_id=task_id))
         return task_id
+
+    def _hand_over(self, task: NewTask) -> None:
+        """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one
+        (MailboxFull if the store's mailbox is full, or NOWAIT_BACKLOG tasks are waiting)."""
+        sent = self._nowait_sent
+        while sent and sent[0].taken:  # the store takes them in order
+            self._nowait_waiting -= len(sent.popleft().tasks)
+        if self._nowait_waiting >= NOWAIT_BACKLOG:
+            raise MailboxFull(self._store.path)
+        if sent and len(sent[-1].tasks) < NOWAIT_BATCH:
+            sent[-1].tasks.append(task)
+        else:
+            message = SubmitNowait([task])
+            self._store.try_tell(message)
+            sent.append(message)
+        self._nowait_waiting += 1
 
     def _submission(
         self,
@@ -169,11 +193,12 @@ class Engine:
         timeout: float | None,
         delay: float | None,
         run_at: float | datetime.datetime | None,
+        key: str | None = None,
     ) -> Submission:
         """The keyword form of submit() as a Submission (a handler given by itself, by name)."""
         name = type if isinstance(type, str) else self.registry.resolve(type).name
         at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
-        return Submission(name, payload, priority, max_retries, timeout, delay, at)
+        return Submission(name, payload, priority, max_retries, timeout, delay, at, key)
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
         """Submit several tasks, all or none; raises like :meth:`submit`."""

@@ -47,12 +47,16 @@ class KeyRef:
     key: str
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class SubmitNowait:
     """Admit these tasks, ids already given (tell: nobody waits). One the store cannot admit
-    (queue full, shutting down) is recorded failed with that error: never silently dropped."""
+    (queue full, shutting down) is recorded failed with that error: never silently dropped.
+
+    The one mutable message: until the store sets ``taken``, submit_nowait() appends to the
+    last one it sent instead of sending another, so a burst costs one envelope per batch."""
 
     tasks: list[Any]  # list[NewTask]
+    taken: bool = False
 
 
 @attrs.frozen

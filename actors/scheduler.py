@@ -123,30 +123,44 @@ class Scheduler(Actor):
         mailbox = context.mailbox
         queues = self._queues
         self._start_retention()
-        while True:
-            wake_at = min(
-                queues.next_deadline(), self._purge_at, self._flush_at, self._next_claim()
-            )
-            with trio.move_on_at(wake_at):
-                try:
-                    self._handle(await mailbox.receive())
-                except trio.EndOfChannel:
-                    break
+        ended = False
+        while not ended:
+            # One cancel scope until a timer fires, not one per turn (entering one costs more
+            # than a turn): its deadline is the next timer only while we wait for messages.
+            with trio.CancelScope() as waiting:
                 while True:
+                    waiting.deadline = min(
+                        queues.next_deadline(), self._purge_at, self._flush_at, self._next_claim()
+                    )
                     try:
-                        self._handle(mailbox.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
+                        self._handle(await mailbox.receive())
+                    except trio.EndOfChannel:
+                        ended = True
                         break
-            queues.release_due(trio.current_time())
-            self._purge_due(trio.current_time())
-            self._dispatch()
-            self._claim()
-            if self._drained_waiters and not self._holder:
-                for waiter in self._drained_waiters:
-                    waiter.reply(None)
-                self._drained_waiters.clear()
-            await self._flush()
+                    waiting.deadline = math.inf  # what follows must not be cut short
+                    while True:
+                        try:
+                            self._handle(mailbox.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    await self._turn()
+            if not ended:  # a timer fired
+                await self._turn()
         await self._flush(force=True)
+
+    async def _turn(self) -> None:
+        """After the messages: release due timers, hand out work, claim more (shared stores),
+        send the store the changes."""
+        now = trio.current_time()
+        self._queues.release_due(now)
+        self._purge_due(now)
+        self._dispatch()
+        self._claim()
+        if self._drained_waiters and not self._holder:
+            for waiter in self._drained_waiters:
+                waiter.reply(None)
+            self._drained_waiters.clear()
+        await self._flush()
 
     async def _recover(self) -> None:
         """Rebuild the queues from the store; tasks it says are running lost their worker."""

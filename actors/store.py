@@ -304,6 +304,9 @@ class Store(SharedStore, Actor):
         return None
 
     async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
+        # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
+        # here (the numbers a shared store reserves for them) are all the tasks there are.
+        message.taken = True
         await self._prepare(len(message.tasks))
         now = time.time()
         for task in message.tasks:

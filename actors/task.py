@@ -19,6 +19,10 @@ class TaskState(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    # Enum's own __hash__ is Python code (hash of the name); str's is C and cached. Counters
+    # and sets keyed by state hash one on every transition. Also consistent with == "pending".
+    __hash__ = str.__hash__
+
     @property
     def finished(self) -> bool:
         return self in FINISHED

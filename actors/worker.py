@@ -4,14 +4,16 @@ This is the task boundary: the one place where an exception from task code is ca
 becomes data (an Outcome). Anything else that goes wrong crashes the worker, its supervisor
 restarts it, and the scheduler re-queues what it held.
 
-Timeouts: one cancel scope serves a whole batch, its deadline moved for each job, because a
-fresh ``move_on_after`` per task costs more than most tasks. When the scope fires, the job that
-was running is the one that timed out (or was interrupted), and the rest get a new scope.
+Timeouts: one cancel scope serves batch after batch (and the asks between them, with no
+deadline), its deadline moved for each job, because a fresh ``move_on_after`` per task costs
+more than most tasks. When the scope fires, the job that was running is the one that timed out
+(or was interrupted), and the rest get a new scope.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from typing import Any
@@ -54,9 +56,9 @@ class Worker(Actor):
         self._store = store
         self._registry = registry
         self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
-        self._ask_scope: trio.CancelScope | None = None
         self._asking = False  # waiting for the scheduler's answer: cancelling loses nothing
-        self._scope: trio.CancelScope | None = None  # the running batch's scope
+        self._fresh = True  # our next ask is this incarnation's first
+        self._scope: trio.CancelScope | None = None  # for asks and jobs, until cancelled
         self._batch: list[Job] = []
         self._outcomes: list[Outcome] = []
         self._index = 0  # position in the batch of the job running now
@@ -80,31 +82,52 @@ class Worker(Actor):
                 self._say_goodbye()
 
     async def _work(self, ref: ActorRef) -> None:
-        # One scope for the whole loop (a scope per ask costs as much as the ask): the listener
-        # cancels it only while we wait for work, when stopping loses nothing.
-        with trio.CancelScope() as self._ask_scope:
-            fresh = True
-            while not self._stopped.is_set():
-                self._asking = True
-                try:
-                    jobs = await self._scheduler.ask(
-                        RequestWork(self._name, ref, self._outcomes, fresh)
-                    )
-                except ActorCrashed:
-                    # The scheduler restarts with the queue rebuilt from the store, where what
-                    # we reported is still running: it re-queues that. Ask afresh.
-                    logger.warning("worker.scheduler_crashed worker=%s", self._name)
-                    self._outcomes = []
-                    fresh = True
-                    continue
-                finally:
-                    self._asking = False
-                self._outcomes = []  # delivered with the ask
-                fresh = False
-                if jobs is None:  # the engine is draining: idle until we are stopped
-                    await self._stopped.wait()
+        # One scope serves the asks and the jobs until it is cancelled (a job's timeout, an
+        # interrupt, or the listener stopping us while we ask), not one per batch: entering a
+        # scope costs more than a fast task. Its deadline is inf while we ask, so only the
+        # listener cuts an ask short, and then stopping loses nothing.
+        while not self._stopped.is_set():
+            self._interrupt = None
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                await self._ask_and_run(ref, scope)
+            self._scope = None
+            if scope.cancelled_caught and self._index < len(self._batch):  # a job was cut short
+                self._outcomes.append(self._cut_short(self._batch[self._index]))
+                self._index += 1
+
+    async def _ask_and_run(self, ref: ActorRef, scope: trio.CancelScope) -> None:
+        """Finish the batch, then ask for the next and run it, until ``scope`` is cancelled or
+        we are stopped."""
+        while True:
+            if self._batch:
+                await self._run_batch(scope)
+                if self._batch:  # the scope was cancelled before the next job
                     return
-                await self._run_batch(jobs)
+            if self._stopped.is_set() or scope.cancel_called:
+                return
+            scope.deadline = math.inf
+            self._asking = True
+            try:
+                jobs = await self._scheduler.ask(
+                    RequestWork(self._name, ref, self._outcomes, self._fresh)
+                )
+            except ActorCrashed:
+                # The scheduler restarts with the queue rebuilt from the store, where what
+                # we reported is still running: it re-queues that. Ask afresh.
+                logger.warning("worker.scheduler_crashed worker=%s", self._name)
+                self._outcomes = []
+                self._fresh = True
+                continue
+            finally:
+                self._asking = False
+            self._outcomes = []  # delivered with the ask
+            self._fresh = False
+            if jobs is None:  # the engine is draining: idle until we are stopped
+                await self._stopped.wait()
+                return
+            self._batch = jobs
+            self._index = 0
 
     async def _listen(self, mailbox: Mailbox) -> None:
         async for envelope in mailbox:
@@ -112,8 +135,8 @@ class Worker(Actor):
             if isinstance(message, Interrupt):
                 self._on_interrupt(message)
         self._stopped.set()
-        if self._asking and self._ask_scope is not None:
-            self._ask_scope.cancel()
+        if self._asking and self._scope is not None:
+            self._scope.cancel()
 
     def _on_interrupt(self, message: Interrupt) -> None:
         batch = self._batch
@@ -123,7 +146,7 @@ class Worker(Actor):
         elif message.id != current:
             self._skip.add(message.id)
             return
-        if self._scope is not None:
+        if self._scope is not None and current is not None:  # never cut an ask short here
             self._interrupt = message.reason
             self._scope.cancel()
 
@@ -141,23 +164,16 @@ class Worker(Actor):
 
     # -- running a batch ---------------------------------------------------------------------------
 
-    async def _run_batch(self, jobs: list[Job]) -> None:
-        self._batch = jobs
-        outcomes: list[Outcome] = []
-        self._outcomes = outcomes
-        self._index = 0
-        while self._index < len(jobs):
-            if self._stopped.is_set() or self._shutting_down:
-                outcomes.extend(Outcome(job, "returned") for job in jobs[self._index :])
-                break
-            self._interrupt = None
-            with trio.CancelScope() as scope:
-                self._scope = scope
-                await self._run_in_scope(scope)
-            self._scope = None
-            if scope.cancelled_caught:
-                outcomes.append(self._cut_short(jobs[self._index]))
-                self._index += 1
+    async def _run_batch(self, scope: trio.CancelScope) -> None:
+        """Run the rest of the batch in ``scope``. Returns with the batch unfinished only if
+        the scope was cancelled before its next job (the caller goes on in a new scope); when
+        stopping, the jobs not run go back to the scheduler."""
+        jobs = self._batch
+        await self._run_in_scope(scope)
+        if self._index < len(jobs):
+            if not (self._stopped.is_set() or self._shutting_down):
+                return
+            self._outcomes.extend(Outcome(job, "returned") for job in jobs[self._index :])
         self._batch = []
         self._index = 0
         self._skip.clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import trio
 
@@ -476,6 +478,23 @@ async def test_submit_nowait_hands_tasks_over_without_waiting(registry) -> None:
     assert {task.priority for task in done} == {2}
 
 
+async def test_submit_nowait_keeps_order_across_the_batches_it_fills(registry) -> None:
+    async with open_engine(registry=registry, workers=1, queue_size=5000) as engine:
+        await engine.pause()
+        ids = []
+        for number in range(1500):  # more than one SubmitNowait holds, taken at checkpoints
+            ids.append(engine.submit_nowait("echo", number))
+            if number in (300, 400):
+                await trio.lowlevel.checkpoint()
+        await engine.stats()  # committed once this is answered, so list() sees them all
+        first = await engine.list(limit=1000)
+        rest = await engine.list(limit=1000, cursor=first.next_cursor)
+        await engine.resume()
+    tasks = list(reversed(first.tasks + rest.tasks))  # oldest first
+    assert [task.id for task in tasks] == ids
+    assert [task.payload for task in tasks] == list(range(1500))
+
+
 async def test_submit_nowait_would_block_on_a_full_mailbox_and_never_drops(registry) -> None:
     async with open_engine(registry=registry, workers=1, queue_size=5) as engine:
         await engine.pause()
@@ -497,3 +516,15 @@ async def test_submit_nowait_after_shutdown_is_refused(registry) -> None:
         await engine.shutdown(grace=1)
         with pytest.raises(EngineClosed):
             engine.submit_nowait("echo", 1)
+
+
+async def test_the_gc_threshold_is_raised_while_engines_run_then_restored(registry) -> None:
+    before = gc.get_threshold()
+    async with open_engine(registry=registry, workers=1, gc_threshold=before[0] + 1000):
+        async with open_engine(registry=registry, workers=1, gc_threshold=None):
+            assert gc.get_threshold()[0] == before[0] + 1000
+        assert gc.get_threshold() == (before[0] + 1000, *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(ValueError, match="gc_threshold"):
+        async with open_engine(registry=registry, gc_threshold=0):
+            pass
