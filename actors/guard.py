@@ -6,7 +6,8 @@ The store actor owns one BackendGuard; nothing else uses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
 
 import trio
 
@@ -19,6 +20,7 @@ from .task import TaskState
 
 logger = logging.getLogger("oncue.actors.store")
 
+T = TypeVar("T")
 RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
 
 
@@ -58,6 +60,18 @@ class BackendGuard:
             return await self.backend.commit(changed, deleted)
         with trio.fail_after(self.commit_deadline):
             return await self.backend.commit(changed, deleted)
+
+    async def read(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A read inside a request: within commit_deadline, any error of the backend's raised
+        as StoreUnavailable, an answer to that request (the store, and the tasks its workers
+        run, carry on; a real outage shows at the next commit)."""
+        if self._in_memory:
+            return await call()
+        try:
+            with trio.fail_after(self.commit_deadline):
+                return await call()
+        except Exception as error:  # the backend's own errors: we cannot know their types
+            raise StoreUnavailable(error) from error
 
     async def outage(self, mailbox: Mailbox, error: Exception) -> None:
         """The backend failed a commit: what the store holds in memory may now be ahead of it.

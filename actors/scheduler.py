@@ -58,7 +58,7 @@ START_DELAY = 0.002  # seconds a Started may wait to share a batch with the task
 PURGE_BATCH = 1000  # finished tasks deleted per transaction
 PURGE_EVERY = (1.0, 600.0)  # retention / 10, within these bounds (seconds)
 CLAIM_POLL = 1.0  # shared store: seconds between claims of an engine with room (notices: sooner)
-PREFETCH = (1, 4, 32)  # shared store: claimed tasks held per worker: least, at first, most
+PREFETCH = (1, 1, 32)  # shared store: claimed tasks held per worker: least, at first, most
 PREFETCH_WORK = 0.05  # seconds of expected work the claimed tasks of one worker should hold
 _DEFERRED = object()
 
@@ -395,7 +395,7 @@ class Scheduler(Actor):
         if not self._shared or self._claiming or self._paused or self._draining:
             return 0
         prefetch = self._per_worker() * len(self._workers)  # no workers: nothing to claim
-        room = prefetch - self._queues.ready_count()
+        room = prefetch - self._queues.ready_count() - len(self._holder)  # queued or running
         return room if room > 0 and 2 * room >= prefetch else 0
 
     def _per_worker(self) -> int:

@@ -12,22 +12,23 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Collection
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar, cast
 
 import attrs
 import trio
 
 from .backends import Backend, SharedBackend
-from .errors import StoreUnavailable
+from .errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
 from .guard import BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
 from .messages import Claim, Claimed, Job, Reap, RemoteCancelled, RemoteFinished, Renew, Wake
 from .record import TaskRecord
-from .task import Admitted, TaskState
+from .task import Admitted, Task, TaskState
 
 logger = logging.getLogger("oncue.actors.store")
+T = TypeVar("T")
 
 COUNT_EVERY = 1.0  # seconds a shared store's count of unfinished tasks serves admission
 CLAIM_WITHIN = 1.0  # a task submitted here due within this many seconds may be kept here
@@ -82,11 +83,14 @@ class SharedStore:
         shared = self._shared_state
         now = trio.current_time()
         if now >= shared.counted_at + COUNT_EVERY:
-            shared.unfinished = await backend.unfinished_count()
+            shared.unfinished = await self._read(backend.unfinished_count)
             shared.created = 0
             shared.counted_at = now
         while len(shared.numbers) < creating:
-            shared.numbers.extend(await backend.reserve_numbers())
+            shared.numbers.extend(await self._read(backend.reserve_numbers))
+
+    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await self._guard.read(call)
 
     def _lost(self, lost: Collection[str]) -> None:
         """These writes were refused: our lease ran out and another engine may run the task.
@@ -115,12 +119,16 @@ class SharedStore:
     async def _mend(
         self, answers: list[tuple[Envelope, Any, bool]], lost: set[str]
     ) -> list[tuple[Envelope, Any, bool]]:
-        """Submits whose new task lost its idempotency key to another node's task at commit
-        (two nodes admitted the same key at once): answer with that task, as a submit of a
-        key already taken is answered."""
+        """Answers whose write was refused at commit. A submit whose new task lost its
+        idempotency key to another node's task (two nodes admitted one key at once) is
+        answered with that task, as a submit of a key already taken is. A cancel or a retry
+        that lost to another node's write (the task finished, or was retried, meanwhile) is
+        answered with the error it would have got a moment later."""
         mended = []
         for envelope, answer, is_error in answers:
-            if not is_error and isinstance(answer, list):
+            if not is_error and isinstance(answer, Task) and answer.id in lost:
+                answer, is_error = await self._refused(answer), True
+            elif not is_error and isinstance(answer, list):
                 each = [await self._mend_one(admitted, lost) for admitted in answer]
                 if None in each:  # nothing to answer with: say so rather than name a ghost
                     gone = RuntimeError("a task of this submit was not stored; submit again")
@@ -130,6 +138,16 @@ class SharedStore:
             mended.append((envelope, answer, is_error))
         return mended
 
+    async def _refused(self, answer: Task) -> Exception:
+        record = await self._backend.get(answer.id)
+        if record is None:
+            return TaskNotFound(answer.id)
+        if answer.state is not TaskState.CANCELLED:  # a retry
+            return TaskNotFailed(record.id, record.state.value)
+        if record.state.finished:
+            return TaskAlreadyFinished(record.id, record.state.value)
+        return StoreUnavailable(RuntimeError("the task changed hands meanwhile; cancel again"))
+
     async def _mend_one(self, admitted: Any, lost: set[str]) -> Any:
         if not isinstance(admitted, Admitted) or admitted.task.id not in lost:
             return admitted
@@ -138,10 +156,15 @@ class SharedStore:
         return None if found is None else Admitted(found.snapshot(), False)
 
     async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
-        if message.limit == 0:  # no room (paused, draining): keep nothing submitted here
-            self._shared_state.parked = 0
-        else:
-            self._shared_state.claim = message  # runs after this batch commits
+        shared = self._shared_state
+        if message.limit > 0:
+            shared.claim = message  # runs after this batch commits
+            return
+        # No room (paused, draining): keep nothing submitted here, claim nothing more.
+        shared.parked = 0
+        if shared.claim is not None:  # not run yet: answered empty, the scheduler waits on it
+            self._tell_scheduler(Claimed([], shared.claim.limit))
+            shared.claim = None
 
     async def _request_renew(self, message: Renew, envelope: Envelope) -> None:
         self._shared_state.renew = True
@@ -220,13 +243,13 @@ class SharedStore:
         look_idle = listeners.idle_waiting and (
             shared.recheck_all or bool(shared.recheck) or bool(self._finished)
         )
-        shared.recheck_all = False
-        shared.recheck = set()
         finished = []
-        for task_id in ids:
+        for task_id in ids:  # if a read fails, the rechecks stay asked for: the next batch
             record = await backend.get(task_id)
             if record is not None and record.state.finished:
                 finished.append(record)
         idle = look_idle and await backend.unfinished_count() == 0
+        shared.recheck_all = False
+        shared.recheck = set()
         if finished or idle:
             listeners.committed(finished, idle, [])

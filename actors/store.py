@@ -15,6 +15,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -273,7 +274,7 @@ class Store(SharedStore, Actor):
         existing: dict[str, TaskRecord] = {}
         for task in new:
             if task.key is not None and task.key not in existing:
-                found = self._changed_key(task.key) or await self._backend.find_key(task.key)
+                found = self._changed_key(task.key) or await self._read_key(task.key)
                 if found is not None:
                     existing[task.key] = found
         self._check_admission(sum(1 for t in new if t.key is None or t.key not in existing))
@@ -399,21 +400,29 @@ class Store(SharedStore, Actor):
 
     async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
         if isinstance(task_id, KeyRef):
-            record = self._changed_key(task_id.key) or await self._backend.find_key(task_id.key)
+            record = self._changed_key(task_id.key) or await self._read_key(task_id.key)
         elif isinstance(task_id, int):
-            record = await self._backend.get_by_number(task_id)
+            record = await self._read(partial(self._backend.get_by_number, task_id))
         else:
-            record = self._unfinished.get(task_id) or await self._backend.get(task_id)
+            record = self._unfinished.get(task_id) or await self._read(
+                partial(self._backend.get, task_id)
+            )
         if record is None:
             raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
         return record
+
+    async def _read_key(self, key: str) -> TaskRecord | None:
+        return await self._read(partial(self._backend.find_key, key))
 
     async def _get(self, message: GetTask, envelope: Envelope) -> Any:
         return (await self._find(message.id)).snapshot()
 
     async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
-        records = await self._backend.query(
-            message.state, message.type, message.limit, message.before, message.owner
+        query = self._backend.query
+        records = await self._read(
+            partial(
+                query, message.state, message.type, message.limit, message.before, message.owner
+            )
         )
         return [record.snapshot() for record in records]
 
@@ -465,7 +474,7 @@ class Store(SharedStore, Actor):
 
     async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
         if self._shared:
-            if await cast(SharedBackend, self._backend).unfinished_count() == 0:
+            if await self._read(cast(SharedBackend, self._backend).unfinished_count) == 0:
                 return None
         elif not self._unfinished:
             return None
@@ -473,7 +482,7 @@ class Store(SharedStore, Actor):
         return _DEFERRED
 
     async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
-        counts = await self._backend.counts() if self._shared else self._counts
+        counts = await self._read(self._backend.counts) if self._shared else self._counts
         return {key: count for key, count in counts.items() if count}
 
     async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:

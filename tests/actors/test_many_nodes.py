@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 import trio
 
-from oncue.actors import Engine, Registry, Submission, Task, TaskContext, TaskState, open_engine
+from oncue.actors import (
+    Engine,
+    QueueFull,
+    Registry,
+    StoreUnavailable,
+    Submission,
+    Task,
+    TaskContext,
+    TaskState,
+    open_engine,
+)
 from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
 
 LEASE = 3.0
@@ -57,9 +67,9 @@ def counts(n: int, takes: float) -> list[Submission]:
 async def node(
     hub: SharedMemory, name: str, registry: Registry, workers: int = 2, **options: Any
 ) -> AsyncIterator[Engine]:
+    options.setdefault("store", SharedMemoryBackend(hub))
     async with open_engine(
         registry=registry,
-        store=SharedMemoryBackend(hub),
         workers=workers,
         node=name,
         lease=LEASE,
@@ -187,7 +197,7 @@ async def test_stats_wait_idle_and_admission_count_the_whole_store(
         stats = await b.stats()
         assert stats.queue_length == 3
         await trio.sleep(2)  # past the admission count's age
-        with pytest.raises(Exception, match="queue is full"):
+        with pytest.raises(QueueFull):
             await b.submit_many([Submission("record", n) for n in range(3)])
         async with node(hub, "runner", registry, workers=2):
             await b.wait_idle()
@@ -253,3 +263,47 @@ async def test_an_engine_restarted_under_its_name_takes_its_tasks_back_at_once(
         done = await again.wait(task.id, timeout=100)
         assert trio.current_time() - restarted_at < LEASE  # not waited out (mock clock)
     assert done.attempts == 2
+
+
+async def test_long_tasks_spread_over_the_engines_with_idle_workers(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    async with (
+        node(hub, "small", counting, workers=2) as small,
+        node(hub, "big", counting, workers=8),
+    ):
+        tasks = await small.submit_many(counts(10, takes=1000))
+        await until_running(small, tasks, 10)  # none waits on a busy engine
+        for task in tasks:
+            await small.cancel(task.id)
+
+
+class Flaky(SharedMemoryBackend):
+    """Fails its next ``failures`` counts of unfinished tasks, as a database that blips."""
+
+    failures = 0
+
+    async def unfinished_count(self) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("connection reset")
+        return await super().unfinished_count()
+
+
+async def test_a_failed_read_answers_that_request_and_nothing_restarts(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    backend = Flaky(hub)
+    async with node(hub, "n", counting, workers=1, store=backend) as engine:
+        running = await engine.submit("count", {"n": 1, "takes": 5})
+        await until_running(engine, [running], 1)
+        await trio.sleep(2)  # past the admission count's age: the next submit reads it
+        backend.failures = 1
+        with pytest.raises(StoreUnavailable):
+            await engine.submit("record", "refused")
+        later = await engine.submit("record", "accepted")
+        assert (await engine.wait(later.id, timeout=60)).state is TaskState.COMPLETED
+        done = await engine.wait(running.id, timeout=60)
+    assert done.attempts == 1  # ran once: the store did not crash and restart the tree
