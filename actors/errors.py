@@ -119,6 +119,17 @@ class DatabaseInUse(OncueError):
         self.path = path
 
 
+class NodeNameInUse(OncueError):
+    """A live engine on this shared store already has this node name."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(
+            f"node name {node!r} is in use by a live engine on this store; names must be"
+            " unique among live nodes (unset --node / ONCUE_NODE for a generated one)"
+        )
+        self.node = node
+
+
 class QueueFull(OncueError):
     """Admitting these tasks would exceed ``queue_size`` unfinished tasks; nothing was added."""
 

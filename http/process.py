@@ -12,13 +12,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
-from oncue.actors import Engine, Registry
+from oncue.actors import Engine, OncueError, Registry, SupervisorGaveUp
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -119,3 +119,15 @@ async def drain(engine: Engine, grace: float, role: str) -> None:
 
 def _logger(role: str) -> logging.Logger:
     return logging.getLogger(f"oncue.{role}")  # oncue.server, oncue.worker
+
+
+@contextmanager
+def one_line_refusals() -> Iterator[None]:
+    """An engine that could not start for a reason the user can fix (a SQLite file another
+    process holds, a node name a live node has) exits 1 with that reason in one line."""
+    try:
+        yield
+    except SupervisorGaveUp as gave_up:
+        if isinstance(gave_up.error, OncueError):
+            raise SystemExit(f"oncue: {gave_up.error}") from None
+        raise

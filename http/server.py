@@ -22,7 +22,7 @@ from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
 from .options import engine_options
-from .process import SIGNALS, drain, load_registry, open_signal_watch, redact
+from .process import SIGNALS, drain, load_registry, one_line_refusals, open_signal_watch, redact
 from .serve import serve
 
 logger = logging.getLogger("oncue.server")
@@ -37,7 +37,8 @@ def run_server(options: argparse.Namespace) -> int:
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
     registry = load_registry(options.handlers)
-    return trio.run(partial(_serve_until_signalled, options, registry, hardening))
+    with one_line_refusals():
+        return trio.run(partial(_serve_until_signalled, options, registry, hardening))
 
 
 def auth_settings(options: argparse.Namespace) -> AuthSettings:

@@ -20,7 +20,15 @@ from oncue.actors import Engine, Registry, open_engine
 
 from .logs import configure_logging
 from .options import check_options, check_store, engine_options
-from .process import SIGNALS, drain, load_registry, node_name, open_signal_watch, redact
+from .process import (
+    SIGNALS,
+    drain,
+    load_registry,
+    node_name,
+    one_line_refusals,
+    open_signal_watch,
+    redact,
+)
 
 logger = logging.getLogger("oncue.worker")
 
@@ -44,7 +52,8 @@ def run_worker(options: argparse.Namespace) -> int:
     check_options(options)
     configure_logging(options.log_level, options.log_format)
     registry = load_registry(options.handlers)
-    return trio.run(partial(_work_until_signalled, options, registry))
+    with one_line_refusals():
+        return trio.run(partial(_work_until_signalled, options, registry))
 
 
 async def _work_until_signalled(options: argparse.Namespace, registry: Registry) -> int:

@@ -15,6 +15,7 @@ per node blocks in LISTEN).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
     import psycopg  # imports (the wheel test imports every module without extras)
     from psycopg_pool import ConnectionPool
 
+from ..errors import NodeNameInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .base import Notice
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 POOL_SIZE = 2  # the store calls one at a time; the second serves a call while one reconnects
+POOL_WAIT = 10.0  # seconds a call waits for a connection of the pool
+CANCEL_WAIT = 2.0  # seconds the cancel of an abandoned query may take
 DEFAULT_LEASE = 30.0
 NOTICE_IDS = 250  # ids per NOTIFY: a payload must stay under 8,000 bytes
 LISTEN_RETRY = (0.1, 5.0)  # seconds between reconnects of the listener, doubling
@@ -168,6 +172,7 @@ class PostgresBackend:
         # What this node's store holds: renew() renews these and gives back anything else
         # the node owns (a claim whose answer was lost to a cancel or a broken connection).
         self._known: set[str] = set()
+        self._name_lock: psycopg.Connection[Any] | None = None  # holds our node name
 
     def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
         self.node = node
@@ -181,7 +186,7 @@ class PostgresBackend:
         held: list[psycopg.Connection[Any]] = []
 
         def call() -> T:
-            with pool.connection() as connection:
+            with pool.connection(timeout=POOL_WAIT) as connection:
                 held.append(connection)
                 return function(connection, *args)
 
@@ -193,8 +198,13 @@ class PostgresBackend:
             finished = True
             return result
         finally:
-            if not finished and held:
-                held[0].cancel_safe(timeout=2.0)
+            if not finished and held:  # cancel the server's query, off the event loop, briefly
+                with (
+                    trio.CancelScope(shield=True),
+                    trio.move_on_after(CANCEL_WAIT),
+                    contextlib.suppress(Exception),
+                ):
+                    await trio.to_thread.run_sync(held[0].cancel_safe, abandon_on_cancel=True)
 
     async def open(self) -> None:
         if self._pool is None:
@@ -211,6 +221,30 @@ class PostgresBackend:
             await trio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=10.0))
             self._pool = pool
             await self._run(migrate, self.schema)
+            await self._hold_name()
+
+    async def _hold_name(self) -> None:
+        """Hold a session lock on this node's name for as long as the backend is open (the
+        server frees it when the process dies): two live nodes of one name would renew each
+        other's tasks away and run them twice."""
+        import psycopg
+
+        if self.node == "unattached":
+            return
+        name = f"oncue:{self.schema}:{self.node}"
+
+        def lock() -> psycopg.Connection[Any] | None:
+            connection = psycopg.connect(self.url, autocommit=True)
+            row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,))
+            if (row.fetchone() or (False,))[0]:
+                return connection
+            connection.close()
+            return None
+
+        self._name_lock = await trio.to_thread.run_sync(lock)
+        if self._name_lock is None:
+            await self.close()
+            raise NodeNameInUse(self.node)
 
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         from psycopg import sql
@@ -224,6 +258,9 @@ class PostgresBackend:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await trio.to_thread.run_sync(pool.close)
+        if self._name_lock is not None:
+            name_lock, self._name_lock = self._name_lock, None
+            await trio.to_thread.run_sync(name_lock.close)
 
     async def load_unfinished(self) -> list[TaskRecord]:
         self._known = set()
@@ -293,14 +330,17 @@ class PostgresBackend:
         delay = LISTEN_RETRY[0]
         while True:
             stop = threading.Event()
+            began = trio.current_time()
             try:
                 await trio.to_thread.run_sync(
-                    self._pump, deliver, stop, abandon_on_cancel=True, limiter=_OWN_THREAD()
+                    self._pump, deliver, stop, abandon_on_cancel=True, limiter=_own_thread()
                 )
             except Exception as error:  # the connection's errors: reconnect
                 logger.warning("postgres.listen_failed error=%r retry_in=%.1fs", error, delay)
             finally:
                 stop.set()  # an abandoned pump sees it within its poll
+            if trio.current_time() - began > LISTEN_RETRY[1]:  # it had worked: start over
+                delay = LISTEN_RETRY[0]
             await trio.sleep(delay)
             delay = min(delay * 2, LISTEN_RETRY[1])
 
@@ -463,7 +503,7 @@ def _execute(
     return count
 
 
-def _OWN_THREAD() -> trio.CapacityLimiter:
+def _own_thread() -> trio.CapacityLimiter:
     """A limiter of its own for a thread that blocks for as long as the engine runs."""
     return trio.CapacityLimiter(1)
 

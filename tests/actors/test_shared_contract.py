@@ -393,3 +393,26 @@ async def test_an_idempotency_key_belongs_to_one_task(pair) -> None:
     assert await b.get(rival.id) is None
     assert (await b.get_by_number(first.number)).id == first.id  # type: ignore[union-attr]
     assert await b.get_by_number(rival.number) is None
+
+
+async def test_two_live_nodes_cannot_share_a_name(postgres_store) -> None:
+    from oncue.actors import NodeNameInUse
+
+    def named(name: str) -> Any:
+        backend = open_backend(postgres_store)
+        backend.attach(name, lease_for)  # type: ignore[attr-defined]
+        return backend
+
+    first = named("twin")
+    await first.open()
+    try:
+        with pytest.raises(NodeNameInUse, match="'twin' is in use by a live engine"):
+            await named("twin").open()
+        other = named("other")  # another name is fine
+        await other.open()
+        await other.close()
+    finally:
+        await first.close()
+    again = named("twin")
+    await again.open()  # free again once the first is closed
+    await again.close()

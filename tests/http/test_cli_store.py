@@ -51,3 +51,17 @@ def test_bad_serve_values_exit_with_a_usage_message(flags, message) -> None:
     with pytest.raises(SystemExit) as raised:
         main(["serve", "--store", "memory://", *flags])
     assert message in str(raised.value.code)
+
+
+def test_a_store_another_live_process_holds_is_refused_in_one_line(tmp_path) -> None:
+    from servers import Oncue, running_server
+
+    store = f"sqlite:///{tmp_path}/one.db"
+    with running_server(store=store, cwd=tmp_path):
+        second = Oncue("serve", "--port", "0", "--store", store, cwd=tmp_path)
+        try:
+            assert second.wait() == 1
+        finally:
+            second.close()
+    last = second.log.strip().splitlines()[-1]  # the log above it has the crash, in full
+    assert last.startswith("oncue: the SQLite database")
