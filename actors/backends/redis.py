@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from ..errors import NodeNameInUse
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
 from .base import Notice
@@ -80,7 +81,24 @@ class RedisBackend:
         if version is None or (int(version[1]), int(version[2])) < (6, 2):
             found = version[0] if version else "no redis_version in INFO"
             raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
+        await self._check_name()
         await self._log_durability()
+
+    async def _check_name(self) -> None:
+        """Refuse a node name a live node uses (its connections carry it as their client
+        name, and go when its process dies): two live nodes of one name would renew each
+        other's tasks away and run them twice. Unchecked where CLIENT LIST is not allowed."""
+        if not self.node:
+            return
+        name = f"name=oncue:{self.prefix}:{self.node}"
+        try:
+            clients = await self._call("CLIENT", "LIST", "TYPE", "normal")
+        except RedisError:
+            return
+        text = clients.decode() if isinstance(clients, bytes) else str(clients)
+        if sum(1 for line in text.splitlines() if name in line.split()) > 1:  # ours, and another
+            await self.close()
+            raise NodeNameInUse(self.node)
 
     async def _log_durability(self) -> None:
         """Say once, at open, what a crash of Redis itself would lose (docs/stores.md)."""

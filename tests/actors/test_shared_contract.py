@@ -395,11 +395,18 @@ async def test_an_idempotency_key_belongs_to_one_task(pair) -> None:
     assert await b.get_by_number(rival.number) is None
 
 
-async def test_two_live_nodes_cannot_share_a_name(postgres_store) -> None:
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+async def test_two_live_nodes_cannot_share_a_name(kind, request) -> None:
     from oncue.actors import NodeNameInUse
 
+    if kind == "postgres":
+        url, drop = request.getfixturevalue("postgres_store"), lambda: None
+    else:
+        url, drop = fresh_store(kind)
+    request.addfinalizer(drop)
+
     def named(name: str) -> Any:
-        backend = open_backend(postgres_store)
+        backend = open_backend(url)
         backend.attach(name, lease_for)  # type: ignore[attr-defined]
         return backend
 
