@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import secrets
 import socket
@@ -23,8 +24,10 @@ from oncue.actors import (
 from oncue.actors import scheduler as scheduler_module
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
+from oncue.actors.backends.rows import dump_history, dumps
 from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
 from oncue.actors.record import TaskRecord
+from oncue.actors.task import Transition
 
 POSTGRES = "postgresql://127.0.0.1:5432/test"
 RUN = f"{os.getpid()}_{secrets.token_hex(4)}"  # schemas of parallel runs never collide
@@ -297,3 +300,48 @@ async def test_a_sqlite_database_belongs_to_one_engine(tmp_path) -> None:
     second = SqliteBackend(tmp_path / "one.db")
     await second.open()  # free again once the first is closed
     await second.close()
+
+
+async def test_sqlite_writes_each_record_whole_or_its_changes_whatever_the_order(tmp_path) -> None:
+    """New records (numbered above every stored one) are inserted, stored ones updated; one
+    numbered below the top that is not stored (committed late, or deleted) is still written."""
+    backend = SqliteBackend(tmp_path / "x.db")
+    await backend.open()
+    many = [record(number, None, TaskState.PENDING) for number in range(10, 310)]
+    await backend.commit(many, [])  # several statements of a few rows each
+    late = record(5, None, TaskState.PENDING)
+    await backend.commit([late], [])
+    await backend.commit([], [many[0].id])
+    for task in [late, *many]:
+        task.payload = {"n": task.number}  # a new record's payload goes in, a stored one's stays
+        task.move(TaskState.COMPLETED, 2.0)
+        task.result = [task.number, "é"]
+        task.finished_at = 2.0
+    await backend.commit([late, *many], [])
+    await backend.close()
+    await backend.open()  # a new process: the numbers come from the file
+    stored = await backend.query(None, None, 1000, None)
+    assert len(stored) == 301
+    assert {task.state for task in stored} == {TaskState.COMPLETED}
+    assert {task.number: task.result for task in stored} == {
+        task.number: [task.number, "é"] for task in [late, *many]
+    }
+    by_number = {task.number: task for task in stored}
+    assert by_number[5].payload is None  # written whole when it was first committed
+    assert by_number[10].payload == {"n": 10}  # deleted, so written whole again
+    assert by_number[11].payload is None
+    assert by_number[11].history == [(TaskState.COMPLETED, 2.0)]
+    await backend.close()
+
+
+def test_rows_write_the_json_that_json_dumps_writes() -> None:
+    circular: list[object] = []
+    circular.append(circular)
+    for value in (7, True, None, "é\n", 1.5, [1, {"a": None}], {2: (3,)}, 10**30):
+        assert dumps(value) == json.dumps(value, separators=(",", ":"))
+    for value in (object(), circular, {"k": {1, 2}}):
+        assert json.loads(dumps(value)) == {"__repr__": repr(value)}
+    steps = [Transition(TaskState.PENDING, 1.25), Transition(TaskState.RUNNING, 1e-07)]
+    as_lists = [[step.state, step.at] for step in steps]
+    assert dump_history(steps) == json.dumps(as_lists, separators=(",", ":"))
+    assert dump_history([]) == "[]"
