@@ -345,3 +345,60 @@ def test_rows_write_the_json_that_json_dumps_writes() -> None:
     as_lists = [[step.state, step.at] for step in steps]
     assert dump_history(steps) == json.dumps(as_lists, separators=(",", ":"))
     assert dump_history([]) == "[]"
+
+
+@pytest.fixture
+def postgres_url():
+    postgres_or_skip()
+    schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
+    yield f"{POSTGRES}?schema={schema}"
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+async def test_postgres_writes_only_what_the_shared_rules_allow(postgres_url) -> None:
+    """SharedBackend.commit on PostgreSQL, row by row in one batch: owners write while they
+    own, others only cancel unfinished or retry failed tasks; the rest come back lost."""
+    nodes = []
+    for name in ("a", "b"):
+        backend = open_backend(postgres_url)
+        backend.attach(name, lambda type: 30.0)  # type: ignore[attr-defined]
+        await backend.open()
+        nodes.append(backend)
+    a, b = nodes
+    tasks = [record(number, None, TaskState.PENDING) for number in range(1, 6)]
+    kept = record(6, None, TaskState.PENDING)
+    kept.node = "a"  # a keeps what is submitted to it
+    assert await a.commit([*tasks, kept], []) == []
+    claimed = await b.claim(10, 0.0)  # type: ignore[attr-defined]
+    assert sorted(task.number for task in claimed) == [1, 2, 3, 4, 5]  # not a's own 6
+    owned = {task.number: task for task in claimed}
+    for task in owned.values():
+        task.move(TaskState.RUNNING, 1.0)
+    owned[5].move(TaskState.FAILED, 2.0)
+    assert await b.commit(list(owned.values()), []) == []
+    stolen = record(1, None, TaskState.RUNNING)
+    stolen.node = "a"  # a writes as an owner a task b owns
+    cancel = record(2, None, TaskState.CANCELLED)  # anyone may cancel an unfinished task
+    finish = record(3, 3.0, TaskState.COMPLETED)  # but not finish one it does not own
+    retry = record(5, None, TaskState.PENDING)  # and may retry a failed one
+    kept.move(TaskState.RUNNING, 1.0)
+    lost = await a.commit([stolen, cancel, finish, retry, kept], [])
+    assert sorted(lost) == ["task-1", "task-3"]
+    owned[2].move(TaskState.COMPLETED, 4.0)  # b no longer owns 2: a cancelled it
+    owned[4].move(TaskState.COMPLETED, 4.0)
+    assert await b.commit([owned[2], owned[4]], []) == ["task-2"]
+    states = {task.number: task.state for task in await a.query(None, None, 10, None)}
+    assert states == {
+        1: TaskState.RUNNING,
+        2: TaskState.CANCELLED,
+        3: TaskState.RUNNING,
+        4: TaskState.COMPLETED,
+        5: TaskState.PENDING,
+        6: TaskState.RUNNING,
+    }
+    assert [task.number for task in await a.claim(10, 0.0)] == [5]  # type: ignore[attr-defined]
+    for backend in nodes:
+        await backend.close()
