@@ -33,7 +33,8 @@ from ..errors import NodeNameInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .base import Notice
-from .sqlite import COLUMNS, from_row, query_sql, to_row
+from .rows import COLUMNS, from_row, to_row
+from .sqlite import query_sql
 
 logger = logging.getLogger(__name__)
 

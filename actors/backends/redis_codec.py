@@ -10,7 +10,7 @@ import json
 
 from ..record import TaskRecord
 from ..task import Progress, TaskError, TaskState, Transition
-from .sqlite import dumps
+from .rows import dumps
 
 # Fields that may be None: written when set, deleted when None (a retry clears its error).
 _OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")

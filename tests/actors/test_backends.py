@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 
 import pytest
@@ -21,8 +22,10 @@ from oncue.actors import (
 from oncue.actors import scheduler as scheduler_module
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
+from oncue.actors.backends.rows import dump_history, dumps
 from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
 from oncue.actors.record import TaskRecord
+from oncue.actors.task import Transition
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
@@ -282,3 +285,105 @@ async def test_a_sqlite_database_belongs_to_one_engine(tmp_path) -> None:
     second = SqliteBackend(tmp_path / "one.db")
     await second.open()  # free again once the first is closed
     await second.close()
+
+
+async def test_sqlite_writes_each_record_whole_or_its_changes_whatever_the_order(tmp_path) -> None:
+    """New records (numbered above every stored one) are inserted, stored ones updated; one
+    numbered below the top that is not stored (committed late, or deleted) is still written."""
+    backend = SqliteBackend(tmp_path / "x.db")
+    await backend.open()
+    many = [record(number, None, TaskState.PENDING) for number in range(10, 310)]
+    await backend.commit(many, [])  # several statements of a few rows each
+    late = record(5, None, TaskState.PENDING)
+    await backend.commit([late], [])
+    await backend.commit([], [many[0].id])
+    for task in [late, *many]:
+        task.payload = {"n": task.number}  # a new record's payload goes in, a stored one's stays
+        task.move(TaskState.COMPLETED, 2.0)
+        task.result = [task.number, "é"]
+        task.finished_at = 2.0
+    await backend.commit([late, *many], [])
+    await backend.close()
+    await backend.open()  # a new process: the numbers come from the file
+    stored = await backend.query(None, None, 1000, None)
+    assert len(stored) == 301
+    assert {task.state for task in stored} == {TaskState.COMPLETED}
+    assert {task.number: task.result for task in stored} == {
+        task.number: [task.number, "é"] for task in [late, *many]
+    }
+    by_number = {task.number: task for task in stored}
+    assert by_number[5].payload is None  # written whole when it was first committed
+    assert by_number[10].payload == {"n": 10}  # deleted, so written whole again
+    assert by_number[11].payload is None
+    assert by_number[11].history == [(TaskState.COMPLETED, 2.0)]
+    await backend.close()
+
+
+def test_rows_write_the_json_that_json_dumps_writes() -> None:
+    circular: list[object] = []
+    circular.append(circular)
+    for value in (7, True, None, "é\n", 1.5, [1, {"a": None}], {2: (3,)}, 10**30):
+        assert dumps(value) == json.dumps(value, separators=(",", ":"))
+    for value in (object(), circular, {"k": {1, 2}}):
+        assert json.loads(dumps(value)) == {"__repr__": repr(value)}
+    steps = [Transition(TaskState.PENDING, 1.25), Transition(TaskState.RUNNING, 1e-07)]
+    as_lists = [[step.state, step.at] for step in steps]
+    assert dump_history(steps) == json.dumps(as_lists, separators=(",", ":"))
+    assert dump_history([]) == "[]"
+
+
+@pytest.fixture
+def postgres_url():
+    postgres_or_skip()
+    schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
+    yield f"{POSTGRES}?schema={schema}"
+    import psycopg
+
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+async def test_postgres_writes_only_what_the_shared_rules_allow(postgres_url) -> None:
+    """SharedBackend.commit on PostgreSQL, row by row in one batch: owners write while they
+    own, others only cancel unfinished or retry failed tasks; the rest come back lost."""
+    nodes = []
+    for name in ("a", "b"):
+        backend = open_backend(postgres_url)
+        backend.attach(name, lambda type: 30.0)  # type: ignore[attr-defined]
+        await backend.open()
+        nodes.append(backend)
+    a, b = nodes
+    tasks = [record(number, None, TaskState.PENDING) for number in range(1, 6)]
+    kept = record(6, None, TaskState.PENDING)
+    kept.node = "a"  # a keeps what is submitted to it
+    assert await a.commit([*tasks, kept], []) == []
+    claimed = await b.claim(10, 0.0)  # type: ignore[attr-defined]
+    assert sorted(task.number for task in claimed) == [1, 2, 3, 4, 5]  # not a's own 6
+    owned = {task.number: task for task in claimed}
+    for task in owned.values():
+        task.move(TaskState.RUNNING, 1.0)
+    owned[5].move(TaskState.FAILED, 2.0)
+    assert await b.commit(list(owned.values()), []) == []
+    stolen = record(1, None, TaskState.RUNNING)
+    stolen.node = "a"  # a writes as an owner a task b owns
+    cancel = record(2, None, TaskState.CANCELLED)  # anyone may cancel an unfinished task
+    finish = record(3, 3.0, TaskState.COMPLETED)  # but not finish one it does not own
+    retry = record(5, None, TaskState.PENDING)  # and may retry a failed one
+    kept.move(TaskState.RUNNING, 1.0)
+    lost = await a.commit([stolen, cancel, finish, retry, kept], [])
+    assert sorted(lost) == ["task-1", "task-3"]
+    owned[2].move(TaskState.COMPLETED, 4.0)  # b no longer owns 2: a cancelled it
+    owned[4].move(TaskState.COMPLETED, 4.0)
+    assert await b.commit([owned[2], owned[4]], []) == ["task-2"]
+    states = {task.number: task.state for task in await a.query(None, None, 10, None)}
+    assert states == {
+        1: TaskState.RUNNING,
+        2: TaskState.CANCELLED,
+        3: TaskState.RUNNING,
+        4: TaskState.COMPLETED,
+        5: TaskState.PENDING,
+        6: TaskState.RUNNING,
+    }
+    assert [task.number for task in await a.claim(10, 0.0)] == [5]  # type: ignore[attr-defined]
+    for backend in nodes:
+        await backend.close()
