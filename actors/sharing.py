@@ -13,6 +13,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -126,20 +127,23 @@ class SharedStore:
         answered with the error it would have got a moment later."""
         mended = []
         for envelope, answer, is_error in answers:
-            if not is_error and isinstance(answer, Task) and answer.id in lost:
-                answer, is_error = await self._refused(answer), True
-            elif not is_error and isinstance(answer, list):
-                each = [await self._mend_one(admitted, lost) for admitted in answer]
-                if None in each:  # nothing to answer with: say so rather than name a ghost
-                    gone = RuntimeError("a task of this submit was not stored; submit again")
-                    answer, is_error = StoreUnavailable(gone), True
-                else:
-                    answer = each
+            try:
+                if not is_error and isinstance(answer, Task) and answer.id in lost:
+                    answer, is_error = await self._refused(answer), True
+                elif not is_error and isinstance(answer, list):
+                    each = [await self._mend_one(admitted, lost) for admitted in answer]
+                    if None in each:  # nothing to answer with: say so rather than name a ghost
+                        gone = RuntimeError("a task of this submit was not stored; submit again")
+                        answer, is_error = StoreUnavailable(gone), True
+                    else:
+                        answer = each
+            except StoreUnavailable as unavailable:  # the backend failed the read meanwhile
+                answer, is_error = unavailable, True
             mended.append((envelope, answer, is_error))
         return mended
 
     async def _refused(self, answer: Task) -> Exception:
-        record = await self._backend.get(answer.id)
+        record = await self._read(partial(self._backend.get, answer.id))
         if record is None:
             return TaskNotFound(answer.id)
         if answer.state is not TaskState.CANCELLED:  # a retry
@@ -152,7 +156,7 @@ class SharedStore:
         if not isinstance(admitted, Admitted) or admitted.task.id not in lost:
             return admitted
         key = admitted.task.key
-        found = None if key is None else await self._backend.find_key(key)
+        found = None if key is None else await self._read(partial(self._backend.find_key, key))
         return None if found is None else Admitted(found.snapshot(), False)
 
     async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
