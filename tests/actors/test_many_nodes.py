@@ -280,15 +280,23 @@ async def test_long_tasks_spread_over_the_engines_with_idle_workers(
 
 
 class Flaky(SharedMemoryBackend):
-    """Fails its next ``failures`` counts of unfinished tasks, as a database that blips."""
+    """Fails its next ``failures`` counts of unfinished tasks, and its next ``get_failures``
+    reads of one task, as a database that blips."""
 
     failures = 0
+    get_failures = 0
 
     async def unfinished_count(self) -> int:
         if self.failures:
             self.failures -= 1
             raise OSError("connection reset")
         return await super().unfinished_count()
+
+    async def get(self, task_id: str) -> Any:
+        if self.get_failures:
+            self.get_failures -= 1
+            raise OSError("connection reset")
+        return await super().get(task_id)
 
 
 async def test_a_failed_read_answers_that_request_and_nothing_restarts(
@@ -307,3 +315,29 @@ async def test_a_failed_read_answers_that_request_and_nothing_restarts(
         assert (await engine.wait(later.id, timeout=60)).state is TaskState.COMPLETED
         done = await engine.wait(running.id, timeout=60)
     assert done.attempts == 1  # ran once: the store did not crash and restart the tree
+
+
+async def test_a_waiter_on_a_task_finished_elsewhere_is_answered_after_a_failed_read(
+    autojump_clock, counting
+) -> None:
+    """The recheck of a task another engine finished fails once: it stays asked for, and the
+    next batch (a lease renewal at the latest) answers the waiter."""
+    hub = SharedMemory()
+    backend = Flaky(hub)
+    async with (
+        node(hub, "front", counting, workers=0, store=backend) as front,
+        node(hub, "back", counting, workers=1),
+    ):
+        task = await front.submit("count", {"n": 1, "takes": 5})
+        async with trio.open_nursery() as nursery:
+            waited: list[Task] = []
+
+            async def wait() -> None:
+                waited.append(await front.wait(task.id, timeout=60))
+
+            nursery.start_soon(wait)
+            await trio.sleep(1)  # the waiter is registered; the task runs on "back"
+            backend.get_failures = 1
+        assert backend.get_failures == 0  # the recheck did fail once
+        assert waited[0].state is TaskState.COMPLETED
+        assert counting.runs[1] == 1  # type: ignore[attr-defined]
