@@ -1,10 +1,9 @@
-"""The PostgreSQL listener's reconnects: doubling waits after failures, back to the shortest
-once a connection had worked. The pump (the thread that LISTENs) is replaced, so no server is
-needed; the MockClock measures the waits. The test waits on events, never on timers of its
-own, so the clock cannot jump while a pump thread runs."""
+"""What the PostgreSQL backend does under trio beyond the contract suites: an abandoned query
+is cancelled on the server, and the listener reconnects with backoff."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable
 
@@ -12,7 +11,39 @@ import pytest
 import trio
 
 from oncue.actors.backends.base import Notice
-from oncue.actors.backends.postgres import LISTEN_RETRY, PostgresBackend
+from oncue.actors.backends.postgres import LISTEN_RETRY, PostgresBackend, _fetch
+
+
+async def test_a_query_abandoned_by_a_cancel_is_cancelled_on_the_server(
+    autojump_clock, postgres_store
+) -> None:
+    """trio abandons the thread at once; the backend then cancels the server's query, so the
+    connection goes back to the pool instead of sleeping on for a minute."""
+    tag = secrets.token_hex(8)  # this test's query, whatever else runs on the server
+    backend = PostgresBackend(postgres_store)
+    backend.attach("canceller", lambda type_: 30.0)
+    await backend.open()
+    try:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(backend._run, _fetch, f"SELECT pg_sleep(60) -- {tag}", ())
+                await until_sleeping(backend, tag, count=1)
+                scope.cancel()
+        assert scope.cancelled_caught
+        await until_sleeping(backend, tag, count=0)  # cancelled on the server, not just abandoned
+        assert await backend._run(_fetch, "SELECT 2", ()) == [(2,)]
+    finally:
+        await backend.close()
+
+
+async def until_sleeping(backend: PostgresBackend, tag: str, count: int) -> None:
+    """Until ``count`` sessions run the tagged pg_sleep on the server (polls pg_stat_activity)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'"
+    for _ in range(3000):  # each a round trip: seconds of real time in all
+        if (await backend._run(_fetch, query, (f"SELECT pg_sleep(%-- {tag}",)))[0][0] == count:
+            return
+        await trio.sleep(0.01)
+    raise AssertionError(f"never {count} sessions in pg_sleep")
 
 
 class ScriptedPump:
@@ -46,6 +77,8 @@ class ScriptedPump:
 async def test_the_listener_backs_off_doubling_and_starts_over_after_a_good_connection(
     autojump_clock, monkeypatch
 ) -> None:
+    """The pump (the thread that LISTENs) is replaced, so no server is needed. The test waits
+    on events, never on timers of its own, so the clock cannot jump while a pump runs."""
     backend = PostgresBackend("postgresql://127.0.0.1/test")
     pump = ScriptedPump(hold_at=8)  # after 8 failures, a connection that works a while
     monkeypatch.setattr(backend, "_pump", pump)
