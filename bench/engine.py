@@ -6,7 +6,8 @@ prints one ``BENCH-RESULT`` line.  Run by hand for a quick look at the engine al
 
 Differences from the peer flows, on purpose: the timed drain ends when ``wait_idle()`` returns
 (the engine's own "everything finished" signal) and every result is then checked with
-``get()``, outside the clock; variant ``batch`` submits with ``submit_many`` (1,000 a call).
+``get()``, outside the clock; variant ``batch`` submits with ``submit_many`` (1,000 a call),
+``concurrent`` with one awaited ``submit()`` per task from 64 concurrent callers.
 """
 
 from __future__ import annotations
@@ -55,7 +56,27 @@ async def submit_all(engine: Engine, spec: Spec, kind: str, xs: range, **options
         return tasks
     if spec.variant == "nowait":
         return [_Submitted(await _nowait(engine, name, x, **options)) for x in xs]
+    if spec.variant == "concurrent":
+        return await _concurrently(engine, name, xs, **options)
     return [await engine.submit(name, x, **options) for x in xs]
+
+
+CALLERS = 64  # variant "concurrent": callers each awaiting one submit() at a time
+
+
+async def _concurrently(engine: Engine, name: str, xs: range, **options: Any) -> list[Any]:
+    """One awaited submit() per task from CALLERS concurrent callers (what a server under load
+    does: many requests, one task each), caller c taking every CALLERS-th x from the c-th."""
+    tasks: list[Any] = [None] * len(xs)
+
+    async def caller(first: int) -> None:
+        for place in range(first, len(xs), CALLERS):
+            tasks[place] = await engine.submit(name, xs[place], **options)
+
+    async with trio.open_nursery() as nursery:
+        for first in range(min(CALLERS, len(xs))):
+            nursery.start_soon(caller, first)
+    return tasks
 
 
 class _Submitted(NamedTuple):
