@@ -26,6 +26,12 @@ from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
 T = TypeVar("T")
 
 CHUNK = 128  # rows per statement at most (20 columns: far below SQLite's 32,766 parameters)
+# Checkpoint once the WAL holds this many pages (~40 MB), not SQLite's 1,000 (~4 MB): with
+# synchronous=normal the fsyncs happen at checkpoints, inside the commit that triggers one, and
+# the pages every batch rewrites (the ends of the indexes) are copied back once per checkpoint.
+# Measured: 40-row commits 0.64x the wall time (0.86x the CPU) on a busy machine. The WAL
+# file keeps that size on disk.
+WAL_PAGES = 10_000
 _ROW = f"({', '.join('?' * 20)})"
 _CHANGE = f"({', '.join('?' * (1 + len(MUTABLE)))})"
 
@@ -160,6 +166,7 @@ class SqliteBackend:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
         connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         migrate(connection)
         self._top_number = connection.execute("SELECT max(number) FROM tasks").fetchone()[0] or 0
         return connection
