@@ -14,19 +14,23 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.testing
 from conftest import make_registry
 from quart.typing import TestClientProtocol as Client
+from quart_trio import QuartTrio
 
 from oncue.actors import Engine, open_engine
 from oncue.http import routes_tasks
 from oncue.http.app import Service, create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.limits import CorsPolicy, RateLimiter
+from oncue.http.serve import serve
 
 QUEUE = 12
 MAX_BODY = 4096
@@ -51,25 +55,27 @@ def configuration(name: str) -> dict[str, Any]:
 CONFIGURATIONS = ["none", "auth", "rate", "cors", "all"]
 
 
+def make_app(engine: Engine, direct: bool, config: str, patch: pytest.MonkeyPatch) -> QuartTrio:
+    """The app as served (`direct`), or with a gateway that hands every request to Quart."""
+    app = create_app(
+        engine, max_body_size=MAX_BODY, batch_limit=5, max_payload_size=100, **configuration(config)
+    )
+    if direct:  # prove the Quart views are not what answers
+        patch.setattr(routes_tasks, "request_data", _quart_was_used)
+    else:
+        app.asgi_app.direct = {}  # type: ignore[attr-defined]
+    return app
+
+
 @asynccontextmanager
 async def serving(
     direct: bool, config: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Client, Engine, Service]]:
-    """A paused engine (tasks stay pending) and its app, answering submits `direct`ly or not."""
+    """A paused engine (tasks stay pending) and its app's test client."""
     async with open_engine(registry=make_registry(), workers=1, queue_size=QUEUE) as engine:
         await engine.pause()
-        app = create_app(
-            engine,
-            max_body_size=MAX_BODY,
-            batch_limit=5,
-            max_payload_size=100,
-            **configuration(config),
-        )
         with monkeypatch.context() as patch:
-            if direct:  # prove the Quart views are not what answers
-                patch.setattr(routes_tasks, "request_data", _quart_was_used)
-            else:
-                app.asgi_app.direct = {}  # type: ignore[attr-defined]
+            app = make_app(engine, direct, config, patch)
             async with app.test_app() as test_app:
                 yield test_app.test_client(), engine, app.extensions["oncue"]
 
@@ -274,3 +280,44 @@ async def test_a_stuck_store_is_503_on_both_paths(
             seen.append(await answers(client, SCENARIO[:1]))
     assert seen[0] == seen[1]
     assert seen[0][0][1] == 503
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1000):
+        yield data[start : start + 1000]
+
+
+async def test_on_the_wire_both_paths_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through Hypercorn on loopback: Content-Length and chunked bodies, a body over the limit
+    either way, and the keep-alive connection after each answer."""
+    big = b'{"type": "echo", "payload": "' + b"x" * MAX_BODY + b'"}'
+    bodies = [b'{"type": "echo", "payload": 1}', b'{"type": "echo", "payload": "yy"}', big, big]
+    seen = []
+    for direct in (True, False):
+        async with open_engine(registry=make_registry(), workers=1) as engine:
+            await engine.pause()
+            with monkeypatch.context() as patch:
+                app = make_app(engine, direct, "all", patch)
+                seen.append(await _over_loopback(engine, app, [*bodies, b"{"]))
+    assert seen[0] == seen[1]
+    assert [status for status, _, _ in seen[0]] == [201, 201, 413, 413, 400]
+
+
+async def _over_loopback(engine: Engine, app: QuartTrio, bodies: list[bytes]) -> list[Any]:
+    """Post each body on one keep-alive connection (the 2nd and 4th chunked)."""
+    stop = trio.Event()
+    seen = []
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(partial(serve, engine, "127.0.0.1", 0, app=app, shutdown=stop))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for number, body in enumerate(bodies):
+                content = _chunks(body) if number in (1, 3) else body
+                response = await http.post(ONE, content=content, headers=TOKEN | ORIGIN_HEADER)
+                headers = [(k, v) for k, v in response.headers.items() if k != "date"]
+                masked = _TIME.sub(b'"TIME"', _ID.sub(b'"id":"ID"', response.content))
+                seen.append((response.status_code, headers, masked))
+        stop.set()
+    return seen
+
+
+ORIGIN_HEADER = {"Origin": ORIGIN}
