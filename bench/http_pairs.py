@@ -6,10 +6,11 @@ This alternates single driver runs instead, round by round, and states each roun
 against the bare endpoint run right before it::
 
     python -m bench.http_pairs [--workload http-single|http-batch] [--rounds 7]
-        [--variants oncue,oncue-auth] [--other-python /tmp/base/.venv/bin/python]
+        [--variants oncue,oncue-auth] [--other-python /tmp/base/.venv/bin/python] [--n N]
 
 ``--other-python`` adds the oncue of another checkout (the ``oncue`` script beside that
-interpreter) as variant ``other``, to compare two versions of the code in the same rounds.
+interpreter) as ``other`` (and ``other-auth`` if ``oncue-auth`` is among the variants), to
+compare two versions of the code in the same rounds.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from bench.config import CASE_BY_NAME
 from bench.peers._common import RESULT_PREFIX
 
 
-def run_once(python: str, workload: str, variant: str) -> tuple[float, float]:
+def run_once(python: str, workload: str, variant: str, n: int | None) -> tuple[float, float]:
     """One driver run (one timed run of the case's quick size): requests or tasks per second,
     and the server's CPU µs a request."""
     case = CASE_BY_NAME[workload]
     spec: dict[str, Any] = {"workload": workload, **case.sizes["quick"], "runs": 1}
     spec["variant"] = variant
+    if n:
+        spec["n"] = n
     done = subprocess.run(
         [python, "-m", "bench.http_bench", json.dumps(spec)],
         capture_output=True,
@@ -53,17 +56,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--variants", default="oncue")
     parser.add_argument("--other-python")
+    parser.add_argument("--n", type=int, help="requests a run (default: the quick size)")
     args = parser.parse_args(argv)
-    pythons = {variant: sys.executable for variant in args.variants.split(",")}
+    variants = args.variants.split(",")
+    runs = {variant: (sys.executable, variant) for variant in variants}
     if args.other_python:
-        pythons["other"] = args.other_python
-    ratios: dict[str, list[float]] = {name: [] for name in pythons}
-    cpu: dict[str, list[float]] = {name: [] for name in [*pythons, "bare"]}
+        runs["other"] = (args.other_python, "oncue")
+        if "oncue-auth" in variants:
+            runs["other-auth"] = (args.other_python, "oncue-auth")
+    ratios: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in [*runs, "bare"]}
     for number in range(1, args.rounds + 1):
         shown = []
-        for name, python in pythons.items():
-            bare, bare_cpu = run_once(sys.executable, args.workload, "bare")
-            ours, our_cpu = run_once(python, args.workload, "oncue" if name == "other" else name)
+        for name, (python, variant) in runs.items():
+            bare, bare_cpu = run_once(sys.executable, args.workload, "bare", args.n)
+            ours, our_cpu = run_once(python, args.workload, variant, args.n)
             ratios[name].append(ours / bare)
             cpu[name].append(our_cpu)
             cpu["bare"].append(bare_cpu)
