@@ -24,7 +24,7 @@ from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
 from .auth import ANONYMOUS, PRINCIPAL, AuthSettings, Principal, caller
-from .errors import ApiError, reply_for
+from .errors import reply_for
 from .limits import CorsPolicy, RateLimiter, enforce_rate
 from .metrics import Metrics
 from .reply import ASGIApp, ASGIReceive, ASGISend, Message, Reply, Scope
@@ -101,7 +101,7 @@ class Policies:
             if self.rate_limit is not None:
                 method, path, now = exchange.method, exchange.path, self.clock()
                 enforce_rate(self.rate_limit, who, exchange.remote, method, path, now)
-        except ApiError as error:
+        except Exception as error:  # a refusal (ApiError); anything else is a bug: a JSON 500
             return reply_for(error, exchange.path)
         exchange.principal = who
         return None
