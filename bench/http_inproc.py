@@ -1,14 +1,14 @@
 """The app's own cost of a submit: requests through the ASGI app in process, no sockets.
 
 ``python -m bench.http_inproc [--workload http-single|http-batch] [--rounds 7]`` calls the app
-the way Hypercorn does (a scope, a receive that hands over the body, a send that collects the
-answer) from 32 concurrent callers, with the memory store and 8 workers running the tasks, and
-prints µs a request for: the bare endpoint of bench/http_bare.py, oncue as served (the submit
-routes answered by the gateway directly), the same with a bearer token checked, and oncue with
-every request handed to Quart (the path the submit routes took before). Variants alternate
-round by round; the minimum over rounds is the figure the machine's load disturbs least.
-Hypercorn's own cost (parsing, sockets) is left out: the bare server's CPU a request, from
-``python -m bench.http_pairs``, is nearly all of it.
+the way Hypercorn's trio worker does (a scope, the body waiting in a trio memory channel, a
+send that collects the answer) from 32 concurrent callers, with the memory store and 8 workers
+running the tasks. It prints µs a request for: the bare endpoint of bench/http_bare.py; oncue
+as served (the submit routes answered by the gateway directly); the same with a bearer token
+checked; oncue with every request handed to Quart (the path the submit routes took before).
+Variants alternate round by round; the minimum over rounds is the figure the machine's load
+disturbs least. Hypercorn's own cost (parsing, sockets) is left out: the bare server's CPU a
+request, from ``python -m bench.http_pairs``, is nearly all of it.
 """
 
 from __future__ import annotations
@@ -53,21 +53,17 @@ def scope_for(path: str, body: bytes, token: str | None = None) -> dict[str, Any
 
 
 async def call(app: Any, scope: dict[str, Any], body: bytes) -> None:
-    """One request; the body comes in one message, then receive blocks as Hypercorn's does."""
-    given: list[bool] = []
+    """One request; the body waits in a trio memory channel, as Hypercorn's trio worker
+    hands it over (after it, receive blocks until the connection ends)."""
     status: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        if given:
-            await trio.sleep_forever()
-        given.append(True)
-        return {"type": "http.request", "body": body, "more_body": False}
+    to_app, from_server = trio.open_memory_channel[dict[str, Any]](10)
+    to_app.send_nowait({"type": "http.request", "body": body, "more_body": False})
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             status.append(message["status"])
 
-    await app(dict(scope), receive, send)
+    await app(dict(scope), from_server.receive, send)
     if status != [201]:
         raise RuntimeError(f"answered {status}")
 
@@ -105,7 +101,9 @@ async def main(workload: str, rounds: int) -> dict[str, list[float]]:
             "oncue-via-quart": (quart, scope_for(path, body)),
         }
         found: dict[str, list[float]] = {name: [] for name in variants}
-        async with served.test_app(), secured.test_app(), quart.test_app():
+        # One app's lifespan runs the event follower (task metrics), as in a served process;
+        # it follows the tasks every variant submits.
+        async with served.test_app():
             for _ in range(rounds):
                 for name, (app, scope) in variants.items():
                     found[name].append(await per_request(app, scope, body, count))

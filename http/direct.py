@@ -12,6 +12,10 @@ equivalence tests compare the two paths.
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Callable
+
 import attrs
 import trio
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
@@ -19,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 from .app import Service
 from .errors import reply_for
 from .gate import Direct, Exchange
-from .reply import ASGIReceive, ASGISend
+from .reply import ASGIReceive, ASGISend, Message
 from .routes_tasks import TASKS, Accept, Render, direct_routes
 from .tenancy import owner_of
 
@@ -57,21 +61,56 @@ class DirectRoute:
         """
         if expected is not None and expected > self.max_body_size:
             raise RequestEntityTooLarge()  # before reading any of it, as Quart does
-        chunks: list[bytes] = []
-        size = 0
-        with trio.move_on_after(float("inf") if self.body_timeout is None else self.body_timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise Disconnected()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body_size:
-                    raise RequestEntityTooLarge()
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body = _Body(self.max_body_size)
+        ready = _receive_nowait(receive)
+        if ready is not None:
+            with contextlib.suppress(trio.WouldBlock):  # the rest is still on its way
+                while not body.add(ready()):
+                    pass
+                return body.data()
+        timeout = math.inf if self.body_timeout is None else self.body_timeout
+        with trio.move_on_after(timeout):
+            while not body.add(await receive()):
+                pass
+            return body.data()
         raise RequestTimeout()
+
+
+@attrs.define
+class _Body:
+    """A request body as its messages arrive, at most `limit` bytes."""
+
+    limit: int
+    chunks: list[bytes] = attrs.field(factory=list)
+    size: int = 0
+
+    def add(self, message: Message) -> bool:
+        """Take one ASGI message; True once the body is complete. Raises
+        RequestEntityTooLarge past the limit, Disconnected if the client left."""
+        if message["type"] == "http.disconnect":
+            raise Disconnected()
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise RequestEntityTooLarge()
+        self.chunks.append(chunk)
+        return not message.get("more_body", False)
+
+    def data(self) -> bytes:
+        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+
+def _receive_nowait(receive: ASGIReceive) -> Callable[[], Message] | None:
+    """What takes a message already waiting without a yield (`trio.WouldBlock` if none), for a
+    `receive` that is a trio memory channel's, as Hypercorn's trio worker hands out; else None.
+
+    The body of a small request is usually there when the route starts: taking it this way
+    spares the timeout's cancel scope and a trip through trio's scheduler (~3% of a submit).
+    """
+    channel = getattr(receive, "__self__", None)
+    if isinstance(channel, trio.MemoryReceiveChannel):
+        return channel.receive_nowait
+    return None
 
 
 def submit_routes(
