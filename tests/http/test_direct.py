@@ -321,3 +321,65 @@ async def _over_loopback(engine: Engine, app: QuartTrio, bodies: list[bytes]) ->
 
 
 ORIGIN_HEADER = {"Origin": ORIGIN}
+
+
+async def raw_call(app: QuartTrio, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Call the app as Hypercorn's trio worker does: `messages` wait in a memory channel, which
+    then stays open and empty. Returns what the app sent."""
+    to_app, receive = trio.open_memory_channel[dict[str, Any]](len(messages))
+    for message in messages:
+        to_app.send_nowait(message)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": ONE,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5555),
+    }
+    await app(scope, receive.receive, send)
+    return sent
+
+
+PART = {"type": "http.request", "body": b'{"type": ', "more_body": True}
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_a_body_that_stalls_is_408_after_the_body_timeout(
+    direct: bool, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_engine(registry=make_registry(), workers=1) as engine:
+        with monkeypatch.context() as patch:
+            app = make_app(engine, direct, "none", patch)
+            began = trio.current_time()
+            sent = await raw_call(app, [PART])
+            waited = trio.current_time() - began
+            tasks = (await engine.list()).tasks
+    assert waited >= app.config["BODY_TIMEOUT"]
+    assert sent[0]["status"] == 408
+    body = json.loads(b"".join(message.get("body", b"") for message in sent[1:]))
+    assert body["error"]["code"] == "http_error"
+    assert tasks == []
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_a_client_gone_before_its_body_ends_gets_no_answer_and_no_task(
+    direct: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="oncue")
+    async with open_engine(registry=make_registry(), workers=1) as engine:
+        with monkeypatch.context() as patch:
+            app = make_app(engine, direct, "none", patch)
+            sent = await raw_call(app, [PART, {"type": "http.disconnect"}])
+            tasks = (await engine.list()).tasks
+    assert sent == []
+    assert tasks == []
+    assert not [r for r in caplog.records if r.name == "oncue.http.access"]
