@@ -98,6 +98,10 @@ def create_app(
 ) -> QuartTrio:
     """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
 
+    Every request passes the gateway (gate.py) in front of Quart, which applies `auth`,
+    `rate_limit`, `cors`, the metrics and the access log, and answers the submit routes itself
+    (direct.py); the rest go on to Quart.
+
     Args:
         engine: the engine every route talks to.
         max_body_size: requests with a larger body get 413.
