@@ -114,6 +114,14 @@ HTTP_SYSTEMS: tuple[System, ...] = (
         oncue=True,
     ),
     System(
+        "oncue-http-auth",
+        "bench.http_bench",
+        None,
+        "oncue-http with ONCUE_API_TOKENS set: every request carries a bearer token",
+        variant="oncue-auth",
+        oncue=True,
+    ),
+    System(
         "hypercorn-bare",
         "bench.http_bench",
         None,
@@ -340,7 +348,7 @@ CASES: tuple[Case, ...] = (
         "procrastinate and rq fill in bulk).",
     ),
 )
-HTTP = ("oncue-http", "hypercorn-bare")
+HTTP = ("oncue-http", "oncue-http-auth", "hypercorn-bare")
 DURABLE_PEERS = ("huey-sqlite", "dramatiq", "arq", "rq", "celery", "procrastinate")
 CASES += (
     Case(

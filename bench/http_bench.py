@@ -3,7 +3,8 @@
 Run by the orchestrator as ``python -m bench.http_bench '<spec json>'``.  Variant ``oncue``
 starts the real ``oncue serve`` (8 workers, ``--store memory://`` explicitly: the default is a
 SQLite file in the working directory, which belongs to the durable workload; log level
-WARNING); variant ``bare`` starts bench/http_bare.py on the same Hypercorn.  The client is a
+WARNING); ``oncue-auth`` the same with a static API token required (``ONCUE_API_TOKENS``), which
+the client sends; variant ``bare`` starts bench/http_bare.py on the same Hypercorn.  The client is a
 raw HTTP/1.1 client on trio, `concurrency` keep-alive connections, in this process.  Workload
 ``http-single`` posts one task per request to ``/api/v1/tasks``; ``http-batch`` posts
 ``batch`` tasks per request to ``/api/v1/tasks/batch``.  (This module is not named ``http``:
@@ -13,6 +14,7 @@ a bench/http.py would shadow the standard library when a script in bench/ runs.)
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from bench.peers._common import (
 )
 
 WARMUP_REQUESTS = 50
+TOKEN = "bench-token-0123456789"
 
 
 def free_port() -> int:
@@ -47,7 +50,8 @@ def start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
     oncue = str(Path(sys.executable).with_name("oncue"))
     argv = [oncue, "serve", "--port", str(port), "--workers", "8", "--store", "memory://"]
     argv += ["--queue-size", "2000000", "--log-level", "WARNING"]
-    return start_process(argv)
+    env = {"ONCUE_API_TOKENS": f"bench:{TOKEN}"} if variant == "oncue-auth" else {}
+    return start_process(argv, env)
 
 
 def body(spec: Spec, number: int) -> dict[str, Any]:
@@ -61,13 +65,14 @@ class Connection:
     """One keep-alive HTTP/1.1 connection: a raw client, so the client costs far less CPU than
     the servers it measures (httpx on trio managed ~200 req/s here, a fifth of the server)."""
 
-    def __init__(self, stream: trio.SocketStream, port: int) -> None:
+    def __init__(self, stream: trio.SocketStream, port: int, token: str | None = None) -> None:
         self.stream, self.port, self.buffer = stream, port, b""
+        self.extra = f"Authorization: Bearer {token}\r\n" if token else ""
 
     async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
         data = json.dumps(payload).encode()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n{self.extra}"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         )
         await self.stream.send_all(head.encode() + data)
@@ -93,11 +98,11 @@ class Connection:
         self.buffer += chunk
 
 
-async def connect(port: int, seconds: float) -> Connection:
+async def connect(port: int, seconds: float, token: str | None = None) -> Connection:
     deadline = trio.current_time() + seconds
     while True:
         try:
-            return Connection(await trio.open_tcp_stream("127.0.0.1", port), port)
+            return Connection(await trio.open_tcp_stream("127.0.0.1", port), port, token)
         except OSError:
             if trio.current_time() > deadline:
                 raise
@@ -130,20 +135,35 @@ async def main(spec: Spec) -> dict[str, Any]:
     server = start_server(spec.variant, port)
     try:
         with trio.fail_after(spec.timeout):
-            connections = [await connect(port, 30) for _ in range(spec.concurrency)]
+            token = TOKEN if spec.variant == "oncue-auth" else None
+            connections = [await connect(port, 30, token) for _ in range(spec.concurrency)]
             await blast(connections, path, spec, WARMUP_REQUESTS)
-            samples, p50s, p99s = [], [], []
+            samples, p50s, p99s, cpu = [], [], [], []
             for _ in range(spec.runs):
-                began = time.perf_counter()
+                began, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
                 latencies = await blast(connections, path, spec, spec.n)
                 samples.append(spec.n * per_request / (time.perf_counter() - began))
+                cpu.append((cpu_seconds(server.pid) - cpu_before) / spec.n * 1e6)
                 p50s.append(percentile(latencies, 50) * 1000)
                 p99s.append(percentile(latencies, 99) * 1000)
             for connection in connections:
                 await connection.stream.aclose()
     finally:
         stop_process(server)
-    return {"samples": samples, "p50_ms": p50s, "p99_ms": p99s, "latency": "request round trip"}
+    return {
+        "samples": samples,
+        "p50_ms": p50s,
+        "p99_ms": p99s,
+        "server_cpu_us_per_request": cpu,
+        "latency": "request round trip",
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) the server process has used so far (Linux /proc): moves
+    less with the load of the machine than requests/s do."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,8 @@ def markdown(report: dict[str, Any]) -> str:
         out += ["", "## Ratios (oncue, submit_many)", "", *ratio_table(found, "oncue-batch")]
     if any("oncue-nowait" in v for v in found.values()):
         out += ["", "## Ratios (oncue, submit_nowait)", "", *ratio_table(found, "oncue-nowait")]
+    if any("oncue-http-auth" in v for v in found.values()):
+        out += ["", "## Ratios (oncue serve, auth on)", "", *ratio_table(found, "oncue-http-auth")]
     for case_name in dict.fromkeys(row["case"] for row in rows):
         case = CASE_BY_NAME[case_name]
         out += ["", f"## {case_name}: {case.title}", "", *case_table(rows, case_name, found)]

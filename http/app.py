@@ -7,7 +7,6 @@ runs Hypercorn beside it. Everything routes need lives on `Service`, reached wit
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,22 +16,22 @@ from pathlib import Path
 import attrs
 import msgspec
 import trio
-from quart import Response, current_app, g, request
+from quart import Response, current_app
 from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 from werkzeug.exceptions import NotFound
 
 from oncue.actors import Engine
 
-from .auth import AuthSettings, install_auth
+from .auth import AuthSettings
 from .errors import RETRY_AFTER_SECONDS, ApiError, register_error_handlers
 from .follow import follow_events
-from .limits import CorsPolicy, RateLimiter, install_cors, install_rate_limit
+from .gate import Policies, install_gateway
+from .limits import CorsPolicy, RateLimiter
 from .metrics import Metrics
 from .openapi import ServiceOpenAPI
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("oncue.http.access")
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_BATCH_LIMIT = 1000
@@ -99,6 +98,10 @@ def create_app(
 ) -> QuartTrio:
     """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
 
+    Every request passes the gateway (gate.py) in front of Quart, which applies `auth`,
+    `rate_limit`, `cors`, the metrics and the access log, and answers the submit routes itself
+    (direct.py); the rest go on to Quart.
+
     Args:
         engine: the engine every route talks to.
         max_body_size: requests with a larger body get 413.
@@ -109,6 +112,7 @@ def create_app(
         rate_limit: requests per second per token (or client address); None: unlimited.
         cors: the browser origins allowed to call the API; None: no CORS headers.
     """
+    from .direct import submit_routes
     from .routes_compat import compat
     from .routes_service import service_routes
     from .routes_tasks import jobs, tasks
@@ -119,9 +123,8 @@ def create_app(
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0
     app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui-bundle.js"
     app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui.css"
-    app.extensions["oncue"] = Service(
-        engine, Metrics(), batch_limit, max_payload_size, store_deadline
-    )
+    current = Service(engine, Metrics(), batch_limit, max_payload_size, store_deadline)
+    app.extensions["oncue"] = current
     QuartSchema(
         app,
         info={"title": "oncue", "version": "0.1.0", "description": "A task queue on trio"},
@@ -134,13 +137,9 @@ def create_app(
     )
     register_error_handlers(app)
     app.before_serving(_follow_events)
-    app.before_request(_start_timer)
-    install_auth(app, auth or AuthSettings())
-    if rate_limit is not None:
-        install_rate_limit(app, rate_limit)
-    if cors is not None:
-        install_cors(app, cors)
-    app.after_request(_log_request)
+    policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
+    direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
+    install_gateway(app, policies, direct)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
     for blueprint in (tasks, jobs, service_routes, compat):
         app.register_blueprint(blueprint)
@@ -154,29 +153,6 @@ async def _follow_events() -> None:
     await app.nursery.start(
         partial(follow_events, current.engine, current.metrics, lambda: current.log_tasks)
     )
-
-
-async def _start_timer() -> None:
-    g.started = trio.current_time()
-
-
-async def _log_request(response: Response) -> Response:
-    """One log line and one metrics sample per request."""
-    elapsed = trio.current_time() - g.get("started", trio.current_time())
-    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    service().metrics.observe_request(rule, request.method, response.status_code, elapsed)
-    if not access_logger.isEnabledFor(logging.INFO):
-        return response  # spare quoting the path for a line nobody keeps
-    access_logger.info(
-        # the path is the client's: quoted, so spaces, '=' and newlines in it forge nothing
-        "http.request method=%s path=%s status=%d duration_ms=%.1f remote=%s",
-        request.method,
-        json.dumps(request.path),
-        response.status_code,
-        elapsed * 1000,
-        request.remote_addr,
-    )
-    return response
 
 
 def swagger_dist() -> Path:

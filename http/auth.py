@@ -1,8 +1,9 @@
 """Bearer-token authentication: static API tokens or HS256 JWTs, checked before every route.
 
 `AuthSettings` is the configuration (built from the environment by `AuthSettings.from_env`);
-`authenticate(settings, header)` is the pure decision, returning a `Principal` or raising
-`ApiError(401)`. The app calls it from a `before_request` hook (see `install_auth`).
+`caller(settings, method, path, header)` is the pure decision, returning a `Principal` or
+raising `ApiError(401)`. The gateway (gate.py) calls it for every request before any route, and
+leaves the principal in the ASGI scope, where `principal()` finds it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import attrs
 import jwt
-from quart import Quart, g, request
+from quart import request
 
 from .errors import ApiError
 
@@ -27,6 +28,7 @@ ADMIN_SCOPE = "admin"
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key is at least 256 bits
 # Routes anyone may call when auth is on (besides health/metrics, which are configurable).
 ALWAYS_PUBLIC = ("/openapi.json", "/docs")
+PRINCIPAL = "oncue.principal"  # the ASGI scope key under which the gateway leaves the caller
 HEALTH_PATHS = ("/health", "/api/v1/health")
 METRICS_PATHS = ("/metrics",)
 _DURATION = re.compile(r"(\d+)([smhd]?)")
@@ -244,9 +246,19 @@ def is_public(settings: AuthSettings, path: str) -> bool:
     return path in METRICS_PATHS and settings.public_metrics
 
 
+def caller(settings: AuthSettings, method: str, path: str, header: str | None) -> Principal:
+    """Who is calling: ANONYMOUS when auth is off, for OPTIONS and on public paths; else the
+    principal the `Authorization` header proves, or ApiError 401 saying why not."""
+    if not settings.enabled or method == "OPTIONS" or is_public(settings, path):
+        return ANONYMOUS
+    return authenticate(settings, header)
+
+
 def principal() -> Principal:
-    """Who is making the current request (ANONYMOUS when auth is off)."""
-    return g.get("principal", ANONYMOUS)  # type: ignore[no-any-return]
+    """Who is making the current request (the gateway put it in the scope; ANONYMOUS when auth
+    is off). A KeyError means the request did not come through the gateway."""
+    scope: dict[str, Any] = request.scope  # type: ignore[assignment]
+    return scope[PRINCIPAL]  # type: ignore[no-any-return]
 
 
 def require_admin() -> None:
@@ -258,19 +270,6 @@ def require_admin() -> None:
             "this route needs a token with the admin scope",
             headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
         )
-
-
-def install_auth(app: Quart, settings: AuthSettings) -> None:
-    """Check every request's bearer token (when auth is on) before its route runs."""
-    if not settings.enabled:
-        return
-
-    async def check_token() -> None:
-        if request.method == "OPTIONS" or is_public(settings, request.path):
-            return
-        g.principal = authenticate(settings, request.headers.get("Authorization"))
-
-    app.before_request(check_token)
 
 
 def environ_settings(host: str) -> AuthSettings:

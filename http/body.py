@@ -1,4 +1,4 @@
-"""Reading request bodies and query strings into models, and writing JSON responses.
+"""Reading request bodies and query strings into models.
 
 Bodies are decoded and validated in one msgspec pass, whatever the Content-Type (curl's `-d`
 sends form encoding by default): malformed JSON is a 400, a body that does not fit the model
@@ -11,7 +11,7 @@ import re
 from typing import Any, TypeVar
 
 import msgspec
-from quart import Response, request
+from quart import request
 
 from .errors import ApiError
 
@@ -24,23 +24,27 @@ _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 
-def _unencodable(value: Any) -> Any:
-    """What JSON cannot hold (a handler may return any object in memory) goes out as its
-    repr, the way the SQLite store keeps it: never a 500."""
-    return {"__repr__": repr(value)}
-
-
-_encoder = msgspec.json.Encoder(enc_hook=_unencodable)
+async def request_data() -> bytes:
+    """The current request's body. A body over the limit raises werkzeug's 413."""
+    return await request.get_data(cache=False, as_text=False)  # type: ignore[return-value]
 
 
 async def read_body(model: type[T]) -> T:
-    """Decode the request body as JSON into `model`.
+    """Read the current request's body and `decode` it into `model`.
+
+    Raises:
+        ApiError: as `decode` does. A body over the limit raises werkzeug's 413.
+    """
+    return decode(model, await request_data())
+
+
+def decode(model: type[T], data: bytes) -> T:
+    """Decode a request body as JSON into `model` (both paths to a route share this).
 
     Raises:
         ApiError: 400 `invalid_json` if the body is not JSON, 422 `invalid_field` (naming the
-            field) if it does not match the model. A body over the limit raises werkzeug's 413.
+            field) if it does not match the model.
     """
-    data = await request.get_data(cache=False)
     decoder = _decoders.get(model)
     if decoder is None:
         decoder = _decoders[model] = msgspec.json.Decoder(model)
@@ -100,10 +104,3 @@ def query_float(name: str, default: float, *, low: float, high: float) -> float:
         message = f"{name} must be between {low:g} and {high:g}, got {value:g}"
         raise ApiError(422, "invalid_field", message, field=name)
     return value
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response encoded with msgspec (fast, and handles attrs and structs)."""
-    return Response(
-        _encoder.encode(body), status=status, headers=headers, content_type="application/json"
-    )

@@ -1,7 +1,8 @@
 """Every error response, in one place: `{"error": {"code", "message", "field"?}}`.
 
-Routes raise `ApiError` (or let the engine's errors through); the handlers registered here turn
-each into JSON with the right status, so no route maps exceptions itself.
+Routes raise `ApiError` (or let the engine's errors through); `reply_for` turns each into JSON
+with the right status, for Quart's error handlers and the gateway alike, so no route maps
+exceptions itself.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgspec
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -24,6 +24,8 @@ from oncue.actors import (
     TaskNotFound,
     UnknownTaskType,
 )
+
+from .reply import Reply, json_reply
 
 logger = logging.getLogger(__name__)
 
@@ -79,22 +81,46 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(
+def error_reply(
     status: int,
     code: str,
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
-) -> Response:
+) -> Reply:
     """The JSON body every 4xx/5xx carries."""
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
-    body = msgspec.json.encode({"error": error})
-    return Response(body, status=status, headers=headers, content_type="application/json")
+    return json_reply({"error": error}, status, headers)
 
 
-def engine_error_response(error: Exception) -> Response:
+def reply_for(error: Exception, path: str) -> Reply:
+    """The answer to `error` raised while handling a request for `path` (the one place that
+    maps exceptions: Quart's error handlers and the gateway's direct routes both call it)."""
+    if isinstance(error, ApiError):
+        return error_reply(error.status, error.code, error.message, error.field, error.headers)
+    if isinstance(error, HTTPException):
+        return http_error_reply(error)
+    if isinstance(error, OncueError | ValueError):
+        return engine_error_reply(error, path)
+    return internal_error_reply(error)
+
+
+def http_error_reply(error: HTTPException) -> Reply:
+    """The HTTP errors Quart and werkzeug raise themselves (bad route, method, body)."""
+    status = error.code or 500
+    if status >= 500:
+        return internal_error_reply(error)
+    code = HTTP_CODES.get(status, "http_error")
+    message = error.description or error.name
+    headers = dict(error.get_headers()) if status == 405 else None
+    if headers is not None:
+        headers.pop("Content-Type", None)
+    return error_reply(status, code, message, headers=headers)
+
+
+def engine_error_reply(error: Exception, path: str) -> Reply:
     """Map one of the engine's errors to its status code (the single place that does it)."""
     for cls, status, code in ENGINE_ERRORS:
         if isinstance(error, cls):
@@ -103,14 +129,14 @@ def engine_error_response(error: Exception) -> Response:
             field = "type" if isinstance(error, UnknownTaskType) else _field_named(error)
             field = getattr(error, "field", None) or field  # InvalidField names it
             index = getattr(error, "index", None)
-            if field is not None and index is not None and request.path.endswith("/batch"):
+            if field is not None and index is not None and path.endswith("/batch"):
                 field = f"tasks[{index}].{field}"  # which task of the batch
             message = str(error)
             if code == "unavailable":
                 logger.warning("http.engine_unavailable error=%r", error)
                 message = "the task engine is recovering from a fault; retry later"
-            return error_response(status, code, message, field, headers)
-    return internal_error_response(error)
+            return error_reply(status, code, message, field, headers)
+    return internal_error_reply(error)
 
 
 def _field_named(error: Exception) -> str | None:
@@ -119,39 +145,17 @@ def _field_named(error: Exception) -> str | None:
     return first_word if first_word in REQUEST_FIELDS else None
 
 
-def internal_error_response(error: BaseException) -> Response:
+def internal_error_reply(error: BaseException) -> Reply:
     """A 500 that says nothing of the internals; the traceback goes to the log, once."""
     logger.error("http.unhandled error=%r", error, exc_info=error)
-    return error_response(500, "internal_error", "internal server error")
+    return error_reply(500, "internal_error", "internal server error")
 
 
 def register_error_handlers(app: Quart) -> None:
     """Make every error the app can produce answer with the JSON error body."""
 
-    @app.errorhandler(ApiError)
-    async def handle_api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.field, error.headers)
-
-    @app.errorhandler(HTTPException)
-    async def handle_http_exception(error: HTTPException) -> Response:
-        status = error.code or 500
-        if status >= 500:
-            return internal_error_response(error)
-        code = HTTP_CODES.get(status, "http_error")
-        message = error.description or error.name
-        headers = dict(error.get_headers()) if status == 405 else None
-        if headers is not None:
-            headers.pop("Content-Type", None)
-        return error_response(status, code, message, headers=headers)
-
-    @app.errorhandler(OncueError)
-    async def handle_oncue_error(error: OncueError) -> Response:
-        return engine_error_response(error)
-
-    @app.errorhandler(ValueError)
-    async def handle_value_error(error: ValueError) -> Response:
-        return engine_error_response(error)
-
+    # Quart looks a handler up along the error's class hierarchy, so this one gets them all
+    # (HTTPExceptions included, which it would otherwise answer with HTML).
     @app.errorhandler(Exception)
-    async def handle_unexpected(error: Exception) -> Response:
-        return internal_error_response(error)
+    async def handle(error: Exception) -> Response:
+        return reply_for(error, request.path).response()

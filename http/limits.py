@@ -1,28 +1,28 @@
-"""Rate limiting (a token bucket per caller) and CORS, both as request hooks.
+"""Rate limiting (a token bucket per caller) and CORS.
 
 The decisions are pure: `TokenBucket.take(now)` and `RateLimiter.check(key, now)` take the time
-as an argument, so tests drive them with a fake clock; `install_rate_limit` and `install_cors`
-only wire them to requests.
+as an argument, so tests drive them with a fake clock; the gateway (gate.py) applies them to
+every request, whichever path answers it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import attrs
-import trio
-from quart import Quart, Response, request
 
-from .auth import ANONYMOUS, HEALTH_PATHS, METRICS_PATHS, principal
-from .errors import ApiError, error_response
+from .auth import ANONYMOUS, HEALTH_PATHS, METRICS_PATHS, Principal
+from .errors import ApiError, error_reply
+from .reply import Headers, Reply
 
 MAX_CALLERS = 100_000
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "Authorization, Content-Type"
 CORS_EXPOSED = "Retry-After, WWW-Authenticate"
 CORS_MAX_AGE = "600"
+UNLIMITED_PATHS = frozenset(HEALTH_PATHS + METRICS_PATHS)
 
 
 @attrs.define
@@ -73,35 +73,31 @@ class RateLimiter:
         return bucket.take(now)
 
 
-def caller_key() -> str:
+def caller_key(who: Principal, remote: str) -> str:
     """Who a rate limit applies to: the token's subject, else the client address."""
-    who = principal()
     if who is not ANONYMOUS:
         return f"sub:{who.subject}"
-    return f"addr:{request.remote_addr}"
+    return f"addr:{remote}"
 
 
-def install_rate_limit(
-    app: Quart, limiter: RateLimiter, clock: Callable[[], float] = trio.current_time
+def enforce_rate(
+    limiter: RateLimiter, who: Principal, remote: str, method: str, path: str, now: float
 ) -> None:
-    """Answer 429 with Retry-After to a caller over its rate (health and metrics exempt).
+    """Raise ApiError 429 with Retry-After if the caller is over its rate.
 
-    Install it after authentication, so a token's requests count against its subject.
+    OPTIONS, health and metrics are exempt. Apply it after authentication, so a token's
+    requests count against its subject.
     """
-
-    async def limit() -> None:
-        if request.method == "OPTIONS" or request.path in HEALTH_PATHS + METRICS_PATHS:
-            return
-        wait = limiter.check(caller_key(), clock())
-        if wait > 0:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many requests: {limiter.rate:g}/s with bursts of {limiter.burst}",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-
-    app.before_request(limit)
+    if method == "OPTIONS" or path in UNLIMITED_PATHS:
+        return
+    wait = limiter.check(caller_key(who, remote), now)
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many requests: {limiter.rate:g}/s with bursts of {limiter.burst}",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
 
 @attrs.frozen
@@ -121,33 +117,26 @@ class CorsPolicy:
     def allow_origin(self, origin: str) -> str:
         return "*" if "*" in self.origins else origin
 
-
-def install_cors(app: Quart, policy: CorsPolicy) -> None:
-    """Answer preflights (OPTIONS with Access-Control-Request-Method) and add CORS headers."""
-
-    async def preflight() -> Response | None:
-        origin = request.headers.get("Origin")
-        wanted = request.headers.get("Access-Control-Request-Method")
-        if request.method != "OPTIONS" or origin is None or wanted is None:
+    def preflight(self, method: str, origin: str | None, wanted: str | None) -> Reply | None:
+        """The answer to a preflight (OPTIONS with Origin and Access-Control-Request-Method):
+        204 naming what is allowed, or 403 for an origin not listed. None: not a preflight."""
+        if method != "OPTIONS" or origin is None or wanted is None:
             return None
-        if not policy.allows(origin):
-            return error_response(
+        if not self.allows(origin):
+            return error_reply(
                 403, "cors_origin_not_allowed", f"origin {origin!r} may not call this API"
             )
-        response = Response(b"", status=204)
-        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-        response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
-        return response
+        allowed = (
+            ("Access-Control-Allow-Methods", CORS_METHODS),
+            ("Access-Control-Allow-Headers", CORS_HEADERS),
+            ("Access-Control-Max-Age", CORS_MAX_AGE),
+        )
+        return Reply(204, headers=allowed, content_type=None)
 
-    async def add_headers(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        response.vary.add("Origin")
-        if origin is not None and policy.allows(origin):
-            response.headers["Access-Control-Allow-Origin"] = policy.allow_origin(origin)
-            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
-        return response
-
-    # First of all hooks, so a preflight needs no token and counts against no rate.
-    app.before_request_funcs.setdefault(None, []).insert(0, preflight)
-    app.after_request(add_headers)
+    def headers(self, origin: str | None) -> Headers:
+        """The headers every answer gets: Vary, and the allowed origin if this one is."""
+        headers = [(b"vary", b"Origin")]
+        if origin is not None and self.allows(origin):
+            headers.append((b"access-control-allow-origin", self.allow_origin(origin).encode()))
+            headers.append((b"access-control-expose-headers", CORS_EXPOSED.encode()))
+        return headers

@@ -16,8 +16,9 @@ from quart_schema import document_request, document_response
 from oncue.actors import Submission, Task, TaskNotFound, TaskState
 
 from .app import service
-from .body import json_response, read_body
+from .body import read_body
 from .models import Int64, Key, TaskType, iso
+from .reply import json_response
 from .tenancy import current_owner, scoped_key, visible
 
 compat = Blueprint("compat", __name__)
@@ -122,9 +123,10 @@ async def submit() -> Response:
     body = await read_body(SubmitIn)
     current = service()
     current.check_payload(body.payload)
+    owner = current_owner()
     with current.deadline():
         (admitted,) = await current.engine.admit(
-            [Submission(body.type, body.payload, key=scoped_key(body.id), owner=current_owner())]
+            [Submission(body.type, body.payload, key=scoped_key(body.id, owner), owner=owner)]
         )
     task_id = admitted.task.id if body.id is None else body.id
     return json_response(
@@ -154,7 +156,7 @@ async def _by_id_or_key(task_id: str) -> Task:
     current = service()
     with current.deadline():
         try:
-            task = await current.engine.get_by_key(scoped_key(task_id) or task_id)
+            task = await current.engine.get_by_key(scoped_key(task_id, current_owner()) or task_id)
         except TaskNotFound:
             task = await current.engine.get(task_id)
     return visible(task, task_id)

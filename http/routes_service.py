@@ -14,10 +14,11 @@ from oncue.actors import ActorError, EngineClosed, WorkerInfo
 
 from .app import service
 from .auth import require_admin
-from .body import json_response, read_body
+from .body import read_body
 from .errors import ApiError
 from .metrics import CONTENT_TYPE
 from .models import ErrorOut, WorkersIn, iso
+from .reply import json_response
 
 MAX_WORKERS = 1000
 

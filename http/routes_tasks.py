@@ -1,7 +1,9 @@
 """The task resource: `/api/v1/tasks` and its alias `/api/v1/jobs` (job_id, completed_at).
 
 Routes only translate: JSON in, one engine call, JSON out. The engine's errors become status
-codes in errors.py, never here.
+codes in errors.py, never here. The submit routes' work is an `Accept` function of the body's
+bytes, which their Quart views call and which the gateway calls directly for `/api/v1/tasks`
+(see direct.py): one implementation, two ways in.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitT
 from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 
 from .app import Service, service
-from .body import json_response, query_float, query_int, read_body
+from .body import decode, query_float, query_int, request_data
 from .errors import ApiError
 from .models import (
     JOB_NAMES,
@@ -35,6 +37,7 @@ from .models import (
     epoch,
     task_json,
 )
+from .reply import Reply, json_reply, json_response
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 DEFAULT_WAIT = 30.0
@@ -42,6 +45,8 @@ MAX_WAIT = 300.0
 STATES = [state.value for state in TaskState]
 
 Render = Callable[[Task], dict[str, Any]]
+# A submit route's work: (service, the caller's owner, the request body, render) -> the answer.
+Accept = Callable[[Service, str | None, bytes, Render], Awaitable[Reply]]
 
 
 class ListQuery(msgspec.Struct):
@@ -72,7 +77,7 @@ def submission(
         timeout=item.timeout,
         delay=item.delay,
         run_at=None if item.run_at is None else epoch(item.run_at),
-        key=None if item.key is None else scoped_key(item.key),
+        key=None if item.key is None else scoped_key(item.key, owner),
         owner=owner,
     )
 
@@ -102,6 +107,7 @@ class Route:
     responses: dict[int, type | str]
     body: type | None = None
     query: type | None = None
+    accept: Accept | None = None  # a submit route's work, which the gateway may call directly
 
     def view(self, resource: Resource) -> Callable[..., Awaitable[Response]]:
         """The view function for `resource`, documented for the OpenAPI spec."""
@@ -122,33 +128,40 @@ class Route:
         return view
 
 
-async def submit(resource: Resource) -> Response:
-    """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
-    item = await read_body(TaskIn)
-    current = service()
-    task = submission(item, current=current, owner=current_owner())
+async def accept_task(current: Service, owner: str | None, data: bytes, render: Render) -> Reply:
+    """Submit the task `data` describes; 201 with it, or 200 with the task its key names."""
+    task = submission(decode(TaskIn, data), current=current, owner=owner)
     with current.deadline():
         (admitted,) = await current.engine.admit([task])
-    return json_response(resource.render(admitted.task), 201 if admitted.created else 200)
+    return json_reply(render(admitted.task), 201 if admitted.created else 200)
 
 
-async def submit_batch(resource: Resource) -> Response:
-    """Submit several tasks, all or nothing."""
-    batch = await read_body(BatchIn)
-    current = service()
+async def accept_batch(current: Service, owner: str | None, data: bytes, render: Render) -> Reply:
+    """Submit the tasks `data` lists, all or none; 201 with them."""
+    batch = decode(BatchIn, data)
     limit = current.batch_limit
     if not 1 <= len(batch.tasks) <= limit:
         message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
         raise ApiError(422, "invalid_field", message, field="tasks")
-    owner = current_owner()
     submissions = [
         submission(item, f"tasks[{n}].payload", current=current, owner=owner)
         for n, item in enumerate(batch.tasks)
     ]
     with current.deadline():
         submitted = await current.engine.submit_many(submissions)
-    render = resource.render
-    return json_response({"tasks": [render(task) for task in submitted]}, 201)
+    return json_reply({"tasks": [render(task) for task in submitted]}, 201)
+
+
+async def submit(resource: Resource) -> Response:
+    """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
+    data = await request_data()
+    return (await accept_task(service(), current_owner(), data, resource.render)).response()
+
+
+async def submit_batch(resource: Resource) -> Response:
+    """Submit several tasks, all or nothing."""
+    data = await request_data()
+    return (await accept_batch(service(), current_owner(), data, resource.render)).response()
 
 
 async def list_tasks(resource: Resource) -> Response:
@@ -221,8 +234,8 @@ async def retry_task(resource: Resource, task_id: str) -> Response:
 
 
 ROUTES = [
-    Route("POST", "", submit, {201: "one", 200: "one", 422: ErrorOut}, body=TaskIn),
-    Route("POST", "/batch", submit_batch, {201: "batch"}, body=BatchIn),
+    Route("POST", "", submit, {201: "one", 200: "one", 422: ErrorOut}, TaskIn, accept=accept_task),
+    Route("POST", "/batch", submit_batch, {201: "batch"}, BatchIn, accept=accept_batch),
     Route("GET", "", list_tasks, {200: "page"}, query=ListQuery),
     Route("GET", "/<task_id>", get_task, {200: "one"}),
     Route("GET", "/<task_id>/wait", wait_task, {200: "one"}),
@@ -230,6 +243,15 @@ ROUTES = [
     Route("POST", "/<task_id>/cancel", cancel_task, {200: "one", 409: ErrorOut}),
     Route("POST", "/<task_id>/retry", retry_task, {200: "one", 409: ErrorOut}),
 ]
+
+
+def direct_routes(resource: Resource) -> list[tuple[str, str, Accept, Render]]:
+    """The submit routes of `resource`: (method, URL rule, their work, how a task renders)."""
+    return [
+        (route.method, resource.prefix + route.rule, route.accept, resource.render)
+        for route in ROUTES
+        if route.accept is not None
+    ]
 
 
 def task_blueprint(resource: Resource) -> Blueprint:
@@ -257,5 +279,7 @@ def job_json(task: Task) -> dict[str, Any]:
     return {JOB_NAMES.get(name, name): value for name, value in task_json(task).items()}
 
 
-tasks = task_blueprint(Resource("tasks", "/api/v1/tasks", task_json))
-jobs = task_blueprint(Resource("jobs", "/api/v1/jobs", job_json, JobOut, JobList, JobBatch))
+TASKS = Resource("tasks", "/api/v1/tasks", task_json)
+JOBS = Resource("jobs", "/api/v1/jobs", job_json, JobOut, JobList, JobBatch)
+tasks = task_blueprint(TASKS)
+jobs = task_blueprint(JOBS)

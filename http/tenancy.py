@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from oncue.actors import Task, TaskNotFound
 
-from .auth import ANONYMOUS, principal
+from .auth import ANONYMOUS, Principal, principal
 from .errors import ApiError
 
 SEPARATOR = "\x1f"  # the ASCII unit separator: not in any key a client can send
 
 
-def current_owner() -> str | None:
-    """Who owns what the caller submits: its token's subject, or None when auth is off."""
-    who = principal()
+def owner_of(who: Principal) -> str | None:
+    """Who owns what `who` submits: its token's subject, or None when auth is off."""
     return None if who is ANONYMOUS else who.subject
+
+
+def current_owner() -> str | None:
+    """The owner of what the current request submits (see `owner_of`)."""
+    return owner_of(principal())
 
 
 def owner_filter() -> str | None:
@@ -28,9 +32,8 @@ def owner_filter() -> str | None:
     return None if principal().admin else current_owner()
 
 
-def scoped_key(key: str | None) -> str | None:
-    """The idempotency key as stored: prefixed by the caller's owner when there is one."""
-    owner = current_owner()
+def scoped_key(key: str | None, owner: str | None) -> str | None:
+    """The idempotency key as stored: prefixed by its `owner` when there is one."""
     if key is None or owner is None:
         return key
     if SEPARATOR in key:
