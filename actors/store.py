@@ -72,7 +72,7 @@ from .messages import (
 )
 from .record import NewTask, TaskRecord
 from .sharing import SharedState, SharedStore
-from .task import Admitted, Progress, TaskError, TaskEvent, TaskState
+from .task import Admitted, Progress, TaskError, TaskEvent, TaskState, Transition
 
 logger = logging.getLogger(__name__)
 
@@ -279,14 +279,15 @@ class Store(SharedStore, Actor):
                     existing[task.key] = found
         self._check_admission(sum(1 for t in new if t.key is None or t.key not in existing))
         admitted: list[Admitted] = []
-        now = time.time()
+        entered = Transition(TaskState.PENDING, time.time())
         for task in new:
-            if task.key is not None and task.key in existing:
-                admitted.append(Admitted(existing[task.key].snapshot(), False))
+            key = task.key
+            if key is not None and key in existing:
+                admitted.append(Admitted(existing[key].snapshot(), False))
                 continue
-            record = self._create(task, now)
-            if task.key is not None:
-                existing[task.key] = record
+            record = self._create(task, entered)
+            if key is not None:
+                existing[key] = record
             admitted.append(Admitted(record.snapshot(), True))
         return admitted
 
@@ -309,40 +310,43 @@ class Store(SharedStore, Actor):
         # here (the numbers a shared store reserves for them) are all the tasks there are.
         message.taken = True
         await self._prepare(len(message.tasks))
-        now = time.time()
+        entered = Transition(TaskState.PENDING, time.time())
         for task in message.tasks:
             try:
                 self._check_admission(1)
             except (EngineClosed, QueueFull) as refused:
-                record = self._create(task, now, ready=False)
+                record = self._create(task, entered, ready=False)
                 record.error = TaskError.from_exception(refused)
-                self._move(record, TaskState.FAILED, now)
+                self._move(record, TaskState.FAILED, entered.at)
                 logger.warning("store.refused id=%s error=%r", record.id, refused)
             else:
-                self._create(task, now)
+                self._create(task, entered)
 
-    def _create(self, task: NewTask, now: float, *, ready: bool = True) -> TaskRecord:
+    def _create(self, task: NewTask, entered: Transition, *, ready: bool = True) -> TaskRecord:
+        """Record ``task`` pending. ``entered`` is its first history entry (pending, now): one
+        tuple shared by the tasks a batch creates together."""
         if self._shared:
             number = self._shared_state.numbers.popleft()
         else:
             self._number += 1
             number = self._number
-        record = TaskRecord(
-            id=task.id or new_task_id(),
-            number=number,
-            type=task.type,
-            payload=task.payload,
-            priority=task.priority,
-            state=TaskState.PENDING,
-            attempts=0,
-            max_retries=task.max_retries,
-            timeout=task.timeout,
-            created_at=now,
-            run_at=task.run_at,
-            key=task.key,
-            owner=task.owner,
+        now = entered.at
+        record = TaskRecord(  # positional, in field order: keywords cost half as much again
+            task.id or new_task_id(),
+            number,
+            task.type,
+            task.payload,
+            task.priority,
+            TaskState.PENDING,
+            0,  # attempts
+            task.max_retries,
+            task.timeout,
+            now,  # created_at
+            task.run_at,
+            task.key,
+            task.owner,
+            [entered],  # history
         )
-        record.move(TaskState.PENDING, now)
         self._changed[record.id] = record
         if self._shared:
             self._created_shared(record, ready)
