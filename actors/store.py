@@ -362,19 +362,13 @@ class Store(SharedStore, Actor):
     async def _record(self, message: Record, envelope: Envelope) -> None:
         unfinished = self._unfinished
         for change in message.changes:
-            record = unfinished.get(change.id)
-            if record is None:
-                continue  # cancelled (or deleted) meanwhile: the store's word is final
-            state = record.state
             if isinstance(change, Started):
-                if state is TaskState.PENDING or state is TaskState.RETRYING:
-                    record.attempts += 1
-                    record.worker = change.worker
-                    record.started_at = change.at
-                    self._move(record, TaskState.RUNNING, change.at)
-            elif state is not TaskState.RUNNING:
+                self._started(change)
                 continue
-            elif isinstance(change, Completed):
+            record = unfinished.get(change.id)
+            if record is None or record.state is not TaskState.RUNNING:
+                continue  # cancelled (or deleted) meanwhile: the store's word is final
+            if isinstance(change, Completed):
                 record.result = change.result
                 record.error = None
                 self._move(record, TaskState.COMPLETED, change.at)
@@ -391,6 +385,17 @@ class Store(SharedStore, Actor):
                     record.attempts -= 1
                 record.progress = None
                 self._move(record, TaskState.PENDING, change.at)
+
+    def _started(self, change: Started) -> None:
+        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
+        unfinished = self._unfinished
+        for task_id in change.ids:
+            record = unfinished.get(task_id)
+            if record is not None and record.state in (TaskState.PENDING, TaskState.RETRYING):
+                record.attempts += 1
+                record.worker = change.worker
+                record.started_at = change.at
+                self._move(record, TaskState.RUNNING, change.at)
 
     async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
         # Unfinished is enough: a fast task's progress can arrive before its start is recorded
