@@ -180,7 +180,7 @@ class Stats:
     paused: bool
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # as Task: one is built for every transition while subscribed
 class TaskEvent:
     """A task entered a new state (what ``engine.events()`` yields)."""
 
