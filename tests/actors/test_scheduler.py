@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from oncue.actors import Registry, TaskError
 from oncue.actors.mailbox import Envelope, Mailbox, _Reply
 from oncue.actors.messages import (
@@ -38,28 +36,6 @@ def test_ready_jobs_pop_by_priority_then_arrival() -> None:
     for task_id, priority in [("a", 1), ("b", 3), ("c", 1), ("d", 0), ("e", 3)]:
         queues.push(job(task_id, priority))
     assert drain(queues) == ["b", "e", "a", "c", "d"]
-
-
-def test_a_priority_emptied_and_used_again_keeps_the_order() -> None:
-    queues = Queues()
-    queues.push(job("a", 2))
-    queues.push(job("b", 1))
-    assert queues.pop().id == "a"
-    queues.push(job("c", 1))
-    queues.push(job("d", 2))
-    queues.push(job("e", -(2**63)))
-    queues.push(job("f", 2**63 - 1))
-    assert queues.ready_count() == 5
-    assert drain(queues) == ["f", "d", "b", "c", "e"]
-    assert queues.ready_count() == 0
-
-
-def test_pop_with_nothing_ready_raises() -> None:
-    queues = Queues()
-    queues.push(job("a"))
-    queues.remove("a")
-    with pytest.raises(IndexError):
-        queues.pop()
 
 
 def test_removed_jobs_are_skipped_lazily() -> None:
