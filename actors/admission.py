@@ -23,22 +23,26 @@ def admit(
     """Resolve the handler, apply its defaults, check every option; raises InvalidField or
     UnknownTaskType. ``durable``: the payload must also be JSON."""
     handler = registry.resolve(submission.type)
-    priority = handler.priority
+    # The handler's defaults were checked when it was registered: check only what is given.
+    priority, max_retries, timeout = handler.priority, handler.max_retries, handler.timeout
     if submission.priority is not None:
         priority = parse_priority(submission.priority)
-    max_retries = handler.max_retries
     if submission.max_retries is not None:
         max_retries = check_max_retries(submission.max_retries)
-    timeout = handler.timeout if submission.timeout is None else submission.timeout
     if durable:
         check_json(submission.payload)
+    if submission.timeout is not None:
+        timeout = check_timeout(submission.timeout)
+    at = None
+    if submission.delay is not None or submission.run_at is not None:
+        at = run_at(submission.delay, submission.run_at)
     return NewTask(
         handler.name,
         submission.payload,
         priority,
         max_retries,
-        check_timeout(timeout),
-        run_at(submission.delay, submission.run_at),
+        timeout,
+        at,
         check_key(submission.key),
         submission.owner,
         task_id,

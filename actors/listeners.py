@@ -75,11 +75,17 @@ class Listeners:
         keep: list[tuple[trio.MemorySendChannel[Any], int]] = []
         for channel, capacity in self._subscribers:
             try:
+                # Nobody receives while we send, so the room is counted once, not per event
+                # (statistics() builds an object): the buffer's, plus one item for each
+                # receiver waiting, which takes it straight from send_nowait.
+                statistics = channel.statistics()
+                room = capacity - statistics.current_buffer_used + statistics.tasks_waiting_receive
                 for event in events:
-                    if channel.statistics().current_buffer_used >= capacity:
+                    if room <= 0:
                         channel.send_nowait(SubscriptionEnded(f"fell {capacity} events behind"))
                         raise trio.BrokenResourceError
                     channel.send_nowait(event)
+                    room -= 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 channel.close()
                 continue

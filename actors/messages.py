@@ -154,7 +154,9 @@ class ProgressReported:
 
 
 class Started(NamedTuple):
-    id: str
+    """The jobs of one dispatched batch: they started on ``worker`` (one value a batch)."""
+
+    ids: list[str]
     worker: str
     at: float
 

@@ -309,10 +309,11 @@ class Scheduler(Actor):
             held = self._assigned.setdefault(worker, {})
             now = self._wall()
             label = self._node_prefix + worker
+            holder = self._holder
             for job in jobs:
                 held[job.id] = job
-                self._holder[job.id] = worker
-                self._changes.append(Started(job.id, label, now))
+                holder[job.id] = worker
+            self._changes.append(Started([job.id for job in jobs], label, now))
             self._flush_at = min(self._flush_at, trio.current_time() + START_DELAY)
             envelope.reply(jobs)
 

@@ -6,7 +6,15 @@ import random
 
 from oncue.actors import Registry, TaskError
 from oncue.actors.mailbox import Envelope, Mailbox, _Reply
-from oncue.actors.messages import Interrupt, Job, Outcome, RequestWork, TaskCancelled
+from oncue.actors.messages import (
+    Interrupt,
+    Job,
+    Outcome,
+    RequestWork,
+    Requeued,
+    Started,
+    TaskCancelled,
+)
 from oncue.actors.queues import Queues, backoff_delay, should_retry
 from oncue.actors.registry import RetryPolicy
 from oncue.actors.scheduler import Scheduler
@@ -122,8 +130,8 @@ async def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> 
     ask(scheduler, RequestWork("worker-1", worker.ref, outcomes, fresh=False))
 
     assert list(scheduler._queues.queued) == ["b"]  # a is neither retried nor re-queued
-    assert [type(change).__name__ for change in scheduler._changes] == [
-        "Started",
-        "Started",
-        "Requeued",
-    ]
+    started, requeued = scheduler._changes
+    assert isinstance(started, Started)
+    assert started.ids == ["a", "b"]  # one Started for the batch
+    assert isinstance(requeued, Requeued)
+    assert requeued.id == "b"
