@@ -9,9 +9,9 @@ before it is committed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
-import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -81,14 +81,24 @@ _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
 
 
 def new_task_id() -> str:
-    """24 random hex characters: 96 bits from a generator of our own, seeded from the OS (and
-    again in a forked child), far cheaper than a uuid4 or an os.urandom call per task. Ids
-    must be unique, not secret; nobody's random.seed() can touch this generator."""
-    return _ids.randbytes(12).hex()  # half the cost of formatting getrandbits(96)
+    """24 hex characters: a random 64-bit prefix of this process, then a counter. Unique, not
+    secret (tenancy checks the owner, never the id's secrecy); in order within a process, so a
+    store's inserts land next to each other in its id index instead of on random pages (SQLite
+    batches 1.1x). Past 2**32 ids in one process they grow a digit, and stay unique."""
+    return f"{_ids.prefix}{next(_ids.counter):08x}"  # next() on a count is atomic across threads
 
 
-_ids = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+class _TaskIds:
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+
+_ids = _TaskIds()
+os.register_at_fork(after_in_child=_ids.renew)  # a forked child draws ids of its own
 
 
 Counts = dict[tuple[str, TaskState], int]
