@@ -26,6 +26,7 @@ from .errors import (
     UnknownTaskType,
     WaitTimeout,
 )
+from .ids import new_task_id
 from .mailbox import ActorRef
 from .messages import (
     CancelTask,
@@ -50,7 +51,6 @@ from .messages import (
 from .pool import WorkerPool
 from .record import NewTask
 from .registry import Registry
-from .store import new_task_id
 from .subscription import EventStream
 from .task import (
     Admitted,
