@@ -104,7 +104,8 @@ def create_app(
 
     Args:
         engine: the engine every route talks to.
-        max_body_size: requests with a larger body get 413.
+        max_body_size: requests with a larger body get 413 (fixed here: the direct routes read
+            it, and Quart's BODY_TIMEOUT, once; a later app.config change reaches Quart only).
         batch_limit: the most tasks one `POST /api/v1/tasks/batch` may hold.
         max_payload_size: a task whose payload is larger as JSON gets 413 naming it.
         store_deadline: seconds a route waits for the engine before answering 503.

@@ -75,7 +75,7 @@ class Exchange:
             authorization=found.get(b"authorization"),
             origin=found.get(b"origin"),
             preflight=found.get(b"access-control-request-method"),
-            content_length=int(length) if length.isdigit() else None,
+            content_length=int(length) if length.isascii() and length.isdigit() else None,
         )
 
 

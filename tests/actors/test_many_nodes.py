@@ -336,7 +336,7 @@ async def test_a_waiter_on_a_task_finished_elsewhere_is_answered_after_a_failed_
                 waited.append(await front.wait(task.id, timeout=60))
 
             nursery.start_soon(wait)
-            await trio.sleep(1)  # the waiter is registered; the task runs on "back"
+            await until_running(front, [task], 1)  # on "back"; the waiter asked first
             backend.get_failures = 1
         assert backend.get_failures == 0  # the recheck did fail once
         assert waited[0].state is TaskState.COMPLETED

@@ -231,6 +231,11 @@ async def test_submit_routes_answer_alike_on_both_paths(
     codes = {json.loads(body)["error"]["code"] for _, status, _, body in direct[0] if status == 429}
     limited = config in ("rate", "all")
     assert codes == ({"queue_full", "rate_limited"} if limited else {"queue_full"})
+    # Both paths share the policies: check they record at all (an answer counted and logged).
+    submitted = 'method="POST",route="/api/v1/tasks",status="201"'
+    assert any(submitted in line for line in direct[1]), direct[1]
+    logged = 'http.request method=POST path="/api/v1/tasks" status=201'
+    assert any(message.startswith(logged) for _, _, message in direct[2]), direct[2]
     # What the gateway refuses itself is labelled with the route it was meant for.
     refused = {"auth": "401", "rate": "429", "cors": "403", "all": "401"}.get(config)
     if refused is not None:
