@@ -24,7 +24,17 @@ from .errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNo
 from .guard import BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
-from .messages import Claim, Claimed, Job, Reap, RemoteCancelled, RemoteFinished, Renew, Wake
+from .messages import (
+    Claim,
+    Claimed,
+    Job,
+    Reap,
+    RemoteCancelled,
+    RemoteFinished,
+    Renew,
+    TaskCancelled,
+    Wake,
+)
 from .record import TaskRecord
 from .task import Admitted, Task, TaskState
 
@@ -194,7 +204,6 @@ class SharedStore:
         """After a batch commits: wake our scheduler, renew, reap, claim, and answer the
         waiters of what finished elsewhere. A chore that fails is logged and tried again
         when next asked: the leases and the polls make up for a missed one."""
-        backend = cast(SharedBackend, self._backend)
         shared = self._shared_state
         if shared.wake:
             shared.wake = False
@@ -202,7 +211,7 @@ class SharedStore:
         chores: list[tuple[str, Callable[[], Any]]] = []
         if shared.renew:
             shared.renew = False
-            chores.append(("renew", backend.renew))
+            chores.append(("renew", self._renew))
         if shared.reap:
             shared.reap = False
             chores.append(("reap", self._reap))
@@ -218,6 +227,16 @@ class SharedStore:
                 if name == "claim" and shared.claim is not None:  # the scheduler waits for it
                     self._tell_scheduler(Claimed([], shared.claim.limit))
                     shared.claim = None
+
+    async def _renew(self) -> None:
+        """Renew our leases; stop running what is no longer ours (another engine took it after
+        our lease ran out, or it ended elsewhere) instead of learning it at its next write."""
+        lost = await cast(SharedBackend, self._backend).renew()
+        held = [task_id for task_id in lost if self._unfinished.pop(task_id, None) is not None]
+        for task_id in held:
+            self._tell_scheduler(TaskCancelled(task_id))
+        if held:
+            logger.warning("store.lease_lost tasks=%d ids=%s", len(held), sorted(held)[:10])
 
     async def _reap(self) -> None:
         if await cast(SharedBackend, self._backend).reap():

@@ -131,8 +131,12 @@ class SharedBackend(Backend, Protocol):
         of ``lease_for(type)`` seconds. One atomic step: no two nodes own a task at once."""
         ...
 
-    async def renew(self) -> int:
-        """Extend the lease of every unfinished task this node owns; return how many."""
+    async def renew(self) -> Collection[str]:
+        """Extend the lease of every unfinished task this node's store holds (those it claimed,
+        loaded or kept, and has not finished) while the node still owns it. Returns the ids it
+        held that are no longer its own (the lease ran out and another node took the task, or
+        the task ended elsewhere): the store stops running them. Gives back what the node owns
+        without its store holding it (a claim whose answer was lost)."""
         ...
 
     async def reap(self) -> int:

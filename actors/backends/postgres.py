@@ -78,7 +78,7 @@ _CLAIM = (
 )
 _RENEW = (
     f"UPDATE tasks SET lease_until = {NOW} + lease"
-    f" WHERE node = %s AND id = ANY(%s) AND state IN {_LIVE}"
+    f" WHERE node = %s AND id = ANY(%s) AND state IN {_LIVE} RETURNING id"
 )
 _LEASE = f"UPDATE tasks SET lease = %s, lease_until = {NOW} + %s WHERE node = %s AND id = ANY(%s)"
 # Give tasks back (an expired lease, or a graceful stop): a running one is pending again, with
@@ -297,12 +297,14 @@ class PostgresBackend:
             await self._run(_execute, _LEASE, (lease, lease, self.node, ids), None)
         return records
 
-    async def renew(self) -> int:
+    async def renew(self) -> Collection[str]:
         known = sorted(self._known)
-        renewed = await self._run(_execute, _RENEW, (self.node, known), None)
+        renewed = {row[0] for row in await self._run(_fetch, _RENEW, (self.node, known))}
         unknown = _RELEASE + "node = %s AND NOT (id = ANY(%s))"
         await self._run(_execute, unknown, (self.node, known), self._notice("ready"))
-        return renewed
+        lost = [task_id for task_id in known if task_id not in renewed]
+        self._known.difference_update(lost)
+        return lost
 
     async def reap(self) -> int:
         where = f"node IS NOT NULL AND lease_until < {NOW}"

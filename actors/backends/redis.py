@@ -223,12 +223,12 @@ class RedisBackend:
             await self._script("set_leases", self.node, *pairs)
         return claimed
 
-    async def renew(self) -> int:
+    async def renew(self) -> Collection[str]:
         """Renew what this node's store holds (``_known``); give back what it owns without
         knowing it (a claim whose reply was lost: cancelled, or the connection failed)."""
-        renewed, gone = await self._script("renew", self.node, *self._known)
+        _renewed, gone = await self._script("renew", self.node, *self._known)
         self._known.difference_update(gone)
-        return int(renewed)
+        return list(gone)
 
     async def reap(self) -> int:
         return int(await self._script("reap", self.node))

@@ -69,6 +69,7 @@ class SharedMemoryBackend:
     def __init__(self, hub: SharedMemory) -> None:
         self.hub = hub
         self.node = ""
+        self._held: set[str] = set()  # what this node's store holds: renew() renews these
         self._lease_for: Callable[[str], float] = lambda name: 30.0
 
     def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
@@ -87,6 +88,7 @@ class SharedMemoryBackend:
     async def load_unfinished(self) -> list[TaskRecord]:
         tasks = self.hub.tasks
         owned = [tasks[task_id] for task_id in self._owned()]
+        self._held = {record.id for record in owned}
         return sorted((_copy(r) for r in owned), key=lambda record: record.number)
 
     async def last_number(self) -> int:
@@ -138,6 +140,11 @@ class SharedMemoryBackend:
             if record.state.finished and (stored is None or not stored.state.finished):
                 finished.append(record.id)
             hub.tasks[record.id] = copy
+        for record in changed:
+            if record.node == self.node and not record.state.finished and record.id not in lost:
+                self._held.add(record.id)
+            else:
+                self._held.discard(record.id)
         for task_id in deleted:
             stored = hub.tasks.get(task_id)
             if stored is not None and stored.state.finished:
@@ -171,16 +178,22 @@ class SharedMemoryBackend:
             hub.leases[record.id] = Lease(self.node, now + seconds, seconds)
             record.node = self.node
             claimed.append(_copy(record))
+        self._held.update(record.id for record in claimed)
         return claimed
 
-    async def renew(self) -> int:
+    async def renew(self) -> Collection[str]:
         leases = self.hub.leases
         now = trio.current_time()
-        owned = self._owned()
-        for task_id in owned:
-            lease = leases[task_id]
-            leases[task_id] = lease._replace(until=now + lease.seconds)
-        return len(owned)
+        lost = []
+        for task_id in self._held:
+            lease = leases.get(task_id)
+            if lease is not None and lease.node == self.node:
+                leases[task_id] = lease._replace(until=now + lease.seconds)
+            else:
+                lost.append(task_id)
+        self._held.difference_update(lost)
+        self.hub.release(self.node, [id_ for id_ in self._owned() if id_ not in self._held])
+        return lost
 
     async def reap(self) -> int:
         now = trio.current_time()
@@ -188,6 +201,7 @@ class SharedMemoryBackend:
         return self.hub.release(self.node, expired)
 
     async def release(self) -> int:
+        self._held.clear()
         return self.hub.release(self.node, self._owned())
 
     async def unfinished_count(self) -> int:

@@ -341,3 +341,34 @@ async def test_a_waiter_on_a_task_finished_elsewhere_is_answered_after_a_failed_
         assert backend.get_failures == 0  # the recheck did fail once
         assert waited[0].state is TaskState.COMPLETED
         assert counting.runs[1] == 1  # type: ignore[attr-defined]
+
+
+async def test_an_engine_stops_running_a_task_another_took_at_its_next_renewal(
+    autojump_clock, counting
+) -> None:
+    """An engine that stalled past its lease learns at its next renewal that another engine
+    took the task, and interrupts its own run (not only at the task's next write)."""
+    interrupted: list[str] = []
+
+    @counting.task("hold", timeout=1000.0)
+    async def hold(ctx: TaskContext, payload: Any) -> Any:
+        try:
+            await trio.sleep(500)
+        except trio.Cancelled:
+            interrupted.append(ctx.task_id)
+            raise
+
+    hub = SharedMemory()
+    async with node(hub, "a", counting, workers=1) as a:
+        task = await a.submit("hold")
+        await until_running(a, [task], 1)
+        stalled = hub.leases[task.id]  # as if "a" had not renewed in time:
+        hub.leases[task.id] = stalled._replace(until=trio.current_time() - 1)
+        other = SharedMemoryBackend(hub)
+        other.attach("b", lambda type_: LEASE)
+        assert await other.reap() == 1
+        [taken] = await other.claim(1, 0.0)
+        assert taken.id == task.id
+        await trio.sleep(LEASE)  # a renewal comes every third of it
+        assert interrupted == [task.id]
+        assert hub.leases[task.id].node == "b"

@@ -185,6 +185,21 @@ async def test_a_claim_takes_over_an_expired_lease_without_a_reap(pair) -> None:
     assert list(await a.commit([moved(claimed, TaskState.RUNNING)], [])) == [claimed.id]
 
 
+async def test_a_renewal_names_what_another_node_took_after_the_lease_ran_out(pair) -> None:
+    a, b = pair
+    number = (await a.reserve_numbers())[0]
+    await submit(a, task(number, type="short"), task(number + 1, type="short"))
+    claimed = await a.claim(2, 0.0)
+    assert await a.commit([moved(record, TaskState.RUNNING) for record in claimed], []) == []
+    await until(b.reap)  # a stalled past its leases: b gives both tasks back...
+    [taken] = await b.claim(1, 0.0)  # ...and takes one
+    assert sorted(await a.renew()) == sorted(record.id for record in claimed)
+    assert list(await a.renew()) == []  # said once
+    assert [record.id for record in await a.claim(5, 0.0)] == [
+        record.id for record in claimed if record.id != taken.id
+    ]
+
+
 async def test_renewing_keeps_a_task_past_its_lease(pair) -> None:
     a, b = pair
     number = (await a.reserve_numbers())[0]
@@ -194,12 +209,12 @@ async def test_renewing_keeps_a_task_past_its_lease(pair) -> None:
     assert await a.commit([running], []) == []
     deadline = trio.current_time() + 2 * SHORT
     while trio.current_time() < deadline:
-        assert await a.renew() == 1
+        assert list(await a.renew()) == []  # renewed, none lost
         await trio.sleep(SHORT / 6)
     assert await b.reap() == 0
     assert await b.claim(1, 0.0) == []
     assert list(await a.commit([moved(running, TaskState.COMPLETED, result=1)], [])) == []
-    assert await a.renew() == 0
+    assert list(await a.renew()) == []
 
 
 async def test_release_gives_back_every_task_a_node_owns(pair) -> None:
@@ -235,7 +250,7 @@ async def test_a_node_may_cancel_an_unfinished_task_it_does_not_own(pair) -> Non
     assert stored is not None
     assert (stored.state, stored.node) == (TaskState.CANCELLED, None)
     assert await a.load_unfinished() == []
-    assert await a.renew() == 0
+    assert list(await a.renew()) == []
     assert await b.claim(10, 0.0) == []
 
 
