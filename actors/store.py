@@ -23,10 +23,8 @@ from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
 from .errors import (
     ActorStopped,
-    EngineClosed,
     MailboxFull,
     OncueError,
-    QueueFull,
     StoreUnavailable,
     TaskAlreadyFinished,
     TaskNotFailed,
@@ -34,16 +32,14 @@ from .errors import (
     TaskNotFound,
 )
 from .guard import BackendGuard
-from .ids import new_task_id
+from .lifecycle import Lifecycle
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
     Claim,
     CloseAdmission,
-    Completed,
     DeleteTask,
-    Failed,
     GetCounts,
     GetTask,
     Job,
@@ -57,10 +53,7 @@ from .messages import (
     RemoteCancelled,
     RemoteFinished,
     Renew,
-    Requeued,
-    Retrying,
     RetryTask,
-    Started,
     Submit,
     SubmitNowait,
     Subscribe,
@@ -69,9 +62,9 @@ from .messages import (
     WaitIdle,
     WaitTask,
 )
-from .record import NewTask, TaskRecord
-from .sharing import SharedState, SharedStore
-from .task import FINISHED, Admitted, Progress, TaskError, TaskEvent, TaskState, Transition
+from .record import TaskRecord
+from .sharing import SharedState
+from .task import TaskEvent, TaskState
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +82,7 @@ class StoreLife:
     loaded: bool = False  # a store has loaded from the backend at least once
 
 
-class Store(SharedStore, Actor):
+class Store(Lifecycle, Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
@@ -109,7 +102,7 @@ class Store(SharedStore, Actor):
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._unfinished: dict[str, TaskRecord] = {}
-        self._counts: Counts = defaultdict(int)
+        self._counts = defaultdict(int)
         self._number = 0
         self._closed = False
         self._listeners = Listeners()
@@ -238,161 +231,6 @@ class Store(SharedStore, Actor):
         except ActorStopped:
             logger.debug("store.scheduler_gone message=%s", type(message).__name__)
 
-    # -- state changes -----------------------------------------------------------------------------
-
-    def _move(self, record: TaskRecord, state: TaskState, at: float) -> None:
-        counts = self._counts
-        counts[record.type, record.state] -= 1
-        counts[record.type, state] += 1
-        record.move(state, at)
-        self._changed[record.id] = record
-        if state in FINISHED:
-            self._unfinished.pop(record.id, None)  # not ours (a shared store) if absent
-            record.finished_at = at
-            self._finished.append(record)
-        if self._listeners.subscribed:
-            self._events.append(
-                TaskEvent(record.id, record.type, state, at, record.attempts, record.worker)
-            )
-
-    async def _submit(self, message: Submit, envelope: Envelope) -> list[Admitted]:
-        new: list[NewTask] = message.tasks
-        await self._prepare(len(new))
-        self._check_admission(0)
-        existing: dict[str, TaskRecord] = {}
-        for task in new:
-            if task.key is not None and task.key not in existing:
-                found = self._changed_key(task.key) or await self._read_key(task.key)
-                if found is not None:
-                    existing[task.key] = found
-        self._check_admission(sum(1 for t in new if t.key is None or t.key not in existing))
-        admitted: list[Admitted] = []
-        entered = Transition(TaskState.PENDING, time.time())
-        for task in new:
-            key = task.key
-            if key is not None and key in existing:
-                admitted.append(Admitted(existing[key].snapshot(), False))
-                continue
-            record = self._create(task, entered)
-            if key is not None:
-                existing[key] = record
-            admitted.append(Admitted(record.snapshot(), True))
-        return admitted
-
-    def _check_admission(self, creating: int) -> None:
-        """Raise EngineClosed, or QueueFull if ``creating`` more would pass queue_size."""
-        if self._closed:
-            raise EngineClosed()
-        unfinished = self._unfinished_total()
-        if unfinished + creating > self._queue_size:
-            raise QueueFull(self._queue_size, unfinished, creating)
-
-    def _changed_key(self, key: str) -> TaskRecord | None:
-        for record in self._changed.values():
-            if record.key == key:
-                return record
-        return None
-
-    async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
-        # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
-        # here (the numbers a shared store reserves for them) are all the tasks there are.
-        message.taken = True
-        await self._prepare(len(message.tasks))
-        entered = Transition(TaskState.PENDING, time.time())
-        for task in message.tasks:
-            try:
-                self._check_admission(1)
-            except (EngineClosed, QueueFull) as refused:
-                record = self._create(task, entered, ready=False)
-                record.error = TaskError.from_exception(refused)
-                self._move(record, TaskState.FAILED, entered.at)
-                logger.warning("store.refused id=%s error=%r", record.id, refused)
-            else:
-                self._create(task, entered)
-
-    def _create(self, task: NewTask, entered: Transition, *, ready: bool = True) -> TaskRecord:
-        """Record ``task`` pending. ``entered`` is its first history entry (pending, now): one
-        tuple shared by the tasks a batch creates together."""
-        if self._shared:
-            number = self._shared_state.numbers.popleft()
-        else:
-            self._number += 1
-            number = self._number
-        now = entered.at
-        record = TaskRecord(  # positional, in field order: keywords cost half as much again
-            task.id or new_task_id(),
-            number,
-            task.type,
-            task.payload,
-            task.priority,
-            TaskState.PENDING,
-            0,  # attempts
-            task.max_retries,
-            task.timeout,
-            now,  # created_at
-            task.run_at,
-            task.key,
-            task.owner,
-            [entered],  # history
-        )
-        self._changed[record.id] = record
-        if self._shared:
-            self._created_shared(record, ready)
-        else:
-            self._counts[record.type, TaskState.PENDING] += 1
-            self._unfinished[record.id] = record
-            if ready:
-                self._ready.append(record.job())
-        if self._listeners.subscribed:
-            self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
-        return record
-
-    async def _record(self, message: Record, envelope: Envelope) -> None:
-        unfinished = self._unfinished
-        for change in message.changes:
-            if isinstance(change, Started):
-                self._started(change)
-                continue
-            record = unfinished.get(change.id)
-            if record is None or record.state is not TaskState.RUNNING:
-                continue  # cancelled (or deleted) meanwhile: the store's word is final
-            if isinstance(change, Completed):
-                record.result = change.result
-                record.error = None
-                self._move(record, TaskState.COMPLETED, change.at)
-            elif isinstance(change, Retrying):
-                record.error = change.error
-                record.run_at = change.run_at
-                record.progress = None  # the next attempt reports its own
-                self._move(record, TaskState.RETRYING, change.at)
-            elif isinstance(change, Failed):
-                record.error = change.error
-                self._move(record, TaskState.FAILED, change.at)
-            elif isinstance(change, Requeued):
-                if not change.started:
-                    record.attempts -= 1
-                record.progress = None
-                self._move(record, TaskState.PENDING, change.at)
-
-    def _started(self, change: Started) -> None:
-        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
-        unfinished = self._unfinished
-        for task_id in change.ids:
-            record = unfinished.get(task_id)
-            if record is not None and record.state in (TaskState.PENDING, TaskState.RETRYING):
-                record.attempts += 1
-                record.worker = change.worker
-                record.started_at = change.at
-                self._move(record, TaskState.RUNNING, change.at)
-
-    async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
-        # Unfinished is enough: a fast task's progress can arrive before its start is recorded
-        # (the scheduler holds starts back briefly to send them with the outcome).
-        record = self._unfinished.get(message.id)
-        if record is not None:
-            record.progress = Progress(message.fraction, message.message)
-            self._changed[record.id] = record
-
     # -- operations on one task --------------------------------------------------------------------
 
     async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
@@ -407,9 +245,6 @@ class Store(SharedStore, Actor):
         if record is None:
             raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
         return record
-
-    async def _read_key(self, key: str) -> TaskRecord | None:
-        return await self._read(partial(self._backend.find_key, key))
 
     async def _get(self, message: GetTask, envelope: Envelope) -> Any:
         return (await self._find(message.id)).snapshot()
