@@ -31,8 +31,22 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
 
 from ..errors import NodeNameInUse
 from ..record import TaskRecord
-from ..task import FINISHED, UNFINISHED, TaskState
+from ..task import TaskState
 from .base import Notice
+from .postgres_sql import (
+    CLAIM,
+    DELETE_FINISHED,
+    FINISHED_VALUES,
+    LEASE,
+    LIVE,
+    NOW,
+    PURGE,
+    RELEASE,
+    RENEW,
+    UNFINISHED_VALUES,
+    UPSERT,
+    migrate,
+)
 from .rows import COLUMNS, from_row, to_row
 from .sqlite import query_sql
 
@@ -45,105 +59,6 @@ CANCEL_WAIT = 2.0  # seconds the cancel of an abandoned query may take
 DEFAULT_LEASE = 30.0
 NOTICE_IDS = 250  # ids per NOTIFY: a payload must stay under 8,000 bytes
 LISTEN_RETRY = (0.1, 5.0)  # seconds between reconnects of the listener, doubling
-NOW = "extract(epoch FROM clock_timestamp())"  # the database's clock: one for every node
-_LIVE = "('pending', 'running', 'retrying')"
-
-# One row of a commit (SharedBackend's rules): a new task is inserted (owned, with a lease, if
-# this node keeps it); an owner's write lands only while the row is still this node's; anyone
-# else may only cancel an unfinished task or retry a failed one. The parameters after the
-# columns: the new row's owner and lease (twice), keep the owner (bool, twice), an owner write
-# (bool), this node. A row it did not write returns nothing: its id is lost.
-_RETURNING = ", ".join(f"tasks.{name.strip()}" for name in COLUMNS.split(","))
-_UPSERT = (
-    f"INSERT INTO tasks ({COLUMNS}, node, lease, lease_until)"
-    f" VALUES ({', '.join(['%s'] * 20)}, %s, %s, {NOW} + %s)"
-    " ON CONFLICT (id) DO UPDATE SET priority=excluded.priority, state=excluded.state,"
-    " attempts=excluded.attempts, run_at=excluded.run_at, started_at=excluded.started_at,"
-    " finished_at=excluded.finished_at, result=excluded.result, error=excluded.error,"
-    " worker=excluded.worker, progress=excluded.progress, history=excluded.history,"
-    " node = CASE WHEN %s THEN tasks.node END,"
-    " lease_until = CASE WHEN %s THEN tasks.lease_until END"
-    " WHERE CASE WHEN %s THEN tasks.node = %s"
-    f" ELSE (excluded.state = 'cancelled' AND tasks.state IN {_LIVE})"
-    " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
-    " RETURNING id"
-)
-_CLAIM = (
-    "WITH picked AS (SELECT id FROM tasks WHERE state IN ('pending', 'retrying')"
-    f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
-    f" AND (node IS NULL OR lease_until < {NOW})"
-    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)"
-    f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
-    f" FROM picked WHERE tasks.id = picked.id RETURNING {_RETURNING}"
-)
-_RENEW = (
-    f"UPDATE tasks SET lease_until = {NOW} + lease"
-    f" WHERE node = %s AND id = ANY(%s) AND state IN {_LIVE} RETURNING id"
-)
-_LEASE = f"UPDATE tasks SET lease = %s, lease_until = {NOW} + %s WHERE node = %s AND id = ANY(%s)"
-# Give tasks back (an expired lease, or a graceful stop): a running one is pending again, with
-# the step in its history (kept as JSON text: drop the closing bracket, append the step).
-_RELEASE = (
-    "UPDATE tasks SET node = NULL, lease_until = NULL,"
-    " state = CASE WHEN state = 'running' THEN 'pending' ELSE state END,"
-    " history = CASE WHEN state = 'running'"
-    f" THEN left(history, -1) || ',[\"pending\",' || {NOW} || ']]' ELSE history END"
-    f" WHERE state IN {_LIVE} AND "
-)
-_PURGE = (
-    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks"
-    " WHERE finished_at < %s AND state = ANY(%s) ORDER BY finished_at LIMIT %s)"
-    " RETURNING type, state"
-)
-_FINISHED = sorted(state.value for state in FINISHED)
-_UNFINISHED = sorted(state.value for state in UNFINISHED)
-
-# Each entry migrates the schema from version N to N+1; never edit one that has shipped.
-MIGRATIONS = [
-    """
-    CREATE TABLE tasks (
-        id TEXT PRIMARY KEY,
-        number BIGINT NOT NULL UNIQUE,
-        type TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        priority INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        max_retries INTEGER NOT NULL,
-        timeout DOUBLE PRECISION NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        run_at DOUBLE PRECISION,
-        started_at DOUBLE PRECISION,
-        finished_at DOUBLE PRECISION,
-        result TEXT,
-        error TEXT,
-        worker TEXT,
-        progress TEXT,
-        key TEXT UNIQUE,
-        history TEXT NOT NULL,
-        owner TEXT
-    );
-    CREATE INDEX tasks_state_number ON tasks (state, number);
-    CREATE INDEX tasks_type_number ON tasks (type, number);
-    CREATE INDEX tasks_owner_number ON tasks (owner, number);
-    CREATE INDEX tasks_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL;
-    """,
-    """
-    CREATE INDEX tasks_type_state ON tasks (type, state);
-    """,
-    # Many nodes: an owner and its lease per task; claims read the head of the claimable index
-    """
-    ALTER TABLE tasks ADD COLUMN node TEXT;
-    ALTER TABLE tasks ADD COLUMN lease DOUBLE PRECISION;
-    ALTER TABLE tasks ADD COLUMN lease_until DOUBLE PRECISION;
-    CREATE INDEX tasks_claimable ON tasks (priority DESC, number)
-        WHERE state IN ('pending', 'retrying');
-    CREATE INDEX tasks_owned ON tasks (node) WHERE node IS NOT NULL;
-    CREATE INDEX tasks_leased ON tasks (lease_until) WHERE node IS NOT NULL;
-    CREATE SEQUENCE task_numbers INCREMENT BY 1024;
-    SELECT setval('task_numbers', (SELECT coalesce(max(number), 0) + 1 FROM tasks), false);
-    """,
-]
 NUMBER_BLOCK = 1024  # the sequence's increment: numbers a node reserves at a time
 _KEY = COLUMNS.replace(" ", "").split(",").index("key")  # its place in a row
 
@@ -268,7 +183,7 @@ class PostgresBackend:
         return self._owned(
             await self._select(
                 f"SELECT {COLUMNS} FROM tasks WHERE node = %s AND state = ANY(%s) ORDER BY number",
-                (self.node, _UNFINISHED),
+                (self.node, UNFINISHED_VALUES),
             )
         )
 
@@ -286,7 +201,7 @@ class PostgresBackend:
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         default = self._lease_for("")  # no type is named "": the engine's default lease
         args = (within, limit, self.node, default, default)
-        records = self._owned(await self._select(_CLAIM, args))
+        records = self._owned(await self._select(CLAIM, args))
         records.sort(key=lambda record: (-record.priority, record.number))
         own: dict[float, list[str]] = {}  # types with a lease of their own: one update each
         for record in records:
@@ -294,13 +209,13 @@ class PostgresBackend:
             if lease != default:
                 own.setdefault(lease, []).append(record.id)
         for lease, ids in own.items():
-            await self._run(_execute, _LEASE, (lease, lease, self.node, ids), None)
+            await self._run(_execute, LEASE, (lease, lease, self.node, ids), None)
         return records
 
     async def renew(self) -> Collection[str]:
         known = sorted(self._known)
-        renewed = {row[0] for row in await self._run(_fetch, _RENEW, (self.node, known))}
-        unknown = _RELEASE + "node = %s AND NOT (id = ANY(%s))"
+        renewed = {row[0] for row in await self._run(_fetch, RENEW, (self.node, known))}
+        unknown = RELEASE + "node = %s AND NOT (id = ANY(%s))"
         await self._run(_execute, unknown, (self.node, known), self._notice("ready"))
         lost = [task_id for task_id in known if task_id not in renewed]
         self._known.difference_update(lost)
@@ -308,15 +223,15 @@ class PostgresBackend:
 
     async def reap(self) -> int:
         where = f"node IS NOT NULL AND lease_until < {NOW}"
-        return await self._run(_execute, _RELEASE + where, (), self._notice("ready"))
+        return await self._run(_execute, RELEASE + where, (), self._notice("ready"))
 
     async def release(self) -> int:
         self._known.clear()
         ready = self._notice("ready")
-        return await self._run(_execute, _RELEASE + "node = %s", (self.node,), ready)
+        return await self._run(_execute, RELEASE + "node = %s", (self.node,), ready)
 
     async def unfinished_count(self) -> int:
-        rows = await self._run(_fetch, f"SELECT count(*) FROM tasks WHERE state IN {_LIVE}", ())
+        rows = await self._run(_fetch, f"SELECT count(*) FROM tasks WHERE state IN {LIVE}", ())
         return int(rows[0][0])
 
     def _notice(self, kind: str, ids: Collection[str] = ()) -> list[tuple[str, str]]:
@@ -476,14 +391,14 @@ def _commit_once(
     written: set[str] = set()
     with connection.transaction(), connection.cursor() as cursor:
         if rows:
-            cursor.executemany(_UPSERT, rows, returning=True)
+            cursor.executemany(UPSERT, rows, returning=True)
             while True:
                 written.update(row[0] for row in cursor.fetchall())
                 if not cursor.nextset():
                     break
         if deleted:
             cursor.executemany(
-                f"DELETE FROM tasks WHERE id = %s AND state = ANY('{{{','.join(_FINISHED)}}}')",
+                DELETE_FINISHED,
                 deleted,
             )
         if notices and (written or deleted):
@@ -513,23 +428,4 @@ def _own_thread() -> trio.CapacityLimiter:
 
 def _purge(connection: psycopg.Connection[Any], before: float, limit: int) -> list[Any]:
     with connection.transaction():
-        return connection.execute(_PURGE, (before, _FINISHED, limit)).fetchall()
-
-
-def migrate(connection: psycopg.Connection[Any], schema: str) -> None:
-    """Bring the schema up to date in one transaction; concurrent starts take turns."""
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"oncue:{schema}",))
-        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
-        version = (row[0] if row else None) or 0
-        if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"database schema version {version} is newer than this oncue knows"
-                f" ({len(MIGRATIONS)}); upgrade oncue"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in (part.strip() for part in script.split(";")):
-                if statement:
-                    connection.execute(statement)
-            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+        return connection.execute(PURGE, (before, FINISHED_VALUES, limit)).fetchall()

@@ -1,0 +1,137 @@
+"""The PostgreSQL backend's SQL: the statements of a shared schema, and its migrations.
+
+postgres.py runs them (this module imports without psycopg); kept apart as redis_lua.py is
+for the Redis backend.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..task import FINISHED, UNFINISHED
+from .rows import COLUMNS
+
+if TYPE_CHECKING:
+    import psycopg
+
+NOW = "extract(epoch FROM clock_timestamp())"  # the database's clock: one for every node
+LIVE = "('pending', 'running', 'retrying')"
+
+# One row of a commit (SharedBackend's rules): a new task is inserted (owned, with a lease, if
+# this node keeps it); an owner's write lands only while the row is still this node's; anyone
+# else may only cancel an unfinished task or retry a failed one. The parameters after the
+# columns: the new row's owner and lease (twice), keep the owner (bool, twice), an owner write
+# (bool), this node. A row it did not write returns nothing: its id is lost.
+RETURNING = ", ".join(f"tasks.{name.strip()}" for name in COLUMNS.split(","))
+UPSERT = (
+    f"INSERT INTO tasks ({COLUMNS}, node, lease, lease_until)"
+    f" VALUES ({', '.join(['%s'] * 20)}, %s, %s, {NOW} + %s)"
+    " ON CONFLICT (id) DO UPDATE SET priority=excluded.priority, state=excluded.state,"
+    " attempts=excluded.attempts, run_at=excluded.run_at, started_at=excluded.started_at,"
+    " finished_at=excluded.finished_at, result=excluded.result, error=excluded.error,"
+    " worker=excluded.worker, progress=excluded.progress, history=excluded.history,"
+    " node = CASE WHEN %s THEN tasks.node END,"
+    " lease_until = CASE WHEN %s THEN tasks.lease_until END"
+    " WHERE CASE WHEN %s THEN tasks.node = %s"
+    f" ELSE (excluded.state = 'cancelled' AND tasks.state IN {LIVE})"
+    " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
+    " RETURNING id"
+)
+CLAIM = (
+    "WITH picked AS (SELECT id FROM tasks WHERE state IN ('pending', 'retrying')"
+    f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
+    f" AND (node IS NULL OR lease_until < {NOW})"
+    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)"
+    f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
+    f" FROM picked WHERE tasks.id = picked.id RETURNING {RETURNING}"
+)
+RENEW = (
+    f"UPDATE tasks SET lease_until = {NOW} + lease"
+    f" WHERE node = %s AND id = ANY(%s) AND state IN {LIVE} RETURNING id"
+)
+LEASE = f"UPDATE tasks SET lease = %s, lease_until = {NOW} + %s WHERE node = %s AND id = ANY(%s)"
+# Give tasks back (an expired lease, or a graceful stop): a running one is pending again, with
+# the step in its history (kept as JSON text: drop the closing bracket, append the step).
+RELEASE = (
+    "UPDATE tasks SET node = NULL, lease_until = NULL,"
+    " state = CASE WHEN state = 'running' THEN 'pending' ELSE state END,"
+    " history = CASE WHEN state = 'running'"
+    f" THEN left(history, -1) || ',[\"pending\",' || {NOW} || ']]' ELSE history END"
+    f" WHERE state IN {LIVE} AND "
+)
+PURGE = (
+    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks"
+    " WHERE finished_at < %s AND state = ANY(%s) ORDER BY finished_at LIMIT %s)"
+    " RETURNING type, state"
+)
+FINISHED_VALUES = sorted(state.value for state in FINISHED)
+UNFINISHED_VALUES = sorted(state.value for state in UNFINISHED)
+DELETE_FINISHED = (  # a delete that may remove only a finished task
+    f"DELETE FROM tasks WHERE id = %s AND state = ANY('{{{','.join(FINISHED_VALUES)}}}')"
+)
+
+# Each entry migrates the schema from version N to N+1; never edit one that has shipped.
+MIGRATIONS = [
+    """
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        number BIGINT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        max_retries INTEGER NOT NULL,
+        timeout DOUBLE PRECISION NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        run_at DOUBLE PRECISION,
+        started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION,
+        result TEXT,
+        error TEXT,
+        worker TEXT,
+        progress TEXT,
+        key TEXT UNIQUE,
+        history TEXT NOT NULL,
+        owner TEXT
+    );
+    CREATE INDEX tasks_state_number ON tasks (state, number);
+    CREATE INDEX tasks_type_number ON tasks (type, number);
+    CREATE INDEX tasks_owner_number ON tasks (owner, number);
+    CREATE INDEX tasks_finished_at ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+    """,
+    """
+    CREATE INDEX tasks_type_state ON tasks (type, state);
+    """,
+    # Many nodes: an owner and its lease per task; claims read the head of the claimable index
+    """
+    ALTER TABLE tasks ADD COLUMN node TEXT;
+    ALTER TABLE tasks ADD COLUMN lease DOUBLE PRECISION;
+    ALTER TABLE tasks ADD COLUMN lease_until DOUBLE PRECISION;
+    CREATE INDEX tasks_claimable ON tasks (priority DESC, number)
+        WHERE state IN ('pending', 'retrying');
+    CREATE INDEX tasks_owned ON tasks (node) WHERE node IS NOT NULL;
+    CREATE INDEX tasks_leased ON tasks (lease_until) WHERE node IS NOT NULL;
+    CREATE SEQUENCE task_numbers INCREMENT BY 1024;
+    SELECT setval('task_numbers', (SELECT coalesce(max(number), 0) + 1 FROM tasks), false);
+    """,
+]
+
+
+def migrate(connection: psycopg.Connection[Any], schema: str) -> None:
+    """Bring the schema up to date in one transaction; concurrent starts take turns."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"oncue:{schema}",))
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
+        version = (row[0] if row else None) or 0
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema version {version} is newer than this oncue knows"
+                f" ({len(MIGRATIONS)}); upgrade oncue"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in (part.strip() for part in script.split(";")):
+                if statement:
+                    connection.execute(statement)
+            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
