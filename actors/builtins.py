@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import smtplib
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from . import durations
 from .errors import Fatal
 
 if TYPE_CHECKING:
@@ -19,17 +19,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like "2s", "500ms", "1.5m"; Fatal if it is neither."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str) and (match := _DURATION.fullmatch(value)):
-        return float(match[1]) * _UNITS[match[2]]
-    raise Fatal(f"duration must be seconds or a string like '2s' or '500ms', got {value!r}")
+    """Seconds from a number or a string like "2s", "500ms", "1.5h" (durations.py); Fatal if
+    it is neither: a bad payload will not get better on a retry."""
+    try:
+        return durations.parse_duration(value)
+    except ValueError as error:
+        raise Fatal(f"payload duration: {error}") from None
 
 
 async def echo(ctx: TaskContext, payload: Any) -> Any:

@@ -13,13 +13,14 @@ import hashlib
 import hmac
 import ipaddress
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import jwt
 from quart import request
+
+from oncue.actors.durations import parse_duration
 
 from .errors import ApiError
 
@@ -31,8 +32,6 @@ ALWAYS_PUBLIC = ("/openapi.json", "/docs")
 PRINCIPAL = "oncue.principal"  # the ASGI scope key under which the gateway leaves the caller
 HEALTH_PATHS = ("/health", "/api/v1/health")
 METRICS_PATHS = ("/metrics",)
-_DURATION = re.compile(r"(\d+)([smhd]?)")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @attrs.frozen
@@ -229,12 +228,13 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def parse_duration(text: str) -> int:
-    """`90`, `90s`, `15m`, `1h`, `7d` as seconds; raises ValueError."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"a duration is a positive number with s, m, h or d, got {text!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+def parse_ttl(text: str) -> float:
+    """A token's lifetime: a positive duration (`90s`, `15m`, `1.5h`, `7d`) in seconds; raises
+    ValueError."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"a token's lifetime must be longer than 0, got {text!r}")
+    return seconds
 
 
 def is_public(settings: AuthSettings, path: str) -> bool:

@@ -65,19 +65,19 @@ def _add_token_command(commands: Any) -> None:
         "create", help="print an HS256 JWT signed with ONCUE_JWT_SECRET (or JWT_SECRET)"
     )
     create.add_argument("--sub", required=True, help="the subject: who the token is for")
-    create.add_argument("--ttl", default="1h", help="how long it is valid: 90s, 15m, 1h, 7d")
+    create.add_argument("--ttl", default="1h", help="how long it is valid: 90s, 15m, 1.5h, 7d")
     create.add_argument("--admin", action="store_true", help="grant the admin scope")
     create.set_defaults(run=_run_token_create)
 
 
 def _run_token_create(options: argparse.Namespace) -> int:
-    from .auth import mint_token, parse_duration
+    from .auth import mint_token, parse_ttl
 
     secret = env("ONCUE_JWT_SECRET", "JWT_SECRET")
     if secret is None:
         raise SystemExit("oncue: set ONCUE_JWT_SECRET (the server's) to mint a token")
     try:
-        ttl = parse_duration(options.ttl)
+        ttl = parse_ttl(options.ttl)
         token = mint_token(
             secret,
             options.sub,

@@ -42,12 +42,12 @@ def env_number(convert: Callable[[str], Any], *names: str, default: Any) -> Any:
 
 def retention(text: str) -> float | None:
     """`--retention`: a duration (`7d`) in seconds, or None for `forever`."""
-    from .auth import parse_duration
+    from oncue.actors.durations import parse_duration
 
     if text.strip().lower() == "forever":
         return None
     try:
-        return float(parse_duration(text))
+        return parse_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{error}, or forever") from None
 

@@ -17,7 +17,7 @@ from oncue.http.auth import (
     authenticate,
     mint_token,
     parse_api_tokens,
-    parse_duration,
+    parse_ttl,
 )
 from oncue.http.cli import build_parser, main
 from oncue.http.errors import ApiError
@@ -116,16 +116,18 @@ def test_public_routes_from_env_depend_on_the_bind() -> None:
     assert AuthSettings.from_env({"JWT_SECRET": SECRET}, host="h").jwt_secret == SECRET
 
 
-def test_durations() -> None:
-    assert [parse_duration(text) for text in ("90", "90s", "15m", "1h", "7d")] == [
+def test_token_lifetimes_read_the_one_duration_grammar() -> None:
+    assert [parse_ttl(text) for text in ("90", "90s", "15m", "1.5h", "7d")] == [
         90,
         90,
         900,
-        3600,
+        5400,
         604800,
     ]
     with pytest.raises(ValueError, match="duration"):
-        parse_duration("1y")
+        parse_ttl("1y")
+    with pytest.raises(ValueError, match="longer than 0"):
+        parse_ttl("0s")
 
 
 @pytest.fixture
