@@ -63,7 +63,9 @@ class Actor:
                 result = await self.handle(envelope.message)
             except self.reply_errors as error:
                 if not envelope.is_ask:
-                    logger.warning("actor.tell_refused path=%s error=%r", context.path, error)
+                    logger.warning(
+                        "actor.tell_refused", extra={"path": context.path, "error": repr(error)}
+                    )
                 envelope.fail(error)
             else:
                 envelope.reply(result)

@@ -92,7 +92,7 @@ def email(ctx: TaskContext, payload: Any) -> dict[str, Any]:
     message.set_content(str(payload.get("body", "")))
     host = os.environ.get("ONCUE_SMTP_HOST")
     if not host:
-        ctx.logger.info("email.dry_run to=%s subject=%r", message["To"], message["Subject"])
+        ctx.logger.info("email.dry_run", extra={"to": message["To"], "subject": message["Subject"]})
         return {"sent": False, "dry_run": True, "to": recipients}
     port = int(os.environ.get("ONCUE_SMTP_PORT", "587"))
     with smtplib.SMTP(host, port, timeout=30) as client:

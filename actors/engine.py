@@ -110,7 +110,8 @@ async def open_engine(
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
     thread_limit = trio.CapacityLimiter(threads or max(DEFAULT_THREADS, 2 * workers))
-    pool = WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace, thread_limit)
+    named_node = node if shared else None
+    pool = WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace, thread_limit, named_node)
     for number in range(1, workers + 1):
         pool.add(number)
 

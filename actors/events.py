@@ -46,18 +46,16 @@ def log_event(event: LifecycleEvent) -> None:
     """Log an event once, at a level that matches how bad it is."""
     if event.kind is EventKind.CRASHED:
         logger.error(
-            "actor.crashed path=%s restarts=%d error=%r",
-            event.path,
-            event.restarts,
-            event.error,
+            "actor.crashed",
+            extra={"path": event.path, "restarts": event.restarts, "error": repr(event.error)},
             exc_info=event.error,
         )
     elif event.kind is EventKind.GAVE_UP:
-        logger.error("actor.gave_up path=%s error=%r", event.path, event.error)
+        logger.error("actor.gave_up", extra={"path": event.path, "error": repr(event.error)})
     elif event.kind is EventKind.RESTARTED:
-        logger.warning("actor.restarted path=%s restarts=%d", event.path, event.restarts)
+        logger.warning("actor.restarted", extra={"path": event.path, "restarts": event.restarts})
     else:
-        logger.debug("actor.%s path=%s", event.kind.value, event.path)
+        logger.debug(f"actor.{event.kind.value}", extra={"path": event.path})
 
 
 def make_emitter(observer: Observer | None) -> Callable[[LifecycleEvent], None]:
@@ -74,6 +72,6 @@ def make_emitter(observer: Observer | None) -> Callable[[LifecycleEvent], None]:
         try:
             observer(event)
         except Exception:
-            logger.exception("actor.observer_failed path=%s", event.path)
+            logger.exception("actor.observer_failed", extra={"path": event.path})
 
     return emit

@@ -48,7 +48,9 @@ class BackendGuard:
             try:
                 return await self.load()
             except Exception as error:  # the backend's own errors: we cannot know their types
-                logger.warning("store.backend_unreachable error=%r retry_in=%.2fs", error, delay)
+                logger.warning(
+                    "store.backend_unreachable", extra={"error": repr(error), "retry_in": delay}
+                )
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP)
 
@@ -81,7 +83,9 @@ class BackendGuard:
         restarts everything from what the backend holds (one restart per outage, however long
         it lasts). Returns only if the mailbox closes meanwhile.
         """
-        logger.error("store.backend_failed error=%r (answering 'unavailable')", error)
+        logger.error(
+            "store.backend_failed", extra={"error": repr(error), "answering": "unavailable"}
+        )
         delay = 0.05
         while True:
             with trio.move_on_after(delay):

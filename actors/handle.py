@@ -364,7 +364,7 @@ class Engine:
             for number in reversed(numbers[workers:]):
                 await self._workers.stop_child(f"worker-{number}")
                 self._pool.remove(number)
-        logger.info("engine.resized workers=%d", workers)
+        logger.info("engine.resized", extra={"workers": workers})
 
     async def shutdown(self, grace: float | None = None) -> ShutdownReport:
         """Stop admitting, let running tasks finish within ``grace``, then interrupt them.
@@ -387,15 +387,18 @@ class Engine:
                 job.id for job, _ in await self._store.ask(LoadQueue(), timeout=ASK_BOUND)
             ]
         except ActorError as error:  # the tree is failing or stopped: report what is known
-            logger.warning("engine.shutdown_incomplete error=%r", error)
+            logger.warning("engine.shutdown_incomplete", extra={"error": repr(error)})
         finally:
             self._report = ShutdownReport(unfinished, interrupted)
             self._shutdown_done.set()
-        logger.info("engine.shutdown interrupted=%d unfinished=%d", interrupted, len(unfinished))
+        logger.info(
+            "engine.shutdown", extra={"interrupted": interrupted, "unfinished": len(unfinished)}
+        )
         if unfinished and not self._durable:
             shown = ",".join(unfinished[:20])
             logger.warning(
-                "engine.shutdown_lost unfinished=%d store=memory ids=%s", len(unfinished), shown
+                "engine.shutdown_lost",
+                extra={"unfinished": len(unfinished), "store": "memory", "ids": shown},
             )
         return self._report
 
@@ -419,7 +422,7 @@ class Engine:
             try:
                 return await self._store.ask(message)
             except ActorCrashed:
-                logger.info("engine.store_restarted message=%s", type(message).__name__)
+                logger.info("engine.store_restarted", extra={"reply": type(message).__name__})
         return await self._store.ask(message)
 
 

@@ -113,7 +113,9 @@ class Lifecycle(SharedStore):
                 record = self._create(task, entered, ready=False)
                 record.error = TaskError.from_exception(refused)
                 self._move(record, TaskState.FAILED, entered.at)
-                logger.warning("store.refused id=%s error=%r", record.id, refused)
+                logger.warning(
+                    "store.refused", extra={"task_id": record.id, "error": repr(refused)}
+                )
             else:
                 self._create(task, entered)
 

@@ -61,7 +61,7 @@ class Node(Actor):
         async for notice in notices:
             if self._missed:
                 self._missed = False
-                logger.warning("node.notices_dropped (rechecking every waiter)")
+                logger.warning("node.notices_dropped", extra={"action": "recheck_every_waiter"})
                 notice = Notice("listening")
             if notice.kind == "ready":
                 self._scheduler.try_tell(Wake())  # unbounded mailbox

@@ -22,8 +22,10 @@ class WorkerPool:
         registry: Registry,
         grace: float,
         threads: trio.CapacityLimiter,
+        node: str | None = None,
     ) -> None:
         self._threads = threads
+        self._node = node
         self._scheduler = scheduler
         self._store = store
         self._registry = registry
@@ -34,7 +36,9 @@ class WorkerPool:
         name = f"worker-{number}"
 
         def make() -> Worker:
-            return Worker(name, self._scheduler, self._store, self._registry, self._threads)
+            return Worker(
+                name, self._scheduler, self._store, self._registry, self._threads, self._node
+            )
 
         spec = ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)
         self._specs[number] = spec

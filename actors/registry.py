@@ -19,6 +19,7 @@ from .task import (
     check_timeout,
     parse_priority,
 )
+from .tasklog import task_logger
 
 RunIn = Literal["loop", "thread", "process"]
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
@@ -37,7 +38,7 @@ def check_type_name(name: str) -> str:
 class TaskContext:
     """What a handler gets besides its payload: who it is, and a way to report progress."""
 
-    __slots__ = ("_logger", "_report", "attempt", "task_id", "type", "worker")
+    __slots__ = ("_logger", "_report", "attempt", "node", "task_id", "type", "worker")
 
     def __init__(
         self,
@@ -46,20 +47,24 @@ class TaskContext:
         attempt: int,
         worker: str,
         report: Callable[[str, float, str], None],
+        node: str | None = None,
     ) -> None:
         self.task_id = task_id
         self.type = type
         self.attempt = attempt
         self.worker = worker
+        self.node = node  # the engine's name on a shared store; None otherwise
         self._report = report
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger (``oncue.task``) whose records carry task_id and worker."""
+        """A logger (``oncue.task``) whose every record carries task_id, task_type, attempt,
+        worker and node as fields, besides the call's own ``extra=``."""
         if self._logger is None:
-            extra = {"task_id": self.task_id, "worker": self.worker}
-            self._logger = logging.LoggerAdapter(logging.getLogger("oncue.task"), extra)
+            self._logger = task_logger(
+                self.task_id, self.type, self.attempt, self.worker, self.node
+            )
         return self._logger
 
     def report_progress(self, fraction: float, message: str = "") -> None:

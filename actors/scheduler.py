@@ -170,7 +170,7 @@ class Scheduler(Actor):
                 self._change(Requeued(job.id, started=True, at=now))
             self._enqueue(job)
         if self._queues.queued:
-            logger.info("scheduler.recovered queued=%d", len(self._queues.queued))
+            logger.info("scheduler.recovered", extra={"queued": len(self._queues.queued)})
 
     # -- retention ---------------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ class Scheduler(Actor):
         try:
             self._store.try_tell(Purge(before, PURGE_BATCH))
         except (ActorStopped, trio.WouldBlock):
-            logger.debug("scheduler.purge_skipped reason=store_busy")
+            logger.debug("scheduler.purge_skipped", extra={"reason": "store_busy"})
 
     def _handle(self, envelope: Envelope) -> None:
         try:
@@ -258,7 +258,7 @@ class Scheduler(Actor):
         try:
             ref.try_tell(message)
         except (ActorStopped, trio.WouldBlock):
-            logger.warning("scheduler.interrupt_undelivered worker=%s", worker)
+            logger.warning("scheduler.interrupt_undelivered", extra={"worker": worker})
 
     # -- workers -----------------------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ class Scheduler(Actor):
             self._change(Requeued(job.id, started=started, at=now))
             if not self._draining:
                 self._enqueue(job._replace(attempts=job.attempts + started))
-        logger.warning("scheduler.requeued worker=%s tasks=%d", worker, len(jobs))
+        logger.warning("scheduler.requeued", extra={"worker": worker, "tasks": len(jobs)})
 
     def _dispatch(self) -> None:
         if self._paused or self._draining:
@@ -374,7 +374,10 @@ class Scheduler(Actor):
         self._change(Retrying(job.id, outcome.error, run_at, now))
         retry = job._replace(attempts=attempt, run_at=run_at)
         self._queues.push(retry, trio.current_time() + delay)
-        logger.info("task.retry id=%s attempt=%d delay=%.3fs", job.id, attempt, delay)
+        logger.info(
+            "task.retry",
+            extra={"task_id": job.id, "task_type": job.type, "attempt": attempt, "delay": delay},
+        )
 
     def _policy(self, task_type: str) -> RetryPolicy:
         try:
@@ -421,7 +424,9 @@ class Scheduler(Actor):
         try:
             self._store.try_tell(Claim(room, CLAIM_POLL))
         except (ActorStopped, MailboxFull, trio.WouldBlock):
-            logger.debug("scheduler.claim_skipped reason=store_busy")  # the next poll tries
+            logger.debug(
+                "scheduler.claim_skipped", extra={"reason": "store_busy"}
+            )  # the next poll tries
         else:
             self._claiming = True
         self._claim_now = False

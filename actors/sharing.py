@@ -111,7 +111,7 @@ class SharedStore:
             if self._unfinished.pop(task_id, None) is not None:
                 self._cancelled.append(task_id)
         self._finished = [record for record in self._finished if record.id not in gone]
-        logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
+        logger.warning("store.lease_lost", extra={"tasks": len(gone), "ids": sorted(gone)[:10]})
 
     def _created_shared(self, record: TaskRecord, ready: bool) -> None:
         """A task submitted here: ours at once if our scheduler has room left from its last
@@ -223,7 +223,7 @@ class SharedStore:
                 with trio.fail_after(self._guard.commit_deadline):
                     await chore()
             except Exception as error:  # the backend's own errors: we cannot know their types
-                logger.warning("store.%s_failed error=%r", name, error)
+                logger.warning(f"store.{name}_failed", extra={"error": repr(error)})
                 if name == "claim" and shared.claim is not None:  # the scheduler waits for it
                     self._tell_scheduler(Claimed([], shared.claim.limit))
                     shared.claim = None
@@ -236,7 +236,7 @@ class SharedStore:
         for task_id in held:
             self._tell_scheduler(TaskCancelled(task_id))
         if held:
-            logger.warning("store.lease_lost tasks=%d ids=%s", len(held), sorted(held)[:10])
+            logger.warning("store.lease_lost", extra={"tasks": len(held), "ids": sorted(held)[:10]})
 
     async def _reap(self) -> None:
         if await cast(SharedBackend, self._backend).reap():

@@ -157,9 +157,9 @@ class Store(Lifecycle, Actor):
         if self._shared:
             try:
                 released = await cast(SharedBackend, self._backend).release()
-                logger.info("store.released tasks=%d", released)
+                logger.info("store.released", extra={"tasks": released})
             except Exception as error:  # their leases expire instead
-                logger.warning("store.release_failed error=%r", error)
+                logger.warning("store.release_failed", extra={"error": repr(error)})
         await self._backend.close()
 
     async def _serve(self, mailbox: Mailbox) -> None:
@@ -229,7 +229,7 @@ class Store(Lifecycle, Actor):
         try:
             self._scheduler.try_tell(message)  # the scheduler's mailbox is unbounded
         except ActorStopped:
-            logger.debug("store.scheduler_gone message=%s", type(message).__name__)
+            logger.debug("store.scheduler_gone", extra={"reply": type(message).__name__})
 
     # -- operations on one task --------------------------------------------------------------------
 
@@ -332,7 +332,7 @@ class Store(Lifecycle, Actor):
             self._counts[key] -= count
         total = sum(purged.values())
         if total:
-            logger.info("store.purged tasks=%d before=%.0f", total, message.before)
+            logger.info("store.purged", extra={"tasks": total, "before": message.before})
         if total >= message.limit and self._self is not None:
             with contextlib.suppress(MailboxFull, ActorStopped):  # else the next tick goes on
                 self._self.try_tell(message)

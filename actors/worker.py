@@ -49,8 +49,10 @@ class Worker(Actor):
         store: ActorRef,
         registry: Registry,
         threads: trio.CapacityLimiter,
+        node: str | None = None,
     ) -> None:
         self._name = name
+        self._node = node  # the engine's name on a shared store, for what handlers log
         self._threads = threads  # shared by the pool; a thread abandoned at timeout keeps one
         self._scheduler = scheduler
         self._store = store
@@ -115,7 +117,7 @@ class Worker(Actor):
             except ActorCrashed:
                 # The scheduler restarts with the queue rebuilt from the store, where what
                 # we reported is still running: it re-queues that. Ask afresh.
-                logger.warning("worker.scheduler_crashed worker=%s", self._name)
+                logger.warning("worker.scheduler_crashed", extra={"worker": self._name})
                 self._outcomes = []
                 self._fresh = True
                 continue
@@ -160,7 +162,7 @@ class Worker(Actor):
         try:
             self._scheduler.try_tell(WorkerStopped(self._name, outcomes))
         except (ActorStopped, MailboxFull):
-            logger.warning("worker.goodbye_lost worker=%s", self._name)
+            logger.warning("worker.goodbye_lost", extra={"worker": self._name})
 
     # -- running a batch ---------------------------------------------------------------------------
 
@@ -203,7 +205,10 @@ class Worker(Actor):
             return Outcome(job, "cancelled", finished_at=now)
         if self._interrupt is not None:
             return Outcome(job, "interrupted", finished_at=now)
-        logger.warning("task.timeout id=%s type=%s worker=%s", job.id, job.type, self._name)
+        logger.warning(
+            "task.timeout",
+            extra={"task_id": job.id, "task_type": job.type, "worker": self._name},
+        )
         error = TaskError.from_exception(TaskTimeout(job.timeout))
         return Outcome(job, "timeout", finished_at=now, error=error)
 
@@ -226,7 +231,9 @@ class Worker(Actor):
             import trio_parallel  # type: ignore[import-untyped]
 
             return await trio_parallel.run_sync(handler.function, job.payload, kill_on_cancel=True)
-        context = TaskContext(job.id, job.type, job.attempts + 1, self._name, self._report)
+        context = TaskContext(
+            job.id, job.type, job.attempts + 1, self._name, self._report, self._node
+        )
         if handler.run_in == "loop":
             return await handler.function(context, job.payload)
         return await self._in_thread(handler, context, job)
@@ -252,7 +259,9 @@ class Worker(Actor):
             raise
         finally:
             if not returned:
-                logger.warning("worker.thread_abandoned id=%s type=%s", job.id, job.type)
+                logger.warning(
+                    "worker.thread_abandoned", extra={"task_id": job.id, "task_type": job.type}
+                )
 
     def _failed(
         self,
@@ -265,12 +274,14 @@ class Worker(Actor):
         expected: bool = False,
     ) -> Outcome:
         logger.warning(
-            "task.error id=%s type=%s worker=%s attempt=%d error=%r",
-            job.id,
-            job.type,
-            self._name,
-            job.attempts + 1,
-            error,
+            "task.error",
+            extra={
+                "task_id": job.id,
+                "task_type": job.type,
+                "worker": self._name,
+                "attempt": job.attempts + 1,
+                "error": repr(error),
+            },
             # the full traceback for what task code did not expect (not Retry, not Fatal)
             exc_info=None if fatal or expected else error,
         )
@@ -295,4 +306,4 @@ class Worker(Actor):
         try:
             self._store.try_tell(ProgressReported(task_id, fraction, message))
         except (MailboxFull, ActorStopped):
-            logger.debug("task.progress_dropped id=%s", task_id)
+            logger.debug("task.progress_dropped", extra={"task_id": task_id})

@@ -70,7 +70,7 @@ class Service:
         with trio.move_on_after(self.store_deadline) as scope:
             yield
         if scope.cancelled_caught:
-            logger.warning("http.store_deadline seconds=%g", self.store_deadline)
+            logger.warning("http.store_deadline", extra={"seconds": self.store_deadline})
             raise ApiError(
                 503,
                 "unavailable",

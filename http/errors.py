@@ -133,7 +133,7 @@ def engine_error_reply(error: Exception, path: str) -> Reply:
                 field = f"tasks[{index}].{field}"  # which task of the batch
             message = str(error)
             if code == "unavailable":
-                logger.warning("http.engine_unavailable error=%r", error)
+                logger.warning("http.engine_unavailable", extra={"error": repr(error)})
                 message = "the task engine is recovering from a fault; retry later"
             return error_reply(status, code, message, field, headers)
     return internal_error_reply(error)
@@ -147,7 +147,7 @@ def _field_named(error: Exception) -> str | None:
 
 def internal_error_reply(error: BaseException) -> Reply:
     """A 500 that says nothing of the internals; the traceback goes to the log, once."""
-    logger.error("http.unhandled error=%r", error, exc_info=error)
+    logger.error("http.unhandled", extra={"error": repr(error)}, exc_info=error)
     return error_reply(500, "internal_error", "internal server error")
 
 

@@ -45,16 +45,17 @@ async def follow_events(
                         log_transition(event)
             return
         except EventsDropped:
-            logger.warning("http.events_dropped capacity=%d", EVENTS_CAPACITY)
+            logger.warning("http.events_dropped", extra={"capacity": EVENTS_CAPACITY})
 
 
 def log_transition(event: TaskEvent) -> None:
     """One line per task transition, with the worker that ran it."""
     task_logger.info(
-        "task.%s id=%s type=%s worker=%s attempts=%d",
-        event.state.value,
-        event.task_id,
-        event.type,
-        event.worker or "-",
-        event.attempts,
+        f"task.{event.state.value}",
+        extra={
+            "task_id": event.task_id,
+            "task_type": event.type,
+            "worker": event.worker,
+            "attempts": event.attempts,
+        },
     )

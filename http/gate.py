@@ -12,7 +12,6 @@ path answers it, and each rule is written once.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -116,13 +115,15 @@ class Policies:
         self.metrics.observe_request(route, exchange.method, status, elapsed)
         if access_logger.isEnabledFor(logging.INFO):  # spare quoting the path for nobody
             access_logger.info(
-                # the path is the client's: quoted, so spaces, '=' and newlines forge nothing
-                "http.request method=%s path=%s status=%d duration_ms=%.1f remote=%s",
-                exchange.method,
-                json.dumps(exchange.path),
-                status,
-                elapsed * 1000,
-                exchange.remote,
+                # the path is the client's: the formatter quotes and escapes it, as every value
+                "http.request",
+                extra={
+                    "method": exchange.method,
+                    "path": exchange.path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "remote": exchange.remote,
+                },
             )
         return start
 

@@ -92,10 +92,10 @@ async def _watch_signals(
 def _on_signal(signum: int, signalled: trio.Event, role: str) -> None:
     name = signal.Signals(signum).name
     if not signalled.is_set():
-        _logger(role).info("%s.signal signal=%s action=drain", role, name)
+        _logger(role).info(f"{role}.signal", extra={"signal": name, "action": "drain"})
         signalled.set()
         return
-    _logger(role).warning("%s.signal signal=%s action=exit_now", role, name)
+    _logger(role).warning(f"{role}.signal", extra={"signal": name, "action": "exit_now"})
     logging.shutdown()
     os._exit(128 + signum)
 
@@ -103,18 +103,16 @@ def _on_signal(signum: int, signalled: trio.Event, role: str) -> None:
 async def drain(engine: Engine, grace: float, role: str) -> None:
     """Shut `engine` down within `grace` seconds, logging what it left unfinished."""
     logger = _logger(role)
-    logger.info("%s.draining grace=%.1fs", role, grace)
+    logger.info(f"{role}.draining", extra={"grace": grace})
     report = await engine.shutdown(grace=grace)
     logger.info(
-        "%s.drained unfinished=%d interrupted=%d",
-        role,
-        len(report.unfinished),
-        report.interrupted,
+        f"{role}.drained",
+        extra={"unfinished": len(report.unfinished), "interrupted": report.interrupted},
     )
     if engine.durable:  # they wait in the store for the next start: no need to list them
         return
     for task_id in report.unfinished:  # the memory store loses these: name every one
-        logger.warning("task.unfinished id=%s", task_id)
+        logger.warning("task.unfinished", extra={"task_id": task_id})
 
 
 def _logger(role: str) -> logging.Logger:

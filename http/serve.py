@@ -70,5 +70,5 @@ async def serve(
         binds = await nursery.start(
             partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
         )
-        logger.info("http.listening url=%s", binds[0])
+        logger.info("http.listening", extra={"url": binds[0]})
         task_status.started(int(binds[0].rsplit(":", 1)[1]))

@@ -54,7 +54,7 @@ def auth_settings(options: argparse.Namespace) -> AuthSettings:
             " (docs/security.md), bind to 127.0.0.1, or pass --insecure-no-auth."
         )
     if not auth.enabled:
-        logger.warning("server.auth_off host=%s", options.host)
+        logger.warning("server.auth_off", extra={"host": options.host})
     return auth
 
 

@@ -78,14 +78,16 @@ async def work(
         open_signal_watch(signals, "worker", options.early_signals) as signalled,
     ):
         logger.info(
-            "worker.started node=%s store=%s workers=%d lease=%gs",
-            engine.node or node_name(),
-            redact(str(options.store)),
-            options.workers,
-            options.lease,
+            "worker.started",
+            extra={
+                "node": engine.node or node_name(),
+                "store": redact(str(options.store)),
+                "workers": options.workers,
+                "lease": options.lease,
+            },
         )
         task_status.started(engine)
         await signalled.wait()
         await drain(engine, options.grace, "worker")
-    logger.info("worker.stopped node=%s", engine.node or node_name())
+    logger.info("worker.stopped", extra={"node": engine.node or node_name()})
     return 0

@@ -254,7 +254,9 @@ class PostgresBackend:
                     self._pump, deliver, stop, abandon_on_cancel=True, limiter=_own_thread()
                 )
             except Exception as error:  # the connection's errors: reconnect
-                logger.warning("postgres.listen_failed error=%r retry_in=%.1fs", error, delay)
+                logger.warning(
+                    "postgres.listen_failed", extra={"error": repr(error), "retry_in": delay}
+                )
             finally:
                 stop.set()  # an abandoned pump sees it within its poll
             if trio.current_time() - began > LISTEN_RETRY[1]:  # it had worked: start over

@@ -109,11 +109,15 @@ class RedisBackend:
         config = dict(zip(flat[::2], flat[1::2], strict=True))
         if config.get("appendonly") != "yes":
             logger.warning(
-                "redis.not_durable appendonly=no (a restart of Redis loses the tasks written"
-                " since its last snapshot, or all of them without snapshots)"
+                "redis.not_durable",
+                extra={
+                    "appendonly": "no",
+                    "risk": "a restart of Redis loses the tasks written since its last snapshot,"
+                    " or all of them without snapshots",
+                },
             )
         else:
-            logger.info("redis.durable appendfsync=%s", config.get("appendfsync"))
+            logger.info("redis.durable", extra={"appendfsync": config.get("appendfsync")})
 
     async def close(self) -> None:
         self._open = False
@@ -150,7 +154,7 @@ class RedisBackend:
         except RedisError as error:
             if not connection.broken:  # an error reply, not a failed connection
                 raise
-            logger.info("redis.reconnect error=%r", error)
+            logger.info("redis.reconnect", extra={"error": repr(error)})
         return await (await self._connect()).pipeline(commands)
 
     async def _call(self, *args: object) -> Any:
@@ -300,12 +304,16 @@ class RedisBackend:
                     self.address, f"oncue-listen:{self.prefix}:{self.node}"
                 )
             except (OSError, RedisError, trio.TooSlowError) as error:
-                logger.warning("redis.listen_failed error=%r retry_in=%.2fs", error, delay)
+                logger.warning(
+                    "redis.listen_failed", extra={"error": repr(error), "retry_in": delay}
+                )
             else:
                 try:
                     await self._subscribe(connection, deliver)
                 except (OSError, RedisError, trio.BrokenResourceError) as error:
-                    logger.warning("redis.listen_lost error=%r retry_in=%.2fs", error, delay)
+                    logger.warning(
+                        "redis.listen_lost", extra={"error": repr(error), "retry_in": delay}
+                    )
                     delay = 0.05 if connection.subscribed else delay
                 finally:
                     await connection.aclose()

@@ -6,6 +6,7 @@ import logging
 import re
 
 import trio.testing
+from log_lines import log_text
 
 from oncue.actors import Engine, TaskState
 
@@ -108,7 +109,8 @@ async def test_task_metrics_are_fed_by_the_app_itself(autojump_clock, client, ca
         assert f'oncue_tasks_total{{event="{event}",type="{type_}"}} {count:.1f}' in text
     assert 'oncue_task_duration_seconds_count{type="double"} 1.0' in text
     assert 'oncue_task_duration_seconds_count{type="fail"} 2.0' in text  # both attempts
-    assert f"task.completed id={done['id']} type=double worker=worker-" in caplog.text
+    log = log_text(caplog.records)
+    assert f"event=task.completed task_id={done['id']} task_type=double worker=worker-" in log
 
 
 async def test_openapi_spec_describes_the_api(client) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from log_lines import log_text
 
 import oncue.http.worker_node
 from oncue.actors import Registry, TaskContext, open_engine
@@ -102,13 +103,12 @@ async def test_work_runs_tasks_until_a_signal_then_drains(
         await signals_in.send(15)  # SIGTERM
     assert exit_codes == [0]
     assert leases == [30.0]
-    log = caplog.text
-    assert "worker.started node=" in log
-    assert f"store={options.store}" in log
-    assert "workers=2 lease=30s" in log
-    assert "worker.signal signal=SIGTERM action=drain" in log
-    assert "worker.drained unfinished=0 interrupted=0" in log
-    assert "worker.stopped" in log
+    log = log_text(caplog.records)
+    assert "event=worker.started node=" in log
+    assert f'store="{options.store}" workers=2 lease=30.0' in log
+    assert "event=worker.signal signal=SIGTERM action=drain" in log
+    assert "event=worker.drained unfinished=0 interrupted=0" in log
+    assert "event=worker.stopped" in log
 
 
 async def test_a_signal_while_a_task_runs_interrupts_it_after_the_grace(
@@ -134,7 +134,7 @@ async def test_a_signal_while_a_task_runs_interrupts_it_after_the_grace(
         await signals_in.send(2)  # SIGINT
     assert exit_codes == [0]
     assert trio.current_time() - started >= 5  # the grace, on the mock clock
-    assert "worker.drained unfinished=1 interrupted=1" in caplog.text
+    assert "event=worker.drained unfinished=1 interrupted=1" in log_text(caplog.records)
 
 
 async def work_reporting(
@@ -184,5 +184,5 @@ async def test_a_signal_caught_before_trio_listened_drains_at_once(
     _, signals = trio.open_memory_channel[int](1)
     caplog.set_level(logging.INFO)
     assert await work(options, Registry(), signals) == 0
-    assert "worker.signal signal=SIGTERM action=drain" in caplog.text
-    assert "worker.stopped" in caplog.text
+    assert "event=worker.signal signal=SIGTERM action=drain" in log_text(caplog.records)
+    assert "event=worker.stopped" in log_text(caplog.records)
