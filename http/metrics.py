@@ -10,10 +10,11 @@ takes a lock and builds a tuple on every call, and these run per request and per
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 
 from oncue.actors import Engine, TaskEvent, TaskState
 
@@ -33,11 +34,31 @@ _TRANSITIONS = {
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
+class Registry(CollectorRegistry):
+    """A registry that leaves out the `*_created` series (the Unix time each counter, histogram
+    and summary series was created, which reads as "1.79e9 tasks created" on a dashboard).
+
+    `prometheus_client.disable_created_metrics()` would do it process-wide, for an embedding
+    application's own metrics too; this filters only ours.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        """Every metric family of the registry, without its `_created` samples."""
+        for family in super().collect():
+            if family.type in _WITH_CREATED:
+                created = family.name + "_created"
+                family.samples = [sample for sample in family.samples if sample.name != created]
+            yield family
+
+
+_WITH_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+
+
 class Metrics:
     """The app's metrics and the registry they live in."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = Registry(auto_describe=True)
         registry = self.registry
         self.tasks = Counter(
             "oncue_tasks",
