@@ -64,11 +64,8 @@ def formatter(log_format: str = "text") -> logging.Formatter:
     """A `logging.Formatter` rendering every record as one logfmt ("text") or JSON line."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
-    renderer: Processor
-    if log_format == "json":
-        renderer = structlog.processors.JSONRenderer(default=str)
-    else:
-        renderer = _Logfmt()
+    json_lines = structlog.processors.JSONRenderer(default=str)
+    renderer: Processor = json_lines if log_format == "json" else _Logfmt()
     pre_chain: list[Processor] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
