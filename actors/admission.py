@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidField
@@ -15,6 +16,8 @@ from .registry import Registry
 from .task import Submission, TaskState, check_max_retries, check_timeout, parse_priority
 
 MAX_KEY_LENGTH = 200
+MAX_HEADERS = 32
+MAX_HEADER_VALUE = 1024
 
 
 def admit(
@@ -46,7 +49,27 @@ def admit(
         check_key(submission.key),
         submission.owner,
         task_id,
+        check_headers(submission.headers),
     )
+
+
+def check_headers(headers: Any) -> dict[str, str] | None:
+    """A task's headers: at most MAX_HEADERS string pairs, names of 1-100 characters, values
+    of at most MAX_HEADER_VALUE characters; raises InvalidField naming the problem."""
+    if headers is None:
+        return None
+    if not isinstance(headers, Mapping):
+        raise InvalidField("headers", f"headers must be an object of strings, got {headers!r}")
+    if len(headers) > MAX_HEADERS:
+        message = f"headers may hold at most {MAX_HEADERS} entries, got {len(headers)}"
+        raise InvalidField("headers", message)
+    for name, value in headers.items():
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise InvalidField("headers", f"a header name is 1-100 characters, got {name!r}")
+        if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE:
+            message = f"header {name!r} must be a string of at most {MAX_HEADER_VALUE} characters"
+            raise InvalidField("headers", message)
+    return dict(headers) or None
 
 
 def parse_state(state: TaskState | str) -> TaskState:

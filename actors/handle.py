@@ -10,11 +10,12 @@ import datetime
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import trio
 
+from . import tracing
 from .admission import admit, parse_state
 from .errors import (
     ActorCrashed,
@@ -126,14 +127,16 @@ class Engine:
         delay: float | None = None,
         run_at: float | datetime.datetime | None = None,
         key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task:
         """Submit one task; returns it pending (or the existing task with the same ``key``).
 
         Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
-        bad option. ``type`` may be the name or the decorated handler itself.
+        bad option. ``type`` may be the name or the decorated handler itself. ``headers``:
+        string metadata every attempt sees (``job.headers``), where the trace context travels.
         """
         submission = self._submission(
-            type, payload, priority, max_retries, timeout, delay, run_at, key
+            type, payload, priority, max_retries, timeout, delay, run_at, key, headers
         )
         return (await self.admit([submission]))[0].task
 
@@ -147,6 +150,7 @@ class Engine:
         timeout: float | None = None,
         delay: float | None = None,
         run_at: float | datetime.datetime | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> str:
         """Hand one task to the store without waiting for its commit; return its id at once.
 
@@ -163,9 +167,21 @@ class Engine:
         """
         if self._shutdown_started:
             raise EngineClosed()
-        submission = self._submission(type, payload, priority, max_retries, timeout, delay, run_at)
+        submission = self._submission(
+            type, payload, priority, max_retries, timeout, delay, run_at, None, headers
+        )
         task_id = new_task_id()
-        self._hand_over(admit(self.registry, submission, durable=self._durable, task_id=task_id))
+        task = admit(self.registry, submission, durable=self._durable, task_id=task_id)
+        if not tracing.active():
+            self._hand_over(task)
+            return task_id
+        span, headers = tracing.start_submit(task.type, task.headers)
+        try:
+            self._hand_over(task._replace(headers=headers))
+        except Exception as error:  # refused: the span says why, the caller gets the error
+            tracing.end_submit(span, None, error)
+            raise
+        tracing.end_submit(span, task_id)
         return task_id
 
     def _hand_over(self, task: NewTask) -> None:
@@ -194,11 +210,14 @@ class Engine:
         delay: float | None,
         run_at: float | datetime.datetime | None,
         key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Submission:
         """The keyword form of submit() as a Submission (a handler given by itself, by name)."""
         name = type if isinstance(type, str) else self.registry.resolve(type).name
         at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
-        return Submission(name, payload, priority, max_retries, timeout, delay, at, key)
+        return Submission(
+            name, payload, priority, max_retries, timeout, delay, at, key, headers=headers
+        )
 
     async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
         """Submit several tasks, all or none; raises like :meth:`submit`."""
@@ -217,7 +236,26 @@ class Engine:
                 raise
         if not tasks:
             return []
+        if tracing.active():
+            return await self._admit_traced(tasks)
         admitted: list[Admitted] = await self._store.ask(Submit(tasks))
+        return admitted
+
+    async def _admit_traced(self, tasks: list[NewTask]) -> list[Admitted]:
+        """Admit ``tasks`` inside a submit span each, their context in the tasks' headers."""
+        spans = []
+        for index, task in enumerate(tasks):
+            span, headers = tracing.start_submit(task.type, task.headers)
+            spans.append(span)
+            tasks[index] = task._replace(headers=headers)
+        try:
+            admitted: list[Admitted] = await self._store.ask(Submit(tasks))
+        except Exception as error:  # refused (QueueFull, EngineClosed...): every span says so
+            for span in spans:
+                tracing.end_submit(span, None, error)
+            raise
+        for span, each in zip(spans, admitted, strict=True):
+            tracing.end_submit(span, each.task.id)
         return admitted
 
     # -- reading -----------------------------------------------------------------------------------

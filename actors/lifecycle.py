@@ -144,6 +144,8 @@ class Lifecycle(SharedStore):
             task.owner,
             [entered],  # history
         )
+        if task.headers is not None:  # rare: spare the common path a keyword argument
+            record.headers = task.headers
         self._changed[record.id] = record
         if self._shared:
             self._created_shared(record, ready)

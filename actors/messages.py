@@ -7,6 +7,7 @@ the scheduler, without ever waiting, that tasks became ready or were cancelled.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -28,6 +29,7 @@ class Job(NamedTuple):
     attempts: int  # attempts started before this one
     max_retries: int
     run_at: float | None  # wall clock; None = now
+    headers: Mapping[str, str] | None = None  # the task's, for the attempt's trace span
 
 
 # -- to the store ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class TaskRecord:
     worker: str | None = None
     progress: Progress | None = None
     node: str | None = None  # the engine that owns it (shared backends); None: unowned
+    headers: dict[str, str] | None = None  # fixed at submit, like the payload
 
     def move(self, state: TaskState, at: float) -> None:
         self.state = state
@@ -64,6 +65,7 @@ class TaskRecord:
             self.key,
             self.owner,
             tuple(self.history),
+            self.headers,
         )
 
     def job(self) -> Job:
@@ -76,6 +78,7 @@ class TaskRecord:
             self.attempts,
             self.max_retries,
             self.run_at,
+            self.headers,
         )
 
 
@@ -92,3 +95,4 @@ class NewTask(NamedTuple):
     key: str | None
     owner: str | None = None
     id: str | None = None  # given at the edge by submit_nowait; else the store makes one
+    headers: dict[str, str] | None = None

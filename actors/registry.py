@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -38,7 +38,7 @@ def check_type_name(name: str) -> str:
 class TaskContext:
     """What a handler gets besides its payload: who it is, and a way to report progress."""
 
-    __slots__ = ("_logger", "_report", "attempt", "node", "task_id", "type", "worker")
+    __slots__ = ("_logger", "_report", "attempt", "headers", "node", "task_id", "type", "worker")
 
     def __init__(
         self,
@@ -48,12 +48,14 @@ class TaskContext:
         worker: str,
         report: Callable[[str, float, str], None],
         node: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.task_id = task_id
         self.type = type
         self.attempt = attempt
         self.worker = worker
         self.node = node  # the engine's name on a shared store; None otherwise
+        self.headers = headers  # the task's headers (submit's headers=, plus trace context)
         self._report = report
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 

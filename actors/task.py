@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -117,6 +118,7 @@ class Task:
     key: str | None = None
     owner: str | None = None
     history: tuple[Transition, ...] = ()
+    headers: Mapping[str, str] | None = None  # what the submitter set, and the trace context
 
     @property
     def retry_count(self) -> int:
@@ -137,6 +139,8 @@ class Submission:
     run_at: float | None = None
     key: str | None = None
     owner: str | None = None  # who submitted it (the HTTP layer's token subject)
+    # string metadata carried with the task to every attempt (trace context: `traceparent`)
+    headers: Mapping[str, str] | None = None
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from . import tracing
 from .actor import Actor, Context
 from .errors import (
     ActorCrashed,
@@ -214,6 +215,14 @@ class Worker(Actor):
 
     async def _attempt(self, job: Job) -> Outcome:
         """Run one attempt; the task boundary, where task code's exceptions become data."""
+        if not tracing.active():
+            return await self._attempt_untraced(job)
+        with tracing.attempt_span(job, self._name, self._node) as span:
+            outcome = await self._attempt_untraced(job)
+            tracing.end_attempt(span, outcome)
+            return outcome
+
+    async def _attempt_untraced(self, job: Job) -> Outcome:
         started = time.time()
         try:
             handler = self._registry.get(job.type)
@@ -232,7 +241,7 @@ class Worker(Actor):
 
             return await trio_parallel.run_sync(handler.function, job.payload, kill_on_cancel=True)
         context = TaskContext(
-            job.id, job.type, job.attempts + 1, self._name, self._report, self._node
+            job.id, job.type, job.attempts + 1, self._name, self._report, self._node, job.headers
         )
         if handler.run_in == "loop":
             return await handler.function(context, job.payload)

@@ -13,6 +13,7 @@ import msgspec
 import msgspec.structs
 
 from oncue.actors import Task
+from oncue.actors.admission import MAX_HEADER_VALUE, MAX_HEADERS
 
 from .tenancy import shown_key
 
@@ -31,6 +32,14 @@ TaskType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, max_length=100)]
 Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 PriorityName = Annotated[str, msgspec.Meta(max_length=20)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
+# A task's headers: string metadata carried to every attempt (W3C `traceparent`, `tracestate`)
+Headers = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=100)],
+        Annotated[str, msgspec.Meta(max_length=MAX_HEADER_VALUE)],
+    ],
+    msgspec.Meta(max_length=MAX_HEADERS),
+]
 
 
 class TaskIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,6 +54,7 @@ class TaskIn(msgspec.Struct, forbid_unknown_fields=True):
     delay: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY)] | None = None
     run_at: Annotated[float, msgspec.Meta(ge=0, le=MAX_EPOCH)] | datetime.datetime | None = None
     key: Key | None = None
+    headers: Headers | None = None
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -87,6 +97,7 @@ class TaskOut(msgspec.Struct):
     attempts: int
     worker: str | None
     key: str | None
+    headers: dict[str, str] | None
 
 
 class TaskList(msgspec.Struct):
@@ -175,4 +186,5 @@ def task_json(task: Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "worker": task.worker,
         "key": shown_key(task.key),
+        "headers": None if task.headers is None else dict(task.headers),
     }

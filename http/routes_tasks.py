@@ -79,6 +79,7 @@ def submission(
         run_at=None if item.run_at is None else epoch(item.run_at),
         key=None if item.key is None else scoped_key(item.key, owner),
         owner=owner,
+        headers=item.headers,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..task import FINISHED, UNFINISHED
-from .rows import COLUMNS
+from .rows import COLUMN_COUNT, COLUMNS
 
 if TYPE_CHECKING:
     import psycopg
@@ -25,7 +25,7 @@ LIVE = "('pending', 'running', 'retrying')"
 RETURNING = ", ".join(f"tasks.{name.strip()}" for name in COLUMNS.split(","))
 UPSERT = (
     f"INSERT INTO tasks ({COLUMNS}, node, lease, lease_until)"
-    f" VALUES ({', '.join(['%s'] * 20)}, %s, %s, {NOW} + %s)"
+    f" VALUES ({', '.join(['%s'] * COLUMN_COUNT)}, %s, %s, {NOW} + %s)"
     " ON CONFLICT (id) DO UPDATE SET priority=excluded.priority, state=excluded.state,"
     " attempts=excluded.attempts, run_at=excluded.run_at, started_at=excluded.started_at,"
     " finished_at=excluded.finished_at, result=excluded.result, error=excluded.error,"
@@ -114,6 +114,10 @@ MIGRATIONS = [
     CREATE INDEX tasks_leased ON tasks (lease_until) WHERE node IS NOT NULL;
     CREATE SEQUENCE task_numbers INCREMENT BY 1024;
     SELECT setval('task_numbers', (SELECT coalesce(max(number), 0) + 1 FROM tasks), false);
+    """,
+    # a task's headers (JSON object of strings; NULL: none), fixed at submit like the payload
+    """
+    ALTER TABLE tasks ADD COLUMN headers TEXT;
     """,
 ]
 

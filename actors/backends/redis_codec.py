@@ -37,6 +37,8 @@ def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
             flat += ["key", record.key]
         if record.owner is not None:
             flat += ["owner", record.owner]
+        if record.headers is not None:
+            flat += ["headers", dumps(record.headers)]
     if record.node is not None:
         flat += ["node", record.node]
     absent = []
@@ -66,6 +68,7 @@ def decode(flat: list[str]) -> TaskRecord:
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
     get = fields.get
     result, error, progress = get("result"), get("error"), get("progress")
+    headers = get("headers")
     run_at, started_at, finished_at = get("run_at"), get("started_at"), get("finished_at")
     return TaskRecord(
         id=get("id", ""),
@@ -91,4 +94,5 @@ def decode(flat: list[str]) -> TaskRecord:
             Transition(TaskState(state), at) for state, at in json.loads(get("history", "[]"))
         ],
         node=get("node"),
+        headers=None if headers is None else json.loads(headers),
     )

@@ -16,8 +16,10 @@ from ..task import Progress, TaskError, TaskState, Transition
 
 COLUMNS = (
     "id, number, type, payload, priority, state, attempts, max_retries, timeout, created_at,"
-    " run_at, started_at, finished_at, result, error, worker, progress, key, history, owner"
+    " run_at, started_at, finished_at, result, error, worker, progress, key, history, owner,"
+    " headers"
 )
+COLUMN_COUNT = COLUMNS.count(",") + 1
 # What a transition may change (everything else is fixed when the task is created), in the
 # order of update_row after its id.
 MUTABLE = (
@@ -103,6 +105,7 @@ def to_row(record: TaskRecord) -> tuple[Any, ...]:
         record.key,
         dump_history(record.history),
         record.owner,
+        None if record.headers is None else dumps(record.headers),
     )
 
 
@@ -150,6 +153,7 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         key,
         history,
         owner,
+        headers,
     ) = row
     return TaskRecord(
         id=id_,
@@ -172,4 +176,5 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         key=key,
         history=[Transition(TaskState(state), at) for state, at in _decode(history)],
         owner=owner,
+        headers=None if headers is None else _decode(headers),
     )

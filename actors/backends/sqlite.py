@@ -21,18 +21,18 @@ import trio
 from ..errors import DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
-from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
+from .rows import COLUMN_COUNT, COLUMNS, MUTABLE, from_row, to_row, update_row
 
 T = TypeVar("T")
 
-CHUNK = 128  # rows per statement at most (20 columns: far below SQLite's 32,766 parameters)
+CHUNK = 128  # rows per statement at most (21 columns: far below SQLite's 32,766 parameters)
 # Checkpoint once the WAL holds this many pages (~40 MB), not SQLite's 1,000 (~4 MB): with
 # synchronous=normal the fsyncs happen at checkpoints, inside the commit that triggers one, and
 # the pages every batch rewrites (the ends of the indexes) are copied back once per checkpoint.
 # Measured: 40-row commits 0.64x the wall time (0.86x the CPU) on a busy machine. The WAL
 # file keeps that size on disk.
 WAL_PAGES = 10_000
-_ROW = f"({', '.join('?' * 20)})"
+_ROW = f"({', '.join('?' * COLUMN_COUNT)})"
 _CHANGE = f"({', '.join('?' * (1 + len(MUTABLE)))})"
 
 
@@ -113,6 +113,10 @@ MIGRATIONS = [
     # type index with a row lookup each and a sort (4 s)
     """
     CREATE INDEX tasks_type_state ON tasks (type, state);
+    """,
+    # a task's headers (JSON object of strings; NULL: none), fixed at submit like the payload
+    """
+    ALTER TABLE tasks ADD COLUMN headers TEXT;
     """,
 ]
 COUNTS = "SELECT type, state, count(*) FROM tasks GROUP BY type, state"
