@@ -14,6 +14,7 @@ from typing import Any
 from .options import (
     DEFAULT_LEASE,
     add_engine_options,
+    add_health_options,
     add_http_options,
     add_store_option,
     check_options,
@@ -55,6 +56,7 @@ def _add_worker_command(commands: Any) -> None:
     )
     add_store_option(worker, shared=True)
     add_engine_options(worker, lease=DEFAULT_LEASE)
+    add_health_options(worker)  # health.py (ops): --health-port, --health-host
     worker.set_defaults(run=_run_worker)
 
 

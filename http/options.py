@@ -138,6 +138,24 @@ def add_lifecycle_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default=env("ONCUE_LOG_LEVEL", "LOG_LEVEL", default="INFO"))
 
 
+def add_health_options(parser: argparse.ArgumentParser) -> None:
+    """`--health-port` and `--health-host` of `oncue worker`."""
+    add_number(
+        parser,
+        "--health-port",
+        int,
+        ("ONCUE_HEALTH_PORT",),
+        None,
+        metavar="PORT",
+        help="serve GET /health and GET /metrics on this port (default: none; 0: a free one)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default=env("ONCUE_HEALTH_HOST", default="127.0.0.1"),
+        help="the address /health and /metrics bind (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
+
+
 def add_http_options(parser: argparse.ArgumentParser) -> None:
     """Where `serve` listens and how much it admits."""
     parser.add_argument("--host", default=env("ONCUE_HOST", default="127.0.0.1"))

@@ -18,6 +18,7 @@ import trio
 
 from oncue.actors import Engine, Registry, open_engine
 
+from .health import serve_health
 from .logs import configure_logging
 from .options import check_options, check_store, engine_options
 from .process import (
@@ -76,7 +77,13 @@ async def work(
     async with (
         open_engine(registry=registry, **engine_options(options)) as engine,
         open_signal_watch(signals, "worker", options.early_signals) as signalled,
+        trio.open_nursery() as nursery,
     ):
+        health_port = getattr(options, "health_port", None)
+        if health_port is not None:
+            host = options.health_host
+            port = await nursery.start(serve_health, engine, host, health_port, signalled)
+            logger.info("worker.health", extra={"url": f"http://{host}:{port}/health"})
         logger.info(
             "worker.started",
             extra={
@@ -89,5 +96,6 @@ async def work(
         task_status.started(engine)
         await signalled.wait()
         await drain(engine, options.grace, "worker")
+        nursery.cancel_scope.cancel()  # the health server: the engine has stopped
     logger.info("worker.stopped", extra={"node": engine.node or node_name()})
     return 0
