@@ -9,6 +9,7 @@ keep that inside the cluster network).
 from __future__ import annotations
 
 import json
+import logging
 from functools import partial
 from typing import Any
 
@@ -70,6 +71,7 @@ async def serve_health(
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # through our formatter, as serve's
     config.graceful_timeout = 0.5
     async with trio.open_nursery() as nursery:
         app: Any = HealthApp(engine, draining)  # an ASGI 3 app; hypercorn's types are narrower
