@@ -26,6 +26,7 @@ from typing import cast
 
 import trio
 
+from . import tracing
 from .backends import Backend, SharedBackend, is_shared, open_backend
 from .backends.memory import MemoryBackend
 from .events import Observer
@@ -111,7 +112,10 @@ async def open_engine(
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
     thread_limit = trio.CapacityLimiter(threads or max(DEFAULT_THREADS, 2 * workers))
     named_node = node if shared else None
-    pool = WorkerPool(scheduler_spec.ref, store_spec.ref, registry, grace, thread_limit, named_node)
+    traced = tracing.active()  # once: set the tracer provider before opening the engine
+    pool = WorkerPool(
+        scheduler_spec.ref, store_spec.ref, registry, grace, thread_limit, named_node, traced
+    )
     for number in range(1, workers + 1):
         pool.add(number)
 
@@ -143,6 +147,7 @@ async def open_engine(
             grace=grace,
             durable=not isinstance(backend, MemoryBackend),
             node=node if shared else None,
+            traced=traced,
         )
         with tuned_gc(gc_threshold):
             yield engine

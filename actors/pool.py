@@ -23,9 +23,11 @@ class WorkerPool:
         grace: float,
         threads: trio.CapacityLimiter,
         node: str | None = None,
+        traced: bool = False,
     ) -> None:
         self._threads = threads
         self._node = node
+        self._traced = traced
         self._scheduler = scheduler
         self._store = store
         self._registry = registry
@@ -37,7 +39,13 @@ class WorkerPool:
 
         def make() -> Worker:
             return Worker(
-                name, self._scheduler, self._store, self._registry, self._threads, self._node
+                name,
+                self._scheduler,
+                self._store,
+                self._registry,
+                self._threads,
+                self._node,
+                self._traced,
             )
 
         spec = ChildSpec(name, make, mailbox_size=64, shutdown=self._grace)

@@ -51,8 +51,10 @@ class Worker(Actor):
         registry: Registry,
         threads: trio.CapacityLimiter,
         node: str | None = None,
+        traced: bool = False,
     ) -> None:
         self._name = name
+        self._traced = traced  # a span per attempt (tracing.active() when the engine opened)
         self._node = node  # the engine's name on a shared store, for what handlers log
         self._threads = threads  # shared by the pool; a thread abandoned at timeout keeps one
         self._scheduler = scheduler
@@ -215,7 +217,7 @@ class Worker(Actor):
 
     async def _attempt(self, job: Job) -> Outcome:
         """Run one attempt; the task boundary, where task code's exceptions become data."""
-        if not tracing.active():
+        if not self._traced:
             return await self._attempt_untraced(job)
         with tracing.attempt_span(job, self._name, self._node) as span:
             outcome = await self._attempt_untraced(job)
