@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from oncue.actors import (
+    BackendUnavailable,
     EventKind,
     EventsDropped,
     LifecycleEvent,
@@ -298,7 +299,7 @@ class FlakyBackend(MemoryBackend):
 
     async def commit(self, changed, deleted) -> None:
         if self.failing:
-            raise OSError("the disk is on fire")
+            raise BackendUnavailable("the disk is on fire")
         if self.hanging:
             await trio.sleep_forever()
         await super().commit(changed, deleted)
