@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 import pytest
+import trio
 
 from oncue.actors import InvalidField, Registry, TaskContext, open_engine
 from oncue.actors.backends.memory import MemoryBackend
@@ -33,7 +34,8 @@ async def test_headers_survive_a_restart_of_every_store(store, registry: Registr
     async with open_engine(registry=registry, store=store, workers=1) as engine:
         assert (await engine.get(task.id)).headers == HEADERS
         assert (await engine.get(plain.id)).headers is None
-        assert (await engine.wait(task.id, timeout=10)).headers == HEADERS
+        with trio.fail_after(10):
+            assert (await engine.wait(task.id)).headers == HEADERS
 
 
 async def test_every_attempt_sees_the_headers(autojump_clock) -> None:
