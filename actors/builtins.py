@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from . import durations
+from .durations import parse_duration as parse_seconds
 from .errors import Fatal
 from .registry import Registry, TaskContext
 
@@ -24,7 +24,7 @@ def parse_duration(value: Any) -> float:
     """Seconds from a number or a string like "2s", "500ms", "1.5h" (durations.py); Fatal if
     it is neither: a bad payload will not get better on a retry."""
     try:
-        return durations.parse_duration(value)
+        return parse_seconds(value)
     except ValueError as error:
         raise Fatal(f"payload duration: {error}") from None
 

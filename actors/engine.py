@@ -26,7 +26,6 @@ from typing import cast
 
 import trio
 
-from . import tracing
 from .backends import Backend, SharedBackend, is_shared, open_backend
 from .builtins import register_builtins
 from .events import Observer
@@ -39,6 +38,7 @@ from .scheduler import Scheduler
 from .spec import ChildSpec
 from .store import Store, StoreLife
 from .supervisor import Supervisor
+from .tracing import active as tracing_active
 from .tree import SupervisorRef, open_supervisor
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ async def open_engine(
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)
     thread_limit = trio.CapacityLimiter(threads or max(DEFAULT_THREADS, 2 * workers))
     named_node = node if shared else None
-    traced = tracing.active()  # once: set the tracer provider before opening the engine
+    traced = tracing_active()  # once: set the tracer provider before opening the engine
     pool = WorkerPool(
         scheduler_spec.ref, store_spec.ref, registry, grace, thread_limit, named_node, traced
     )

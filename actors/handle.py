@@ -15,7 +15,6 @@ from typing import Any
 
 import trio
 
-from . import tracing
 from .admission import admit, parse_state
 from .errors import (
     ActorCrashed,
@@ -62,6 +61,7 @@ from .task import (
     TaskState,
     WorkerInfo,
 )
+from .tracing import end_submit, start_submit
 from .tree import SupervisorRef
 
 logger = logging.getLogger(__name__)
@@ -176,13 +176,13 @@ class Engine:
         if not self._traced:
             self._hand_over(task)
             return task_id
-        span, headers = tracing.start_submit(task.type, task.headers)
+        span, headers = start_submit(task.type, task.headers)
         try:
             self._hand_over(task._replace(headers=headers))
         except Exception as error:  # refused: the span says why, the caller gets the error
-            tracing.end_submit(span, None, error)
+            end_submit(span, None, error)
             raise
-        tracing.end_submit(span, task_id)
+        end_submit(span, task_id)
         return task_id
 
     def _hand_over(self, task: NewTask) -> None:
@@ -246,17 +246,17 @@ class Engine:
         """Admit ``tasks`` inside a submit span each, their context in the tasks' headers."""
         spans = []
         for index, task in enumerate(tasks):
-            span, headers = tracing.start_submit(task.type, task.headers)
+            span, headers = start_submit(task.type, task.headers)
             spans.append(span)
             tasks[index] = task._replace(headers=headers)
         try:
             admitted: list[Admitted] = await self._store.ask(Submit(tasks))
         except Exception as error:  # refused (QueueFull, EngineClosed...): every span says so
             for span in spans:
-                tracing.end_submit(span, None, error)
+                end_submit(span, None, error)
             raise
         for span, each in zip(spans, admitted, strict=True):
-            tracing.end_submit(span, each.task.id)
+            end_submit(span, each.task.id)
         return admitted
 
     # -- reading -----------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from typing import Any
 
 import trio
 
-from . import tracing
 from .actor import Actor, Context
 from .errors import (
     ActorCrashed,
@@ -36,6 +35,7 @@ from .mailbox import ActorRef, Mailbox
 from .messages import Interrupt, Job, Outcome, ProgressReported, RequestWork, WorkerStopped
 from .registry import Handler, Registry, TaskContext
 from .task import TaskError
+from .tracing import attempt_span, end_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -219,9 +219,9 @@ class Worker(Actor):
         """Run one attempt; the task boundary, where task code's exceptions become data."""
         if not self._traced:
             return await self._attempt_untraced(job)
-        with tracing.attempt_span(job, self._name, self._node) as span:
+        with attempt_span(job, self._name, self._node) as span:
             outcome = await self._attempt_untraced(job)
-            tracing.end_attempt(span, outcome)
+            end_attempt(span, outcome)
             return outcome
 
     async def _attempt_untraced(self, job: Job) -> Outcome:
