@@ -2,8 +2,8 @@
 
 Modules log through the standard library with an event name and typed fields:
 `logger.info("task.retry", extra={"task_id": job.id, "attempt": 2, "delay": 0.5})`.
-structlog's `ProcessorFormatter` turns each record into one event (time, level, logger, event,
-the `extra=` fields, an exception if any) and renders it as one line:
+`EventFormatter` turns each record into one event (time, level, logger, event, the `extra=`
+fields, an exception if any) and renders it with structlog's logfmt or JSON renderer:
 
     time=2026-12-05T09:00:00.000Z level=info logger=oncue.actors.scheduler event=task.retry ...
     {"time": "2026-12-05T09:00:00.000Z", "level": "info", ..., "attempt": 2, "delay": 0.5}
@@ -11,6 +11,11 @@ the `extra=` fields, an exception if any) and renders it as one line:
 Both forms come from the same event, so a field is a number in JSON when it was logged as one,
 and no value can start a line of its own (newlines are escaped; tracebacks are one field).
 Records from other libraries (Hypercorn) have no fields: their message is the event.
+
+Why not structlog's `ProcessorFormatter`: it copies each record and runs a processor chain,
+~50 us a line here against ~8 us for the old formatter, and `oncue serve` logs every request
+and every task transition. Building the event directly and calling the renderer costs ~2x
+the old text lines, and less than the old JSON lines.
 """
 
 from __future__ import annotations
@@ -21,66 +26,53 @@ import sys
 from typing import Any
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
 
 LOG_FORMATS = ("text", "json")
-FIRST_KEYS = ("time", "level", "logger", "event")
 
 
-def _time(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    """When the record was made (not when it is rendered), ISO 8601 UTC in milliseconds."""
-    record: logging.LogRecord = event["_record"]
-    moment = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-    event["time"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return event
+class EventFormatter(logging.Formatter):
+    """A `logging.Formatter` rendering every record as one logfmt ("text") or JSON line."""
 
+    def __init__(self, log_format: str = "text") -> None:
+        if log_format not in LOG_FORMATS:
+            raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
+        super().__init__()
+        if log_format == "json":
+            self._render: Any = structlog.processors.JSONRenderer(default=str)
+        else:
+            self._render = structlog.processors.LogfmtRenderer(bool_as_flag=False)
+        self._text = log_format == "text"
+        self._second = -1  # the second _prefix is for: times are formatted once a second
+        self._prefix = ""
 
-def _add_fields(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    """The record's `extra=` fields (structlog's ExtraAdder would take the `message` another
-    handler's formatting leaves on the record for one)."""
-    event.update(fields(event["_record"]))
-    return event
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line: time, level, logger, event, its fields, its exception."""
+        event: dict[str, Any] = {
+            "time": self._time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        event.update(fields(record))
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        line: str = self._render(None, record.levelname, event)
+        # logfmt escapes newlines; a carriage return must not rewrite a terminal line either
+        return line.replace("\r", "\\r") if self._text else line
 
-
-class _Logfmt:
-    """structlog's logfmt renderer, plus: a carriage return in a value cannot rewrite a
-    terminal line (logfmt escapes only newlines)."""
-
-    def __init__(self) -> None:
-        self._render = structlog.processors.LogfmtRenderer(bool_as_flag=False)
-
-    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> str:
-        return self._render(logger, method, event).replace("\r", "\\r")
-
-
-def _first_keys_first(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
-    """time, level, logger, event, then the fields in the order they were logged."""
-    ordered = {key: event.pop(key) for key in FIRST_KEYS if key in event}
-    ordered.update(event)
-    return ordered
+    def _time(self, created: float) -> str:
+        """ISO 8601 UTC with milliseconds, `2026-12-05T09:00:00.123Z`."""
+        second = int(created)
+        if second != self._second:
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
 
 
 def formatter(log_format: str = "text") -> logging.Formatter:
-    """A `logging.Formatter` rendering every record as one logfmt ("text") or JSON line."""
-    if log_format not in LOG_FORMATS:
-        raise ValueError(f"log format must be one of {LOG_FORMATS}, got {log_format!r}")
-    json_lines = structlog.processors.JSONRenderer(default=str)
-    renderer: Processor = json_lines if log_format == "json" else _Logfmt()
-    pre_chain: list[Processor] = [
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        _add_fields,
-        _time,
-    ]
-    return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=pre_chain,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _first_keys_first,
-            renderer,
-        ],
-    )
+    """The formatter `configure_logging` installs for `log_format` ("text" or "json")."""
+    return EventFormatter(log_format)
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
@@ -95,9 +87,13 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The `extra=` fields of a record (what tests look at instead of the rendered line)."""
+    """The `extra=` fields of a record (what tests look at instead of the rendered line).
+
+    Whatever is not a standard LogRecord attribute; `message` and `asctime`, which another
+    handler's formatting may have left on the record, are not fields either.
+    """
     standard = _STANDARD_ATTRIBUTES
-    return {key: value for key, value in vars(record).items() if key not in standard}
+    return {key: value for key, value in record.__dict__.items() if key not in standard}
 
 
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

@@ -139,3 +139,17 @@ async def test_a_sync_handler_logs_its_task_from_its_thread(caplog) -> None:
         await engine.wait(task.id)
     [step] = [fields(r) for r in caplog.records if r.getMessage() == "sync.step"]
     assert (step["task_id"], step["node"]) == (task.id, None)
+
+
+def test_times_are_utc_milliseconds_across_seconds() -> None:
+    render = formatter("json")
+    times = []
+    for created in (1_764_925_200.0, 1_764_925_200.9996, 1_764_925_201.25):
+        event = record("tick")
+        event.created = created
+        times.append(json.loads(render.format(event))["time"])
+    assert times == [
+        "2025-12-05T09:00:00.000Z",
+        "2025-12-05T09:00:00.999Z",
+        "2025-12-05T09:00:01.250Z",
+    ]
