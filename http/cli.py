@@ -27,7 +27,7 @@ EARLY_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # process.SIGNALS, without impo
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `oncue` command."""
-    from .client import add_client_commands
+    from .cli_client import add_client_commands
 
     parser = argparse.ArgumentParser(
         prog="oncue", description="A task queue built as a Trio actor system."
