@@ -51,6 +51,7 @@ from .task import (
     Transition,
     WorkerInfo,
 )
+from .task_function import TaskFunction
 from .tree import SupervisorRef, open_supervisor, supervisor_spec
 
 __all__ = [
@@ -102,6 +103,7 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskEvent",
+    "TaskFunction",
     "TaskNotFailed",
     "TaskNotFinished",
     "TaskNotFound",
