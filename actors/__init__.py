@@ -2,6 +2,7 @@
 
 from .actor import Actor, Context
 from .backends import Backend, open_backend
+from .builtins import register_builtins
 from .engine import open_engine
 from .errors import (
     ActorCrashed,
@@ -117,5 +118,6 @@ __all__ = [
     "open_backend",
     "open_engine",
     "open_supervisor",
+    "register_builtins",
     "supervisor_spec",
 ]

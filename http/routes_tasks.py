@@ -20,7 +20,6 @@ from quart_schema import document_querystring, document_request, document_respon
 from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitTimeout
 from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 
-from .app import Service, service
 from .body import decode, query_float, query_int, request_data
 from .errors import ApiError
 from .models import (
@@ -38,6 +37,7 @@ from .models import (
     task_json,
 )
 from .reply import Reply, json_reply, json_response
+from .service import Service, service
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 DEFAULT_WAIT = 30.0

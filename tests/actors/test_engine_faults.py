@@ -281,7 +281,11 @@ async def test_threads_abandoned_at_timeout_are_counted_and_fail_fast(registry) 
 
 
 class FlakyBackend(MemoryBackend):
-    """A memory backend whose commits can be made to fail, or to hang, for a while."""
+    """A memory backend whose commits can be made to fail, or to hang, for a while.
+
+    It plays a database (durable), so the store guards its commits with a deadline."""
+
+    durable = True
 
     def __init__(self) -> None:
         super().__init__()
