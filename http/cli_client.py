@@ -1,117 +1,203 @@
-"""Client commands of `oncue` (submit, status, tasks, stats): httpx against a running server.
+"""The `oncue` commands that talk to a running server, through oncue.Client.
 
-Each prints the server's JSON answer; an error answer goes to stderr with exit code 1.
-A bearer token in ONCUE_TOKEN is sent with every request.
+submit, status, wait, cancel, retry, tasks, stats: each prints the task(s) or statistics as
+JSON on stdout. An error is one line on stderr, exit 1; a task that `wait` (or `submit
+--wait`) saw end failed or cancelled is printed, exit 3. `--url` (ONCUE_URL) names the server,
+`--token` (ONCUE_TOKEN) is sent as a bearer token.
 """
 
 from __future__ import annotations
 
-import argparse
+import datetime
+import functools
 import json
-import os
-import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import httpx
+import click
 
-TIMEOUT = 30.0
-FINISHED = ("completed", "failed", "cancelled")
+from .options import Duration, option
 
+if TYPE_CHECKING:
+    from oncue.actors import Task
 
-def add_client_commands(commands: Any, url: str) -> None:
-    """Add submit, status, tasks and stats to the `oncue` sub-command parser."""
+    from .client import Client
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
-        parser.add_argument("--url", default=url, help=f"the server (default {url})")
-        return parser
-
-    submit = command("submit", "submit a task")
-    submit.add_argument("type", help="the task type, e.g. email")
-    submit.add_argument("--payload", default="null", help="the payload as JSON")
-    submit.add_argument("--priority", help="an int, or low/normal/high/critical")
-    submit.add_argument("--key", help="idempotency key")
-    submit.add_argument("--wait", action="store_true", help="wait until it finishes")
-    submit.set_defaults(run=run_submit)
-    status = command("status", "show one task")
-    status.add_argument("id")
-    status.set_defaults(run=run_status)
-    tasks = command("tasks", "list tasks, newest first")
-    tasks.add_argument("--status", help="pending, running, completed, failed, ...")
-    tasks.add_argument("--type")
-    tasks.add_argument("--limit", type=int, default=50)
-    tasks.set_defaults(run=run_tasks)
-    stats = command("stats", "show queue statistics")
-    stats.set_defaults(run=run_stats)
+DEFAULT_URL = "http://127.0.0.1:8080"
+STATES = ("pending", "running", "retrying", "completed", "failed", "cancelled")
+TASK_ENDED_BADLY = 3  # exit code: the task waited for ended failed or cancelled
 
 
-def _show(response: httpx.Response) -> int:
-    """Print the answer; errors go to stderr. Returns the exit code."""
-    if response.status_code == 204:
-        return 0
-    body = response.json()
-    if response.is_error:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        print(f"oncue: {response.status_code} {error.get('message', body)}", file=sys.stderr)
-        return 1
-    print(json.dumps(body, indent=2))
+def connection(command: Callable[..., int]) -> Callable[..., int]:
+    """Add --url and --token; call `command` with a connected `client`; one-line errors."""
+
+    @option("-u", "--url", default=DEFAULT_URL, variables=("ONCUE_URL",), help="the server")
+    @option("-t", "--token", variables=("ONCUE_TOKEN",), secret=True, help="bearer token")
+    @functools.wraps(command)
+    def run(url: str, token: str | None, **params: Any) -> int:
+        from oncue.actors import OncueError
+
+        from .client import Client
+
+        try:
+            with Client(url, token) as client:
+                return command(client, **params)
+        except (OncueError, TimeoutError) as error:
+            raise SystemExit(f"oncue: {error}") from None
+
+    return run
+
+
+def payload_json(context: click.Context, param: click.Parameter, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(f"not valid JSON: {error}") from None
+
+
+def priority(context: click.Context, param: click.Parameter, text: str | None) -> Any:
+    """An int (negative too) or a name, sent as given (the server says what is wrong)."""
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return text
+
+
+def moment(context: click.Context, param: click.Parameter, text: str | None) -> Any:
+    """Epoch seconds, or ISO 8601 (UTC unless it has an offset)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"give epoch seconds or ISO 8601, got {text!r}") from None
+
+
+@click.command()
+@click.argument("type")
+@click.option("-d", "--payload", default="null", show_default=True, callback=payload_json)
+@click.option("--priority", callback=priority, help="an int, or low/normal/high/critical")
+@click.option("--max-retries", type=click.IntRange(min=-1), help="-1: unlimited")
+@click.option("--timeout", type=Duration(), help="seconds (or 90s, 15m, ...) per attempt")
+@click.option("--delay", type=Duration(), help="run no sooner than this from now")
+@click.option("--run-at", callback=moment, help="run no sooner than this: epoch or ISO 8601")
+@click.option("--key", help="idempotency key: a second submit with it returns the first task")
+@click.option("--wait", is_flag=True, help="wait until it has finished (exit 3 if it failed)")
+@connection
+def submit(client: Client, type: str, wait: bool, **options: Any) -> int:
+    """Submit a task of TYPE.
+
+    Options left out take the task type's defaults.
+    """
+    payload = options.pop("payload")
+    task = client.submit(type, payload, **options)
+    return show_finished(client.wait(task.id)) if wait else show(task)
+
+
+@click.command()
+@click.argument("task_id", metavar="ID")
+@connection
+def status(client: Client, task_id: str) -> int:
+    """Show one task."""
+    return show(client.get(task_id))
+
+
+@click.command(name="wait")
+@click.argument("task_id", metavar="ID")
+@click.option("--timeout", type=Duration(), help="give up after this long (exit 1)")
+@connection
+def wait_command(client: Client, task_id: str, timeout: float | None) -> int:
+    """Wait until a task has finished, and show it.
+
+    Exit 3 if it failed or was cancelled; 1 if --timeout passed first.
+    """
+    return show_finished(client.wait(task_id, timeout=timeout))
+
+
+@click.command()
+@click.argument("task_id", metavar="ID")
+@connection
+def cancel(client: Client, task_id: str) -> int:
+    """Cancel an unfinished task."""
+    return show(client.cancel(task_id))
+
+
+@click.command()
+@click.argument("task_id", metavar="ID")
+@connection
+def retry(client: Client, task_id: str) -> int:
+    """Run a failed task again."""
+    return show(client.retry(task_id))
+
+
+@click.command()
+@click.option("-s", "--status", "state", type=click.Choice(STATES), help="only these")
+@click.option("--type", help="only tasks of this type")
+@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", help="the next_cursor a previous page printed")
+@connection
+def tasks(client: Client, **query: Any) -> int:
+    """List tasks, newest first, a page at a time."""
+    page = client.list(**query)
+    body = {"tasks": [task_json(task) for task in page.tasks], "next_cursor": page.next_cursor}
+    click.echo(json.dumps(body, indent=2))
     return 0
 
 
-def _request(method: str, url: str, **options: Any) -> httpx.Response:
-    token = os.environ.get("ONCUE_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        return httpx.request(method, url, timeout=TIMEOUT, headers=headers, **options)
-    except httpx.TransportError as error:
-        raise SystemExit(f"oncue: cannot reach {url}: {error}") from None
+@click.command()
+@connection
+def stats(client: Client) -> int:
+    """Show queue statistics."""
+    import attrs
+
+    click.echo(json.dumps(attrs.asdict(client.stats()), indent=2))
+    return 0
 
 
-def run_submit(options: argparse.Namespace) -> int:
-    try:
-        payload = json.loads(options.payload)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"oncue: --payload is not valid JSON: {error}") from None
-    body: dict[str, Any] = {"type": options.type, "payload": payload}
-    if options.priority is not None:
-        body["priority"] = _priority(options.priority)
-    if options.key is not None:
-        body["key"] = options.key
-    base = options.url.rstrip("/")
-    response = _request("POST", f"{base}/api/v1/tasks", json=body)
-    if not options.wait or response.is_error:
-        return _show(response)
-    task = response.json()
-    while task["status"] not in FINISHED:
-        response = _request(
-            "GET", f"{base}/api/v1/tasks/{task['id']}/wait", params={"timeout": TIMEOUT - 5}
-        )
-        if response.is_error:
-            return _show(response)
-        task = response.json()
-    code = _show(response)
-    return code if task["status"] == "completed" else 1
+def client_commands() -> list[click.Command]:
+    return [submit, status, wait_command, cancel, retry, tasks, stats]
 
 
-def run_status(options: argparse.Namespace) -> int:
-    return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/tasks/{options.id}"))
+def show(task: Task) -> int:
+    click.echo(json.dumps(task_json(task), indent=2))
+    return 0
 
 
-def run_tasks(options: argparse.Namespace) -> int:
-    params = {"limit": options.limit}
-    params.update(
-        {name: getattr(options, name) for name in ("status", "type") if getattr(options, name)}
-    )
-    return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/tasks", params=params))
+def show_finished(task: Task) -> int:
+    show(task)
+    return 0 if task.state == "completed" else TASK_ENDED_BADLY
 
 
-def run_stats(options: argparse.Namespace) -> int:
-    return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/stats"))
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as the server's JSON shows it (http/models.py)."""
 
+    def iso(moment: float | None) -> str | None:
+        if moment is None:
+            return None
+        text = datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat()
+        return text.replace("+00:00", "Z")
 
-def _priority(text: str) -> int | str:
-    """A priority from the command line: an int (negative too) or a name, sent as given."""
-    try:
-        return int(text)
-    except ValueError:
-        return text
+    error, progress = task.error, task.progress
+    return {
+        "id": task.id,
+        "type": task.type,
+        "status": str(task.state),
+        "payload": task.payload,
+        "priority": task.priority,
+        "result": task.result,
+        "error": None if error is None else {"type": error.type, "message": error.message},
+        "progress": None if progress is None else {"fraction": progress.fraction},
+        "attempts": task.attempts,
+        "max_retries": task.max_retries,
+        "timeout": task.timeout,
+        "created_at": iso(task.created_at),
+        "run_at": iso(task.run_at),
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
+        "worker": task.worker,
+        "key": task.key,
+    }
