@@ -218,3 +218,27 @@ def test_a_server_that_is_not_oncue_names_the_url(not_oncue: str) -> None:
     assert str(wrong.value).startswith(f"{not_oncue} answered 404 without oncue's JSON error")
     with Client(not_oncue + "/") as client, pytest.raises(NotAnOncueServer, match=not_oncue):
         client.stats()
+
+
+def refused_url() -> str:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+async def test_the_async_client_pauses_between_retries_under_trio() -> None:
+    url = refused_url()
+    async with AsyncClient(url, retries=2) as client:
+        with pytest.raises(ServerUnreachable, match=f"cannot reach oncue at {url}"):
+            await client.get("any")
+
+
+def test_the_async_client_pauses_between_retries_under_asyncio() -> None:
+    url = refused_url()
+
+    async def main() -> None:
+        async with AsyncClient(url, retries=2) as client:
+            await client.stats()
+
+    with pytest.raises(ServerUnreachable, match=f"cannot reach oncue at {url}"):
+        asyncio.run(main())
