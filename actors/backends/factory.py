@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.util import find_spec
+import importlib.util
 from urllib.parse import parse_qs, urlsplit
 
 from .base import Backend
@@ -46,7 +46,10 @@ def open_backend(url: str) -> Backend:
 
 
 def _postgres(url: str) -> Backend:
-    if find_spec("psycopg") is None or find_spec("psycopg_pool") is None:
+    if (
+        importlib.util.find_spec("psycopg") is None
+        or importlib.util.find_spec("psycopg_pool") is None
+    ):
         raise ValueError(
             "the postgresql store needs the postgres extra: pip install 'oncue[postgres]'"
         )
@@ -54,6 +57,6 @@ def _postgres(url: str) -> Backend:
 
 
 def _redis(url: str) -> Backend:
-    if find_spec("hiredis") is None:
+    if importlib.util.find_spec("hiredis") is None:
         raise ValueError("the redis store needs the redis extra: pip install 'oncue[redis]'")
     return RedisBackend(url)
