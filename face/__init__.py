@@ -41,11 +41,13 @@ from oncue.actors import (  # noqa: E402 (after the search path is complete)
     TaskNotFailed,
     TaskNotFinished,
     TaskNotFound,
+    TaskSignal,
     TaskState,
     TaskStateError,
     TaskTimeout,
     UnknownTaskType,
     open_engine,
+    register_builtins,
 )
 from oncue.http.client import (  # noqa: E402
     AsyncClient,
@@ -90,9 +92,11 @@ __all__ = [
     "TaskNotFailed",
     "TaskNotFinished",
     "TaskNotFound",
+    "TaskSignal",
     "TaskState",
     "TaskStateError",
     "TaskTimeout",
     "UnknownTaskType",
     "open_engine",
+    "register_builtins",
 ]

@@ -38,11 +38,13 @@ PUBLIC = [
     "TaskNotFailed",
     "TaskNotFinished",
     "TaskNotFound",
+    "TaskSignal",
     "TaskState",
     "TaskStateError",
     "TaskTimeout",
     "UnknownTaskType",
     "open_engine",
+    "register_builtins",
 ]
 
 

@@ -93,3 +93,16 @@ def test_options_left_out_take_the_servers_defaults() -> None:
 
 def test_task_ids_are_quoted_in_paths() -> None:
     assert next(Calls(URL, retries=0).get("a/b c")).path == "/api/v1/tasks/a%2Fb%20c"
+
+
+def test_every_code_the_server_sends_for_an_engine_error_has_its_class() -> None:
+    from oncue.actors import OncueError
+    from oncue.actors import errors as engine_errors
+    from oncue.http.client_errors import ENGINE_CLASSES
+    from oncue.http.errors import ENGINE_ERRORS
+
+    for server_class, _, code in ENGINE_ERRORS:
+        client_class = getattr(engine_errors, ENGINE_CLASSES[code])
+        if issubclass(server_class, OncueError):  # not the ActorError/ValueError catch-alls
+            assert client_class is server_class, code
+        assert issubclass(client_class, OncueError), code
