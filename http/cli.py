@@ -152,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
-    except click.Abort:
-        print("oncue: aborted", file=sys.stderr)
-        return 1
+    except click.Abort:  # Ctrl-C in a client command
+        print("oncue: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     return code if isinstance(code, int) else 0
 
 
