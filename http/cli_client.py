@@ -79,12 +79,22 @@ def moment(context: click.Context, param: click.Parameter, text: str | None) -> 
 
 @click.command()
 @click.argument("type")
-@click.option("-d", "--payload", default="null", show_default=True, callback=payload_json)
+@click.option(
+    "-d",
+    "--payload",
+    metavar="JSON",
+    default="null",
+    show_default=True,
+    callback=payload_json,
+    help="the task's input, as JSON",
+)
 @click.option("--priority", callback=priority, help="an int, or low/normal/high/critical")
 @click.option("--max-retries", type=click.IntRange(min=-1), help="-1: unlimited")
 @click.option("--timeout", type=Duration(), help="seconds (or 90s, 15m, ...) per attempt")
 @click.option("--delay", type=Duration(), help="run no sooner than this from now")
-@click.option("--run-at", callback=moment, help="run no sooner than this: epoch or ISO 8601")
+@click.option(
+    "--run-at", metavar="TIME", callback=moment, help="run no sooner than this: epoch or ISO 8601"
+)
 @click.option("--key", help="idempotency key: a second submit with it returns the first task")
 @click.option("--wait", is_flag=True, help="wait until it has finished (exit 3 if it failed)")
 @connection

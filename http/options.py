@@ -125,7 +125,14 @@ def engine_flags(*, lease: float | None) -> list[Decorator]:
     """The options of the engine itself, shared by `serve` and `worker`."""
     workers = ("ONCUE_WORKERS", "ONCUE_WORKER_COUNT", "WORKER_COUNT")
     return [
-        option("-w", "--workers", type=click.IntRange(min=0), default=5, variables=workers),
+        option(
+            "-w",
+            "--workers",
+            type=click.IntRange(min=0),
+            default=5,
+            variables=workers,
+            help="worker actors: tasks run at once",
+        ),
         option(
             "--retention",
             type=Duration(forever=True),
@@ -183,6 +190,7 @@ def lifecycle_flags() -> list[Decorator]:
             type=click.Choice(["text", "json"]),
             default="text",
             variables=("ONCUE_LOG_FORMAT",),
+            help="log lines on stderr: key=value text, or one JSON object each",
         ),
         option(
             "-l",
@@ -190,6 +198,7 @@ def lifecycle_flags() -> list[Decorator]:
             type=click.Choice(LOG_LEVELS, case_sensitive=False),
             default="info",
             variables=("ONCUE_LOG_LEVEL", "LOG_LEVEL"),
+            help="the least severe log lines shown",
         ),
     ]
 
@@ -198,7 +207,12 @@ def http_flags() -> list[Decorator]:
     """Where `serve` listens, how much it admits, and who may call it."""
     size = click.IntRange(min=1)
     return [
-        option("--host", default="127.0.0.1", variables=("ONCUE_HOST",)),
+        option(
+            "--host",
+            default="127.0.0.1",
+            variables=("ONCUE_HOST",),
+            help="the address to listen on (another than loopback needs authentication)",
+        ),
         option(
             "-p",
             "--port",

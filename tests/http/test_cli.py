@@ -143,3 +143,13 @@ def test_defaults_without_environment(monkeypatch) -> None:
         monkeypatch.delenv(name, raising=False)
     options = parse_options(["serve"])
     assert (options.port, options.workers, options.queue_size) == (8080, 5, 1000)
+
+
+def test_no_builtins_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("ONCUE_NO_BUILTINS", raising=False)
+    assert parse_options(["serve"]).builtins is True
+    assert parse_options(["serve", "--no-builtins"]).builtins is False
+    monkeypatch.setenv("ONCUE_NO_BUILTINS", "1")
+    assert parse_options(["worker"]).builtins is False
+    monkeypatch.setenv("ONCUE_NO_BUILTINS", "0")
+    assert parse_options(["worker"]).builtins is True
