@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -98,7 +98,7 @@ class Client:
 
     def submit(
         self,
-        type: Any,
+        type: str | Callable[..., Any],
         payload: Any = None,
         *,
         priority: Priority | None = None,
@@ -221,7 +221,7 @@ class AsyncClient:
 
     async def submit(
         self,
-        type: Any,
+        type: str | Callable[..., Any],
         payload: Any = None,
         *,
         priority: Priority | None = None,
