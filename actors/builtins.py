@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from .durations import parse_duration as parse_seconds
+from .duration_grammar import parse_duration as parse_seconds
 from .errors import Fatal
 from .registry import Registry, TaskContext
 
@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like "2s", "500ms", "1.5h" (durations.py); Fatal if
-    it is neither: a bad payload will not get better on a retry."""
+    """Seconds from a number or a string like "2s", "500ms", "1.5h" (duration_grammar.py);
+    Fatal if it is neither: a bad payload will not get better on a retry."""
     try:
         return parse_seconds(value)
     except ValueError as error:

@@ -88,9 +88,11 @@ def attempt_span(job: Job, worker: str, node: str | None) -> Iterator[Span]:
 
 
 def end_attempt(span: Span, outcome: Outcome) -> None:
-    """Record how the attempt ended: `oncue.outcome`, and an error status unless it was ok."""
-    span.set_attribute("oncue.outcome", outcome.kind)
-    if outcome.kind != "ok":
-        error = outcome.error
-        detail = f"{error.type}: {error.message}" if error is not None else outcome.kind
+    """Record how the attempt ended: `oncue.outcome` (the outcome's type: JobSucceeded,
+    JobFailed...), and an error status unless it succeeded."""
+    kind = type(outcome).__name__
+    span.set_attribute("oncue.outcome", kind)
+    if kind != "JobSucceeded":
+        error = getattr(outcome, "error", None)
+        detail = f"{error.type}: {error.message}" if error is not None else kind
         span.set_status(Status(StatusCode.ERROR, detail))

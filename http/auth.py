@@ -20,8 +20,6 @@ import attrs
 import jwt
 from quart import request
 
-from oncue.actors.durations import parse_duration
-
 from .errors import ApiError
 
 REALM = "oncue"
@@ -226,15 +224,6 @@ def mint_token(
     if audience:
         claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def parse_ttl(text: str) -> float:
-    """A token's lifetime: a positive duration (`90s`, `15m`, `1.5h`, `7d`) in seconds; raises
-    ValueError."""
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise ValueError(f"a token's lifetime must be longer than 0, got {text!r}")
-    return seconds
 
 
 def is_public(settings: AuthSettings, path: str) -> bool:

@@ -15,10 +15,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 
-from oncue.http.cli import build_parser
+from oncue.http.cli import parse_options
 from oncue.http.metrics import Metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,9 +52,9 @@ def parses(argv: list[str], environment: dict[str, str], monkeypatch: pytest.Mon
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     try:
-        return build_parser().parse_args(argv)
-    except SystemExit as error:
-        pytest.fail(f"`oncue {shlex.join(argv)}` is not a valid command line ({error})")
+        return parse_options(argv)
+    except click.ClickException as error:
+        pytest.fail(f"`oncue {shlex.join(argv)}` is not a valid command line: {error}")
 
 
 def manifests() -> list[dict[str, Any]]:
@@ -87,8 +88,9 @@ def test_the_image_command_is_a_real_oncue_command(monkeypatch) -> None:
     [command] = instructions["CMD"]
     assert json.loads(entrypoint) == ["oncue"]
     environment = docker_env()
-    options = parses(json.loads(command), environment, monkeypatch)
-    assert options.command == "serve"
+    argv = json.loads(command)
+    assert argv[0] == "serve"
+    options = parses(argv, environment, monkeypatch)
     assert (options.host, options.port) == ("0.0.0.0", 8080)
     assert options.store == "sqlite:////data/oncue.db"  # under the volume, not the image
     assert options.log_format == "json"
@@ -128,8 +130,8 @@ def test_compose_runs_a_server_two_workers_and_postgres(monkeypatch) -> None:
     for name in ("server", "worker"):
         service = services[name]
         environment = {**docker_env(), **service["environment"]}
+        assert service["command"][0] == ("serve" if name == "server" else "worker")
         options = parses(service["command"], environment, monkeypatch)
-        assert options.command == ("serve" if name == "server" else "worker")
         assert options.store.startswith("postgresql://")
         assert service["read_only"] is True
         assert seconds(service["stop_grace_period"]) > grace + HTTP_CLOSE
@@ -179,7 +181,7 @@ def test_each_deployment_runs_oncue_probes_health_and_outlives_its_grace(
     environment |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
     environment["ONCUE_STORE"] = "postgresql://user@db/oncue"  # from the Secret
     options = parses(container["args"], environment, monkeypatch)
-    port = options.port if options.command == "serve" else options.health_port
+    port = options.port if container["args"][0] == "serve" else options.health_port
     assert port is not None, "a worker needs --health-port for its probes"
     ports = {entry["name"]: entry["containerPort"] for entry in container["ports"]}
     for probe in ("readinessProbe", "livenessProbe"):

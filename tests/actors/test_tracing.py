@@ -76,7 +76,7 @@ async def test_submit_and_each_attempt_join_the_submitters_trace(
         assert run.parent is not None
         assert run.parent.span_id == submit.context.span_id
     assert [run.status.status_code for run in runs] == [StatusCode.ERROR, StatusCode.UNSET]
-    assert [run.attributes["oncue.outcome"] for run in runs] == ["error", "ok"]
+    assert [run.attributes["oncue.outcome"] for run in runs] == ["JobFailed", "JobSucceeded"]
     # a span the handler opens nests under its attempt
     for work in named(spans, "handler.work"):
         assert work.parent is not None

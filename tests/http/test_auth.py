@@ -17,9 +17,8 @@ from oncue.http.auth import (
     authenticate,
     mint_token,
     parse_api_tokens,
-    parse_ttl,
 )
-from oncue.http.cli import build_parser, main
+from oncue.http.cli import main, parse_options
 from oncue.http.errors import ApiError
 from oncue.http.server import auth_settings
 
@@ -116,20 +115,6 @@ def test_public_routes_from_env_depend_on_the_bind() -> None:
     assert AuthSettings.from_env({"JWT_SECRET": SECRET}, host="h").jwt_secret == SECRET
 
 
-def test_token_lifetimes_read_the_one_duration_grammar() -> None:
-    assert [parse_ttl(text) for text in ("90", "90s", "15m", "1.5h", "7d")] == [
-        90,
-        90,
-        900,
-        5400,
-        604800,
-    ]
-    with pytest.raises(ValueError, match="duration"):
-        parse_ttl("1y")
-    with pytest.raises(ValueError, match="longer than 0"):
-        parse_ttl("0s")
-
-
 @pytest.fixture
 async def secured(engine: Engine) -> AsyncIterator[Client]:
     app = create_app(engine, auth=SETTINGS)
@@ -180,11 +165,11 @@ def test_token_create_without_a_secret_says_so(monkeypatch: pytest.MonkeyPatch) 
 def test_serve_on_a_network_without_auth_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ONCUE_API_TOKENS", "ONCUE_JWT_SECRET", "JWT_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    options = build_parser().parse_args(["serve", "--host", "0.0.0.0"])
+    options = parse_options(["serve", "--host", "0.0.0.0"])
     with pytest.raises(SystemExit, match=r"refusing to serve on 0\.0\.0\.0 without authentication"):
         auth_settings(options)
-    insecure = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--insecure-no-auth"])
+    insecure = parse_options(["serve", "--host", "0.0.0.0", "--insecure-no-auth"])
     assert not auth_settings(insecure).enabled
-    assert not auth_settings(build_parser().parse_args(["serve"])).enabled
+    assert not auth_settings(parse_options(["serve"])).enabled
     monkeypatch.setenv("ONCUE_API_TOKENS", "a:b")
     assert auth_settings(options).enabled

@@ -11,7 +11,7 @@ import trio
 
 from oncue.actors import Registry, open_engine
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.http.cli import build_parser
+from oncue.http.cli import parse_options
 from oncue.http.health import HealthApp
 from oncue.http.worker_node import work
 
@@ -32,7 +32,7 @@ async def call(app: HealthApp, method: str, path: str) -> tuple[int, bytes]:
 
 async def test_a_worker_serves_health_and_metrics_on_its_port(caplog) -> None:
     caplog.set_level(logging.INFO, logger="oncue.worker")
-    options = build_parser().parse_args(
+    options = parse_options(
         ["worker", "--store", "redis://unused", "--workers", "1", "--health-port", "0"]
     )
     options.store = MemoryBackend()  # the test's own store: no shared database needed
@@ -69,9 +69,9 @@ async def test_health_answers_503_once_draining_and_refuses_writes() -> None:
 
 
 def test_the_health_port_defaults_to_none_and_reads_the_environment(monkeypatch) -> None:
-    options = build_parser().parse_args(["worker", "--store", "redis://x"])
+    options = parse_options(["worker", "--store", "redis://x"])
     assert (options.health_port, options.health_host) == (None, "127.0.0.1")
     monkeypatch.setenv("ONCUE_HEALTH_PORT", "9100")
     monkeypatch.setenv("ONCUE_HEALTH_HOST", "0.0.0.0")
-    options = build_parser().parse_args(["worker", "--store", "redis://x"])
+    options = parse_options(["worker", "--store", "redis://x"])
     assert (options.health_port, options.health_host) == (9100, "0.0.0.0")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
+import click
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from oncue.actors import Fatal
 from oncue.actors.builtins import parse_duration as payload_duration
-from oncue.actors.durations import UNITS, parse_duration
-from oncue.http.auth import parse_ttl
-from oncue.http.options import retention
+from oncue.actors.duration_grammar import UNITS, parse_duration
+from oncue.http.options import Duration
 
 # The texts the two old parsers disagreed on, and what each means.
 AGREED = {
@@ -32,8 +30,7 @@ AGREED = {
 def test_every_reader_takes_the_same_text(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
     assert payload_duration(text) == pytest.approx(seconds)
-    assert retention(text) == pytest.approx(seconds)
-    assert parse_ttl(text) == pytest.approx(seconds)
+    assert Duration(forever=True).convert(text, None, None) == pytest.approx(seconds)  # flags
 
 
 @pytest.mark.parametrize("text", ["", "1y", "h", "-5s", "1.h", "5 m s", "1e3", "nan", "1h-2m"])
@@ -42,8 +39,8 @@ def test_bad_text_says_what_a_duration_is(text: str) -> None:
         parse_duration(text)
     with pytest.raises(Fatal, match="payload duration"):
         payload_duration(text)
-    with pytest.raises(argparse.ArgumentTypeError, match="or forever"):
-        retention(text)
+    with pytest.raises(click.BadParameter, match="or forever"):
+        Duration(forever=True).convert(text, None, None)
 
 
 @pytest.mark.parametrize("value", [True, -1, float("nan"), float("inf"), None, [1]])
