@@ -40,6 +40,15 @@ def active() -> bool:
     return trace is not None and not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
 
 
+def with_trace_context(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """`headers` plus the current span's context (`traceparent`), for a task submitted over
+    HTTP; unchanged when tracing is not active or the caller set a `traceparent` itself."""
+    carrier = dict(headers or {})
+    if active() and "traceparent" not in carrier:
+        propagate.inject(carrier)
+    return carrier or None
+
+
 def start_submit(task_type: str, headers: Mapping[str, str] | None) -> tuple[Span, dict[str, str]]:
     """Open the submit span of one task; returns it and the headers carrying its context.
 

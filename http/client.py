@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -107,6 +107,7 @@ class Client:
         delay: float | None = None,
         run_at: Moment | None = None,
         key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task:
         """Submit one task (``type``: its name, or the decorated function); returns it.
 
@@ -120,6 +121,7 @@ class Client:
             delay=delay,
             run_at=run_at,
             key=key,
+            headers=headers,
         )
         return self._run(self._calls.submit(task_name(type), payload, options))
 
@@ -230,6 +232,7 @@ class AsyncClient:
         delay: float | None = None,
         run_at: Moment | None = None,
         key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Task:
         """Submit one task; as :meth:`Client.submit`."""
         options = _options(
@@ -239,6 +242,7 @@ class AsyncClient:
             delay=delay,
             run_at=run_at,
             key=key,
+            headers=headers,
         )
         return await self._run(self._calls.submit(task_name(type), payload, options))
 

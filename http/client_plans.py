@@ -18,6 +18,7 @@ import attrs
 import httpx
 
 from oncue.actors import Page, Progress, Stats, Submission, Task, TaskError, TaskState
+from oncue.actors.tracing import with_trace_context
 
 from .client_errors import NotAnOncueServer, ServerUnreachable, error_for
 
@@ -127,6 +128,8 @@ def submission_json(type: str, payload: Any, options: dict[str, Any]) -> dict[st
     """The JSON body of one task to submit; options left None are left out (the server's
     defaults apply), a datetime `run_at` becomes epoch seconds."""
     body = {"type": type, "payload": payload}
+    # the caller's current span (OpenTelemetry, when set up) becomes the task's parent
+    options = {**options, "headers": with_trace_context(options.get("headers"))}
     for name, value in options.items():
         if isinstance(value, datetime.datetime):  # naive means UTC, as the server reads it
             value = (value if value.tzinfo else value.replace(tzinfo=datetime.UTC)).timestamp()
@@ -157,6 +160,7 @@ def task_from_json(data: Any) -> Task:
         worker=data["worker"],
         progress=None if progress is None else Progress(progress["fraction"], progress["message"]),
         key=data["key"],
+        headers=data.get("headers"),
     )
 
 

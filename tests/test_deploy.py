@@ -212,3 +212,19 @@ def test_the_autoscaler_scales_workers_on_a_metric_oncue_exports() -> None:
     name = metric["external"]["metric"]["name"]
     exported = Metrics().render().decode()
     assert re.search(rf"^{name} ", exported, re.MULTILINE), f"{name} is not on /metrics"
+
+
+def test_the_build_context_holds_every_package_folder() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    folders = {
+        path.split("/")[0] for path in pyproject["tool"]["setuptools"]["package-dir"].values()
+    }
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert folders <= allowed, f".dockerignore leaves out {folders - allowed}: the image lacks them"
+    assert {"pyproject.toml", "README.md"} <= allowed
