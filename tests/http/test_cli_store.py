@@ -32,7 +32,8 @@ def test_retention_is_a_duration_or_forever(monkeypatch, capsys) -> None:
     assert main(["serve", "--retention", "soon"]) == 2
     error = capsys.readouterr().err
     assert "Invalid value for '--retention'" in error
-    assert "a duration is a positive number with s, m, h or d, got 'soon', or forever" in error
+    grammar = "a number of seconds or parts like 500ms, 90s, 15m, 1.5h, 2d, 1h30m"
+    assert f"a duration is {grammar}, got 'soon', or forever" in error
 
 
 @pytest.mark.parametrize(
