@@ -182,7 +182,7 @@ async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written
 async def test_renew_gives_back_a_claim_whose_reply_never_arrived(backend) -> None:
     await backend.commit([task(1), task(2)], [])
     [held] = await backend.claim(1, 0.0)
-    await backend._script("claim", backend.node, 1, 0.0, 30.0)  # its reply "lost"
+    await backend._script("claim", backend.node, 1, 0.0, 30.0, -1)  # its reply "lost"
     assert list(await backend.renew()) == []  # the one it holds is renewed, the other given back
     [again] = await backend.claim(5, 0.0)
     assert again.id == "t-2"
@@ -229,3 +229,20 @@ async def test_opening_says_what_a_crash_of_redis_would_lose(backend, caplog) ->
         await backend.open()
     expected = "redis.durable" if appendonly == "yes" else "redis.not_durable"
     assert any(expected in record.getMessage() for record in caplog.records)
+
+
+async def test_a_claim_moves_a_single_ready_queue_of_an_older_store_into_the_type_queues(
+    backend,
+) -> None:
+    import redis
+
+    await backend.commit([task(1), task(2, priority=5), task(3, state=TaskState.CANCELLED)], [])
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:  # as an older oncue kept it
+        ready = f"{backend.keys}ready"
+        ranks = client.zrange(f"{ready}:echo", 0, -1)
+        client.delete(f"{ready}:echo")
+        client.zadd(ready, dict.fromkeys([*ranks, rank(task(3))], 0))
+    claimed = await backend.claim(10, 0.0)
+    assert [record.id for record in claimed] == ["t-2", "t-1"]  # not the cancelled one
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        assert client.exists(ready) == 0
