@@ -130,7 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     if early is not None:
         options.early_signals = early
-    code: int = options.run(options)
+    from .startup import StartupError
+
+    try:
+        code: int = options.run(options)
+    except StartupError as error:  # the reason it could not start, in one line
+        print(f"oncue: {error}", file=sys.stderr, flush=True)
+        return 1
     return code
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 DEFAULT_STORE = "sqlite:///oncue.db"
 DEFAULT_LEASE = 30.0
+DEFAULT_STORE_WAIT = (
+    30.0  # seconds `serve` and `worker` retry a store that does not answer at start
+)
 STORE_VARIABLES = ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -65,6 +68,16 @@ def add_store_option(parser: argparse.ArgumentParser, *, shared: bool) -> None:
         )
     parser.add_argument(
         "--store", metavar="URL", default=default, help=f"{where}; or {', '.join(STORE_VARIABLES)}"
+    )
+    add_number(
+        parser,
+        "--store-wait",
+        float,
+        ("ONCUE_STORE_WAIT",),
+        DEFAULT_STORE_WAIT,
+        metavar="SECONDS",
+        help="at start, how long to keep retrying a store that does not answer (a database"
+        f" still starting) before giving up with exit 1 (default {DEFAULT_STORE_WAIT:g})",
     )
 
 
@@ -211,6 +224,7 @@ def check_options(options: argparse.Namespace) -> None:
         ("--workers", lambda count: count >= 0, "an int >= 0"),
         ("--queue-size", lambda size: size >= 1, "an int >= 1"),
         ("--grace", lambda seconds: seconds >= 0, "seconds >= 0"),
+        ("--store-wait", lambda seconds: seconds >= 0, "seconds >= 0"),
         ("--lease", lambda seconds: seconds is None or seconds > 0, "seconds > 0"),
         ("--max-body-size", lambda size: size >= 1, "bytes >= 1"),
         ("--max-payload-size", lambda size: size >= 1, "bytes >= 1"),
