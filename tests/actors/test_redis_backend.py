@@ -8,7 +8,7 @@ import time
 
 import pytest
 import trio
-from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_option
 
 from oncue.actors import open_backend
 from oncue.actors.backends import redis as redis_backend
@@ -26,7 +26,7 @@ PREFIXES = itertools.count()
 async def backend():
     redis_or_skip()
     prefix = f"oncue_test_{RUN}_r{next(PREFIXES)}"
-    backend = open_backend(f"{REDIS}?prefix={prefix}")
+    backend = open_backend(with_option(REDIS, "prefix", prefix))
     backend.attach("solo", lambda type_: 30.0)  # type: ignore[attr-defined]
     await backend.open()
     try:
@@ -152,7 +152,7 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
                 [ours] = [c["id"] for c in client.client_list() if c["name"] == name]
                 client.client_kill_filter(_id=ours)
             assert await receive.receive() == Notice("listening")
-            other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+            other = open_backend(with_option(REDIS, "prefix", backend.prefix))
             other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
             await other.open()
             await other.commit([task(1)], [])  # what the listener's own node does, it knows
@@ -162,7 +162,7 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
 
 
 async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written(backend) -> None:
-    other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
     other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
     await other.open()
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import trio
-from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_option
 
 from oncue.actors import open_backend
 from oncue.actors.backends.base import Notice, SharedBackend
@@ -38,7 +38,7 @@ def fresh_store(kind: str) -> tuple[str, Callable[[], None]]:
     if kind == "redis":
         redis_or_skip()
         prefix = f"oncue_test_{RUN}_{next(PREFIXES)}"
-        return f"{REDIS}?prefix={prefix}", lambda: drop_redis_prefix(prefix)
+        return with_option(REDIS, "prefix", prefix), lambda: drop_redis_prefix(prefix)
     raise ValueError(f"no shared store of kind {kind!r}")
 
 
