@@ -13,7 +13,8 @@ from quart_trio import QuartTrio
 
 from oncue.actors import Engine
 
-from .app import Service, create_app
+from .app import create_app
+from .service import Service
 from .startup import StartupError, first_of
 
 logger = logging.getLogger(__name__)

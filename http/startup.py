@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from oncue.actors import OncueError, open_backend
+from oncue.actors import BackendFull, BackendUnavailable, OncueError, open_backend
 
 from .process import redact
 
@@ -83,7 +83,7 @@ async def wait_for_store(
             return True
         except OncueError as error:  # says what it is about (a database in use, a node name)
             raise StartupError(str(error)) from None
-        except (RuntimeError, ValueError) as error:  # a schema newer than this oncue...
+        except (BackendFull, RuntimeError, ValueError) as error:  # a schema newer than us...
             raise StartupError(f"store {redact(url)}: {error}") from None
         except _unreachable() as error:
             left = deadline - trio.current_time()
@@ -133,7 +133,7 @@ async def _connect_postgres(url: str) -> None:
 
 def _unreachable() -> tuple[type[BaseException], ...]:
     """What a store that does not answer (yet) raises: worth another attempt."""
-    kinds: list[type[BaseException]] = [OSError, trio.TooSlowError]
+    kinds: list[type[BaseException]] = [BackendUnavailable, OSError, trio.TooSlowError]
     try:
         import psycopg
 

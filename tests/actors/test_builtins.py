@@ -51,8 +51,7 @@ def no_smtp_no_files(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_every_seeds_email_payload_completes() -> None:
-    registry = Registry(builtins=False)
-    register_builtins(registry)
+    registry = register_builtins(Registry())
     payloads = [
         "Send notification",  # the REST task queue
         {"recipient": "ops@example.com", "subject": "Welcome"},  # the Go Task Queue
