@@ -27,6 +27,8 @@ logger = logging.getLogger("oncue.startup")
 
 BACKOFF = (0.5, 5.0)  # seconds before the second attempt, doubling up to the second figure
 CONNECT_TIMEOUT = 5.0  # seconds one attempt to reach a database server may take
+# What PostgreSQL says at connect while it cannot take us yet (SQLSTATE 57P03, 53300).
+BUSY_SERVER = ("starting up", "shutting down", "in recovery mode", "too many clients")
 
 
 class StartupError(Exception):
@@ -86,6 +88,8 @@ async def wait_for_store(
         except (BackendFull, RuntimeError, ValueError) as error:  # a schema newer than us...
             raise StartupError(f"store {redact(url)}: {error}") from None
         except _unreachable() as error:
+            if not _may_come_up(error):  # the server answered: no (a bad password...)
+                raise StartupError(f"store {redact(url)}: {_one_line(error)}") from None
             left = deadline - trio.current_time()
             if left <= 0:
                 raise StartupError(
@@ -141,6 +145,16 @@ def _unreachable() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(kinds)
+
+
+def _may_come_up(error: BaseException) -> bool:
+    """Whether another attempt may succeed: no answer at all, or a server still starting, not
+    one that refused us (a wrong password, no such role or database: PostgreSQL's FATAL at
+    connect, which psycopg gives no SQLSTATE for)."""
+    text = str(error)
+    if "FATAL:" not in text:
+        return True
+    return any(phrase in text for phrase in BUSY_SERVER)
 
 
 def _one_line(error: BaseException) -> str:

@@ -135,3 +135,20 @@ def test_worker_on_an_unreachable_postgres_exits_1_in_one_line(capsys) -> None:
     assert main(["worker", "--store", store, "--store-wait", "0"]) == 1
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"oncue: store {store} did not answer in 0s (1 attempts)")
+
+
+async def test_a_server_that_refuses_us_is_said_at_once_one_that_starts_is_waited_for(
+    autojump_clock, monkeypatch
+) -> None:
+    refusal = 'failed: FATAL:  password authentication failed for user "me"'
+    starting = "failed: FATAL:  the database system is starting up"
+    errors = [ConnectionError(starting), ConnectionError(refusal)]
+
+    async def open_once(url: str) -> None:
+        raise errors.pop(0)
+
+    monkeypatch.setattr(startup, "_open_once", open_once)
+    with pytest.raises(StartupError, match="password authentication failed") as raised:
+        await wait_for_store("postgresql://me@db/x", 30, await never_signalled())
+    assert "did not answer" not in str(raised.value)
+    assert errors == []  # the first was retried
