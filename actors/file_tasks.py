@@ -108,12 +108,14 @@ def image_resize(ctx: TaskContext, payload: Any) -> dict[str, Any]:
         )
         target.write_bytes(resized)
         return {**size, "format": kind, "path": str(target.relative_to(files_dir() or "/"))}
-    where = _first(payload, URL_FIELDS) or path
-    reason = (
-        "oncue fetches no URLs and ONCUE_FILES_DIR is not set: give the image as base64"
-        if path is None
-        else "ONCUE_FILES_DIR is not set: paths are read only inside it"
-    )
+    url = _first(payload, URL_FIELDS)
+    where = url or path
+    if url is not None:
+        reason = "oncue fetches no URLs: give the image as base64, or a path in ONCUE_FILES_DIR"
+    elif path is not None:
+        reason = "ONCUE_FILES_DIR is not set: paths are read only inside it"
+    else:
+        reason = "no image to read: give it as base64 in image, or a path in ONCUE_FILES_DIR"
     return _simulated(
         ctx,
         "image_resize",

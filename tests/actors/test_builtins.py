@@ -118,6 +118,9 @@ def test_image_resize_of_a_url_is_a_simulation_that_says_so() -> None:
         400,
         300,
     )
+    result = image_resize(context(), {"image_id": 7, "width": 5})
+    assert (result["simulated"], result["source"]) == (True, None)
+    assert result["reason"].startswith("no image to read")
 
 
 @pytest.mark.parametrize(
