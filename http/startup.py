@@ -22,6 +22,9 @@ import trio
 from oncue.actors import BackendFull, BackendUnavailable, OncueError, open_backend
 
 from .process import redact
+from .refusals import StartupError
+
+__all__ = ["StartupError", "backoff", "first_of", "startup_errors", "wait_for_store"]
 
 logger = logging.getLogger("oncue.startup")
 
@@ -29,10 +32,6 @@ BACKOFF = (0.5, 5.0)  # seconds before the second attempt, doubling up to the se
 CONNECT_TIMEOUT = 5.0  # seconds one attempt to reach a database server may take
 # What PostgreSQL says at connect while it cannot take us yet (SQLSTATE 57P03, 53300).
 BUSY_SERVER = ("starting up", "shutting down", "in recovery mode", "too many clients")
-
-
-class StartupError(Exception):
-    """A long-running command could not start; the message says why, in one line."""
 
 
 @contextmanager
