@@ -7,12 +7,14 @@ the scheduler, without ever waiting, that tasks became ready or were cancelled.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
-from .mailbox import ActorRef
 from .task import TaskError, TaskState
+
+if TYPE_CHECKING:  # values only, so the store's core imports no trio (test_store_core_model)
+    from .mailbox import ActorRef
 
 # -- what the scheduler holds and workers run ---------------------------------------------------
 
