@@ -147,6 +147,7 @@ class StoreCore:
             task.key,
             task.owner,
             [entered],  # history
+            task.payload_json,
         )
         batch = self.batch
         batch.changed[record.id] = record
