@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import jsontext
 from .errors import InvalidField
+from .jsontext import encode as encode_json
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what a 64-bit database column holds
 MAX_KEY_LENGTH = 200
@@ -53,7 +53,7 @@ def check_one_schedule(delay: object, run_at: object) -> None:
 def encode_payload(payload: Any) -> str:
     """The payload as the JSON text a durable store commits; InvalidField if it is not JSON."""
     try:
-        return jsontext.encode(payload)
+        return encode_json(payload)
     except (TypeError, ValueError, RecursionError) as error:
         message = f"payload must be a JSON value for a durable store: {error}"
         raise InvalidField("payload", message) from None

@@ -20,7 +20,7 @@ import trio
 
 from .backends import SharedBackend
 from .errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
-from .guard import BackendGuard
+from .guard import FAILURES, BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
 from .messages import Claimed, TaskCancelled, Wake
@@ -96,7 +96,7 @@ class SharedLink:
         try:
             released = await self._backend.release()
             logger.info("store.released tasks=%d", released)
-        except Exception as error:  # the backend's own errors: we cannot know their types
+        except FAILURES as error:  # their leases expire instead
             logger.warning("store.release_failed error=%r", error)
 
     # -- after a batch commits -------------------------------------------------------------------
@@ -122,7 +122,7 @@ class SharedLink:
             try:
                 with trio.fail_after(self._guard.commit_deadline):
                     await step()
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 logger.warning("store.%s_failed error=%r", name, error)
                 if name == "claim" and chores.claim is not None:  # the scheduler waits for it
                     tell(Claimed([], chores.claim.limit))

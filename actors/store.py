@@ -23,7 +23,7 @@ import trio
 from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
 from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
-from .guard import BackendGuard
+from .guard import FAILURES, BackendGuard
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
@@ -178,7 +178,7 @@ class Store(Actor):
         if batch.changed or batch.deleted:
             try:
                 lost = await self._guard.commit(list(batch.changed.values()), batch.deleted)
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 for envelope in envelopes:
                     envelope.fail(StoreUnavailable(error))
                 await self._guard.outage(mailbox, error)
