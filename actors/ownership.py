@@ -25,11 +25,12 @@ CLAIM_WITHIN = 1.0  # a task submitted here due within this many seconds may be 
 class AdmissionReads:
     """What a shared store must read before it admits: the unfinished count, number blocks."""
 
-    __slots__ = ("count", "creating")
+    __slots__ = ("at", "count", "creating")
 
-    def __init__(self, count: bool, creating: int) -> None:
+    def __init__(self, count: bool, creating: int, at: float) -> None:
         self.count = count  # read the whole store's unfinished count
         self.creating = creating  # reserve blocks of numbers until this many are at hand
+        self.at = at  # when asked (the count's time)
 
 
 @attrs.define
@@ -53,7 +54,7 @@ class LocalOwnership:
     def __init__(self, last_number: int) -> None:
         self._number = last_number
 
-    def admission_reads(self, creating: int, now: float) -> AdmissionReads | None:
+    def admission_reads(self, creating: int) -> AdmissionReads | None:
         return None
 
     def next_number(self) -> int:
@@ -86,8 +87,9 @@ class SharedOwnership:
 
     shared = True
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, clock: Callable[[], float]) -> None:
         self.node = node
+        self._clock = clock  # monotonic seconds (the store gives trio.current_time)
         self.unfinished = 0  # in the whole store, as last counted
         self.created = 0  # admitted here since
         self.counted_at = -math.inf  # trio time of that count
@@ -95,11 +97,14 @@ class SharedOwnership:
         self.parked = 0  # what our scheduler's last claim asked for and did not get
         self.pending = Chores()
 
-    def admission_reads(self, creating: int, now: float) -> AdmissionReads | None:
+    def admission_reads(self, creating: int) -> AdmissionReads | None:
+        """What to read before admitting ``creating`` tasks: the count when it is old, number
+        blocks when short; None: nothing."""
+        now = self._clock()
         count = now >= self.counted_at + COUNT_EVERY
         if not count and len(self.numbers) >= creating:
             return None
-        return AdmissionReads(count, creating)
+        return AdmissionReads(count, creating, now)
 
     def counted(self, unfinished: int, now: float) -> None:
         self.unfinished, self.created, self.counted_at = unfinished, 0, now

@@ -24,7 +24,7 @@ from .guard import FAILURES, BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
 from .messages import Claimed, TaskCancelled, Wake
-from .ownership import Chores, SharedOwnership
+from .ownership import AdmissionReads, Chores, SharedOwnership
 from .store_core import Batch, Counts, StoreCore
 from .task import Admitted, Task, TaskState
 
@@ -40,8 +40,12 @@ class LocalLink:
     def __init__(self, core: StoreCore) -> None:
         self._core = core
 
-    async def prepare(self, creating: int) -> None:
-        pass
+    async def read_for_admission(self, reads: AdmissionReads) -> None:
+        pass  # never asked: a local ownership reads nothing
+
+    def idle(self) -> bool:
+        """Whether no task is unfinished (so wait_idle() waiters are answered)."""
+        return not self._core.unfinished
 
     async def unfinished_count(self) -> int:
         return len(self._core.unfinished)
@@ -49,8 +53,10 @@ class LocalLink:
     async def counts(self) -> Counts:
         return self._core.counts
 
-    async def after_commit(self, batch: Batch, listeners: Listeners, tell: Tell) -> None:
-        listeners.committed(batch.finished, not self._core.unfinished, batch.events or [])
+    async def run_chores(
+        self, chores: Chores, batch: Batch, listeners: Listeners, tell: Tell
+    ) -> None:
+        pass  # never asked: a local ownership has none
 
     async def mend(self, answers: list[Answer], lost: set[str]) -> list[Answer]:
         return answers  # a backend of one engine refuses no write
@@ -74,16 +80,16 @@ class SharedLink:
         self._backend = backend
         self._guard = guard
 
-    async def prepare(self, creating: int) -> None:
+    async def read_for_admission(self, reads: AdmissionReads) -> None:
         """Refresh the count admission goes by when it is old, and reserve task numbers."""
-        now = trio.current_time()
-        reads = self._ownership.admission_reads(creating, now)
-        if reads is None:
-            return
         if reads.count:
-            self._ownership.counted(await self._guard.read(self._backend.unfinished_count), now)
+            count = await self._guard.read(self._backend.unfinished_count)
+            self._ownership.counted(count, reads.at)
         while self._ownership.short_of(reads.creating):
             self._ownership.reserved(await self._guard.read(self._backend.reserve_numbers))
+
+    def idle(self) -> bool:
+        return False  # the chores find out (rechecking the whole store's count)
 
     async def unfinished_count(self) -> int:
         return await self._guard.read(self._backend.unfinished_count)
@@ -101,13 +107,12 @@ class SharedLink:
 
     # -- after a batch commits -------------------------------------------------------------------
 
-    async def after_commit(self, batch: Batch, listeners: Listeners, tell: Tell) -> None:
+    async def run_chores(
+        self, chores: Chores, batch: Batch, listeners: Listeners, tell: Tell
+    ) -> None:
         """Wake our scheduler, renew, reap, claim, and answer the waiters of what finished
         elsewhere. A chore that fails is logged and tried again when next asked: the leases
         and the polls make up for a missed one."""
-        listeners.committed(batch.finished, False, batch.events or [])  # idle: see below
-        chores = self._ownership.chores()
-        assert chores is not None
         if chores.wake:
             tell(Wake())
         steps: list[tuple[str, Callable[[], Any]]] = []

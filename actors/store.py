@@ -139,7 +139,7 @@ class Store(Actor):
         """Choose the ownership, once: this engine alone, or one of the engines sharing it."""
         if is_shared(self._backend):
             assert self._node is not None
-            shared = SharedOwnership(self._node)
+            shared = SharedOwnership(self._node, trio.current_time)
             self._core = StoreCore(shared, self._queue_size, unfinished, counts)
             backend = cast(SharedBackend, self._backend)
             self._link: Link = SharedLink(self._core, shared, backend, self._guard)
@@ -196,7 +196,10 @@ class Store(Actor):
             self._tell_scheduler(TasksReady(batch.ready))
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        await self._link.after_commit(batch, self._listeners, self._tell_scheduler)
+        self._listeners.committed(batch.finished, self._link.idle(), batch.events or [])
+        chores = self._core.ownership.chores()
+        if chores is not None:
+            await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
         if self._purge is not None:
             await self._run_purge(self._purge)
 
@@ -214,7 +217,9 @@ class Store(Actor):
     async def _submit(self, message: Submit, envelope: Envelope) -> Any:
         tasks: list[NewTask] = message.tasks
         core = self._core
-        await self._link.prepare(len(tasks))
+        reads = core.ownership.admission_reads(len(tasks))
+        if reads is not None:  # a shared store's count, or numbers
+            await self._link.read_for_admission(reads)
         core.check_admission(0)
         existing: dict[str, TaskRecord] = {}
         for task in tasks:
@@ -229,7 +234,9 @@ class Store(Actor):
         # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
         # here (the numbers a shared store reserves for them) are all the tasks there are.
         message.taken = True
-        await self._link.prepare(len(message.tasks))
+        reads = self._core.ownership.admission_reads(len(message.tasks))
+        if reads is not None:
+            await self._link.read_for_admission(reads)
         for record in self._core.submit_nowait(message.tasks, time.time()):
             logger.warning("store.refused id=%s error=%s", record.id, record.error)
 
@@ -278,7 +285,9 @@ class Store(Actor):
 
     async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
         record = await self._find(message.id)
-        await self._link.prepare(0)
+        reads = self._core.ownership.admission_reads(0)
+        if reads is not None:
+            await self._link.read_for_admission(reads)
         return self._core.retry(record, time.time())
 
     async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:

@@ -15,8 +15,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import attrs
-
 from .errors import (
     EngineClosed,
     QueueFull,
@@ -34,16 +32,18 @@ Counts = dict[tuple[str, TaskState], int]
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
 
 
-@attrs.define(slots=True)
 class Batch:
     """What one batch of messages did, for the store actor to commit and announce."""
 
-    changed: dict[str, TaskRecord] = attrs.field(factory=dict)  # to write, by id
-    deleted: list[str] = attrs.field(factory=list)  # to delete (finished tasks)
-    ready: list[Job] = attrs.field(factory=list)  # for our scheduler, once committed
-    cancelled: list[str] = attrs.field(factory=list)  # for our scheduler: drop or interrupt
-    finished: list[TaskRecord] = attrs.field(factory=list)  # wake who waits on them
-    events: list[TaskEvent] | None = None  # to publish; None: nobody subscribes
+    __slots__ = ("cancelled", "changed", "deleted", "events", "finished", "ready")
+
+    def __init__(self, events: list[TaskEvent] | None = None) -> None:
+        self.changed: dict[str, TaskRecord] = {}  # to write, by id
+        self.deleted: list[str] = []  # to delete (finished tasks)
+        self.ready: list[Job] = []  # for our scheduler, once committed
+        self.cancelled: list[str] = []  # for our scheduler: drop or interrupt
+        self.finished: list[TaskRecord] = []  # wake who waits on them
+        self.events = events  # to publish; None: nobody subscribes
 
 
 class StoreCore:
@@ -66,7 +66,7 @@ class StoreCore:
 
     def begin(self, *, events: bool) -> Batch:
         """Start a new batch (``events``: somebody subscribes, so build TaskEvents)."""
-        self.batch = Batch(events=[] if events else None)
+        self.batch = Batch([] if events else None)
         return self.batch
 
     # -- lookups: what is known without the backend ----------------------------------------------

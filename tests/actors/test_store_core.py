@@ -20,6 +20,16 @@ from oncue.actors.task import TaskError, TaskState
 ERROR = TaskError("Boom", "boom")
 
 
+class Clock:
+    """The shared ownership's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def new(key: str | None = None, *, run_at: float | None = None, max_retries: int = 1) -> NewTask:
     return NewTask("echo", {"x": 1}, 1, max_retries, 5.0, run_at, key)
 
@@ -184,27 +194,32 @@ def test_events_are_built_only_while_somebody_subscribes() -> None:
 # -- shared ownership ---------------------------------------------------------------------------
 
 
-def shared_core(queue_size: int = 100) -> tuple[StoreCore, SharedOwnership]:
-    ownership = SharedOwnership("node-a")
+def shared_core(
+    queue_size: int = 100, clock: Clock | None = None
+) -> tuple[StoreCore, SharedOwnership]:
+    ownership = SharedOwnership("node-a", clock or Clock())
     core = StoreCore(ownership, queue_size)
     core.begin(events=False)
     return core, ownership
 
 
 def test_a_shared_store_reads_its_count_when_old_and_numbers_when_short() -> None:
-    core, ownership = shared_core(queue_size=10)
-    reads = ownership.admission_reads(2, now=0.0)
+    clock = Clock()
+    core, ownership = shared_core(queue_size=10, clock=clock)
+    reads = ownership.admission_reads(2)
     assert reads is not None
     assert reads.count
     assert reads.creating == 2
     ownership.counted(9, now=0.0)
     ownership.reserved(range(100, 110))
-    assert ownership.admission_reads(2, now=COUNT_EVERY / 2) is None
+    clock.now = COUNT_EVERY / 2
+    assert ownership.admission_reads(2) is None
     with pytest.raises(QueueFull, match="9 of 10"):
         core.submit([new(), new()], {}, 1.0)
     (admitted,) = core.submit([new()], {}, 1.0)
     assert admitted.task.number == 100
-    reads = ownership.admission_reads(1, now=COUNT_EVERY)
+    clock.now = COUNT_EVERY
+    reads = ownership.admission_reads(1)
     assert reads is not None
     assert reads.count
 
