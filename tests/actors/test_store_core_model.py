@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from oncue.actors.errors import QueueFull, TaskAlreadyFinished
-from oncue.actors.messages import Completed, Failed, Requeued, Retrying, Started
-from oncue.actors.ownership import LocalOwnership
+from oncue.actors.messages import Claim, Claimed, Completed, Failed, Requeued, Retrying, Started
+from oncue.actors.ownership import LocalOwnership, Ownership, SharedOwnership
 from oncue.actors.record import NewTask, TaskRecord
 from oncue.actors.store_core import StoreCore
 from oncue.actors.task import FINISHED, TaskError, TaskState
@@ -32,7 +32,7 @@ ACTORS = Path(__file__).resolve().parents[2] / "actors"
 class StoreModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.core = StoreCore(LocalOwnership(0), QUEUE_SIZE)
+        self.core = StoreCore(self.ownership(), QUEUE_SIZE)
         self.core.begin(events=False)
         self.now = 0.0
         self.records: dict[str, TaskRecord] = {}  # every task accepted and not deleted
@@ -42,6 +42,23 @@ class StoreModel(RuleBasedStateMachine):
         self.life_starts: dict[str, int] = {}  # task id -> where its life starts in its history
         self.cancelled: set[str] = set()
         self.numbers: list[int] = []
+
+    def ownership(self) -> Ownership:
+        return LocalOwnership(0)
+
+    def admits(self, creating: int) -> bool:
+        unfinished = len(self.in_state(TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING))
+        return unfinished + creating <= QUEUE_SIZE
+
+    def created(self, count: int) -> None:
+        """``count`` tasks were admitted (or retried)."""
+
+    def retried(self, record: TaskRecord) -> None:
+        """``record`` was retried."""
+
+    def owned(self) -> set[str]:
+        """The unfinished tasks this store runs (all of them, with a local ownership)."""
+        return {i for i, r in self.records.items() if r.state not in FINISHED}
 
     def tick(self) -> float:
         self.now += 1.0
@@ -69,13 +86,14 @@ class StoreModel(RuleBasedStateMachine):
         tasks = [NewTask("t", n, 0, max_retries, 5.0, None, keys[n]) for n in range(count)]
         existing = {k: self.records[i] for k, i in self.keys.items() if i in self.records}
         creating = sum(1 for t in tasks if t.key is None or t.key not in existing)
-        unfinished = len(self.in_state(TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING))
+        admits = self.admits(creating)
         try:
             admitted = self.core.submit(tasks, existing, self.tick())
         except QueueFull:
-            assert unfinished + creating > QUEUE_SIZE
+            assert not admits
             return
-        assert unfinished + creating <= QUEUE_SIZE
+        assert admits
+        self.created(sum(1 for each in admitted if each.created))
         for task, each in zip(tasks, admitted, strict=True):
             if each.created:
                 record = self.core.batch.changed[each.task.id]
@@ -109,10 +127,15 @@ class StoreModel(RuleBasedStateMachine):
         try:
             self.core.retry(record, self.tick())
         except QueueFull:
+            assert not self.admits(1)
             return
+        self.created(1)
         self.lives[record.id] += 1
         self.life_starts[record.id] = len(record.history) - 1
-        assert self.core.batch.ready[-1].id == record.id
+        ours = record.id in self.core.unfinished  # local: always; shared: never (anyone's)
+        assert ours is not isinstance(self.core.ownership, SharedOwnership)
+        assert ours is any(job.id == record.id for job in self.core.batch.ready)
+        self.retried(record)
         self.commit()
 
     @precondition(lambda self: any(r.state in FINISHED for r in self.records.values()))
@@ -132,7 +155,8 @@ class StoreModel(RuleBasedStateMachine):
     @precondition(lambda self: any(r.state is TaskState.PENDING for r in self.records.values()))
     @rule(count=st.integers(1, 3))
     def start(self, count: int) -> None:
-        ids = [r.id for r in self.in_state(TaskState.PENDING, TaskState.RETRYING)[:count]]
+        waiting = self.in_state(TaskState.PENDING, TaskState.RETRYING)
+        ids = [r.id for r in waiting if r.id in self.core.unfinished][:count]
         self.core.record([Started(ids, "w", self.tick())])
         self.commit()
 
@@ -160,11 +184,8 @@ class StoreModel(RuleBasedStateMachine):
     @invariant()
     def agrees_with_the_model(self) -> None:
         core = self.core
-        unfinished = {i for i, r in self.records.items() if r.state not in FINISHED}
-        assert set(core.unfinished) == unfinished
-        assert len(unfinished) <= QUEUE_SIZE + 1  # a retry is admitted against the size too
-        held = Counter((r.type, r.state) for r in self.records.values())
-        assert {k: v for k, v in core.counts.items() if v} == dict(held)
+        assert set(core.unfinished) == self.owned()
+        self.check_counts()
         for record in self.records.values():
             # Retries are bounded: a lost worker's attempt counts, but is no failure.
             limit = 3 if record.max_retries == -1 else record.max_retries
@@ -173,9 +194,14 @@ class StoreModel(RuleBasedStateMachine):
             assert record.history[-1].state is record.state
         assert self.numbers == sorted(set(self.numbers))
 
+    def check_counts(self) -> None:
+        held = Counter((r.type, r.state) for r in self.records.values())
+        assert {k: v for k, v in self.core.counts.items() if v} == dict(held)
+
     def teardown(self) -> None:
         """Run every unfinished task to its end; then each life ended exactly once."""
         while self.in_state(TaskState.PENDING, TaskState.RETRYING, TaskState.RUNNING):
+            self.take_all()
             self.core.record([Started([r.id for r in self.in_state(TaskState.PENDING)], "w", 0)])
             ready = self.in_state(TaskState.RETRYING)
             self.core.record([Started([r.id for r in ready], "w", 0)])
@@ -187,9 +213,79 @@ class StoreModel(RuleBasedStateMachine):
                 assert self.ends[task_id] == self.lives[task_id], record
             assert record.state in FINISHED
 
+    def take_all(self) -> None:
+        """Before the teardown's run: make every unfinished task ours (shared ownership)."""
 
-StoreModel.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+
+class SharedStoreModel(StoreModel):
+    """The same, with a shared ownership: a task is ours if kept at submit (our scheduler had
+    room) or claimed; the rest wait in the shared store for a claim. Admission goes by the
+    count last read plus what was created here since."""
+
+    def ownership(self) -> Ownership:
+        self.shared = SharedOwnership("here", clock=lambda: 0.0)
+        self.shared.counted(0, 0.0)
+        self.shared.reserved(range(1, 10_000))
+        self.ours: set[str] = set()
+        self.counted, self.since = 0, 0
+        return self.shared
+
+    def admits(self, creating: int) -> bool:
+        return self.counted + self.since + creating <= QUEUE_SIZE
+
+    def created(self, count: int) -> None:
+        self.since += count
+        for task_id, record in self.core.batch.changed.items():
+            if task_id in self.core.unfinished:
+                assert record.node == "here"  # kept: owned here
+                self.ours.add(task_id)
+
+    def retried(self, record: TaskRecord) -> None:
+        self.ours.discard(record.id)  # back in the shared store, for any node to claim
+
+    def owned(self) -> set[str]:
+        records = self.records
+        return {i for i in self.ours if i in records and records[i].state not in FINISHED}
+
+    def waiting(self) -> list[TaskRecord]:
+        states = (TaskState.PENDING, TaskState.RETRYING)
+        return [r for r in self.in_state(*states) if r.id not in self.owned()]
+
+    @rule(room=st.integers(0, 4), take=st.integers(0, 4))
+    def claim(self, room: int, take: int) -> None:
+        """Our scheduler claims: the store runs what it got; the room left keeps submits."""
+        records = self.waiting()[: min(room, take)]
+        told: list[Claimed] = []
+        self.shared.claim(Claim(room, 1.0), told.append)
+        chores = self.shared.chores()
+        assert chores is not None
+        if room == 0:
+            return
+        jobs = self.core.claimed(records)
+        self.shared.claimed(room, jobs)
+        self.ours.update(r.id for r in records)
+        assert self.shared.parked == room - len(records)
+
+    @rule()
+    def count(self) -> None:
+        """The count admission goes by is read again (all of the store, ours or not)."""
+        unfinished = self.in_state(TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING)
+        self.counted, self.since = len(unfinished), 0
+        self.shared.counted(self.counted, 0.0)
+
+    def check_counts(self) -> None:
+        pass  # a shared store's counts are the backend's, not kept here
+
+    def take_all(self) -> None:
+        records = self.waiting()
+        self.ours.update(r.id for r in records)
+        self.core.claimed(records)
+
+
+for machine in (StoreModel, SharedStoreModel):
+    machine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 test_the_store_core_agrees_with_its_model = StoreModel.TestCase
+test_a_shared_store_core_agrees_with_its_model = SharedStoreModel.TestCase
 
 
 # -- what the cores import ------------------------------------------------------------------------
