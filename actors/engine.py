@@ -28,7 +28,7 @@ import trio
 
 from .backends import Backend, SharedBackend, is_shared, open_backend
 from .backends.memory import MemoryBackend
-from .events import Observer
+from .events import LifecycleEvent, Observer
 from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
 from .node import Node
@@ -39,6 +39,7 @@ from .spec import ChildSpec
 from .store import Store, StoreLife
 from .supervisor import Supervisor
 from .tree import SupervisorRef, open_supervisor
+from .watch import Feed
 
 logger = logging.getLogger(__name__)
 
@@ -126,13 +127,20 @@ async def open_engine(
             return Node(shared_backend, store_spec.ref, scheduler_spec.ref, shortest)
 
         children.append(ChildSpec("node", make_node))
+    feed = Feed()
+
+    def observe(event: LifecycleEvent) -> None:
+        feed.publish(event)  # never blocks; then the caller's observer, as before
+        if observer is not None:
+            observer(event)
+
     async with open_supervisor(
         children,
         name="oncue",
         strategy="rest_for_one",
-        observer=observer,
+        observer=observe,
         shutdown=grace + SHUTDOWN_BOUND,  # once drained, stopping takes moments; bound it anyway
-    ):
+    ) as root:
         engine = Engine(
             registry=registry,
             store=store_spec.ref,
@@ -142,10 +150,16 @@ async def open_engine(
             grace=grace,
             durable=not isinstance(backend, MemoryBackend),
             node=node if shared else None,
+            root=root,
+            feed=feed,
+            retention=retention,
         )
-        with tuned_gc(gc_threshold):
-            yield engine
-        await engine.shutdown()
+        try:
+            with tuned_gc(gc_threshold):
+                yield engine
+            await engine.shutdown()
+        finally:
+            feed.close()
 
 
 def _check_config(

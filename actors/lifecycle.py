@@ -51,7 +51,12 @@ class Lifecycle(SharedStore):
         counts = self._counts
         counts[record.type, record.state] -= 1
         counts[record.type, state] += 1
-        record.move(state, at)
+        # The history says who ran each attempt and why one failed (the HTTP `history`).
+        worker = record.worker if state is TaskState.RUNNING else None
+        error = None
+        if state is TaskState.RETRYING or state is TaskState.FAILED:
+            error = None if record.error is None else record.error.summary
+        record.move(state, at, worker, error)
         self._changed[record.id] = record
         if state in FINISHED:
             self._unfinished.pop(record.id, None)  # not ours (a shared store) if absent
@@ -59,7 +64,17 @@ class Lifecycle(SharedStore):
             self._finished.append(record)
         if self._listeners.subscribed:
             self._events.append(
-                TaskEvent(record.id, record.type, state, at, record.attempts, record.worker)
+                TaskEvent(
+                    record.id,
+                    record.type,
+                    state,
+                    at,
+                    record.attempts,
+                    record.worker,
+                    record.number,
+                    record.owner,
+                    error,
+                )
             )
 
     async def _submit(self, message: Submit, envelope: Envelope) -> list[Admitted]:
@@ -151,7 +166,11 @@ class Lifecycle(SharedStore):
             if ready:
                 self._ready.append(record.job())
         if self._listeners.subscribed:
-            self._events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
+            self._events.append(
+                TaskEvent(
+                    record.id, record.type, TaskState.PENDING, now, 0, None, number, record.owner
+                )
+            )
         return record
 
     async def _record(self, message: Record, envelope: Envelope) -> None:

@@ -37,6 +37,7 @@ from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
+    ChangedSince,
     Claim,
     CloseAdmission,
     DeleteTask,
@@ -118,6 +119,7 @@ class Store(Lifecycle, Actor):
             ProgressReported: self._progress,
             GetTask: self._get,
             ListTasks: self._list,
+            ChangedSince: self._changed_since,
             CancelTask: self._cancel,
             DeleteTask: self._delete,
             RetryTask: self._retry,
@@ -257,6 +259,25 @@ class Store(Lifecycle, Actor):
             )
         )
         return [record.snapshot() for record in records]
+
+    async def _changed_since(self, message: ChangedSince, envelope: Envelope) -> Any:
+        """The tasks that may have moved since ``message.after``, as snapshots, and whether
+        that is all of them (False: a kind held more than ``message.limit``)."""
+        owner, limit = message.owner, message.limit
+        backend = self._backend
+        if self._shared:
+            unfinished: list[TaskRecord] = []
+            for state in (TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING):
+                query = partial(backend.query, state, None, limit + 1, None, owner)
+                unfinished += await self._read(query)
+        else:
+            mine = self._unfinished.values()
+            unfinished = [record for record in mine if owner is None or record.owner == owner]
+        finished_since = partial(backend.finished_since, message.after, limit + 1, owner)
+        finished = await self._read(finished_since)
+        complete = len(unfinished) <= limit and len(finished) <= limit
+        records = {record.id: record for record in (*finished[:limit], *unfinished[:limit])}
+        return [record.snapshot() for record in records.values()], complete
 
     async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
         record = await self._find(message.id)

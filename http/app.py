@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import msgspec
@@ -30,6 +31,9 @@ from .gate import Policies, install_gateway
 from .limits import CorsPolicy, RateLimiter
 from .metrics import Metrics
 from .openapi import ServiceOpenAPI
+
+if TYPE_CHECKING:
+    from .routes_events import StreamSettings
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ def create_app(
     auth: AuthSettings | None = None,
     rate_limit: RateLimiter | None = None,
     cors: CorsPolicy | None = None,
+    events: StreamSettings | None = None,
 ) -> QuartTrio:
     """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
 
@@ -112,9 +117,11 @@ def create_app(
         auth: bearer-token authentication (docs/security.md); None or empty: off.
         rate_limit: requests per second per token (or client address); None: unlimited.
         cors: the browser origins allowed to call the API; None: no CORS headers.
+        events: the bounds of `GET /api/v1/events` streams (heartbeat, buffer, write timeout).
     """
     from .direct import submit_routes
     from .routes_compat import compat
+    from .routes_events import StreamSettings, events_doc, events_routes
     from .routes_service import service_routes
     from .routes_tasks import jobs, tasks
 
@@ -140,9 +147,10 @@ def create_app(
     app.before_serving(_follow_events)
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
+    direct.update(events_routes(current, events or StreamSettings()))
     install_gateway(app, policies, direct)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
-    for blueprint in (tasks, jobs, service_routes, compat):
+    for blueprint in (tasks, jobs, service_routes, compat, events_doc):
         app.register_blueprint(blueprint)
     return app
 

@@ -65,6 +65,13 @@ class Backend(Protocol):
         """How many tasks there are of each (type, state)."""
         ...
 
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        """Up to ``limit`` tasks (of ``owner``, if given) finished after ``after`` (wall clock),
+        oldest finish first: with the unfinished ones, every task changed since then."""
+        ...
+
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
         """Delete up to ``limit`` finished tasks whose ``finished_at`` (wall clock) is below
         ``before``, oldest first, in one transaction; returns how many of each (type, state)

@@ -47,7 +47,7 @@ from .postgres_sql import (
     UPSERT,
     migrate,
 )
-from .rows import COLUMNS, from_row, to_row
+from .rows import COLUMNS, finished_since_sql, from_row, to_row
 from .sqlite import query_sql
 
 logger = logging.getLogger(__name__)
@@ -334,6 +334,12 @@ class PostgresBackend:
     ) -> list[TaskRecord]:
         text, args = query_sql(state, type, owner, before)
         return await self._select(text.replace("?", "%s"), (*args, limit))
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        args = (after, limit) if owner is None else (after, owner, limit)
+        return await self._select(finished_since_sql(owner).replace("?", "%s"), args)
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(

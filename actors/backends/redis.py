@@ -276,6 +276,16 @@ class RedisBackend:
             found.extend(decode(flat) for flat in flats)
         return found
 
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        # The retention index (finished ids by finished_at), then the hashes; the owner is
+        # filtered here, so a tenant may get fewer than `limit` of a full page.
+        finished = f"{self.keys}finished"
+        ids = await self._call("ZRANGEBYSCORE", finished, f"({after!r}", "+inf", "LIMIT", 0, limit)
+        records = await self._hashes(ids)
+        return [record for record in records if owner is None or record.owner == owner]
+
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         flat = await self._call("HGETALL", f"{self.keys}counts")
         counts: dict[tuple[str, TaskState], int] = {}

@@ -251,6 +251,21 @@ class SharedMemoryBackend:
         found.sort(key=lambda record: -record.number)
         return [_copy(record) for record in found[:limit]]
 
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        found = sorted(
+            (
+                record
+                for record in self.hub.tasks.values()
+                if record.state.finished
+                and (record.finished_at or 0.0) > after
+                and (owner is None or record.owner == owner)
+            ),
+            key=lambda record: record.finished_at or 0.0,
+        )
+        return [_copy(record) for record in found[:limit]]
+
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         counts: dict[tuple[str, TaskState], int] = {}
         for record in self.hub.tasks.values():
