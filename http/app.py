@@ -120,7 +120,9 @@ def create_app(
         events: the bounds of `GET /api/v1/events` streams (heartbeat, buffer, write timeout).
     """
     from .direct import submit_routes
+    from .routes_bulk import bulk_routes
     from .routes_compat import compat
+    from .routes_dashboard import dashboard_routes
     from .routes_events import StreamSettings, events_doc, events_routes
     from .routes_service import service_routes
     from .routes_tasks import jobs, tasks
@@ -150,7 +152,8 @@ def create_app(
     direct.update(events_routes(current, events or StreamSettings()))
     install_gateway(app, policies, direct)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
-    for blueprint in (tasks, jobs, service_routes, compat, events_doc):
+    blueprints = (bulk_routes, tasks, jobs, service_routes, compat, events_doc, dashboard_routes)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
 
