@@ -34,6 +34,7 @@ from .handle import ASK_BOUND, Engine
 from .node import Node
 from .pool import WorkerPool
 from .registry import Registry, check_lease
+from .relay import Relay
 from .scheduler import Scheduler
 from .spec import ChildSpec
 from .store import Store, StoreLife
@@ -64,6 +65,7 @@ async def open_engine(
     lease: float = LEASE,
     node: str | None = None,
     gc_threshold: int | None = GC_THRESHOLD,
+    share_events: bool = True,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
 
@@ -80,7 +82,8 @@ async def open_engine(
     many, share the queue: each claims tasks into its own buffer and owns them under a lease
     of ``lease`` seconds (or the handler's own ``lease``), renewed while it lives; a dead
     engine's tasks run elsewhere once their lease expires. ``node`` names this engine among
-    them (default: host:pid:random).
+    them (default: host:pid:random). ``share_events``: publish this engine's task transitions
+    to the other nodes and follow theirs (``engine.remote_events()``, relay.py).
 
     Raises ValueError naming the argument for a bad configuration.
     """
@@ -127,7 +130,14 @@ async def open_engine(
             return Node(shared_backend, store_spec.ref, scheduler_spec.ref, shortest)
 
         children.append(ChildSpec("node", make_node))
-    feed = Feed()
+    feed, remote = Feed(), Feed()
+    if shared and share_events:
+
+        def make_relay() -> Relay:
+            assert node is not None
+            return Relay(shared_backend, store_spec.ref, remote, node)
+
+        children.append(ChildSpec("relay", make_relay))
 
     def observe(event: LifecycleEvent) -> None:
         feed.publish(event)  # never blocks; then the caller's observer, as before
@@ -153,6 +163,7 @@ async def open_engine(
             root=root,
             feed=feed,
             retention=retention,
+            remote=remote,
         )
         try:
             with tuned_gc(gc_threshold):
@@ -160,6 +171,7 @@ async def open_engine(
             await engine.shutdown()
         finally:
             feed.close()
+            remote.close()
 
 
 def _check_config(

@@ -26,6 +26,7 @@ from .errors import (
     UnknownTaskType,
     WaitTimeout,
 )
+from .events import LifecycleEvent
 from .ids import new_task_id
 from .mailbox import ActorRef
 from .messages import (
@@ -60,11 +61,12 @@ from .task import (
     Stats,
     Submission,
     Task,
+    TaskEvent,
     TaskState,
     WorkerInfo,
 )
 from .tree import SupervisorRef
-from .watch import ActorInfo, Feed, LifecycleStream
+from .watch import ActorInfo, Feed, FeedStream
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +94,13 @@ class Engine:
         root: SupervisorRef | None = None,
         feed: Feed | None = None,
         retention: float | None = None,
+        remote: Feed | None = None,
     ) -> None:
         self.registry = registry
         self.retention = retention  # seconds finished tasks are kept (None: forever)
         self._root = root
         self._feed = feed or Feed()
+        self._remote = remote or Feed()
         self.node = node  # this engine's name among those sharing its store (None: not shared)
         self._store = store
         self._scheduler = scheduler
@@ -347,12 +351,20 @@ class Engine:
             raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
         return EventStream(self._store, capacity)
 
-    def supervision_events(self, capacity: int = 100) -> LifecycleStream:
+    def supervision_events(self, capacity: int = 100) -> FeedStream[LifecycleEvent]:
         """The supervision tree's lifecycle events (crashed, restarted, gave up...), as an
         async iterator, subscribed at once; raises EventsDropped like :meth:`events`."""
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
-        return LifecycleStream(self._feed, capacity)
+        return FeedStream(self._feed, capacity)
+
+    def remote_events(self, capacity: int = 1000) -> FeedStream[TaskEvent]:
+        """On a shared store, the transitions the other nodes make (relay.py), as an async
+        iterator subscribed at once; on any other store it yields nothing until the engine
+        stops. Best effort across nodes; raises EventsDropped like :meth:`events`."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return FeedStream(self._remote, capacity)
 
     async def tree(self) -> builtins.list[ActorInfo]:
         """Every actor of the engine's supervision tree, depth first: path, state, restarts."""

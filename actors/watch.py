@@ -9,15 +9,16 @@ events, the feed never blocks the supervisor that publishes: a subscriber that f
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
 
 from .errors import EventsDropped
-from .events import LifecycleEvent
 from .messages import SubscriptionEnded
 from .spec import ChildInfo
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -48,7 +49,7 @@ class Feed:
         self._subscribers.append((send, capacity))
         return receive
 
-    def publish(self, event: LifecycleEvent) -> None:
+    def publish(self, event: Any) -> None:
         """Hand ``event`` to every subscriber with room; drop those without (with a notice)."""
         keep = []
         for channel, capacity in self._subscribers:
@@ -73,22 +74,23 @@ class Feed:
         self._subscribers = []
 
 
-class LifecycleStream:
-    """An async iterator of the tree's LifecycleEvents; subscribed when made."""
+class FeedStream(Generic[T]):
+    """An async iterator of what a Feed publishes (LifecycleEvent, TaskEvent); subscribed
+    when made."""
 
     def __init__(self, feed: Feed, capacity: int) -> None:
         self._receive = feed.subscribe(capacity)
 
-    async def __aenter__(self) -> LifecycleStream:
+    async def __aenter__(self) -> FeedStream[T]:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._receive.close()
 
-    def __aiter__(self) -> LifecycleStream:
+    def __aiter__(self) -> FeedStream[T]:
         return self
 
-    async def __anext__(self) -> LifecycleEvent:
+    async def __anext__(self) -> T:
         try:
             item = await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -96,5 +98,5 @@ class LifecycleStream:
         if isinstance(item, SubscriptionEnded):
             self._receive.close()
             raise EventsDropped(item.reason)
-        event: LifecycleEvent = item
+        event: T = item
         return event

@@ -23,9 +23,10 @@ import trio
 from quart import Blueprint, Response
 from quart_schema import hide
 
-from oncue.actors import Engine, EventsDropped
+from oncue.actors import Engine, EventsDropped, TaskEvent
+from oncue.actors.events import LifecycleEvent
 from oncue.actors.subscription import EventStream
-from oncue.actors.watch import LifecycleStream
+from oncue.actors.watch import FeedStream
 
 from .app import Service
 from .errors import ApiError, reply_for
@@ -125,7 +126,8 @@ class EventStreamWriter:
         """
         engine = self.service.engine
         frames_send, frames = trio.open_memory_channel[bytes](FRAMES_BUFFER)
-        async with _subscribed(engine, self.settings.capacity, self.wanted) as (tasks, actors):
+        subscribed = _subscribed(engine, self.settings.capacity, self.wanted)
+        async with subscribed as (tasks, remote, actors):
             await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             self.started = True
             await self._write(GREETING)
@@ -137,6 +139,7 @@ class EventStreamWriter:
                     if self.ending is not None:
                         pumps.cancel_scope.cancel()
                     pumps.start_soon(self._pump_tasks, tasks, replay, frames_send.clone())
+                    pumps.start_soon(self._pump_remote, remote, replay, frames_send.clone())
                     if actors is not None:
                         pumps.start_soon(self._pump_actors, actors, frames_send.clone())
         await self._write(self.ending or b"", more=False)
@@ -157,8 +160,20 @@ class EventStreamWriter:
                 return
             self.end("end", "the engine stopped")
 
+    async def _pump_remote(
+        self, stream: FeedStream[TaskEvent], replay: Replay, out: trio.MemorySendChannel[bytes]
+    ) -> None:
+        """The other nodes' transitions (shared stores; see actors/relay.py)."""
+        async with out:
+            try:
+                async for event in stream:
+                    if self.wanted.matches(event) and not replay.covers(event):
+                        await out.send(task_frame(event))
+            except EventsDropped as dropped:
+                self.end("dropped", f"{dropped.reason}; reconnect with Last-Event-ID")
+
     async def _pump_actors(
-        self, stream: LifecycleStream, out: trio.MemorySendChannel[bytes]
+        self, stream: FeedStream[LifecycleEvent], out: trio.MemorySendChannel[bytes]
     ) -> None:
         async with out:
             try:
@@ -198,15 +213,16 @@ class EventStreamWriter:
 @asynccontextmanager
 async def _subscribed(
     engine: Engine, capacity: int, wanted: EventFilter
-) -> AsyncIterator[tuple[EventStream, LifecycleStream | None]]:
-    """Subscribe to the task events (and, for admins, the supervision events) before anything
-    is sent, so that nothing after the replay's reading is missed."""
-    async with engine.events(capacity) as tasks:
+) -> AsyncIterator[tuple[EventStream, FeedStream[TaskEvent], FeedStream[LifecycleEvent] | None]]:
+    """Subscribe to the task events, this node's and the others' (and, for admins, the
+    supervision events) before anything is sent, so nothing after the replay's reading is
+    missed."""
+    async with engine.events(capacity) as tasks, engine.remote_events(capacity) as remote:
         if not wanted.admin:
-            yield tasks, None
+            yield tasks, remote, None
             return
         async with engine.supervision_events(capacity) as actors:
-            yield tasks, actors
+            yield tasks, remote, actors
 
 
 async def _cancel_on_disconnect(receive: ASGIReceive, scope: trio.CancelScope) -> None:
