@@ -46,11 +46,11 @@ class Stream:
         raw, _, self.buffer = self.buffer.partition(b"\n\n")
         return parse(raw.decode())
 
-    async def until(self, kind: str, **data: Any) -> Frame:
-        """Skip frames until one of `kind` whose data holds `data`."""
+    async def until(self, event: str, **data: Any) -> Frame:
+        """Skip frames until an `event` one whose data holds `data`."""
         while True:
             frame = await self.next()
-            if frame.kind == kind and all(frame.data.get(k) == v for k, v in data.items()):
+            if frame.kind == event and all(frame.data.get(k) == v for k, v in data.items()):
                 return frame
 
     async def rest(self) -> list[Frame]:

@@ -10,7 +10,8 @@ import trio.testing
 from quart.typing import TestClientProtocol as Client
 from sse_client import open_stream
 
-from oncue.actors import Engine, EventKind, LifecycleEvent, open_engine
+from oncue.actors import Engine, open_engine
+from oncue.actors.worker import Worker
 from oncue.http.app import create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.routes_events import StreamSettings
@@ -137,22 +138,26 @@ async def test_a_tenant_sees_only_its_own_tasks_events(tenants: Client) -> None:
     assert first.data["id"] == mine["id"]
 
 
-async def test_admins_see_supervision_events(engine: Engine, client: Client) -> None:
+async def test_admins_see_supervision_events(monkeypatch, client: Client) -> None:
+    original = Worker._attempt
+    crashed: list[str] = []
+
+    async def attempt(self, job):
+        if job.payload == "crash" and not crashed:
+            crashed.append(job.id)
+            raise RuntimeError("the worker broke outside the handler")
+        return await original(self, job)
+
+    monkeypatch.setattr(Worker, "_attempt", attempt)
     async with open_stream(client) as stream:
-        # what a supervisor emits when a worker crashes and is restarted
-        engine._feed.publish(LifecycleEvent(EventKind.CRASHED, "/oncue/workers/worker-1", 0))
-        engine._feed.publish(LifecycleEvent(EventKind.STARTED, "/oncue/workers/worker-1", 1))
-        engine._feed.publish(LifecycleEvent(EventKind.RESTARTED, "/oncue/workers/worker-1", 1))
-        crashed = await stream.next()
-        restarted = await stream.next()
-    assert crashed.kind == restarted.kind == "actor"
-    assert crashed.data["kind"] == "crashed"
-    assert restarted.data == {
-        "kind": "restarted",
-        "path": "/oncue/workers/worker-1",
-        "restarts": 1,
-        "error": None,
-    }
+        task = await submit(client, {"type": "double", "payload": "crash"})
+        crash = await stream.until("actor", kind="crashed")
+        restart = await stream.until("actor", kind="restarted")
+        await stream.until("task", id=task["id"], status="running", attempt=2)  # requeued
+    assert crash.data["path"] == restart.data["path"]
+    assert crash.data["path"].startswith("/oncue/workers/worker-")
+    assert "the worker broke" in crash.data["error"]
+    assert restart.data["restarts"] == 1
 
 
 async def test_a_stream_ends_with_an_event_when_the_server_drains(client: Client, engine):
