@@ -115,4 +115,9 @@ def test_a_wheel_installs_into_a_fresh_venv_and_imports_from_elsewhere(tmp_path:
         for source in (REPO / folder).glob("*.py"):
             if source.stem != "__init__":
                 assert f"{package}.{source.stem}" in installed, f"{source} is not in the wheel"
+    # The dashboard's files are package data: in the wheel too (docs/dashboard.md).
+    http_folders = [Path(path) for path in report["files"][1:]]
+    for source in (REPO / "http" / "dashboard").iterdir():
+        shipped = [folder / "dashboard" / source.name for folder in http_folders]
+        assert any(path.is_file() for path in shipped), f"{source} is not in the wheel"
     run([str(venv / "bin" / "oncue"), "--help"], cwd=elsewhere)
