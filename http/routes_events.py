@@ -94,9 +94,7 @@ class EventsRoute:
             nursery.cancel_scope.cancel()
         if gone:  # its connection is stuck: nothing more can be sent on it
             logger.info("http.events_client_gone remote=%s", exchange.remote)
-        elif not stream.finished and stream.started:  # the client left: end the response
-            with trio.move_on_after(self.settings.write_timeout):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # A client that left (http.disconnect) is sent nothing more: the server closed it.
 
 
 @attrs.define
@@ -108,8 +106,6 @@ class EventStreamWriter:
     wanted: EventFilter
     send: ASGISend
     ending: bytes | None = None  # the final frame, once the stream must end
-    started: bool = False  # the response has started
-    finished: bool = False  # the response is complete
     _pumps: trio.CancelScope | None = None
 
     def end(self, kind: str, reason: str) -> None:
@@ -129,7 +125,6 @@ class EventStreamWriter:
         subscribed = _subscribed(engine, self.settings.capacity, self.wanted)
         async with subscribed as (tasks, remote, actors):
             await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-            self.started = True
             await self._write(GREETING)
             replay = await start_replay(engine, self.wanted, after)
             async with trio.open_nursery() as writer:
@@ -143,7 +138,6 @@ class EventStreamWriter:
                     if actors is not None:
                         pumps.start_soon(self._pump_actors, actors, frames_send.clone())
         await self._write(self.ending or b"", more=False)
-        self.finished = True
 
     async def _pump_tasks(
         self, stream: EventStream, replay: Replay, out: trio.MemorySendChannel[bytes]

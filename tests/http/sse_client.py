@@ -95,3 +95,6 @@ async def open_stream(
         finally:
             if not stream.ended:
                 await connection.disconnect()
+                # The route sends nothing after a disconnect (Hypercorn refuses it), so end
+                # the test connection's side as a server would have.
+                connection._client_send.close()

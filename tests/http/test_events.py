@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -15,6 +17,7 @@ from oncue.actors.worker import Worker
 from oncue.http.app import create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.routes_events import StreamSettings
+from oncue.http.serve import serve
 
 ALICE = {"Authorization": "Bearer token-a"}
 BOB = {"Authorization": "Bearer token-b"}
@@ -219,3 +222,49 @@ async def test_resume_on_sqlite_replays_from_the_stored_history(tmp_path) -> Non
     assert [step.data["status"] for step in steps] == ["retrying", "running", "failed"]
     assert steps[0].data["error"].startswith("RuntimeError: ")
     assert steps[2].data["attempt"] == 2
+
+
+async def test_end_to_end_on_hypercorn_a_client_leaves_cleanly(engine: Engine, caplog) -> None:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(partial(serve, engine, "127.0.0.1", 0, shutdown=stop))
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(b"GET /api/v1/events HTTP/1.1\r\nHost: test\r\n\r\n")
+            seen = b""
+            while b": connected" not in seen:
+                seen += await stream.receive_some()
+            task = await engine.submit("double", 2)
+            while b'"status":"completed"' not in seen:
+                seen += await stream.receive_some()
+        # the client left mid-stream; the server goes on serving
+        assert b"content-type: text/event-stream" in seen.lower()
+        assert task.id.encode() in seen
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/health")).status_code == 200
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)  # the route saw it leave
+        stop.set()
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+async def test_nothing_is_sent_after_the_client_left(engine: Engine) -> None:
+    """Hypercorn refuses a send after http.disconnect (an 'Error in ASGI Framework')."""
+    app = create_app(engine)
+    left = trio.Event()
+    late: list[dict] = []
+
+    async def receive() -> dict:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if left.is_set():
+            late.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/v1/events", "query_string": b""}
+    scope |= {"headers": [], "root_path": "", "client": ("127.0.0.1", 1), "scheme": "http"}
+    async with app.test_app(), trio.open_nursery() as nursery:
+        nursery.start_soon(app, scope, receive, send)
+        await trio.testing.wait_all_tasks_blocked()
+        left.set()
+    assert late == []
