@@ -87,6 +87,21 @@ class FeedStream(Generic[T]):
     async def __aexit__(self, *exc_info: object) -> None:
         self._receive.close()
 
+    def ready(self, most: int) -> list[T]:
+        """Up to ``most`` more items already here, without waiting; raises EventsDropped when
+        it meets the notice that this stream was dropped."""
+        found: list[T] = []
+        while len(found) < most:
+            try:
+                item = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if isinstance(item, SubscriptionEnded):
+                self._receive.close()
+                raise EventsDropped(item.reason)
+            found.append(item)
+        return found
+
     def __aiter__(self) -> FeedStream[T]:
         return self
 

@@ -120,6 +120,7 @@ def create_app(
         events: the bounds of `GET /api/v1/events` streams (heartbeat, buffer, write timeout).
     """
     from .direct import submit_routes
+    from .hub import EventHub
     from .routes_bulk import bulk_routes
     from .routes_compat import compat
     from .routes_dashboard import dashboard_routes
@@ -147,9 +148,12 @@ def create_app(
     )
     register_error_handlers(app)
     app.before_serving(_follow_events)
+    app.before_serving(_run_hub)
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
-    direct.update(events_routes(current, events or StreamSettings()))
+    hub = EventHub(engine)
+    app.extensions["oncue.hub"] = hub
+    direct.update(events_routes(current, events or StreamSettings(), hub))
     install_gateway(app, policies, direct)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
     blueprints = (bulk_routes, tasks, jobs, service_routes, compat, events_doc, dashboard_routes)
@@ -165,6 +169,12 @@ async def _follow_events() -> None:
     await app.nursery.start(
         partial(follow_events, current.engine, current.metrics, lambda: current.log_tasks)
     )
+
+
+async def _run_hub() -> None:
+    """While the app is served, one subscription feeds every event stream (hub.py)."""
+    app: QuartTrio = current_app  # type: ignore[assignment]
+    await app.nursery.start(app.extensions["oncue.hub"].run)
 
 
 def swagger_dist() -> Path:

@@ -23,14 +23,14 @@ import trio
 from quart import Blueprint, Response
 from quart_schema import hide
 
-from oncue.actors import Engine, EventsDropped, TaskEvent
+from oncue.actors import Engine, EventsDropped
 from oncue.actors.events import LifecycleEvent
-from oncue.actors.subscription import EventStream
 from oncue.actors.watch import FeedStream
 
 from .app import Service
 from .errors import ApiError, reply_for
 from .gate import Direct, Exchange
+from .hub import EventHub, Listener
 from .replay import Replay, start_replay
 from .reply import ASGIReceive, ASGISend
 from .sse import (
@@ -73,6 +73,7 @@ class EventsRoute:
 
     service: Service
     settings: StreamSettings
+    hub: EventHub
 
     async def __call__(self, exchange: Exchange, receive: ASGIReceive, send: ASGISend) -> None:
         try:
@@ -82,7 +83,7 @@ class EventsRoute:
         except Exception as error:  # the route's error boundary, as Quart's handler would be
             await reply_for(error, exchange.path).send(send)
             return
-        stream = EventStreamWriter(self.service, self.settings, wanted, send)
+        stream = EventStreamWriter(self.service, self.settings, self.hub, wanted, send)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
             nursery.start_soon(_end_on, self.service.draining, stream)
@@ -103,6 +104,7 @@ class EventStreamWriter:
 
     service: Service
     settings: StreamSettings
+    hub: EventHub
     wanted: EventFilter
     send: ASGISend
     ending: bytes | None = None  # the final frame, once the stream must end
@@ -122,49 +124,41 @@ class EventStreamWriter:
         """
         engine = self.service.engine
         frames_send, frames = trio.open_memory_channel[bytes](FRAMES_BUFFER)
-        subscribed = _subscribed(engine, self.settings.capacity, self.wanted)
-        async with subscribed as (tasks, remote, actors):
-            await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-            await self._write(GREETING)
-            replay = await start_replay(engine, self.wanted, after)
-            async with trio.open_nursery() as writer:
-                writer.start_soon(self._write_frames, frames)
-                async with frames_send, trio.open_nursery() as pumps:
-                    self._pumps = pumps.cancel_scope
-                    if self.ending is not None:
-                        pumps.cancel_scope.cancel()
-                    pumps.start_soon(self._pump_tasks, tasks, replay, frames_send.clone())
-                    pumps.start_soon(self._pump_remote, remote, replay, frames_send.clone())
-                    if actors is not None:
-                        pumps.start_soon(self._pump_actors, actors, frames_send.clone())
+        listener = self.hub.join(self.wanted, self.settings.capacity)
+        try:
+            async with _supervision(engine, self.settings.capacity, self.wanted) as actors:
+                await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+                await self._write(GREETING)
+                replay = await start_replay(engine, self.wanted, after)
+                async with trio.open_nursery() as writer:
+                    writer.start_soon(self._write_frames, frames)
+                    async with frames_send, trio.open_nursery() as pumps:
+                        self._pumps = pumps.cancel_scope
+                        if self.ending is not None:
+                            pumps.cancel_scope.cancel()
+                        pumps.start_soon(self._pump_tasks, listener, replay, frames_send.clone())
+                        if actors is not None:
+                            pumps.start_soon(self._pump_actors, actors, frames_send.clone())
+        finally:
+            self.hub.leave(listener)
         await self._write(self.ending or b"", more=False)
 
     async def _pump_tasks(
-        self, stream: EventStream, replay: Replay, out: trio.MemorySendChannel[bytes]
+        self, listener: Listener, replay: Replay, out: trio.MemorySendChannel[bytes]
     ) -> None:
+        """The replay, then the events the hub hands over, a batch at a time."""
         async with out:
             for chunk in replay.frames:
                 await out.send(chunk)
-            try:
-                async for event in stream:
-                    if self.wanted.matches(event) and not replay.covers(event):
-                        await out.send(task_frame(event))
-            except EventsDropped as dropped:
-                self.end("dropped", f"{dropped.reason}; reconnect with Last-Event-ID")
-                return
-            self.end("end", "the engine stopped")
-
-    async def _pump_remote(
-        self, stream: FeedStream[TaskEvent], replay: Replay, out: trio.MemorySendChannel[bytes]
-    ) -> None:
-        """The other nodes' transitions (shared stores; see actors/relay.py)."""
-        async with out:
-            try:
-                async for event in stream:
-                    if self.wanted.matches(event) and not replay.covers(event):
-                        await out.send(task_frame(event))
-            except EventsDropped as dropped:
-                self.end("dropped", f"{dropped.reason}; reconnect with Last-Event-ID")
+            async for item in listener.receive:
+                if isinstance(item, str):  # the hub dropped this stream, or stopped
+                    ended = "end" if item.startswith("the engine stopped") else "dropped"
+                    self.end(ended, item)
+                    return
+                listener.taken(len(item))
+                chunk = b"".join(task_frame(event) for event in item if not replay.covers(event))
+                if chunk:
+                    await out.send(chunk)
 
     async def _pump_actors(
         self, stream: FeedStream[LifecycleEvent], out: trio.MemorySendChannel[bytes]
@@ -205,18 +199,15 @@ class EventStreamWriter:
 
 
 @asynccontextmanager
-async def _subscribed(
+async def _supervision(
     engine: Engine, capacity: int, wanted: EventFilter
-) -> AsyncIterator[tuple[EventStream, FeedStream[TaskEvent], FeedStream[LifecycleEvent] | None]]:
-    """Subscribe to the task events, this node's and the others' (and, for admins, the
-    supervision events) before anything is sent, so nothing after the replay's reading is
-    missed."""
-    async with engine.events(capacity) as tasks, engine.remote_events(capacity) as remote:
-        if not wanted.admin:
-            yield tasks, remote, None
-            return
-        async with engine.supervision_events(capacity) as actors:
-            yield tasks, remote, actors
+) -> AsyncIterator[FeedStream[LifecycleEvent] | None]:
+    """For admins, the supervision events (subscribed before anything is sent)."""
+    if not wanted.admin:
+        yield None
+        return
+    async with engine.supervision_events(capacity) as actors:
+        yield actors
 
 
 async def _cancel_on_disconnect(receive: ASGIReceive, scope: trio.CancelScope) -> None:
@@ -231,10 +222,10 @@ async def _end_on(event: trio.Event, stream: EventStreamWriter) -> None:
 
 
 def events_routes(
-    service: Service, settings: StreamSettings
+    service: Service, settings: StreamSettings, hub: EventHub
 ) -> dict[tuple[str, str], tuple[str, Direct]]:
     """The gateway's direct route for the event stream: (method, path) -> (rule, route)."""
-    return {("GET", EVENTS_PATH): (EVENTS_PATH, EventsRoute(service, settings))}
+    return {("GET", EVENTS_PATH): (EVENTS_PATH, EventsRoute(service, settings, hub))}
 
 
 events_doc = Blueprint("events", __name__)
