@@ -25,7 +25,7 @@ from functools import partial
 
 import trio
 
-from oncue.actors import Submission, open_engine
+from oncue.actors import Registry, Submission, open_engine, register_builtins
 from oncue.http.serve import serve
 
 CLIENT_BOUND = 120.0  # seconds a client process may take, whatever happens
@@ -65,7 +65,9 @@ def _result(process: subprocess.Popen[str]) -> dict[str, int]:
 
 async def bench(tasks: int, rounds: int, clients: int, idle_clients: int, idle_seconds: float):
     stop = trio.Event()
-    async with open_engine(workers=4, queue_size=tasks + 100) as engine, trio.open_nursery() as n:
+    registry = register_builtins(Registry())
+    engine_options = {"registry": registry, "workers": 4, "queue_size": tasks + 100}
+    async with open_engine(**engine_options) as engine, trio.open_nursery() as n:
         port = await n.start(partial(serve, engine, "127.0.0.1", 0, shutdown=stop, log_tasks=False))
         url = f"http://127.0.0.1:{port}/api/v1/events"
         without, with_clients, complete = [], [], []

@@ -19,11 +19,11 @@ from quart_schema import document_request, document_response
 
 from oncue.actors import Engine, OncueError, Task, TaskState
 
-from .app import service
 from .body import read_body
 from .errors import ApiError
 from .models import MAX_EPOCH, ErrorOut, TaskType, epoch
 from .reply import json_response
+from .service import service
 from .tenancy import owner_filter
 
 MAX_BULK = 1000  # tasks one request may look at

@@ -16,9 +16,9 @@ from quart import Blueprint, Response
 from quart_schema import document_response, hide
 from werkzeug.exceptions import NotFound
 
-from .app import service
 from .auth import ANONYMOUS, principal, require_admin
 from .reply import json_response
+from .service import service
 
 DASHBOARD = Path(__file__).with_name("dashboard")
 FILES = {

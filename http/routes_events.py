@@ -27,12 +27,12 @@ from oncue.actors import Engine, EventsDropped
 from oncue.actors.events import LifecycleEvent
 from oncue.actors.watch import FeedStream
 
-from .app import Service
 from .errors import ApiError, reply_for
 from .gate import Direct, Exchange
 from .hub import EventHub, Listener
 from .replay import Replay, start_replay
 from .reply import ASGIReceive, ASGISend
+from .service import Service
 from .sse import (
     HEARTBEAT,
     SUPERVISION,

@@ -17,7 +17,7 @@ import attrs
 import pytest
 import trio
 
-from oncue.actors import Engine, Fatal, Registry, TaskContext, open_engine
+from oncue.actors import Engine, Fatal, Registry, TaskContext, open_engine, register_builtins
 from oncue.http.app import create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.serve import serve
@@ -45,7 +45,7 @@ def chromium_or_skip() -> None:
 
 def make_registry() -> Registry:
     """The built-ins plus `hold` (runs until cancelled) and `crash` (fails with a traceback)."""
-    registry = Registry()
+    registry = register_builtins(Registry())
 
     @registry.task("hold", timeout=3600, max_retries=0)
     async def hold(ctx: TaskContext, payload: Any) -> Any:

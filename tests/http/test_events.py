@@ -12,7 +12,7 @@ import trio.testing
 from quart.typing import TestClientProtocol as Client
 from sse_client import open_stream
 
-from oncue.actors import Engine, open_engine
+from oncue.actors import Engine, Registry, open_engine, register_builtins
 from oncue.actors.worker import Worker
 from oncue.http.app import create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
@@ -205,7 +205,9 @@ async def test_resume_says_so_when_it_cannot(client: Client) -> None:
 
 async def test_resume_on_sqlite_replays_from_the_stored_history(tmp_path) -> None:
     store = f"sqlite:///{tmp_path / 'tasks.db'}"
-    async with open_engine(store=store, workers=1) as engine:
+    async with open_engine(
+        registry=register_builtins(Registry()), store=store, workers=1
+    ) as engine:
         app = create_app(engine)
         async with app.test_app() as test_app:
             client = test_app.test_client()
@@ -213,7 +215,9 @@ async def test_resume_on_sqlite_replays_from_the_stored_history(tmp_path) -> Non
                 task = await submit(client, {"type": "fail", "max_retries": 1})
                 cursor = (await stream.until("task", id=task["id"], status="running")).id
             await engine.wait_idle()
-    async with open_engine(store=store, workers=1) as engine:  # a restart in between
+    async with open_engine(
+        registry=register_builtins(Registry()), store=store, workers=1
+    ) as engine:  # a restart in between
         app = create_app(engine)
         async with app.test_app() as test_app:
             client = test_app.test_client()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sse_client import open_stream
 
-from oncue.actors import open_engine
+from oncue.actors import Registry, open_engine, register_builtins
 from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
 from oncue.http.app import create_app
 
@@ -23,8 +23,12 @@ def stores(request):
 
 async def test_a_stream_on_one_node_shows_another_nodes_runs(stores) -> None:
     async with (
-        open_engine(store=stores(), workers=0, node="api") as api,
-        open_engine(store=stores(), workers=1, node="runner") as runner,
+        open_engine(
+            registry=register_builtins(Registry()), store=stores(), workers=0, node="api"
+        ) as api,
+        open_engine(
+            registry=register_builtins(Registry()), store=stores(), workers=1, node="runner"
+        ) as runner,
     ):
         app = create_app(api)
         async with app.test_app() as test_app:
@@ -44,8 +48,20 @@ async def test_a_stream_on_one_node_shows_another_nodes_runs(stores) -> None:
 
 async def test_share_events_off_keeps_a_node_to_itself(stores) -> None:
     async with (
-        open_engine(store=stores(), workers=0, node="api", share_events=False) as api,
-        open_engine(store=stores(), workers=1, node="runner", share_events=False) as runner,
+        open_engine(
+            registry=register_builtins(Registry()),
+            store=stores(),
+            workers=0,
+            node="api",
+            share_events=False,
+        ) as api,
+        open_engine(
+            registry=register_builtins(Registry()),
+            store=stores(),
+            workers=1,
+            node="runner",
+            share_events=False,
+        ) as runner,
     ):
         tree = [actor.name for actor in await api.tree()]
         task = await api.submit("double", 1)
