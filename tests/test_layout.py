@@ -75,7 +75,7 @@ def test_every_package_is_typed() -> None:
     package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
     for package in ("oncue", "oncue.actors", "oncue.http"):  # sub-packages are typed with them
         assert (REPO / PACKAGE_DIRS[package] / "py.typed").is_file(), package
-        assert package_data.get(package) == ["py.typed"], package
+        assert "py.typed" in package_data.get(package, []), package  # oncue.http: dashboard too
 
 
 def test_this_pytest_session_sees_the_standard_library_http() -> None:
