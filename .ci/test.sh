@@ -17,5 +17,12 @@ echo "== deploy lint (docs/deploy.md)"
 .venv/bin/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 .venv/bin/kubernetes-validate --strict --quiet deploy/kubernetes/configmap.yaml \
   deploy/kubernetes/server.yaml deploy/kubernetes/worker.yaml
+# The dashboard's browser tests drive Debian's Chromium (never a browser the test tool downloads).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== apt-get install chromium"
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
+    || echo "chromium not installed: tests/browser skip (and fail under CI=true)"
+fi
+
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
