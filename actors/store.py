@@ -21,6 +21,7 @@ import trio
 
 from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
+from .bulk import DEFERRED, BulkReads
 from .errors import (
     ActorStopped,
     MailboxFull,
@@ -41,6 +42,7 @@ from .messages import (
     CloseAdmission,
     DeleteTask,
     GetCounts,
+    GetMany,
     GetTask,
     Job,
     KeyRef,
@@ -60,8 +62,11 @@ from .messages import (
     TaskCancelled,
     TasksReady,
     WaitIdle,
+    WaitMany,
     WaitTask,
+    WatchMany,
 )
+from .recent import RecentResults
 from .record import TaskRecord
 from .sharing import SharedState
 from .task import TaskEvent, TaskState
@@ -69,7 +74,7 @@ from .task import TaskEvent, TaskState
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
-_DEFERRED = object()  # a handler's answer meaning "the reply comes later"
+_DEFERRED = DEFERRED  # a handler's answer meaning "the reply comes later"
 
 
 Counts = dict[tuple[str, TaskState], int]
@@ -82,7 +87,7 @@ class StoreLife:
     loaded: bool = False  # a store has loaded from the backend at least once
 
 
-class Store(Lifecycle, Actor):
+class Store(Lifecycle, BulkReads, Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
@@ -94,8 +99,13 @@ class Store(Lifecycle, Actor):
         queue_size: int,
         life: StoreLife,
         node: str | None = None,
+        recent: RecentResults | None = None,
     ) -> None:
         self._life = life
+        # Recently finished tasks, read back without the backend (none kept: RecentResults(0)).
+        self._recent = recent if recent is not None else RecentResults(0)
+        # The memory backend's bound on finished tasks (backends/memory.py); None elsewhere.
+        self._trim_finished: Callable[[], Counts] | None = getattr(backend, "trim_finished", None)
         self._node = node  # our name among the engines of a shared backend
         self._backend = backend
         self._guard = BackendGuard(backend)
@@ -123,6 +133,9 @@ class Store(Lifecycle, Actor):
             RetryTask: self._retry,
             WaitTask: self._wait,
             WaitIdle: self._wait_idle,
+            GetMany: self._get_many,
+            WaitMany: self._wait_many,
+            WatchMany: self._watch_many,
             GetCounts: self._get_counts,
             Subscribe: self._subscribe,
             CloseAdmission: self._close_admission,
@@ -218,12 +231,26 @@ class Store(Lifecycle, Actor):
             await self._run_purge(self._purge)
 
     def _after_commit(self) -> None:
+        if self._finished:
+            self._keep_finished()
         if self._ready:
             self._tell_scheduler(TasksReady(self._ready))
         for task_id in self._cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
         idle = not self._unfinished and not self._shared  # shared: the chores find out
         self._listeners.committed(self._finished, idle, self._events)
+
+    def _keep_finished(self) -> None:
+        """Keep what this batch finished for reading back, and drop the memory backend's
+        oldest finished tasks beyond its bound (they leave the counts, as purged ones do)."""
+        recent = self._recent
+        for record in self._finished:
+            # Shared: a failed task may be retried by another node, which we would not hear.
+            if not (self._shared and record.state is TaskState.FAILED):
+                recent.add(record)
+        if self._trim_finished is not None:
+            for key, count in self._trim_finished().items():
+                self._counts[key] -= count
 
     def _tell_scheduler(self, message: Any) -> None:
         try:
@@ -239,8 +266,10 @@ class Store(Lifecycle, Actor):
         elif isinstance(task_id, int):
             record = await self._read(partial(self._backend.get_by_number, task_id))
         else:
-            record = self._unfinished.get(task_id) or await self._read(
-                partial(self._backend.get, task_id)
+            record = (
+                self._unfinished.get(task_id)
+                or self._recent.get(task_id)
+                or await self._read(partial(self._backend.get, task_id))
             )
         if record is None:
             raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
@@ -271,6 +300,7 @@ class Store(Lifecycle, Actor):
         if not record.state.finished:
             raise TaskNotFinished(record.id, record.state.value)
         self._counts[record.type, record.state] -= 1
+        self._recent.discard(record.id)
         self._deleted.append(record.id)
         self._changed.pop(record.id, None)
 
@@ -285,6 +315,7 @@ class Store(Lifecycle, Actor):
             setattr(record, field, None)
         record.attempts = 0
         record.progress = None
+        self._recent.discard(record.id)
         if self._shared:
             self._shared_state.created += 1
             self._shared_state.wake = True
@@ -328,6 +359,7 @@ class Store(Lifecycle, Actor):
         work already waiting, so a large backlog never holds the store for long."""
         self._purge = None
         purged = await self._backend.purge(message.before, message.limit)
+        self._recent.drop_finished_before(message.before)
         for key, count in purged.items():
             self._counts[key] -= count
         total = sum(purged.values())

@@ -16,7 +16,7 @@ def summarize(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("ok") and samples:
         row["median"] = statistics.median(samples)
         row["min"], row["max"] = min(samples), max(samples)
-        for key in ("p50_ms", "p99_ms", "enqueue"):
+        for key in ("p50_ms", "p99_ms", "enqueue", "idle_samples"):
             if row.get(key):
                 row[key + "_median"] = statistics.median(row[key])
     return row
@@ -82,6 +82,11 @@ def markdown(report: dict[str, Any]) -> str:
     for case_name in dict.fromkeys(row["case"] for row in rows):
         case = CASE_BY_NAME[case_name]
         out += ["", f"## {case_name}: {case.title}", "", *case_table(rows, case_name, found)]
+        idle = [r for r in rows if r["case"] == case_name and r.get("idle_samples_median")]
+        if idle:
+            out += ["", "Not comparable, a shorter clock (stopped when `wait_idle()` returned,"]
+            out += ["before any result was read back): " + ", ".join(_idle(r) for r in idle)]
+            out[-1] += f" {case.unit}."
         extras = [r for r in rows if r["case"] == case_name and r.get("lows_started_first")]
         if extras:
             out += ["", "Low tasks started before the last high one started (median, capped"]
@@ -94,6 +99,10 @@ def markdown(report: dict[str, Any]) -> str:
     out += [f"- {key}: {value}" for key, value in report["machine"].items()]
     out += [f"- {name}: {versions}" for name, versions in report["versions"].items()]
     return "\n".join(out) + "\n"
+
+
+def _idle(row: dict[str, Any]) -> str:
+    return f"{row['system']} {row['idle_samples_median']:,.0f}"
 
 
 def _lows(row: dict[str, Any]) -> str:

@@ -1,19 +1,31 @@
-"""The in-memory backend: dicts in this process; the reference for every other backend."""
+"""The in-memory backend: dicts in this process; the reference for every other backend.
+
+It keeps at most ``max_finished`` finished tasks (default 100,000): past that, the store asks
+it after each commit to drop the oldest finished first (trim_finished), so a process that runs
+millions of tasks holds the last ones only, not the whole retention period's worth.
+"""
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Collection
 
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
+
+MAX_FINISHED = 100_000  # finished tasks kept: ~85 MB of no-op tasks (docs/performance.md)
 
 
 class MemoryBackend:
     """Keeps the store's own records (no copies): it lives as long as the engine, so tasks
     survive restarts of the store actor, but not of the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_finished: int = MAX_FINISHED) -> None:
+        if isinstance(max_finished, bool) or not isinstance(max_finished, int) or max_finished < 0:
+            raise ValueError(f"max_finished must be an int >= 0, got {max_finished!r}")
+        self.max_finished = max_finished
+        self._finished_ids: set[str] = set()  # the finished tasks held
         self._by_id: dict[str, TaskRecord] = {}
         self._by_number: dict[int, TaskRecord] = {}
         self._by_key: dict[str, TaskRecord] = {}
@@ -46,6 +58,9 @@ class MemoryBackend:
                     self._by_key[record.key] = record
             if record.finished_at is not None and record.state.finished:
                 heapq.heappush(self._finished, (record.finished_at, record.number, record.id))
+                self._finished_ids.add(record.id)
+            else:
+                self._finished_ids.discard(record.id)  # retried
         for task_id in deleted:
             if task_id in self._by_id:
                 self._forget(task_id)
@@ -53,12 +68,22 @@ class MemoryBackend:
 
     def _forget(self, task_id: str) -> TaskRecord:
         gone = self._by_id.pop(task_id)
+        self._finished_ids.discard(task_id)
         del self._by_number[gone.number]
         if gone.key is not None:
             del self._by_key[gone.key]
         return gone
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
+        return self._drop_oldest(before, limit)
+
+    def trim_finished(self) -> dict[tuple[str, TaskState], int]:
+        """Drop the oldest finished tasks beyond ``max_finished``; how many of each (type,
+        state) went. The store calls it after each commit that finished tasks."""
+        excess = len(self._finished_ids) - self.max_finished
+        return self._drop_oldest(math.inf, excess) if excess > 0 else {}
+
+    def _drop_oldest(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
         purged: dict[tuple[str, TaskState], int] = {}
         finished = self._finished
         removed = 0
