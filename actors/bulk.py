@@ -8,33 +8,55 @@ database read for the tasks that just finished here.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
+from .backends import Backend
+from .errors import TaskNotFound
 from .listeners import Listeners
 from .mailbox import Envelope
 from .messages import GetMany, WaitMany, WatchMany
+from .recent import RecentResults
 from .record import TaskRecord
 from .task import Task
 from .waiters import Gather, Watch
 
+T = TypeVar("T")
 DEFERRED: Any = object()  # a handler's answer meaning "the reply comes later" (the Store's)
 
 
 class BulkReads:
     """Store handlers for GetMany, WaitMany and WatchMany."""
 
+    _backend: Backend
     _listeners: Listeners
     _changed: dict[str, TaskRecord]
+    _unfinished: dict[str, TaskRecord]
+    _recent: RecentResults
 
-    async def _find(self, task_id: str) -> TaskRecord:
+    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         raise NotImplementedError  # the Store's
 
     async def _find_all(self, ids: tuple[str, ...]) -> dict[str, TaskRecord]:
-        """Every task named, by id; raises TaskNotFound for the first that names none."""
+        """Every task named, by id: those the store holds (unfinished, or finished recently),
+        then the rest in one backend read. Raises TaskNotFound for the first that names none."""
         found: dict[str, TaskRecord] = {}
+        unfinished, recent = self._unfinished, self._recent
+        elsewhere: dict[str, None] = {}
         for task_id in ids:
-            if task_id not in found:
-                found[task_id] = await self._find(task_id)
+            record = unfinished.get(task_id) or recent.get(task_id)
+            if record is not None:
+                found[task_id] = record
+            else:
+                elsewhere[task_id] = None
+        if elsewhere:
+            read = partial(self._backend.get_many, list(elsewhere))
+            for record in await self._read(read):
+                found[record.id] = record
+            for task_id in elsewhere:
+                if task_id not in found:
+                    raise TaskNotFound(task_id)
         return found
 
     async def _get_many(self, message: GetMany, envelope: Envelope) -> list[Task]:

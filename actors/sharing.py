@@ -266,11 +266,8 @@ class SharedStore:
         look_idle = listeners.idle_waiting and (
             shared.recheck_all or bool(shared.recheck) or bool(self._finished)
         )
-        finished = []
-        for task_id in ids:  # if a read fails, the rechecks stay asked for: the next batch
-            record = await backend.get(task_id)
-            if record is not None and record.state.finished:
-                finished.append(record)
+        # One read for all (if it fails, the rechecks stay asked for: the next batch).
+        finished = [record for record in await backend.get_many(list(ids)) if record.state.finished]
         idle = look_idle and await backend.unfinished_count() == 0
         shared.recheck_all = False
         shared.recheck = set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
 
 from ..record import TaskRecord
@@ -45,6 +45,10 @@ class Backend(Protocol):
         ...
 
     async def get(self, task_id: str) -> TaskRecord | None: ...
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        """The tasks with these ids that exist, in any order: one read for all of them."""
+        ...
 
     async def get_by_number(self, number: int) -> TaskRecord | None: ...
 

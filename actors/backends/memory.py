@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
@@ -99,6 +99,10 @@ class MemoryBackend:
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return self._by_id.get(task_id)
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        by_id = self._by_id
+        return [by_id[task_id] for task_id in ids if task_id in by_id]
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
         return self._by_number.get(number)

@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -315,6 +315,9 @@ class PostgresBackend:
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,))
         return found[0] if found else None
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = ANY(%s)", (list(ids),))
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE number = %s", (number,))

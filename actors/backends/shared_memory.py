@@ -10,7 +10,7 @@ Redis backends implement the same contract (see SharedBackend in base.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 import attrs
@@ -219,6 +219,10 @@ class SharedMemoryBackend:
     async def get(self, task_id: str) -> TaskRecord | None:
         record = self.hub.tasks.get(task_id)
         return None if record is None else _copy(record)
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        tasks = self.hub.tasks
+        return [_copy(tasks[task_id]) for task_id in ids if task_id in tasks]
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
         for record in self.hub.tasks.values():

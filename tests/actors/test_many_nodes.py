@@ -281,7 +281,7 @@ async def test_long_tasks_spread_over_the_engines_with_idle_workers(
 
 class Flaky(SharedMemoryBackend):
     """Fails its next ``failures`` counts of unfinished tasks, and its next ``get_failures``
-    reads of one task, as a database that blips."""
+    reads of tasks, as a database that blips."""
 
     failures = 0
     get_failures = 0
@@ -297,6 +297,12 @@ class Flaky(SharedMemoryBackend):
             self.get_failures -= 1
             raise OSError("connection reset")
         return await super().get(task_id)
+
+    async def get_many(self, ids: Any) -> Any:
+        if self.get_failures:
+            self.get_failures -= 1
+            raise OSError("connection reset")
+        return await super().get_many(ids)
 
 
 async def test_a_failed_read_answers_that_request_and_nothing_restarts(
