@@ -15,7 +15,9 @@ task from 64 concurrent callers.
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -273,8 +275,52 @@ async def depth(spec: Spec) -> dict[str, Any]:
     return {"samples": samples, "fill_per_s": total / fill_s, "queued": total}
 
 
+def rss_bytes() -> int:
+    """This process's resident set size, from /proc (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def memory(spec: Spec) -> dict[str, Any]:
+    """RSS per queued and per finished task, and how much comes back after a drain: queue
+    ``depth`` tasks paused, run them all, then read the RSS again (the memory store keeps its
+    default 100,000 finished tasks, dropping the older ones)."""
+    samples, per_finished, kept_after = [], [], []
+    for _ in range(spec.runs):
+        total = spec.depth
+        async with open_engine(
+            registry=registry, workers=spec.concurrency, queue_size=total + 10
+        ) as engine:
+            await submit_all(engine, spec, "double", range(spec.warmup), batch=True)
+            await engine.wait_idle()
+            start = rss_bytes()
+            await engine.pause()
+            await submit_all(engine, spec, "double", range(total), batch=True)
+            queued = rss_bytes()
+            await engine.resume()
+            await engine.wait_idle()
+            gc.collect()
+            drained = rss_bytes()
+            kept = (await engine.stats()).successful
+        samples.append((queued - start) / total)
+        per_finished.append((drained - start) / kept)
+        kept_after.append((drained - start) / max(1, queued - start))
+    return {
+        "samples": samples,
+        "unit": "bytes/queued task",
+        "bytes_per_finished_kept": per_finished,
+        "drained_share_of_queued": kept_after,
+    }
+
+
 async def main(spec: Spec) -> dict[str, Any]:
-    flows = {"noop": throughput, "sleep": throughput, "priority": priority, "depth": depth}
+    flows = {
+        "noop": throughput,
+        "sleep": throughput,
+        "priority": priority,
+        "depth": depth,
+        "memory": memory,
+    }
     with trio.fail_after(spec.timeout):
         return await flows[spec.workload](spec)
 

@@ -87,6 +87,12 @@ def markdown(report: dict[str, Any]) -> str:
             out += ["", "Not comparable, a shorter clock (stopped when `wait_idle()` returned,"]
             out += ["before any result was read back): " + ", ".join(_idle(r) for r in idle)]
             out[-1] += f" {case.unit}."
+        kept = [r for r in rows if r["case"] == case_name and r.get("bytes_per_finished_kept")]
+        for row in kept:
+            per_finished = statistics.median(row["bytes_per_finished_kept"])
+            share = statistics.median(row["drained_share_of_queued"])
+            out += ["", f"{row['system']}: {per_finished:,.0f} bytes per finished task kept;"]
+            out[-1] += f" after the drain the RSS kept {share:.0%} of what queueing added."
         extras = [r for r in rows if r["case"] == case_name and r.get("lows_started_first")]
         if extras:
             out += ["", "Low tasks started before the last high one started (median, capped"]
