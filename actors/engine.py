@@ -27,7 +27,7 @@ from typing import cast
 import trio
 
 from .backends import Backend, SharedBackend, is_shared, open_backend
-from .backends.memory import MemoryBackend
+from .builtins import register_builtins
 from .events import Observer
 from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
@@ -103,7 +103,7 @@ async def open_engine(
     ):
         raise ValueError(f"gc_threshold must be an int >= 1 or None, got {gc_threshold!r}")
     backend = open_backend(store) if isinstance(store, str) else store
-    registry = registry if registry is not None else Registry()
+    registry = registry if registry is not None else register_builtins(Registry())
     rng = random.Random(seed)
     shared = is_shared(backend)
     if shared:
@@ -113,7 +113,7 @@ async def open_engine(
 
     store_life = StoreLife()
 
-    in_memory = isinstance(backend, MemoryBackend)
+    in_memory = not backend.durable
     kept = 0 if in_memory else recent_results
 
     def make_store() -> Store:

@@ -12,7 +12,6 @@ from typing import TypeVar
 import trio
 
 from .backends import Backend
-from .backends.memory import MemoryBackend
 from .errors import BackendRecovered, StoreUnavailable
 from .mailbox import Mailbox
 from .record import TaskRecord
@@ -29,7 +28,7 @@ class BackendGuard:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._in_memory = type(backend).commit is MemoryBackend.commit
+        self._in_memory = not backend.durable  # dicts in this process: they cannot hang
 
     async def load(self) -> tuple[list[TaskRecord], dict[tuple[str, TaskState], int], int]:
         """Open the backend; return the unfinished tasks, the counts and the last number."""

@@ -17,13 +17,14 @@ import trio
 
 from oncue.actors import Registry, open_engine
 
-from .app import Service, create_app
+from .app import create_app
 from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
 from .options import engine_options
 from .process import SIGNALS, drain, load_registry, one_line_refusals, open_signal_watch, redact
 from .serve import serve
+from .service import Service
 
 logger = logging.getLogger("oncue.server")
 
@@ -36,7 +37,7 @@ def run_server(options: argparse.Namespace) -> int:
         "rate_limit": rate_limiter(options),
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
-    registry = load_registry(options.handlers)
+    registry = load_registry(options.handlers, builtins=options.builtins)
     with one_line_refusals():
         return trio.run(partial(_serve_until_signalled, options, registry, hardening))
 

@@ -21,6 +21,9 @@ class MemoryBackend:
     """Keeps the store's own records (no copies): it lives as long as the engine, so tasks
     survive restarts of the store actor, but not of the process."""
 
+    durable = False
+    shared = False
+
     def __init__(self, max_finished: int = MAX_FINISHED) -> None:
         if isinstance(max_finished, bool) or not isinstance(max_finished, int) or max_finished < 0:
             raise ValueError(f"max_finished must be an int >= 0, got {max_finished!r}")

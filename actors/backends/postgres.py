@@ -76,6 +76,7 @@ class PostgresBackend:
     """Tasks in one PostgreSQL schema (created, and migrated, on open), shared by every engine
     that opens it."""
 
+    durable = True
     shared = True
 
     def __init__(self, url: str) -> None:

@@ -48,6 +48,7 @@ class RedisBackend:
     Raises ValueError at construction for a URL it cannot use.
     """
 
+    durable = True
     shared = True
 
     def __init__(self, url: str) -> None:

@@ -130,6 +130,9 @@ PURGE = (
 class SqliteBackend:
     """Tasks in one SQLite file (created, and its schema migrated, on open)."""
 
+    durable = True
+    shared = False
+
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be off, normal, full or extra, got {synchronous!r}")

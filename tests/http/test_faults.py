@@ -22,7 +22,11 @@ DEADLINE = 5.0
 
 
 class FaultyBackend(MemoryBackend):
-    """A memory backend whose commits fail while `failing` is set, or hang until `released`."""
+    """A memory backend whose commits fail while `failing` is set, or hang until `released`.
+
+    It plays a database (durable), so the store guards its commits with a deadline."""
+
+    durable = True
 
     def __init__(self) -> None:
         super().__init__()
