@@ -87,6 +87,7 @@ def markdown(report: dict[str, Any]) -> str:
             out += ["", "Not comparable, a shorter clock (stopped when `wait_idle()` returned,"]
             out += ["before any result was read back): " + ", ".join(_idle(r) for r in idle)]
             out[-1] += f" {case.unit}."
+        out += per_round(rows, case_name)
         kept = [r for r in rows if r["case"] == case_name and r.get("bytes_per_finished_kept")]
         for row in kept:
             per_finished = statistics.median(row["bytes_per_finished_kept"])
@@ -105,6 +106,28 @@ def markdown(report: dict[str, Any]) -> str:
     out += [f"- {key}: {value}" for key, value in report["machine"].items()]
     out += [f"- {name}: {versions}" for name, versions in report["versions"].items()]
     return "\n".join(out) + "\n"
+
+
+def per_round(rows: list[dict[str, Any]], case_name: str) -> list[str]:
+    """With --rounds: each oncue system ÷ each peer, round by round (tasks/s cases)."""
+    if CASE_BY_NAME[case_name].unit != "tasks/s":
+        return []
+    measured = [
+        r
+        for r in rows
+        if r["case"] == case_name
+        and len(r.get("samples") or []) > 1
+        and r.get("spec", {}).get("runs") == 1  # one run a round: the samples are the rounds
+    ]
+    ours = [r for r in measured if BY_NAME[r["system"]].oncue]
+    peers = [r for r in measured if not BY_NAME[r["system"]].oncue]
+    lines = []
+    for mine in ours:
+        for peer in peers:
+            pairs = zip(mine["samples"], peer["samples"], strict=False)
+            shown = ", ".join(f"{a / b:.2f}x" for a, b in pairs)
+            lines.append(f"- {mine['system']} ÷ {peer['system']}, round by round: {shown}")
+    return ["", *lines] if lines else []
 
 
 def _idle(row: dict[str, Any]) -> str:
