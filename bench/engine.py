@@ -292,8 +292,9 @@ def rss_bytes() -> int:
 async def memory(spec: Spec) -> dict[str, Any]:
     """RSS per queued and per finished task, and how much comes back after a drain: queue
     ``depth`` tasks paused, run them all, then read the RSS again (the memory store keeps its
-    default 100,000 finished tasks, dropping the older ones)."""
-    samples, per_finished, kept_after = [], [], []
+    default 100,000 finished tasks, dropping the older ones); then run as many again 10,000 at
+    a time (a steady stream) and read it once more: it should not grow."""
+    samples, per_finished, kept_after, streamed_after = [], [], [], []
     for _ in range(spec.runs):
         total = spec.depth
         async with open_engine(
@@ -310,15 +311,26 @@ async def memory(spec: Spec) -> dict[str, Any]:
             gc.collect()
             drained = rss_bytes()
             kept = (await engine.stats()).successful
+            for first in range(0, total, STREAM):
+                xs = range(first, min(first + STREAM, total))
+                await submit_all(engine, spec, "double", xs, batch=True)
+                await engine.wait_idle()
+            gc.collect()
+            streamed = rss_bytes()
         samples.append((queued - start) / total)
         per_finished.append((drained - start) / kept)
         kept_after.append((drained - start) / max(1, queued - start))
+        streamed_after.append((streamed - start) / max(1, queued - start))
     return {
         "samples": samples,
         "unit": "bytes/queued task",
         "bytes_per_finished_kept": per_finished,
         "drained_share_of_queued": kept_after,
+        "streamed_share_of_queued": streamed_after,
     }
+
+
+STREAM = 10_000  # memory: tasks in flight at a time in the steady stream
 
 
 async def main(spec: Spec) -> dict[str, Any]:

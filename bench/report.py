@@ -93,7 +93,9 @@ def markdown(report: dict[str, Any]) -> str:
             per_finished = statistics.median(row["bytes_per_finished_kept"])
             share = statistics.median(row["drained_share_of_queued"])
             out += ["", f"{row['system']}: {per_finished:,.0f} bytes per finished task kept;"]
-            out[-1] += f" after the drain the RSS kept {share:.0%} of what queueing added."
+            out[-1] += f" after the drain the RSS kept {share:.0%} of what queueing added"
+            streamed = statistics.median(row.get("streamed_share_of_queued") or [0.0])
+            out[-1] += f", {streamed:.0%} after as many tasks again in a steady stream."
         extras = [r for r in rows if r["case"] == case_name and r.get("lows_started_first")]
         if extras:
             out += ["", "Low tasks started before the last high one started (median, capped"]

@@ -33,6 +33,7 @@ class MemoryBackend:
         self._by_number: dict[int, TaskRecord] = {}
         self._by_key: dict[str, TaskRecord] = {}
         self._last_number = 0
+        self._peak = 0  # the most tasks held since the dicts were last copied
         # (finished_at, number, id) of every commit that saw a task finished; entries whose task
         # was deleted, retried or finished again since are skipped when they surface.
         self._finished: list[tuple[float, int, str]] = []
@@ -55,6 +56,7 @@ class MemoryBackend:
         for record in changed:
             if record.id not in self._by_id:
                 self._by_id[record.id] = record
+                self._peak = max(self._peak, len(self._by_id))
                 self._by_number[record.number] = record
                 self._last_number = max(self._last_number, record.number)
                 if record.key is not None:
@@ -98,7 +100,21 @@ class MemoryBackend:
             self._forget(task_id)
             purged[record.type, record.state] = purged.get((record.type, record.state), 0) + 1
             removed += 1
+        if removed:
+            self._shrink()
         return purged
+
+    def _shrink(self) -> None:
+        """Copy the dicts once they hold under a quarter of their peak: a dict never shrinks
+        its table when entries go, so a drained backlog of a million would hold ~40 MB each."""
+        size = len(self._by_id)
+        if size >= self._peak // 4:
+            return
+        self._by_id = dict(self._by_id)
+        self._by_number = dict(self._by_number)
+        self._by_key = dict(self._by_key)
+        self._finished_ids = set(self._finished_ids)
+        self._peak = size
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return self._by_id.get(task_id)

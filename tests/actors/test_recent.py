@@ -94,3 +94,19 @@ def test_the_memory_store_url_sets_the_bound() -> None:
         open_backend("memory://?keep=3")
     with pytest.raises(ValueError, match="max_finished must be an int >= 0"):
         MemoryBackend(max_finished=-1)
+
+
+async def test_the_memory_store_gives_back_its_tables_after_a_big_drop() -> None:
+    import sys
+
+    backend = MemoryBackend(max_finished=10)
+    records = [finished(f"t{n}", at=float(n)) for n in range(5000)]
+    for number, record in enumerate(records, start=1):
+        record.number = number
+    await backend.commit(records, ())
+    full = sys.getsizeof(backend._by_id)
+    dropped = backend.trim_finished()
+    assert dropped == {("t", TaskState.COMPLETED): 4990}
+    assert len(backend._by_id) == 10
+    assert sys.getsizeof(backend._by_id) < full / 50
+    assert [record.id for record in await backend.get_many(["t0", "t4999"])] == ["t4999"]
