@@ -52,6 +52,9 @@ class Gather:
 
     def reply(self, value: Any = None) -> None:
         """One of the tasks finished (``value`` is its snapshot); answer once all have."""
+        if self._envelope.abandoned:  # the asker gave up: keep nothing for it
+            self._found.clear()
+            return
         task: Task = value
         self._found[task.id] = task
         self._missing.discard(task.id)

@@ -185,3 +185,24 @@ async def test_recent_results_is_validated() -> None:
     with pytest.raises(ValueError, match="recent_results must be an int >= 0"):
         async with open_engine(recent_results=-1):
             pass
+
+
+async def test_wait_many_given_up_on_does_not_pile_up(autojump_clock, registry) -> None:
+    async with open_engine(registry=registry, workers=1) as engine:
+        held = await engine.submit("gate", 1)
+        other = await engine.submit("gate", 2)
+        for _ in range(50):
+            with pytest.raises(trio.TooSlowError), trio.fail_after(1):
+                await engine.wait_many([held.id, other.id])
+        async with trio.open_nursery() as nursery:
+            results = []
+
+            async def wait_for_them() -> None:
+                results.extend(await engine.wait_many([other.id, held.id]))
+
+            nursery.start_soon(wait_for_them)
+            await trio.testing.wait_all_tasks_blocked()
+            store = engine._store._mailbox  # the store's mailbox: how many asks it holds
+            assert len(store._in_flight) <= 2  # this wait, and at most one stale one
+            registry.gate.set()
+    assert [task.result for task in results] == [2, 1]
