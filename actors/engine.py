@@ -8,7 +8,7 @@
     │   └── ...
     └── node         shared stores only: leases, reaping, the backend's notices
 
-The handle it yields, Engine, is in handle.py: it holds no task state, every call is a message
+The handle it yields, Engine, is in handle.py: it holds no task records, every call is a message
 to the store or the scheduler.
 """
 

@@ -1,6 +1,7 @@
 """Engine: the handle on a running engine that callers use (open_engine() makes it).
 
-It holds no task state: every call is a message to the store or the scheduler.
+It holds no task records: every call is a message to the store or the scheduler. Its only
+state is its own: whether shutdown began, and the submit_nowait batches the store has not taken.
 """
 
 from __future__ import annotations

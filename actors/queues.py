@@ -1,4 +1,4 @@
-"""The scheduler's pure parts: the ready queue, the timer heap, the retry decision (no trio)."""
+"""The scheduler's queues: the ready queue, the timer heap, the retry arithmetic (pure, no trio)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import itertools
 import math
 import random
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .messages import Job, Outcome
-from .registry import RetryPolicy
+from .messages import Job
+
+if TYPE_CHECKING:
+    from .registry import RetryPolicy
 
 
 @attrs.define
@@ -117,7 +119,9 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
     return rng.uniform(0, policy.ceiling(attempt))
 
 
-def should_retry(job: Job, attempt: int, outcome: Outcome) -> bool:
-    if outcome.fatal:
+def should_retry(job: Job, attempt: int, *, fatal: bool) -> bool:
+    """True if ``job`` failing ends in another attempt (``attempt`` is the one that would run):
+    not if the failure was ``fatal``, nor once ``max_retries`` (-1: no limit) are spent."""
+    if fatal:
         return False
     return job.max_retries == -1 or attempt <= job.max_retries

@@ -32,7 +32,7 @@ from .errors import (
     TaskNotFinished,
     TaskNotFound,
 )
-from .guard import BackendGuard
+from .guard import FAILURES, BackendGuard
 from .lifecycle import Lifecycle
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
@@ -171,7 +171,7 @@ class Store(Lifecycle, BulkReads, Actor):
             try:
                 released = await cast(SharedBackend, self._backend).release()
                 logger.info("store.released tasks=%d", released)
-            except Exception as error:  # their leases expire instead
+            except FAILURES as error:  # their leases expire instead
                 logger.warning("store.release_failed error=%r", error)
         await self._backend.close()
 
@@ -210,7 +210,7 @@ class Store(Lifecycle, BulkReads, Actor):
         if self._changed or self._deleted:
             try:
                 lost = await self._guard.commit(list(self._changed.values()), self._deleted)
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 for envelope in batch:
                     envelope.fail(StoreUnavailable(error))
                 assert self._mailbox is not None

@@ -18,10 +18,11 @@ from typing import Any, TextIO, TypeVar
 
 import trio
 
-from ..errors import DatabaseInUse
+from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
+from .translate import os_error, translating
 
 T = TypeVar("T")
 
@@ -127,6 +128,21 @@ PURGE = (
 )
 
 
+def classify(error: Exception) -> BackendError | None:
+    """sqlite3's errors as BackendErrors: a full disk, or a database that cannot be used now
+    (locked, I/O error, corrupt). Misuse (ProgrammingError, IntegrityError) is a bug: kept."""
+    if isinstance(
+        error, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError
+    ):
+        return None
+    if isinstance(error, sqlite3.DatabaseError):
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error):
+            return BackendFull(f"the SQLite database cannot grow: {error}", error)
+        return BackendUnavailable(f"SQLite: {error}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class SqliteBackend:
     """Tasks in one SQLite file (created, and its schema migrated, on open)."""
 

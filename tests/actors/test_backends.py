@@ -19,7 +19,7 @@ from oncue.actors import (
     open_backend,
     open_engine,
 )
-from oncue.actors import scheduler as scheduler_module
+from oncue.actors import scheduler_core as scheduler_module
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.rows import dump_history, dumps

@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from oncue.actors import (
+    BackendUnavailable,
     Engine,
     QueueFull,
     Registry,
@@ -298,13 +299,13 @@ class Flaky(SharedMemoryBackend):
     async def unfinished_count(self) -> int:
         if self.failures:
             self.failures -= 1
-            raise OSError("connection reset")
+            raise BackendUnavailable("connection reset")
         return await super().unfinished_count()
 
     async def get(self, task_id: str) -> Any:
         if self.get_failures:
             self.get_failures -= 1
-            raise OSError("connection reset")
+            raise BackendUnavailable("connection reset")
         return await super().get(task_id)
 
     async def get_many(self, ids: Any) -> Any:

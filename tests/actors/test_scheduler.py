@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oncue.actors import Registry, TaskError, register_builtins
-from oncue.actors.mailbox import Envelope, Mailbox, _Reply
-from oncue.actors.messages import (
-    Interrupt,
-    Job,
-    Outcome,
-    RequestWork,
-    Requeued,
-    Started,
-    TaskCancelled,
-)
+from oncue.actors import TaskError
+from oncue.actors.messages import Interrupt, Job, JobFailed, JobReturned, Requeued, Started
 from oncue.actors.queues import Queues, backoff_delay, should_retry
 from oncue.actors.registry import RetryPolicy
-from oncue.actors.scheduler import Scheduler
+from oncue.actors.scheduler_core import SchedulerCore
 
 
 def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
@@ -89,13 +81,12 @@ def test_a_requeued_job_replaces_its_stale_heap_entry() -> None:
 
 
 def test_retry_decision_counts_attempts_against_max_retries() -> None:
-    failed = Outcome(job("a"), "error")
-    assert should_retry(job("a", max_retries=2), 1, failed)
-    assert should_retry(job("a", max_retries=2), 2, failed)
-    assert not should_retry(job("a", max_retries=2), 3, failed)
-    assert should_retry(job("a", max_retries=-1), 10_000, failed)
-    assert not should_retry(job("a", max_retries=0), 1, failed)
-    assert not should_retry(job("a"), 1, Outcome(job("a"), "error", fatal=True))
+    assert should_retry(job("a", max_retries=2), 1, fatal=False)
+    assert should_retry(job("a", max_retries=2), 2, fatal=False)
+    assert not should_retry(job("a", max_retries=2), 3, fatal=False)
+    assert should_retry(job("a", max_retries=-1), 10_000, fatal=False)
+    assert not should_retry(job("a", max_retries=0), 1, fatal=False)
+    assert not should_retry(job("a"), 1, fatal=True)
 
 
 def test_backoff_is_full_jitter_under_the_ceiling() -> None:
@@ -108,33 +99,51 @@ def test_backoff_is_full_jitter_under_the_ceiling() -> None:
     assert min(first) < 0.1  # full jitter reaches down to zero, unlike "equal jitter"
 
 
-def ask(scheduler: Scheduler, message: object) -> _Reply:
-    """Hand the scheduler one ask, as its loop would; return the reply slot."""
-    reply = _Reply()
-    scheduler._handle(Envelope(message, reply, Mailbox("scheduler")))
-    return reply
+class Clocks:
+    """The two clocks a core reads, moved by hand: the scheduler's and the wall clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_000_000.0 + self.now
 
 
-async def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
-    store = Mailbox("store", size=100)
-    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
-    worker = Mailbox("worker-1")
+def make_core(**options: Any) -> tuple[SchedulerCore[str], Clocks]:
+    clocks = Clocks()
+    core: SchedulerCore[str] = SchedulerCore(
+        clock=clocks.clock,
+        wall=clocks.wall,
+        policy=lambda task_type: RetryPolicy(base=1.0, cap=8.0),
+        rng=random.Random(1),
+        **options,
+    )
+    return core, clocks
+
+
+def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
+    core, _ = make_core()
     a, b = job("a"), job("b")
-    scheduler._queues.push(a)
-    scheduler._queues.push(b)
-    scheduler._durations["t"] = 0.00001  # fast: both go out in one batch
-    request = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
-    scheduler._dispatch()
-    assert request.value == [a, b]
+    core.tasks_ready([a, b])
+    core.durations.by_type["t"] = 0.00001  # fast: both go out in one batch
+    assert core.request_work("worker-1", "ask-1", [], fresh=True)
+    core.turn()
+    assert core.outbox.replies == [("ask-1", [a, b])]
+    core.outbox.replies.clear()
 
-    ask(scheduler, TaskCancelled("a"))  # the store has cancelled it; the worker is told
-    assert worker.receive_nowait().message == Interrupt("a", "cancelled")
+    core.task_cancelled("a")  # the store has cancelled it; the worker is told
+    assert core.outbox.interrupts == [("worker-1", Interrupt("a", "cancelled"))]
     error = TaskError("RuntimeError", "it failed anyway")
-    outcomes = [Outcome(a, "error", 1.0, 2.0, error=error), Outcome(b, "returned")]
-    ask(scheduler, RequestWork("worker-1", worker.ref, outcomes, fresh=False))
+    outcomes = [JobFailed(a, 1.0, 2.0, error), JobReturned(b)]
+    core.request_work("worker-1", "ask-2", outcomes, fresh=False)
 
-    assert list(scheduler._queues.queued) == ["b"]  # a is neither retried nor re-queued
-    started, requeued = scheduler._changes
+    assert list(core.queues.queued) == ["b"]  # a is neither retried nor re-queued
+    changes = core.take_changes()
+    assert changes is not None
+    started, requeued = changes
     assert isinstance(started, Started)
     assert started.ids == ["a", "b"]  # one Started for the batch
     assert isinstance(requeued, Requeued)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from servers import BOUND, Server, poll, recorded_runs, recording_handlers, submit_batches
 
-from oncue.actors.scheduler import MAX_BATCH
+from oncue.actors.durations import MAX_BATCH
 
 TASKS = 5000
 WORKERS = 4
