@@ -19,6 +19,7 @@ from .mailbox import Envelope
 from .messages import GetMany, WaitMany, WatchMany
 from .recent import RecentResults
 from .record import TaskRecord
+from .store_core import StoreCore
 from .task import Task
 from .waiters import Gather, Watch
 
@@ -31,8 +32,7 @@ class BulkReads:
 
     _backend: Backend
     _listeners: Listeners
-    _changed: dict[str, TaskRecord]
-    _unfinished: dict[str, TaskRecord]
+    _core: StoreCore
     _recent: RecentResults
 
     async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -42,10 +42,10 @@ class BulkReads:
         """Every task named, by id: those the store holds (unfinished, or finished recently),
         then the rest in one backend read. Raises TaskNotFound for the first that names none."""
         found: dict[str, TaskRecord] = {}
-        unfinished, recent = self._unfinished, self._recent
+        known, recent = self._core.known, self._recent.get
         elsewhere: dict[str, None] = {}
         for task_id in ids:
-            record = unfinished.get(task_id) or recent.get(task_id)
+            record = known(task_id) or recent(task_id)
             if record is not None:
                 found[task_id] = record
             else:
@@ -80,7 +80,7 @@ class BulkReads:
         found = await self._find_all(message.ids)
         watch = Watch(message.channel)
         for task_id, record in found.items():
-            if record.state.finished and task_id not in self._changed:
+            if record.state.finished and task_id not in self._core.batch.changed:
                 watch.reply(record.snapshot())  # committed already: a watcher hears it now
             else:  # unfinished, or finished in this batch: heard once the batch commits
                 self._listeners.wait_for(task_id, watch)
