@@ -43,7 +43,10 @@ class Listeners:
     def wait_for(self, task_id: str, waiter: Waiter) -> None:
         """Answer ``waiter`` (a wait's ask, or a Gather or Watch of many tasks) once the task's
         end is committed."""
-        waiters = self._task_waiters[task_id]
+        waiters = self._task_waiters.get(task_id)
+        if not waiters:  # the usual case: nobody else waits on it
+            self._task_waiters[task_id] = [waiter]
+            return
         waiters[:] = _live(waiters)
         waiters.append(waiter)
 
