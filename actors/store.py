@@ -238,7 +238,9 @@ class Store(Actor):
         if reads is not None:
             await self._link.read_for_admission(reads)
         for record in self._core.submit_nowait(message.tasks, time.time()):
-            logger.warning("store.refused id=%s error=%s", record.id, record.error)
+            error = record.error
+            assert error is not None
+            logger.warning("store.refused id=%s error=%s(%r)", record.id, error.type, error.message)
 
     async def _record(self, message: Record, envelope: Envelope) -> None:
         self._core.record(message.changes)
