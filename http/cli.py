@@ -27,7 +27,9 @@ from .options import (
     http_flags,
     namespace,
     store_flag,
+    store_wait_flag,
 )
+from .refusals import StartupError
 
 EARLY_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # process.SIGNALS, without importing trio
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -58,7 +60,7 @@ def _with(flags: list[Decorator]) -> Decorator:
 
 
 @cli.command()
-@_with([store_flag(shared=False), *http_flags(), *engine_flags(lease=None)])
+@_with([store_flag(shared=False), store_wait_flag(), *http_flags(), *engine_flags(lease=None)])
 @click.pass_context
 def serve(context: click.Context, /, **params: Any) -> int:
     """Run the HTTP server and the engine.
@@ -75,7 +77,7 @@ def serve(context: click.Context, /, **params: Any) -> int:
 
 
 @cli.command()
-@_with([store_flag(shared=True), *engine_flags(lease=DEFAULT_LEASE)])
+@_with([store_flag(shared=True), store_wait_flag(), *engine_flags(lease=DEFAULT_LEASE)])
 @click.pass_context
 def worker(context: click.Context, /, **params: Any) -> int:
     """Run tasks from a store shared with other nodes (no HTTP)."""
@@ -155,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:  # Ctrl-C in a client command
         print("oncue: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    except StartupError as error:  # serve/worker could not start: the reason, in one line
+        print(f"oncue: {error}", file=sys.stderr, flush=True)
+        return 1
     return code if isinstance(code, int) else 0
 
 

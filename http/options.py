@@ -18,6 +18,7 @@ import click
 
 DEFAULT_STORE = "sqlite:///oncue.db"
 DEFAULT_LEASE = 30.0
+DEFAULT_STORE_WAIT = 30.0  # seconds `serve` and `worker` retry a store that is down at start
 STORE_VARIABLES = ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -118,6 +119,19 @@ def store_flag(*, shared: bool) -> Decorator:
         default=None if shared else DEFAULT_STORE,
         variables=STORE_VARIABLES,
         help=where,
+    )
+
+
+def store_wait_flag() -> Decorator:
+    """`--store-wait`: how long, at start, a store that does not answer is retried."""
+    return option(
+        "--store-wait",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_STORE_WAIT,
+        metavar="SECONDS",
+        variables=("ONCUE_STORE_WAIT",),
+        help="at start, how long to keep retrying a store that does not answer (a database"
+        " still starting) before giving up with exit 1",
     )
 
 
@@ -289,6 +303,7 @@ def check_options(options: argparse.Namespace) -> None:
         ("--workers", lambda count: count >= 0, "an int >= 0"),
         ("--queue-size", lambda size: size >= 1, "an int >= 1"),
         ("--grace", lambda seconds: seconds >= 0, "seconds >= 0"),
+        ("--store-wait", lambda seconds: seconds >= 0, "seconds >= 0"),
         ("--lease", lambda seconds: seconds is None or seconds > 0, "seconds > 0"),
         ("--log-level", lambda level: level.lower() in LOG_LEVELS, f"one of {LOG_LEVELS}"),
     ]
