@@ -164,7 +164,7 @@ class Store(Actor):
     # -- one batch ---------------------------------------------------------------------------------
 
     async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> None:
-        batch = self._core.begin(events=self._listeners.subscribed)
+        batch = self._core.begin(self._listeners.subscribed)
         answers: list[Answer] = []
         for envelope in envelopes:
             message = envelope.message
@@ -196,8 +196,7 @@ class Store(Actor):
             self._tell_scheduler(TasksReady(batch.ready))
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        self._listeners.committed(batch.finished, self._link.idle(), batch.events or [])
-        chores = self._core.ownership.chores()
+        chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
         if self._purge is not None:
