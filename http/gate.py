@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from .auth import ANONYMOUS, PRINCIPAL, AuthSettings, Principal, caller
 from .errors import reply_for
+from .keepalive import BodyProgress, send_shielded
 from .limits import CorsPolicy, RateLimiter, enforce_rate
 from .metrics import Metrics
 from .reply import ASGIApp, ASGIReceive, ASGISend, Message, Reply, Scope
@@ -35,7 +36,13 @@ EXCHANGE = "oncue.exchange"  # the ASGI scope key of the request's Exchange
 UNMATCHED = "unmatched"  # the metrics' route label of a request no URL rule matched
 # The request headers the policies and the direct routes read.
 _WANTED = frozenset(
-    {b"authorization", b"origin", b"access-control-request-method", b"content-length"}
+    {
+        b"authorization",
+        b"origin",
+        b"access-control-request-method",
+        b"content-length",
+        b"transfer-encoding",
+    }
 )
 
 
@@ -51,6 +58,7 @@ class Exchange:
     origin: str | None = None
     preflight: str | None = None  # Access-Control-Request-Method
     content_length: int | None = None
+    body: BodyProgress = attrs.field(factory=lambda: BodyProgress(complete=True))
     principal: Principal = ANONYMOUS
     route: str | None = None  # the URL rule that answers (the metrics' label)
 
@@ -67,6 +75,8 @@ class Exchange:
             if name in _WANTED and name not in found:
                 found[name] = value.decode("latin-1")
         length = found.get(b"content-length", "")
+        content_length = int(length) if length.isascii() and length.isdigit() else None
+        chunked = "chunked" in found.get(b"transfer-encoding", "").lower()
         return cls(
             scope["method"],
             path,
@@ -75,7 +85,8 @@ class Exchange:
             authorization=found.get(b"authorization"),
             origin=found.get(b"origin"),
             preflight=found.get(b"access-control-request-method"),
-            content_length=int(length) if length.isascii() and length.isdigit() else None,
+            content_length=content_length,
+            body=BodyProgress.expecting(content_length, chunked),
         )
 
 
@@ -153,12 +164,13 @@ class Gateway:
 
         async def send_answer(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = policies.answered(exchange, message)
-            await send(message)
+                message = exchange.body.close_if_unread(policies.answered(exchange, message))
+            await send_shielded(send, message)
 
         refusal = policies.admit(exchange)
         if refusal is not None:
             exchange.route = self.route_of(exchange.method, exchange.path)
+            exchange.body.drain_ready(receive)
             await refusal.send(send_answer)
             return
         direct = self.direct.get((exchange.method, exchange.path))
@@ -168,7 +180,7 @@ class Gateway:
             return
         scope[EXCHANGE] = exchange
         scope[PRINCIPAL] = exchange.principal
-        await self.app(scope, receive, send_answer)
+        await self.app(scope, exchange.body.tracking(receive), send_answer)
 
 
 def install_gateway(
