@@ -23,10 +23,10 @@ import trio
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from .auth import ANONYMOUS, PRINCIPAL, AuthSettings, Principal, caller
-from .errors import reply_for
+from .auth import ANONYMOUS, PRINCIPAL, AuthSettings, Principal, caller, is_public
+from .errors import ApiError, reply_for
 from .keepalive import BodyProgress, send_shielded
-from .limits import CorsPolicy, RateLimiter, enforce_rate
+from .limits import CorsPolicy, FailureLimit, RateLimiter, enforce_rate
 from .metrics import Metrics
 from .reply import ASGIApp, ASGIReceive, ASGISend, Message, Reply, Scope
 
@@ -99,6 +99,14 @@ class Policies:
     rate_limit: RateLimiter | None = None
     cors: CorsPolicy | None = None
     clock: Callable[[], float] = trio.current_time
+    failures: FailureLimit | None = attrs.field(init=False)
+
+    @failures.default
+    def _failures_as_limited(self) -> FailureLimit | None:
+        """Failed authentication gets a budget of its own, as large as a caller's rate."""
+        if self.rate_limit is None or not self.auth.enabled:
+            return None
+        return FailureLimit(RateLimiter(self.rate_limit.rate, self.rate_limit.burst))
 
     def admit(self, exchange: Exchange) -> Reply | None:
         """Before any route: a preflight's answer, or a refusal (401, 429). None lets the
@@ -108,7 +116,7 @@ class Policies:
             if reply is not None:
                 return reply
         try:
-            who = caller(self.auth, exchange.method, exchange.path, exchange.authorization)
+            who = self._authenticate(exchange)
             if self.rate_limit is not None:
                 method, path, now = exchange.method, exchange.path, self.clock()
                 enforce_rate(self.rate_limit, who, exchange.remote, method, path, now)
@@ -116,6 +124,26 @@ class Policies:
             return reply_for(error, exchange.path)
         exchange.principal = who
         return None
+
+    def _authenticate(self, exchange: Exchange) -> Principal:
+        """`caller(...)`, with failures limited per client address when a rate limit is set.
+
+        Raises ApiError: 401 (not authenticated), 429 (too many failures from this address).
+        """
+        if self.failures is None:
+            return caller(self.auth, exchange.method, exchange.path, exchange.authorization)
+        now = self.clock()
+        try:
+            self.failures.before(exchange.remote, now)
+        except ApiError:
+            if is_public(self.auth, exchange.path) or exchange.method == "OPTIONS":
+                return ANONYMOUS  # what needs no token is never refused for bad ones
+            raise
+        try:
+            return caller(self.auth, exchange.method, exchange.path, exchange.authorization)
+        except ApiError:
+            self.failures.failed(exchange.remote, now)
+            raise
 
     def answered(self, exchange: Exchange, start: Message) -> Message:
         """As an answer starts: its CORS headers, one metrics sample, one access log line."""
