@@ -13,7 +13,7 @@ import trio
 
 from .backends import Backend
 from .backends.memory import MemoryBackend
-from .errors import BackendRecovered, StoreUnavailable
+from .errors import BackendRecovered, OncueError, StoreUnavailable
 from .mailbox import Mailbox
 from .record import TaskRecord
 from .task import TaskState
@@ -70,6 +70,8 @@ class BackendGuard:
         try:
             with trio.fail_after(self.commit_deadline):
                 return await call()
+        except OncueError:  # the caller's mistake, named by the backend (a bad cursor)
+            raise
         except Exception as error:  # the backend's own errors: we cannot know their types
             raise StoreUnavailable(error) from error
 

@@ -251,11 +251,13 @@ class Engine:
             raise InvalidField("limit", message)
         before = None
         if cursor is not None:
-            if not (isinstance(cursor, str) and cursor.isdigit()):
+            # a task number: what a 64-bit column holds (a larger one is no earlier page's)
+            valid = isinstance(cursor, str) and cursor.isascii() and cursor.isdigit()
+            before = int(cursor) if valid else -1
+            if not 0 <= before < 2**63:
                 raise InvalidField(
                     "cursor", f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
                 )
-            before = int(cursor)
         tasks: builtins.list[Task] = await self._store.ask(
             ListTasks(state, type, limit, before, owner)
         )

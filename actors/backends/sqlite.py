@@ -18,7 +18,7 @@ from typing import Any, TextIO, TypeVar
 
 import trio
 
-from ..errors import DatabaseInUse
+from ..errors import DatabaseInUse, InvalidField
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
@@ -253,7 +253,10 @@ class SqliteBackend:
         owner: str | None = None,
     ) -> list[TaskRecord]:
         sql, args = query_sql(state, type, owner, before)
-        return await self._select(sql, (*args, limit))
+        try:
+            return await self._select(sql, (*args, limit))
+        except OverflowError:  # a bad argument, not a fault of the database
+            raise InvalidField("cursor", f"cursor must be a task number, got {before!r}") from None
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(self._fetch, COUNTS, ())

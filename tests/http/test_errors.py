@@ -199,3 +199,11 @@ async def test_any_nesting_depth_is_400_naming_the_limit_or_accepted(tmp_path) -
                 response = await client.post("/api/v1/tasks", data=nested(depth), headers=JSON)
                 error = await error_of(response, 400)
                 assert f"deeper than {MAX_JSON_DEPTH} levels" in error["message"], depth
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/api/v1/jobs"])
+async def test_a_cursor_past_64_bits_is_422_naming_it(client, path) -> None:
+    response = await client.get(path, query_string={"cursor": "99999999999999999999"})
+    error = await error_of(response, 422)
+    assert error["field"] == "cursor"
+    assert "99999999999999999999" in error["message"]
