@@ -172,12 +172,14 @@ class SqliteBackend:
         return connection
 
     async def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await self._run(connection.close)
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases the lock
-            self._lock_file = None
+        try:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await self._run(connection.close)
+        finally:  # even if cancelled waiting for an abandoned commit's thread
+            if self._lock_file is not None:
+                self._lock_file.close()  # closing the file releases the lock
+                self._lock_file = None
 
     def _lock(self) -> None:
         """Own the database: one engine (one process) per SQLite file, or task numbers and
