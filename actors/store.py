@@ -31,7 +31,7 @@ from .errors import (
     TaskNotFinished,
     TaskNotFound,
 )
-from .guard import BackendGuard
+from .guard import BackendGuard, OutageHistory
 from .lifecycle import Lifecycle
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
@@ -80,6 +80,7 @@ class StoreLife:
     """What the store's slot remembers across incarnations (the engine keeps one)."""
 
     loaded: bool = False  # a store has loaded from the backend at least once
+    outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
 
 
 class Store(Lifecycle, Actor):
@@ -98,7 +99,7 @@ class Store(Lifecycle, Actor):
         self._life = life
         self._node = node  # our name among the engines of a shared backend
         self._backend = backend
-        self._guard = BackendGuard(backend)
+        self._guard = BackendGuard(backend, life.outages)
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._unfinished: dict[str, TaskRecord] = {}

@@ -7,6 +7,7 @@ exceptions itself.
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from oncue.actors import (
     EngineClosed,
     OncueError,
     QueueFull,
+    StoreUnavailable,
     TaskAlreadyFinished,
     TaskNotFailed,
     TaskNotFinished,
@@ -134,9 +136,32 @@ def engine_error_reply(error: Exception, path: str) -> Reply:
             message = str(error)
             if code == "unavailable":
                 logger.warning("http.engine_unavailable error=%r", error)
-                message = "the task engine is recovering from a fault; retry later"
+                message = unavailable_reason(error)
             return error_reply(status, code, message, field, headers)
     return internal_error_reply(error)
+
+
+def unavailable_reason(error: BaseException) -> str:
+    """Why the engine cannot answer, in words for the client: the disk is full where that is
+    the cause (the operator's fix), else a fault it is recovering from. The backend's own
+    error text goes to the log only."""
+    if isinstance(error, StoreUnavailable) and is_disk_full(error.error):
+        return "the task store's disk is full; retry once space is freed"
+    if isinstance(error, StoreUnavailable):
+        return "the task store's backend is failing; retry later"
+    return "the task engine is recovering from a fault; retry later"
+
+
+DISK_FULL_WORDS = ("disk is full", "no space left", "disk full", "diskfull")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a backend's error says the disk is full (SQLite: 'database or disk is full',
+    the OS: ENOSPC 'No space left on device', PostgreSQL: DiskFull)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = f"{type(error).__name__} {error}".lower()
+    return any(words in text for words in DISK_FULL_WORDS)
 
 
 def _field_named(error: Exception) -> str | None:
