@@ -11,6 +11,7 @@ import attrs
 
 from .messages import Job, Outcome
 from .registry import RetryPolicy
+from .task import TaskError
 
 
 @attrs.define
@@ -69,6 +70,22 @@ class Queues:
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Full jitter: uniform between 0 and the policy's ceiling for this attempt."""
     return rng.uniform(0, policy.ceiling(attempt))
+
+
+def attempts_exhausted(job: Job) -> bool:
+    """Whether a task found running at recovery (``job.attempts`` counts the attempt its
+    lost node had started) has no attempt left: the node died every time it ran it."""
+    return job.max_retries != -1 and job.attempts > job.max_retries
+
+
+def node_lost(job: Job) -> TaskError:
+    """The error a task ends with when its node died running each of its attempts."""
+    return TaskError(
+        "NodeLost",
+        f"the node running this task stopped during each of its {job.attempts} attempts"
+        f" (max_retries {job.max_retries}); a task that takes its node down (a poison task)"
+        " is not run again",
+    )
 
 
 def should_retry(job: Job, attempt: int, outcome: Outcome) -> bool:

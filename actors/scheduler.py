@@ -46,7 +46,7 @@ from .messages import (
     Wake,
     WorkerStopped,
 )
-from .queues import Queues, backoff_delay, should_retry
+from .queues import Queues, attempts_exhausted, backoff_delay, node_lost, should_retry
 from .registry import Registry, RetryPolicy
 from .task import TaskState
 
@@ -167,6 +167,9 @@ class Scheduler(Actor):
         now = self._wall()
         for job, state in await self._store.ask(LoadQueue()):
             if state is TaskState.RUNNING:
+                if attempts_exhausted(job):  # its node died running it, again: a poison task
+                    self._change(Failed(job.id, node_lost(job), now))
+                    continue
                 self._change(Requeued(job.id, started=True, at=now))
             self._enqueue(job)
         if self._queues.queued:
