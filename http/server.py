@@ -22,7 +22,15 @@ from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
 from .options import engine_options
-from .process import SIGNALS, drain, load_registry, one_line_refusals, open_signal_watch, redact
+from .process import (
+    SIGNALS,
+    disarm_exit_deadline,
+    drain,
+    load_registry,
+    one_line_refusals,
+    open_signal_watch,
+    redact,
+)
 from .serve import serve
 
 logger = logging.getLogger("oncue.server")
@@ -38,7 +46,10 @@ def run_server(options: argparse.Namespace) -> int:
     }
     registry = load_registry(options.handlers)
     with one_line_refusals():
-        return trio.run(partial(_serve_until_signalled, options, registry, hardening))
+        try:
+            return trio.run(partial(_serve_until_signalled, options, registry, hardening))
+        finally:
+            disarm_exit_deadline()
 
 
 def auth_settings(options: argparse.Namespace) -> AuthSettings:

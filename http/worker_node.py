@@ -22,6 +22,7 @@ from .logs import configure_logging
 from .options import check_options, check_store, engine_options
 from .process import (
     SIGNALS,
+    disarm_exit_deadline,
     drain,
     load_registry,
     node_name,
@@ -53,7 +54,10 @@ def run_worker(options: argparse.Namespace) -> int:
     configure_logging(options.log_level, options.log_format)
     registry = load_registry(options.handlers)
     with one_line_refusals():
-        return trio.run(partial(_work_until_signalled, options, registry))
+        try:
+            return trio.run(partial(_work_until_signalled, options, registry))
+        finally:
+            disarm_exit_deadline()
 
 
 async def _work_until_signalled(options: argparse.Namespace, registry: Registry) -> int:
