@@ -2,12 +2,16 @@
 
 from .actor import Actor, Context
 from .backends import Backend, open_backend
+from .builtins import register_builtins
 from .engine import open_engine
 from .errors import (
     ActorCrashed,
     ActorError,
     ActorStopped,
-    AskTimeout,
+    BackendError,
+    BackendFull,
+    BackendUnavailable,
+    BadQuery,
     ChildNotFound,
     DatabaseInUse,
     EngineClosed,
@@ -25,10 +29,10 @@ from .errors import (
     TaskNotFailed,
     TaskNotFinished,
     TaskNotFound,
+    TaskSignal,
     TaskStateError,
     TaskTimeout,
     UnknownTaskType,
-    WaitTimeout,
 )
 from .events import EventKind, LifecycleEvent
 from .handle import Engine
@@ -61,8 +65,11 @@ __all__ = [
     "ActorRef",
     "ActorStopped",
     "Admitted",
-    "AskTimeout",
     "Backend",
+    "BackendError",
+    "BackendFull",
+    "BackendUnavailable",
+    "BadQuery",
     "ChildInfo",
     "ChildNotFound",
     "ChildSpec",
@@ -105,15 +112,16 @@ __all__ = [
     "TaskNotFailed",
     "TaskNotFinished",
     "TaskNotFound",
+    "TaskSignal",
     "TaskState",
     "TaskStateError",
     "TaskTimeout",
     "Transition",
     "UnknownTaskType",
-    "WaitTimeout",
     "WorkerInfo",
     "open_backend",
     "open_engine",
     "open_supervisor",
+    "register_builtins",
     "supervisor_spec",
 ]

@@ -1,5 +1,7 @@
-"""The task types every Registry starts with: echo, sleep, compute, process, fail, double,
-email."""
+"""The built-in task types (echo, sleep, compute, process, fail, double, email).
+
+``register_builtins`` adds them to a registry: ``oncue serve`` does (unless ``--no-builtins``),
+and so does ``open_engine()`` when given no registry."""
 
 from __future__ import annotations
 
@@ -8,14 +10,12 @@ import os
 import re
 import smtplib
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from .errors import Fatal
-
-if TYPE_CHECKING:
-    from .registry import Registry, TaskContext
+from .registry import Registry, TaskContext
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +108,21 @@ def email(ctx: TaskContext, payload: Any) -> dict[str, Any]:
     return {"sent": True, "to": recipients}
 
 
-def register_builtins(registry: Registry) -> None:
-    registry.register("echo", echo)
-    registry.register("sleep", sleep, timeout=3600)
-    registry.register("compute", compute, run_in="process", timeout=60)
-    registry.register("process", process, timeout=300)
-    registry.register("fail", fail, max_retries=0)
-    registry.register("double", double)
-    registry.register("email", email, timeout=60)
+def register_builtins(registry: Registry) -> Registry:
+    """Add the built-in task types to ``registry`` and return it; a name the registry already
+    has keeps its own handler (yours win)."""
+    for name, function, options in _BUILTINS:
+        if name not in registry:
+            registry.register(name, function, **options)
+    return registry
+
+
+_BUILTINS: tuple[tuple[str, Any, dict[str, Any]], ...] = (
+    ("echo", echo, {}),
+    ("sleep", sleep, {"timeout": 3600}),
+    ("compute", compute, {"run_in": "process", "timeout": 60}),
+    ("process", process, {"timeout": 300}),
+    ("fail", fail, {"max_retries": 0}),
+    ("double", double, {}),
+    ("email", email, {"timeout": 60}),
+)

@@ -13,8 +13,7 @@ import attrs
 import trio
 
 from .backends import Backend
-from .backends.memory import MemoryBackend
-from .errors import BackendRecovered, OncueError, StoreUnavailable
+from .errors import BackendError, BackendRecovered, BadQuery, StoreUnavailable
 from .mailbox import Mailbox
 from .record import TaskRecord
 from .task import TaskState
@@ -46,12 +45,17 @@ class OutageHistory:
         return min(FIRST_PROBE * 2.0 ** (len(self.began) - 1), RETRY_CAP)
 
 
+# What a failing backend raises: its driver's errors, translated (backends/translate.py), or a
+# call that outlived the deadline. Anything else is a bug, and crashes the store.
+FAILURES = (BackendError, trio.TooSlowError)
+
+
 class BackendGuard:
     commit_deadline = 10.0  # seconds a commit may take before the backend counts as failing
 
     def __init__(self, backend: Backend, outages: OutageHistory | None = None) -> None:
         self.backend = backend
-        self._in_memory = type(backend).commit is MemoryBackend.commit
+        self._in_memory = not backend.durable  # dicts in this process: they cannot hang
         self._outages = outages if outages is not None else OutageHistory()
 
     async def load(self) -> tuple[list[TaskRecord], dict[tuple[str, TaskState], int], int]:
@@ -70,7 +74,7 @@ class BackendGuard:
         while True:
             try:
                 return await self.load()
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 logger.warning("store.backend_unreachable error=%r retry_in=%.2fs", error, delay)
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP)
@@ -93,12 +97,12 @@ class BackendGuard:
         try:
             with trio.fail_after(self.commit_deadline):
                 return await call()
-        except OncueError:  # the caller's mistake, named by the backend (a bad cursor)
-            raise
-        except Exception as error:  # the backend's own errors: we cannot know their types
+        except BadQuery:
+            raise  # the request's values are at fault (a ValueError), not the backend
+        except FAILURES as error:
             raise StoreUnavailable(error) from error
 
-    async def outage(self, mailbox: Mailbox, error: Exception) -> None:
+    async def outage(self, mailbox: Mailbox, error: BaseException) -> None:
         """The backend failed a commit: what the store holds in memory may now be ahead of it.
 
         Answer every ask in ``mailbox`` with StoreUnavailable, at once, while probing the
@@ -118,7 +122,7 @@ class BackendGuard:
             try:
                 with trio.fail_after(self.commit_deadline):
                     await self.probe()
-            except Exception as probe_error:  # still failing
+            except FAILURES as probe_error:  # still failing
                 error = probe_error
                 delay = min(delay * 2, RETRY_CAP)
                 continue

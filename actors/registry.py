@@ -100,7 +100,8 @@ class Handler:
 
 
 class Registry:
-    """Task types by name. ``Registry()`` starts with the built-ins unless ``builtins=False``.
+    """Task types by name. ``Registry()`` holds only what you register; add the built-in
+    task types (echo, sleep, double, email, ...) with ``register_builtins(registry)``.
 
     Usage::
 
@@ -110,12 +111,8 @@ class Registry:
         async def resize(ctx, payload): ...
     """
 
-    def __init__(self, *, builtins: bool = True) -> None:
+    def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
-        if builtins:
-            from .builtins import register_builtins
-
-            register_builtins(self)
 
     def task(
         self,

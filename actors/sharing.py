@@ -21,7 +21,7 @@ import trio
 
 from .backends import Backend, SharedBackend
 from .errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
-from .guard import BackendGuard
+from .guard import FAILURES, BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
 from .messages import (
@@ -222,7 +222,7 @@ class SharedStore:
             try:
                 with trio.fail_after(self._guard.commit_deadline):
                     await chore()
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 logger.warning("store.%s_failed error=%r", name, error)
                 if name == "claim" and shared.claim is not None:  # the scheduler waits for it
                     self._tell_scheduler(Claimed([], shared.claim.limit))

@@ -31,7 +31,7 @@ from .errors import (
     TaskNotFinished,
     TaskNotFound,
 )
-from .guard import BackendGuard, OutageHistory
+from .guard import FAILURES, BackendGuard, OutageHistory
 from .lifecycle import Lifecycle
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
@@ -159,7 +159,7 @@ class Store(Lifecycle, Actor):
             try:
                 released = await cast(SharedBackend, self._backend).release()
                 logger.info("store.released tasks=%d", released)
-            except Exception as error:  # their leases expire instead
+            except FAILURES as error:  # their leases expire instead
                 logger.warning("store.release_failed error=%r", error)
         await self._backend.close()
 
@@ -198,7 +198,7 @@ class Store(Lifecycle, Actor):
         if self._changed or self._deleted:
             try:
                 lost = await self._guard.commit(list(self._changed.values()), self._deleted)
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 for envelope in batch:
                     envelope.fail(StoreUnavailable(error))
                 assert self._mailbox is not None

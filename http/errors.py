@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from oncue.actors import (
     ActorError,
+    BackendFull,
     EngineClosed,
     OncueError,
     QueueFull,
@@ -42,6 +43,7 @@ ENGINE_ERRORS: list[tuple[type[Exception], int, str]] = [
     (UnknownTaskType, 422, "unknown_task_type"),
     (QueueFull, 429, "queue_full"),
     (EngineClosed, 503, "shutting_down"),
+    (StoreUnavailable, 503, "unavailable"),
     # The store (or another actor) crashed or stopped mid-call: it is being restarted.
     (ActorError, 503, "unavailable"),
     (ValueError, 422, "invalid_value"),
@@ -104,7 +106,7 @@ def reply_for(error: Exception, path: str) -> Reply:
         return error_reply(error.status, error.code, error.message, error.field, error.headers)
     if isinstance(error, HTTPException):
         return http_error_reply(error)
-    if isinstance(error, OncueError | ValueError):
+    if isinstance(error, OncueError | ActorError | ValueError):
         return engine_error_reply(error, path)
     return internal_error_reply(error)
 
@@ -146,22 +148,18 @@ def unavailable_reason(error: BaseException) -> str:
     the cause (the operator's fix), else a fault it is recovering from. The backend's own
     error text goes to the log only."""
     if isinstance(error, StoreUnavailable) and is_disk_full(error.error):
-        return "the task store's disk is full; retry once space is freed"
+        return "the task store is out of space (its disk is full); retry once space is freed"
     if isinstance(error, StoreUnavailable):
         return "the task store's backend is failing; retry later"
     return "the task engine is recovering from a fault; retry later"
 
 
-DISK_FULL_WORDS = ("disk is full", "no space left", "disk full", "diskfull")
-
-
 def is_disk_full(error: BaseException) -> bool:
-    """Whether a backend's error says the disk is full (SQLite: 'database or disk is full',
-    the OS: ENOSPC 'No space left on device', PostgreSQL: DiskFull)."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return True
-    text = f"{type(error).__name__} {error}".lower()
-    return any(words in text for words in DISK_FULL_WORDS)
+    """Whether a backend's error is a full disk (BackendFull: SQLite's 'database or disk is
+    full', PostgreSQL's DiskFull, Redis out of memory, ENOSPC)."""
+    return isinstance(error, BackendFull) or (
+        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
 
 
 def _field_named(error: Exception) -> str | None:

@@ -98,6 +98,14 @@ def add_engine_options(parser: argparse.ArgumentParser, *, lease: float | None) 
         default=env("ONCUE_HANDLERS"),
         help="a module with your task types: its `registry` (an oncue Registry), as celery -A",
     )
+    parser.add_argument(
+        "--no-builtins",
+        dest="builtins",
+        action="store_false",
+        default=env("ONCUE_NO_BUILTINS") is None,
+        help="serve only the task types of --handlers, not the built-ins (echo, sleep, double,"
+        " email, ...); or ONCUE_NO_BUILTINS=1",
+    )
     add_number(
         parser,
         "--lease",

@@ -15,10 +15,10 @@ from quart_schema import document_request, document_response
 
 from oncue.actors import Submission, Task, TaskNotFound, TaskState
 
-from .app import service
 from .body import read_body
 from .models import Int64, Key, TaskType, iso
 from .reply import json_response
+from .service import service
 from .tenancy import current_owner, scoped_key, visible
 
 compat = Blueprint("compat", __name__)

@@ -11,15 +11,15 @@ import trio
 from quart import Blueprint, Response
 from quart_schema import document_request, document_response, hide
 
-from oncue.actors import ActorError, EngineClosed, WorkerInfo
+from oncue.actors import ActorError, EngineClosed, StoreUnavailable, WorkerInfo
 
-from .app import service
 from .auth import require_admin
 from .body import read_body
 from .errors import ApiError, unavailable_reason
 from .metrics import CONTENT_TYPE
 from .models import ErrorOut, WorkersIn, iso
 from .reply import json_response
+from .service import service
 
 MAX_WORKERS = 1000
 
@@ -156,7 +156,7 @@ async def health() -> Response:
     except trio.TooSlowError:  # the store is stuck in its backend: take us out of rotation
         status = "unavailable"
         reason = f"the task store did not answer within {HEALTH_DEADLINE:g}s"
-    except ActorError as error:  # the backend fails, or the store restarts
+    except (StoreUnavailable, ActorError) as error:  # the backend fails, the store restarts
         status, reason = "unavailable", unavailable_reason(error)
     if closing:
         status, reason = "shutting_down", None

@@ -17,10 +17,9 @@ import trio
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
-from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitTimeout
+from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState
 from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
 
-from .app import Service, service
 from .body import decode, query_float, query_int, request_data
 from .errors import ApiError
 from .models import (
@@ -38,6 +37,7 @@ from .models import (
     task_json,
 )
 from .reply import Reply, json_reply, json_response
+from .service import Service, service
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 DEFAULT_WAIT = 30.0
@@ -199,10 +199,8 @@ async def wait_task(resource: Resource, task_id: str) -> Response:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
         try:
-            task = await current.engine.wait(task_id, timeout=timeout)
-            return json_response(resource.render(task))
-        except WaitTimeout:
-            pass
+            with trio.move_on_after(timeout):
+                return json_response(resource.render(await current.engine.wait(task_id)))
         finally:
             nursery.cancel_scope.cancel()
     return json_response(resource.render(await current.engine.get(task_id)))

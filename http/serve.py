@@ -12,7 +12,8 @@ from quart_trio import QuartTrio
 
 from oncue.actors import Engine
 
-from .app import Service, create_app
+from .app import create_app
+from .service import Service
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import trio
 
 from oncue.actors import Registry, open_engine
 
-from .app import Service, create_app
+from .app import create_app
 from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
@@ -32,6 +32,7 @@ from .process import (
     redact,
 )
 from .serve import serve
+from .service import Service
 
 logger = logging.getLogger("oncue.server")
 
@@ -44,7 +45,7 @@ def run_server(options: argparse.Namespace) -> int:
         "rate_limit": rate_limiter(options),
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
-    registry = load_registry(options.handlers)
+    registry = load_registry(options.handlers, builtins=options.builtins)
     with one_line_refusals():
         try:
             return trio.run(partial(_serve_until_signalled, options, registry, hardening))

@@ -52,7 +52,7 @@ def run_worker(options: argparse.Namespace) -> int:
     check_store(store)
     check_options(options)
     configure_logging(options.log_level, options.log_format)
-    registry = load_registry(options.handlers)
+    registry = load_registry(options.handlers, builtins=options.builtins)
     with one_line_refusals():
         try:
             return trio.run(partial(_work_until_signalled, options, registry))

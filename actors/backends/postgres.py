@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
     import psycopg  # imports (the wheel test imports every module without extras)
     from psycopg_pool import ConnectionPool
 
-from ..errors import NodeNameInUse
+from ..errors import BackendError, BackendFull, BackendUnavailable, BadQuery, NodeNameInUse
 from ..record import TaskRecord
 from ..task import TaskState
 from .base import Notice
@@ -49,6 +49,7 @@ from .postgres_sql import (
 )
 from .rows import COLUMNS, from_row, to_row
 from .sqlite import query_sql
+from .translate import os_error, translating
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +73,27 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
+def classify(error: Exception) -> BackendError | None:
+    """psycopg's errors as BackendErrors: a full disk, a value out of range, a server that
+    cannot be reached or answered with an operational error (the pool's timeout included)."""
+    import psycopg
+    import psycopg.errors
+
+    if isinstance(error, psycopg.errors.DiskFull):
+        return BackendFull(f"PostgreSQL is out of disk space: {error}", error)
+    if isinstance(error, psycopg.DataError):
+        return BadQuery(f"PostgreSQL refused a value: {error}", error)
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return BackendUnavailable(f"PostgreSQL: {error}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class PostgresBackend:
     """Tasks in one PostgreSQL schema (created, and migrated, on open), shared by every engine
     that opens it."""
 
+    durable = True
     shared = True
 
     def __init__(self, url: str) -> None:

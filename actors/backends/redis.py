@@ -22,13 +22,14 @@ from typing import Any
 
 import trio
 
-from ..errors import NodeNameInUse
+from ..errors import BackendError, BackendFull, BackendUnavailable, NodeNameInUse
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import decode, encode
 from .redis_lua import PRELUDE, SCRIPTS
 from .redis_wire import Connection, RedisError, parse_url
+from .translate import os_error, translating
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,26 @@ _BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
 _SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in _BODIES.items()}
 
 
+def classify(error: Exception) -> BackendError | None:
+    """Redis's errors as BackendErrors: out of memory, or a server that cannot be reached,
+    closed the connection or answered an error."""
+    if isinstance(error, RedisError):
+        if str(error).startswith("OOM"):
+            return BackendFull(f"Redis is out of memory: {error}", error)
+        return BackendUnavailable(f"Redis: {error}", error)
+    if isinstance(error, trio.BrokenResourceError | trio.ClosedResourceError):
+        return BackendUnavailable(f"the connection to Redis broke: {error!r}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class RedisBackend:
     """Tasks in one Redis database under one key prefix, shared by every node attached to it.
 
     Raises ValueError at construction for a URL it cannot use.
     """
 
+    durable = True
     shared = True
 
     def __init__(self, url: str) -> None:

@@ -62,8 +62,9 @@ class SharedMemory:
 
 
 class SharedMemoryBackend:
-    """One engine's view of a SharedMemory."""
+    """One engine's view of a SharedMemory (durable: the hub outlives each engine on it)."""
 
+    durable = True
     shared = True
 
     def __init__(self, hub: SharedMemory) -> None:

@@ -18,10 +18,11 @@ from typing import Any, TextIO, TypeVar
 
 import trio
 
-from ..errors import DatabaseInUse, InvalidField
+from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
+from .translate import os_error, translating
 
 T = TypeVar("T")
 
@@ -127,8 +128,26 @@ PURGE = (
 )
 
 
+def classify(error: Exception) -> BackendError | None:
+    """sqlite3's errors as BackendErrors: a full disk, or a database that cannot be used now
+    (locked, I/O error, corrupt). Misuse (ProgrammingError, IntegrityError) is a bug: kept."""
+    if isinstance(
+        error, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError
+    ):
+        return None
+    if isinstance(error, sqlite3.DatabaseError):
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error):
+            return BackendFull(f"the SQLite database cannot grow: {error}", error)
+        return BackendUnavailable(f"SQLite: {error}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class SqliteBackend:
     """Tasks in one SQLite file (created, and its schema migrated, on open)."""
+
+    durable = True
+    shared = False
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -269,10 +288,7 @@ class SqliteBackend:
         owner: str | None = None,
     ) -> list[TaskRecord]:
         sql, args = query_sql(state, type, owner, before)
-        try:
-            return await self._select(sql, (*args, limit))
-        except OverflowError:  # a bad argument, not a fault of the database
-            raise InvalidField("cursor", f"cursor must be a task number, got {before!r}") from None
+        return await self._select(sql, (*args, limit))
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(self._fetch, COUNTS, ())

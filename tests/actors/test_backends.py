@@ -98,7 +98,8 @@ async def test_finished_and_unfinished_tasks_survive_a_restart(store, registry) 
         later = await engine.submit("double", 9, delay=3600)
     async with open_engine(registry=registry, store=store, workers=1) as engine:
         assert (await engine.get(finished.id)).result == 10
-        assert (await engine.wait(waiting.id, timeout=10)).result == 14
+        with trio.fail_after(10):
+            assert (await engine.wait(waiting.id)).result == 14
         assert (await engine.get(later.id)).state is TaskState.PENDING
         number = (await engine.submit("echo", None)).number
         # numbers go on from the last; a shared store's engines take them in blocks
@@ -118,7 +119,8 @@ async def test_a_task_running_at_a_crash_runs_again_on_restart(store, registry) 
         # that was running (the interrupt records it pending, with the attempt counted).
     registry.gate.set()
     async with open_engine(registry=registry, store=store, workers=1) as engine:
-        done = await engine.wait(task.id, timeout=10)
+        with trio.fail_after(10):
+            done = await engine.wait(task.id)
     assert done.result == "x"
     assert done.attempts == 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oncue.actors import EventKind, InvalidField, LifecycleEvent, open_engine
+from oncue.actors.errors import BadQuery
 from oncue.actors.messages import ListTasks
 
 TOO_BIG = "99999999999999999999"  # past what a 64-bit column holds
@@ -27,7 +28,7 @@ async def test_the_store_refuses_a_number_sqlite_cannot_bind_and_keeps_running(
     async with open_engine(registry=registry, store=store, observer=events.append) as engine:
         task = await engine.submit("double", 2)
         # what an engine without the edge check sent: sqlite raised OverflowError binding it
-        with pytest.raises(InvalidField, match="cursor"):
+        with pytest.raises(BadQuery, match="out of the backend's range"):
             await engine._store.ask(ListTasks(None, None, 10, int(TOO_BIG)))
         assert (await engine.wait(task.id)).result == 4
     assert [event.path for event in events if event.kind is EventKind.RESTARTED] == []

@@ -11,12 +11,14 @@ import trio
 
 from oncue.actors import EventKind, LifecycleEvent, StoreUnavailable, TaskState, open_engine
 from oncue.actors.backends.memory import MemoryBackend
+from oncue.actors.errors import BackendFull, BackendUnavailable
 from oncue.actors.record import TaskRecord
 from oncue.http.app import create_app
 
 
-def disk_full() -> OSError:
-    return OSError(errno.ENOSPC, "database or disk is full")
+def disk_full() -> BackendFull:  # as a real backend raises it, translated
+    cause = OSError(errno.ENOSPC, "database or disk is full")
+    return BackendFull(f"the disk is full: {cause}", cause)
 
 
 class FullDisk(MemoryBackend):
@@ -49,7 +51,7 @@ class Flaky(MemoryBackend):
         if changed or deleted:
             self.commits += 1
             if self.commits % self.every == 0:
-                raise OSError(errno.EIO, "injected write error")
+                raise BackendUnavailable("injected write error")
         return await super().commit(changed, deleted)
 
 
@@ -70,7 +72,7 @@ async def test_a_full_disk_keeps_the_engine_up_saying_so_until_space_returns(
         for _ in range(120):  # two minutes of a full disk
             with pytest.raises(StoreUnavailable) as raised:
                 await engine.submit("double", 2)
-            assert raised.value.error.errno == errno.ENOSPC
+            assert isinstance(raised.value.error, BackendFull)
             await trio.sleep(1)
         health = await client.get("/health")
         assert health.status_code == 503

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from oncue.actors import Registry, TaskError
+from oncue.actors import Registry, TaskError, register_builtins
 from oncue.actors.mailbox import Envelope, Mailbox, _Reply
 from oncue.actors.messages import (
     Interrupt,
@@ -113,7 +113,7 @@ def ask(scheduler: Scheduler, message: object) -> _Reply:
 
 async def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
     store = Mailbox("store", size=100)
-    scheduler = Scheduler(store.ref, Registry(), random.Random(1))
+    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
     worker = Mailbox("worker-1")
     a, b = job("a"), job("b")
     scheduler._queues.push(a)

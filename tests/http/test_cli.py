@@ -77,14 +77,14 @@ def _readme_calls_then_work(http: httpx.Client) -> list[str]:
 GATE = """
 import os, pathlib, time
 
-from oncue.actors import Registry
+from oncue.actors import Registry, register_builtins
 
 gate = pathlib.Path(os.environ["ONCUE_TEST_GATE"])
 (gate / "importing").touch()
 deadline = time.monotonic() + 30
 while not (gate / "go").exists() and time.monotonic() < deadline:
     time.sleep(0.01)
-registry = Registry()
+registry = register_builtins(Registry())
 """
 
 

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 import oncue.http.worker_node
-from oncue.actors import Registry, TaskContext, open_engine
+from oncue.actors import Registry, TaskContext, open_engine, register_builtins
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.http.cli import build_parser, main
 from oncue.http.options import engine_options
@@ -119,7 +119,7 @@ async def test_a_signal_while_a_task_runs_interrupts_it_after_the_grace(
     options.store = MemoryBackend()
     signals_in, signals = trio.open_memory_channel[int](1)
     caplog.set_level(logging.INFO)
-    registry = Registry()
+    registry = register_builtins(Registry())
 
     @registry.task("block", max_retries=0)
     async def block(ctx: TaskContext, payload: Any) -> None:
@@ -146,7 +146,7 @@ async def work_reporting(
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`work`, reporting its engine to the test and its exit code in `exit_codes`."""
-    registry = registry if registry is not None else Registry()
+    registry = registry if registry is not None else register_builtins(Registry())
     exit_codes.append(await work(options, registry, signals, task_status=task_status))
 
 
@@ -183,6 +183,6 @@ async def test_a_signal_caught_before_trio_listened_drains_at_once(
     options.early_signals = [15]  # what the console script caught while Python imported
     _, signals = trio.open_memory_channel[int](1)
     caplog.set_level(logging.INFO)
-    assert await work(options, Registry(), signals) == 0
+    assert await work(options, register_builtins(Registry()), signals) == 0
     assert "worker.signal signal=SIGTERM action=drain" in caplog.text
     assert "worker.stopped" in caplog.text
