@@ -268,8 +268,9 @@ class Scheduler(Actor):
     def _request_work(self, message: RequestWork, envelope: Envelope) -> Any:
         worker = message.worker
         self._workers[worker] = message.ref
-        if message.fresh:
+        if message.fresh:  # a new incarnation: what the old one held or asked is void
             self._lose(worker, started=True)
+            self._idle = deque(item for item in self._idle if item[1] != worker)
         for outcome in message.outcomes:
             self._settle(worker, outcome)
         if self._draining:
@@ -307,6 +308,9 @@ class Scheduler(Actor):
         idle = self._idle
         while idle and queues.peek() is not None:
             envelope, worker = idle.popleft()
+            if envelope.abandoned:  # its asker is gone (a worker stopped by a restart)
+                envelope.drop()  # handing it work would hold that work for nobody
+                continue
             share = min(MAX_BATCH, -(-queues.ready_count() // (len(idle) + 1)))
             jobs = self._take(share)
             held = self._assigned.setdefault(worker, {})

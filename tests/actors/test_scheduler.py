@@ -135,3 +135,33 @@ async def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> 
     assert started.ids == ["a", "b"]  # one Started for the batch
     assert isinstance(requeued, Requeued)
     assert requeued.id == "b"
+
+
+async def test_work_is_never_handed_to_an_ask_its_worker_gave_up() -> None:
+    """A restarted scheduler finds the asks of the workers stopped with it in its mailbox
+    (they outlive restarts): handing them work held it for nobody, while the node renewed its
+    leases (issue 17 item 4, seen after a Redis restart)."""
+    store = Mailbox("store", size=100)
+    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
+    worker = Mailbox("worker-1")
+    stale = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=False))
+    stale.abandoned = True  # the old worker-1 was cancelled while it asked
+    scheduler._queues.push(job("a"))
+    scheduler._dispatch()
+    assert not stale.done.is_set()
+    assert list(scheduler._queues.queued) == ["a"]  # still queued for a live worker
+    live = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
+    scheduler._dispatch()
+    assert live.value == [job("a")]
+
+
+async def test_a_fresh_ask_voids_the_old_incarnation_s_pending_ask() -> None:
+    store = Mailbox("store", size=100)
+    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
+    worker = Mailbox("worker-1")
+    old = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=False))
+    new = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
+    scheduler._queues.push(job("a"))
+    scheduler._dispatch()
+    assert not old.done.is_set()
+    assert new.value == [job("a")]
