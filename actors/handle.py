@@ -22,6 +22,7 @@ from .errors import (
     EngineClosed,
     InvalidField,
     MailboxFull,
+    StoreUnavailable,
     TaskNotFound,
     UnknownTaskType,
 )
@@ -389,7 +390,7 @@ class Engine:
             interrupted = await self._drain(grace)
             with trio.fail_after(ASK_BOUND):
                 unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
-        except (ActorError, trio.TooSlowError) as error:  # the tree is failing or stopped
+        except (ActorError, StoreUnavailable, trio.TooSlowError) as error:  # failing or stopped
             logger.warning("engine.shutdown_incomplete error=%r", error)
         finally:
             self._report = ShutdownReport(unfinished, interrupted)
@@ -406,7 +407,10 @@ class Engine:
         """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
         return how many were interrupted."""
         with trio.fail_after(ASK_BOUND):
-            await self._store.ask(CloseAdmission())
+            try:
+                await self._store.ask(CloseAdmission())
+            except StoreUnavailable as error:  # a backend outage: drain the workers anyway
+                logger.warning("engine.shutdown_admission_open error=%r", error)
             await self._scheduler.ask(Drain(interrupt=False))
         with trio.move_on_after(grace) as waited:
             await self._scheduler.ask(WaitDrained())

@@ -74,16 +74,20 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
 
 def attempts_exhausted(job: Job) -> bool:
     """Whether a task found running at recovery (``job.attempts`` counts the attempt its
-    lost node had started) has no attempt left: the node died every time it ran it."""
-    return job.max_retries != -1 and job.attempts > job.max_retries
+    lost node had started) has no attempt left: the node died every time it ran it.
+
+    A node lost during a task's last attempt grants it one more (at-least-once: a node killed
+    by a deploy is not the task's fault), so a task starts at most max_retries + 2 times.
+    """
+    return job.max_retries != -1 and job.attempts > job.max_retries + 1
 
 
 def node_lost(job: Job) -> TaskError:
     """The error a task ends with when its node died running each of its attempts."""
     return TaskError(
         "NodeLost",
-        f"the node running this task stopped during each of its {job.attempts} attempts"
-        f" (max_retries {job.max_retries}); a task that takes its node down (a poison task)"
+        f"the node running this task stopped during its last attempts ({job.attempts} started,"
+        f" max_retries {job.max_retries}); a task that takes its node down (a poison task)"
         " is not run again",
     )
 

@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from .actor import Actor, Context
-from .errors import ActorStopped, MailboxFull, OncueError
+from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from .mailbox import ActorRef, Envelope
 from .messages import (
     Claim,
@@ -165,7 +165,7 @@ class Scheduler(Actor):
     async def _recover(self) -> None:
         """Rebuild the queues from the store; tasks it says are running lost their worker."""
         now = self._wall()
-        for job, state in await self._store.ask(LoadQueue()):
+        for job, state in await self._load_queue():
             if state is TaskState.RUNNING:
                 if attempts_exhausted(job):  # its node died running it, again: a poison task
                     self._change(Failed(job.id, node_lost(job), now))
@@ -174,6 +174,19 @@ class Scheduler(Actor):
             self._enqueue(job)
         if self._queues.queued:
             logger.info("scheduler.recovered queued=%d", len(self._queues.queued))
+
+    async def _load_queue(self) -> list[tuple[Job, TaskState]]:
+        """The store's unfinished tasks; during a backend outage (the store answers
+        StoreUnavailable until it recovers and restarts us all) ask again with backoff, instead
+        of crashing until our supervisor gives up (found by the simulation, seed 468)."""
+        delay = 0.05
+        while True:
+            try:
+                loaded: list[tuple[Job, TaskState]] = await self._store.ask(LoadQueue())
+                return loaded
+            except StoreUnavailable:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # -- retention ---------------------------------------------------------------------------------
 
