@@ -22,6 +22,7 @@ from oncue.actors import (
     Engine,
     OncueError,
     Registry,
+    StoreUnavailable,
     TaskContext,
     TaskState,
     open_engine,
@@ -36,6 +37,15 @@ SETTLE = 3600.0  # mock seconds every task gets to finish once the faults stop
 
 class NodeDied(Exception):
     """The simulated process dies: the engine block is left with it, its store intact."""
+
+
+class _Crashing(type):
+    def __hash__(cls) -> int:
+        raise RuntimeError("injected: the scheduler crashes")
+
+
+class CrashScheduler(metaclass=_Crashing):
+    """A message that crashes the scheduler: looking up its handler hashes its type."""
 
 
 def _copied(record: TaskRecord | None) -> TaskRecord | None:
@@ -175,7 +185,8 @@ async def simulate(seed: int, steps: int = 25) -> Run:
     disk = Disk()
     registry = make_registry(run, rng)
     remaining = steps
-    while remaining > 0:
+    settled = False
+    while not settled:
         backend = FaultyBackend(disk)  # a process of its own
         try:
             async with open_engine(
@@ -184,12 +195,14 @@ async def simulate(seed: int, steps: int = 25) -> Run:
                 while remaining > 0:
                     remaining -= 1
                     await _step(engine, backend, run, rng)
+                # The faults stop: this same engine (not a fresh one, whose recovery would
+                # mend what this one left stuck) must finish everything.
+                disk.faults.clear()
+                disk.failing_reads = 0
+                await _settle(engine, run)
+                settled = True
         except NodeDied:
             run.log.append(f"{trio.current_time():.3f} node died")
-    disk.faults.clear()
-    disk.failing_reads = 0
-    async with open_engine(registry=registry, store=FaultyBackend(disk), seed=seed) as engine:
-        await _settle(engine, run)
     return run
 
 
@@ -219,6 +232,12 @@ async def _step(engine: Engine, backend: FaultyBackend, run: Run, rng: random.Ra
         elif roll < 0.82:
             run.faults += 1
             raise NodeDied
+        elif roll < 0.86:  # its supervisor restarts it and the workers after it
+            run.faults += 1
+            run.log.append(f"{now:.3f} scheduler crash")
+            engine._scheduler.try_tell(CrashScheduler())
+            # more than 3 crashes within 5 s make its supervisor give up, as it should
+            await trio.sleep(2.0)
         else:
             await trio.sleep(rng.choice([0.001, 0.1, 1.0, 5.0, 20.0]))
     except (OncueError, ValueError) as error:  # refusals (unavailable, finished...): fine
@@ -238,12 +257,23 @@ async def _settle(engine: Engine, run: Run) -> None:
     """Faults have stopped: every task must finish, and the engine must take new work."""
     with trio.move_on_after(SETTLE):
         for task_id in run.accepted:
-            run.final[task_id] = await engine.wait(task_id)
-        task = await engine.submit("sim", {"kind": "ok", "sleep": 0.0}, max_retries=0)
-        run.up_after_faults = (await engine.wait(task.id)).state is TaskState.COMPLETED
+            run.final[task_id] = await _patiently(engine.wait, task_id)
+        task = await _patiently(engine.submit, "sim", {"kind": "ok", "sleep": 0.0}, max_retries=0)
+        done = await _patiently(engine.wait, task.id)
+        run.up_after_faults = done.state is TaskState.COMPLETED
     for task_id in run.accepted:  # what did not finish in time, as it is
         if task_id not in run.final:
-            run.final[task_id] = await engine.get(task_id)
+            with trio.move_on_after(SETTLE):
+                run.final[task_id] = await _patiently(engine.get, task_id)
+
+
+async def _patiently(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """`call(...)`, asked again while the store recovers from the last outage."""
+    while True:
+        try:
+            return await call(*args, **kwargs)
+        except StoreUnavailable:
+            await trio.sleep(1.0)
 
 
 def check(run: Run) -> None:
