@@ -55,6 +55,7 @@ from .task import (
     Transition,
     WorkerInfo,
 )
+from .task_function import TaskFunction
 from .tree import SupervisorRef, open_supervisor, supervisor_spec
 
 __all__ = [
@@ -109,6 +110,7 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskEvent",
+    "TaskFunction",
     "TaskNotFailed",
     "TaskNotFinished",
     "TaskNotFound",

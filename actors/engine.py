@@ -97,7 +97,7 @@ async def open_engine(
     if shared:
         node = node or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         shared_backend = cast(SharedBackend, backend)
-        shared_backend.attach(node, registry.lease_for(lease))
+        shared_backend.attach(node, registry.lease_for(lease), runs=registry.names())
 
     store_life = StoreLife()
 

@@ -147,6 +147,9 @@ class QueueFull(OncueError, trio.WouldBlock):
         )
         self.queue_size = queue_size
 
+    # Seconds to wait before trying again, when a server said so (its Retry-After header).
+    retry_after: float | None = None
+
 
 class UnknownTaskType(OncueError, LookupError):
     """No handler is registered under that name."""

@@ -7,12 +7,13 @@ the scheduler, without ever waiting, that tasks became ready or were cancelled.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import attrs
 
-from .mailbox import ActorRef
-from .task import TaskError, TaskState
+if TYPE_CHECKING:  # annotations only: the scheduler's core imports this module without trio
+    from .mailbox import ActorRef
+    from .task import TaskError, TaskState
 
 # -- what the scheduler holds and workers run ---------------------------------------------------
 
@@ -320,18 +321,58 @@ class Interrupt:
     reason: str  # "cancelled" or "shutdown"
 
 
-# -- what a worker reports per job -------------------------------------------------------------
+# -- what a worker reports per job: one type for each way a job can end ----------------------
 
 
-class Outcome(NamedTuple):
-    """How one job ended on a worker. ``kind``: ok, error, timeout, cancelled, interrupted or
-    returned (never started). ``retry_delay`` is set when the handler raised Retry(delay=)."""
+class JobSucceeded(NamedTuple):
+    """The handler returned ``result``."""
 
     job: Job
-    kind: str
-    started_at: float | None = None
-    finished_at: float | None = None
-    result: Any = None
-    error: TaskError | None = None
+    started_at: float
+    finished_at: float
+    result: Any
+
+
+class JobFailed(NamedTuple):
+    """The handler raised. ``fatal``: never retry (Fatal, an unknown type); ``retry_delay``:
+    the handler raised Retry(delay=)."""
+
+    job: Job
+    started_at: float
+    finished_at: float
+    error: TaskError
     fatal: bool = False
     retry_delay: float | None = None
+
+
+class JobTimedOut(NamedTuple):
+    """The job outlasted its timeout; ``error`` says so (a TaskTimeout)."""
+
+    job: Job
+    finished_at: float
+    error: TaskError
+
+
+class JobCancelled(NamedTuple):
+    """The task was cancelled while the worker held it (skipped, or cut short)."""
+
+    job: Job
+    finished_at: float | None = None
+
+
+class JobInterrupted(NamedTuple):
+    """Cut short by a shutdown or a lost lease: back to pending, this attempt counted."""
+
+    job: Job
+    finished_at: float | None = None
+
+
+class JobReturned(NamedTuple):
+    """Never started (the worker stopped first): back to pending, no attempt counted."""
+
+    job: Job
+
+
+Outcome: TypeAlias = (
+    JobSucceeded | JobFailed | JobTimedOut | JobCancelled | JobInterrupted | JobReturned
+)

@@ -1,4 +1,4 @@
-"""The scheduler's pure parts: the ready and timer heaps, and the retry decision (no trio)."""
+"""The scheduler's queues: the ready and timer heaps, and the retry arithmetic (pure, no trio)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import heapq
 import itertools
 import math
 import random
+from typing import TYPE_CHECKING
 
 import attrs
 
-from .messages import Job, Outcome
-from .registry import RetryPolicy
-from .task import TaskError
+from .messages import Job
+
+if TYPE_CHECKING:
+    from .registry import RetryPolicy
 
 
 @attrs.define
@@ -72,27 +74,9 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> floa
     return rng.uniform(0, policy.ceiling(attempt))
 
 
-def attempts_exhausted(job: Job) -> bool:
-    """Whether a task found running at recovery (``job.attempts`` counts the attempt its
-    lost node had started) has no attempt left: the node died every time it ran it.
-
-    A node lost during a task's last attempt grants it one more (at-least-once: a node killed
-    by a deploy is not the task's fault), so a task starts at most max_retries + 2 times.
-    """
-    return job.max_retries != -1 and job.attempts > job.max_retries + 1
-
-
-def node_lost(job: Job) -> TaskError:
-    """The error a task ends with when its node died running each of its attempts."""
-    return TaskError(
-        "NodeLost",
-        f"the node running this task stopped during its last attempts ({job.attempts} started,"
-        f" max_retries {job.max_retries}); a task that takes its node down (a poison task)"
-        " is not run again",
-    )
-
-
-def should_retry(job: Job, attempt: int, outcome: Outcome) -> bool:
-    if outcome.fatal:
+def should_retry(job: Job, attempt: int, *, fatal: bool) -> bool:
+    """True if ``job`` failing ends in another attempt (``attempt`` is the one that would run):
+    not if the failure was ``fatal``, nor once ``max_retries`` (-1: no limit) are spent."""
+    if fatal:
         return False
     return job.max_retries == -1 or attempt <= job.max_retries

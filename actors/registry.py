@@ -6,7 +6,7 @@ import inspect
 import logging
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
@@ -19,7 +19,10 @@ from .task import (
     check_timeout,
     parse_priority,
 )
+from .task_function import TaskFunction
 
+P = ParamSpec("P")
+R = TypeVar("R")
 RunIn = Literal["loop", "thread", "process"]
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 
@@ -125,18 +128,21 @@ class Registry:
         retry_cap: float = 60.0,
         run_in: RunIn | None = None,
         lease: float | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
         """Register the decorated function as task type ``name`` (default: its __name__).
 
         Async functions run on the worker (``run_in="loop"``); plain functions run in a thread
         unless ``run_in="process"`` (CPU-bound work; the function then gets only the payload,
-        and it and the payload must be picklable).
+        and it and the payload must be picklable). Returns a TaskFunction: callable with the
+        function's own signature, and submittable by itself (``await resize.submit(engine,
+        payload)``, or ``engine.submit(resize, payload)``).
         """
 
-        def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        def decorate(function: Callable[P, R]) -> TaskFunction[P, R]:
+            task_function = TaskFunction(function, name or function.__name__)
             self.register(
-                name or function.__name__,
-                function,
+                task_function.name,
+                task_function,
                 timeout=timeout,
                 max_retries=max_retries,
                 priority=priority,
@@ -145,8 +151,7 @@ class Registry:
                 run_in=run_in,
                 lease=lease,
             )
-            function.__oncue_task__ = name or function.__name__  # type: ignore[attr-defined]
-            return function
+            return task_function
 
         return decorate
 
@@ -167,7 +172,7 @@ class Registry:
         check_type_name(name)
         if name in self._handlers:
             raise ValueError(f"task type {name!r} is already registered")
-        is_async = inspect.iscoroutinefunction(function)
+        is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
         if run_in is None:
             run_in = "loop" if is_async else "thread"
         if run_in not in ("loop", "thread", "process"):

@@ -32,7 +32,20 @@ from .errors import (
     UnknownTaskType,
 )
 from .mailbox import ActorRef, Mailbox
-from .messages import Interrupt, Job, Outcome, ProgressReported, RequestWork, WorkerStopped
+from .messages import (
+    Interrupt,
+    Job,
+    JobCancelled,
+    JobFailed,
+    JobInterrupted,
+    JobReturned,
+    JobSucceeded,
+    JobTimedOut,
+    Outcome,
+    ProgressReported,
+    RequestWork,
+    WorkerStopped,
+)
 from .registry import Handler, Registry, TaskContext
 from .task import TaskError
 
@@ -155,8 +168,8 @@ class Worker(Actor):
         outcomes = list(self._outcomes)
         batch = self._batch
         if self._index < len(batch):
-            outcomes.append(Outcome(batch[self._index], "interrupted"))
-            outcomes.extend(Outcome(job, "returned") for job in batch[self._index + 1 :])
+            outcomes.append(JobInterrupted(batch[self._index]))
+            outcomes.extend(JobReturned(job) for job in batch[self._index + 1 :])
         try:
             self._scheduler.try_tell(WorkerStopped(self._name, outcomes))
         except (ActorStopped, MailboxFull):
@@ -173,7 +186,7 @@ class Worker(Actor):
         if self._index < len(jobs):
             if not (self._stopped.is_set() or self._shutting_down):
                 return
-            self._outcomes.extend(Outcome(job, "returned") for job in jobs[self._index :])
+            self._outcomes.extend(JobReturned(job) for job in jobs[self._index :])
         self._batch = []
         self._index = 0
         self._skip.clear()
@@ -187,7 +200,7 @@ class Worker(Actor):
                 return
             job = jobs[self._index]
             if job.id in skip:
-                outcomes.append(Outcome(job, "cancelled"))
+                outcomes.append(JobCancelled(job))
             else:
                 # Move the deadline only when it is off by more than DEADLINE_SLACK: moving it
                 # costs more than a fast task. A job so gets between timeout and timeout+slack.
@@ -200,12 +213,12 @@ class Worker(Actor):
     def _cut_short(self, job: Job) -> Outcome:
         now = time.time()
         if self._interrupt == "cancelled":
-            return Outcome(job, "cancelled", finished_at=now)
+            return JobCancelled(job, now)
         if self._interrupt is not None:
-            return Outcome(job, "interrupted", finished_at=now)
+            return JobInterrupted(job, now)
         logger.warning("task.timeout id=%s type=%s worker=%s", job.id, job.type, self._name)
         error = TaskError.from_exception(TaskTimeout(job.timeout))
-        return Outcome(job, "timeout", finished_at=now, error=error)
+        return JobTimedOut(job, now, error)
 
     async def _attempt(self, job: Job) -> Outcome:
         """Run one attempt; the task boundary, where task code's exceptions become data."""
@@ -223,7 +236,7 @@ class Worker(Actor):
             if not raised_by_task_code(error):
                 raise  # trio's cancellation (a timeout, a stop), or Ctrl-C sent to the process
             return self._failed(job, started, error)
-        return Outcome(job, "ok", started, time.time(), result)
+        return JobSucceeded(job, started, time.time(), result)
 
     async def _call(self, handler: Handler, job: Job) -> Any:
         if handler.run_in == "process":
@@ -267,7 +280,7 @@ class Worker(Actor):
         fatal: bool = False,
         retry_delay: float | None = None,
         expected: bool = False,
-    ) -> Outcome:
+    ) -> JobFailed:
         logger.warning(
             "task.error id=%s type=%s worker=%s attempt=%d error=%r",
             job.id,
@@ -279,15 +292,7 @@ class Worker(Actor):
             exc_info=None if fatal or expected else error,
         )
         details = TaskError.from_exception(error, "".join(traceback.format_exception(error)))
-        return Outcome(
-            job,
-            "error",
-            started,
-            time.time(),
-            error=details,
-            fatal=fatal,
-            retry_delay=retry_delay,
-        )
+        return JobFailed(job, started, time.time(), details, fatal, retry_delay)
 
     def _report(self, task_id: str, fraction: float, message: str) -> None:
         """Progress from task code, in the event loop or in a worker thread; dropped if full."""

@@ -26,7 +26,7 @@ from .follow import follow_events
 from .gate import Policies, install_gateway
 from .limits import CorsPolicy, RateLimiter
 from .metrics import Metrics
-from .openapi import ServiceOpenAPI
+from .openapi import SWAGGER_ASSETS, ServiceOpenAPI, docs_page
 from .routes_compat import compat
 from .routes_service import service_routes
 from .routes_tasks import jobs, tasks
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_BATCH_LIMIT = 1000
-SWAGGER_ASSETS = "/docs/assets"
 
 
 def create_app(
@@ -71,15 +70,13 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = max_body_size
     # Nothing runs as a Quart background task (the engine lives in our nursery): don't wait.
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0
-    app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui-bundle.js"
-    app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui.css"
     current = Service(engine, Metrics(), batch_limit, max_payload_size, store_deadline)
     app.extensions["oncue"] = current
     QuartSchema(
         app,
         info={"title": "oncue", "version": "0.1.0", "description": "A task queue on trio"},
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # our own page (openapi.py): a doctype and a favicon
         redoc_ui_path=None,
         scalar_ui_path=None,
         conversion_preference="msgspec",
@@ -90,6 +87,7 @@ def create_app(
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
     install_gateway(app, policies, direct)
+    app.add_url_rule("/docs", "swagger_ui", docs_page)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
     for blueprint in (tasks, jobs, service_routes, compat):
         app.register_blueprint(blueprint)
@@ -130,4 +128,6 @@ _SWAGGER_FILES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui-standalone-preset.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-16x16.png": "image/png",
+    "favicon-32x32.png": "image/png",
 }

@@ -107,8 +107,8 @@ JobOut = msgspec.defstruct(
         for field in msgspec.structs.fields(TaskOut)
     ],
 )
-JobList = msgspec.defstruct("JobList", [("tasks", list[JobOut]), ("next_cursor", str | None)])  # type: ignore[valid-type]
-JobBatch = msgspec.defstruct("JobBatch", [("tasks", list[JobOut])])  # type: ignore[valid-type]
+JobList = msgspec.defstruct("JobList", [("jobs", list[JobOut]), ("next_cursor", str | None)])  # type: ignore[valid-type]
+JobBatch = msgspec.defstruct("JobBatch", [("jobs", list[JobOut])])  # type: ignore[valid-type]
 
 
 class ErrorBody(msgspec.Struct):

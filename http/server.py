@@ -33,12 +33,17 @@ from .process import (
 )
 from .serve import serve
 from .service import Service
+from .startup import startup_errors, wait_for_store
 
 logger = logging.getLogger("oncue.server")
 
 
 def run_server(options: argparse.Namespace) -> int:
-    """Run `oncue serve` until a signal has drained it; returns the exit code."""
+    """Run `oncue serve` until a signal has drained it; returns the exit code.
+
+    Raises StartupError (one line) when it cannot start: the port is taken, the store did not
+    answer within `--store-wait`, or its schema is newer than this oncue.
+    """
     configure_logging(options.log_level, options.log_format)
     hardening = {
         "auth": auth_settings(options),
@@ -46,7 +51,7 @@ def run_server(options: argparse.Namespace) -> int:
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
     registry = load_registry(options.handlers, builtins=options.builtins)
-    with one_line_refusals():
+    with one_line_refusals(), startup_errors():
         try:
             return trio.run(partial(_serve_until_signalled, options, registry, hardening))
         finally:
@@ -87,6 +92,10 @@ async def _serve_until_signalled(
     # Catch SIGINT/SIGTERM from the first moment: one that comes while the engine starts
     # waits here and drains it as soon as it is up, instead of killing the process.
     with trio.open_signal_receiver(*SIGNALS) as signals:
+        if not await wait_for_store(
+            options.store, options.store_wait, signals, options.early_signals
+        ):
+            return 0
         return await _serve(options, registry, hardening, signals)
 
 

@@ -114,9 +114,16 @@ class SharedBackend(Backend, Protocol):
     whole shared store; ``last_number`` is unused (see ``reserve_numbers``).
     """
 
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
-        """Called once, before ``open``: this node's name (unique among live nodes) and the
-        lease, in seconds, of a task of each type."""
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
+        """Called once, before ``open``: this node's name (unique among live nodes), the
+        lease, in seconds, of a task of each type, and the types this node can run (its
+        registry's names; None: any). ``claim`` takes only tasks of those types, so a task
+        no live node can run stays pending instead of failing on a node without its handler."""
         ...
 
     async def reserve_numbers(self) -> range:
@@ -124,8 +131,9 @@ class SharedBackend(Backend, Protocol):
         ...
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
-        """Own up to ``limit`` pending or retrying tasks due within ``within`` seconds
-        (``run_at`` None or <= now + within), owned by no node or by one whose lease expired;
+        """Own up to ``limit`` pending or retrying tasks of the types this node runs (see
+        ``attach``) due within ``within`` seconds (``run_at`` None or <= now + within), owned
+        by no node or by one whose lease expired;
         highest priority first, then lowest number. Each gets ``node`` = this node and a lease
         of ``lease_for(type)`` seconds. One atomic step: no two nodes own a task at once."""
         ...

@@ -107,10 +107,17 @@ class PostgresBackend:
         # the node owns (a claim whose answer was lost to a cancel or a broken connection).
         self._known: set[str] = set()
         self._name_lock: psycopg.Connection[Any] | None = None  # holds our node name
+        self._runs: list[str] | None = None  # the types this node claims (None: any)
 
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
         self.node = node
         self._lease_for = lease_for
+        self._runs = None if runs is None else sorted(runs)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(connection, *args)`` in a thread; on cancellation, cancel the query."""
@@ -218,7 +225,7 @@ class PostgresBackend:
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         default = self._lease_for("")  # no type is named "": the engine's default lease
-        args = (within, limit, self.node, default, default)
+        args = (within, self._runs, self._runs, limit, self.node, default, default)
         records = self._owned(await self._select(CLAIM, args))
         records.sort(key=lambda record: (-record.priority, record.number))
         own: dict[float, list[str]] = {}  # types with a lease of their own: one update each

@@ -77,10 +77,17 @@ class RedisBackend:
         self._known: set[str] = set()
         self._connection: Connection | None = None
         self._open = False
+        self._runs: list[str] | None = None  # the types this node claims (None: any)
 
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
         self.node = node
         self._lease_for = lease_for
+        self._runs = None if runs is None else sorted(runs)
 
     def _lease(self, type_: str) -> float:
         lease = self._leases.get(type_)
@@ -234,7 +241,11 @@ class RedisBackend:
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
-        found = await self._script("claim", self.node, limit, within, FALLBACK_LEASE, *leases)
+        runs = [] if self._runs is None else self._runs
+        count = -1 if self._runs is None else len(runs)
+        found = await self._script(
+            "claim", self.node, limit, within, FALLBACK_LEASE, count, *runs, *leases
+        )
         claimed = [decode(flat) for flat in found]
         self._known.update(record.id for record in claimed)
         unknown = [record for record in claimed if record.type not in self._leases]

@@ -8,6 +8,7 @@ transaction; ``?synchronous=full`` also survives a power cut, at a cost per comm
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import itertools
@@ -183,12 +184,16 @@ class SqliteBackend:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lock()
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        connection.execute("PRAGMA busy_timeout=5000")
-        connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-        migrate(connection)
-        self._top_number = connection.execute("SELECT max(number) FROM tasks").fetchone()[0] or 0
+        with contextlib.ExitStack() as on_failure:  # e.g. a schema newer than this oncue
+            on_failure.callback(connection.close)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            migrate(connection)
+            top = connection.execute("SELECT max(number) FROM tasks").fetchone()[0]
+            self._top_number = top or 0
+            on_failure.pop_all()
         return connection
 
     async def close(self) -> None:

@@ -9,7 +9,15 @@ import sqlite3
 import pytest
 import trio
 import trio.testing
-from live_servers import POSTGRES, REDIS, RUN, drop_redis_prefix, postgres_or_skip, redis_or_skip
+from live_servers import (
+    POSTGRES,
+    REDIS,
+    RUN,
+    drop_redis_prefix,
+    postgres_or_skip,
+    redis_or_skip,
+    with_option,
+)
 
 from oncue.actors import (
     DatabaseInUse,
@@ -19,7 +27,7 @@ from oncue.actors import (
     open_backend,
     open_engine,
 )
-from oncue.actors import scheduler as scheduler_module
+from oncue.actors import scheduler_core as scheduler_module
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.rows import dump_history, dumps
@@ -38,12 +46,12 @@ def store(request, tmp_path):
     elif request.param == "redis":
         redis_or_skip()
         prefix = f"oncue_test_{RUN}_{next(SCHEMAS)}"
-        yield open_backend(f"{REDIS}?prefix={prefix}")
+        yield open_backend(with_option(REDIS, "prefix", prefix))
         drop_redis_prefix(prefix)
     else:
         postgres_or_skip()
         schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
-        yield open_backend(f"{POSTGRES}?schema={schema}")
+        yield open_backend(with_option(POSTGRES, "schema", schema))
         import psycopg
 
         with psycopg.connect(POSTGRES, autocommit=True) as connection:
@@ -338,7 +346,7 @@ def test_rows_write_the_json_that_json_dumps_writes() -> None:
 def postgres_url():
     postgres_or_skip()
     schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
-    yield f"{POSTGRES}?schema={schema}"
+    yield with_option(POSTGRES, "schema", schema)
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as connection:

@@ -20,7 +20,7 @@ from oncue.actors import (
     open_engine,
 )
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.scheduler import Scheduler
+from oncue.actors.scheduler_core import SchedulerCore
 from oncue.actors.store import Store
 from oncue.actors.worker import Worker
 
@@ -91,7 +91,7 @@ async def test_handler_exceptions_never_crash_a_worker(registry) -> None:
 
 
 async def test_a_scheduler_crash_restarts_it_and_the_workers(monkeypatch, registry) -> None:
-    crash_once(monkeypatch, Scheduler, "_dispatch", after=5)
+    crash_once(monkeypatch, SchedulerCore, "_dispatch", after=5)
     events: list[LifecycleEvent] = []
     async with open_engine(registry=registry, workers=4, observer=events.append) as engine:
         tasks = await run_all(engine)
@@ -123,7 +123,7 @@ async def test_a_store_crash_during_submit_fails_that_submit_only(monkeypatch, r
 
 
 async def test_repeated_crashes_in_many_places_lose_nothing(monkeypatch, registry) -> None:
-    dispatches = crash_once(monkeypatch, Scheduler, "_dispatch", after=3)
+    dispatches = crash_once(monkeypatch, SchedulerCore, "_dispatch", after=3)
     records = crash_once(monkeypatch, Store, "_record", after=4)
     original = Worker._attempt
     seen = set()
@@ -200,7 +200,7 @@ async def test_a_resized_pool_keeps_its_size_when_its_supervisor_restarts(
     async with open_engine(registry=registry, workers=2, observer=events.append) as engine:
         await engine.resize(4)
         await engine.resize(3)
-        crash_once(monkeypatch, Scheduler, "_dispatch", after=0)
+        crash_once(monkeypatch, SchedulerCore, "_dispatch", after=0)
         tasks = await run_all(engine, 50)
         names = [worker.name for worker in await engine.workers()]
     assert "/oncue/workers" in restarted(events)

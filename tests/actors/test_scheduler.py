@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
-from oncue.actors import Registry, TaskError, register_builtins
-from oncue.actors.mailbox import Envelope, Mailbox, _Reply
+from oncue.actors import TaskError
 from oncue.actors.messages import (
+    Failed,
     Interrupt,
     Job,
-    Outcome,
-    RequestWork,
+    JobFailed,
+    JobReturned,
     Requeued,
     Started,
-    TaskCancelled,
 )
 from oncue.actors.queues import Queues, backoff_delay, should_retry
 from oncue.actors.registry import RetryPolicy
-from oncue.actors.scheduler import Scheduler
+from oncue.actors.scheduler_core import SchedulerCore
 
 
 def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
@@ -85,13 +85,12 @@ def test_a_requeued_job_replaces_its_stale_heap_entry() -> None:
 
 
 def test_retry_decision_counts_attempts_against_max_retries() -> None:
-    failed = Outcome(job("a"), "error")
-    assert should_retry(job("a", max_retries=2), 1, failed)
-    assert should_retry(job("a", max_retries=2), 2, failed)
-    assert not should_retry(job("a", max_retries=2), 3, failed)
-    assert should_retry(job("a", max_retries=-1), 10_000, failed)
-    assert not should_retry(job("a", max_retries=0), 1, failed)
-    assert not should_retry(job("a"), 1, Outcome(job("a"), "error", fatal=True))
+    assert should_retry(job("a", max_retries=2), 1, fatal=False)
+    assert should_retry(job("a", max_retries=2), 2, fatal=False)
+    assert not should_retry(job("a", max_retries=2), 3, fatal=False)
+    assert should_retry(job("a", max_retries=-1), 10_000, fatal=False)
+    assert not should_retry(job("a", max_retries=0), 1, fatal=False)
+    assert not should_retry(job("a"), 1, fatal=True)
 
 
 def test_backoff_is_full_jitter_under_the_ceiling() -> None:
@@ -104,64 +103,90 @@ def test_backoff_is_full_jitter_under_the_ceiling() -> None:
     assert min(first) < 0.1  # full jitter reaches down to zero, unlike "equal jitter"
 
 
-def ask(scheduler: Scheduler, message: object) -> _Reply:
-    """Hand the scheduler one ask, as its loop would; return the reply slot."""
-    reply = _Reply()
-    scheduler._handle(Envelope(message, reply, Mailbox("scheduler")))
-    return reply
+class Clocks:
+    """The two clocks a core reads, moved by hand: the scheduler's and the wall clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_000_000.0 + self.now
 
 
-async def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
-    store = Mailbox("store", size=100)
-    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
-    worker = Mailbox("worker-1")
+def make_core(**options: Any) -> tuple[SchedulerCore[str], Clocks]:
+    clocks = Clocks()
+    core: SchedulerCore[str] = SchedulerCore(
+        clock=clocks.clock,
+        wall=clocks.wall,
+        policy=lambda task_type: RetryPolicy(base=1.0, cap=8.0),
+        rng=random.Random(1),
+        **options,
+    )
+    return core, clocks
+
+
+def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
+    core, _ = make_core()
     a, b = job("a"), job("b")
-    scheduler._queues.push(a)
-    scheduler._queues.push(b)
-    scheduler._durations["t"] = 0.00001  # fast: both go out in one batch
-    request = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
-    scheduler._dispatch()
-    assert request.value == [a, b]
+    core.tasks_ready([a, b])
+    core.durations.by_type["t"] = 0.00001  # fast: both go out in one batch
+    assert core.request_work("worker-1", "ask-1", [], fresh=True)
+    core.turn()
+    assert core.outbox.replies == [("ask-1", [a, b])]
+    core.outbox.replies.clear()
 
-    ask(scheduler, TaskCancelled("a"))  # the store has cancelled it; the worker is told
-    assert worker.receive_nowait().message == Interrupt("a", "cancelled")
+    core.task_cancelled("a")  # the store has cancelled it; the worker is told
+    assert core.outbox.interrupts == [("worker-1", Interrupt("a", "cancelled"))]
     error = TaskError("RuntimeError", "it failed anyway")
-    outcomes = [Outcome(a, "error", 1.0, 2.0, error=error), Outcome(b, "returned")]
-    ask(scheduler, RequestWork("worker-1", worker.ref, outcomes, fresh=False))
+    outcomes = [JobFailed(a, 1.0, 2.0, error), JobReturned(b)]
+    core.request_work("worker-1", "ask-2", outcomes, fresh=False)
 
-    assert list(scheduler._queues.queued) == ["b"]  # a is neither retried nor re-queued
-    started, requeued = scheduler._changes
+    assert list(core.queues.queued) == ["b"]  # a is neither retried nor re-queued
+    changes = core.take_changes()
+    assert changes is not None
+    started, requeued = changes
     assert isinstance(started, Started)
     assert started.ids == ["a", "b"]  # one Started for the batch
     assert isinstance(requeued, Requeued)
     assert requeued.id == "b"
 
 
-async def test_work_is_never_handed_to_an_ask_its_worker_gave_up() -> None:
+def test_work_is_never_handed_to_an_ask_its_worker_gave_up() -> None:
     """A restarted scheduler finds the asks of the workers stopped with it in its mailbox
     (they outlive restarts): handing them work held it for nobody, while the node renewed its
     leases (issue 17 item 4, seen after a Redis restart)."""
-    store = Mailbox("store", size=100)
-    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
-    worker = Mailbox("worker-1")
-    stale = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=False))
-    stale.abandoned = True  # the old worker-1 was cancelled while it asked
-    scheduler._queues.push(job("a"))
-    scheduler._dispatch()
-    assert not stale.done.is_set()
-    assert list(scheduler._queues.queued) == ["a"]  # still queued for a live worker
-    live = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
-    scheduler._dispatch()
-    assert live.value == [job("a")]
+    gone = {"stale-ask"}  # the old worker-1 was cancelled while it asked
+    core, _ = make_core(gone=lambda waiter: waiter in gone)
+    assert core.request_work("worker-1", "stale-ask", [], fresh=False)
+    core.tasks_ready([job("a")])
+    core.turn()
+    assert core.outbox.replies == []
+    assert list(core.queues.queued) == ["a"]  # still queued for a live worker
+    assert core.request_work("worker-1", "live-ask", [], fresh=True)
+    core.turn()
+    assert core.outbox.replies == [("live-ask", [job("a")])]
 
 
-async def test_a_fresh_ask_voids_the_old_incarnation_s_pending_ask() -> None:
-    store = Mailbox("store", size=100)
-    scheduler = Scheduler(store.ref, register_builtins(Registry()), random.Random(1))
-    worker = Mailbox("worker-1")
-    old = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=False))
-    new = ask(scheduler, RequestWork("worker-1", worker.ref, [], fresh=True))
-    scheduler._queues.push(job("a"))
-    scheduler._dispatch()
-    assert not old.done.is_set()
-    assert new.value == [job("a")]
+def test_a_fresh_ask_voids_the_old_incarnation_s_pending_ask() -> None:
+    core, _ = make_core()
+    assert core.request_work("worker-1", "old-ask", [], fresh=False)
+    assert core.request_work("worker-1", "new-ask", [], fresh=True)
+    core.tasks_ready([job("a")])
+    core.turn()
+    assert core.outbox.replies == [("new-ask", [job("a")])]
+
+
+def test_a_task_its_node_died_running_too_often_ends_failed_at_recovery() -> None:
+    core, _ = make_core()
+    core.recover([(job("poison", max_retries=1, attempts=3), True), (job("ok", attempts=1), True)])
+    changes = core.take_changes(force=True)
+    assert changes is not None
+    failed, requeued = changes
+    assert isinstance(failed, Failed)
+    assert (failed.id, failed.error.type) == ("poison", "NodeLost")
+    assert isinstance(requeued, Requeued)
+    assert requeued.id == "ok"
+    assert list(core.queues.queued) == ["ok"]
