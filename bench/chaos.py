@@ -1,4 +1,4 @@
-"""python -m bench.chaos [kill9|redis|disk|all] [--rounds N] [--seed S]: attack a real server.
+"""python -m bench.chaos [kill9|redis|postgres|disk|all] [--rounds N] [--seed S]: attack oncue.
 
 Scenarios (issue 17), each against real `oncue serve` processes with a handlers module that
 records every execution (one O_APPEND line per start, the ground truth of what ran):
@@ -6,6 +6,8 @@ records every execution (one O_APPEND line per start, the ground truth of what r
   restarting it each time; then let the last one finish everything.
 - redis: a private redis-server (own port, append-only file, stopped by pid) killed (-9) in the
   middle of the work, left down a few seconds, restarted; N rounds.
+- postgres: a private PostgreSQL cluster (initdb in a temporary folder, its own port) stopped
+  as by a crash (pg_ctl -m immediate) mid-work, down a few seconds, started again; N rounds.
 - disk: SQLite on a small tmpfs (needs root for mount; skipped otherwise): fill the disk while
   submitting, check the server answers 503 naming the full disk and stays up, free the space,
   check it recovers by itself.
@@ -35,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from bench.chaos_servers import PrivateRedis, Server, Skipped, tmpfs
+from bench.chaos_servers import PrivatePostgres, PrivateRedis, Server, Skipped, tmpfs
 
 BOUND = 120.0  # seconds the last server gets to finish everything
 HANDLERS = """
@@ -172,6 +174,38 @@ def scenario_redis(directory: Path, rounds: int, rng: random.Random) -> dict[str
         redis.kill()
 
 
+def scenario_postgres(directory: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
+    """A private PostgreSQL stopped as by a crash mid-work, down 1-5 s, started again."""
+    postgres = PrivatePostgres(directory)
+    postgres.start()
+    try:
+        ledger = Ledger()
+        with Server(directory, f"{postgres.url}?schema=chaos") as server:
+            for round_number in range(rounds):
+                stop = threading.Event()
+                first = round_number * 1_000_000
+                thread = threading.Thread(
+                    target=submitting, args=(server.url, ledger, stop, 50, first)
+                )
+                thread.start()
+                time.sleep(rng.uniform(0.2, 1.0))
+                postgres.crash()
+                time.sleep(rng.uniform(1.0, 5.0))
+                started = time.monotonic()
+                health = httpx.get(f"{server.url}/health", timeout=30)
+                ledger.messages.add(
+                    f"health during: {health.status_code} in {time.monotonic() - started:.1f} s:"
+                    f" {health.json().get('reason')}"
+                )
+                postgres.start()
+                time.sleep(rng.uniform(0.5, 1.5))
+                stop.set()
+                thread.join()
+            return finish(server, ledger, directory)
+    finally:
+        postgres.kill()
+
+
 def scenario_disk(directory: Path, rounds: int, rng: random.Random) -> dict[str, Any]:
     """SQLite on an 8 MB tmpfs filled up while submitting; space freed; recovery checked."""
     with tmpfs(directory / "disk", "8m") as disk:
@@ -210,6 +244,7 @@ def fill(path: Path) -> None:
 SCENARIOS: dict[str, Callable[[Path, int, random.Random], dict[str, Any]]] = {
     "kill9": scenario_kill9,
     "redis": scenario_redis,
+    "postgres": scenario_postgres,
     "disk": scenario_disk,
 }
 

@@ -5,6 +5,7 @@ Each is started for the scenario alone (its own port, its own directory) and sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -132,3 +133,51 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own (initdb in the scenario's directory, its own port),
+    started and stopped with pg_ctl; run as the `postgres` user when we are root."""
+
+    def __init__(self, directory: Path) -> None:
+        found = shutil.which("initdb") or next(
+            iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None
+        )
+        if found is None:
+            raise Skipped("PostgreSQL's initdb is not installed")
+        self.bin = Path(found).parent
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            if shutil.which("runuser") is None:
+                raise Skipped("running as root without runuser: cannot start PostgreSQL")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.data = directory / "pgdata"
+        self.port = free_port()
+        self.url = f"postgresql://oncue@127.0.0.1:{self.port}/postgres"
+        os.chmod(directory, 0o755)
+        self.data.mkdir(mode=0o700)
+        if self.prefix:
+            shutil.chown(self.data, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "oncue", "--auth", "trust", "--no-sync")
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run(
+            [*self.prefix, str(self.bin / program), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=START_BOUND,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
+        log = str(self.data / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def crash(self) -> None:
+        """Stop it as a crash would (immediate: no checkpoint; recovery at the next start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def kill(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
+            self.crash()
