@@ -27,6 +27,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_BOUND = 5.0
 EXIT_ABANDONED = 1  # the exit code when running tasks had to be abandoned
 _exit_deadline: threading.Timer | None = None
+_bounding_exit = False  # a command that owns the process runs: drains arm the deadline
 
 
 def load_registry(module_name: str | None, *, builtins: bool = True) -> Registry:
@@ -115,7 +116,8 @@ async def drain(engine: Engine, grace: float, role: str) -> None:
     """Shut `engine` down within `grace` seconds, logging what it left unfinished."""
     logger = _logger(role)
     logger.info("%s.draining grace=%.1fs", role, grace)
-    arm_exit_deadline(grace + EXIT_BOUND, role)
+    if _bounding_exit:
+        arm_exit_deadline(grace + EXIT_BOUND, role)
     report = await engine.shutdown(grace=grace)
     logger.info(
         "%s.drained unfinished=%d interrupted=%d",
@@ -127,6 +129,20 @@ async def drain(engine: Engine, grace: float, role: str) -> None:
         return
     for task_id in report.unfinished:  # the memory store loses these: name every one
         logger.warning("task.unfinished id=%s", task_id)
+
+
+@contextmanager
+def bounded_exit() -> Iterator[None]:
+    """For the block (a command that owns the process: `oncue serve`, `oncue worker`), a
+    drain arms the exit deadline; after it, none is left armed. Code that runs an engine
+    inside a process of its own (a test, an embedding) never has its process ended."""
+    global _bounding_exit
+    _bounding_exit = True
+    try:
+        yield
+    finally:
+        _bounding_exit = False
+        disarm_exit_deadline()
 
 
 def arm_exit_deadline(seconds: float, role: str) -> None:

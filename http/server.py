@@ -24,7 +24,7 @@ from .logs import configure_logging
 from .options import engine_options
 from .process import (
     SIGNALS,
-    disarm_exit_deadline,
+    bounded_exit,
     drain,
     load_registry,
     one_line_refusals,
@@ -51,11 +51,8 @@ def run_server(options: argparse.Namespace) -> int:
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
     registry = load_registry(options.handlers, builtins=options.builtins)
-    with one_line_refusals(), startup_errors():
-        try:
-            return trio.run(partial(_serve_until_signalled, options, registry, hardening))
-        finally:
-            disarm_exit_deadline()
+    with one_line_refusals(), startup_errors(), bounded_exit():
+        return trio.run(partial(_serve_until_signalled, options, registry, hardening))
 
 
 def auth_settings(options: argparse.Namespace) -> AuthSettings:

@@ -50,3 +50,19 @@ def test_a_task_shielded_from_cancellation_cannot_hold_the_exit(tmp_path) -> Non
         poll(started.exists, "the stubborn task to run again")
         with httpx.Client(base_url=restarted.url, timeout=BOUND) as http:
             assert http.get(f"/api/v1/tasks/{task_id}").json()["attempts"] == 2
+
+
+async def test_a_drain_inside_a_program_of_its_own_never_ends_that_process() -> None:
+    """Only `oncue serve` / `oncue worker` (which own the process) arm the exit deadline; a
+    test or an embedding that drains an engine keeps its process (the whole suite died once)."""
+    from oncue.actors import open_engine
+    from oncue.http import process
+
+    async with open_engine() as engine:
+        await process.drain(engine, 0.0, "worker")
+    assert process._exit_deadline is None
+    with process.bounded_exit():
+        async with open_engine() as engine:
+            await process.drain(engine, 0.0, "worker")
+        assert process._exit_deadline is not None  # armed: this process would end if stuck
+    assert process._exit_deadline is None  # and disarmed once the command returns
