@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
-from .errors import InvalidField, UnknownTaskType
+from .errors import UnknownTaskType
+from .rules import check_type_name
 from .task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -24,17 +24,6 @@ from .task_function import TaskFunction
 P = ParamSpec("P")
 R = TypeVar("R")
 RunIn = Literal["loop", "thread", "process"]
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
-
-
-def check_type_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidField(
-            "type",
-            f"task type must be 1-100 characters of letters, digits and _ . : -"
-            f" starting with a letter or digit, got {name!r}",
-        )
-    return name
 
 
 class TaskContext:

@@ -20,10 +20,11 @@ from quart import Blueprint, Response
 from quart_schema import document_request, document_response
 
 from oncue.actors import Submission, Task, TaskNotFound, TaskState
+from oncue.actors.rules import MAX_KEY_LENGTH
 
 from .body import read_body
 from .errors import ApiError
-from .models import MAX_KEY_LENGTH, ErrorOut, Int64, TaskType, iso
+from .models import ErrorOut, Int64, TaskType, iso
 from .reply import json_response
 from .service import service
 from .tenancy import SEPARATOR, current_owner, scoped_key, visible

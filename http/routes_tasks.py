@@ -17,8 +17,9 @@ import trio
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
-from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState
+from oncue.actors import InvalidField, Submission, Task, TaskAlreadyFinished, TaskState
 from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
+from oncue.actors.rules import check_one_schedule
 
 from .body import decode, query_float, query_int, request_data
 from .errors import ApiError
@@ -64,10 +65,14 @@ def submission(
 
     `field` names the payload in errors (`tasks[3].payload` inside a batch); `current` and
     `owner` are looked up once per request (a batch would otherwise pay for them per task).
+    The payload is encoded once: its size is measured from that JSON, which a durable store
+    then commits as it is.
     """
-    current.check_payload(item.payload, field)
-    if item.delay is not None and item.run_at is not None:
-        raise ApiError(422, "invalid_field", "give delay or run_at, not both", field="run_at")
+    payload_json = current.check_payload(item.payload, field)
+    try:
+        check_one_schedule(item.delay, item.run_at)
+    except InvalidField as error:
+        raise ApiError(422, "invalid_field", str(error), field=error.field) from None
     return Submission(
         item.type,
         item.payload,
@@ -78,6 +83,7 @@ def submission(
         run_at=None if item.run_at is None else epoch(item.run_at),
         key=None if item.key is None else scoped_key(item.key, owner),
         owner=owner,
+        payload_json=payload_json,
     )
 
 

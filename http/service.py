@@ -34,12 +34,15 @@ class Service:
     draining: trio.Event = attrs.field(factory=trio.Event)
     log_tasks: bool = True  # one log line per task transition (serve(log_tasks=False): none)
 
-    def check_payload(self, payload: object, field: str = "payload") -> None:
-        """Raise 413 naming `field` if `payload` encodes to more than `payload_limit` bytes."""
-        size = len(msgspec.json.encode(payload))
+    def check_payload(self, payload: object, field: str = "payload") -> str:
+        """`payload` as JSON text; raise 413 naming `field` if it is more than `payload_limit`
+        bytes. The engine commits that text to a durable store instead of encoding it again."""
+        encoded = msgspec.json.encode(payload)
+        size = len(encoded)
         if size > self.payload_limit:
             message = f"{field} is {size} bytes as JSON; the most is {self.payload_limit}"
             raise ApiError(413, "payload_too_large", message, field=field)
+        return encoded.decode()
 
     @contextmanager
     def deadline(self) -> Iterator[None]:

@@ -22,6 +22,7 @@ from oncue.actors import (
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.scheduler_core import SchedulerCore
 from oncue.actors.store import Store
+from oncue.actors.store_core import StoreCore
 from oncue.actors.worker import Worker
 
 
@@ -113,7 +114,7 @@ async def test_a_store_crash_restarts_everything_after_it(monkeypatch, registry)
 
 
 async def test_a_store_crash_during_submit_fails_that_submit_only(monkeypatch, registry) -> None:
-    crash_once(monkeypatch, Store, "_create", after=0)
+    crash_once(monkeypatch, StoreCore, "create", after=0)
     async with open_engine(registry=registry, workers=1) as engine:
         with pytest.raises(Exception, match="crashed while handling"):
             await engine.submit("double", 1)
