@@ -73,8 +73,10 @@ class BodyProgress:
 
     def close_if_unread(self, start: Message) -> Message:
         """The `http.response.start` message, saying `Connection: close` if the body is not
-        complete (the server will not reuse the connection)."""
-        if self.complete:
+        complete (the server will not reuse the connection), and always for a 413: an
+        oversized body is never read to its end on purpose, and both paths to a route (the
+        gateway's and Quart's, which read different amounts of it) must answer alike."""
+        if self.complete and start["status"] != 413:
             return start
         return {**start, "headers": [*start["headers"], CLOSE]}
 
