@@ -168,11 +168,10 @@ class SharedLink:
         look_idle = listeners.idle_waiting and (
             chores.recheck_all or bool(chores.recheck) or finished_here
         )
-        finished = []
-        for task_id in ids:
-            record = await self._backend.get(task_id)
-            if record is not None and record.state.finished:
-                finished.append(record)
+        # One read for all of them, not one per task.
+        finished = [
+            record for record in await self._backend.get_many(list(ids)) if record.state.finished
+        ]
         idle = look_idle and await self._backend.unfinished_count() == 0
         if finished or idle:
             listeners.committed(finished, idle, [])

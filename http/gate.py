@@ -42,6 +42,7 @@ _WANTED = frozenset(
         b"access-control-request-method",
         b"content-length",
         b"transfer-encoding",
+        b"last-event-id",
     }
 )
 
@@ -59,6 +60,8 @@ class Exchange:
     preflight: str | None = None  # Access-Control-Request-Method
     content_length: int | None = None
     body: BodyProgress = attrs.field(factory=lambda: BodyProgress(complete=True))
+    query: bytes = b""  # the query string, as sent
+    last_event_id: str | None = None  # the event stream's resume point (routes_events.py)
     principal: Principal = ANONYMOUS
     route: str | None = None  # the URL rule that answers (the metrics' label)
 
@@ -87,6 +90,8 @@ class Exchange:
             preflight=found.get(b"access-control-request-method"),
             content_length=content_length,
             body=BodyProgress.expecting(content_length, chunked),
+            query=scope.get("query_string", b""),
+            last_event_id=found.get(b"last-event-id"),
         )
 
 
