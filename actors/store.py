@@ -25,7 +25,7 @@ from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
 from .bulk import DEFERRED, BulkReads
 from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
-from .guard import FAILURES, BackendGuard
+from .guard import FAILURES, BackendGuard, OutageHistory
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
@@ -76,6 +76,7 @@ class StoreLife:
     """What the store's slot remembers across incarnations (the engine keeps one)."""
 
     loaded: bool = False  # a store has loaded from the backend at least once
+    outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
 
 
 class Store(BulkReads, Actor):
@@ -99,7 +100,7 @@ class Store(BulkReads, Actor):
         self._trim_finished: Callable[[], Counts] | None = getattr(backend, "trim_finished", None)
         self._node = node  # our name among the engines of a shared backend
         self._backend = backend
-        self._guard = BackendGuard(backend)
+        self._guard = BackendGuard(backend, life.outages)
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._listeners = Listeners()
