@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_THREADS = 40  # trio's own default thread limit
 RETENTION = 7 * 24 * 3600.0  # seconds finished tasks are kept by default
 LEASE = 30.0  # seconds an engine owns a claimed task of a shared store without renewing it
+RELEASE_BOUND = 1.0  # seconds closing the backend may take once the engine has ended
 SHUTDOWN_BOUND = 3 * ASK_BOUND  # once drained, stopping the tree takes moments; bound it anyway
 
 
@@ -167,13 +168,16 @@ async def open_engine(
         if observer is not None:
             observer(event)
 
-    async with open_supervisor(
-        children,
-        name="oncue",
-        strategy="rest_for_one",
-        observer=observe,
-        shutdown=grace + SHUTDOWN_BOUND,  # once drained, stopping takes moments; bound it anyway
-    ) as root:
+    async with (
+        released(backend),
+        open_supervisor(
+            children,
+            name="oncue",
+            strategy="rest_for_one",
+            observer=observe,
+            shutdown=grace + SHUTDOWN_BOUND,  # once drained, stopping takes moments; bound it
+        ) as root,
+    ):
         engine = Engine(
             registry=registry,
             store=store_spec.ref,
@@ -196,6 +200,26 @@ async def open_engine(
         finally:
             feed.close()
             remote.close()
+
+
+@asynccontextmanager
+async def released(backend: Backend) -> AsyncIterator[None]:
+    """Close `backend` when the block ends, however it ends (issue 17 item 9).
+
+    The store closes it when it stops gracefully; an engine that died (an error in the
+    caller's block, a supervisor that gave up) left it open, and with it the SQLite file's
+    lock or a PostgreSQL node name, until a garbage collection: opening the store again in
+    the same process failed with DatabaseInUse. Closing twice is harmless. Shielded and
+    bounded: a backend that hangs cannot hold the exit for more than RELEASE_BOUND seconds.
+    """
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_BOUND):
+            try:
+                await backend.close()
+            except Exception as error:  # the backend's own errors: it is going away anyway
+                logger.warning("engine.backend_close_failed", extra={"error": repr(error)})
 
 
 def _check_config(

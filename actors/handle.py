@@ -22,6 +22,7 @@ from .errors import (
     EngineClosed,
     InvalidField,
     MailboxFull,
+    StoreUnavailable,
     TaskNotFound,
     UnknownTaskType,
 )
@@ -303,11 +304,13 @@ class Engine(BulkResults):
             raise InvalidField("limit", message)
         before = None
         if cursor is not None:
-            if not (isinstance(cursor, str) and cursor.isdigit()):
+            # a task number: what a 64-bit column holds (a larger one is no earlier page's)
+            valid = isinstance(cursor, str) and cursor.isascii() and cursor.isdigit()
+            before = int(cursor) if valid else -1
+            if not 0 <= before < 2**63:
                 raise InvalidField(
                     "cursor", f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
                 )
-            before = int(cursor)
         tasks: builtins.list[Task] = await self._store.ask(
             ListTasks(state, type, limit, before, owner)
         )
@@ -480,7 +483,7 @@ class Engine(BulkResults):
             interrupted = await self._drain(grace)
             with trio.fail_after(ASK_BOUND):
                 unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
-        except (ActorError, trio.TooSlowError) as error:  # the tree is failing or stopped
+        except (ActorError, StoreUnavailable, trio.TooSlowError) as error:  # failing or stopped
             logger.warning("engine.shutdown_incomplete", extra={"error": repr(error)})
         finally:
             self._report = ShutdownReport(unfinished, interrupted)
@@ -500,7 +503,10 @@ class Engine(BulkResults):
         """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
         return how many were interrupted."""
         with trio.fail_after(ASK_BOUND):
-            await self._store.ask(CloseAdmission())
+            try:
+                await self._store.ask(CloseAdmission())
+            except StoreUnavailable as error:  # a backend outage: drain the workers anyway
+                logger.warning("engine.shutdown_admission_open", extra={"error": repr(error)})
             await self._scheduler.ask(Drain(interrupt=False))
         with trio.move_on_after(grace) as waited:
             await self._scheduler.ask(WaitDrained())

@@ -19,6 +19,7 @@ import trio
 
 from .actor import Actor, Context
 from .backends import SharedBackend
+from .errors import StoreUnavailable
 from .mailbox import ActorRef
 from .messages import Subscribe, SubscriptionEnded
 from .task import TaskEvent, TaskState
@@ -26,6 +27,7 @@ from .watch import Feed
 
 logger = logging.getLogger(__name__)
 
+RESUBSCRIBE_DELAY = 0.5  # seconds between subscribing again while the store is unavailable
 CAPACITY = 10_000  # events the relay may fall behind its store before it is dropped
 BATCH = 500  # events gathered into one publish
 PAYLOAD_BYTES = 7000  # PostgreSQL's NOTIFY takes 8,000 bytes at most
@@ -60,7 +62,11 @@ class Relay(Actor):
 
     async def _publish(self) -> None:
         while True:
-            receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(CAPACITY))
+            try:
+                receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(CAPACITY))
+            except StoreUnavailable:  # an outage: the store restarts the tree once it recovers
+                await trio.sleep(RESUBSCRIBE_DELAY)
+                continue
             async with receive:
                 await self._publish_from(receive)
             # other nodes missed events

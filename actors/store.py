@@ -25,7 +25,7 @@ from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
 from .bulk import DEFERRED, BulkReads
 from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
-from .guard import FAILURES, BackendGuard
+from .guard import FAILURES, BackendGuard, OutageHistory
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
@@ -76,6 +76,7 @@ class StoreLife:
     """What the store's slot remembers across incarnations (the engine keeps one)."""
 
     loaded: bool = False  # a store has loaded from the backend at least once
+    outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
 
 
 class Store(BulkReads, Actor):
@@ -99,7 +100,7 @@ class Store(BulkReads, Actor):
         self._trim_finished: Callable[[], Counts] | None = getattr(backend, "trim_finished", None)
         self._node = node  # our name among the engines of a shared backend
         self._backend = backend
-        self._guard = BackendGuard(backend)
+        self._guard = BackendGuard(backend, life.outages)
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._listeners = Listeners()
@@ -181,7 +182,7 @@ class Store(BulkReads, Actor):
     # -- one batch ---------------------------------------------------------------------------------
 
     async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> None:
-        batch = self._core.begin(events=self._listeners.subscribed)
+        batch = self._core.begin(self._listeners.subscribed)
         answers: list[Answer] = []
         for envelope in envelopes:
             message = envelope.message
@@ -217,8 +218,7 @@ class Store(BulkReads, Actor):
             self._tell_scheduler(TasksReady(batch.ready))
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        self._listeners.committed(batch.finished, self._link.idle(), batch.events or [])
-        chores = self._core.ownership.chores()
+        chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
         if self._purge is not None:

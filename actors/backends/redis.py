@@ -161,7 +161,12 @@ class RedisBackend:
             if connection is not None:
                 await connection.aclose()
             connection = await Connection.open(self.address, f"oncue:{self.prefix}:{self.node}")
-            await self._load_scripts(connection)
+            try:
+                await self._load_scripts(connection)
+            except BaseException:  # a Redis still loading its data: close it, then fail
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+                raise
             self._connection = connection
         return connection
 

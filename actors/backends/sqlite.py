@@ -43,6 +43,7 @@ CHUNK = 128  # rows per statement at most (21 columns: far below SQLite's 32,766
 # Measured: 40-row commits 0.64x the wall time (0.86x the CPU) on a busy machine. The WAL
 # file keeps that size on disk.
 WAL_PAGES = 10_000
+PROBE_BYTES = 64 * 1024  # what a probe writes: pages a full disk has no room for
 _ROW = f"({', '.join('?' * COLUMN_COUNT)})"
 _CHANGE = f"({', '.join('?' * (1 + len(MUTABLE)))})"
 
@@ -209,12 +210,14 @@ class SqliteBackend:
         return connection
 
     async def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await self._run(connection.close)
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases the lock
-            self._lock_file = None
+        try:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await self._run(connection.close)
+        finally:  # even if cancelled waiting for an abandoned commit's thread
+            if self._lock_file is not None:
+                self._lock_file.close()  # closing the file releases the lock
+                self._lock_file = None
 
     def _lock(self) -> None:
         """Own the database: one engine (one process) per SQLite file, or task numbers and
@@ -268,6 +271,19 @@ class SqliteBackend:
             if execute_rows(db, update_sql, updates) < len(updates):
                 _insert_missing(db, {row[0] for row in updates}, changed)
             db.executemany("DELETE FROM tasks WHERE id = ?", deleted)
+
+    async def probe(self) -> None:
+        """Write something real (a committed blob of PROBE_BYTES): after a failed commit,
+        whether the database takes writes again. Committing nothing succeeds on a full disk.
+        """
+        await self._run(self._probe)
+
+    def _probe(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        with db:
+            db.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB)")
+            db.execute("INSERT OR REPLACE INTO probe VALUES (1, randomblob(?))", (PROBE_BYTES,))
 
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,))

@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oncue.actors import TaskError
-from oncue.actors.messages import Interrupt, Job, JobFailed, JobReturned, Requeued, Started
+from oncue.actors.messages import (
+    Failed,
+    Interrupt,
+    Job,
+    JobFailed,
+    JobReturned,
+    Requeued,
+    Started,
+)
 from oncue.actors.queues import Queues, backoff_delay, should_retry
 from oncue.actors.registry import RetryPolicy
 from oncue.actors.scheduler_core import SchedulerCore
@@ -148,6 +156,44 @@ def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
     assert started.ids == ["a", "b"]  # one Started for the batch
     assert isinstance(requeued, Requeued)
     assert requeued.id == "b"
+
+
+def test_work_is_never_handed_to_an_ask_its_worker_gave_up() -> None:
+    """A restarted scheduler finds the asks of the workers stopped with it in its mailbox
+    (they outlive restarts): handing them work held it for nobody, while the node renewed its
+    leases (issue 17 item 4, seen after a Redis restart)."""
+    gone = {"stale-ask"}  # the old worker-1 was cancelled while it asked
+    core, _ = make_core(gone=lambda waiter: waiter in gone)
+    assert core.request_work("worker-1", "stale-ask", [], fresh=False)
+    core.tasks_ready([job("a")])
+    core.turn()
+    assert core.outbox.replies == []
+    assert list(core.queues.queued) == ["a"]  # still queued for a live worker
+    assert core.request_work("worker-1", "live-ask", [], fresh=True)
+    core.turn()
+    assert core.outbox.replies == [("live-ask", [job("a")])]
+
+
+def test_a_fresh_ask_voids_the_old_incarnation_s_pending_ask() -> None:
+    core, _ = make_core()
+    assert core.request_work("worker-1", "old-ask", [], fresh=False)
+    assert core.request_work("worker-1", "new-ask", [], fresh=True)
+    core.tasks_ready([job("a")])
+    core.turn()
+    assert core.outbox.replies == [("new-ask", [job("a")])]
+
+
+def test_a_task_its_node_died_running_too_often_ends_failed_at_recovery() -> None:
+    core, _ = make_core()
+    core.recover([(job("poison", max_retries=1, attempts=3), True), (job("ok", attempts=1), True)])
+    changes = core.take_changes(force=True)
+    assert changes is not None
+    failed, requeued = changes
+    assert isinstance(failed, Failed)
+    assert (failed.id, failed.error.type) == ("poison", "NodeLost")
+    assert isinstance(requeued, Requeued)
+    assert requeued.id == "ok"
+    assert list(core.queues.queued) == ["ok"]
 
 
 @settings(max_examples=200, deadline=None)
