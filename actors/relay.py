@@ -19,6 +19,7 @@ import trio
 
 from .actor import Actor, Context
 from .backends import SharedBackend
+from .errors import StoreUnavailable
 from .mailbox import ActorRef
 from .messages import Subscribe, SubscriptionEnded
 from .task import TaskEvent, TaskState
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 CAPACITY = 10_000  # events the relay may fall behind its store before it is dropped
 BATCH = 500  # events gathered into one publish
+RETRY_CAP = 2.0  # seconds between subscribes while the store's backend is down
 PAYLOAD_BYTES = 7000  # PostgreSQL's NOTIFY takes 8,000 bytes at most
 
 
@@ -60,10 +62,23 @@ class Relay(Actor):
 
     async def _publish(self) -> None:
         while True:
-            receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(CAPACITY))
+            receive = await self._subscribe()
             async with receive:
                 await self._publish_from(receive)
             logger.warning("relay.dropped capacity=%d (other nodes missed events)", CAPACITY)
+
+    async def _subscribe(self) -> trio.MemoryReceiveChannel[Any]:
+        """Subscribe to the store's events, waiting out an outage of its backend (the store
+        answers StoreUnavailable meanwhile: crashing on it would make the tree give up)."""
+        delay = 0.05
+        while True:
+            try:
+                receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(CAPACITY))
+                return receive
+            except StoreUnavailable as error:
+                logger.warning("relay.store_unavailable error=%r retry_in=%.2fs", error, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP)
 
     async def _publish_from(self, receive: trio.MemoryReceiveChannel[Any]) -> None:
         """Publish batches until the subscription ends (dropped, or the store stopped)."""
