@@ -65,6 +65,16 @@ def in_files_dir(field: str, name: Any) -> Path:
     return path
 
 
+def output_in_files_dir(field: str, name: Any) -> Path:
+    """``name`` as a file to write inside ONCUE_FILES_DIR, its folder made if missing; Fatal
+    if it leads out or is a folder."""
+    path = in_files_dir(field, name)
+    if path.is_dir():
+        raise Fatal(f"{field} {name!r} is a folder: name the file to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _simulated(ctx: TaskContext, task: str, reason: str, **details: Any) -> dict[str, Any]:
     ctx.logger.info("%s.simulated reason=%r", task, reason)
     return {"simulated": True, "reason": reason, **details}
@@ -123,14 +133,11 @@ def _resize_file(
     source = in_files_dir(*path)
     if not source.is_file():
         raise Fatal(f"{path[0]} {path[1]!r}: no such file in ONCUE_FILES_DIR")
-    target = None if output is None else in_files_dir(*output)
-    if output is not None and target is not None and target.is_dir():
-        raise Fatal(f"{output[0]} {output[1]!r} is a folder: name the file to write")
+    target = None if output is None else output_in_files_dir(*output)
     kind = None if target is None else _format_for(target)
     resized, size, kind = _resize(source.read_bytes(), width, height, path[0], kind)
     if target is None:
         target = source.with_name(f"{source.stem}_{size['width']}x{size['height']}{source.suffix}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(resized)
     return {**size, "format": kind, "path": str(target.relative_to(files_dir() or "/"))}
 
@@ -198,8 +205,7 @@ def data_export(ctx: TaskContext, payload: Any) -> dict[str, Any]:
     content = _csv(field, rows) if kind == "csv" else json.dumps(rows, indent=2)
     result: dict[str, Any] = {"format": kind, "rows": len(rows), "bytes": len(content.encode())}
     if (name := _first(payload, OUTPUT_FIELDS)) is not None:
-        target = in_files_dir(*name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = output_in_files_dir(*name)
         target.write_text(content, encoding="utf-8")
         return {**result, "path": name[1]}
     return {**result, "content": content}

@@ -174,6 +174,12 @@ def test_data_export_writes_to_the_files_dir(files: Path) -> None:
     assert result == {"format": "csv", "rows": 1, "bytes": 4, "path": "x/e.csv"}
 
 
+def test_data_export_refuses_an_output_that_is_a_folder(files: Path) -> None:
+    (files / "exports").mkdir()
+    with pytest.raises(Fatal, match="output 'exports' is a folder"):
+        data_export(context(), {"format": "csv", "rows": [[1, 2]], "output": "exports"})
+
+
 def test_data_export_of_a_table_is_a_simulation_and_bad_formats_fail() -> None:
     result = data_export(context(), {"table": "users", "format": "csv"})
     assert (result["simulated"], result["source"], result["rows"]) == (True, {"table": "users"}, 0)
