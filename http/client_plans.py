@@ -64,11 +64,20 @@ def exchange(request: Request, url: str, read: Callable[[Any], T], retries: int)
             break
         except httpx.TransportError as error:
             sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
-            if attempt == retries or (sent and not request.idempotent):
-                reason = str(error) or type(error).__name__
+            reason = str(error) or type(error).__name__
+            if sent and not request.idempotent:
+                raise ServerUnreachable(url, _broke_after_sending(url, reason)) from None
+            if attempt == retries:
                 raise ServerUnreachable(url, f"cannot reach oncue at {url}: {reason}") from None
             yield Pause(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
     return answer(response, url, read, request.subject)
+
+
+def _broke_after_sending(url: str, reason: str) -> str:
+    return (
+        f"the connection to oncue at {url} broke after the request was sent ({reason}): it"
+        " may have been done; not sent again, as it is not idempotent (a submit with a key is)"
+    )
 
 
 def answer(response: httpx.Response, url: str, read: Callable[[Any], T], subject: str | None) -> T:

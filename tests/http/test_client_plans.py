@@ -66,8 +66,13 @@ def test_a_broken_connection_retries_reads_and_keyed_submits_only() -> None:
     assert isinstance(keyed.throw(broken), Pause)  # the server dedupes by key
     unkeyed = Calls(URL, retries=3).submit("echo", None, {"key": None})
     assert not next(unkeyed).idempotent
-    with pytest.raises(ServerUnreachable):  # it may have been admitted: never twice
+    with pytest.raises(ServerUnreachable) as unreachable:  # it may have been admitted
         unkeyed.throw(broken)
+    assert str(unreachable.value) == (
+        f"the connection to oncue at {URL} broke after the request was sent (connection"
+        " reset): it may have been done; not sent again, as it is not idempotent (a submit"
+        " with a key is)"
+    )
     cancel = Calls(URL, retries=3).cancel("task-1")
     next(cancel)
     assert isinstance(cancel.throw(httpx.ConnectError("refused")), Pause)  # never arrived
