@@ -25,10 +25,12 @@ from .errors import (
     TaskNotFound,
     UnknownTaskType,
 )
+from .events import LifecycleEvent
 from .ids import new_task_id
 from .mailbox import ActorRef
 from .messages import (
     CancelTask,
+    ChangedSince,
     CloseAdmission,
     DeleteTask,
     Drain,
@@ -58,10 +60,12 @@ from .task import (
     Stats,
     Submission,
     Task,
+    TaskEvent,
     TaskState,
     WorkerInfo,
 )
 from .tree import SupervisorRef
+from .watch import ActorInfo, Feed, FeedStream
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +90,16 @@ class Engine:
         grace: float,
         durable: bool,
         node: str | None = None,
+        root: SupervisorRef | None = None,
+        feed: Feed | None = None,
+        retention: float | None = None,
+        remote: Feed | None = None,
     ) -> None:
         self.registry = registry
+        self.retention = retention  # seconds finished tasks are kept (None: forever)
+        self._root = root
+        self._feed = feed or Feed()
+        self._remote = remote or Feed()
         self.node = node  # this engine's name among those sharing its store (None: not shared)
         self._store = store
         self._scheduler = scheduler
@@ -261,6 +273,20 @@ class Engine:
         next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
         return Page(tasks, next_cursor)
 
+    async def changed_since(
+        self, after: float, *, owner: str | None = None, limit: int = 10_000
+    ) -> tuple[builtins.list[Task], bool]:
+        """The tasks that may have a transition after ``after`` (wall-clock seconds): every
+        unfinished task and those finished since (their ``history`` says what happened when).
+
+        Returns them and whether that is all (False: more than ``limit`` unfinished, or more
+        than ``limit`` finished since). Tasks deleted or purged since are not there.
+        """
+        found: tuple[builtins.list[Task], bool] = await self._store.ask(
+            ChangedSince(after, limit, owner)
+        )
+        return found
+
     async def wait(self, task_id: str | int) -> Task:
         """Wait until the task is finished and return it; raises TaskNotFound.
 
@@ -326,6 +352,32 @@ class Engine:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
         return EventStream(self._store, capacity)
+
+    def supervision_events(self, capacity: int = 100) -> FeedStream[LifecycleEvent]:
+        """The supervision tree's lifecycle events (crashed, restarted, gave up...), as an
+        async iterator, subscribed at once; raises EventsDropped like :meth:`events`."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return FeedStream(self._feed, capacity)
+
+    def remote_events(self, capacity: int = 1000) -> FeedStream[TaskEvent]:
+        """On a shared store, the transitions the other nodes make (relay.py), as an async
+        iterator subscribed at once; on any other store it yields nothing until the engine
+        stops. Best effort across nodes; raises EventsDropped like :meth:`events`."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return FeedStream(self._remote, capacity)
+
+    async def tree(self) -> builtins.list[ActorInfo]:
+        """Every actor of the engine's supervision tree, depth first: path, state, restarts."""
+        if self._root is None:
+            return []
+        actors = []
+        for child in await self._root.children():
+            actors.append(ActorInfo.of(child))
+            if child.name == "workers":
+                actors.extend(ActorInfo.of(worker) for worker in await self._workers.children())
+        return actors
 
     # -- changing ----------------------------------------------------------------------------------
 

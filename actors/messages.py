@@ -75,6 +75,16 @@ class ListTasks:
 
 
 @attrs.frozen
+class ChangedSince:
+    """Tasks that may have a transition after ``after`` (wall clock): every unfinished one
+    and those finished since, up to ``limit`` of each kind (the event stream's replay)."""
+
+    after: float
+    limit: int
+    owner: str | None = None
+
+
+@attrs.frozen
 class CancelTask:
     id: str
 

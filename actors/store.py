@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -28,6 +29,7 @@ from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
+    ChangedSince,
     Claim,
     CloseAdmission,
     DeleteTask,
@@ -56,6 +58,7 @@ from .ownership import LocalOwnership, SharedOwnership
 from .record import NewTask, TaskRecord
 from .sharing import Answer, Link, LocalLink, SharedLink
 from .store_core import Counts, StoreCore
+from .task import TaskState
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class Store(Actor):
             ProgressReported: self._progress,
             GetTask: self._get,
             ListTasks: self._list,
+            ChangedSince: self._changed_since,
             CancelTask: self._cancel,
             DeleteTask: self._delete,
             RetryTask: self._retry,
@@ -276,6 +280,24 @@ class Store(Actor):
             )
         )
         return [record.snapshot() for record in records]
+
+    async def _changed_since(self, message: ChangedSince, envelope: Envelope) -> Any:
+        """The tasks that may have moved since ``message.after``, as snapshots, and whether
+        that is all of them (False: a kind held more than ``message.limit``)."""
+        owner, limit, after = message.owner, message.limit, message.after
+        backend = self._backend
+        if is_shared(backend):
+            unfinished: list[TaskRecord] = []
+            for state in (TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING):
+                query = partial(backend.query, state, None, limit + 1, None, owner)
+                unfinished += await self._read(query)
+        else:
+            mine = self._core.unfinished.values()
+            unfinished = [record for record in mine if owner is None or record.owner == owner]
+        finished = await self._read(lambda: backend.finished_since(after, limit + 1, owner))
+        complete = len(unfinished) <= limit and len(finished) <= limit
+        records = {record.id: record for record in (*finished[:limit], *unfinished[:limit])}
+        return [record.snapshot() for record in records.values()], complete
 
     async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
         return self._core.cancel(await self._find(message.id), time.time())

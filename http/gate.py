@@ -35,7 +35,13 @@ EXCHANGE = "oncue.exchange"  # the ASGI scope key of the request's Exchange
 UNMATCHED = "unmatched"  # the metrics' route label of a request no URL rule matched
 # The request headers the policies and the direct routes read.
 _WANTED = frozenset(
-    {b"authorization", b"origin", b"access-control-request-method", b"content-length"}
+    {
+        b"authorization",
+        b"origin",
+        b"access-control-request-method",
+        b"content-length",
+        b"last-event-id",
+    }
 )
 
 
@@ -51,6 +57,8 @@ class Exchange:
     origin: str | None = None
     preflight: str | None = None  # Access-Control-Request-Method
     content_length: int | None = None
+    query: bytes = b""  # the query string, as sent
+    last_event_id: str | None = None  # the event stream's resume point (routes_events.py)
     principal: Principal = ANONYMOUS
     route: str | None = None  # the URL rule that answers (the metrics' label)
 
@@ -76,6 +84,8 @@ class Exchange:
             origin=found.get(b"origin"),
             preflight=found.get(b"access-control-request-method"),
             content_length=int(length) if length.isascii() and length.isdigit() else None,
+            query=scope.get("query_string", b""),
+            last_event_id=found.get(b"last-event-id"),
         )
 
 

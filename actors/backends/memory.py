@@ -107,6 +107,21 @@ class MemoryBackend:
                 found.append(record)
         return found
 
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        # A scan of the finished (resuming an event stream is rare; memory is not durable).
+        found = []
+        for finished_at, _, task_id in sorted(e for e in self._finished if e[0] > after):
+            record = self._by_id.get(task_id)
+            if record is None or record.finished_at != finished_at:
+                continue  # gone, or retried since (a later entry holds it)
+            if owner is None or record.owner == owner:
+                found.append(record)
+                if len(found) == limit:
+                    break
+        return found
+
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         counts: dict[tuple[str, TaskState], int] = {}
         for record in self._by_id.values():

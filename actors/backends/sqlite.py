@@ -22,7 +22,7 @@ import trio
 from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
-from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
+from .rows import COLUMNS, MUTABLE, finished_since_sql, from_row, to_row, update_row
 from .translate import os_error, translating
 
 T = TypeVar("T")
@@ -278,6 +278,12 @@ class SqliteBackend:
     ) -> list[TaskRecord]:
         sql, args = query_sql(state, type, owner, before)
         return await self._select(sql, (*args, limit))
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        args = (after, limit) if owner is None else (after, owner, limit)
+        return await self._select(finished_since_sql(owner), args)
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(self._fetch, COUNTS, ())
