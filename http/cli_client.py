@@ -217,4 +217,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "worker": task.worker,
         "key": task.key,
+        "history": [
+            {"status": str(state), "at": iso(at), "worker": worker, "error": error}
+            for state, at, worker, error in task.history
+        ],
     }

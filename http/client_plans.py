@@ -17,7 +17,16 @@ from urllib.parse import quote
 import attrs
 import httpx
 
-from oncue.actors import Page, Progress, Stats, Submission, Task, TaskError, TaskState
+from oncue.actors import (
+    Page,
+    Progress,
+    Stats,
+    Submission,
+    Task,
+    TaskError,
+    TaskState,
+    Transition,
+)
 
 from .client_errors import NotAnOncueServer, ServerUnreachable, error_for
 
@@ -166,6 +175,15 @@ def task_from_json(data: Any) -> Task:
         worker=data["worker"],
         progress=None if progress is None else Progress(progress["fraction"], progress["message"]),
         key=data["key"],
+        history=tuple(_transition(step) for step in data.get("history", ())),
+    )
+
+
+def _transition(step: Any) -> Transition:
+    """One entry of a task's history as the server renders it (an older server sends none)."""
+    at = _epoch(step["at"])
+    return Transition(
+        TaskState(step["status"]), 0.0 if at is None else at, step["worker"], step["error"]
     )
 
 
