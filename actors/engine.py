@@ -33,6 +33,7 @@ from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
 from .node import Node
 from .pool import WorkerPool
+from .recent import DEFAULT_BYTES, DEFAULT_COUNT, RecentResults
 from .registry import Registry, check_lease
 from .relay import Relay
 from .scheduler import Scheduler
@@ -65,6 +66,8 @@ async def open_engine(
     lease: float = LEASE,
     node: str | None = None,
     gc_threshold: int | None = GC_THRESHOLD,
+    recent_results: int = DEFAULT_COUNT,
+    recent_results_bytes: int = DEFAULT_BYTES,
     share_events: bool = True,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
@@ -76,7 +79,11 @@ async def open_engine(
     how many threads sync handlers may use at once (default max(40, 2 x workers)); a handler
     abandoned at its timeout keeps its thread until it returns. ``gc_threshold``: the garbage
     collector's young-generation threshold while the engine runs (process-wide, restored after;
-    None leaves it alone; see gc_tuning.py for the trade-off).
+    None leaves it alone; see gc_tuning.py for the trade-off). ``recent_results`` and
+    ``recent_results_bytes``: how many of the last finished tasks (and roughly how many bytes
+    of them, payloads and results included) a durable store keeps in memory, so reading a
+    result just after it finished needs no database read (0 keeps none; the memory store
+    holds every task in memory anyway, see its ``?max_finished=``).
 
     With a shared store (``postgresql://``, ``redis://``) several engines, in one process or
     many, share the queue: each claims tasks into its own buffer and owns them under a lease
@@ -88,6 +95,12 @@ async def open_engine(
     Raises ValueError naming the argument for a bad configuration.
     """
     _check_config(workers, queue_size, grace, retention, threads)
+    for name, value in (
+        ("recent_results", recent_results),
+        ("recent_results_bytes", recent_results_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     lease = check_lease(lease)
     if gc_threshold is not None and (
         isinstance(gc_threshold, bool) or not isinstance(gc_threshold, int) or gc_threshold < 1
@@ -104,8 +117,13 @@ async def open_engine(
 
     store_life = StoreLife()
 
+    in_memory = not backend.durable
+    kept = 0 if in_memory else recent_results
+
     def make_store() -> Store:
-        return Store(backend, scheduler_spec.ref, queue_size, store_life, node if shared else None)
+        recent = RecentResults(kept, recent_results_bytes)  # a cache: each incarnation its own
+        named = node if shared else None
+        return Store(backend, scheduler_spec.ref, queue_size, store_life, named, recent)
 
     def make_scheduler() -> Scheduler:
         named = node if shared else None
@@ -158,7 +176,7 @@ async def open_engine(
             workers=SupervisorRef(workers_spec.ref),
             pool=pool,
             grace=grace,
-            durable=backend.durable,
+            durable=not in_memory,
             node=node if shared else None,
             root=root,
             feed=feed,

@@ -52,6 +52,7 @@ from .messages import (
 from .pool import WorkerPool
 from .record import NewTask
 from .registry import Registry
+from .results import BulkResults
 from .subscription import EventStream
 from .task import (
     Admitted,
@@ -76,7 +77,7 @@ NOWAIT_BATCH = 1000  # tasks one SubmitNowait may gather (the store admits them 
 NOWAIT_BACKLOG = 10_000  # tasks submit_nowait() may hand over before the store takes them
 
 
-class Engine:
+class Engine(BulkResults):
     """The handle on a running engine (made by :func:`open_engine`; pass it around)."""
 
     def __init__(

@@ -64,7 +64,7 @@ class StoreCore:
         self.closed = False
         self.batch = Batch()
 
-    def begin(self, *, events: bool) -> Batch:
+    def begin(self, events: bool) -> Batch:
         """Start a new batch (``events``: somebody subscribes, so build TaskEvents)."""
         self.batch = Batch([] if events else None)
         return self.batch

@@ -50,6 +50,14 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     tasks: list[TaskIn]
 
 
+class WaitManyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Tasks to wait for (`POST /api/v1/tasks/wait`): up to the batch limit of ids, and the
+    seconds to wait at most (else `?timeout=`, default 30, at most 300)."""
+
+    ids: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]]
+    timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] | None = None
+
+
 class WorkersIn(msgspec.Struct, forbid_unknown_fields=True):
     count: Int64
 

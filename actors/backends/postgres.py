@@ -395,6 +395,9 @@ class PostgresBackend:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,))
         return found[0] if found else None
 
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = ANY(%s)", (list(ids),))
+
     async def get_by_number(self, number: int) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE number = %s", (number,))
         return found[0] if found else None

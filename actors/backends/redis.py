@@ -275,6 +275,9 @@ class RedisBackend:
         found = await self._hashes([task_id])
         return found[0] if found else None
 
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self._hashes(ids)  # one pipelined round trip
+
     async def get_by_number(self, number: int) -> TaskRecord | None:
         flat = await self._script("find", "number", number, read=True)
         return decode(flat) if flat else None

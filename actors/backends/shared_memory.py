@@ -249,6 +249,10 @@ class SharedMemoryBackend:
         record = self.hub.tasks.get(task_id)
         return None if record is None else _copy(record)
 
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        tasks = self.hub.tasks
+        return [_copy(tasks[task_id]) for task_id in ids if task_id in tasks]
+
     async def get_by_number(self, number: int) -> TaskRecord | None:
         for record in self.hub.tasks.values():
             if record.number == number:

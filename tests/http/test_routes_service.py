@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -118,6 +119,9 @@ async def test_openapi_spec_describes_the_api(client) -> None:
     submit = spec["paths"]["/api/v1/tasks"]["post"]
     assert "requestBody" in submit
     assert "201" in submit["responses"]
+    wait_many = spec["paths"]["/api/v1/tasks/wait"]["post"]
+    assert "ids" in json.dumps(wait_many["requestBody"]) + json.dumps(spec["components"])
+    assert "200" in wait_many["responses"]
 
 
 async def test_openapi_spec_documents_every_route_and_its_answer(client) -> None:
