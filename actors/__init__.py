@@ -2,12 +2,16 @@
 
 from .actor import Actor, Context
 from .backends import Backend, open_backend
+from .builtins import register_builtins
 from .engine import open_engine
 from .errors import (
     ActorCrashed,
     ActorError,
     ActorStopped,
-    AskTimeout,
+    BackendError,
+    BackendFull,
+    BackendUnavailable,
+    BadQuery,
     ChildNotFound,
     DatabaseInUse,
     EngineClosed,
@@ -25,10 +29,10 @@ from .errors import (
     TaskNotFailed,
     TaskNotFinished,
     TaskNotFound,
+    TaskSignal,
     TaskStateError,
     TaskTimeout,
     UnknownTaskType,
-    WaitTimeout,
 )
 from .events import EventKind, LifecycleEvent
 from .handle import Engine
@@ -51,6 +55,7 @@ from .task import (
     Transition,
     WorkerInfo,
 )
+from .task_function import TaskFunction
 from .tree import SupervisorRef, open_supervisor, supervisor_spec
 
 __all__ = [
@@ -61,8 +66,11 @@ __all__ = [
     "ActorRef",
     "ActorStopped",
     "Admitted",
-    "AskTimeout",
     "Backend",
+    "BackendError",
+    "BackendFull",
+    "BackendUnavailable",
+    "BadQuery",
     "ChildInfo",
     "ChildNotFound",
     "ChildSpec",
@@ -102,18 +110,20 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "TaskEvent",
+    "TaskFunction",
     "TaskNotFailed",
     "TaskNotFinished",
     "TaskNotFound",
+    "TaskSignal",
     "TaskState",
     "TaskStateError",
     "TaskTimeout",
     "Transition",
     "UnknownTaskType",
-    "WaitTimeout",
     "WorkerInfo",
     "open_backend",
     "open_engine",
     "open_supervisor",
+    "register_builtins",
     "supervisor_spec",
 ]

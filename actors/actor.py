@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
 from .mailbox import ActorRef, Mailbox
-
-if TYPE_CHECKING:
-    from .tree import System
+from .system import System
 
 logger = logging.getLogger(__name__)
 

@@ -5,23 +5,21 @@ Every option error is an InvalidField naming the field; nothing past here valida
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from .errors import InvalidField
 from .record import NewTask
 from .registry import Registry
+from .rules import check_key, check_one_schedule, encode_payload
 from .task import Submission, TaskState, check_max_retries, check_timeout, parse_priority
-
-MAX_KEY_LENGTH = 200
 
 
 def admit(
     registry: Registry, submission: Submission, *, durable: bool, task_id: str | None = None
 ) -> NewTask:
     """Resolve the handler, apply its defaults, check every option; raises InvalidField or
-    UnknownTaskType. ``durable``: the payload must also be JSON."""
+    UnknownTaskType. ``durable``: the payload must also be JSON, and its JSON text (the
+    submission's own, or encoded here, once) goes with the task to be committed as it is."""
     handler = registry.resolve(submission.type)
     # The handler's defaults were checked when it was registered: check only what is given.
     priority, max_retries, timeout = handler.priority, handler.max_retries, handler.timeout
@@ -29,8 +27,11 @@ def admit(
         priority = parse_priority(submission.priority)
     if submission.max_retries is not None:
         max_retries = check_max_retries(submission.max_retries)
+    payload_json = None
     if durable:
-        check_json(submission.payload)
+        payload_json = submission.payload_json
+        if payload_json is None:
+            payload_json = encode_payload(submission.payload)
     if submission.timeout is not None:
         timeout = check_timeout(submission.timeout)
     at = None
@@ -46,6 +47,7 @@ def admit(
         check_key(submission.key),
         submission.owner,
         task_id,
+        payload_json,
     )
 
 
@@ -59,8 +61,7 @@ def parse_state(state: TaskState | str) -> TaskState:
 
 def run_at(delay: float | None, at: float | None) -> float | None:
     """The wall-clock time a task may run from (None: now), from ``delay`` or ``run_at``."""
-    if delay is not None and at is not None:
-        raise InvalidField("delay", "give delay or run_at, not both")
+    check_one_schedule(delay, at)
     if delay is not None:
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < 1e9:
             message = f"delay must be a number of seconds >= 0, got {delay!r}"
@@ -70,18 +71,3 @@ def run_at(delay: float | None, at: float | None) -> float | None:
         message = f"run_at must be a Unix timestamp or a datetime, got {at!r}"
         raise InvalidField("run_at", message)
     return at
-
-
-def check_json(payload: Any) -> None:
-    try:
-        json.dumps(payload)
-    except (TypeError, ValueError) as error:
-        message = f"payload must be a JSON value for a durable store: {error}"
-        raise InvalidField("payload", message) from None
-
-
-def check_key(key: str | None) -> str | None:
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
-        message = f"key must be a string of 1 to {MAX_KEY_LENGTH} characters, got {key!r}"
-        raise InvalidField("key", message)
-    return key

@@ -1,5 +1,8 @@
-"""The task types every Registry starts with: echo, sleep, compute, process, fail, double,
-email."""
+"""The built-in task types: echo, sleep, compute, process, fail, double, email (and its alias
+email_send), image_resize, data_export, file_process (in file_tasks.py).
+
+``register_builtins`` adds them to a registry: ``oncue serve`` does (unless ``--no-builtins``),
+and so does ``open_engine()`` when given no registry."""
 
 from __future__ import annotations
 
@@ -8,14 +11,13 @@ import os
 import re
 import smtplib
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from .errors import Fatal
-
-if TYPE_CHECKING:
-    from .registry import Registry, TaskContext
+from .file_tasks import data_export, file_process, image_resize
+from .registry import Registry, TaskContext
 
 logger = logging.getLogger(__name__)
 
@@ -83,20 +85,53 @@ async def double(ctx: TaskContext, payload: Any) -> Any:
     return value * 2
 
 
+RECIPIENT_FIELDS = ("to", "recipient", "recipients", "email")
+BODY_FIELDS = ("body", "message", "text", "content")
+
+
+def email_message(payload: Any) -> tuple[list[str], str, str]:
+    """Recipients, subject and body from any seed's payload: {"to"|"recipient"|"recipients"|
+    "email", "subject", "body"|"message"|"text"}, or a plain string (the body, no recipient).
+
+    Fatal for any other shape: a retry would not make it valid.
+    """
+    if isinstance(payload, str):
+        return [], "", payload
+    if not isinstance(payload, dict):
+        raise Fatal(
+            'email needs a payload like {"to": "a@b.c", "subject": "...", "body": "..."}'
+            f" (or a string, the body), got {type(payload).__name__}"
+        )
+    found: Any = next((payload[name] for name in RECIPIENT_FIELDS if name in payload), [])
+    recipients = [found] if isinstance(found, str) else found
+    if not isinstance(recipients, list) or not all(isinstance(to, str) for to in recipients):
+        raise Fatal(f"email recipients must be a string or a list of strings, got {found!r}")
+    body = next((payload[name] for name in BODY_FIELDS if name in payload), "")
+    return recipients, str(payload.get("subject", "")), str(body)
+
+
 def email(ctx: TaskContext, payload: Any) -> dict[str, Any]:
-    """Send {"to", "subject", "body"} through SMTP if ONCUE_SMTP_HOST is set, else a dry run."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("to"), str | list):
-        raise Fatal('email needs a payload like {"to": "a@b.c", "subject": "...", "body": "..."}')
-    recipients = payload["to"] if isinstance(payload["to"], list) else [payload["to"]]
+    """Send an email through SMTP if ONCUE_SMTP_HOST is set, else log a dry run.
+
+    A payload without a recipient goes to ONCUE_EMAIL_TO when set; otherwise it is logged and
+    its result says it was not sent (``"reason"``).
+    """
+    recipients, subject, body = email_message(payload)
+    if not recipients and os.environ.get("ONCUE_EMAIL_TO"):
+        recipients = [to.strip() for to in os.environ["ONCUE_EMAIL_TO"].split(",")]
+    host = os.environ.get("ONCUE_SMTP_HOST")
+    if not host or not recipients:
+        shown = ", ".join(recipients) or "-"
+        ctx.logger.info("email.dry_run to=%s subject=%r body=%r", shown, subject, body[:200])
+        result: dict[str, Any] = {"sent": False, "dry_run": not host, "to": recipients}
+        if host:
+            result["reason"] = 'no recipient: give "to" or set ONCUE_EMAIL_TO'
+        return result
     message = EmailMessage()
     message["From"] = os.environ.get("ONCUE_SMTP_FROM", "oncue@localhost")
     message["To"] = ", ".join(recipients)
-    message["Subject"] = str(payload.get("subject", ""))
-    message.set_content(str(payload.get("body", "")))
-    host = os.environ.get("ONCUE_SMTP_HOST")
-    if not host:
-        ctx.logger.info("email.dry_run to=%s subject=%r", message["To"], message["Subject"])
-        return {"sent": False, "dry_run": True, "to": recipients}
+    message["Subject"] = subject
+    message.set_content(body)
     port = int(os.environ.get("ONCUE_SMTP_PORT", "587"))
     with smtplib.SMTP(host, port, timeout=30) as client:
         if os.environ.get("ONCUE_SMTP_STARTTLS", "1") != "0":
@@ -108,11 +143,25 @@ def email(ctx: TaskContext, payload: Any) -> dict[str, Any]:
     return {"sent": True, "to": recipients}
 
 
-def register_builtins(registry: Registry) -> None:
-    registry.register("echo", echo)
-    registry.register("sleep", sleep, timeout=3600)
-    registry.register("compute", compute, run_in="process", timeout=60)
-    registry.register("process", process, timeout=300)
-    registry.register("fail", fail, max_retries=0)
-    registry.register("double", double)
-    registry.register("email", email, timeout=60)
+def register_builtins(registry: Registry) -> Registry:
+    """Add the built-in task types to ``registry`` and return it; a name the registry already
+    has keeps its own handler (yours win)."""
+    for name, function, options in _BUILTINS:
+        if name not in registry:
+            registry.register(name, function, **options)
+    return registry
+
+
+_BUILTINS: tuple[tuple[str, Any, dict[str, Any]], ...] = (
+    ("echo", echo, {}),
+    ("sleep", sleep, {"timeout": 3600}),
+    ("compute", compute, {"run_in": "process", "timeout": 60}),
+    ("process", process, {"timeout": 300}),
+    ("fail", fail, {"max_retries": 0}),
+    ("double", double, {}),
+    ("email", email, {"timeout": 60}),
+    ("email_send", email, {"timeout": 60}),
+    ("image_resize", image_resize, {"timeout": 60}),
+    ("data_export", data_export, {"timeout": 60}),
+    ("file_process", file_process, {"timeout": 60}),
+)

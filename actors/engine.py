@@ -8,7 +8,7 @@
     │   └── ...
     └── node         shared stores only: leases, reaping, the backend's notices
 
-The handle it yields, Engine, is in handle.py: it holds no task state, every call is a message
+The handle it yields, Engine, is in handle.py: it holds no task records, every call is a message
 to the store or the scheduler.
 """
 
@@ -27,7 +27,7 @@ from typing import cast
 import trio
 
 from .backends import Backend, SharedBackend, is_shared, open_backend
-from .backends.memory import MemoryBackend
+from .builtins import register_builtins
 from .events import Observer
 from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
@@ -90,13 +90,13 @@ async def open_engine(
     ):
         raise ValueError(f"gc_threshold must be an int >= 1 or None, got {gc_threshold!r}")
     backend = open_backend(store) if isinstance(store, str) else store
-    registry = registry if registry is not None else Registry()
+    registry = registry if registry is not None else register_builtins(Registry())
     rng = random.Random(seed)
     shared = is_shared(backend)
     if shared:
         node = node or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         shared_backend = cast(SharedBackend, backend)
-        shared_backend.attach(node, registry.lease_for(lease))
+        shared_backend.attach(node, registry.lease_for(lease), runs=registry.names())
 
     store_life = StoreLife()
 
@@ -140,7 +140,7 @@ async def open_engine(
             workers=SupervisorRef(workers_spec.ref),
             pool=pool,
             grace=grace,
-            durable=not isinstance(backend, MemoryBackend),
+            durable=backend.durable,
             node=node if shared else None,
         )
         with tuned_gc(gc_threshold):

@@ -1,4 +1,15 @@
-"""Every exception oncue raises on purpose, in one place."""
+"""Every exception oncue raises on purpose, in one place, under four separate roots.
+
+- ``OncueError``: what a caller of the engine (or of the HTTP API) is told: a bad option, a
+  task not found, a full queue, a store that is down. ``except OncueError`` catches only these.
+- ``ActorError``: the actor runtime (a stopped or crashed actor, a full mailbox, a supervisor
+  that gave up). Not an OncueError: it is about the runtime, not about tasks.
+- ``TaskSignal``: raised by task code to steer its own retries (``Retry``, ``Fatal``). Not an
+  OncueError, so a handler's ``except OncueError`` around an engine call never swallows one.
+- ``BackendError``: a backend's driver error, translated at the backend boundary, so the store
+  catches these and never a bare ``Exception``. Not an OncueError: callers see
+  ``StoreUnavailable``, which carries the BackendError as ``error``.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +17,14 @@ import trio
 
 
 class OncueError(Exception):
-    """Base of every error oncue raises on purpose."""
+    """Base of the errors the engine's callers are told about."""
 
 
 # -- the actor runtime --------------------------------------------------------------------------
 
 
-class ActorError(OncueError):
-    """Something went wrong talking to an actor."""
+class ActorError(Exception):
+    """Something went wrong talking to an actor (the runtime's root, apart from OncueError)."""
 
 
 class ActorStopped(ActorError):
@@ -31,15 +42,6 @@ class ActorCrashed(ActorError):
         super().__init__(f"actor {path} crashed while handling the message: {error!r}")
         self.path = path
         self.error = error
-
-
-class AskTimeout(ActorError, TimeoutError):
-    """No reply came within the ask's timeout."""
-
-    def __init__(self, path: str, message: object, timeout: float) -> None:
-        kind = type(message).__name__
-        super().__init__(f"actor {path} did not reply to {kind} within {timeout:g}s")
-        self.path = path
 
 
 class MailboxFull(ActorError, trio.WouldBlock):
@@ -63,7 +65,7 @@ class SupervisorGaveUp(ActorError):
         self.error = error
 
 
-class StoreUnavailable(ActorError):
+class StoreUnavailable(OncueError):
     """The store's backend is failing; the store answers this until it recovers. Retry later.
 
     A submit that got this may still have been committed (a commit that outlived its deadline):
@@ -71,7 +73,7 @@ class StoreUnavailable(ActorError):
     """
 
     def __init__(self, error: BaseException) -> None:
-        super().__init__(f"the task store is unavailable ({error!r}); retry later")
+        super().__init__(f"the task store is unavailable ({error}); retry later")
         self.error = error
 
 
@@ -130,8 +132,11 @@ class NodeNameInUse(OncueError):
         self.node = node
 
 
-class QueueFull(OncueError):
-    """Admitting these tasks would exceed ``queue_size`` unfinished tasks; nothing was added."""
+class QueueFull(OncueError, trio.WouldBlock):
+    """Admitting these tasks would exceed ``queue_size`` unfinished tasks; nothing was added.
+
+    Also a ``trio.WouldBlock``: what ``submit_nowait`` raises when it cannot take a task now.
+    """
 
     def __init__(self, queue_size: int, unfinished: int, requested: int) -> None:
         super().__init__(
@@ -139,6 +144,9 @@ class QueueFull(OncueError):
             f" cannot add {requested}; retry later or raise queue_size"
         )
         self.queue_size = queue_size
+
+    # Seconds to wait before trying again, when a server said so (its Retry-After header).
+    retry_after: float | None = None
 
 
 class UnknownTaskType(OncueError, LookupError):
@@ -192,12 +200,6 @@ class NoThreadLeft(OncueError):
         )
 
 
-class WaitTimeout(OncueError, TimeoutError):
-    def __init__(self, task_id: str, timeout: float) -> None:
-        super().__init__(f"task {task_id!r} did not finish within {timeout:g}s")
-        self.task_id = task_id
-
-
 class EventsDropped(OncueError):
     """An events() stream was ended by the store (it fell behind, or the store restarted);
     subscribe again, knowing some transitions were missed."""
@@ -210,7 +212,11 @@ class EventsDropped(OncueError):
 # -- raised by task code ------------------------------------------------------------------------
 
 
-class Retry(OncueError):
+class TaskSignal(Exception):
+    """Raised by task code to steer what happens to its task (the root of Retry and Fatal)."""
+
+
+class Retry(TaskSignal):
     """Raised by a handler to ask for another attempt, after ``delay`` seconds if given."""
 
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
@@ -218,7 +224,7 @@ class Retry(OncueError):
         self.delay = delay
 
 
-class Fatal(OncueError):
+class Fatal(TaskSignal):
     """Raised by a handler for a failure no retry can fix: the task fails at once."""
 
 
@@ -227,3 +233,30 @@ class TaskTimeout(OncueError, TimeoutError):
 
     def __init__(self, timeout: float) -> None:
         super().__init__(f"attempt timed out after {timeout:g}s")
+
+
+# -- backends -----------------------------------------------------------------------------------
+
+
+class BackendError(Exception):
+    """A backend's driver failed; raised by backends only, in place of the driver's own errors.
+
+    ``cause`` is the driver's exception (also chained as ``__cause__``).
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached or did not answer: try again later."""
+
+
+class BackendFull(BackendError):
+    """The backend is out of space (a full disk, Redis out of memory): free some, then retry."""
+
+
+class BadQuery(BackendError, ValueError):
+    """The backend refused a query for its values (a number out of range): the caller's fault,
+    not the backend's; never a reason to treat the backend as failing."""

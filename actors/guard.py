@@ -12,8 +12,7 @@ from typing import TypeVar
 import trio
 
 from .backends import Backend
-from .backends.memory import MemoryBackend
-from .errors import BackendRecovered, StoreUnavailable
+from .errors import BackendError, BackendRecovered, BadQuery, StoreUnavailable
 from .mailbox import Mailbox
 from .record import TaskRecord
 from .task import TaskState
@@ -23,13 +22,17 @@ logger = logging.getLogger("oncue.actors.store")
 T = TypeVar("T")
 RETRY_CAP = 5.0  # seconds between tries to reach a backend that is down
 
+# What a failing backend raises: its driver's errors, translated (backends/translate.py), or a
+# call that outlived the deadline. Anything else is a bug, and crashes the store.
+FAILURES = (BackendError, trio.TooSlowError)
+
 
 class BackendGuard:
     commit_deadline = 10.0  # seconds a commit may take before the backend counts as failing
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._in_memory = type(backend).commit is MemoryBackend.commit
+        self._in_memory = not backend.durable  # dicts in this process: they cannot hang
 
     async def load(self) -> tuple[list[TaskRecord], dict[tuple[str, TaskState], int], int]:
         """Open the backend; return the unfinished tasks, the counts and the last number."""
@@ -47,7 +50,7 @@ class BackendGuard:
         while True:
             try:
                 return await self.load()
-            except Exception as error:  # the backend's own errors: we cannot know their types
+            except FAILURES as error:
                 logger.warning("store.backend_unreachable error=%r retry_in=%.2fs", error, delay)
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP)
@@ -70,10 +73,12 @@ class BackendGuard:
         try:
             with trio.fail_after(self.commit_deadline):
                 return await call()
-        except Exception as error:  # the backend's own errors: we cannot know their types
+        except BadQuery:
+            raise  # the request's values are at fault (a ValueError), not the backend
+        except FAILURES as error:
             raise StoreUnavailable(error) from error
 
-    async def outage(self, mailbox: Mailbox, error: Exception) -> None:
+    async def outage(self, mailbox: Mailbox, error: BaseException) -> None:
         """The backend failed a commit: what the store holds in memory may now be ahead of it.
 
         Answer every ask in ``mailbox`` with StoreUnavailable, at once, while probing the
@@ -91,7 +96,7 @@ class BackendGuard:
             try:
                 with trio.fail_after(self.commit_deadline):
                     await self.backend.commit([], [])
-            except Exception as probe_error:  # still failing
+            except FAILURES as probe_error:  # still failing
                 error = probe_error
                 delay = min(delay * 2, RETRY_CAP)
                 continue

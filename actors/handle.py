@@ -1,6 +1,7 @@
 """Engine: the handle on a running engine that callers use (open_engine() makes it).
 
-It holds no task state: every call is a message to the store or the scheduler.
+It holds no task records: every call is a message to the store or the scheduler. Its only
+state is its own: whether shutdown began, and the submit_nowait batches the store has not taken.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import builtins
 import datetime
 import logging
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,7 +24,6 @@ from .errors import (
     MailboxFull,
     TaskNotFound,
     UnknownTaskType,
-    WaitTimeout,
 )
 from .ids import new_task_id
 from .mailbox import ActorRef
@@ -262,12 +261,15 @@ class Engine:
         next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
         return Page(tasks, next_cursor)
 
-    async def wait(self, task_id: str | int, timeout: float = math.inf) -> Task:
-        """Wait until the task is finished and return it; raises TaskNotFound or WaitTimeout."""
-        with trio.move_on_after(timeout):
-            task: Task = await self._ask_store(WaitTask(_id(await self._resolve(task_id))))
-            return task
-        raise WaitTimeout(str(task_id), timeout)
+    async def wait(self, task_id: str | int) -> Task:
+        """Wait until the task is finished and return it; raises TaskNotFound.
+
+        Waits as long as it takes: bound it with a cancel scope, as every trio call is
+        (``with trio.fail_after(30): await engine.wait(id)`` raises trio.TooSlowError). A wait
+        given up on this way leaves nothing behind in the store.
+        """
+        task: Task = await self._ask_store(WaitTask(_id(await self._resolve(task_id))))
+        return task
 
     async def _resolve(self, task_id: str | int) -> str | int:
         return (await self.get(task_id)).id if isinstance(task_id, int) else task_id
@@ -383,10 +385,9 @@ class Engine:
         interrupted, unfinished = 0, []
         try:
             interrupted = await self._drain(grace)
-            unfinished = [
-                job.id for job, _ in await self._store.ask(LoadQueue(), timeout=ASK_BOUND)
-            ]
-        except ActorError as error:  # the tree is failing or stopped: report what is known
+            with trio.fail_after(ASK_BOUND):
+                unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
+        except (ActorError, trio.TooSlowError) as error:  # the tree is failing or stopped
             logger.warning("engine.shutdown_incomplete error=%r", error)
         finally:
             self._report = ShutdownReport(unfinished, interrupted)
@@ -402,13 +403,15 @@ class Engine:
     async def _drain(self, grace: float) -> int:
         """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
         return how many were interrupted."""
-        await self._store.ask(CloseAdmission(), timeout=ASK_BOUND)
-        await self._scheduler.ask(Drain(interrupt=False), timeout=ASK_BOUND)
+        with trio.fail_after(ASK_BOUND):
+            await self._store.ask(CloseAdmission())
+            await self._scheduler.ask(Drain(interrupt=False))
         with trio.move_on_after(grace) as waited:
             await self._scheduler.ask(WaitDrained())
         if not waited.cancelled_caught:
             return 0
-        interrupted: int = await self._scheduler.ask(Drain(interrupt=True), timeout=ASK_BOUND)
+        with trio.fail_after(ASK_BOUND):
+            interrupted: int = await self._scheduler.ask(Drain(interrupt=True))
         with trio.move_on_after(ASK_BOUND):
             await self._scheduler.ask(WaitDrained())
         return interrupted

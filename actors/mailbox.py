@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import trio
 
-from .errors import ActorStopped, AskTimeout, MailboxFull
+from .errors import ActorStopped, MailboxFull
 
 _UNSET: Any = object()
 
@@ -187,25 +187,19 @@ class ActorRef:
         except trio.ClosedResourceError:
             raise ActorStopped(self.path) from None
 
-    async def ask(self, message: Any, *, timeout: float = math.inf) -> Any:
+    async def ask(self, message: Any) -> Any:
         """Send and wait for the reply; the reply's error, if any, re-raises here.
 
-        Raises AskTimeout after ``timeout`` seconds (the actor may still handle the message),
-        ActorCrashed if the actor crashed while holding it, ActorStopped if it stopped first.
+        Raises ActorCrashed if the actor crashed while holding it, ActorStopped if it stopped
+        first. Bound it with a cancel scope (``with trio.fail_after(5): await ref.ask(m)``): an
+        ask given up on is marked abandoned, and the actor may still handle the message.
         """
         reply = _Reply()
         try:
-            if timeout == math.inf:  # no cancel scope: entering one costs as much as the ask
-                await self._put(Envelope(message, reply, self._mailbox))
-                await reply.done.wait()
-            else:
-                with trio.move_on_after(timeout):
-                    await self._put(Envelope(message, reply, self._mailbox))
-                    await reply.done.wait()
+            await self._put(Envelope(message, reply, self._mailbox))
+            await reply.done.wait()
         finally:
             reply.abandoned = not reply.done.is_set()
-        if not reply.done.is_set():
-            raise AskTimeout(self.path, message, timeout)
         if reply.error is not None:
             raise reply.error
         return reply.value

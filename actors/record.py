@@ -28,6 +28,7 @@ class TaskRecord:
     key: str | None = None
     owner: str | None = None
     history: list[Transition] = attrs.field(factory=list)
+    payload_json: str | None = None  # the payload's JSON text to commit, when admission has it
     started_at: float | None = None
     finished_at: float | None = None
     result: Any = None
@@ -92,3 +93,4 @@ class NewTask(NamedTuple):
     key: str | None
     owner: str | None = None
     id: str | None = None  # given at the edge by submit_nowait; else the store makes one
+    payload_json: str | None = None  # a durable store's: the payload as the JSON it commits

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
-from .errors import InvalidField, UnknownTaskType
+from .errors import UnknownTaskType
+from .rules import check_type_name
 from .task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,
@@ -19,19 +19,11 @@ from .task import (
     check_timeout,
     parse_priority,
 )
+from .task_function import TaskFunction
 
+P = ParamSpec("P")
+R = TypeVar("R")
 RunIn = Literal["loop", "thread", "process"]
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
-
-
-def check_type_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidField(
-            "type",
-            f"task type must be 1-100 characters of letters, digits and _ . : -"
-            f" starting with a letter or digit, got {name!r}",
-        )
-    return name
 
 
 class TaskContext:
@@ -100,7 +92,8 @@ class Handler:
 
 
 class Registry:
-    """Task types by name. ``Registry()`` starts with the built-ins unless ``builtins=False``.
+    """Task types by name. ``Registry()`` holds only what you register; add the built-in
+    task types (echo, sleep, double, email, ...) with ``register_builtins(registry)``.
 
     Usage::
 
@@ -110,12 +103,8 @@ class Registry:
         async def resize(ctx, payload): ...
     """
 
-    def __init__(self, *, builtins: bool = True) -> None:
+    def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
-        if builtins:
-            from .builtins import register_builtins
-
-            register_builtins(self)
 
     def task(
         self,
@@ -128,18 +117,21 @@ class Registry:
         retry_cap: float = 60.0,
         run_in: RunIn | None = None,
         lease: float | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]:
         """Register the decorated function as task type ``name`` (default: its __name__).
 
         Async functions run on the worker (``run_in="loop"``); plain functions run in a thread
         unless ``run_in="process"`` (CPU-bound work; the function then gets only the payload,
-        and it and the payload must be picklable).
+        and it and the payload must be picklable). Returns a TaskFunction: callable with the
+        function's own signature, and submittable by itself (``await resize.submit(engine,
+        payload)``, or ``engine.submit(resize, payload)``).
         """
 
-        def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        def decorate(function: Callable[P, R]) -> TaskFunction[P, R]:
+            task_function = TaskFunction(function, name or function.__name__)
             self.register(
-                name or function.__name__,
-                function,
+                task_function.name,
+                task_function,
                 timeout=timeout,
                 max_retries=max_retries,
                 priority=priority,
@@ -148,8 +140,7 @@ class Registry:
                 run_in=run_in,
                 lease=lease,
             )
-            function.__oncue_task__ = name or function.__name__  # type: ignore[attr-defined]
-            return function
+            return task_function
 
         return decorate
 
@@ -170,7 +161,7 @@ class Registry:
         check_type_name(name)
         if name in self._handlers:
             raise ValueError(f"task type {name!r} is already registered")
-        is_async = inspect.iscoroutinefunction(function)
+        is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
         if run_in is None:
             run_in = "loop" if is_async else "thread"
         if run_in not in ("loop", "thread", "process"):

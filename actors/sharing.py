@@ -1,135 +1,185 @@
-"""The store's part on a shared backend (several engines, "nodes"; see backends/base.py).
+"""The store actor's reads and chores for its ownership: ``LocalLink`` or ``SharedLink``.
 
-Mixed into the Store actor: what it does besides its own tasks when the queue's truth is in
-a database other engines use too. It admits by the whole store's count, hands out task numbers
-from reserved blocks, keeps for its scheduler what is submitted here while there is room,
-answers claims, renewals and reaps after each batch commits, forgets tasks whose lease it
-lost, and turns other engines' notices into answers for the waiters here.
+The store actor (store.py) is given one of these when it starts, with the core's ownership
+(ownership.py), and calls the same methods either way: what to read before admitting, whether
+the store is idle, the counts, what to do after a batch commits, how to answer a write refused
+at commit, and what to give back at a stop. ``LocalLink`` answers from the core; ``SharedLink``
+does the I/O a shared backend needs (several engines, "nodes"; see backends/base.py): it reads
+the whole store's count and reserves task numbers, runs claims, renewals and reaps after each
+batch commits, answers the waiters of what finished elsewhere, and mends answers whose write
+lost to another node.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections import deque
-from collections.abc import Awaitable, Callable, Collection
-from functools import partial
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any
 
-import attrs
 import trio
 
-from .backends import Backend, SharedBackend
+from .backends import SharedBackend
 from .errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
-from .guard import BackendGuard
+from .guard import FAILURES, BackendGuard
 from .listeners import Listeners
 from .mailbox import Envelope
-from .messages import (
-    Claim,
-    Claimed,
-    Job,
-    Reap,
-    RemoteCancelled,
-    RemoteFinished,
-    Renew,
-    TaskCancelled,
-    Wake,
-)
-from .record import TaskRecord
+from .messages import Claimed, TaskCancelled, Wake
+from .ownership import AdmissionReads, Chores, SharedOwnership
+from .store_core import Batch, Counts, StoreCore
 from .task import Admitted, Task, TaskState
 
 logger = logging.getLogger("oncue.actors.store")
-T = TypeVar("T")
 
-COUNT_EVERY = 1.0  # seconds a shared store's count of unfinished tasks serves admission
-CLAIM_WITHIN = 1.0  # a task submitted here due within this many seconds may be kept here
-
-
-@attrs.define
-class SharedState:
-    """What the store of an engine on a shared backend tracks besides its own tasks."""
-
-    unfinished: int = 0  # in the whole store, as last counted
-    created: int = 0  # admitted here since
-    counted_at: float = -math.inf  # trio time of that count
-    numbers: deque[int] = attrs.field(factory=deque)  # reserved, not yet given
-    wake: bool = False  # tell our scheduler claimable tasks arrived
-    renew: bool = False
-    reap: bool = False
-    claim: Claim | None = None
-    parked: int = 0  # what our scheduler's last claim asked for and did not get
-    recheck: set[str] = attrs.field(factory=set)  # finished elsewhere, maybe waited on here
-    recheck_all: bool = False
+Answer = tuple[Envelope, Any, bool]  # the envelope, the answer, whether it is an error
+Tell = Callable[[Any], None]  # tells the scheduler, never waiting
 
 
-class SharedStore:
-    """Store methods for a shared backend; ``_shared`` says whether they apply."""
+class LocalLink:
+    """One engine owns the backend: everything is known from the core."""
 
-    _backend: Backend
-    _guard: BackendGuard
-    _node: str | None
-    _shared: bool
-    _shared_state: SharedState
-    _unfinished: dict[str, TaskRecord]
-    _ready: list[Job]
-    _cancelled: list[str]
-    _finished: list[TaskRecord]
-    _listeners: Listeners
+    def __init__(self, core: StoreCore) -> None:
+        self._core = core
 
-    def _tell_scheduler(self, message: Any) -> None:
-        raise NotImplementedError  # the Store's
+    async def read_for_admission(self, reads: AdmissionReads) -> None:
+        pass  # never asked: a local ownership reads nothing
 
-    def _unfinished_total(self) -> int:
-        if self._shared:
-            shared = self._shared_state
-            return shared.unfinished + shared.created
-        return len(self._unfinished)
+    def idle(self) -> bool:
+        """Whether no task is unfinished (so wait_idle() waiters are answered)."""
+        return not self._core.unfinished
 
-    async def _prepare(self, creating: int) -> None:
-        """A shared store: refresh the count admission goes by (at most every COUNT_EVERY
-        seconds: it lags what other engines admitted meanwhile), and reserve task numbers."""
-        if not self._shared:
+    async def unfinished_count(self) -> int:
+        return len(self._core.unfinished)
+
+    async def counts(self) -> Counts:
+        return self._core.counts
+
+    async def run_chores(
+        self, chores: Chores, batch: Batch, listeners: Listeners, tell: Tell
+    ) -> None:
+        pass  # never asked: a local ownership has none
+
+    async def mend(self, answers: list[Answer], lost: set[str]) -> list[Answer]:
+        return answers  # a backend of one engine refuses no write
+
+    async def release(self) -> None:
+        pass
+
+
+class SharedLink:
+    """A shared backend: the store's reads and chores besides its own tasks."""
+
+    def __init__(
+        self,
+        core: StoreCore,
+        ownership: SharedOwnership,
+        backend: SharedBackend,
+        guard: BackendGuard,
+    ) -> None:
+        self._core = core
+        self._ownership = ownership
+        self._backend = backend
+        self._guard = guard
+
+    async def read_for_admission(self, reads: AdmissionReads) -> None:
+        """Refresh the count admission goes by when it is old, and reserve task numbers."""
+        if reads.count:
+            count = await self._guard.read(self._backend.unfinished_count)
+            self._ownership.counted(count, reads.at)
+        while self._ownership.short_of(reads.creating):
+            self._ownership.reserved(await self._guard.read(self._backend.reserve_numbers))
+
+    def idle(self) -> bool:
+        return False  # the chores find out (rechecking the whole store's count)
+
+    async def unfinished_count(self) -> int:
+        return await self._guard.read(self._backend.unfinished_count)
+
+    async def counts(self) -> Counts:
+        return await self._guard.read(self._backend.counts)
+
+    async def release(self) -> None:
+        """A graceful stop: what we own goes back to the others (else their leases expire)."""
+        try:
+            released = await self._backend.release()
+            logger.info("store.released tasks=%d", released)
+        except FAILURES as error:  # their leases expire instead
+            logger.warning("store.release_failed error=%r", error)
+
+    # -- after a batch commits -------------------------------------------------------------------
+
+    async def run_chores(
+        self, chores: Chores, batch: Batch, listeners: Listeners, tell: Tell
+    ) -> None:
+        """Wake our scheduler, renew, reap, claim, and answer the waiters of what finished
+        elsewhere. A chore that fails is logged and tried again when next asked: the leases
+        and the polls make up for a missed one."""
+        if chores.wake:
+            tell(Wake())
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        if chores.renew:
+            steps.append(("renew", lambda: self._renew(tell)))
+        if chores.reap:
+            steps.append(("reap", lambda: self._reap(tell)))
+        if chores.claim is not None:
+            steps.append(("claim", lambda: self._claim(chores, tell)))
+        steps.append(("wake_waiters", lambda: self._wake_waiters(chores, batch, listeners)))
+        for name, step in steps:
+            try:
+                with trio.fail_after(self._guard.commit_deadline):
+                    await step()
+            except FAILURES as error:
+                logger.warning("store.%s_failed error=%r", name, error)
+                if name == "claim" and chores.claim is not None:  # the scheduler waits for it
+                    tell(Claimed([], chores.claim.limit))
+                elif name == "wake_waiters":  # asked again: the next batch rechecks
+                    self._ownership.pending.recheck |= chores.recheck
+                    self._ownership.pending.recheck_all |= chores.recheck_all
+
+    async def _renew(self, tell: Tell) -> None:
+        """Renew our leases; stop running what is no longer ours (another engine took it after
+        our lease ran out, or it ended elsewhere) instead of learning it at its next write."""
+        held = self._core.dropped(await self._backend.renew())
+        for task_id in held:
+            tell(TaskCancelled(task_id))
+        if held:
+            logger.warning("store.lease_lost tasks=%d ids=%s", len(held), sorted(held)[:10])
+
+    async def _reap(self, tell: Tell) -> None:
+        if await self._backend.reap():
+            tell(Wake())  # we do not hear our own "ready"
+
+    async def _claim(self, chores: Chores, tell: Tell) -> None:
+        claim = chores.claim
+        assert claim is not None
+        records = await self._backend.claim(claim.limit, claim.within)
+        chores.claim = None
+        jobs = self._core.claimed(records)
+        self._ownership.claimed(claim.limit, jobs)
+        tell(Claimed(jobs, claim.limit))
+
+    async def _wake_waiters(self, chores: Chores, batch: Batch, listeners: Listeners) -> None:
+        """Answer who waits here on tasks that finished on other engines, and wait_idle()."""
+        finished_here = bool(batch.finished)
+        idle_may_change = listeners.idle_waiting and finished_here
+        if not (chores.recheck_all or chores.recheck or idle_may_change):
             return
-        backend = cast(SharedBackend, self._backend)
-        shared = self._shared_state
-        now = trio.current_time()
-        if now >= shared.counted_at + COUNT_EVERY:
-            shared.unfinished = await self._read(backend.unfinished_count)
-            shared.created = 0
-            shared.counted_at = now
-        while len(shared.numbers) < creating:
-            shared.numbers.extend(await self._read(backend.reserve_numbers))
+        waited = listeners.waited_ids()
+        ids = waited if chores.recheck_all else chores.recheck & waited
+        look_idle = listeners.idle_waiting and (
+            chores.recheck_all or bool(chores.recheck) or finished_here
+        )
+        finished = []
+        for task_id in ids:
+            record = await self._backend.get(task_id)
+            if record is not None and record.state.finished:
+                finished.append(record)
+        idle = look_idle and await self._backend.unfinished_count() == 0
+        if finished or idle:
+            listeners.committed(finished, idle, [])
 
-    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await self._guard.read(call)
+    # -- writes refused at commit ----------------------------------------------------------------
 
-    def _lost(self, lost: Collection[str]) -> None:
-        """These writes were refused: our lease ran out and another engine may run the task.
-        Forget them and have their worker interrupted."""
-        gone = set(lost)
-        for task_id in gone:
-            if self._unfinished.pop(task_id, None) is not None:
-                self._cancelled.append(task_id)
-        self._finished = [record for record in self._finished if record.id not in gone]
-        logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
-
-    def _created_shared(self, record: TaskRecord, ready: bool) -> None:
-        """A task submitted here: ours at once if our scheduler has room left from its last
-        claim (no round trip to claim it back), else anyone's to claim once committed."""
-        shared = self._shared_state
-        shared.created += 1
-        due = record.run_at is None or record.run_at <= record.created_at + CLAIM_WITHIN
-        if ready and shared.parked > 0 and due:
-            shared.parked -= 1
-            record.node = self._node
-            self._unfinished[record.id] = record
-            self._ready.append(record.job())
-        else:
-            shared.wake = True
-
-    async def _mend(
-        self, answers: list[tuple[Envelope, Any, bool]], lost: set[str]
-    ) -> list[tuple[Envelope, Any, bool]]:
+    async def mend(self, answers: list[Answer], lost: set[str]) -> list[Answer]:
         """Answers whose write was refused at commit. A submit whose new task lost its
         idempotency key to another node's task (two nodes admitted one key at once) is
         answered with that task, as a submit of a key already taken is. A cancel or a retry
@@ -153,7 +203,7 @@ class SharedStore:
         return mended
 
     async def _refused(self, answer: Task) -> Exception:
-        record = await self._read(partial(self._backend.get, answer.id))
+        record = await self._guard.read(lambda: self._backend.get(answer.id))
         if record is None:
             return TaskNotFound(answer.id)
         if answer.state is not TaskState.CANCELLED:  # a retry
@@ -166,113 +216,10 @@ class SharedStore:
         if not isinstance(admitted, Admitted) or admitted.task.id not in lost:
             return admitted
         key = admitted.task.key
-        found = None if key is None else await self._read(partial(self._backend.find_key, key))
+        if key is None:
+            return None
+        found = await self._guard.read(lambda: self._backend.find_key(key))
         return None if found is None else Admitted(found.snapshot(), False)
 
-    async def _request_claim(self, message: Claim, envelope: Envelope) -> None:
-        shared = self._shared_state
-        if message.limit > 0:
-            shared.claim = message  # runs after this batch commits
-            return
-        # No room (paused, draining): keep nothing submitted here, claim nothing more.
-        shared.parked = 0
-        if shared.claim is not None:  # not run yet: answered empty, the scheduler waits on it
-            self._tell_scheduler(Claimed([], shared.claim.limit))
-            shared.claim = None
 
-    async def _request_renew(self, message: Renew, envelope: Envelope) -> None:
-        self._shared_state.renew = True
-
-    async def _request_reap(self, message: Reap, envelope: Envelope) -> None:
-        self._shared_state.reap = True
-
-    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
-        shared = self._shared_state
-        if message.ids is None:
-            shared.recheck_all = True
-        else:
-            shared.recheck.update(message.ids)
-
-    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
-        for task_id in message.ids:
-            record = self._unfinished.pop(task_id, None)
-            if record is not None:  # the canceller wrote it; we only stop running it
-                record.state = TaskState.CANCELLED
-                self._cancelled.append(task_id)
-
-    async def _shared_chores(self) -> None:
-        """After a batch commits: wake our scheduler, renew, reap, claim, and answer the
-        waiters of what finished elsewhere. A chore that fails is logged and tried again
-        when next asked: the leases and the polls make up for a missed one."""
-        shared = self._shared_state
-        if shared.wake:
-            shared.wake = False
-            self._tell_scheduler(Wake())
-        chores: list[tuple[str, Callable[[], Any]]] = []
-        if shared.renew:
-            shared.renew = False
-            chores.append(("renew", self._renew))
-        if shared.reap:
-            shared.reap = False
-            chores.append(("reap", self._reap))
-        if shared.claim is not None:
-            chores.append(("claim", self._claim))
-        chores.append(("wake_waiters", self._wake_remote_waiters))
-        for name, chore in chores:
-            try:
-                with trio.fail_after(self._guard.commit_deadline):
-                    await chore()
-            except Exception as error:  # the backend's own errors: we cannot know their types
-                logger.warning("store.%s_failed error=%r", name, error)
-                if name == "claim" and shared.claim is not None:  # the scheduler waits for it
-                    self._tell_scheduler(Claimed([], shared.claim.limit))
-                    shared.claim = None
-
-    async def _renew(self) -> None:
-        """Renew our leases; stop running what is no longer ours (another engine took it after
-        our lease ran out, or it ended elsewhere) instead of learning it at its next write."""
-        lost = await cast(SharedBackend, self._backend).renew()
-        held = [task_id for task_id in lost if self._unfinished.pop(task_id, None) is not None]
-        for task_id in held:
-            self._tell_scheduler(TaskCancelled(task_id))
-        if held:
-            logger.warning("store.lease_lost tasks=%d ids=%s", len(held), sorted(held)[:10])
-
-    async def _reap(self) -> None:
-        if await cast(SharedBackend, self._backend).reap():
-            self._tell_scheduler(Wake())  # we do not hear our own "ready"
-
-    async def _claim(self) -> None:
-        shared = self._shared_state
-        assert shared.claim is not None
-        claim = shared.claim
-        records = await cast(SharedBackend, self._backend).claim(claim.limit, claim.within)
-        shared.claim = None
-        shared.parked = claim.limit - len(records)  # room that what we submit may fill
-        for record in records:
-            self._unfinished[record.id] = record
-        self._tell_scheduler(Claimed([record.job() for record in records], claim.limit))
-
-    async def _wake_remote_waiters(self) -> None:
-        """Answer who waits here on tasks that finished on other engines, and wait_idle()."""
-        backend = cast(SharedBackend, self._backend)
-        shared = self._shared_state
-        listeners = self._listeners
-        idle_may_change = listeners.idle_waiting and bool(self._finished)
-        if not (shared.recheck_all or shared.recheck or idle_may_change):
-            return
-        waited = listeners.waited_ids()
-        ids = waited if shared.recheck_all else shared.recheck & waited
-        look_idle = listeners.idle_waiting and (
-            shared.recheck_all or bool(shared.recheck) or bool(self._finished)
-        )
-        finished = []
-        for task_id in ids:  # if a read fails, the rechecks stay asked for: the next batch
-            record = await backend.get(task_id)
-            if record is not None and record.state.finished:
-                finished.append(record)
-        idle = look_idle and await backend.unfinished_count() == 0
-        shared.recheck_all = False
-        shared.recheck = set()
-        if finished or idle:
-            listeners.committed(finished, idle, [])
+Link = LocalLink | SharedLink

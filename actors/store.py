@@ -1,9 +1,12 @@
-"""The store actor: the one writer of task state.
+"""The store actor: the one writer of task state, a thin adapter around its core.
 
-It drains its mailbox in batches: every message of a batch is applied to the records, the batch
-is committed to the backend in one transaction, and only then are asks answered, waiters woken,
+It drains its mailbox in batches. For each message it reads from the backend what the message
+needs (a task not in memory, the tasks of some keys, what a shared store's admission goes by),
+then applies it to the core (store_core.py), which decides and fills the batch; the batch is
+committed to the backend in one transaction, and only then are asks answered, waiters woken,
 events published and the scheduler told of new work. So a task is never acknowledged, nor run,
-before it is committed.
+before it is committed. Local or shared ownership is chosen once, at start (ownership.py,
+sharing.py).
 """
 
 from __future__ import annotations
@@ -11,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -21,18 +22,8 @@ import trio
 
 from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
-from .errors import (
-    ActorStopped,
-    MailboxFull,
-    OncueError,
-    StoreUnavailable,
-    TaskAlreadyFinished,
-    TaskNotFailed,
-    TaskNotFinished,
-    TaskNotFound,
-)
-from .guard import BackendGuard
-from .lifecycle import Lifecycle
+from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
+from .guard import FAILURES, BackendGuard
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
@@ -42,7 +33,6 @@ from .messages import (
     DeleteTask,
     GetCounts,
     GetTask,
-    Job,
     KeyRef,
     ListTasks,
     LoadQueue,
@@ -62,17 +52,15 @@ from .messages import (
     WaitIdle,
     WaitTask,
 )
-from .record import TaskRecord
-from .sharing import SharedState
-from .task import TaskEvent, TaskState
+from .ownership import LocalOwnership, SharedOwnership
+from .record import NewTask, TaskRecord
+from .sharing import Answer, Link, LocalLink, SharedLink
+from .store_core import Counts, StoreCore
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 _DEFERRED = object()  # a handler's answer meaning "the reply comes later"
-
-
-Counts = dict[tuple[str, TaskState], int]
 
 
 @attrs.define
@@ -82,7 +70,7 @@ class StoreLife:
     loaded: bool = False  # a store has loaded from the backend at least once
 
 
-class Store(Lifecycle, Actor):
+class Store(Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
@@ -101,16 +89,9 @@ class Store(Lifecycle, Actor):
         self._guard = BackendGuard(backend)
         self._scheduler = scheduler
         self._queue_size = queue_size
-        self._unfinished: dict[str, TaskRecord] = {}
-        self._counts = defaultdict(int)
-        self._number = 0
-        self._closed = False
         self._listeners = Listeners()
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
-        self._mailbox: Mailbox | None = None  # ours, once running (an outage reads it)
-        self._shared = is_shared(backend)
-        self._shared_state = SharedState()
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -128,9 +109,9 @@ class Store(Lifecycle, Actor):
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
             Purge: self._request_purge,
-            Claim: self._request_claim,
-            Renew: self._request_renew,
-            Reap: self._request_reap,
+            Claim: self._claim,
+            Renew: self._renew,
+            Reap: self._reap,
             RemoteFinished: self._remote_finished,
             RemoteCancelled: self._remote_cancelled,
         }
@@ -141,11 +122,9 @@ class Store(Lifecycle, Actor):
         else:
             loaded = await self._guard.load()  # at start-up a broken backend fails at once
             self._life.loaded = True
-        unfinished, counts, self._number = loaded
-        self._unfinished = {record.id: record for record in unfinished}
-        self._counts.update(counts)
+        unfinished, counts, last_number = loaded
+        self._start(unfinished, counts, last_number)
         self._self = context.ref
-        self._mailbox = context.mailbox
         context.started()
         reason = "the store restarted"
         try:
@@ -153,14 +132,21 @@ class Store(Lifecycle, Actor):
             reason = ""
         finally:
             self._listeners.end_subscriptions(reason)
-        # A graceful stop: the last batch is committed; what we own goes back to the others.
-        if self._shared:
-            try:
-                released = await cast(SharedBackend, self._backend).release()
-                logger.info("store.released tasks=%d", released)
-            except Exception as error:  # their leases expire instead
-                logger.warning("store.release_failed error=%r", error)
+        await self._link.release()  # a graceful stop: the last batch is committed
         await self._backend.close()
+
+    def _start(self, unfinished: list[TaskRecord], counts: Counts, last_number: int) -> None:
+        """Choose the ownership, once: this engine alone, or one of the engines sharing it."""
+        if is_shared(self._backend):
+            assert self._node is not None
+            shared = SharedOwnership(self._node, trio.current_time)
+            self._core = StoreCore(shared, self._queue_size, unfinished, counts)
+            backend = cast(SharedBackend, self._backend)
+            self._link: Link = SharedLink(self._core, shared, backend, self._guard)
+        else:
+            local = LocalOwnership(last_number)
+            self._core = StoreCore(local, self._queue_size, unfinished, counts)
+            self._link = LocalLink(self._core)
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
@@ -173,19 +159,14 @@ class Store(Lifecycle, Actor):
                     batch.append(mailbox.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            await self._process(batch)
+            await self._process(batch, mailbox)
 
     # -- one batch ---------------------------------------------------------------------------------
 
-    async def _process(self, batch: list[Envelope]) -> None:
-        self._changed: dict[str, TaskRecord] = {}
-        self._deleted: list[str] = []
-        self._ready: list[Job] = []
-        self._cancelled: list[str] = []
-        self._finished: list[TaskRecord] = []
-        self._events: list[TaskEvent] = []
-        answers: list[tuple[Envelope, Any, bool]] = []
-        for envelope in batch:
+    async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> None:
+        batch = self._core.begin(events=self._listeners.subscribed)
+        answers: list[Answer] = []
+        for envelope in envelopes:
             message = envelope.message
             try:
                 answer = await self._handlers[type(message)](message, envelope)
@@ -194,36 +175,33 @@ class Store(Lifecycle, Actor):
             else:
                 if answer is not _DEFERRED:
                     answers.append((envelope, answer, False))
-        if self._changed or self._deleted:
+        if batch.changed or batch.deleted:
             try:
-                lost = await self._guard.commit(list(self._changed.values()), self._deleted)
-            except Exception as error:  # the backend's own errors: we cannot know their types
-                for envelope in batch:
+                lost = await self._guard.commit(list(batch.changed.values()), batch.deleted)
+            except FAILURES as error:
+                for envelope in envelopes:
                     envelope.fail(StoreUnavailable(error))
-                assert self._mailbox is not None
-                await self._guard.outage(self._mailbox, error)
+                await self._guard.outage(mailbox, error)
                 return
             if lost:
-                self._lost(lost)
-                answers = await self._mend(answers, set(lost))
+                gone = self._core.lost(lost)
+                logger.warning("store.lease_lost tasks=%d ids=%s", len(gone), sorted(gone)[:10])
+                answers = await self._link.mend(answers, gone)
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
-        self._after_commit()
-        if self._shared:
-            await self._shared_chores()
+        if batch.ready:
+            self._tell_scheduler(TasksReady(batch.ready))
+        for task_id in batch.cancelled:
+            self._tell_scheduler(TaskCancelled(task_id))
+        self._listeners.committed(batch.finished, self._link.idle(), batch.events or [])
+        chores = self._core.ownership.chores()
+        if chores is not None:
+            await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
         if self._purge is not None:
             await self._run_purge(self._purge)
-
-    def _after_commit(self) -> None:
-        if self._ready:
-            self._tell_scheduler(TasksReady(self._ready))
-        for task_id in self._cancelled:
-            self._tell_scheduler(TaskCancelled(task_id))
-        idle = not self._unfinished and not self._shared  # shared: the chores find out
-        self._listeners.committed(self._finished, idle, self._events)
 
     def _tell_scheduler(self, message: Any) -> None:
         try:
@@ -231,69 +209,86 @@ class Store(Lifecycle, Actor):
         except ActorStopped:
             logger.debug("store.scheduler_gone message=%s", type(message).__name__)
 
+    async def _read(self, call: Callable[[], Any]) -> Any:
+        return await self._guard.read(call)
+
+    # -- admission and what the workers report -------------------------------------------------
+
+    async def _submit(self, message: Submit, envelope: Envelope) -> Any:
+        tasks: list[NewTask] = message.tasks
+        core = self._core
+        reads = core.ownership.admission_reads(len(tasks))
+        if reads is not None:  # a shared store's count, or numbers
+            await self._link.read_for_admission(reads)
+        core.check_admission(0)
+        existing: dict[str, TaskRecord] = {}
+        for task in tasks:
+            key = task.key
+            if key is not None and key not in existing:
+                found = core.known_key(key) or await self._read_key(key)
+                if found is not None:
+                    existing[key] = found
+        return core.submit(tasks, existing, time.time())
+
+    async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
+        # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
+        # here (the numbers a shared store reserves for them) are all the tasks there are.
+        message.taken = True
+        reads = self._core.ownership.admission_reads(len(message.tasks))
+        if reads is not None:
+            await self._link.read_for_admission(reads)
+        for record in self._core.submit_nowait(message.tasks, time.time()):
+            logger.warning("store.refused id=%s error=%s", record.id, record.error)
+
+    async def _record(self, message: Record, envelope: Envelope) -> None:
+        self._core.record(message.changes)
+
+    async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
+        self._core.progress(message.id, message.fraction, message.message)
+
     # -- operations on one task --------------------------------------------------------------------
 
     async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
+        """The record ``task_id`` names: from the core if it knows it, else the backend's."""
         if isinstance(task_id, KeyRef):
-            record = self._changed_key(task_id.key) or await self._read_key(task_id.key)
+            record = self._core.known_key(task_id.key) or await self._read_key(task_id.key)
         elif isinstance(task_id, int):
-            record = await self._read(partial(self._backend.get_by_number, task_id))
+            record = await self._read(lambda: self._backend.get_by_number(task_id))
         else:
-            record = self._unfinished.get(task_id) or await self._read(
-                partial(self._backend.get, task_id)
+            record = self._core.known(task_id) or await self._read(
+                lambda: self._backend.get(task_id)
             )
         if record is None:
             raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
+        return record
+
+    async def _read_key(self, key: str) -> TaskRecord | None:
+        record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
         return record
 
     async def _get(self, message: GetTask, envelope: Envelope) -> Any:
         return (await self._find(message.id)).snapshot()
 
     async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
-        query = self._backend.query
         records = await self._read(
-            partial(
-                query, message.state, message.type, message.limit, message.before, message.owner
+            lambda: self._backend.query(
+                message.state, message.type, message.limit, message.before, message.owner
             )
         )
         return [record.snapshot() for record in records]
 
     async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
-        record = await self._find(message.id)
-        if record.state.finished:
-            raise TaskAlreadyFinished(record.id, record.state.value)
-        self._move(record, TaskState.CANCELLED, time.time())
-        self._cancelled.append(record.id)
-        return record.snapshot()
+        return self._core.cancel(await self._find(message.id), time.time())
 
     async def _delete(self, message: DeleteTask, envelope: Envelope) -> None:
-        record = await self._find(message.id)
-        if not record.state.finished:
-            raise TaskNotFinished(record.id, record.state.value)
-        self._counts[record.type, record.state] -= 1
-        self._deleted.append(record.id)
-        self._changed.pop(record.id, None)
+        self._core.delete(await self._find(message.id))
 
     async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
-        """Re-admit a failed task with a fresh set of attempts (the same rules as a submit)."""
         record = await self._find(message.id)
-        if record.state is not TaskState.FAILED:
-            raise TaskNotFailed(record.id, record.state.value)
-        await self._prepare(0)
-        self._check_admission(1)
-        for field in ("finished_at", "run_at", "started_at", "result", "error", "worker"):
-            setattr(record, field, None)
-        record.attempts = 0
-        record.progress = None
-        if self._shared:
-            self._shared_state.created += 1
-            self._shared_state.wake = True
-        else:
-            self._unfinished[record.id] = record
-        self._move(record, TaskState.PENDING, time.time())
-        if not self._shared:
-            self._ready.append(record.job())
-        return record.snapshot()
+        reads = self._core.ownership.admission_reads(0)
+        if reads is not None:
+            await self._link.read_for_admission(reads)
+        return self._core.retry(record, time.time())
 
     async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
         record = await self._find(message.id)
@@ -305,16 +300,13 @@ class Store(Lifecycle, Actor):
     # -- the whole store ---------------------------------------------------------------------------
 
     async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
-        if self._shared:
-            if await self._read(cast(SharedBackend, self._backend).unfinished_count) == 0:
-                return None
-        elif not self._unfinished:
+        if await self._link.unfinished_count() == 0:
             return None
         self._listeners.wait_idle(envelope)
         return _DEFERRED
 
     async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
-        counts = await self._read(self._backend.counts) if self._shared else self._counts
+        counts = await self._link.counts()
         return {key: count for key, count in counts.items() if count}
 
     async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
@@ -328,8 +320,7 @@ class Store(Lifecycle, Actor):
         work already waiting, so a large backlog never holds the store for long."""
         self._purge = None
         purged = await self._backend.purge(message.before, message.limit)
-        for key, count in purged.items():
-            self._counts[key] -= count
+        self._core.purged(purged)
         total = sum(purged.values())
         if total:
             logger.info("store.purged tasks=%d before=%.0f", total, message.before)
@@ -338,8 +329,30 @@ class Store(Lifecycle, Actor):
                 self._self.try_tell(message)
 
     async def _close_admission(self, message: CloseAdmission, envelope: Envelope) -> int:
-        self._closed = True
-        return len(self._unfinished)
+        return self._core.close_admission()
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
-        return [(record.job(), record.state) for record in self._unfinished.values()]
+        return self._core.queue()
+
+    # -- from the scheduler and the node actor (shared ownership only) ---------------------------
+
+    async def _claim(self, message: Claim, envelope: Envelope) -> None:
+        self._shared_ownership().claim(message, self._tell_scheduler)
+
+    async def _renew(self, message: Renew, envelope: Envelope) -> None:
+        self._shared_ownership().renew()
+
+    async def _reap(self, message: Reap, envelope: Envelope) -> None:
+        self._shared_ownership().reap()
+
+    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
+        self._shared_ownership().finished_elsewhere(message.ids)
+
+    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
+        self._core.cancelled_elsewhere(message.ids)
+
+    def _shared_ownership(self) -> SharedOwnership:
+        ownership = self._core.ownership
+        if not isinstance(ownership, SharedOwnership):
+            raise ValueError(f"{type(ownership).__name__}: only a shared store takes this")
+        return ownership

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -37,9 +37,6 @@ from .spec import (
     WhichChildren,
     enum_converter,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @attrs.define(eq=False)

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from .errors import InvalidField
+from .rules import INT64_MAX, INT64_MIN, check_int64
 
 
 class TaskState(enum.StrEnum):
@@ -37,15 +38,13 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 3
 
 
-PRIORITY_RANGE = (-(2**63), 2**63 - 1)  # what a 64-bit database column holds
+PRIORITY_RANGE = (INT64_MIN, INT64_MAX)  # what a 64-bit database column holds
 
 
 def parse_priority(value: int | str) -> int:
     """A priority name (low, normal, high, critical) or a 64-bit int; higher runs first."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if not PRIORITY_RANGE[0] <= value <= PRIORITY_RANGE[1]:
-            raise InvalidField("priority", f"priority must fit in 64 bits, got {value!r}")
-        return value
+        return check_int64("priority", value)
     if isinstance(value, str) and value.lower() in PRIORITIES:
         return PRIORITIES[value.lower()]
     message = f"priority must be an int or one of {list(PRIORITIES)}, got {value!r}"
@@ -137,6 +136,9 @@ class Submission:
     run_at: float | None = None
     key: str | None = None
     owner: str | None = None  # who submitted it (the HTTP layer's token subject)
+    # The payload's JSON text, if the caller has it (the HTTP layer measured the payload's size
+    # from it): a durable store commits it as it is instead of encoding the payload again.
+    payload_json: str | None = None
 
 
 @attrs.frozen

@@ -25,9 +25,17 @@ from typing import Any, NamedTuple
 import trio
 
 from bench.peers._common import PG_DSN, REDIS_URL, Spec, emit, percentile, read_spec, versions_of
-from oncue.actors import Engine, Registry, Submission, Task, TaskContext, open_engine
+from oncue.actors import (
+    Engine,
+    Registry,
+    Submission,
+    Task,
+    TaskContext,
+    open_engine,
+    register_builtins,
+)
 
-registry = Registry()
+registry = register_builtins(Registry())
 
 
 @registry.task("bench.double", timeout=60)

@@ -43,7 +43,8 @@ async def main() -> None:
             await subscribed.wait()
 
             task = await engine.submit("thumbnail", {"width": 4000, "height": 3000})
-            done = await engine.wait(task.id, timeout=30)
+            with trio.fail_after(30):
+                done = await engine.wait(task.id)
             print(f"thumbnail -> {done.result} after {done.attempts} attempt(s)")
             nursery.cancel_scope.cancel()
 

@@ -1,20 +1,16 @@
 """`create_app(engine)`: the Quart-Trio app that puts an engine on HTTP.
 
 The app holds no tasks of its own: the engine runs in the caller's nursery, and `serve()`
-runs Hypercorn beside it. Everything routes need lives on `Service`, reached with `service()`.
+runs Hypercorn beside it. Everything routes need lives on `Service` (service.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-import attrs
-import msgspec
 import trio
 from quart import Response, current_app
 from quart_schema import QuartSchema, hide
@@ -24,65 +20,22 @@ from werkzeug.exceptions import NotFound
 from oncue.actors import Engine
 
 from .auth import AuthSettings
-from .errors import RETRY_AFTER_SECONDS, ApiError, register_error_handlers
+from .direct import submit_routes
+from .errors import register_error_handlers
 from .follow import follow_events
 from .gate import Policies, install_gateway
 from .limits import CorsPolicy, RateLimiter
 from .metrics import Metrics
-from .openapi import ServiceOpenAPI
+from .openapi import SWAGGER_ASSETS, ServiceOpenAPI, docs_page
+from .routes_compat import compat
+from .routes_service import service_routes
+from .routes_tasks import jobs, tasks
+from .service import DEFAULT_MAX_PAYLOAD, DEFAULT_STORE_DEADLINE, Service, service
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_BATCH_LIMIT = 1000
-DEFAULT_MAX_PAYLOAD = 256 * 1024
-DEFAULT_STORE_DEADLINE = 10.0
-SWAGGER_ASSETS = "/docs/assets"
-
-
-@attrs.define
-class Service:
-    """What the routes share: the engine, the metrics, the limits, and whether we are draining."""
-
-    engine: Engine
-    metrics: Metrics
-    batch_limit: int
-    payload_limit: int = DEFAULT_MAX_PAYLOAD
-    store_deadline: float = DEFAULT_STORE_DEADLINE
-    draining: trio.Event = attrs.field(factory=trio.Event)
-    log_tasks: bool = True  # one log line per task transition (serve(log_tasks=False): none)
-
-    def check_payload(self, payload: object, field: str = "payload") -> None:
-        """Raise 413 naming `field` if `payload` encodes to more than `payload_limit` bytes."""
-        size = len(msgspec.json.encode(payload))
-        if size > self.payload_limit:
-            message = f"{field} is {size} bytes as JSON; the most is {self.payload_limit}"
-            raise ApiError(413, "payload_too_large", message, field=field)
-
-    @contextmanager
-    def deadline(self) -> Iterator[None]:
-        """Bound the engine calls in the block: past `store_deadline`, answer 503.
-
-        A store stuck in its backend would otherwise hold the request (and the client) forever.
-        The engine may still act on a submit given up on this way: retrying it with the same
-        `key` returns that task instead of adding another.
-        """
-        with trio.move_on_after(self.store_deadline) as scope:
-            yield
-        if scope.cancelled_caught:
-            logger.warning("http.store_deadline seconds=%g", self.store_deadline)
-            raise ApiError(
-                503,
-                "unavailable",
-                f"the task store did not answer within {self.store_deadline:g}s; retry later"
-                " (with a key, a retried submit is never added twice)",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-
-
-def service() -> Service:
-    """The `Service` of the app handling the current request."""
-    return current_app.extensions["oncue"]  # type: ignore[no-any-return]
 
 
 def create_app(
@@ -113,24 +66,17 @@ def create_app(
         rate_limit: requests per second per token (or client address); None: unlimited.
         cors: the browser origins allowed to call the API; None: no CORS headers.
     """
-    from .direct import submit_routes
-    from .routes_compat import compat
-    from .routes_service import service_routes
-    from .routes_tasks import jobs, tasks
-
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_size
     # Nothing runs as a Quart background task (the engine lives in our nursery): don't wait.
     app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0
-    app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui-bundle.js"
-    app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{SWAGGER_ASSETS}/swagger-ui.css"
     current = Service(engine, Metrics(), batch_limit, max_payload_size, store_deadline)
     app.extensions["oncue"] = current
     QuartSchema(
         app,
         info={"title": "oncue", "version": "0.1.0", "description": "A task queue on trio"},
         openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        swagger_ui_path=None,  # our own page (openapi.py): a doctype and a favicon
         redoc_ui_path=None,
         scalar_ui_path=None,
         conversion_preference="msgspec",
@@ -141,6 +87,7 @@ def create_app(
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
     install_gateway(app, policies, direct)
+    app.add_url_rule("/docs", "swagger_ui", docs_page)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
     for blueprint in (tasks, jobs, service_routes, compat):
         app.register_blueprint(blueprint)
@@ -181,4 +128,6 @@ _SWAGGER_FILES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui-standalone-preset.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-16x16.png": "image/png",
+    "favicon-32x32.png": "image/png",
 }

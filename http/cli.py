@@ -1,6 +1,9 @@
-"""The `oncue` command: `oncue serve`, `oncue worker`, and client commands for a server.
+"""The `oncue` command (click): `serve`, `worker`, `token create`, and the client commands.
 
-The options and their environment fallbacks are in options.py.
+The options of serve and worker, with their environment fallbacks, are in options.py; the
+commands that talk to a running server are in cli_client.py. Exit codes: 0 success, 1 an
+error (one line on stderr), 2 a usage error (click's), 3 a task waited for ended failed or
+cancelled (docs/http.md).
 """
 
 from __future__ import annotations
@@ -8,102 +11,117 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import click
+
+from .cli_client import client_commands
 from .options import (
     DEFAULT_LEASE,
-    add_engine_options,
-    add_http_options,
-    add_store_option,
-    check_options,
-    check_store,
+    Decorator,
+    Duration,
+    engine_flags,
     env,
+    http_flags,
+    namespace,
+    store_flag,
+    store_wait_flag,
 )
+from .refusals import StartupError
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 EARLY_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # process.SIGNALS, without importing trio
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every `oncue` command."""
-    from .client import add_client_commands
-
-    parser = argparse.ArgumentParser(
-        prog="oncue", description="A task queue built as a Trio actor system."
-    )
-    parser.set_defaults(early_signals=[])  # main() fills it in for the console script
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_serve_command(commands)
-    _add_worker_command(commands)
-    add_client_commands(commands, env("ONCUE_URL") or DEFAULT_URL)
-    _add_token_command(commands)
-    return parser
-
-
-def _add_serve_command(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run the HTTP server and the engine")
-    add_http_options(serve)
-    add_store_option(serve, shared=False)
-    add_engine_options(serve, lease=None)
-    serve.set_defaults(run=_run_serve)
-
-
-def _add_worker_command(commands: Any) -> None:
-    worker = commands.add_parser(
-        "worker", help="run the engine without HTTP, on a store shared with other nodes"
-    )
-    add_store_option(worker, shared=True)
-    add_engine_options(worker, lease=DEFAULT_LEASE)
-    worker.set_defaults(run=_run_worker)
-
-
-def _add_token_command(commands: Any) -> None:
-    token = commands.add_parser("token", help="mint bearer tokens (JWTs) for the HTTP API")
-    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser(
-        "create", help="print an HS256 JWT signed with ONCUE_JWT_SECRET (or JWT_SECRET)"
-    )
-    create.add_argument("--sub", required=True, help="the subject: who the token is for")
-    create.add_argument("--ttl", default="1h", help="how long it is valid: 90s, 15m, 1h, 7d")
-    create.add_argument("--admin", action="store_true", help="grant the admin scope")
-    create.set_defaults(run=_run_token_create)
-
-
-def _run_token_create(options: argparse.Namespace) -> int:
-    from .auth import mint_token, parse_duration
-
-    secret = env("ONCUE_JWT_SECRET", "JWT_SECRET")
-    if secret is None:
-        raise SystemExit("oncue: set ONCUE_JWT_SECRET (the server's) to mint a token")
+def _version() -> str:
     try:
-        ttl = parse_duration(options.ttl)
-        token = mint_token(
-            secret,
-            options.sub,
-            ttl,
-            admin=options.admin,
-            issuer=env("ONCUE_JWT_ISSUER"),
-            audience=env("ONCUE_JWT_AUDIENCE"),
-        )
-    except ValueError as error:
-        raise SystemExit(f"oncue: {error}") from None
-    print(token)
-    return 0
+        return version("oncue")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
-def _run_serve(options: argparse.Namespace) -> int:
+@click.group(context_settings=CONTEXT)
+@click.version_option(_version(), "--version", prog_name="oncue", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(context: click.Context) -> None:
+    """A task queue built as a Trio actor system."""
+    context.ensure_object(dict).setdefault("early_signals", [])
+
+
+def _with(flags: list[Decorator]) -> Decorator:
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        for flag in reversed(flags):
+            function = flag(function)
+        return function
+
+    return apply
+
+
+@cli.command()
+@_with([store_flag(shared=False), store_wait_flag(), *http_flags(), *engine_flags(lease=None)])
+@click.pass_context
+def serve(context: click.Context, /, **params: Any) -> int:
+    """Run the HTTP server and the engine.
+
+    SIGINT/SIGTERM drains within --grace, then exits 0; a second signal exits at once.
+    """
+    from .options import check_options, check_store
     from .server import run_server
 
+    options = namespace(params, context.obj["early_signals"])
     check_store(options.store)
     check_options(options)
     return run_server(options)
 
 
-def _run_worker(options: argparse.Namespace) -> int:
+@cli.command()
+@_with([store_flag(shared=True), store_wait_flag(), *engine_flags(lease=DEFAULT_LEASE)])
+@click.pass_context
+def worker(context: click.Context, /, **params: Any) -> int:
+    """Run tasks from a store shared with other nodes (no HTTP)."""
     from .worker_node import run_worker
 
-    return run_worker(options)
+    return run_worker(namespace(params, context.obj["early_signals"]))
+
+
+@cli.group()
+def token() -> None:
+    """Mint bearer tokens (JWTs) for the HTTP API."""
+
+
+@token.command()
+@click.option("--sub", required=True, help="the subject: who the token is for")
+@click.option(
+    "--ttl", type=Duration(), default="1h", show_default=True, help="how long it is valid"
+)
+@click.option("--admin", is_flag=True, help="grant the admin scope")
+def create(sub: str, ttl: float, admin: bool) -> int:
+    """Print an HS256 JWT signed with ONCUE_JWT_SECRET (or JWT_SECRET)."""
+    from .auth import mint_token
+
+    secret = env("ONCUE_JWT_SECRET", "JWT_SECRET")
+    if secret is None:
+        raise SystemExit("oncue: set ONCUE_JWT_SECRET (the server's) to mint a token")
+    try:
+        issuer, audience = env("ONCUE_JWT_ISSUER"), env("ONCUE_JWT_AUDIENCE")
+        print(mint_token(secret, sub, int(ttl), admin=admin, issuer=issuer, audience=audience))
+    except ValueError as error:
+        raise SystemExit(f"oncue: {error}") from None
+    return 0
+
+
+for command in client_commands():
+    cli.add_command(command)
+
+
+def parse_options(argv: Sequence[str]) -> argparse.Namespace:
+    """What `oncue serve ...` or `oncue worker ...` would run with (click's usage errors)."""
+    name, *rest = argv
+    assert name in ("serve", "worker"), name
+    with cli.commands[name].make_context(f"oncue {name}", rest) as context:
+        return namespace(context.params, [])
 
 
 def catch_early_signals() -> list[int]:
@@ -120,18 +138,29 @@ def catch_early_signals() -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `oncue` console script; returns the exit code.
+    """Entry point of the `oncue` console script and `python -m oncue`; the exit code.
 
     Run as the console script (`argv` None), `serve` and `worker` catch SIGINT/SIGTERM first.
+    An error a command raises for the user (SystemExit with a message, an OncueError) is one
+    line on stderr and exit 1; click's usage errors exit 2.
     """
-    early = None
+    early: list[int] = []
     if argv is None and sys.argv[1:2] in (["serve"], ["worker"]):
         early = catch_early_signals()  # not for client commands: Ctrl-C must stop those
-    options = build_parser().parse_args(argv)
-    if early is not None:
-        options.early_signals = early
-    code: int = options.run(options)
-    return code
+    try:
+        code = cli.main(
+            args=argv, prog_name="oncue", standalone_mode=False, obj={"early_signals": early}
+        )
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:  # Ctrl-C in a client command
+        print("oncue: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except StartupError as error:  # serve/worker could not start: the reason, in one line
+        print(f"oncue: {error}", file=sys.stderr, flush=True)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

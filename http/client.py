@@ -1,117 +1,303 @@
-"""Client commands of `oncue` (submit, status, tasks, stats): httpx against a running server.
+"""`Client` (blocking) and `AsyncClient` (asyncio or trio): oncue's HTTP API from Python.
 
-Each prints the server's JSON answer; an error answer goes to stderr with exit code 1.
-A bearer token in ONCUE_TOKEN is sent with every request.
+Both answer with the engine's own values (`Task`, `Page`, `Stats`) and raise the engine's own
+exceptions (`TaskNotFound`, `QueueFull` with `retry_after`, ...), so code moves between an
+embedded engine and a server unchanged. What each call does is written once, without I/O, in
+client_plans.py; the two classes here only drive those plans with httpx.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-from typing import Any
+import builtins
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
-TIMEOUT = 30.0
-FINISHED = ("completed", "failed", "cancelled")
+from oncue.actors import InvalidField, Page, Stats, Submission, Task, TaskState
+
+from .client_errors import ClientError, NotAnOncueServer, RequestRejected, ServerUnreachable
+from .client_plans import Calls, Moment, Pause, Plan, Priority, Request, task_name
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "NotAnOncueServer",
+    "RequestRejected",
+    "ServerUnreachable",
+]
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 10.0  # seconds for one request to be answered (a long-poll gets more)
+DEFAULT_RETRIES = 3
 
 
-def add_client_commands(commands: Any, url: str) -> None:
-    """Add submit, status, tasks and stats to the `oncue` sub-command parser."""
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
-        parser.add_argument("--url", default=url, help=f"the server (default {url})")
-        return parser
-
-    submit = command("submit", "submit a task")
-    submit.add_argument("type", help="the task type, e.g. email")
-    submit.add_argument("--payload", default="null", help="the payload as JSON")
-    submit.add_argument("--priority", help="an int, or low/normal/high/critical")
-    submit.add_argument("--key", help="idempotency key")
-    submit.add_argument("--wait", action="store_true", help="wait until it finishes")
-    submit.set_defaults(run=run_submit)
-    status = command("status", "show one task")
-    status.add_argument("id")
-    status.set_defaults(run=run_status)
-    tasks = command("tasks", "list tasks, newest first")
-    tasks.add_argument("--status", help="pending, running, completed, failed, ...")
-    tasks.add_argument("--type")
-    tasks.add_argument("--limit", type=int, default=50)
-    tasks.set_defaults(run=run_tasks)
-    stats = command("stats", "show queue statistics")
-    stats.set_defaults(run=run_stats)
-
-
-def _show(response: httpx.Response) -> int:
-    """Print the answer; errors go to stderr. Returns the exit code."""
-    if response.status_code == 204:
-        return 0
-    body = response.json()
-    if response.is_error:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        print(f"oncue: {response.status_code} {error.get('message', body)}", file=sys.stderr)
-        return 1
-    print(json.dumps(body, indent=2))
-    return 0
-
-
-def _request(method: str, url: str, **options: Any) -> httpx.Response:
-    token = os.environ.get("ONCUE_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        return httpx.request(method, url, timeout=TIMEOUT, headers=headers, **options)
-    except httpx.TransportError as error:
-        raise SystemExit(f"oncue: cannot reach {url}: {error}") from None
-
-
-def run_submit(options: argparse.Namespace) -> int:
-    try:
-        payload = json.loads(options.payload)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"oncue: --payload is not valid JSON: {error}") from None
-    body: dict[str, Any] = {"type": options.type, "payload": payload}
-    if options.priority is not None:
-        body["priority"] = _priority(options.priority)
-    if options.key is not None:
-        body["key"] = options.key
-    base = options.url.rstrip("/")
-    response = _request("POST", f"{base}/api/v1/tasks", json=body)
-    if not options.wait or response.is_error:
-        return _show(response)
-    task = response.json()
-    while task["status"] not in FINISHED:
-        response = _request(
-            "GET", f"{base}/api/v1/tasks/{task['id']}/wait", params={"timeout": TIMEOUT - 5}
+def _base(
+    url: str, token: str | None, timeout: float, retries: int
+) -> tuple[str, Calls, dict[str, str]]:
+    """The checked base URL, the calls' plans, and the headers every request carries."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidField(
+            "url", f"url must look like http://host:port (or https://...), got {url!r}"
         )
-        if response.is_error:
-            return _show(response)
-        task = response.json()
-    code = _show(response)
-    return code if task["status"] == "completed" else 1
+    if not (isinstance(retries, int) and retries >= 0) or not timeout > 0:
+        raise InvalidField(
+            "retries", f"retries must be >= 0 and timeout > 0, got {retries}, {timeout}"
+        )
+    base = url.rstrip("/")
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return base, Calls(base, retries), headers
 
 
-def run_status(options: argparse.Namespace) -> int:
-    return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/tasks/{options.id}"))
+def _options(**options: Any) -> dict[str, Any]:
+    return options
 
 
-def run_tasks(options: argparse.Namespace) -> int:
-    params = {"limit": options.limit}
-    params.update(
-        {name: getattr(options, name) for name in ("status", "type") if getattr(options, name)}
-    )
-    return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/tasks", params=params))
+class Client:
+    """A blocking client for an oncue server at ``url`` (``http://host:port``).
+
+    Sends ``token`` as ``Authorization: Bearer``. A call that cannot connect is tried again
+    ``retries`` times (a call that may have reached the server only if it is idempotent: reads,
+    and submits with a ``key``), then raises ServerUnreachable naming the URL. Use it as a
+    context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        self.url, self._calls, headers = _base(url, token, timeout, retries)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        priority: Priority | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: Moment | None = None,
+        key: str | None = None,
+    ) -> Task:
+        """Submit one task (``type``: its name, or the decorated function); returns it.
+
+        An existing ``key`` returns the task it names. Raises UnknownTaskType, QueueFull
+        (``retry_after``), InvalidField naming the option, EngineClosed, ClientError.
+        """
+        options = _options(
+            priority=priority,
+            max_retries=max_retries,
+            timeout=timeout,
+            delay=delay,
+            run_at=run_at,
+            key=key,
+        )
+        return self._run(self._calls.submit(task_name(type), payload, options))
+
+    def submit_many(self, submissions: Iterable[Submission]) -> builtins.list[Task]:
+        """Submit several tasks (the engine's ``Submission``), all or none."""
+        return self._run(self._calls.submit_many(builtins.list(submissions)))
+
+    def get(self, task_id: str) -> Task:
+        """The task; raises TaskNotFound."""
+        return self._run(self._calls.get(task_id))
+
+    def list(
+        self,
+        *,
+        state: TaskState | str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of tasks, newest first; pass its ``next_cursor`` back for the next one."""
+        return self._run(self._calls.list(state, type, limit, cursor))
+
+    def wait(self, task_id: str, *, timeout: float | None = None) -> Task:
+        """Long-poll until the task is finished and return it (``timeout=None``: however long
+        it takes); raises TimeoutError when ``timeout`` seconds pass first."""
+        return self._run(self._calls.wait(task_id, timeout, time.monotonic))
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel an unfinished task; raises TaskAlreadyFinished for a finished one."""
+        return self._run(self._calls.cancel(task_id))
+
+    def retry(self, task_id: str) -> Task:
+        """Run a failed task again; raises TaskNotFailed otherwise."""
+        return self._run(self._calls.retry(task_id))
+
+    def stats(self) -> Stats:
+        return self._run(self._calls.stats())
+
+    def _run(self, plan: Plan[T]) -> T:
+        """Carry out `plan`'s requests and pauses; return what it returns."""
+        step = next(plan)
+        while True:
+            try:
+                if isinstance(step, Pause):
+                    time.sleep(step.seconds)
+                    step = plan.send(None)
+                    continue
+                try:
+                    response = self._send(step)
+                except httpx.TransportError as error:
+                    step = plan.throw(error)
+                    continue
+                step = plan.send(response)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+    def _send(self, request: Request) -> httpx.Response:
+        return self._http.request(
+            request.method,
+            request.path,
+            json=request.json,
+            params=request.params,
+            timeout=request.timeout or httpx.USE_CLIENT_DEFAULT,
+        )
 
 
-def run_stats(options: argparse.Namespace) -> int:
-    return _show(_request("GET", f"{options.url.rstrip('/')}/api/v1/stats"))
+class AsyncClient:
+    """An async client for an oncue server at ``url``, under asyncio or trio.
 
+    As :class:`Client`, with every call awaited; use it with ``async with``, or ``await
+    aclose()``. Cancellation (a cancel scope, ``asyncio.timeout``) stops a call at once.
+    """
 
-def _priority(text: str) -> int | str:
-    """A priority from the command line: an int (negative too) or a name, sent as given."""
-    try:
-        return int(text)
-    except ValueError:
-        return text
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        self.url, self._calls, headers = _base(url, token, timeout, retries)
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def submit(
+        self,
+        type: str | Callable[..., Any],
+        payload: Any = None,
+        *,
+        priority: Priority | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        delay: float | None = None,
+        run_at: Moment | None = None,
+        key: str | None = None,
+    ) -> Task:
+        """Submit one task; as :meth:`Client.submit`."""
+        options = _options(
+            priority=priority,
+            max_retries=max_retries,
+            timeout=timeout,
+            delay=delay,
+            run_at=run_at,
+            key=key,
+        )
+        return await self._run(self._calls.submit(task_name(type), payload, options))
+
+    async def submit_many(self, submissions: Iterable[Submission]) -> builtins.list[Task]:
+        """Submit several tasks, all or none."""
+        return await self._run(self._calls.submit_many(builtins.list(submissions)))
+
+    async def get(self, task_id: str) -> Task:
+        """The task; raises TaskNotFound."""
+        return await self._run(self._calls.get(task_id))
+
+    async def list(
+        self,
+        *,
+        state: TaskState | str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of tasks, newest first; pass its ``next_cursor`` back for the next one."""
+        return await self._run(self._calls.list(state, type, limit, cursor))
+
+    async def wait(self, task_id: str, *, timeout: float | None = None) -> Task:
+        """Long-poll until the task is finished; as :meth:`Client.wait`."""
+        return await self._run(self._calls.wait(task_id, timeout, time.monotonic))
+
+    async def cancel(self, task_id: str) -> Task:
+        return await self._run(self._calls.cancel(task_id))
+
+    async def retry(self, task_id: str) -> Task:
+        return await self._run(self._calls.retry(task_id))
+
+    async def stats(self) -> Stats:
+        return await self._run(self._calls.stats())
+
+    async def _run(self, plan: Plan[T]) -> T:
+        """Carry out `plan`'s requests and pauses; return what it returns."""
+        step = next(plan)
+        while True:
+            try:
+                if isinstance(step, Pause):
+                    await anyio.sleep(step.seconds)
+                    step = plan.send(None)
+                    continue
+                try:
+                    response = await self._send(step)
+                except httpx.TransportError as error:
+                    step = plan.throw(error)
+                    continue
+                step = plan.send(response)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+    async def _send(self, request: Request) -> httpx.Response:
+        return await self._http.request(
+            request.method,
+            request.path,
+            json=request.json,
+            params=request.params,
+            timeout=request.timeout or httpx.USE_CLIENT_DEFAULT,
+        )

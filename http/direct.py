@@ -20,11 +20,11 @@ import attrs
 import trio
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
-from .app import Service
 from .errors import reply_for
 from .gate import Direct, Exchange
 from .reply import ASGIReceive, ASGISend, Message
 from .routes_tasks import TASKS, Accept, Render, direct_routes
+from .service import Service
 from .tenancy import owner_of
 
 

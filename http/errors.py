@@ -18,6 +18,7 @@ from oncue.actors import (
     EngineClosed,
     OncueError,
     QueueFull,
+    StoreUnavailable,
     TaskAlreadyFinished,
     TaskNotFailed,
     TaskNotFinished,
@@ -40,6 +41,7 @@ ENGINE_ERRORS: list[tuple[type[Exception], int, str]] = [
     (UnknownTaskType, 422, "unknown_task_type"),
     (QueueFull, 429, "queue_full"),
     (EngineClosed, 503, "shutting_down"),
+    (StoreUnavailable, 503, "unavailable"),
     # The store (or another actor) crashed or stopped mid-call: it is being restarted.
     (ActorError, 503, "unavailable"),
     (ValueError, 422, "invalid_value"),
@@ -102,7 +104,7 @@ def reply_for(error: Exception, path: str) -> Reply:
         return error_reply(error.status, error.code, error.message, error.field, error.headers)
     if isinstance(error, HTTPException):
         return http_error_reply(error)
-    if isinstance(error, OncueError | ValueError):
+    if isinstance(error, OncueError | ActorError | ValueError):
         return engine_error_reply(error, path)
     return internal_error_reply(error)
 

@@ -13,21 +13,20 @@ import msgspec
 import msgspec.structs
 
 from oncue.actors import Task
+from oncue.actors.rules import INT64_MAX, INT64_MIN, MAX_KEY_LENGTH, MAX_TYPE_LENGTH, TYPE_PATTERN
 
 from .tenancy import shown_key
 
 # The last second of year 9999: later run_at values could not be shown as ISO 8601.
 MAX_EPOCH = 253_402_300_799.0
 # Bounds every submitted option is checked against (a 422 naming the field), so that nothing
-# a client sends can overflow a store's integer column or a timer.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# a client sends can overflow a store's integer column or a timer. The 64-bit range, the key's
+# length and the type's pattern are the engine's own (oncue.actors.rules); these are tighter.
 MAX_TIMEOUT = 7 * 86400.0
 MAX_RETRIES = 1000
 MAX_DELAY = 10 * 365 * 86400.0
-MAX_KEY_LENGTH = 200
-TYPE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
-TaskType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, max_length=100)]
+TaskType = Annotated[str, msgspec.Meta(pattern=f"^{TYPE_PATTERN}$", max_length=MAX_TYPE_LENGTH)]
 Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 PriorityName = Annotated[str, msgspec.Meta(max_length=20)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
@@ -107,8 +106,8 @@ JobOut = msgspec.defstruct(
         for field in msgspec.structs.fields(TaskOut)
     ],
 )
-JobList = msgspec.defstruct("JobList", [("tasks", list[JobOut]), ("next_cursor", str | None)])  # type: ignore[valid-type]
-JobBatch = msgspec.defstruct("JobBatch", [("tasks", list[JobOut])])  # type: ignore[valid-type]
+JobList = msgspec.defstruct("JobList", [("jobs", list[JobOut]), ("next_cursor", str | None)])  # type: ignore[valid-type]
+JobBatch = msgspec.defstruct("JobBatch", [("jobs", list[JobOut])])  # type: ignore[valid-type]
 
 
 class ErrorBody(msgspec.Struct):

@@ -18,18 +18,23 @@ from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
-from oncue.actors import Engine, OncueError, Registry, SupervisorGaveUp
+from oncue.actors import Engine, OncueError, Registry, SupervisorGaveUp, register_builtins
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def load_registry(module_name: str | None) -> Registry:
-    """The registry to serve: the built-ins, or `module_name`'s `registry` (`module:attr`).
+def load_registry(module_name: str | None, *, builtins: bool = True) -> Registry:
+    """The registry to serve: `module_name`'s `registry` (`module:attr`) if given, plus the
+    built-in task types unless `builtins` is false (a type of yours keeps its own handler).
 
     The current directory is importable, as with `celery -A`.
     """
-    if module_name is None:
-        return Registry()
+    registry = _user_registry(module_name) if module_name is not None else Registry()
+    return register_builtins(registry) if builtins else registry
+
+
+def _user_registry(module_name: str) -> Registry:
+    """`module_name`'s `registry`; SystemExit with one line if it cannot be found."""
     module_path, _, attribute = module_name.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -12,13 +12,13 @@ from quart_schema import document_request, document_response, hide
 
 from oncue.actors import ActorError, EngineClosed, WorkerInfo
 
-from .app import service
 from .auth import require_admin
 from .body import read_body
 from .errors import ApiError
 from .metrics import CONTENT_TYPE
 from .models import ErrorOut, WorkersIn, iso
 from .reply import json_response
+from .service import service
 
 MAX_WORKERS = 1000
 

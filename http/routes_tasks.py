@@ -17,10 +17,10 @@ import trio
 from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
-from oncue.actors import Submission, Task, TaskAlreadyFinished, TaskState, WaitTimeout
+from oncue.actors import InvalidField, Submission, Task, TaskAlreadyFinished, TaskState
 from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
+from oncue.actors.rules import check_one_schedule
 
-from .app import Service, service
 from .body import decode, query_float, query_int, request_data
 from .errors import ApiError
 from .models import (
@@ -38,11 +38,11 @@ from .models import (
     task_json,
 )
 from .reply import Reply, json_reply, json_response
+from .service import Service, service
 from .tenancy import current_owner, owner_filter, scoped_key, visible
 
 DEFAULT_WAIT = 30.0
 MAX_WAIT = 300.0
-STATES = [state.value for state in TaskState]
 
 Render = Callable[[Task], dict[str, Any]]
 # A submit route's work: (service, the caller's owner, the request body, render) -> the answer.
@@ -65,10 +65,14 @@ def submission(
 
     `field` names the payload in errors (`tasks[3].payload` inside a batch); `current` and
     `owner` are looked up once per request (a batch would otherwise pay for them per task).
+    The payload is encoded once: its size is measured from that JSON, which a durable store
+    then commits as it is.
     """
-    current.check_payload(item.payload, field)
-    if item.delay is not None and item.run_at is not None:
-        raise ApiError(422, "invalid_field", "give delay or run_at, not both", field="run_at")
+    payload_json = current.check_payload(item.payload, field)
+    try:
+        check_one_schedule(item.delay, item.run_at)
+    except InvalidField as error:
+        raise ApiError(422, "invalid_field", str(error), field=error.field) from None
     return Submission(
         item.type,
         item.payload,
@@ -79,6 +83,7 @@ def submission(
         run_at=None if item.run_at is None else epoch(item.run_at),
         key=None if item.key is None else scoped_key(item.key, owner),
         owner=owner,
+        payload_json=payload_json,
     )
 
 
@@ -92,6 +97,12 @@ class Resource:
     one: type = TaskOut
     page: type = TaskList
     batch: type = TaskBatch
+    states: dict[str, TaskState] = attrs.field(factory=lambda: {s.value: s for s in TaskState})
+
+    @property
+    def plural(self) -> str:
+        """The key of a list of them in an answer ("tasks", "jobs")."""
+        return self.name
 
 
 @attrs.frozen
@@ -136,8 +147,10 @@ async def accept_task(current: Service, owner: str | None, data: bytes, render: 
     return json_reply(render(admitted.task), 201 if admitted.created else 200)
 
 
-async def accept_batch(current: Service, owner: str | None, data: bytes, render: Render) -> Reply:
-    """Submit the tasks `data` lists, all or none; 201 with them."""
+async def accept_batch(
+    current: Service, owner: str | None, data: bytes, render: Render, plural: str = "tasks"
+) -> Reply:
+    """Submit the tasks `data` lists, all or none; 201 with them (under `plural`)."""
     batch = decode(BatchIn, data)
     limit = current.batch_limit
     if not 1 <= len(batch.tasks) <= limit:
@@ -149,7 +162,7 @@ async def accept_batch(current: Service, owner: str | None, data: bytes, render:
     ]
     with current.deadline():
         submitted = await current.engine.submit_many(submissions)
-    return json_reply({"tasks": [render(task) for task in submitted]}, 201)
+    return json_reply({plural: [render(task) for task in submitted]}, 201)
 
 
 async def submit(resource: Resource) -> Response:
@@ -161,26 +174,27 @@ async def submit(resource: Resource) -> Response:
 async def submit_batch(resource: Resource) -> Response:
     """Submit several tasks, all or nothing."""
     data = await request_data()
-    return (await accept_batch(service(), current_owner(), data, resource.render)).response()
+    reply = await accept_batch(service(), current_owner(), data, resource.render, resource.plural)
+    return reply.response()
 
 
 async def list_tasks(resource: Resource) -> Response:
     """List tasks newest first, filtered by status and type, a page at a time."""
     status = request.args.get("status") or None
-    if status is not None and status not in STATES:
-        message = f"status must be one of {', '.join(STATES)}, got {status!r}"
+    if status is not None and status not in resource.states:
+        message = f"status must be one of {', '.join(resource.states)}, got {status!r}"
         raise ApiError(422, "invalid_field", message, field="status")
     limit = query_int("limit", 50, low=1, high=MAX_LIST_LIMIT)
     with service().deadline():
         page = await service().engine.list(
-            state=None if status is None else TaskState(status),
+            state=None if status is None else resource.states[status],
             type=request.args.get("type") or None,
             limit=limit,
             cursor=request.args.get("cursor") or None,
             owner=owner_filter(),
         )
     tasks = [resource.render(task) for task in page.tasks]
-    return json_response({"tasks": tasks, "next_cursor": page.next_cursor})
+    return json_response({resource.plural: tasks, "next_cursor": page.next_cursor})
 
 
 async def get_task(resource: Resource, task_id: str) -> Response:
@@ -199,10 +213,8 @@ async def wait_task(resource: Resource, task_id: str) -> Response:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
         try:
-            task = await current.engine.wait(task_id, timeout=timeout)
-            return json_response(resource.render(task))
-        except WaitTimeout:
-            pass
+            with trio.move_on_after(timeout):
+                return json_response(resource.render(await current.engine.wait(task_id)))
         finally:
             nursery.cancel_scope.cancel()
     return json_response(resource.render(await current.engine.get(task_id)))
@@ -275,11 +287,24 @@ async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
 
 
 def job_json(task: Task) -> dict[str, Any]:
-    """A task under the names the "Task Queue System" README used: job_id, completed_at."""
-    return {JOB_NAMES.get(name, name): value for name, value in task_json(task).items()}
+    """A task under the names the "Task Queue System" README used: job_id, completed_at, and
+    its states pending → processing → completed / failed → retrying."""
+    job = {JOB_NAMES.get(name, name): value for name, value in task_json(task).items()}
+    job["status"] = JOB_STATES.get(task.state, job["status"])
+    return job
 
 
+JOB_STATES = {TaskState.RUNNING: "processing"}
 TASKS = Resource("tasks", "/api/v1/tasks", task_json)
-JOBS = Resource("jobs", "/api/v1/jobs", job_json, JobOut, JobList, JobBatch)
+JOBS = Resource(
+    "jobs",
+    "/api/v1/jobs",
+    job_json,
+    JobOut,
+    JobList,
+    JobBatch,
+    # The README's names, and the engine's "running" too.
+    states={**TASKS.states, **{name: state for state, name in JOB_STATES.items()}},
+)
 tasks = task_blueprint(TASKS)
 jobs = task_blueprint(JOBS)

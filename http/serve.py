@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from functools import partial
 
 import trio
@@ -12,9 +13,16 @@ from quart_trio import QuartTrio
 
 from oncue.actors import Engine
 
-from .app import Service, create_app
+from .app import create_app
+from .service import Service
+from .startup import StartupError, first_of
 
 logger = logging.getLogger(__name__)
+
+
+class CannotListen(StartupError, OSError):
+    """`serve()` could not bind its address (in use, or not this machine's)."""
+
 
 DEFAULT_GRACEFUL_TIMEOUT = 3.0
 # Hypercorn's default accept backlog is 100: a burst of more new connections overflows it and
@@ -49,6 +57,9 @@ async def serve(
         shutdown: set it to stop serving gracefully.
         graceful_timeout: seconds in-flight requests get once shutdown begins.
         log_tasks: log one line per task transition (`task.completed id=... worker=...`).
+
+    Raises:
+        CannotListen: (an OSError) the address is in use or cannot be bound; one line.
     """
     if app is None:
         app = create_app(engine)
@@ -66,9 +77,33 @@ async def serve(
         current.draining.set()  # long-polls answer now instead of holding shutdown
 
     current.log_tasks = log_tasks
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
-        )
-        logger.info("http.listening url=%s", binds[0])
-        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    check_bindable(host, port)
+    try:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                partial(hypercorn_serve, app, config, shutdown_trigger=shutdown_trigger)
+            )
+            logger.info("http.listening url=%s", binds[0])
+            task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    except BaseExceptionGroup as group:
+        bind_error = first_of(group, OSError)
+        if bind_error is None or not bind_error.errno:
+            raise
+        reason = bind_error.strerror or str(bind_error)
+        raise CannotListen(f"cannot listen on {config.bind[0]}: {reason}") from None
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise CannotListen (one line) unless `host`:`port` can be bound, as Hypercorn binds.
+
+    Checked first because Hypercorn leaves its socket open when its bind fails.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            reason = error.strerror or str(error)
+            raise CannotListen(f"cannot listen on {address}: {reason}") from None

@@ -17,27 +17,33 @@ import trio
 
 from oncue.actors import Registry, open_engine
 
-from .app import Service, create_app
+from .app import create_app
 from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
 from .options import engine_options
 from .process import SIGNALS, drain, load_registry, one_line_refusals, open_signal_watch, redact
 from .serve import serve
+from .service import Service
+from .startup import startup_errors, wait_for_store
 
 logger = logging.getLogger("oncue.server")
 
 
 def run_server(options: argparse.Namespace) -> int:
-    """Run `oncue serve` until a signal has drained it; returns the exit code."""
+    """Run `oncue serve` until a signal has drained it; returns the exit code.
+
+    Raises StartupError (one line) when it cannot start: the port is taken, the store did not
+    answer within `--store-wait`, or its schema is newer than this oncue.
+    """
     configure_logging(options.log_level, options.log_format)
     hardening = {
         "auth": auth_settings(options),
         "rate_limit": rate_limiter(options),
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
-    registry = load_registry(options.handlers)
-    with one_line_refusals():
+    registry = load_registry(options.handlers, builtins=options.builtins)
+    with one_line_refusals(), startup_errors():
         return trio.run(partial(_serve_until_signalled, options, registry, hardening))
 
 
@@ -75,6 +81,10 @@ async def _serve_until_signalled(
     # Catch SIGINT/SIGTERM from the first moment: one that comes while the engine starts
     # waits here and drains it as soon as it is up, instead of killing the process.
     with trio.open_signal_receiver(*SIGNALS) as signals:
+        if not await wait_for_store(
+            options.store, options.store_wait, signals, options.early_signals
+        ):
+            return 0
         return await _serve(options, registry, hardening, signals)
 
 

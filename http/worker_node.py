@@ -29,6 +29,7 @@ from .process import (
     open_signal_watch,
     redact,
 )
+from .startup import startup_errors, wait_for_store
 
 logger = logging.getLogger("oncue.worker")
 
@@ -45,20 +46,28 @@ def check_shared_store(url: str | None) -> None:
 
 
 def run_worker(options: argparse.Namespace) -> int:
-    """Run `oncue worker` until a signal has drained it; returns the exit code."""
+    """Run `oncue worker` until a signal has drained it; returns the exit code.
+
+    Raises StartupError (one line) when the store did not answer within `--store-wait` or
+    its schema is newer than this oncue.
+    """
     store: str = options.store
     check_shared_store(store)
     check_store(store)
     check_options(options)
     configure_logging(options.log_level, options.log_format)
-    registry = load_registry(options.handlers)
-    with one_line_refusals():
+    registry = load_registry(options.handlers, builtins=options.builtins)
+    with one_line_refusals(), startup_errors():
         return trio.run(partial(_work_until_signalled, options, registry))
 
 
 async def _work_until_signalled(options: argparse.Namespace, registry: Registry) -> int:
     # Listening from the first moment: a signal while the engine starts drains it once it is up.
     with trio.open_signal_receiver(*SIGNALS) as signals:
+        if not await wait_for_store(
+            options.store, options.store_wait, signals, options.early_signals
+        ):
+            return 0
         return await work(options, registry, signals)
 
 

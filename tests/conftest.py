@@ -17,27 +17,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def postgres_store() -> Iterator[str]:
-    """A store URL on a fresh schema of the test database, dropped afterwards. Skips when no
-    PostgreSQL answers on 127.0.0.1:5432 (or psycopg is missing); under CI=true, fails."""
-    from live_servers import POSTGRES, RUN, postgres_or_skip
+    """A store URL on a fresh schema of the test database (ONCUE_TEST_POSTGRES, default
+    postgresql://127.0.0.1:5432/test), dropped afterwards. Skips when no PostgreSQL answers
+    there (or psycopg is missing); under CI=true, fails."""
+    from live_servers import POSTGRES, RUN, postgres_or_skip, with_option
 
     postgres_or_skip()
     import psycopg
 
     schema = f"oncue_t_{RUN}_{secrets.token_hex(2)}"
-    yield f"{POSTGRES}?schema={schema}"
+    yield with_option(POSTGRES, "schema", schema)
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def redis_store() -> Iterator[str]:
-    """A store URL on a key prefix of its own in Redis db 0, whose keys are deleted afterwards.
-    Skips when no Redis answers on 127.0.0.1:6379 (or the redis extra is missing); under
-    CI=true, fails."""
-    from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+    """A store URL on a key prefix of its own in the test Redis (ONCUE_TEST_REDIS, default
+    redis://127.0.0.1:6379/0), whose keys are deleted afterwards. Skips when no Redis answers
+    there (or the redis extra is missing); under CI=true, fails."""
+    from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_option
 
     redis_or_skip()
     prefix = f"oncue_t_{RUN}_{secrets.token_hex(4)}"
-    yield f"{REDIS}?prefix={prefix}"
+    yield with_option(REDIS, "prefix", prefix)
     drop_redis_prefix(prefix)

@@ -31,6 +31,7 @@ def test_example_runs_and_exits_0(
     env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     if "postgres" in example.name:  # a schema of its own (skips without PostgreSQL)
         env["ONCUE_STORE"] = request.getfixturevalue("postgres_store")
+        user_table(env["ONCUE_STORE"], create=True)  # the user's: the example must keep it
     if "redis" in example.name:  # a key prefix of its own (skips without Redis)
         env["ONCUE_STORE"] = request.getfixturevalue("redis_store")
     result = subprocess.run(
@@ -46,3 +47,20 @@ def test_example_runs_and_exits_0(
         f"{example.name} exited {result.returncode}\n"
         f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )
+    if "postgres" in example.name:
+        assert user_table(env["ONCUE_STORE"]), "the example dropped a schema it did not make"
+
+
+def user_table(store: str, *, create: bool = False) -> bool:
+    """Make (or find) a table of the user's own in the schema of `store`."""
+    import psycopg
+
+    from oncue.actors.backends.postgres import split_url
+
+    url, schema = split_url(store)
+    with psycopg.connect(url, autocommit=True) as connection:
+        if create:
+            connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # type: ignore[arg-type]
+            connection.execute(f'CREATE TABLE "{schema}".users_own (id int)')  # type: ignore[arg-type]
+        found = connection.execute("SELECT to_regclass(%s)", (f'"{schema}".users_own',))
+        return (found.fetchone() or (None,))[0] is not None

@@ -21,11 +21,13 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 PACKAGE_DIRS: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]
 
 WHERE = """
-import http, http.client, json, oncue.actors, oncue.http
+import http, http.client, json, oncue, oncue.actors, oncue.http, oncue.http.client
 print(json.dumps({
     "http": http.__file__,
+    "oncue": oncue.__file__,
     "oncue.actors": oncue.actors.__file__,
     "oncue.http": list(oncue.http.__path__),
+    "Client": oncue.Client is oncue.http.client.Client,
 }))
 """
 
@@ -55,7 +57,25 @@ def test_stdlib_http_and_oncue_http_both_import_from_the_repo_root() -> None:
     where = json.loads(run([sys.executable, "-c", WHERE], cwd=REPO))
     assert not is_inside(where["http"], REPO)
     assert is_inside(where["http"], Path(json.__file__).parent.parent)  # the stdlib's folder
-    assert where["oncue.http"]
+    assert where["oncue.http"] == [str(REPO / "http")]
+    assert where["oncue"] == str(REPO / PACKAGE_DIRS["oncue"] / "__init__.py")
+    assert where["oncue.actors"] == str(REPO / "actors" / "__init__.py")
+    assert where["Client"]
+
+
+def test_no_root_folder_is_named_after_the_package() -> None:
+    # An oncue/ folder with an __init__.py would be imported first from the root and hide
+    # the mapped sub-packages; `oncue` itself lives in the folder pyproject maps it to.
+    assert not (REPO / "oncue").exists()
+    assert PACKAGE_DIRS["oncue"] != "oncue"
+    assert (REPO / PACKAGE_DIRS["oncue"] / "__main__.py").is_file()
+
+
+def test_every_package_is_typed() -> None:
+    package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    for package in ("oncue", "oncue.actors", "oncue.http"):  # sub-packages are typed with them
+        assert (REPO / PACKAGE_DIRS[package] / "py.typed").is_file(), package
+        assert package_data.get(package) == ["py.typed"], package
 
 
 def test_this_pytest_session_sees_the_standard_library_http() -> None:
@@ -82,13 +102,15 @@ def copy_sources(destination: Path) -> Path:
 
 IMPORT_EVERYTHING = """
 import importlib, json, pkgutil, sys
-import oncue.actors, oncue.http
+import oncue, oncue.actors, oncue.http
+assert oncue.Client and oncue.open_engine and oncue.__version__ != "0+unknown"
 names = []
 for package in (oncue.actors, oncue.http):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
         names.append(module.name)
-print(json.dumps({"modules": names, "files": [oncue.actors.__file__, *oncue.http.__path__]}))
+files = [oncue.__file__, oncue.actors.__file__, *oncue.http.__path__]
+print(json.dumps({"modules": names, "files": files}))
 """
 
 
@@ -111,8 +133,14 @@ def test_a_wheel_installs_into_a_fresh_venv_and_imports_from_elsewhere(tmp_path:
     assert all(is_inside(path, venv) for path in report["files"]), report["files"]
     # Every module in the folders made it into the wheel (an unlisted sub-package would not).
     installed = set(report["modules"])
+    site = Path(report["files"][0]).parent  # oncue/ in the venv's site-packages
     for package, folder in PACKAGE_DIRS.items():
         for source in (REPO / folder).glob("*.py"):
-            if source.stem != "__init__":
+            if package == "oncue":  # not imported: its __main__ would run the CLI
+                assert (site / source.name).is_file(), f"{source} is not in the wheel"
+            elif source.stem != "__init__":
                 assert f"{package}.{source.stem}" in installed, f"{source} is not in the wheel"
     run([str(venv / "bin" / "oncue"), "--help"], cwd=elsewhere)
+    assert run([str(python), "-m", "oncue", "--version"], cwd=elsewhere).startswith("oncue ")
+    for typed in ("py.typed", "actors/py.typed", "http/py.typed"):
+        assert (site / typed).is_file(), f"{typed} is not in the wheel"

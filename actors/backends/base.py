@@ -1,4 +1,4 @@
-"""The Backend interface, and picking one from a store URL."""
+"""The Backend interface: what the store actor asks of the place it keeps tasks."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from typing import NamedTuple, Protocol
 from ..record import TaskRecord
 from ..task import TaskState
 
-STORE_FORMS = (
-    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db,"
-    " postgresql://user@host:5432/database[?schema=name],"
-    " redis://host:6379/0[?prefix=name]"
-)
-
 
 class Backend(Protocol):
     """Storage for the store actor; every method is called from that one actor only.
 
     ``commit`` is one transaction: all of it lands or none does. Records handed to ``commit``
     may be mutated by the store afterwards; a backend that keeps them must copy what it needs.
+
+    A backend declares what it is: ``durable`` (its tasks outlive the engine that wrote them;
+    False only for a store held in this engine's own memory, which answers at once and needs
+    no deadline) and ``shared`` (several engines may use it at once: see SharedBackend).
     """
+
+    durable: bool
+    shared: bool
 
     async def open(self) -> None: ...
 
@@ -113,11 +114,16 @@ class SharedBackend(Backend, Protocol):
     whole shared store; ``last_number`` is unused (see ``reserve_numbers``).
     """
 
-    shared: bool  # True: the store and scheduler work in shared mode with this backend
-
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
-        """Called once, before ``open``: this node's name (unique among live nodes) and the
-        lease, in seconds, of a task of each type."""
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
+        """Called once, before ``open``: this node's name (unique among live nodes), the
+        lease, in seconds, of a task of each type, and the types this node can run (its
+        registry's names; None: any). ``claim`` takes only tasks of those types, so a task
+        no live node can run stays pending instead of failing on a node without its handler."""
         ...
 
     async def reserve_numbers(self) -> range:
@@ -125,8 +131,9 @@ class SharedBackend(Backend, Protocol):
         ...
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
-        """Own up to ``limit`` pending or retrying tasks due within ``within`` seconds
-        (``run_at`` None or <= now + within), owned by no node or by one whose lease expired;
+        """Own up to ``limit`` pending or retrying tasks of the types this node runs (see
+        ``attach``) due within ``within`` seconds (``run_at`` None or <= now + within), owned
+        by no node or by one whose lease expired;
         highest priority first, then lowest number. Each gets ``node`` = this node and a lease
         of ``lease_for(type)`` seconds. One atomic step: no two nodes own a task at once."""
         ...
@@ -162,58 +169,4 @@ class SharedBackend(Backend, Protocol):
 
 def is_shared(backend: Backend) -> bool:
     """Whether several engines may share this backend (see SharedBackend)."""
-    return bool(getattr(backend, "shared", False))
-
-
-def open_backend(url: str) -> Backend:
-    """Make the backend a store URL names; raises ValueError naming the accepted forms.
-
-    ``memory://``; ``sqlite:///oncue.db`` (relative to the working directory) or
-    ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``;
-    ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public);
-    ``redis://host:port/db`` (or ``rediss://``; ``?prefix=`` names the key prefix, default oncue).
-    """
-    from urllib.parse import parse_qs, urlsplit
-
-    from .memory import MemoryBackend
-    from .sqlite import SqliteBackend
-
-    if not isinstance(url, str):
-        raise ValueError(f"store must be a URL string or a Backend, got {url!r}")
-    if url in ("memory://", "memory:", "memory"):
-        return MemoryBackend()
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite" and parts.netloc == "" and len(parts.path) > 1:
-        options = parse_qs(parts.query)
-        unknown = set(options) - {"synchronous"}
-        if unknown:
-            raise ValueError(f"unknown sqlite store option(s) {sorted(unknown)} in {url!r}")
-        synchronous = options.get("synchronous", ["normal"])[-1]
-        return SqliteBackend(parts.path[1:], synchronous=synchronous)
-    if parts.scheme in ("postgresql", "postgres"):
-        return _postgres(url)
-    if parts.scheme in ("redis", "rediss"):
-        return _redis(url)
-    raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")
-
-
-def _postgres(url: str) -> Backend:
-    from importlib.util import find_spec
-
-    from .postgres import PostgresBackend
-
-    if find_spec("psycopg") is None or find_spec("psycopg_pool") is None:
-        raise ValueError(
-            "the postgresql store needs the postgres extra: pip install 'oncue[postgres]'"
-        )
-    return PostgresBackend(url)
-
-
-def _redis(url: str) -> Backend:
-    from importlib.util import find_spec
-
-    from .redis import RedisBackend
-
-    if find_spec("hiredis") is None:
-        raise ValueError("the redis store needs the redis extra: pip install 'oncue[redis]'")
-    return RedisBackend(url)
+    return backend.shared

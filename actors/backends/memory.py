@@ -13,6 +13,9 @@ class MemoryBackend:
     """Keeps the store's own records (no copies): it lives as long as the engine, so tasks
     survive restarts of the store actor, but not of the process."""
 
+    durable = False
+    shared = False
+
     def __init__(self) -> None:
         self._by_id: dict[str, TaskRecord] = {}
         self._by_number: dict[int, TaskRecord] = {}

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
     import psycopg  # imports (the wheel test imports every module without extras)
     from psycopg_pool import ConnectionPool
 
-from ..errors import NodeNameInUse
+from ..errors import BackendError, BackendFull, BackendUnavailable, BadQuery, NodeNameInUse
 from ..record import TaskRecord
 from ..task import TaskState
 from .base import Notice
@@ -49,6 +49,7 @@ from .postgres_sql import (
 )
 from .rows import COLUMNS, from_row, to_row
 from .sqlite import query_sql
+from .translate import os_error, translating
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +73,27 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
+def classify(error: Exception) -> BackendError | None:
+    """psycopg's errors as BackendErrors: a full disk, a value out of range, a server that
+    cannot be reached or answered with an operational error (the pool's timeout included)."""
+    import psycopg
+    import psycopg.errors
+
+    if isinstance(error, psycopg.errors.DiskFull):
+        return BackendFull(f"PostgreSQL is out of disk space: {error}", error)
+    if isinstance(error, psycopg.DataError):
+        return BadQuery(f"PostgreSQL refused a value: {error}", error)
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return BackendUnavailable(f"PostgreSQL: {error}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class PostgresBackend:
     """Tasks in one PostgreSQL schema (created, and migrated, on open), shared by every engine
     that opens it."""
 
+    durable = True
     shared = True
 
     def __init__(self, url: str) -> None:
@@ -89,10 +107,17 @@ class PostgresBackend:
         # the node owns (a claim whose answer was lost to a cancel or a broken connection).
         self._known: set[str] = set()
         self._name_lock: psycopg.Connection[Any] | None = None  # holds our node name
+        self._runs: list[str] | None = None  # the types this node claims (None: any)
 
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
         self.node = node
         self._lease_for = lease_for
+        self._runs = None if runs is None else sorted(runs)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(connection, *args)`` in a thread; on cancellation, cancel the query."""
@@ -200,7 +225,7 @@ class PostgresBackend:
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         default = self._lease_for("")  # no type is named "": the engine's default lease
-        args = (within, limit, self.node, default, default)
+        args = (within, self._runs, self._runs, limit, self.node, default, default)
         records = self._owned(await self._select(CLAIM, args))
         records.sort(key=lambda record: (-record.priority, record.number))
         own: dict[float, list[str]] = {}  # types with a lease of their own: one update each

@@ -37,10 +37,12 @@ UPSERT = (
     " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
     " RETURNING id"
 )
+# A node claims only the types it runs (%s: their names, or NULL for any type).
 CLAIM = (
     "WITH picked AS (SELECT id FROM tasks WHERE state IN ('pending', 'retrying')"
     f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
     f" AND (node IS NULL OR lease_until < {NOW})"
+    " AND (%s::text[] IS NULL OR type = ANY(%s::text[]))"
     " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)"
     f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
     f" FROM picked WHERE tasks.id = picked.id RETURNING {RETURNING}"

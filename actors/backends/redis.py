@@ -22,13 +22,14 @@ from typing import Any
 
 import trio
 
-from ..errors import NodeNameInUse
+from ..errors import BackendError, BackendFull, BackendUnavailable, NodeNameInUse
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import decode, encode
 from .redis_lua import PRELUDE, SCRIPTS
 from .redis_wire import Connection, RedisError, parse_url
+from .translate import os_error, translating
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,26 @@ _BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
 _SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in _BODIES.items()}
 
 
+def classify(error: Exception) -> BackendError | None:
+    """Redis's errors as BackendErrors: out of memory, or a server that cannot be reached,
+    closed the connection or answered an error."""
+    if isinstance(error, RedisError):
+        if str(error).startswith("OOM"):
+            return BackendFull(f"Redis is out of memory: {error}", error)
+        return BackendUnavailable(f"Redis: {error}", error)
+    if isinstance(error, trio.BrokenResourceError | trio.ClosedResourceError):
+        return BackendUnavailable(f"the connection to Redis broke: {error!r}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class RedisBackend:
     """Tasks in one Redis database under one key prefix, shared by every node attached to it.
 
     Raises ValueError at construction for a URL it cannot use.
     """
 
+    durable = True
     shared = True
 
     def __init__(self, url: str) -> None:
@@ -62,10 +77,17 @@ class RedisBackend:
         self._known: set[str] = set()
         self._connection: Connection | None = None
         self._open = False
+        self._runs: list[str] | None = None  # the types this node claims (None: any)
 
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
         self.node = node
         self._lease_for = lease_for
+        self._runs = None if runs is None else sorted(runs)
 
     def _lease(self, type_: str) -> float:
         lease = self._leases.get(type_)
@@ -214,7 +236,11 @@ class RedisBackend:
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
-        found = await self._script("claim", self.node, limit, within, FALLBACK_LEASE, *leases)
+        runs = [] if self._runs is None else self._runs
+        count = -1 if self._runs is None else len(runs)
+        found = await self._script(
+            "claim", self.node, limit, within, FALLBACK_LEASE, count, *runs, *leases
+        )
         claimed = [decode(flat) for flat in found]
         self._known.update(record.id for record in claimed)
         unknown = [record for record in claimed if record.type not in self._leases]

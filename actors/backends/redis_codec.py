@@ -31,7 +31,8 @@ def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
     flat += ["lease", repr(lease)]
     if full:
         flat += ["number", str(record.number), "type", record.type]
-        flat += ["payload", dumps(record.payload), "max_retries", str(record.max_retries)]
+        payload = dumps(record.payload) if record.payload_json is None else record.payload_json
+        flat += ["payload", payload, "max_retries", str(record.max_retries)]
         flat += ["timeout", repr(record.timeout), "created_at", repr(record.created_at)]
         if record.key is not None:
             flat += ["key", record.key]

@@ -5,9 +5,11 @@ would share a slot; Redis Cluster is not supported, since the scripts compute ke
 
 - ``P task:<id>``        hash: the task's columns (as in SQLite), plus ``node`` (owner),
                          ``rank`` (its member in ``ready``) and ``lease`` (seconds)
-- ``P ready``            zset, all scores 0, members ``rank`` = 16 hex digits of
-                         (2^63 - 1 - priority), 16 of number, then the id: lexical order is
-                         claim order (priority high first, then number low first)
+- ``P ready:<type>``     zset per task type, all scores 0, members ``rank`` = 16 hex digits
+                         of (2^63 - 1 - priority), 16 of number, then the id: lexical order
+                         is claim order (priority high first, then number low first); one
+                         per type so a node claims only the types it runs (an older single
+                         ``P ready`` is moved into these by the claims)
 - ``P delayed``          zset of unowned pending/retrying ids by ``run_at`` (wall clock, future)
 - ``P leases``           zset of owned unfinished ids by lease deadline (Redis's clock)
 - ``P owned:<node>``     set of the ids a node owns
@@ -52,11 +54,11 @@ local function move_state(id, number, type_, from, to)
   count(to, type_, 1)
 end
 
-local function enqueue(id, rank, run_at, now)
+local function enqueue(id, rank, type_, run_at, now)
   if run_at and tonumber(run_at) > now then
     redis.call('ZADD', P .. 'delayed', run_at, id)
   else
-    redis.call('ZADD', P .. 'ready', 0, rank)
+    redis.call('ZADD', P .. 'ready:' .. type_, 0, rank)
   end
 end
 
@@ -82,7 +84,7 @@ local function release(id, now, stamp)
     move_state(id, f[5], f[4], 'running', 'pending')
     redis.call('HSET', key, 'state', 'pending', 'history', append_step(f[7], 'pending', stamp))
   end
-  enqueue(id, f[3], f[6], now)
+  enqueue(id, f[3], f[4], f[6], now)
   return 1
 end
 
@@ -166,7 +168,7 @@ for _ = 1, records do
     if stored then  -- a new row has nothing to delete, and is in no queue yet
       if absent_count > 0 then redis.call('HDEL', key, unpack(ARGV, absent_first, i - 1)) end
       if owner then redis.call('HSET', key, 'node', owner) else redis.call('HDEL', key, 'node') end
-      if orank then redis.call('ZREM', P .. 'ready', orank) end
+      if orank then redis.call('ZREM', P .. 'ready:' .. type_, orank) end
       redis.call('ZREM', P .. 'delayed', id)
       if not FINISHED[new.state] then redis.call('ZREM', P .. 'finished', id) end
     else
@@ -181,7 +183,7 @@ for _ = 1, records do
     end
     move_state(id, number, type_, stored, new.state)
     if not owner and CLAIMABLE[new.state] then
-      enqueue(id, new.rank, new.run_at, now)
+      enqueue(id, new.rank, type_, new.run_at, now)
       ready = true
     end
     if FINISHED[new.state] then
@@ -199,36 +201,66 @@ if #finished > 0 then publish('finished', node, finished) end
 return lost
 """
 
-# ARGV: node, limit, within, fallback lease, then type/lease pairs. Returns the claimed hashes.
+# ARGV: node, limit, within, fallback lease, how many types the node runs (-1: any), those
+# types, then type/lease pairs. Returns the claimed hashes, only of the types the node runs.
 CLAIM = """
 local node, limit, within = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local fallback = tonumber(ARGV[4])
-local leases = {}
-for j = 5, #ARGV, 2 do leases[ARGV[j]] = tonumber(ARGV[j + 1]) end
+local fallback, ntypes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local types, runs, leases = {}, {}, {}
+for j = 6, 5 + math.max(ntypes, 0) do
+  types[#types + 1] = ARGV[j]
+  runs[ARGV[j]] = true
+end
+for j = 6 + math.max(ntypes, 0), #ARGV, 2 do leases[ARGV[j]] = tonumber(ARGV[j + 1]) end
 local now, stamp = clock()
 release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp, node)
+
+-- A store written before the per-type queues: move its single queue over, a block a claim.
+for _, rank in ipairs(redis.call('ZRANGE', P .. 'ready', 0, 999)) do
+  local f = redis.call('HMGET', P .. 'task:' .. string.sub(rank, 33), 'type', 'state', 'node')
+  if f[1] and CLAIMABLE[f[2]] and not f[3] then
+    redis.call('ZADD', P .. 'ready:' .. f[1], 0, rank)
+  end
+  redis.call('ZREM', P .. 'ready', rank)
+end
+
 local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
-  local rank = redis.call('HGET', P .. 'task:' .. id, 'rank')
-  if rank then redis.call('ZADD', P .. 'ready', 0, rank) end
+  local f = redis.call('HMGET', P .. 'task:' .. id, 'rank', 'type')
+  if f[1] then redis.call('ZADD', P .. 'ready:' .. f[2], 0, f[1]) end
   redis.call('ZREM', P .. 'delayed', id)
 end
-local picks = redis.call('ZRANGE', P .. 'ready', '-', '+', 'BYLEX', 'LIMIT', 0, limit)
+
+if ntypes < 0 then  -- any type: those with claimable tasks, as the counts know them
+  for _, field in ipairs(redis.call('HKEYS', P .. 'counts')) do
+    local state, type_ = string.match(field, '^(%a+):(.*)$')
+    if CLAIMABLE[state] and not runs[type_] then
+      types[#types + 1] = type_
+      runs[type_] = true
+    end
+  end
+end
+local picks = {}
+for _, type_ in ipairs(types) do
+  local ranks = redis.call('ZRANGE', P .. 'ready:' .. type_, '-', '+', 'BYLEX', 'LIMIT', 0, limit)
+  for _, rank in ipairs(ranks) do picks[#picks + 1] = rank end
+end
 if within > 0 then
   local soon = redis.call('ZRANGEBYSCORE', P .. 'delayed', '(' .. now, now + within,
     'LIMIT', 0, limit)
   for _, id in ipairs(soon) do
-    local rank = redis.call('HGET', P .. 'task:' .. id, 'rank')
-    if rank then picks[#picks + 1] = rank end
+    local f = redis.call('HMGET', P .. 'task:' .. id, 'rank', 'type')
+    if f[1] and runs[f[2]] then picks[#picks + 1] = f[1] end
   end
-  table.sort(picks)
 end
+table.sort(picks)
 local claimed = {}
 for n = 1, math.min(limit, #picks) do
   local id = string.sub(picks[n], 33)
   local key = P .. 'task:' .. id
-  local lease = leases[redis.call('HGET', key, 'type')] or fallback
-  redis.call('ZREM', P .. 'ready', picks[n])
+  local type_ = redis.call('HGET', key, 'type')
+  local lease = leases[type_] or fallback
+  redis.call('ZREM', P .. 'ready:' .. type_, picks[n])
   redis.call('ZREM', P .. 'delayed', id)
   redis.call('HSET', key, 'node', node, 'lease', lease)
   redis.call('ZADD', P .. 'leases', now + lease, id)

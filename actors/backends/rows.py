@@ -7,10 +7,10 @@ transition can change, the payload untouched); ``to_row`` is the whole row of a 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
+from ..jsontext import decode as _decode
+from ..jsontext import encode_any, encode_repr, encode_str
 from ..record import TaskRecord
 from ..task import Progress, TaskError, TaskState, Transition
 
@@ -34,25 +34,6 @@ MUTABLE = (
     "history",
 )
 
-# json.dumps(value, separators=(",", ":")) builds an encoder per call (~5 us here), and even a
-# reused JSONEncoder builds its C scanner per call; the C encoder made once costs half of that,
-# and the plain ints and strings that most payloads are cost nothing. Same output throughout.
-_encoder = json.JSONEncoder(separators=(",", ":"))
-_encode_str = json.encoder.encode_basestring_ascii
-_decode = json.JSONDecoder().decode
-
-
-def _make_c_encoder() -> Callable[[Any], str] | None:
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the _json accelerator
-        return None
-    # No markers: a circular value raises RecursionError instead of ValueError
-    chunks = make(None, _encoder.default, _encode_str, None, ":", ",", False, False, True)
-    return lambda value: "".join(chunks(value, 0))
-
-
-_encode: Callable[[Any], str] = _make_c_encoder() or _encoder.encode
-
 
 def dumps(value: Any) -> str:
     """JSON for the database; a value JSON cannot hold is kept as its repr, never a crash."""
@@ -60,11 +41,11 @@ def dumps(value: Any) -> str:
     if kind is int:
         return int.__repr__(value)
     if kind is str:
-        return _encode_str(value)
+        return encode_str(value)
     try:
-        return _encode(value)
+        return encode_any(value)
     except (TypeError, ValueError, RecursionError):
-        return _encoder.encode({"__repr__": repr(value)})
+        return encode_repr(value)
 
 
 _STEP = {state: f'["{state.value}",' for state in TaskState}  # a state's words are plain
@@ -86,7 +67,7 @@ def to_row(record: TaskRecord) -> tuple[Any, ...]:
         record.id,
         record.number,
         record.type,
-        dumps(record.payload),
+        dumps(record.payload) if record.payload_json is None else record.payload_json,
         record.priority,
         record.state.value,
         record.attempts,

@@ -62,8 +62,9 @@ class SharedMemory:
 
 
 class SharedMemoryBackend:
-    """One engine's view of a SharedMemory."""
+    """One engine's view of a SharedMemory (durable: the hub outlives each engine on it)."""
 
+    durable = True
     shared = True
 
     def __init__(self, hub: SharedMemory) -> None:
@@ -71,10 +72,17 @@ class SharedMemoryBackend:
         self.node = ""
         self._held: set[str] = set()  # what this node's store holds: renew() renews these
         self._lease_for: Callable[[str], float] = lambda name: 30.0
+        self._runs: frozenset[str] | None = None  # the types this node claims (None: any)
 
-    def attach(self, node: str, lease_for: Callable[[str], float]) -> None:
+    def attach(
+        self,
+        node: str,
+        lease_for: Callable[[str], float],
+        runs: Collection[str] | None = None,
+    ) -> None:
         self.node = node
         self._lease_for = lease_for
+        self._runs = None if runs is None else frozenset(runs)
 
     async def open(self) -> None:
         pass
@@ -164,10 +172,12 @@ class SharedMemoryBackend:
         hub = self.hub
         now = trio.current_time()
         due = hub.wall() + within
+        runs = self._runs
         candidates = [
             record
             for record in hub.tasks.values()
             if record.state in (TaskState.PENDING, TaskState.RETRYING)
+            and (runs is None or record.type in runs)
             and (record.run_at is None or record.run_at <= due)
             and (record.id not in hub.leases or hub.leases[record.id].until < now)
         ]

@@ -8,6 +8,7 @@ transaction; ``?synchronous=full`` also survives a power cut, at a cost per comm
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import itertools
@@ -18,10 +19,11 @@ from typing import Any, TextIO, TypeVar
 
 import trio
 
-from ..errors import DatabaseInUse
+from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
+from .translate import os_error, translating
 
 T = TypeVar("T")
 
@@ -126,8 +128,26 @@ PURGE = (
 )
 
 
+def classify(error: Exception) -> BackendError | None:
+    """sqlite3's errors as BackendErrors: a full disk, or a database that cannot be used now
+    (locked, I/O error, corrupt). Misuse (ProgrammingError, IntegrityError) is a bug: kept."""
+    if isinstance(
+        error, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError
+    ):
+        return None
+    if isinstance(error, sqlite3.DatabaseError):
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error):
+            return BackendFull(f"the SQLite database cannot grow: {error}", error)
+        return BackendUnavailable(f"SQLite: {error}", error)
+    return os_error(error)
+
+
+@translating(classify)
 class SqliteBackend:
     """Tasks in one SQLite file (created, and its schema migrated, on open)."""
+
+    durable = True
+    shared = False
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -163,12 +183,16 @@ class SqliteBackend:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lock()
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        connection.execute("PRAGMA busy_timeout=5000")
-        connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
-        migrate(connection)
-        self._top_number = connection.execute("SELECT max(number) FROM tasks").fetchone()[0] or 0
+        with contextlib.ExitStack() as on_failure:  # e.g. a schema newer than this oncue
+            on_failure.callback(connection.close)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            connection.execute("PRAGMA busy_timeout=5000")
+            connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            migrate(connection)
+            top = connection.execute("SELECT max(number) FROM tasks").fetchone()[0]
+            self._top_number = top or 0
+            on_failure.pop_all()
         return connection
 
     async def close(self) -> None:

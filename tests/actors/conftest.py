@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import trio
 
-from oncue.actors import Fatal, Registry, Retry, TaskContext
+from oncue.actors import Fatal, Registry, Retry, TaskContext, register_builtins
 
 
 def make_registry() -> Registry:
     """The built-ins plus handlers that record what ran, when and in what order."""
-    registry = Registry()
+    registry = register_builtins(Registry())
     registry.ran = []  # type: ignore[attr-defined]
     registry.times = []  # type: ignore[attr-defined]
 

@@ -9,7 +9,15 @@ import sqlite3
 import pytest
 import trio
 import trio.testing
-from live_servers import POSTGRES, REDIS, RUN, drop_redis_prefix, postgres_or_skip, redis_or_skip
+from live_servers import (
+    POSTGRES,
+    REDIS,
+    RUN,
+    drop_redis_prefix,
+    postgres_or_skip,
+    redis_or_skip,
+    with_option,
+)
 
 from oncue.actors import (
     DatabaseInUse,
@@ -38,12 +46,12 @@ def store(request, tmp_path):
     elif request.param == "redis":
         redis_or_skip()
         prefix = f"oncue_test_{RUN}_{next(SCHEMAS)}"
-        yield open_backend(f"{REDIS}?prefix={prefix}")
+        yield open_backend(with_option(REDIS, "prefix", prefix))
         drop_redis_prefix(prefix)
     else:
         postgres_or_skip()
         schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
-        yield open_backend(f"{POSTGRES}?schema={schema}")
+        yield open_backend(with_option(POSTGRES, "schema", schema))
         import psycopg
 
         with psycopg.connect(POSTGRES, autocommit=True) as connection:
@@ -98,7 +106,8 @@ async def test_finished_and_unfinished_tasks_survive_a_restart(store, registry) 
         later = await engine.submit("double", 9, delay=3600)
     async with open_engine(registry=registry, store=store, workers=1) as engine:
         assert (await engine.get(finished.id)).result == 10
-        assert (await engine.wait(waiting.id, timeout=10)).result == 14
+        with trio.fail_after(10):
+            assert (await engine.wait(waiting.id)).result == 14
         assert (await engine.get(later.id)).state is TaskState.PENDING
         number = (await engine.submit("echo", None)).number
         # numbers go on from the last; a shared store's engines take them in blocks
@@ -118,7 +127,8 @@ async def test_a_task_running_at_a_crash_runs_again_on_restart(store, registry) 
         # that was running (the interrupt records it pending, with the attempt counted).
     registry.gate.set()
     async with open_engine(registry=registry, store=store, workers=1) as engine:
-        done = await engine.wait(task.id, timeout=10)
+        with trio.fail_after(10):
+            done = await engine.wait(task.id)
     assert done.result == "x"
     assert done.attempts == 2
 
@@ -336,7 +346,7 @@ def test_rows_write_the_json_that_json_dumps_writes() -> None:
 def postgres_url():
     postgres_or_skip()
     schema = f"oncue_test_{RUN}_{next(SCHEMAS)}"
-    yield f"{POSTGRES}?schema={schema}"
+    yield with_option(POSTGRES, "schema", schema)
     import psycopg
 
     with psycopg.connect(POSTGRES, autocommit=True) as connection:

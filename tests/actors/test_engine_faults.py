@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from oncue.actors import (
+    BackendUnavailable,
     EventKind,
     EventsDropped,
     LifecycleEvent,
@@ -21,6 +22,7 @@ from oncue.actors import (
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.scheduler_core import SchedulerCore
 from oncue.actors.store import Store
+from oncue.actors.store_core import StoreCore
 from oncue.actors.worker import Worker
 
 
@@ -69,7 +71,8 @@ async def test_a_worker_crash_requeues_its_task_and_counts_the_attempt(
     events: list[LifecycleEvent] = []
     async with open_engine(registry=registry, workers=1, observer=events.append) as engine:
         task = await engine.submit("record", "crash")
-        done = await engine.wait(task.id, timeout=10)
+        with trio.fail_after(10):
+            done = await engine.wait(task.id)
         workers = await engine.workers()
     assert done.state is TaskState.COMPLETED
     assert done.attempts == 2
@@ -111,7 +114,7 @@ async def test_a_store_crash_restarts_everything_after_it(monkeypatch, registry)
 
 
 async def test_a_store_crash_during_submit_fails_that_submit_only(monkeypatch, registry) -> None:
-    crash_once(monkeypatch, Store, "_create", after=0)
+    crash_once(monkeypatch, StoreCore, "create", after=0)
     async with open_engine(registry=registry, workers=1) as engine:
         with pytest.raises(Exception, match="crashed while handling"):
             await engine.submit("double", 1)
@@ -265,15 +268,18 @@ async def test_threads_abandoned_at_timeout_are_counted_and_fail_fast(registry) 
 
     async with open_engine(registry=registry, workers=1, threads=2) as engine:
         for _ in range(2):
-            hung = await engine.wait((await engine.submit("stuck")).id, timeout=5)
+            with trio.fail_after(5):
+                hung = await engine.wait((await engine.submit("stuck")).id)
             assert hung.error is not None
             assert hung.error.type == "TaskTimeout"
-        starved = await engine.wait((await engine.submit("quick_sync", 1)).id, timeout=5)
+        with trio.fail_after(5):
+            starved = await engine.wait((await engine.submit("quick_sync", 1)).id)
         release.set()
         assert starved.error is not None
         assert starved.error.type == "NoThreadLeft"
         while True:  # the abandoned threads finish and give their places back
-            done = await engine.wait((await engine.submit("quick_sync", 2)).id, timeout=5)
+            with trio.fail_after(5):
+                done = await engine.wait((await engine.submit("quick_sync", 2)).id)
             if done.state is TaskState.COMPLETED:
                 break
             await trio.sleep(0.01)
@@ -281,7 +287,11 @@ async def test_threads_abandoned_at_timeout_are_counted_and_fail_fast(registry) 
 
 
 class FlakyBackend(MemoryBackend):
-    """A memory backend whose commits can be made to fail, or to hang, for a while."""
+    """A memory backend whose commits can be made to fail, or to hang, for a while.
+
+    It plays a database (durable), so the store guards its commits with a deadline."""
+
+    durable = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -290,7 +300,7 @@ class FlakyBackend(MemoryBackend):
 
     async def commit(self, changed, deleted) -> None:
         if self.failing:
-            raise OSError("the disk is on fire")
+            raise BackendUnavailable("the disk is on fire")
         if self.hanging:
             await trio.sleep_forever()
         await super().commit(changed, deleted)

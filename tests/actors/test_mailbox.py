@@ -14,7 +14,6 @@ from oncue.actors import (
     Actor,
     ActorCrashed,
     ActorStopped,
-    AskTimeout,
     ChildSpec,
     Context,
     EventKind,
@@ -234,23 +233,19 @@ async def test_reply_error_from_a_tell_is_logged_and_dropped(
     assert "/root/echo" in record.getMessage()
 
 
-async def test_ask_times_out_with_ask_timeout(autojump_clock: trio.testing.MockClock) -> None:
+async def test_an_ask_is_bounded_by_the_callers_cancel_scope(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     gate = trio.Event()
     spec = ChildSpec("gated", lambda: Gated(gate))
     async with open_supervisor([spec]):
         start = trio.current_time()
-        with pytest.raises(AskTimeout, match=r"/root/gated did not reply to str within 2s"):
-            await spec.ref.ask("slow", timeout=2)
+        with pytest.raises(trio.TooSlowError), trio.fail_after(2):
+            await spec.ref.ask("slow")
         assert trio.current_time() - start == pytest.approx(2)
         gate.set()
-        assert await spec.ref.ask("fast", timeout=2) == "fast"
-
-
-async def test_ask_timeout_is_a_timeout_error(autojump_clock: trio.testing.MockClock) -> None:
-    spec = ChildSpec("deaf", Deaf, shutdown=0)
-    async with open_supervisor([spec]):
-        with pytest.raises(TimeoutError):
-            await spec.ref.ask("anyone?", timeout=0.5)
+        with trio.fail_after(2):
+            assert await spec.ref.ask("fast") == "fast"
 
 
 async def test_ask_to_an_actor_that_crashes_raises_actor_crashed() -> None:

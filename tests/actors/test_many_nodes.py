@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from oncue.actors import (
+    BackendUnavailable,
     Engine,
     QueueFull,
     Registry,
@@ -83,7 +84,8 @@ async def test_two_engines_share_the_work_and_each_task_runs_once(autojump_clock
     registry = counting
     async with node(hub, "a", registry) as a, node(hub, "b", registry) as b:
         tasks = await a.submit_many(counts(200, takes=0.01))
-        done = [await b.wait(task.id, timeout=60) for task in tasks]
+        with trio.fail_after(60):
+            done = [await b.wait(task.id) for task in tasks]
         await a.wait_idle()
     assert [task.result for task in done] == list(range(200))
     assert set(registry.runs.values()) == {1}  # type: ignore[attr-defined]
@@ -115,7 +117,8 @@ async def test_a_killed_engines_tasks_run_elsewhere_once_its_leases_expire(
                 await until_running(survivor, tasks, 2)
                 killed.cancel()  # no graceful stop: nothing released, leases left to expire
         await survivor.resize(workers=3)
-        done = [await survivor.wait(task.id, timeout=600) for task in tasks]
+        with trio.fail_after(600):
+            done = [await survivor.wait(task.id) for task in tasks]
     assert all(task.state is TaskState.COMPLETED for task in done)
     runs = registry.runs  # type: ignore[attr-defined]
     assert sorted(runs) == list(range(6))
@@ -131,7 +134,8 @@ async def test_a_task_ten_times_longer_than_its_lease_runs_once(autojump_clock, 
     registry = counting
     async with node(hub, "a", registry, workers=1) as a, node(hub, "b", registry, workers=1):
         task = await a.submit("count", {"n": 1, "takes": 10 * LEASE})
-        done = await a.wait(task.id, timeout=100 * LEASE)
+        with trio.fail_after(100 * LEASE):
+            done = await a.wait(task.id)
     assert done.state is TaskState.COMPLETED
     assert registry.runs == {1: 1}  # type: ignore[attr-defined]
 
@@ -145,7 +149,8 @@ async def test_cancel_from_another_engine_interrupts_the_owner(autojump_clock, c
             await until_running(back, [task], 1)
             cancelled = await front.cancel(task.id)
             assert cancelled.state is TaskState.CANCELLED
-            waited = await front.wait(task.id, timeout=10)
+            with trio.fail_after(10):
+                waited = await front.wait(task.id)
             assert waited.state is TaskState.CANCELLED
             await back.wait_idle()
             assert (await back.workers())[0].current_task is None  # interrupted, not running on
@@ -162,11 +167,13 @@ async def test_a_failed_task_retried_on_one_engine_runs_on_another(
     registry = counting
     front_node, back_node = node(hub, "front", registry, workers=0), node(hub, "back", registry)
     async with front_node as front, back_node:
-        failed = await front.wait((await front.submit("fatal", None)).id, timeout=10)
+        with trio.fail_after(10):
+            failed = await front.wait((await front.submit("fatal", None)).id)
         assert failed.state is TaskState.FAILED
         again = await front.retry(failed.id)
         assert again.state is TaskState.PENDING
-        final = await front.wait(failed.id, timeout=10)
+        with trio.fail_after(10):
+            final = await front.wait(failed.id)
     assert final.state is TaskState.FAILED
     assert [step.state for step in final.history].count(TaskState.RUNNING) == 2
 
@@ -182,7 +189,8 @@ async def test_a_graceful_stop_gives_claimed_tasks_back_at_once(autojump_clock, 
         assert all(lease.node != "leaves" for lease in hub.leases.values())  # given back
         assert await running(stays, tasks) == 0  # the interrupted one is pending again
         await stays.resize(workers=4)
-        done = [await stays.wait(task.id, timeout=100) for task in tasks]
+        with trio.fail_after(100):
+            done = [await stays.wait(task.id) for task in tasks]
     assert all(task.state is TaskState.COMPLETED for task in done)
 
 
@@ -212,7 +220,8 @@ async def test_a_paused_engine_keeps_nothing_submitted_to_it(autojump_clock, cou
         await front.pause()
         task = await front.submit("record", "while paused")
         async with node(hub, "back", registry, workers=1):
-            done = await front.wait(task.id, timeout=10)
+            with trio.fail_after(10):
+                done = await front.wait(task.id)
     assert done.worker is not None
     assert done.worker.startswith("back/")
 
@@ -260,7 +269,8 @@ async def test_an_engine_restarted_under_its_name_takes_its_tasks_back_at_once(
             killed.cancel()  # killed while running it: nothing released
     restarted_at = trio.current_time()
     async with node(hub, "steady", counting, workers=1) as again:
-        done = await again.wait(task.id, timeout=100)
+        with trio.fail_after(100):
+            done = await again.wait(task.id)
         assert trio.current_time() - restarted_at < LEASE  # not waited out (mock clock)
     assert done.attempts == 2
 
@@ -289,13 +299,13 @@ class Flaky(SharedMemoryBackend):
     async def unfinished_count(self) -> int:
         if self.failures:
             self.failures -= 1
-            raise OSError("connection reset")
+            raise BackendUnavailable("connection reset")
         return await super().unfinished_count()
 
     async def get(self, task_id: str) -> Any:
         if self.get_failures:
             self.get_failures -= 1
-            raise OSError("connection reset")
+            raise BackendUnavailable("connection reset")
         return await super().get(task_id)
 
 
@@ -312,8 +322,10 @@ async def test_a_failed_read_answers_that_request_and_nothing_restarts(
         with pytest.raises(StoreUnavailable):
             await engine.submit("record", "refused")
         later = await engine.submit("record", "accepted")
-        assert (await engine.wait(later.id, timeout=60)).state is TaskState.COMPLETED
-        done = await engine.wait(running.id, timeout=60)
+        with trio.fail_after(60):
+            assert (await engine.wait(later.id)).state is TaskState.COMPLETED
+        with trio.fail_after(60):
+            done = await engine.wait(running.id)
     assert done.attempts == 1  # ran once: the store did not crash and restart the tree
 
 
@@ -333,7 +345,8 @@ async def test_a_waiter_on_a_task_finished_elsewhere_is_answered_after_a_failed_
             waited: list[Task] = []
 
             async def wait() -> None:
-                waited.append(await front.wait(task.id, timeout=60))
+                with trio.fail_after(60):
+                    waited.append(await front.wait(task.id))
 
             nursery.start_soon(wait)
             await until_running(front, [task], 1)  # on "back"; the waiter asked first

@@ -45,7 +45,8 @@ async def node(
 async def test_two_engines_share_the_work_and_each_task_runs_once(redis_store, counting) -> None:
     async with node(redis_store, "a", counting) as a, node(redis_store, "b", counting):
         tasks = await a.submit_many([Submission("count", n) for n in range(200)])
-        done = [await a.wait(task.id, timeout=30) for task in tasks]
+        with trio.fail_after(30):
+            done = [await a.wait(task.id) for task in tasks]
     assert [task.result for task in done] == list(range(200))
     assert counting.runs == Counter(range(200))  # type: ignore[attr-defined]
     assert {task.worker.split("/")[0] for task in done if task.worker} == {"a", "b"}
@@ -73,10 +74,12 @@ async def test_cancel_from_another_engine_interrupts_the_owner(redis_store, coun
 async def test_a_failed_task_retried_on_one_engine_runs_on_another(redis_store, counting) -> None:
     front_node = node(redis_store, "front", counting, workers=0)
     async with front_node as front, node(redis_store, "back", counting):
-        failed = await front.wait((await front.submit("fatal", None)).id, timeout=10)
+        with trio.fail_after(10):
+            failed = await front.wait((await front.submit("fatal", None)).id)
         assert failed.state is TaskState.FAILED
         assert (await front.retry(failed.id)).state is TaskState.PENDING
-        final = await front.wait(failed.id, timeout=10)
+        with trio.fail_after(10):
+            final = await front.wait(failed.id)
     assert final.state is TaskState.FAILED
     assert [step.state for step in final.history].count(TaskState.RUNNING) == 2
     assert final.worker is not None

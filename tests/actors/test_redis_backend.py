@@ -8,14 +8,14 @@ import time
 
 import pytest
 import trio
-from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_option
 
-from oncue.actors import open_backend
+from oncue.actors import BackendUnavailable, open_backend
 from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
 from oncue.actors.backends.redis_codec import rank
-from oncue.actors.backends.redis_wire import RedisError, parse_url
+from oncue.actors.backends.redis_wire import parse_url
 from oncue.actors.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
 
@@ -26,7 +26,7 @@ PREFIXES = itertools.count()
 async def backend():
     redis_or_skip()
     prefix = f"oncue_test_{RUN}_r{next(PREFIXES)}"
-    backend = open_backend(f"{REDIS}?prefix={prefix}")
+    backend = open_backend(with_option(REDIS, "prefix", prefix))
     backend.attach("solo", lambda type_: 30.0)  # type: ignore[attr-defined]
     await backend.open()
     try:
@@ -152,7 +152,7 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
                 [ours] = [c["id"] for c in client.client_list() if c["name"] == name]
                 client.client_kill_filter(_id=ours)
             assert await receive.receive() == Notice("listening")
-            other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+            other = open_backend(with_option(REDIS, "prefix", backend.prefix))
             other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
             await other.open()
             await other.commit([task(1)], [])  # what the listener's own node does, it knows
@@ -162,7 +162,7 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
 
 
 async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written(backend) -> None:
-    other = open_backend(f"{REDIS}?prefix={backend.prefix}")
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
     other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
     await other.open()
     try:
@@ -182,7 +182,7 @@ async def test_a_transition_of_a_task_deleted_meanwhile_is_lost_not_half_written
 async def test_renew_gives_back_a_claim_whose_reply_never_arrived(backend) -> None:
     await backend.commit([task(1), task(2)], [])
     [held] = await backend.claim(1, 0.0)
-    await backend._script("claim", backend.node, 1, 0.0, 30.0)  # its reply "lost"
+    await backend._script("claim", backend.node, 1, 0.0, 30.0, -1)  # its reply "lost"
     assert list(await backend.renew()) == []  # the one it holds is renewed, the other given back
     [again] = await backend.claim(5, 0.0)
     assert again.id == "t-2"
@@ -204,7 +204,7 @@ async def test_a_connection_redis_closed_is_replaced(backend) -> None:
     kill_ours()
     assert (await backend.get("t-1")).number == 1  # a read is sent again on a new connection
     kill_ours()
-    with pytest.raises(RedisError):  # a write's outcome is unknown: the store decides
+    with pytest.raises(BackendUnavailable):  # a write's outcome is unknown: the store decides
         await backend.commit([task(2)], [])
     assert list(await backend.commit([task(3)], [])) == []
     assert (await backend.get("t-3")).number == 3
@@ -229,3 +229,20 @@ async def test_opening_says_what_a_crash_of_redis_would_lose(backend, caplog) ->
         await backend.open()
     expected = "redis.durable" if appendonly == "yes" else "redis.not_durable"
     assert any(expected in record.getMessage() for record in caplog.records)
+
+
+async def test_a_claim_moves_a_single_ready_queue_of_an_older_store_into_the_type_queues(
+    backend,
+) -> None:
+    import redis
+
+    await backend.commit([task(1), task(2, priority=5), task(3, state=TaskState.CANCELLED)], [])
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:  # as an older oncue kept it
+        ready = f"{backend.keys}ready"
+        ranks = client.zrange(f"{ready}:echo", 0, -1)
+        client.delete(f"{ready}:echo")
+        client.zadd(ready, dict.fromkeys([*ranks, rank(task(3))], 0))
+    claimed = await backend.claim(10, 0.0)
+    assert [record.id for record in claimed] == ["t-2", "t-1"]  # not the cancelled one
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        assert client.exists(ready) == 0

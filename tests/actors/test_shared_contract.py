@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import trio
-from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_option
 
 from oncue.actors import open_backend
 from oncue.actors.backends.base import Notice, SharedBackend
@@ -25,6 +26,7 @@ from oncue.actors.task import TaskError, TaskState, Transition
 SHORT = 0.3  # the lease of type "short", in seconds
 LEASES = {"short": SHORT}
 PREFIXES = itertools.count()
+KINDS = ["redis", "postgres", "shared-memory"]
 
 
 def lease_for(type_: str) -> float:
@@ -36,25 +38,28 @@ def fresh_store(kind: str) -> tuple[str, Callable[[], None]]:
     if kind == "redis":
         redis_or_skip()
         prefix = f"oncue_test_{RUN}_{next(PREFIXES)}"
-        return f"{REDIS}?prefix={prefix}", lambda: drop_redis_prefix(prefix)
+        return with_option(REDIS, "prefix", prefix), lambda: drop_redis_prefix(prefix)
     raise ValueError(f"no shared store of kind {kind!r}")
 
 
-@pytest.fixture(params=["redis", "postgres", "shared-memory"])
-async def pair(request):
-    """Two attached, open backends of one kind on one fresh store: nodes "a" and "b"."""
-    if request.param == "postgres":
+@asynccontextmanager
+async def open_pair(
+    kind: str, request: Any, runs: tuple[set[str] | None, set[str] | None] = (None, None)
+) -> AsyncIterator[tuple[Any, Any]]:
+    """Two attached, open backends of one kind on one fresh store: nodes "a" and "b", which
+    run the types ``runs`` names (None: any)."""
+    if kind == "postgres":
         url, drop = request.getfixturevalue("postgres_store"), lambda: None
-    elif request.param == "shared-memory":  # the in-process reference: leases on trio's clock
+    elif kind == "shared-memory":  # the in-process reference: leases on trio's clock
         hub = SharedMemory()
         url, drop = "", lambda: None
     else:
-        url, drop = fresh_store(request.param)
+        url, drop = fresh_store(kind)
     nodes: list[Any] = []
     try:
-        for name in ("a", "b"):
+        for name, types in zip(("a", "b"), runs, strict=True):
             backend = SharedMemoryBackend(hub) if not url else open_backend(url)
-            backend.attach(name, lease_for)  # type: ignore[attr-defined]
+            backend.attach(name, lease_for, types)  # type: ignore[attr-defined]
             nodes.append(backend)
             await backend.open()
         yield nodes[0], nodes[1]
@@ -62,6 +67,20 @@ async def pair(request):
         for backend in nodes:
             await backend.close()
         drop()
+
+
+@pytest.fixture(params=KINDS)
+async def pair(request):
+    """Two nodes on one fresh store, both running any type."""
+    async with open_pair(request.param, request) as nodes:
+        yield nodes
+
+
+@pytest.fixture(params=KINDS)
+async def picky_pair(request):
+    """Two nodes on one fresh store: "a" runs echo only, "b" runs special only."""
+    async with open_pair(request.param, request, ({"echo"}, {"special"})) as nodes:
+        yield nodes
 
 
 def task(number: int, *, priority: int = 1, type: str = "echo", **fields: Any) -> TaskRecord:
@@ -122,6 +141,31 @@ async def test_claims_take_priority_first_then_number_and_keep_the_state(pair) -
     assert {r.node for r in rest} == {"a"}
     assert {r.state for r in claimed + rest} == {TaskState.PENDING}
     assert await a.claim(10, 0.0) == []
+
+
+async def test_a_node_claims_only_the_types_it_runs_and_the_rest_stays_pending(
+    picky_pair,
+) -> None:
+    a, b = picky_pair
+    numbers = iter(await a.reserve_numbers())
+    soon = time.time() + 2
+    echo, special, orphan, echo_soon = (
+        task(next(numbers), type="echo"),
+        task(next(numbers), type="special", priority=3),
+        task(next(numbers), type="orphan", priority=9),
+        task(next(numbers), type="echo", run_at=soon),
+    )
+    await submit(a, echo, special, orphan, echo_soon)
+    assert [r.id for r in await a.claim(10, 10.0)] == [echo.id, echo_soon.id]
+    assert [r.id for r in await b.claim(10, 10.0)] == [special.id]
+    assert await a.claim(10, 10.0) == []
+    assert await b.claim(10, 10.0) == []
+    await b.release()  # given back: still only b's to claim
+    assert await a.claim(10, 10.0) == []
+    assert [r.id for r in await b.claim(10, 10.0)] == [special.id]
+    left = await a.get(orphan.id)
+    assert left is not None
+    assert (left.state, left.node) == (TaskState.PENDING, None)
 
 
 async def test_two_nodes_claiming_at_once_never_own_the_same_task(pair) -> None:

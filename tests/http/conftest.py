@@ -9,13 +9,13 @@ import pytest
 import trio
 from quart.typing import TestClientProtocol
 
-from oncue.actors import Engine, Fatal, Registry, TaskContext, open_engine
+from oncue.actors import Engine, Fatal, Registry, TaskContext, open_engine, register_builtins
 from oncue.http.app import create_app
 
 
 def make_registry() -> Registry:
     """The built-ins plus `block`, which runs until the test sets `registry.release`."""
-    registry = Registry()
+    registry = register_builtins(Registry())
     release = trio.Event()
     registry.release = release  # type: ignore[attr-defined]
 

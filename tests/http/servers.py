@@ -138,9 +138,9 @@ import os
 
 import trio
 
-from oncue.actors import Registry
+from oncue.actors import Registry, register_builtins
 
-registry = Registry()
+registry = register_builtins(Registry())
 runs = os.open(os.environ["ONCUE_TEST_RUNS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 

@@ -19,7 +19,7 @@ from oncue.http.auth import (
     parse_api_tokens,
     parse_duration,
 )
-from oncue.http.cli import build_parser, main
+from oncue.http.cli import main, parse_options
 from oncue.http.errors import ApiError
 from oncue.http.server import auth_settings
 
@@ -178,11 +178,11 @@ def test_token_create_without_a_secret_says_so(monkeypatch: pytest.MonkeyPatch) 
 def test_serve_on_a_network_without_auth_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ONCUE_API_TOKENS", "ONCUE_JWT_SECRET", "JWT_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    options = build_parser().parse_args(["serve", "--host", "0.0.0.0"])
+    options = parse_options(["serve", "--host", "0.0.0.0"])
     with pytest.raises(SystemExit, match=r"refusing to serve on 0\.0\.0\.0 without authentication"):
         auth_settings(options)
-    insecure = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--insecure-no-auth"])
+    insecure = parse_options(["serve", "--host", "0.0.0.0", "--insecure-no-auth"])
     assert not auth_settings(insecure).enabled
-    assert not auth_settings(build_parser().parse_args(["serve"])).enabled
+    assert not auth_settings(parse_options(["serve"])).enabled
     monkeypatch.setenv("ONCUE_API_TOKENS", "a:b")
     assert auth_settings(options).enabled

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from servers import BOUND, ONCUE, Oncue, Server, poll, running_server
 
-from oncue.http.cli import build_parser
+from oncue.http.cli import parse_options
 
 
 @pytest.fixture
@@ -77,14 +77,14 @@ def _readme_calls_then_work(http: httpx.Client) -> list[str]:
 GATE = """
 import os, pathlib, time
 
-from oncue.actors import Registry
+from oncue.actors import Registry, register_builtins
 
 gate = pathlib.Path(os.environ["ONCUE_TEST_GATE"])
 (gate / "importing").touch()
 deadline = time.monotonic() + 30
 while not (gate / "go").exists() and time.monotonic() < deadline:
     time.sleep(0.01)
-registry = Registry()
+registry = register_builtins(Registry())
 """
 
 
@@ -121,7 +121,7 @@ def test_client_commands_talk_to_the_server(server: Server) -> None:
     assert '"successful": 1' in oncue("stats").stdout
     missing = oncue("status", "no-such-task")
     assert missing.returncode == 1
-    assert "404" in missing.stderr
+    assert missing.stderr == "oncue: no task with id 'no-such-task'\n"
     assert server.stop(signal.SIGINT) == 0
 
 
@@ -131,15 +131,25 @@ def test_serve_options_fall_back_to_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("ONCUE_QUEUE_SIZE", "12")
     monkeypatch.setenv("QUEUE_SIZE", "99")  # the ONCUE_ form wins
     monkeypatch.setenv("DATABASE_URL", "memory://")
-    options = build_parser().parse_args(["serve"])
+    options = parse_options(["serve"])
     assert (options.port, options.workers, options.queue_size) == (9000, 7, 12)
     assert (options.store, options.host, options.grace) == ("memory://", "127.0.0.1", 10.0)
-    options = build_parser().parse_args(["serve", "--port", "1234"])
+    options = parse_options(["serve", "--port", "1234"])
     assert options.port == 1234
 
 
 def test_defaults_without_environment(monkeypatch) -> None:
     for name in ("PORT", "ONCUE_PORT", "WORKER_COUNT", "ONCUE_WORKERS", "QUEUE_SIZE"):
         monkeypatch.delenv(name, raising=False)
-    options = build_parser().parse_args(["serve"])
+    options = parse_options(["serve"])
     assert (options.port, options.workers, options.queue_size) == (8080, 5, 1000)
+
+
+def test_no_builtins_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("ONCUE_NO_BUILTINS", raising=False)
+    assert parse_options(["serve"]).builtins is True
+    assert parse_options(["serve", "--no-builtins"]).builtins is False
+    monkeypatch.setenv("ONCUE_NO_BUILTINS", "1")
+    assert parse_options(["worker"]).builtins is False
+    monkeypatch.setenv("ONCUE_NO_BUILTINS", "0")
+    assert parse_options(["worker"]).builtins is True

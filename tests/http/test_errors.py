@@ -129,14 +129,14 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def test_a_result_json_cannot_hold_is_shown_as_its_repr_not_a_500() -> None:
-    from oncue.actors import Registry, open_engine
+    from oncue.actors import Registry, open_engine, register_builtins
     from oncue.http.app import create_app
 
     class Thing:
         def __repr__(self) -> str:
             return "<Thing>"
 
-    registry = Registry()
+    registry = register_builtins(Registry())
 
     @registry.task("odd")
     async def odd(ctx, payload):

@@ -13,7 +13,7 @@ import pytest
 import trio
 from quart.typing import TestClientProtocol as Client
 
-from oncue.actors import Engine, open_engine
+from oncue.actors import BackendUnavailable, Engine, open_engine
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.record import TaskRecord
 from oncue.http.app import create_app
@@ -22,7 +22,11 @@ DEADLINE = 5.0
 
 
 class FaultyBackend(MemoryBackend):
-    """A memory backend whose commits fail while `failing` is set, or hang until `released`."""
+    """A memory backend whose commits fail while `failing` is set, or hang until `released`.
+
+    It plays a database (durable), so the store guards its commits with a deadline."""
+
+    durable = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,7 +37,7 @@ class FaultyBackend(MemoryBackend):
     async def commit(self, changed: Collection[TaskRecord], deleted: Collection[str]) -> None:
         if self.failing:
             self.faults += 1
-            raise OSError("injected: the disk is gone")
+            raise BackendUnavailable("injected: the disk is gone")
         if self.hang is not None:
             self.faults += 1
             await self.hang.wait()

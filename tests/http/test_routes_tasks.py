@@ -175,3 +175,20 @@ async def test_jobs_alias_uses_job_id_and_completed_at(client, engine: Engine) -
     assert done["completed_at"] is not None
     assert "finished_at" not in done
     assert done["result"] == 4
+
+
+async def test_jobs_say_processing_and_list_under_jobs(client, engine: Engine) -> None:
+    job = await (await client.post("/api/v1/jobs", json={"type": "block"})).get_json()
+    await wait_running(engine, job["job_id"])
+    running = await (await client.get(f"/api/v1/jobs/{job['job_id']}")).get_json()
+    assert running["status"] == "processing"
+    listed = await (await client.get("/api/v1/jobs?status=processing")).get_json()
+    assert [item["job_id"] for item in listed["jobs"]] == [job["job_id"]]
+    assert "tasks" not in listed
+    assert (await (await client.get(f"/api/v1/tasks/{job['job_id']}")).get_json())[
+        "status"
+    ] == "running"
+    batch = {"tasks": [{"type": "echo"}]}
+    created = await (await client.post("/api/v1/jobs/batch", json=batch)).get_json()
+    assert [item["status"] for item in created["jobs"]] == ["pending"]
+    await client.delete(f"/api/v1/jobs/{job['job_id']}")

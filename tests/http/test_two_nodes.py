@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from servers import BOUND, Server, poll, recorded_runs, recording_handlers, submit_batches
 
+from oncue.actors.backends.postgres import split_url
 from oncue.actors.durations import MAX_BATCH
 
 TASKS = 5000
@@ -62,7 +63,7 @@ def test_a_node_killed_halfway_loses_nothing_and_reruns_only_what_it_held(
         survivor.close()
         doomed.close()
 
-    url, schema = postgres_store.split("?schema=")
+    url, schema = split_url(postgres_store)
     with psycopg.connect(url) as db:
         rows = db.execute(f"SELECT id, state, worker FROM {schema}.tasks").fetchall()  # type: ignore[arg-type]
     assert {task_id: state for task_id, state, _ in rows} == dict.fromkeys(accepted, "completed")

@@ -14,7 +14,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip
+from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_option
 from servers import BOUND, poll, recorded_runs, recording_handlers, submit_batches
 from test_two_nodes import start  # the PostgreSQL test's: same processes
 
@@ -39,7 +39,7 @@ def test_a_node_killed_mid_work_loses_nothing_and_reruns_only_what_it_owned(
     import redis
 
     (tmp_path / "handlers_two_nodes.py").write_text(textwrap.dedent(HANDLERS))
-    store = f"{REDIS}?prefix={prefix}"
+    store = with_option(REDIS, "prefix", prefix)
     keys = f"{{{prefix}}}:"
     survivor = start(tmp_path, store)
     victim = start(tmp_path, store)

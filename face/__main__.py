@@ -1,0 +1,7 @@
+"""`python -m oncue`: the `oncue` command."""
+
+import sys
+
+from oncue.http.cli import main
+
+sys.exit(main())
