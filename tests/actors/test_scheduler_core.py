@@ -289,3 +289,16 @@ def test_a_core_on_a_shared_store_claims_for_its_workers_and_names_its_node() ->
     assert changes == [Started(["a"], "n1/w1", WALL)]
     core.set_paused(True)
     assert core.outbox.to_store == [Claim(0, CLAIM_POLL)]  # keep nothing for us
+
+
+def test_load_says_who_is_busy_with_what_and_how_much_each_finished() -> None:
+    core, _ = make_core()
+    core.tasks_ready([job("a"), job("b")])
+    (a,) = dispatch_to(core, "w1", "ask-1")
+    core.request_work("w1", "ask-2", [JobSucceeded(a, WALL, WALL, None)], fresh=False)
+    core.request_work("w2", "ask-3", [], fresh=False)
+    core.turn()  # w1 gets b; w2 waits
+    load = core.load()
+    assert (load.busy, load.idle, load.paused) == (1, 1, False)
+    assert load.current == {"w1": "b"}
+    assert load.done == {"w1": 1}
