@@ -15,15 +15,24 @@ drain, the clock moving. After each step the model checks what the core decided:
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from oncue.actors.messages import (
     Completed,
@@ -49,6 +58,12 @@ WORKERS = ("w1", "w2", "w3")
 CAP = 4.0  # the retry policy's longest backoff
 EPSILON = 1e-9  # timers within this of now may or may not have fired (float rounding)
 ERROR = TaskError("RuntimeError", "boom")
+TASK = {  # a task's options: priority, max_retries, delay, fast (expected to take 10 us)
+    "priority": st.sampled_from([0, 1, 2, 5]),
+    "max_retries": st.sampled_from([0, 1, 2, -1]),
+    "delay": st.sampled_from([0.0, 0.0, 0.5, 3.0]),
+    "fast": st.booleans(),
+}
 KINDS = ("succeeded", "failed", "fatal", "timed out", "retry in 1s", "interrupted", "returned")
 
 
@@ -70,16 +85,23 @@ class Worker:
     fresh: bool = True  # its next ask is a new incarnation's first
 
 
+def checked(step: Callable[..., None]) -> Callable[..., None]:
+    """A step whose checks (its last act is ``step()``) must pass before teardown's may run:
+    a second error from teardown would make hypothesis call the failure flaky."""
+
+    @functools.wraps(step)
+    def wrapper(self: SchedulerModel, *args: Any, **kwargs: Any) -> None:
+        self.broken = True  # step() clears it once every check passed
+        step(self, *args, **kwargs)
+
+    return wrapper
+
+
 class SchedulerModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
-        self.core: SchedulerCore[str] = SchedulerCore(
-            clock=lambda: self.now,
-            wall=lambda: self.now,  # one clock: a retry's run_at is its timer's deadline
-            policy=lambda task_type: RetryPolicy(base=1.0, cap=CAP),
-            rng=random.Random(0),
-        )
+        self.core = self.new_core()
         self.tasks: dict[str, Task] = {}
         self.workers = {name: Worker() for name in WORKERS}
         self.expected: list[tuple[Any, ...]] = []  # transitions the next step must record
@@ -87,15 +109,29 @@ class SchedulerModel(RuleBasedStateMachine):
         self.asks = 0
         self.paused = False
         self.draining = False
+        self.broken = False  # a check failed: teardown must not add an error of its own
+
+    def new_core(self) -> SchedulerCore[str]:
+        return SchedulerCore(
+            clock=lambda: self.now,
+            wall=lambda: self.now,  # one clock: a retry's run_at is its timer's deadline
+            policy=lambda task_type: RetryPolicy(base=1.0, cap=CAP),
+            rng=random.Random(0),
+        )
 
     # -- what the actor would feed the core --------------------------------------------------------
 
-    @rule(
-        priority=st.sampled_from([0, 1, 2, 5]),
-        max_retries=st.sampled_from([0, 1, 2, -1]),
-        delay=st.sampled_from([0.0, 0.0, 0.5, 3.0]),
-        fast=st.booleans(),
-    )
+    @initialize(tasks=st.lists(st.tuples(*TASK.values()), min_size=1, max_size=8))
+    @checked
+    def begin(self, tasks: list[tuple[int, int, float, bool]]) -> None:
+        """Some tasks, and every worker asking: the rules then start from a busy engine."""
+        for task in tasks:
+            self.submit(*task)
+        for name in WORKERS:
+            self.report_and_ask(name, [])
+
+    @rule(**TASK)
+    @checked
     def submit(self, priority: int, max_retries: int, delay: float, fast: bool) -> None:
         task_id = f"t{len(self.tasks)}"
         run_at = self.now + delay if delay else None
@@ -106,12 +142,14 @@ class SchedulerModel(RuleBasedStateMachine):
 
     @precondition(lambda self: any(w.waiting is None for w in self.workers.values()))
     @rule(data=st.data())
+    @checked
     def ask(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from([n for n, w in self.workers.items() if w.waiting is None]))
         self.report_and_ask(name, [self.outcome(data, j, name) for j in self.workers[name].batch])
 
     @precondition(lambda self: any(w.batch for w in self.workers.values()))
     @rule(data=st.data())
+    @checked
     def crash(self, data: st.DataObject) -> None:
         """A worker restarts while it runs a batch: its fresh ask re-queues what it held."""
         name = data.draw(st.sampled_from([n for n, w in self.workers.items() if w.batch]))
@@ -123,6 +161,7 @@ class SchedulerModel(RuleBasedStateMachine):
         self.step()
 
     @rule(data=st.data(), name=st.sampled_from(WORKERS))
+    @checked
     def stop(self, data: st.DataObject, name: str) -> None:
         """A worker leaves for good after part of its batch; it may come back, fresh."""
         worker = self.workers[name]
@@ -137,6 +176,7 @@ class SchedulerModel(RuleBasedStateMachine):
 
     @precondition(lambda self: any(t.state in ("queued", "held") for t in self.tasks.values()))
     @rule(data=st.data())
+    @checked
     def cancel(self, data: st.DataObject) -> None:
         live = [i for i, t in self.tasks.items() if t.state in ("queued", "held")]
         task = self.tasks[data.draw(st.sampled_from(live))]
@@ -148,12 +188,37 @@ class SchedulerModel(RuleBasedStateMachine):
         self.core.task_cancelled(task.job.id)
         self.step()
 
+    @precondition(lambda self: not self.draining)
+    @rule()
+    @checked
+    def restart(self) -> None:
+        """The scheduler restarts, and the workers after it: a new core loads the unfinished
+        tasks from the store, which counts the attempt of those that were running."""
+        self.core, self.paused = self.new_core(), False
+        self.workers = {name: Worker() for name in WORKERS}
+        loaded = []
+        for task in self.tasks.values():
+            if task.state not in ("queued", "held"):
+                task.holder = None  # a cancelled task the old core held: not loaded
+                continue
+            running = task.state == "held"
+            if running:
+                task.job = task.job._replace(attempts=task.job.attempts + 1)
+                task.state, task.holder, task.ready_at = "queued", None, self.now
+                self.expected.append((Requeued, task.job.id, True))
+            run_at = task.ready_at if task.ready_at > self.now else None
+            loaded.append((task.job._replace(run_at=run_at), running))
+        self.core.recover(loaded)
+        self.step()
+
     @rule(seconds=st.sampled_from([0.001, 0.3, 1.0, 5.0]))
+    @checked
     def advance(self, seconds: float) -> None:
         self.now += seconds
         self.step()
 
     @rule()
+    @checked
     def toggle_pause(self) -> None:
         self.paused = not self.paused
         self.core.set_paused(self.paused)
@@ -161,6 +226,7 @@ class SchedulerModel(RuleBasedStateMachine):
 
     @precondition(lambda self: not self.draining)
     @rule(interrupt=st.booleans())
+    @checked
     def drain(self, interrupt: bool) -> None:
         holders = [t.holder for t in self.tasks.values() if t.holder is not None]
         assert self.core.drain(interrupt=interrupt) == len(holders)
@@ -249,6 +315,7 @@ class SchedulerModel(RuleBasedStateMachine):
 
     def step(self) -> None:
         """Run the core's turn as the actor would; check what it decided."""
+        self.broken = True  # until every check passed
         core = self.core
         core.turn()
         replies, core.outbox.replies = core.outbox.replies, []
@@ -264,6 +331,7 @@ class SchedulerModel(RuleBasedStateMachine):
             assert max(left) <= min(priorities)
         if left and not (self.paused or self.draining):
             assert all(w.waiting is None for w in self.workers.values())
+        self.broken = False
 
     def hand_out(self, token: str, jobs: list[Job] | None) -> list[Job]:
         name = token.split("#")[0]
@@ -312,22 +380,28 @@ class SchedulerModel(RuleBasedStateMachine):
 
     @invariant()
     def holdings_match_the_model(self) -> None:
+        self.broken = True
         holder = self.core.holdings.holder
         assert holder == {i: t.holder for i, t in self.tasks.items() if t.holder is not None}
         held_twice = Counter(i for jobs in self.core.holdings.by_worker.values() for i in jobs)
         assert all(count == 1 for count in held_twice.values())
         assert not set(holder) & set(self.core.queues.queued)
+        self.broken = False
 
     @invariant()
     def retries_are_bounded_and_ends_unique(self) -> None:
+        self.broken = True
         for task in self.tasks.values():
             assert task.ended <= 1
             if task.job.max_retries >= 0:
                 assert task.retries <= task.job.max_retries
+        self.broken = False
 
     def teardown(self) -> None:
         """Let every worker finish what it holds, then run the rest: every task dispatched
         was settled, and every task not cancelled (nor parked by a drain) ended once."""
+        if self.broken:
+            return
         if self.paused:
             self.toggle_pause()
         for _ in range(100):
@@ -348,5 +422,6 @@ class SchedulerModel(RuleBasedStateMachine):
                 assert task.state in ("cancelled", "done"), task
 
 
-SchedulerModel.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
-test_the_scheduler_core_follows_the_model = SchedulerModel.TestCase
+SchedulerModel.TestCase.settings = settings(max_examples=300, stateful_step_count=30, deadline=None)
+# a failure is shrunk to a short story, which takes longer than pytest-timeout's default
+test_the_scheduler_core_follows_the_model = pytest.mark.timeout(600)(SchedulerModel.TestCase)
