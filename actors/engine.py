@@ -28,23 +28,27 @@ import trio
 
 from .backends import Backend, SharedBackend, is_shared, open_backend
 from .builtins import register_builtins
-from .events import Observer
+from .events import LifecycleEvent, Observer
 from .gc_tuning import GC_THRESHOLD, tuned_gc
 from .handle import ASK_BOUND, Engine
 from .node import Node
 from .pool import WorkerPool
+from .recent import DEFAULT_BYTES, DEFAULT_COUNT, RecentResults
 from .registry import Registry, check_lease
+from .relay import Relay
 from .scheduler import Scheduler
 from .spec import ChildSpec
 from .store import Store, StoreLife
 from .supervisor import Supervisor
 from .tree import SupervisorRef, open_supervisor
+from .watch import Feed
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 40  # trio's own default thread limit
 RETENTION = 7 * 24 * 3600.0  # seconds finished tasks are kept by default
 LEASE = 30.0  # seconds an engine owns a claimed task of a shared store without renewing it
+RELEASE_BOUND = 1.0  # seconds closing the backend may take once the engine has ended
 SHUTDOWN_BOUND = 3 * ASK_BOUND  # once drained, stopping the tree takes moments; bound it anyway
 
 
@@ -63,6 +67,9 @@ async def open_engine(
     lease: float = LEASE,
     node: str | None = None,
     gc_threshold: int | None = GC_THRESHOLD,
+    recent_results: int = DEFAULT_COUNT,
+    recent_results_bytes: int = DEFAULT_BYTES,
+    share_events: bool = True,
 ) -> AsyncIterator[Engine]:
     """Run a task engine for the duration of the block; returns once it is ready.
 
@@ -73,17 +80,28 @@ async def open_engine(
     how many threads sync handlers may use at once (default max(40, 2 x workers)); a handler
     abandoned at its timeout keeps its thread until it returns. ``gc_threshold``: the garbage
     collector's young-generation threshold while the engine runs (process-wide, restored after;
-    None leaves it alone; see gc_tuning.py for the trade-off).
+    None leaves it alone; see gc_tuning.py for the trade-off). ``recent_results`` and
+    ``recent_results_bytes``: how many of the last finished tasks (and roughly how many bytes
+    of them, payloads and results included) a durable store keeps in memory, so reading a
+    result just after it finished needs no database read (0 keeps none; the memory store
+    holds every task in memory anyway, see its ``?max_finished=``).
 
     With a shared store (``postgresql://``, ``redis://``) several engines, in one process or
     many, share the queue: each claims tasks into its own buffer and owns them under a lease
     of ``lease`` seconds (or the handler's own ``lease``), renewed while it lives; a dead
     engine's tasks run elsewhere once their lease expires. ``node`` names this engine among
-    them (default: host:pid:random).
+    them (default: host:pid:random). ``share_events``: publish this engine's task transitions
+    to the other nodes and follow theirs (``engine.remote_events()``, relay.py).
 
     Raises ValueError naming the argument for a bad configuration.
     """
     _check_config(workers, queue_size, grace, retention, threads)
+    for name, value in (
+        ("recent_results", recent_results),
+        ("recent_results_bytes", recent_results_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     lease = check_lease(lease)
     if gc_threshold is not None and (
         isinstance(gc_threshold, bool) or not isinstance(gc_threshold, int) or gc_threshold < 1
@@ -100,8 +118,13 @@ async def open_engine(
 
     store_life = StoreLife()
 
+    in_memory = not backend.durable
+    kept = 0 if in_memory else recent_results
+
     def make_store() -> Store:
-        return Store(backend, scheduler_spec.ref, queue_size, store_life, node if shared else None)
+        recent = RecentResults(kept, recent_results_bytes)  # a cache: each incarnation its own
+        named = node if shared else None
+        return Store(backend, scheduler_spec.ref, queue_size, store_life, named, recent)
 
     def make_scheduler() -> Scheduler:
         named = node if shared else None
@@ -126,12 +149,29 @@ async def open_engine(
             return Node(shared_backend, store_spec.ref, scheduler_spec.ref, shortest)
 
         children.append(ChildSpec("node", make_node))
-    async with open_supervisor(
-        children,
-        name="oncue",
-        strategy="rest_for_one",
-        observer=observer,
-        shutdown=grace + SHUTDOWN_BOUND,  # once drained, stopping takes moments; bound it anyway
+    feed, remote = Feed(), Feed()
+    if shared and share_events:
+
+        def make_relay() -> Relay:
+            assert node is not None
+            return Relay(shared_backend, store_spec.ref, remote, node)
+
+        children.append(ChildSpec("relay", make_relay))
+
+    def observe(event: LifecycleEvent) -> None:
+        feed.publish(event)  # never blocks; then the caller's observer, as before
+        if observer is not None:
+            observer(event)
+
+    async with (
+        released(backend),
+        open_supervisor(
+            children,
+            name="oncue",
+            strategy="rest_for_one",
+            observer=observe,
+            shutdown=grace + SHUTDOWN_BOUND,  # once drained, stopping takes moments; bound it
+        ) as root,
     ):
         engine = Engine(
             registry=registry,
@@ -140,12 +180,40 @@ async def open_engine(
             workers=SupervisorRef(workers_spec.ref),
             pool=pool,
             grace=grace,
-            durable=backend.durable,
+            durable=not in_memory,
             node=node if shared else None,
+            root=root,
+            feed=feed,
+            retention=retention,
+            remote=remote,
         )
-        with tuned_gc(gc_threshold):
-            yield engine
-        await engine.shutdown()
+        try:
+            with tuned_gc(gc_threshold):
+                yield engine
+            await engine.shutdown()
+        finally:
+            feed.close()
+            remote.close()
+
+
+@asynccontextmanager
+async def released(backend: Backend) -> AsyncIterator[None]:
+    """Close `backend` when the block ends, however it ends (issue 17 item 9).
+
+    The store closes it when it stops gracefully; an engine that died (an error in the
+    caller's block, a supervisor that gave up) left it open, and with it the SQLite file's
+    lock or a PostgreSQL node name, until a garbage collection: opening the store again in
+    the same process failed with DatabaseInUse. Closing twice is harmless. Shielded and
+    bounded: a backend that hangs cannot hold the exit for more than RELEASE_BOUND seconds.
+    """
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_BOUND):
+            try:
+                await backend.close()
+            except Exception as error:  # the backend's own errors: it is going away anyway
+                logger.warning("engine.backend_close_failed error=%r", error)
 
 
 def _check_config(

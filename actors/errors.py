@@ -81,6 +81,8 @@ class BackendRecovered(ActorError):
     """Raised by the store on purpose once its backend answers again after an outage, so its
     supervisor restarts it, the scheduler and the workers from what the backend holds."""
 
+    deliberate = True  # a restart asked for, not a crash: no supervisor gives up over it
+
 
 class ChildNotFound(ActorError, LookupError):
     """A supervisor has no child by that name."""

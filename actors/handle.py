@@ -22,13 +22,16 @@ from .errors import (
     EngineClosed,
     InvalidField,
     MailboxFull,
+    StoreUnavailable,
     TaskNotFound,
     UnknownTaskType,
 )
+from .events import LifecycleEvent
 from .ids import new_task_id
 from .mailbox import ActorRef
 from .messages import (
     CancelTask,
+    ChangedSince,
     CloseAdmission,
     DeleteTask,
     Drain,
@@ -50,6 +53,7 @@ from .messages import (
 from .pool import WorkerPool
 from .record import NewTask
 from .registry import Registry
+from .results import BulkResults
 from .subscription import EventStream
 from .task import (
     Admitted,
@@ -58,10 +62,12 @@ from .task import (
     Stats,
     Submission,
     Task,
+    TaskEvent,
     TaskState,
     WorkerInfo,
 )
 from .tree import SupervisorRef
+from .watch import ActorInfo, Feed, FeedStream
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ NOWAIT_BATCH = 1000  # tasks one SubmitNowait may gather (the store admits them 
 NOWAIT_BACKLOG = 10_000  # tasks submit_nowait() may hand over before the store takes them
 
 
-class Engine:
+class Engine(BulkResults):
     """The handle on a running engine (made by :func:`open_engine`; pass it around)."""
 
     def __init__(
@@ -86,8 +92,16 @@ class Engine:
         grace: float,
         durable: bool,
         node: str | None = None,
+        root: SupervisorRef | None = None,
+        feed: Feed | None = None,
+        retention: float | None = None,
+        remote: Feed | None = None,
     ) -> None:
         self.registry = registry
+        self.retention = retention  # seconds finished tasks are kept (None: forever)
+        self._root = root
+        self._feed = feed or Feed()
+        self._remote = remote or Feed()
         self.node = node  # this engine's name among those sharing its store (None: not shared)
         self._store = store
         self._scheduler = scheduler
@@ -250,16 +264,32 @@ class Engine:
             raise InvalidField("limit", message)
         before = None
         if cursor is not None:
-            if not (isinstance(cursor, str) and cursor.isdigit()):
+            # a task number: what a 64-bit column holds (a larger one is no earlier page's)
+            valid = isinstance(cursor, str) and cursor.isascii() and cursor.isdigit()
+            before = int(cursor) if valid else -1
+            if not 0 <= before < 2**63:
                 raise InvalidField(
                     "cursor", f"cursor must be a next_cursor from an earlier page, got {cursor!r}"
                 )
-            before = int(cursor)
         tasks: builtins.list[Task] = await self._store.ask(
             ListTasks(state, type, limit, before, owner)
         )
         next_cursor = str(tasks[-1].number) if len(tasks) == limit else None
         return Page(tasks, next_cursor)
+
+    async def changed_since(
+        self, after: float, *, owner: str | None = None, limit: int = 10_000
+    ) -> tuple[builtins.list[Task], bool]:
+        """The tasks that may have a transition after ``after`` (wall-clock seconds): every
+        unfinished task and those finished since (their ``history`` says what happened when).
+
+        Returns them and whether that is all (False: more than ``limit`` unfinished, or more
+        than ``limit`` finished since). Tasks deleted or purged since are not there.
+        """
+        found: tuple[builtins.list[Task], bool] = await self._store.ask(
+            ChangedSince(after, limit, owner)
+        )
+        return found
 
     async def wait(self, task_id: str | int) -> Task:
         """Wait until the task is finished and return it; raises TaskNotFound.
@@ -327,6 +357,32 @@ class Engine:
             raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
         return EventStream(self._store, capacity)
 
+    def supervision_events(self, capacity: int = 100) -> FeedStream[LifecycleEvent]:
+        """The supervision tree's lifecycle events (crashed, restarted, gave up...), as an
+        async iterator, subscribed at once; raises EventsDropped like :meth:`events`."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return FeedStream(self._feed, capacity)
+
+    def remote_events(self, capacity: int = 1000) -> FeedStream[TaskEvent]:
+        """On a shared store, the transitions the other nodes make (relay.py), as an async
+        iterator subscribed at once; on any other store it yields nothing until the engine
+        stops. Best effort across nodes; raises EventsDropped like :meth:`events`."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+        return FeedStream(self._remote, capacity)
+
+    async def tree(self) -> builtins.list[ActorInfo]:
+        """Every actor of the engine's supervision tree, depth first: path, state, restarts."""
+        if self._root is None:
+            return []
+        actors = []
+        for child in await self._root.children():
+            actors.append(ActorInfo.of(child))
+            if child.name == "workers":
+                actors.extend(ActorInfo.of(worker) for worker in await self._workers.children())
+        return actors
+
     # -- changing ----------------------------------------------------------------------------------
 
     async def cancel(self, task_id: str | int) -> Task:
@@ -387,7 +443,7 @@ class Engine:
             interrupted = await self._drain(grace)
             with trio.fail_after(ASK_BOUND):
                 unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
-        except (ActorError, trio.TooSlowError) as error:  # the tree is failing or stopped
+        except (ActorError, StoreUnavailable, trio.TooSlowError) as error:  # failing or stopped
             logger.warning("engine.shutdown_incomplete error=%r", error)
         finally:
             self._report = ShutdownReport(unfinished, interrupted)
@@ -404,7 +460,10 @@ class Engine:
         """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
         return how many were interrupted."""
         with trio.fail_after(ASK_BOUND):
-            await self._store.ask(CloseAdmission())
+            try:
+                await self._store.ask(CloseAdmission())
+            except StoreUnavailable as error:  # a backend outage: drain the workers anyway
+                logger.warning("engine.shutdown_admission_open error=%r", error)
             await self._scheduler.ask(Drain(interrupt=False))
         with trio.move_on_after(grace) as waited:
             await self._scheduler.ask(WaitDrained())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -18,11 +18,12 @@ from .mailbox import Envelope
 from .messages import SubscriptionEnded
 from .record import TaskRecord
 from .task import TaskEvent
+from .waiters import Waiter, Watch
 
 
 class Listeners:
     def __init__(self) -> None:
-        self._task_waiters: dict[str, list[Envelope]] = defaultdict(list)
+        self._task_waiters: dict[str, list[Waiter]] = defaultdict(list)
         self._idle_waiters: list[Envelope] = []
         self._subscribers: list[tuple[trio.MemorySendChannel[Any], int]] = []
 
@@ -39,10 +40,15 @@ class Listeners:
         """The tasks somebody waits on."""
         return {task_id for task_id, waiters in self._task_waiters.items() if waiters}
 
-    def wait_for(self, task_id: str, envelope: Envelope) -> None:
-        waiters = self._task_waiters[task_id]
+    def wait_for(self, task_id: str, waiter: Waiter) -> None:
+        """Answer ``waiter`` (a wait's ask, or a Gather or Watch of many tasks) once the task's
+        end is committed."""
+        waiters = self._task_waiters.get(task_id)
+        if not waiters:  # the usual case: nobody else waits on it
+            self._task_waiters[task_id] = [waiter]
+            return
         waiters[:] = _live(waiters)
-        waiters.append(envelope)
+        waiters.append(waiter)
 
     def wait_idle(self, envelope: Envelope) -> None:
         self._idle_waiters = _live(self._idle_waiters)
@@ -93,7 +99,12 @@ class Listeners:
         self._subscribers = keep
 
     def end_subscriptions(self, reason: str) -> None:
-        """Close every events() stream: plainly at a stop, with a notice after a crash."""
+        """Close every events() stream: plainly at a stop, with a notice after a crash; and
+        every as_completed() stream (its reader asks the next store for what is left)."""
+        for waiters in self._task_waiters.values():
+            for waiter in waiters:
+                if isinstance(waiter, Watch):
+                    waiter.close()
         for channel, _ in self._subscribers:
             if reason:
                 with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
@@ -102,7 +113,10 @@ class Listeners:
         self._subscribers = []
 
 
-def _live(waiters: list[Envelope]) -> list[Envelope]:
+W = TypeVar("W", bound=Waiter)
+
+
+def _live(waiters: list[W]) -> list[W]:
     """The waiters whose askers still wait; forget the rest (their waits timed out)."""
     live = []
     for waiter in waiters:

@@ -75,6 +75,16 @@ class ListTasks:
 
 
 @attrs.frozen
+class ChangedSince:
+    """Tasks that may have a transition after ``after`` (wall clock): every unfinished one
+    and those finished since, up to ``limit`` of each kind (the event stream's replay)."""
+
+    after: float
+    limit: int
+    owner: str | None = None
+
+
+@attrs.frozen
 class CancelTask:
     id: str
 
@@ -94,6 +104,32 @@ class WaitTask:
     """Reply once the task is finished (the reply may come much later)."""
 
     id: str
+
+
+@attrs.frozen
+class GetMany:
+    """Several tasks in one message (ask -> list[Task], in the order given; TaskNotFound
+    naming the first id that names no task)."""
+
+    ids: tuple[str, ...]
+
+
+@attrs.frozen
+class WaitMany:
+    """Reply once every task named is finished, with them in the order given (ask ->
+    list[Task]; TaskNotFound as GetMany). One message however many tasks it names."""
+
+    ids: tuple[str, ...]
+
+
+@attrs.frozen
+class WatchMany:
+    """Send each task named into ``channel`` once it is finished, at once if it already is
+    (ask -> None once every id is found; TaskNotFound as GetMany). ``channel`` has room for
+    every task, so the store never waits on it; closing it is the watcher giving up."""
+
+    ids: tuple[str, ...]  # no repeats
+    channel: Any  # trio.MemorySendChannel[Task]
 
 
 @attrs.frozen

@@ -37,9 +37,11 @@ class TaskRecord:
     progress: Progress | None = None
     node: str | None = None  # the engine that owns it (shared backends); None: unowned
 
-    def move(self, state: TaskState, at: float) -> None:
+    def move(
+        self, state: TaskState, at: float, worker: str | None = None, error: str | None = None
+    ) -> None:
         self.state = state
-        self.history.append(Transition(state, at))
+        self.history.append(Transition(state, at, worker, error))
 
     def snapshot(self) -> Task:
         # Positional, in Task's field order (a test pins it): keywords cost a third more, and

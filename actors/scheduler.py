@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from .actor import Actor, Context
-from .errors import ActorStopped, MailboxFull, OncueError
+from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from .mailbox import ActorRef, Envelope
 from .messages import (
     Claim,
@@ -27,6 +27,7 @@ from .messages import (
     Drain,
     GetLoad,
     Interrupt,
+    Job,
     Load,
     LoadQueue,
     Record,
@@ -70,6 +71,7 @@ class Scheduler(Actor):
             rng=rng,
             retention=retention,
             node=node,
+            gone=_abandoned,
         )
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
@@ -89,7 +91,7 @@ class Scheduler(Actor):
         # Ready first: the supervisor waits for that, and must stay free to restart the store
         # should it crash while we load from it. What arrives meanwhile waits in the mailbox.
         context.started()
-        loaded = await self._store.ask(LoadQueue())
+        loaded = await self._load_queue()
         self.core.recover((job, state is TaskState.RUNNING) for job, state in loaded)
         mailbox = context.mailbox
         core = self.core
@@ -116,6 +118,19 @@ class Scheduler(Actor):
             if not ended:  # a timer fired
                 await self._turn()
         await self._send_changes(force=True)
+
+    async def _load_queue(self) -> list[tuple[Job, TaskState]]:
+        """The store's unfinished tasks; during a backend outage (the store answers
+        StoreUnavailable until it recovers and restarts us all) ask again with backoff, instead
+        of crashing until our supervisor gives up (found by the simulation, seed 468)."""
+        delay = 0.05
+        while True:
+            try:
+                loaded: list[tuple[Job, TaskState]] = await self._store.ask(LoadQueue())
+                return loaded
+            except StoreUnavailable:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _turn(self) -> None:
         """Run the core's turn, then send what it decided."""
@@ -190,3 +205,11 @@ class Scheduler(Actor):
 
     def _get_load(self, message: GetLoad, envelope: Envelope) -> Load:
         return self.core.load()
+
+
+def _abandoned(envelope: Envelope) -> bool:
+    """An ask whose asker stopped waiting (dropped: nobody reads an answer to it)."""
+    if envelope.abandoned:
+        envelope.drop()
+        return True
+    return False

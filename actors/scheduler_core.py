@@ -23,6 +23,7 @@ from .holdings import Holdings
 from .messages import (
     Claim,
     Completed,
+    Failed,
     Interrupt,
     Job,
     JobFailed,
@@ -34,7 +35,7 @@ from .messages import (
 )
 from .queues import Queues
 from .recording import Changes, Outbox, Retention, Transition, Waiter
-from .settlement import Requeue, RetryLater, lost, settle
+from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
 
 if TYPE_CHECKING:
     from .registry import RetryPolicy
@@ -60,8 +61,10 @@ class SchedulerCore(Generic[Waiter]):
         rng: random.Random,
         retention: float | None = None,
         node: str | None = None,
+        gone: Callable[[Waiter], bool] = lambda waiter: False,
     ) -> None:
         self._clock = clock
+        self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
         self._wall = wall
         self._policy = policy
         self._rng = rng
@@ -123,6 +126,9 @@ class SchedulerCore(Generic[Waiter]):
         now = self._wall()
         for job, running in loaded:
             if running:
+                if attempts_exhausted(job):  # its node died running it, again: a poison task
+                    self._change(Failed(job.id, node_lost(job), now))
+                    continue
                 self._change(Requeued(job.id, True, now))
             self._enqueue(job)
         if self.queues.queued:
@@ -161,8 +167,9 @@ class SchedulerCore(Generic[Waiter]):
         one held is lost). True: ``waiter`` gets its work through the outbox; False: answer
         None now (the engine is draining: stop asking)."""
         self._workers.add(worker)
-        if fresh:
+        if fresh:  # a new incarnation: what the old one held or asked is void
             self._lose(worker, started=True)
+            self._idle = deque(item for item in self._idle if item[1] != worker)
         for outcome in outcomes:
             self._settle(worker, outcome)
         if self.draining:
@@ -222,6 +229,8 @@ class SchedulerCore(Generic[Waiter]):
         idle = self._idle
         while idle and queues.peek() is not None:
             waiter, worker = idle.popleft()
+            if self._gone(waiter):  # handing it work would hold that work for nobody
+                continue
             jobs = self.durations.take(queues, fair_share(queues.ready_count(), len(idle) + 1))
             self.holdings.hold(worker, jobs)
             label = self._label_prefix + worker

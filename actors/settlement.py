@@ -27,6 +27,7 @@ from .messages import (
     Retrying,
 )
 from .queues import backoff_delay, should_retry
+from .task import TaskError
 
 if TYPE_CHECKING:
     from .registry import RetryPolicy
@@ -101,3 +102,23 @@ def lost(job: Job, *, started: bool, at: float) -> Requeue:
     """Back to pending: ``job`` will not finish where it was (``started``: it had begun, so
     the attempt counts)."""
     return Requeue(job._replace(attempts=job.attempts + started), Requeued(job.id, started, at))
+
+
+def attempts_exhausted(job: Job) -> bool:
+    """Whether a task found running at recovery (``job.attempts`` counts the attempt its
+    lost node had started) has no attempt left: the node died every time it ran it.
+
+    A node lost during a task's last attempt grants it one more (at-least-once: a node killed
+    by a deploy is not the task's fault), so a task starts at most max_retries + 2 times.
+    """
+    return job.max_retries != -1 and job.attempts > job.max_retries + 1
+
+
+def node_lost(job: Job) -> TaskError:
+    """The error a task ends with when its node died running its last attempts."""
+    return TaskError(
+        "NodeLost",
+        f"the node running this task stopped during its last attempts ({job.attempts} started,"
+        f" max_retries {job.max_retries}); a task that takes its node down (a poison task)"
+        " is not run again",
+    )

@@ -43,9 +43,10 @@ class LocalLink:
     async def read_for_admission(self, reads: AdmissionReads) -> None:
         pass  # never asked: a local ownership reads nothing
 
-    def idle(self) -> bool:
-        """Whether no task is unfinished (so wait_idle() waiters are answered)."""
-        return not self._core.unfinished
+    def committed(self, batch: Batch, listeners: Listeners) -> Chores | None:
+        """After the commit: answer the waiters (of idleness too: none unfinished); no chores."""
+        listeners.committed(batch.finished, not self._core.unfinished, batch.events or [])
+        return None
 
     async def unfinished_count(self) -> int:
         return len(self._core.unfinished)
@@ -88,8 +89,11 @@ class SharedLink:
         while self._ownership.short_of(reads.creating):
             self._ownership.reserved(await self._guard.read(self._backend.reserve_numbers))
 
-    def idle(self) -> bool:
-        return False  # the chores find out (rechecking the whole store's count)
+    def committed(self, batch: Batch, listeners: Listeners) -> Chores | None:
+        """After the commit: answer the waiters of what finished here (idleness: the chores
+        find out, from the whole store's count), and return the ownership's chores."""
+        listeners.committed(batch.finished, False, batch.events or [])
+        return self._ownership.chores()
 
     async def unfinished_count(self) -> int:
         return await self._guard.read(self._backend.unfinished_count)
@@ -168,11 +172,10 @@ class SharedLink:
         look_idle = listeners.idle_waiting and (
             chores.recheck_all or bool(chores.recheck) or finished_here
         )
-        finished = []
-        for task_id in ids:
-            record = await self._backend.get(task_id)
-            if record is not None and record.state.finished:
-                finished.append(record)
+        # One read for all of them, not one per task.
+        finished = [
+            record for record in await self._backend.get_many(list(ids)) if record.state.finished
+        ]
         idle = look_idle and await self._backend.unfinished_count() == 0
         if finished or idle:
             listeners.committed(finished, idle, [])

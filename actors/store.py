@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -22,16 +23,19 @@ import trio
 
 from .actor import Actor, Context
 from .backends import Backend, SharedBackend, is_shared
+from .bulk import DEFERRED, BulkReads
 from .errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
-from .guard import FAILURES, BackendGuard
+from .guard import FAILURES, BackendGuard, OutageHistory
 from .listeners import Listeners
 from .mailbox import ActorRef, Envelope, Mailbox
 from .messages import (
     CancelTask,
+    ChangedSince,
     Claim,
     CloseAdmission,
     DeleteTask,
     GetCounts,
+    GetMany,
     GetTask,
     KeyRef,
     ListTasks,
@@ -50,17 +54,21 @@ from .messages import (
     TaskCancelled,
     TasksReady,
     WaitIdle,
+    WaitMany,
     WaitTask,
+    WatchMany,
 )
 from .ownership import LocalOwnership, SharedOwnership
+from .recent import RecentResults
 from .record import NewTask, TaskRecord
 from .sharing import Answer, Link, LocalLink, SharedLink
 from .store_core import Counts, StoreCore
+from .task import TaskState
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
-_DEFERRED = object()  # a handler's answer meaning "the reply comes later"
+_DEFERRED = DEFERRED  # a handler's answer meaning "the reply comes later"
 
 
 @attrs.define
@@ -68,9 +76,10 @@ class StoreLife:
     """What the store's slot remembers across incarnations (the engine keeps one)."""
 
     loaded: bool = False  # a store has loaded from the backend at least once
+    outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
 
 
-class Store(Actor):
+class Store(BulkReads, Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
@@ -82,11 +91,16 @@ class Store(Actor):
         queue_size: int,
         life: StoreLife,
         node: str | None = None,
+        recent: RecentResults | None = None,
     ) -> None:
         self._life = life
+        # Recently finished tasks, read back without the backend (none kept: RecentResults(0)).
+        self._recent = recent if recent is not None else RecentResults(0)
+        # The memory backend's bound on finished tasks (backends/memory.py); None elsewhere.
+        self._trim_finished: Callable[[], Counts] | None = getattr(backend, "trim_finished", None)
         self._node = node  # our name among the engines of a shared backend
         self._backend = backend
-        self._guard = BackendGuard(backend)
+        self._guard = BackendGuard(backend, life.outages)
         self._scheduler = scheduler
         self._queue_size = queue_size
         self._listeners = Listeners()
@@ -99,11 +113,15 @@ class Store(Actor):
             ProgressReported: self._progress,
             GetTask: self._get,
             ListTasks: self._list,
+            ChangedSince: self._changed_since,
             CancelTask: self._cancel,
             DeleteTask: self._delete,
             RetryTask: self._retry,
             WaitTask: self._wait,
             WaitIdle: self._wait_idle,
+            GetMany: self._get_many,
+            WaitMany: self._wait_many,
+            WatchMany: self._watch_many,
             GetCounts: self._get_counts,
             Subscribe: self._subscribe,
             CloseAdmission: self._close_admission,
@@ -164,7 +182,7 @@ class Store(Actor):
     # -- one batch ---------------------------------------------------------------------------------
 
     async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> None:
-        batch = self._core.begin(events=self._listeners.subscribed)
+        batch = self._core.begin(self._listeners.subscribed)
         answers: list[Answer] = []
         for envelope in envelopes:
             message = envelope.message
@@ -192,16 +210,29 @@ class Store(Actor):
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
+        if batch.finished:
+            self._keep_finished(batch.finished)
         if batch.ready:
             self._tell_scheduler(TasksReady(batch.ready))
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
-        self._listeners.committed(batch.finished, self._link.idle(), batch.events or [])
-        chores = self._core.ownership.chores()
+        chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
         if self._purge is not None:
             await self._run_purge(self._purge)
+
+    def _keep_finished(self, finished: list[TaskRecord]) -> None:
+        """Keep what this batch finished for reading back, and drop the memory backend's
+        oldest finished tasks beyond its bound (they leave the counts, as purged ones do)."""
+        recent = self._recent
+        shared = is_shared(self._backend)
+        for record in finished:
+            # Shared: a failed task may be retried by another node, which we would not hear.
+            if not (shared and record.state is TaskState.FAILED):
+                recent.add(record)
+        if self._trim_finished is not None:
+            self._core.purged(self._trim_finished())
 
     def _tell_scheduler(self, message: Any) -> None:
         try:
@@ -238,7 +269,9 @@ class Store(Actor):
         if reads is not None:
             await self._link.read_for_admission(reads)
         for record in self._core.submit_nowait(message.tasks, time.time()):
-            logger.warning("store.refused id=%s error=%s", record.id, record.error)
+            error = record.error
+            assert error is not None
+            logger.warning("store.refused id=%s error=%s(%r)", record.id, error.type, error.message)
 
     async def _record(self, message: Record, envelope: Envelope) -> None:
         self._core.record(message.changes)
@@ -255,8 +288,10 @@ class Store(Actor):
         elif isinstance(task_id, int):
             record = await self._read(lambda: self._backend.get_by_number(task_id))
         else:
-            record = self._core.known(task_id) or await self._read(
-                lambda: self._backend.get(task_id)
+            record = (
+                self._core.known(task_id)
+                or self._recent.get(task_id)
+                or await self._read(lambda: self._backend.get(task_id))
             )
         if record is None:
             raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
@@ -277,18 +312,40 @@ class Store(Actor):
         )
         return [record.snapshot() for record in records]
 
+    async def _changed_since(self, message: ChangedSince, envelope: Envelope) -> Any:
+        """The tasks that may have moved since ``message.after``, as snapshots, and whether
+        that is all of them (False: a kind held more than ``message.limit``)."""
+        owner, limit, after = message.owner, message.limit, message.after
+        backend = self._backend
+        if is_shared(backend):
+            unfinished: list[TaskRecord] = []
+            for state in (TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING):
+                query = partial(backend.query, state, None, limit + 1, None, owner)
+                unfinished += await self._read(query)
+        else:
+            mine = self._core.unfinished.values()
+            unfinished = [record for record in mine if owner is None or record.owner == owner]
+        finished = await self._read(lambda: backend.finished_since(after, limit + 1, owner))
+        complete = len(unfinished) <= limit and len(finished) <= limit
+        records = {record.id: record for record in (*finished[:limit], *unfinished[:limit])}
+        return [record.snapshot() for record in records.values()], complete
+
     async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
         return self._core.cancel(await self._find(message.id), time.time())
 
     async def _delete(self, message: DeleteTask, envelope: Envelope) -> None:
-        self._core.delete(await self._find(message.id))
+        record = await self._find(message.id)
+        self._core.delete(record)
+        self._recent.discard(record.id)
 
     async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
         record = await self._find(message.id)
         reads = self._core.ownership.admission_reads(0)
         if reads is not None:
             await self._link.read_for_admission(reads)
-        return self._core.retry(record, time.time())
+        retried = self._core.retry(record, time.time())
+        self._recent.discard(record.id)  # no longer finished
+        return retried
 
     async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
         record = await self._find(message.id)
@@ -321,6 +378,7 @@ class Store(Actor):
         self._purge = None
         purged = await self._backend.purge(message.before, message.limit)
         self._core.purged(purged)
+        self._recent.drop_finished_before(message.before)
         total = sum(purged.values())
         if total:
             logger.info("store.purged tasks=%d before=%.0f", total, message.before)

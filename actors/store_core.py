@@ -64,7 +64,7 @@ class StoreCore:
         self.closed = False
         self.batch = Batch()
 
-    def begin(self, *, events: bool) -> Batch:
+    def begin(self, events: bool) -> Batch:
         """Start a new batch (``events``: somebody subscribes, so build TaskEvents)."""
         self.batch = Batch([] if events else None)
         return self.batch
@@ -157,7 +157,18 @@ class StoreCore:
             if ready:
                 batch.ready.append(record.job())
         if batch.events is not None:
-            batch.events.append(TaskEvent(record.id, record.type, TaskState.PENDING, now, 0))
+            batch.events.append(
+                TaskEvent(
+                    record.id,
+                    record.type,
+                    TaskState.PENDING,
+                    now,
+                    0,
+                    None,
+                    record.number,
+                    record.owner,
+                )
+            )
         return record
 
     # -- transitions ------------------------------------------------------------------------------
@@ -167,7 +178,12 @@ class StoreCore:
         counts = self.counts
         counts[record.type, record.state] -= 1
         counts[record.type, state] += 1
-        record.move(state, at)
+        # The history says who ran each attempt and why one failed (the HTTP `history`).
+        worker = record.worker if state is TaskState.RUNNING else None
+        error = None
+        if state is TaskState.RETRYING or state is TaskState.FAILED:
+            error = None if record.error is None else record.error.summary
+        record.move(state, at, worker, error)
         batch = self.batch
         batch.changed[record.id] = record
         if state in FINISHED:
@@ -175,7 +191,17 @@ class StoreCore:
             record.finished_at = at
             batch.finished.append(record)
         if batch.events is not None:
-            event = TaskEvent(record.id, record.type, state, at, record.attempts, record.worker)
+            event = TaskEvent(
+                record.id,
+                record.type,
+                state,
+                at,
+                record.attempts,
+                record.worker,
+                record.number,
+                record.owner,
+                error,
+            )
             batch.events.append(event)
 
     def record(self, changes: Iterable[Any]) -> None:

@@ -47,6 +47,22 @@ class EventStream:
         event: TaskEvent = item
         return event
 
+    def ready(self, most: int) -> list[TaskEvent]:
+        """Up to ``most`` more events that are already here, without waiting (none before the
+        first ``__anext__``); raises EventsDropped like it."""
+        found: list[TaskEvent] = []
+        receive = self._receive
+        while receive is not None and len(found) < most:
+            try:
+                item = receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if isinstance(item, SubscriptionEnded):
+                receive.close()
+                raise EventsDropped(item.reason)
+            found.append(item)
+        return found
+
     async def aclose(self) -> None:
         if self._receive is not None:
             self._receive.close()

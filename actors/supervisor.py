@@ -255,7 +255,8 @@ class Supervisor(Actor):
         if not _should_restart(slot.spec.restart, crashed=crashed):
             self._retire(slot)
             return None
-        if self._intensity_exceeded():
+        # A restart the child asked for (`deliberate`) is not a crash: it never counts.
+        if not getattr(exited.error, "deliberate", False) and self._intensity_exceeded():
             gave_up = SupervisorGaveUp(
                 self._context.path, len(self._restart_times) - 1, self.within, exited.error
             )

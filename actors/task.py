@@ -76,6 +76,12 @@ class TaskError:
     def from_exception(cls, error: BaseException, traceback: str = "") -> TaskError:
         return cls(type(error).__name__, str(error), traceback)
 
+    @property
+    def summary(self) -> str:
+        """``Type: message`` (the message's first 200 characters), for events and history."""
+        message = self.message if len(self.message) <= 200 else self.message[:199] + "…"
+        return f"{self.type}: {message}" if message else self.type
+
 
 @attrs.frozen
 class Progress:
@@ -84,10 +90,16 @@ class Progress:
 
 
 class Transition(NamedTuple):
-    """One entry of a task's history: it entered ``state`` at wall-clock time ``at``."""
+    """One entry of a task's history: it entered ``state`` at wall-clock time ``at``.
+
+    ``worker`` is who ran it (on entering running; ``node/worker`` on a shared store), and
+    ``error`` the failed attempt's error as ``Type: message`` (on entering retrying or failed).
+    """
 
     state: TaskState
     at: float
+    worker: str | None = None
+    error: str | None = None
 
 
 # Not slotted: a frozen slotted class sets each field through object.__setattr__, which
@@ -184,7 +196,11 @@ class Stats:
 
 @attrs.frozen(slots=False)  # as Task: one is built for every transition while subscribed
 class TaskEvent:
-    """A task entered a new state (what ``engine.events()`` yields)."""
+    """A task entered a new state (what ``engine.events()`` yields).
+
+    ``number`` is the task's number, ``owner`` who submitted it (the HTTP layer's tenant),
+    ``error`` the failed attempt's error as ``Type: message`` (retrying, failed).
+    """
 
     task_id: str
     type: str
@@ -192,6 +208,9 @@ class TaskEvent:
     at: float
     attempts: int
     worker: str | None = None
+    number: int = 0
+    owner: str | None = None
+    error: str | None = None
 
 
 @attrs.frozen

@@ -232,6 +232,10 @@ class Worker(Actor):
             return self._failed(job, started, error, fatal=True)
         except Exception as error:
             return self._failed(job, started, error)
+        except BaseException as error:  # SystemExit, GeneratorExit...: still the task's failure
+            if not raised_by_task_code(error):
+                raise  # trio's cancellation (a timeout, a stop), or Ctrl-C sent to the process
+            return self._failed(job, started, error)
         return JobSucceeded(job, started, time.time(), result)
 
     async def _call(self, handler: Handler, job: Job) -> Any:
@@ -260,8 +264,8 @@ class Worker(Actor):
             )
             returned = True
             return result
-        except Exception:
-            returned = True  # the handler raised: its thread is done
+        except BaseException as error:
+            returned = raised_by_task_code(error)  # the handler raised: its thread is done
             raise
         finally:
             if not returned:
@@ -271,7 +275,7 @@ class Worker(Actor):
         self,
         job: Job,
         started: float,
-        error: Exception,
+        error: BaseException,
         *,
         fatal: bool = False,
         retry_delay: float | None = None,
@@ -301,3 +305,28 @@ class Worker(Actor):
             self._store.try_tell(ProgressReported(task_id, fraction, message))
         except (MailboxFull, ActorStopped):
             logger.debug("task.progress_dropped id=%s", task_id)
+
+
+def raised_by_task_code(error: BaseException) -> bool:
+    """Whether a BaseException out of a handler is the task's own failure (issue 12 item 8).
+
+    Not so for trio's Cancelled (a timeout, an interrupt, the engine stopping) nor for a
+    KeyboardInterrupt trio delivered from a SIGINT to the process (its traceback ends in trio's
+    signal handler): those go on and stop what they are meant to. Anything else task code
+    raises (SystemExit, GeneratorExit, KeyboardInterrupt raised by the code itself, custom
+    BaseExceptions) fails the task like any error, so no task can take its node down.
+    """
+    if isinstance(error, BaseExceptionGroup):
+        return all(raised_by_task_code(inner) for inner in error.exceptions)
+    if isinstance(error, trio.Cancelled):
+        return False
+    if isinstance(error, KeyboardInterrupt):
+        return not _delivered_by_trio(error)
+    return True
+
+
+def _delivered_by_trio(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_globals.get("__name__", "").startswith("trio.")

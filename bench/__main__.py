@@ -31,6 +31,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     size.add_argument("--smoke", action="store_true", help="tiny sizes: checks the scripts run")
     parser.add_argument("--systems", help="comma-separated subset, e.g. oncue,huey-memory")
     parser.add_argument("--out", type=Path, help="where the report goes (default bench/results)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleave: every system runs once per round (1 run each), rounds repeated; a "
+        "figure is then the median over the rounds, each peer measured beside oncue each time",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,10 +65,13 @@ def main(argv: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     pythons: dict[str, str | Exception] = {}
     with services.services(needed) as service_status:
-        for case in cases:
-            for system in systems:
-                if system.name in case.systems:
-                    rows.append(measure(case, system, mode, pythons, service_status))
+        for _ in range(args.rounds):
+            for case in cases:
+                for system in systems:
+                    if system.name in case.systems:
+                        row = measure(case, system, mode, pythons, service_status, args.rounds)
+                        rows.append(row)
+    rows = merge_rounds(rows)
     built = build_report(mode, rows, systems, service_status, load_before)
     print(report.terminal(built))
     out_dir = args.out or (Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else RESULTS)
@@ -81,6 +91,7 @@ def measure(
     mode: str,
     pythons: dict[str, str | Exception],
     service_status: dict[str, str],
+    rounds: int = 1,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"case": case.name, "system": system.name, "ok": False}
     why_not = precheck(system, pythons, service_status)
@@ -88,6 +99,8 @@ def measure(
         row["error"] = why_not
     else:
         spec = spec_for(case, system, mode)
+        if rounds > 1:
+            spec["runs"] = 1  # the rounds are the repetitions
         python = str(pythons.get(system.venv or "", runner.project_python()))
         bound = float(spec.get("timeout", 120.0)) + BOUND_SLACK
         outcome = runner.run_driver(python, system.module, spec, bound)
@@ -98,6 +111,29 @@ def measure(
     shown = f"{row['median']:,.2f} {case.unit}" if "median" in row else f"not run: {row['error']}"
     print(f"[{case.name}] {system.name}: {shown}", file=sys.stderr, flush=True)
     return row
+
+
+def merge_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (case, system): the samples of every round together, in round order."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["case"], row["system"])
+        if key not in merged:
+            merged[key] = row
+            continue
+        into = merged[key]
+        if not row.get("ok"):
+            into.setdefault("failed_rounds", []).append(row.get("error"))
+            continue
+        if not into.get("ok"):  # the first round failed: keep the reason, take this one's data
+            row["failed_rounds"] = [into.get("error"), *into.get("failed_rounds", [])]
+            merged[key] = into = row
+            continue
+        for name, value in row.items():
+            if isinstance(value, list) and isinstance(into.get(name), list):
+                into[name] = into[name] + value
+        into["peak_rss_mb"] = max(into.get("peak_rss_mb") or 0, row.get("peak_rss_mb") or 0)
+    return [report.summarize(row) for row in merged.values()]
 
 
 def precheck(system: System, pythons: dict[str, str | Exception], status: dict[str, str]) -> str:

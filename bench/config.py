@@ -348,6 +348,22 @@ CASES: tuple[Case, ...] = (
         "procrastinate and rq fill in bulk).",
     ),
 )
+CASES += (
+    Case(
+        "memory",
+        "memory",
+        "RSS of the memory store: bytes per queued task, per finished task kept, after a drain",
+        "bytes/task",
+        {
+            "full": {"depth": 1_000_000, "runs": 1, "timeout": 600.0},
+            "quick": {"depth": 200_000, "runs": 1, "timeout": 300.0},
+            "smoke": {"depth": 1_000, **SMOKE},
+        },
+        systems=("oncue",),
+        notes="oncue alone (the peers do not bound what they keep). Finished tasks beyond the "
+        "memory store's max_finished (100,000) are dropped oldest first.",
+    ),
+)
 HTTP = ("oncue-http", "oncue-http-auth", "hypercorn-bare")
 DURABLE_PEERS = ("huey-sqlite", "dramatiq", "arq", "rq", "celery", "procrastinate")
 CASES += (
@@ -413,6 +429,7 @@ WORKLOADS = {
     "depth": ("depth-1k", "depth-1M"),
     "http": ("http-single", "http-batch"),
     "durable": ("durable",),
+    "memory": ("memory",),
 }
 
 

@@ -4,15 +4,20 @@ Run by the orchestrator as ``python -m bench.engine '<spec json>'`` in the proje
 prints one ``BENCH-RESULT`` line.  Run by hand for a quick look at the engine alone:
 ``python -m bench.engine`` (100,000 no-op tasks, 8 workers, prints tasks/s and p50/p99).
 
-Differences from the peer flows, on purpose: the timed drain ends when ``wait_idle()`` returns
-(the engine's own "everything finished" signal) and every result is then checked with
-``get()``, outside the clock; variant ``batch`` submits with ``submit_many`` (1,000 a call),
-``concurrent`` with one awaited ``submit()`` per task from 64 concurrent callers.
+Timed as the peers are: the clock stops once every result has been read back and checked,
+through oncue's own bulk read (``wait_many``: one message to the store for all of them, as
+Celery's ``join_native`` is one round trip). The moment ``wait_idle()`` returned is reported
+beside it as ``idle_samples``, a labelled extra that is NOT comparable with the peers (it
+stops before any result is read). Variant ``batch`` submits with ``submit_many`` (1,000 a
+call), ``nowait`` with ``submit_nowait``, ``concurrent`` with one awaited ``submit()`` per
+task from 64 concurrent callers.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -106,12 +111,16 @@ async def _nowait(engine: Engine, name: str, x: int, **options: Any) -> str:
         return task_id
 
 
-async def started_at(engine: Engine, tasks: list[Task], kind: str) -> list[float]:
-    """Check every task's result (value and state) and return when each body started."""
+async def started_at(engine: Engine, tasks: list[Any], kind: str) -> list[float]:
+    """Wait for every task (one message), check its result and return when each started."""
+    return checked_starts(await engine.wait_many([task.id for task in tasks]), kind)
+
+
+def checked_starts(done: list[Task], kind: str) -> list[float]:
+    """Check every finished task's result (its value) and return when each body started."""
     starts = []
-    for x, task in enumerate(tasks):
-        done = await engine.get(task.id)
-        got, began = done.result
+    for x, task in enumerate(done):
+        got, began = task.result
         want = 2 * x if kind == "double" else x
         if got != want:
             raise AssertionError(f"task {task.id} returned {got!r}, expected {want!r}")
@@ -184,29 +193,45 @@ def other_nodes(store: str, count: int, workers: int) -> Iterator[None]:
 
 async def _throughput(spec: Spec, store: str) -> dict[str, Any]:
     queue_size = spec.n + spec.warmup + 10
+    if store == "memory://":  # keep every finished task of a run (the default keeps 100,000)
+        store = f"memory://?max_finished={max(100_000, queue_size)}"
     options = {"workers": spec.concurrency, "queue_size": queue_size, "store": store}
     async with open_engine(registry=registry, **options) as engine:
         await submit_all(engine, spec, spec.kind, range(spec.warmup))
         await engine.wait_idle()
-        samples, enqueue_rates, p50s, p99s = [], [], [], []
+        samples, idle_samples, enqueue_rates, p50s, p99s = [], [], [], [], []
         for _ in range(spec.runs):
-            began = time.perf_counter()
-            submitted = time.time()
-            tasks = await submit_all(engine, spec, spec.kind, range(spec.n))
-            enqueued = time.perf_counter() - began
-            await engine.wait_idle()
-            elapsed = time.perf_counter() - began
-            starts = await started_at(engine, tasks, spec.kind)
-            # created_at is the store's wall-clock admission time: the submit-side timestamp
-            # (read back for submit_nowait, which returns only ids).
-            admitted = [(await engine.get(t.id)).created_at for t in tasks]
-            latencies = [s - (a or submitted) for s, a in zip(starts, admitted, strict=True)]
+            idle: list[float] = []
+            async with trio.open_nursery() as nursery:
+                began = time.perf_counter()
+                submitted = time.time()
+                tasks = await submit_all(engine, spec, spec.kind, range(spec.n))
+                enqueued = time.perf_counter() - began
+                nursery.start_soon(_note_idle, engine, idle)
+                done = await engine.wait_many([task.id for task in tasks])
+                starts = checked_starts(done, spec.kind)
+                elapsed = time.perf_counter() - began
+            # created_at is the store's wall-clock admission time (submit_nowait gives ids only).
+            latencies = [s - (t.created_at or submitted) for s, t in zip(starts, done, strict=True)]
             samples.append(spec.n / elapsed)
+            idle_samples.append(spec.n / (idle[0] - began))
             enqueue_rates.append(spec.n / enqueued)
             p50s.append(percentile(latencies, 50) * 1000)
             p99s.append(percentile(latencies, 99) * 1000)
             await forget(engine, tasks)
-    return {"samples": samples, "enqueue": enqueue_rates, "p50_ms": p50s, "p99_ms": p99s}
+    return {
+        "samples": samples,
+        "idle_samples": idle_samples,
+        "enqueue": enqueue_rates,
+        "p50_ms": p50s,
+        "p99_ms": p99s,
+    }
+
+
+async def _note_idle(engine: Engine, moment: list[float]) -> None:
+    """The extra, not comparable figure: when wait_idle() returned (no result read yet)."""
+    await engine.wait_idle()
+    moment.append(time.perf_counter())
 
 
 async def forget(engine: Engine, tasks: list[Task]) -> None:
@@ -228,10 +253,8 @@ async def priority(spec: Spec) -> dict[str, Any]:
             await engine.wait(lows[0].id)
             began = time.perf_counter()
             highs = await submit_all(engine, spec, "double", range(spec.high), priority="high")
-            for task in highs:
-                await engine.wait(task.id)
-            samples.append(time.perf_counter() - began)
             last_high = max(await started_at(engine, highs, "double"))
+            samples.append(time.perf_counter() - began)
             await engine.wait_idle()
             low_starts = await started_at(engine, lows[:2000], "double")
             lows_first.append(sum(1 for s in low_starts if s <= last_high))
@@ -249,8 +272,6 @@ async def depth(spec: Spec) -> dict[str, Any]:
         tasks = await submit_all(engine, spec, "double", range(total), batch=True)
         fill_s = time.perf_counter() - began
         await engine.resume()
-        for task in tasks[:measured_count]:
-            await engine.wait(task.id)
         starts = sorted(await started_at(engine, tasks[:measured_count], "double"))
         await engine.pause()  # the rest is backlog: leave it unrun, the engine drops it on exit
         samples = []
@@ -262,8 +283,64 @@ async def depth(spec: Spec) -> dict[str, Any]:
     return {"samples": samples, "fill_per_s": total / fill_s, "queued": total}
 
 
+def rss_bytes() -> int:
+    """This process's resident set size, from /proc (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def memory(spec: Spec) -> dict[str, Any]:
+    """RSS per queued and per finished task, and how much comes back after a drain: queue
+    ``depth`` tasks paused, run them all, then read the RSS again (the memory store keeps its
+    default 100,000 finished tasks, dropping the older ones); then run as many again 10,000 at
+    a time (a steady stream) and read it once more: it should not grow."""
+    samples, per_finished, kept_after, streamed_after = [], [], [], []
+    for _ in range(spec.runs):
+        total = spec.depth
+        async with open_engine(
+            registry=registry, workers=spec.concurrency, queue_size=total + 10
+        ) as engine:
+            await submit_all(engine, spec, "double", range(spec.warmup), batch=True)
+            await engine.wait_idle()
+            start = rss_bytes()
+            await engine.pause()
+            await submit_all(engine, spec, "double", range(total), batch=True)
+            queued = rss_bytes()
+            await engine.resume()
+            await engine.wait_idle()
+            gc.collect()
+            drained = rss_bytes()
+            kept = (await engine.stats()).successful
+            for first in range(0, total, STREAM):
+                xs = range(first, min(first + STREAM, total))
+                await submit_all(engine, spec, "double", xs, batch=True)
+                await engine.wait_idle()
+            gc.collect()
+            streamed = rss_bytes()
+        samples.append((queued - start) / total)
+        per_finished.append((drained - start) / kept)
+        kept_after.append((drained - start) / max(1, queued - start))
+        streamed_after.append((streamed - start) / max(1, queued - start))
+    return {
+        "samples": samples,
+        "unit": "bytes/queued task",
+        "bytes_per_finished_kept": per_finished,
+        "drained_share_of_queued": kept_after,
+        "streamed_share_of_queued": streamed_after,
+    }
+
+
+STREAM = 10_000  # memory: tasks in flight at a time in the steady stream
+
+
 async def main(spec: Spec) -> dict[str, Any]:
-    flows = {"noop": throughput, "sleep": throughput, "priority": priority, "depth": depth}
+    flows = {
+        "noop": throughput,
+        "sleep": throughput,
+        "priority": priority,
+        "depth": depth,
+        "memory": memory,
+    }
     with trio.fail_after(spec.timeout):
         return await flows[spec.workload](spec)
 

@@ -16,7 +16,7 @@ def summarize(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("ok") and samples:
         row["median"] = statistics.median(samples)
         row["min"], row["max"] = min(samples), max(samples)
-        for key in ("p50_ms", "p99_ms", "enqueue"):
+        for key in ("p50_ms", "p99_ms", "enqueue", "idle_samples"):
             if row.get(key):
                 row[key + "_median"] = statistics.median(row[key])
     return row
@@ -82,6 +82,20 @@ def markdown(report: dict[str, Any]) -> str:
     for case_name in dict.fromkeys(row["case"] for row in rows):
         case = CASE_BY_NAME[case_name]
         out += ["", f"## {case_name}: {case.title}", "", *case_table(rows, case_name, found)]
+        idle = [r for r in rows if r["case"] == case_name and r.get("idle_samples_median")]
+        if idle:
+            out += ["", "Not comparable, a shorter clock (stopped when `wait_idle()` returned,"]
+            out += ["before any result was read back): " + ", ".join(_idle(r) for r in idle)]
+            out[-1] += f" {case.unit}."
+        out += per_round(rows, case_name)
+        kept = [r for r in rows if r["case"] == case_name and r.get("bytes_per_finished_kept")]
+        for row in kept:
+            per_finished = statistics.median(row["bytes_per_finished_kept"])
+            share = statistics.median(row["drained_share_of_queued"])
+            out += ["", f"{row['system']}: {per_finished:,.0f} bytes per finished task kept;"]
+            out[-1] += f" after the drain the RSS kept {share:.0%} of what queueing added"
+            streamed = statistics.median(row.get("streamed_share_of_queued") or [0.0])
+            out[-1] += f", {streamed:.0%} after as many tasks again in a steady stream."
         extras = [r for r in rows if r["case"] == case_name and r.get("lows_started_first")]
         if extras:
             out += ["", "Low tasks started before the last high one started (median, capped"]
@@ -94,6 +108,32 @@ def markdown(report: dict[str, Any]) -> str:
     out += [f"- {key}: {value}" for key, value in report["machine"].items()]
     out += [f"- {name}: {versions}" for name, versions in report["versions"].items()]
     return "\n".join(out) + "\n"
+
+
+def per_round(rows: list[dict[str, Any]], case_name: str) -> list[str]:
+    """With --rounds: each oncue system ÷ each peer, round by round (tasks/s cases)."""
+    if CASE_BY_NAME[case_name].unit != "tasks/s":
+        return []
+    measured = [
+        r
+        for r in rows
+        if r["case"] == case_name
+        and len(r.get("samples") or []) > 1
+        and r.get("spec", {}).get("runs") == 1  # one run a round: the samples are the rounds
+    ]
+    ours = [r for r in measured if BY_NAME[r["system"]].oncue]
+    peers = [r for r in measured if not BY_NAME[r["system"]].oncue]
+    lines = []
+    for mine in ours:
+        for peer in peers:
+            pairs = zip(mine["samples"], peer["samples"], strict=False)
+            shown = ", ".join(f"{a / b:.2f}x" for a, b in pairs)
+            lines.append(f"- {mine['system']} ÷ {peer['system']}, round by round: {shown}")
+    return ["", *lines] if lines else []
+
+
+def _idle(row: dict[str, Any]) -> str:
+    return f"{row['system']} {row['idle_samples_median']:,.0f}"
 
 
 def _lows(row: dict[str, Any]) -> str:

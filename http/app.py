@@ -24,10 +24,14 @@ from .direct import submit_routes
 from .errors import register_error_handlers
 from .follow import follow_events
 from .gate import Policies, install_gateway
+from .hub import EventHub
 from .limits import CorsPolicy, RateLimiter
 from .metrics import Metrics
 from .openapi import SWAGGER_ASSETS, ServiceOpenAPI, docs_page
+from .routes_bulk import bulk_routes
 from .routes_compat import compat
+from .routes_dashboard import dashboard_routes
+from .routes_events import StreamSettings, events_doc, events_routes
 from .routes_service import service_routes
 from .routes_tasks import jobs, tasks
 from .service import DEFAULT_MAX_PAYLOAD, DEFAULT_STORE_DEADLINE, Service, service
@@ -48,6 +52,7 @@ def create_app(
     auth: AuthSettings | None = None,
     rate_limit: RateLimiter | None = None,
     cors: CorsPolicy | None = None,
+    events: StreamSettings | None = None,
 ) -> QuartTrio:
     """Build the HTTP app for `engine` (which the caller runs, e.g. with `open_engine`).
 
@@ -65,6 +70,7 @@ def create_app(
         auth: bearer-token authentication (docs/security.md); None or empty: off.
         rate_limit: requests per second per token (or client address); None: unlimited.
         cors: the browser origins allowed to call the API; None: no CORS headers.
+        events: the bounds of `GET /api/v1/events` streams (heartbeat, buffer, write timeout).
     """
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_size
@@ -84,12 +90,17 @@ def create_app(
     )
     register_error_handlers(app)
     app.before_serving(_follow_events)
+    app.before_serving(_run_hub)
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
+    hub = EventHub(engine)
+    app.extensions["oncue.hub"] = hub
+    direct.update(events_routes(current, events or StreamSettings(), hub))
     install_gateway(app, policies, direct)
     app.add_url_rule("/docs", "swagger_ui", docs_page)
     app.add_url_rule(f"{SWAGGER_ASSETS}/<path:name>", "swagger_assets", _swagger_asset)
-    for blueprint in (tasks, jobs, service_routes, compat):
+    blueprints = (bulk_routes, tasks, jobs, service_routes, compat, events_doc, dashboard_routes)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
 
@@ -101,6 +112,12 @@ async def _follow_events() -> None:
     await app.nursery.start(
         partial(follow_events, current.engine, current.metrics, lambda: current.log_tasks)
     )
+
+
+async def _run_hub() -> None:
+    """While the app is served, one subscription feeds every event stream (hub.py)."""
+    app: QuartTrio = current_app  # type: ignore[assignment]
+    await app.nursery.start(app.extensions["oncue.hub"].run)
 
 
 def swagger_dist() -> Path:

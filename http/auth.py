@@ -27,7 +27,7 @@ REALM = "oncue"
 ADMIN_SCOPE = "admin"
 MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key is at least 256 bits
 # Routes anyone may call when auth is on (besides health/metrics, which are configurable).
-ALWAYS_PUBLIC = ("/openapi.json", "/docs")
+ALWAYS_PUBLIC = ("/openapi.json", "/docs", "/")
 PRINCIPAL = "oncue.principal"  # the ASGI scope key under which the gateway leaves the caller
 HEALTH_PATHS = ("/health", "/api/v1/health")
 METRICS_PATHS = ("/metrics",)
@@ -239,8 +239,8 @@ def parse_duration(text: str) -> int:
 
 def is_public(settings: AuthSettings, path: str) -> bool:
     """Whether `path` is served without a token."""
-    if path in ALWAYS_PUBLIC or path.startswith("/docs/"):
-        return True
+    if path in ALWAYS_PUBLIC or path.startswith(("/docs/", "/dashboard/")):
+        return True  # the dashboard's page and files: the page itself asks for a token
     if path in HEALTH_PATHS:
         return settings.public_health
     return path in METRICS_PATHS and settings.public_metrics

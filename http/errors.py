@@ -7,6 +7,7 @@ exceptions itself.
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from oncue.actors import (
     ActorError,
+    BackendFull,
     EngineClosed,
     OncueError,
     QueueFull,
@@ -136,9 +138,28 @@ def engine_error_reply(error: Exception, path: str) -> Reply:
             message = str(error)
             if code == "unavailable":
                 logger.warning("http.engine_unavailable error=%r", error)
-                message = "the task engine is recovering from a fault; retry later"
+                message = unavailable_reason(error)
             return error_reply(status, code, message, field, headers)
     return internal_error_reply(error)
+
+
+def unavailable_reason(error: BaseException) -> str:
+    """Why the engine cannot answer, in words for the client: the disk is full where that is
+    the cause (the operator's fix), else a fault it is recovering from. The backend's own
+    error text goes to the log only."""
+    if isinstance(error, StoreUnavailable) and is_disk_full(error.error):
+        return "the task store is out of space (its disk is full); retry once space is freed"
+    if isinstance(error, StoreUnavailable):
+        return "the task store's backend is failing; retry later"
+    return "the task engine is recovering from a fault; retry later"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a backend's error is a full disk (BackendFull: SQLite's 'database or disk is
+    full', PostgreSQL's DiskFull, Redis out of memory, ENOSPC)."""
+    return isinstance(error, BackendFull) or (
+        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
 
 
 def _field_named(error: Exception) -> str | None:

@@ -23,9 +23,10 @@ import trio
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from .auth import ANONYMOUS, PRINCIPAL, AuthSettings, Principal, caller
-from .errors import reply_for
-from .limits import CorsPolicy, RateLimiter, enforce_rate
+from .auth import ANONYMOUS, PRINCIPAL, AuthSettings, Principal, caller, is_public
+from .errors import ApiError, reply_for
+from .keepalive import BodyProgress, send_shielded
+from .limits import CorsPolicy, FailureLimit, RateLimiter, enforce_rate
 from .metrics import Metrics
 from .reply import ASGIApp, ASGIReceive, ASGISend, Message, Reply, Scope
 
@@ -35,7 +36,14 @@ EXCHANGE = "oncue.exchange"  # the ASGI scope key of the request's Exchange
 UNMATCHED = "unmatched"  # the metrics' route label of a request no URL rule matched
 # The request headers the policies and the direct routes read.
 _WANTED = frozenset(
-    {b"authorization", b"origin", b"access-control-request-method", b"content-length"}
+    {
+        b"authorization",
+        b"origin",
+        b"access-control-request-method",
+        b"content-length",
+        b"transfer-encoding",
+        b"last-event-id",
+    }
 )
 
 
@@ -51,6 +59,9 @@ class Exchange:
     origin: str | None = None
     preflight: str | None = None  # Access-Control-Request-Method
     content_length: int | None = None
+    body: BodyProgress = attrs.field(factory=lambda: BodyProgress(complete=True))
+    query: bytes = b""  # the query string, as sent
+    last_event_id: str | None = None  # the event stream's resume point (routes_events.py)
     principal: Principal = ANONYMOUS
     route: str | None = None  # the URL rule that answers (the metrics' label)
 
@@ -67,6 +78,8 @@ class Exchange:
             if name in _WANTED and name not in found:
                 found[name] = value.decode("latin-1")
         length = found.get(b"content-length", "")
+        content_length = int(length) if length.isascii() and length.isdigit() else None
+        chunked = "chunked" in found.get(b"transfer-encoding", "").lower()
         return cls(
             scope["method"],
             path,
@@ -75,7 +88,10 @@ class Exchange:
             authorization=found.get(b"authorization"),
             origin=found.get(b"origin"),
             preflight=found.get(b"access-control-request-method"),
-            content_length=int(length) if length.isascii() and length.isdigit() else None,
+            content_length=content_length,
+            body=BodyProgress.expecting(content_length, chunked),
+            query=scope.get("query_string", b""),
+            last_event_id=found.get(b"last-event-id"),
         )
 
 
@@ -88,6 +104,14 @@ class Policies:
     rate_limit: RateLimiter | None = None
     cors: CorsPolicy | None = None
     clock: Callable[[], float] = trio.current_time
+    failures: FailureLimit | None = attrs.field(init=False)
+
+    @failures.default
+    def _failures_as_limited(self) -> FailureLimit | None:
+        """Failed authentication gets a budget of its own, as large as a caller's rate."""
+        if self.rate_limit is None or not self.auth.enabled:
+            return None
+        return FailureLimit(RateLimiter(self.rate_limit.rate, self.rate_limit.burst))
 
     def admit(self, exchange: Exchange) -> Reply | None:
         """Before any route: a preflight's answer, or a refusal (401, 429). None lets the
@@ -97,7 +121,7 @@ class Policies:
             if reply is not None:
                 return reply
         try:
-            who = caller(self.auth, exchange.method, exchange.path, exchange.authorization)
+            who = self._authenticate(exchange)
             if self.rate_limit is not None:
                 method, path, now = exchange.method, exchange.path, self.clock()
                 enforce_rate(self.rate_limit, who, exchange.remote, method, path, now)
@@ -105,6 +129,26 @@ class Policies:
             return reply_for(error, exchange.path)
         exchange.principal = who
         return None
+
+    def _authenticate(self, exchange: Exchange) -> Principal:
+        """`caller(...)`, with failures limited per client address when a rate limit is set.
+
+        Raises ApiError: 401 (not authenticated), 429 (too many failures from this address).
+        """
+        if self.failures is None:
+            return caller(self.auth, exchange.method, exchange.path, exchange.authorization)
+        now = self.clock()
+        try:
+            self.failures.before(exchange.remote, now)
+        except ApiError:
+            if is_public(self.auth, exchange.path) or exchange.method == "OPTIONS":
+                return ANONYMOUS  # what needs no token is never refused for bad ones
+            raise
+        try:
+            return caller(self.auth, exchange.method, exchange.path, exchange.authorization)
+        except ApiError:
+            self.failures.failed(exchange.remote, now)
+            raise
 
     def answered(self, exchange: Exchange, start: Message) -> Message:
         """As an answer starts: its CORS headers, one metrics sample, one access log line."""
@@ -153,12 +197,13 @@ class Gateway:
 
         async def send_answer(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = policies.answered(exchange, message)
-            await send(message)
+                message = exchange.body.close_if_unread(policies.answered(exchange, message))
+            await send_shielded(send, message)
 
         refusal = policies.admit(exchange)
         if refusal is not None:
             exchange.route = self.route_of(exchange.method, exchange.path)
+            exchange.body.drain_ready(receive)
             await refusal.send(send_answer)
             return
         direct = self.direct.get((exchange.method, exchange.path))
@@ -168,7 +213,7 @@ class Gateway:
             return
         scope[EXCHANGE] = exchange
         scope[PRINCIPAL] = exchange.principal
-        await self.app(scope, receive, send_answer)
+        await self.app(scope, exchange.body.tracking(receive), send_answer)
 
 
 def install_gateway(

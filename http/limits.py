@@ -36,11 +36,17 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Take a token: 0.0 if one was there, else the seconds until one will be."""
+        wait = self.peek(now)
+        if wait == 0.0:
+            self.tokens -= 1.0
+        return wait
+
+    def peek(self, now: float) -> float:
+        """0.0 if a token is there (left in place), else the seconds until one will be."""
         elapsed = max(now - self.updated, 0.0)
         self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
         self.updated = now
         if self.tokens >= 1.0:
-            self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
@@ -63,14 +69,22 @@ class RateLimiter:
             raise ValueError(f"burst must be an int >= 1, got {self.burst}")
 
     def check(self, key: str, now: float) -> float:
-        """0.0 if `key` may make a request now, else the seconds it should wait."""
+        """0.0 if `key` may make a request now (it takes a token), else the seconds it should
+        wait."""
+        return self._bucket(key, now).take(now)
+
+    def peek(self, key: str, now: float) -> float:
+        """As `check`, but takes no token: whether `key` would be refused now."""
+        return self._bucket(key, now).peek(now)
+
+    def _bucket(self, key: str, now: float) -> TokenBucket:
         bucket = self._buckets.pop(key, None)
         if bucket is None:
             bucket = TokenBucket(self.rate, self.burst, self.burst, now)
         self._buckets[key] = bucket
         if len(self._buckets) > self.capacity:
             self._buckets.popitem(last=False)
-        return bucket.take(now)
+        return bucket
 
 
 def caller_key(who: Principal, remote: str) -> str:
@@ -92,12 +106,41 @@ def enforce_rate(
         return
     wait = limiter.check(caller_key(who, remote), now)
     if wait > 0:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many requests: {limiter.rate:g}/s with bursts of {limiter.burst}",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+        raise rate_limited(limiter, wait, "requests")
+
+
+def rate_limited(limiter: RateLimiter, wait: float, what: str) -> ApiError:
+    """The 429 for a caller over `limiter`'s rate, with Retry-After."""
+    return ApiError(
+        429,
+        "rate_limited",
+        f"too many {what}: {limiter.rate:g}/s with bursts of {limiter.burst}",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+@attrs.define
+class FailureLimit:
+    """Failed authentication, limited per client address (brute force, and the CPU of JWT
+    checks): an address over its budget of failures is refused with 429 before its token is
+    even checked, until the budget refills. A failure takes a token; a success takes none.
+    """
+
+    limiter: RateLimiter
+
+    def before(self, remote: str, now: float) -> None:
+        """Raise ApiError 429 if `remote` has used up its failures."""
+        wait = self.limiter.peek(_failure_key(remote), now)
+        if wait > 0:
+            raise rate_limited(self.limiter, wait, "failed authentications")
+
+    def failed(self, remote: str, now: float) -> None:
+        """Count one failed authentication from `remote`."""
+        self.limiter.check(_failure_key(remote), now)
+
+
+def _failure_key(remote: str) -> str:
+    return f"auth-failures:{remote}"
 
 
 @attrs.frozen

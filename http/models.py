@@ -50,6 +50,14 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     tasks: list[TaskIn]
 
 
+class WaitManyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Tasks to wait for (`POST /api/v1/tasks/wait`): up to the batch limit of ids, and the
+    seconds to wait at most (else `?timeout=`, default 30, at most 300)."""
+
+    ids: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]]
+    timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] | None = None
+
+
 class WorkersIn(msgspec.Struct, forbid_unknown_fields=True):
     count: Int64
 
@@ -57,6 +65,17 @@ class WorkersIn(msgspec.Struct, forbid_unknown_fields=True):
 class ErrorInfo(msgspec.Struct):
     type: str
     message: str
+    traceback: str = ""
+
+
+class HistoryEntry(msgspec.Struct):
+    """One state a task entered: when, on which worker (running), and why (retrying, failed:
+    the failed attempt's error as `Type: message`)."""
+
+    status: str
+    at: str | None
+    worker: str | None = None
+    error: str | None = None
 
 
 class ProgressInfo(msgspec.Struct):
@@ -86,6 +105,7 @@ class TaskOut(msgspec.Struct):
     attempts: int
     worker: str | None
     key: str | None
+    history: list[HistoryEntry]
 
 
 class TaskList(msgspec.Struct):
@@ -165,7 +185,11 @@ def task_json(task: Task) -> dict[str, Any]:
         "timeout": task.timeout,
         "run_at": iso(task.run_at),
         "result": task.result,
-        "error": None if error is None else {"type": error.type, "message": error.message},
+        "error": (
+            None
+            if error is None
+            else {"type": error.type, "message": error.message, "traceback": error.traceback}
+        ),
         "progress": (
             None
             if progress is None
@@ -174,4 +198,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "worker": task.worker,
         "key": shown_key(task.key),
+        "history": [
+            {"status": state.value, "at": iso(at), "worker": worker, "error": step_error}
+            for state, at, worker, step_error in task.history
+        ],
     }

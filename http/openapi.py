@@ -57,6 +57,22 @@ METRICS_OPERATION = {
     },
 }
 NO_CONTENT = {"description": "A finished task was forgotten"}
+# The event stream (http/routes_events.py; its Quart view is hidden): SSE, not JSON.
+EVENTS_OPERATION = {
+    "operationId": "get_api_v1_events",
+    "summary": "Task transitions as Server-Sent Events (docs/http.md): event: task, actor"
+    " (admins), reset, dropped, end; filters task, type, status; resume with Last-Event-ID",
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in ("task", "type", "status")
+    ],
+    "responses": {
+        "200": {
+            "description": "An endless text/event-stream",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+}
 SWAGGER_ASSETS = "/docs/assets"  # Swagger UI's files, served by app.py from the package
 REF_TEMPLATE = "#/components/schemas/{name}"  # quart-schema's, for msgspec models
 
@@ -93,6 +109,7 @@ class ServiceOpenAPI(OpenAPIProvider):
     def schema(self) -> dict[str, Any]:
         spec: dict[str, Any] = super().schema()
         spec["paths"]["/metrics"] = {"get": METRICS_OPERATION}
+        spec["paths"]["/api/v1/events"] = {"get": EVENTS_OPERATION}
         spec["components"]["schemas"]["Error"] = ERROR_SCHEMA
         for path, operations in spec["paths"].items():
             for method, operation in operations.items():

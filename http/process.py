@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,12 @@ import trio
 from oncue.actors import Engine, OncueError, Registry, SupervisorGaveUp, register_builtins
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Seconds past --grace a drained process may take to end (the HTTP server's own graceful
+# timeout, 3 s, and closing the store fit in it); past that, what still runs is abandoned.
+EXIT_BOUND = 5.0
+EXIT_ABANDONED = 1  # the exit code when running tasks had to be abandoned
+_exit_deadline: threading.Timer | None = None
+_bounding_exit = False  # a command that owns the process runs: drains arm the deadline
 
 
 def load_registry(module_name: str | None, *, builtins: bool = True) -> Registry:
@@ -109,6 +116,8 @@ async def drain(engine: Engine, grace: float, role: str) -> None:
     """Shut `engine` down within `grace` seconds, logging what it left unfinished."""
     logger = _logger(role)
     logger.info("%s.draining grace=%.1fs", role, grace)
+    if _bounding_exit:
+        arm_exit_deadline(grace + EXIT_BOUND, role)
     report = await engine.shutdown(grace=grace)
     logger.info(
         "%s.drained unfinished=%d interrupted=%d",
@@ -120,6 +129,56 @@ async def drain(engine: Engine, grace: float, role: str) -> None:
         return
     for task_id in report.unfinished:  # the memory store loses these: name every one
         logger.warning("task.unfinished id=%s", task_id)
+
+
+@contextmanager
+def bounded_exit() -> Iterator[None]:
+    """For the block (a command that owns the process: `oncue serve`, `oncue worker`), a
+    drain arms the exit deadline; after it, none is left armed. Code that runs an engine
+    inside a process of its own (a test, an embedding) never has its process ended."""
+    global _bounding_exit
+    _bounding_exit = True
+    try:
+        yield
+    finally:
+        _bounding_exit = False
+        disarm_exit_deadline()
+
+
+def arm_exit_deadline(seconds: float, role: str) -> None:
+    """End the process in `seconds` unless `disarm_exit_deadline()` comes first.
+
+    A handler that shields itself from cancellation (or blocks the event loop) would otherwise
+    keep a drained process alive past --grace for as long as it likes (16 s with --grace 3
+    was seen). A timer thread, so a blocked event loop cannot hold it up: it logs what it does
+    and exits with EXIT_ABANDONED; the tasks still running are re-queued by the next start's
+    recovery (or another node, once their lease expires).
+    """
+    global _exit_deadline
+    disarm_exit_deadline()
+    timer = threading.Timer(seconds, _abandon, args=(seconds, role))
+    timer.daemon = True
+    timer.start()
+    _exit_deadline = timer
+
+
+def disarm_exit_deadline() -> None:
+    """The process ends by itself: no need for the deadline any more."""
+    global _exit_deadline
+    if _exit_deadline is not None:
+        _exit_deadline.cancel()
+        _exit_deadline = None
+
+
+def _abandon(seconds: float, role: str) -> None:
+    _logger(role).error(
+        "%s.abandoned after=%.1fs reason=running tasks ignored the shutdown; exiting"
+        " (they run again at the next start, or on another node once their lease expires)",
+        role,
+        seconds,
+    )
+    logging.shutdown()
+    os._exit(EXIT_ABANDONED)
 
 
 def _logger(role: str) -> logging.Logger:

@@ -7,14 +7,15 @@ from typing import Any
 
 import attrs
 import msgspec
+import trio
 from quart import Blueprint, Response
 from quart_schema import document_request, document_response, hide
 
-from oncue.actors import ActorError, EngineClosed, WorkerInfo
+from oncue.actors import ActorError, EngineClosed, StoreUnavailable, WorkerInfo
 
 from .auth import require_admin
 from .body import read_body
-from .errors import ApiError
+from .errors import ApiError, unavailable_reason
 from .metrics import CONTENT_TYPE
 from .models import ErrorOut, WorkersIn, iso
 from .reply import json_response
@@ -69,6 +70,7 @@ class HealthOut(msgspec.Struct):
     workers: int
     queue_depth: int
     queue: HealthQueue
+    reason: str | None = None  # why not `ok`, when the store is the cause
 
 
 def worker_json(worker: WorkerInfo) -> dict[str, Any]:
@@ -131,33 +133,42 @@ async def stats() -> Response:
     return json_response(attrs.asdict(current))
 
 
+HEALTH_DEADLINE = 1.0  # seconds /health waits for the store before answering 503
+
+
 @service_routes.get("/health")
 @service_routes.get("/api/v1/health")
 @document_response(HealthOut)
 @document_response(HealthOut, 503)
 async def health() -> Response:
     """`ok` with 200; 503 with `shutting_down` once the server drains, or `unavailable` while
-    the store does not answer (for load balancers)."""
+    the store does not answer (for load balancers), with the `reason`. Answers within about
+    HEALTH_DEADLINE seconds, whatever the store does."""
     current = service()
     closing = current.engine.closing or current.draining.is_set()
-    status, depth, workers = "ok", 0, 0
+    status, depth, workers, reason = "ok", 0, 0, None
     try:
-        with current.deadline():
+        with trio.fail_after(min(HEALTH_DEADLINE, current.store_deadline)):
             engine_stats = await current.engine.stats()
             depth, workers = engine_stats.queue_length, len(await current.engine.workers())
     except EngineClosed:
         closing = True
-    except (ApiError, ActorError):
-        status = "unavailable"  # the store is stuck or restarting: take us out of rotation
+    except trio.TooSlowError:  # the store is stuck in its backend: take us out of rotation
+        status = "unavailable"
+        reason = f"the task store did not answer within {HEALTH_DEADLINE:g}s"
+    except (StoreUnavailable, ActorError) as error:  # the backend fails, the store restarts
+        status, reason = "unavailable", unavailable_reason(error)
     if closing:
-        status = "shutting_down"
-    body = {
+        status, reason = "shutting_down", None
+    body: dict[str, Any] = {
         "status": status,
         "timestamp": iso(time.time()),
         "workers": workers,
         "queue_depth": depth,
         "queue": {"size": depth, "closed": closing},
     }
+    if reason is not None:
+        body["reason"] = reason
     return json_response(body, 200 if status == "ok" else 503)
 
 

@@ -34,6 +34,7 @@ from .models import (
     TaskIn,
     TaskList,
     TaskOut,
+    WaitManyIn,
     epoch,
     task_json,
 )
@@ -220,6 +221,34 @@ async def wait_task(resource: Resource, task_id: str) -> Response:
     return json_response(resource.render(await current.engine.get(task_id)))
 
 
+async def wait_tasks(resource: Resource) -> Response:
+    """Long-poll on many tasks: them all, in the order asked, once every one is finished, or
+    as they are when `timeout` seconds pass (or the server starts draining). Check `status`.
+    """
+    body = decode(WaitManyIn, await request_data())
+    current = service()
+    if not 1 <= len(body.ids) <= current.batch_limit:
+        message = f"ids must hold 1 to {current.batch_limit} task ids, got {len(body.ids)}"
+        raise ApiError(422, "invalid_field", message, field="ids")
+    timeout = body.timeout
+    if timeout is None:
+        timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
+    with current.deadline():
+        tasks = await current.engine.get_many(body.ids)  # one message, for tenancy and 404s
+    for task, task_id in zip(tasks, body.ids, strict=True):
+        visible(task, task_id)
+    if not all(task.state.finished for task in tasks):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
+            with trio.move_on_after(timeout):
+                tasks = await current.engine.wait_many(body.ids)
+            nursery.cancel_scope.cancel()
+    if not all(task.state.finished for task in tasks):  # timed out, or draining: as they are
+        with current.deadline():
+            tasks = await current.engine.get_many(body.ids)
+    return json_response({"tasks": [resource.render(task) for task in tasks]})
+
+
 async def delete_task(resource: Resource, task_id: str) -> Response:
     """Cancel an unfinished task (200 with it), or forget a finished one (204)."""
     engine = service().engine
@@ -248,6 +277,7 @@ async def retry_task(resource: Resource, task_id: str) -> Response:
 ROUTES = [
     Route("POST", "", submit, {201: "one", 200: "one", 422: ErrorOut}, TaskIn, accept=accept_task),
     Route("POST", "/batch", submit_batch, {201: "batch"}, BatchIn, accept=accept_batch),
+    Route("POST", "/wait", wait_tasks, {200: "batch", 422: ErrorOut}, WaitManyIn),
     Route("GET", "", list_tasks, {200: "page"}, query=ListQuery),
     Route("GET", "/<task_id>", get_task, {200: "one"}),
     Route("GET", "/<task_id>/wait", wait_task, {200: "one"}),

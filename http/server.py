@@ -22,7 +22,15 @@ from .auth import AuthSettings, environ_settings, is_loopback
 from .limits import CorsPolicy, RateLimiter
 from .logs import configure_logging
 from .options import engine_options
-from .process import SIGNALS, drain, load_registry, one_line_refusals, open_signal_watch, redact
+from .process import (
+    SIGNALS,
+    bounded_exit,
+    drain,
+    load_registry,
+    one_line_refusals,
+    open_signal_watch,
+    redact,
+)
 from .serve import serve
 from .service import Service
 from .startup import startup_errors, wait_for_store
@@ -43,7 +51,7 @@ def run_server(options: argparse.Namespace) -> int:
         "cors": CorsPolicy.parse(options.cors_origins) if options.cors_origins else None,
     }
     registry = load_registry(options.handlers, builtins=options.builtins)
-    with one_line_refusals(), startup_errors():
+    with one_line_refusals(), startup_errors(), bounded_exit():
         return trio.run(partial(_serve_until_signalled, options, registry, hardening))
 
 

@@ -22,6 +22,7 @@ from .logs import configure_logging
 from .options import check_options, check_store, engine_options
 from .process import (
     SIGNALS,
+    bounded_exit,
     drain,
     load_registry,
     node_name,
@@ -57,7 +58,7 @@ def run_worker(options: argparse.Namespace) -> int:
     check_options(options)
     configure_logging(options.log_level, options.log_format)
     registry = load_registry(options.handlers, builtins=options.builtins)
-    with one_line_refusals(), startup_errors():
+    with one_line_refusals(), startup_errors(), bounded_exit():
         return trio.run(partial(_work_until_signalled, options, registry))
 
 

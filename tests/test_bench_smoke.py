@@ -40,6 +40,7 @@ def test_oncue_side_of_every_workload_runs_in_smoke_mode(tmp_path: Path) -> None
     systems = f"{oncue},hypercorn-bare"
     rows = run_bench(tmp_path, systems, "all")
     cases = {"noop-10k", "sleep", "priority", "depth-1k", "http-single", "http-batch", "durable"}
+    cases |= {"memory"}
     assert {row["case"] for row in rows} >= cases
     assert failures(rows) == []
     assert all(row["samples"] for row in rows)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, Protocol
+
+import trio
 
 from ..record import TaskRecord
 from ..task import TaskState
@@ -47,6 +49,10 @@ class Backend(Protocol):
 
     async def get(self, task_id: str) -> TaskRecord | None: ...
 
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        """The tasks with these ids that exist, in any order: one read for all of them."""
+        ...
+
     async def get_by_number(self, number: int) -> TaskRecord | None: ...
 
     async def find_key(self, key: str) -> TaskRecord | None: ...
@@ -64,6 +70,13 @@ class Backend(Protocol):
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         """How many tasks there are of each (type, state)."""
+        ...
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        """Up to ``limit`` tasks (of ``owner``, if given) finished after ``after`` (wall clock),
+        oldest finish first: with the unfinished ones, every task changed since then."""
         ...
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
@@ -164,6 +177,21 @@ class SharedBackend(Backend, Protocol):
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
         """Run until cancelled, calling ``deliver`` (from the trio thread) for each notice;
         reconnect after errors (with backoff), delivering ``listening`` each time."""
+        ...
+
+    async def publish_events(self, payloads: Sequence[str]) -> None:
+        """Send task events (encoded by relay.py) to every node, this one included, on a
+        channel apart from the notices; best effort: nothing is kept for a node not listening."""
+        ...
+
+    async def listen_events(
+        self,
+        deliver: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until cancelled, calling ``deliver`` (from the trio thread) for each payload any
+        node published; reconnect after errors (with backoff). Started once it first listens."""
         ...
 
 

@@ -21,7 +21,8 @@ STORE_FORMS = (
 def open_backend(url: str) -> Backend:
     """Make the backend a store URL names; raises ValueError naming the accepted forms.
 
-    ``memory://``; ``sqlite:///oncue.db`` (relative to the working directory) or
+    ``memory://`` (``?max_finished=`` how many finished tasks it keeps, default 100,000);
+    ``sqlite:///oncue.db`` (relative to the working directory) or
     ``sqlite:////var/lib/oncue.db`` (absolute), optionally ``?synchronous=full``;
     ``postgresql://...`` (a libpq URL; ``?schema=`` picks the schema, default public);
     ``redis://host:port/db`` (or ``rediss://``; ``?prefix=`` names the key prefix, default oncue).
@@ -31,6 +32,8 @@ def open_backend(url: str) -> Backend:
     if url in ("memory://", "memory:", "memory"):
         return MemoryBackend()
     parts = urlsplit(url)
+    if parts.scheme == "memory" and parts.netloc == "" and parts.path == "":
+        return _memory(url, parse_qs(parts.query))
     if parts.scheme == "sqlite" and parts.netloc == "" and len(parts.path) > 1:
         options = parse_qs(parts.query)
         unknown = set(options) - {"synchronous"}
@@ -43,6 +46,16 @@ def open_backend(url: str) -> Backend:
     if parts.scheme in ("redis", "rediss"):
         return _redis(url)
     raise ValueError(f"unsupported store URL {url!r}; accepted forms: {STORE_FORMS}")
+
+
+def _memory(url: str, options: dict[str, list[str]]) -> Backend:
+    unknown = set(options) - {"max_finished"}
+    if unknown:
+        raise ValueError(f"unknown memory store option(s) {sorted(unknown)} in {url!r}")
+    kept = options.get("max_finished", [""])[-1]
+    if not kept.isdigit():
+        raise ValueError(f"max_finished must be an int >= 0, got {kept!r} in {url!r}")
+    return MemoryBackend(max_finished=int(kept))
 
 
 def _postgres(url: str) -> Backend:

@@ -1,12 +1,20 @@
-"""The in-memory backend: dicts in this process; the reference for every other backend."""
+"""The in-memory backend: dicts in this process; the reference for every other backend.
+
+It keeps at most ``max_finished`` finished tasks (default 100,000): past that, the store asks
+it after each commit to drop the oldest finished first (trim_finished), so a process that runs
+millions of tasks holds the last ones only, not the whole retention period's worth.
+"""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection
+import math
+from collections.abc import Collection, Sequence
 
 from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
+
+MAX_FINISHED = 100_000  # finished tasks kept: ~85 MB of no-op tasks (docs/performance.md)
 
 
 class MemoryBackend:
@@ -16,11 +24,16 @@ class MemoryBackend:
     durable = False
     shared = False
 
-    def __init__(self) -> None:
+    def __init__(self, max_finished: int = MAX_FINISHED) -> None:
+        if isinstance(max_finished, bool) or not isinstance(max_finished, int) or max_finished < 0:
+            raise ValueError(f"max_finished must be an int >= 0, got {max_finished!r}")
+        self.max_finished = max_finished
+        self._finished_ids: set[str] = set()  # the finished tasks held
         self._by_id: dict[str, TaskRecord] = {}
         self._by_number: dict[int, TaskRecord] = {}
         self._by_key: dict[str, TaskRecord] = {}
         self._last_number = 0
+        self._peak = 0  # the most tasks held since the dicts were last copied
         # (finished_at, number, id) of every commit that saw a task finished; entries whose task
         # was deleted, retried or finished again since are skipped when they surface.
         self._finished: list[tuple[float, int, str]] = []
@@ -43,12 +56,16 @@ class MemoryBackend:
         for record in changed:
             if record.id not in self._by_id:
                 self._by_id[record.id] = record
+                self._peak = max(self._peak, len(self._by_id))
                 self._by_number[record.number] = record
                 self._last_number = max(self._last_number, record.number)
                 if record.key is not None:
                     self._by_key[record.key] = record
             if record.finished_at is not None and record.state.finished:
                 heapq.heappush(self._finished, (record.finished_at, record.number, record.id))
+                self._finished_ids.add(record.id)
+            else:
+                self._finished_ids.discard(record.id)  # retried
         for task_id in deleted:
             if task_id in self._by_id:
                 self._forget(task_id)
@@ -56,12 +73,22 @@ class MemoryBackend:
 
     def _forget(self, task_id: str) -> TaskRecord:
         gone = self._by_id.pop(task_id)
+        self._finished_ids.discard(task_id)
         del self._by_number[gone.number]
         if gone.key is not None:
             del self._by_key[gone.key]
         return gone
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
+        return self._drop_oldest(before, limit)
+
+    def trim_finished(self) -> dict[tuple[str, TaskState], int]:
+        """Drop the oldest finished tasks beyond ``max_finished``; how many of each (type,
+        state) went. The store calls it after each commit that finished tasks."""
+        excess = len(self._finished_ids) - self.max_finished
+        return self._drop_oldest(math.inf, excess) if excess > 0 else {}
+
+    def _drop_oldest(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
         purged: dict[tuple[str, TaskState], int] = {}
         finished = self._finished
         removed = 0
@@ -73,10 +100,28 @@ class MemoryBackend:
             self._forget(task_id)
             purged[record.type, record.state] = purged.get((record.type, record.state), 0) + 1
             removed += 1
+        if removed:
+            self._shrink()
         return purged
+
+    def _shrink(self) -> None:
+        """Copy the dicts once they hold under a quarter of their peak: a dict never shrinks
+        its table when entries go, so a drained backlog of a million would hold ~40 MB each."""
+        size = len(self._by_id)
+        if size >= self._peak // 4:
+            return
+        self._by_id = dict(self._by_id)
+        self._by_number = dict(self._by_number)
+        self._by_key = dict(self._by_key)
+        self._finished_ids = set(self._finished_ids)
+        self._peak = size
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return self._by_id.get(task_id)
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        by_id = self._by_id
+        return [by_id[task_id] for task_id in ids if task_id in by_id]
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
         return self._by_number.get(number)
@@ -105,6 +150,21 @@ class MemoryBackend:
                 and (owner is None or record.owner == owner)
             ):
                 found.append(record)
+        return found
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        # A scan of the finished (resuming an event stream is rare; memory is not durable).
+        found = []
+        for finished_at, _, task_id in sorted(e for e in self._finished if e[0] > after):
+            record = self._by_id.get(task_id)
+            if record is None or record.finished_at != finished_at:
+                continue  # gone, or retried since (a later entry holds it)
+            if owner is None or record.owner == owner:
+                found.append(record)
+                if len(found) == limit:
+                    break
         return found
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:

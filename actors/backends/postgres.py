@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,7 +47,7 @@ from .postgres_sql import (
     UPSERT,
     migrate,
 )
-from .rows import COLUMNS, from_row, to_row
+from .rows import COLUMNS, finished_since_sql, from_row, to_row
 from .sqlite import query_sql
 from .translate import os_error, translating
 
@@ -287,6 +287,60 @@ class PostgresBackend:
             await trio.sleep(delay)
             delay = min(delay * 2, LISTEN_RETRY[1])
 
+    async def publish_events(self, payloads: Sequence[str]) -> None:
+        """Tell every node these task events (relay.py encodes them), on a channel of their own."""
+        notices = [(f"{self.channel}_events"[:63], payload) for payload in payloads]
+        try:
+            await self._run(_notify, notices)
+        except Exception as error:  # the driver's errors: best effort, these are dropped
+            logger.warning("postgres.publish_failed events_lost=%d error=%r", len(payloads), error)
+
+    async def listen_events(
+        self,
+        deliver: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Hand each payload `publish_events` sent (by any node) to ``deliver``, for as long as
+        it runs; reconnect with backoff after an error. Started once it first listens."""
+        delay = LISTEN_RETRY[0]
+        started: list[Callable[[], None]] = [lambda: task_status.started()]
+        while True:
+            stop = threading.Event()
+            try:
+                await trio.to_thread.run_sync(
+                    self._pump_events,
+                    deliver,
+                    stop,
+                    started,
+                    abandon_on_cancel=True,
+                    limiter=_own_thread(),
+                )
+            except Exception as error:  # the connection's errors: reconnect
+                logger.warning("postgres.events_failed error=%r retry_in=%.1fs", error, delay)
+            finally:
+                stop.set()
+            await trio.sleep(delay)
+            delay = min(delay * 2, LISTEN_RETRY[1])
+
+    def _pump_events(
+        self,
+        deliver: Callable[[str], None],
+        stop: threading.Event,
+        started: list[Callable[[], None]],
+    ) -> None:
+        import psycopg
+        from psycopg import sql
+
+        channel = f"{self.channel}_events"[:63]
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            if started:
+                trio.from_thread.run_sync(started.pop())
+            while not stop.is_set():
+                for notify in connection.notifies(timeout=0.5):
+                    trio.from_thread.run_sync(deliver, notify.payload)
+
     def _pump(self, deliver: Callable[[Notice], None], stop: threading.Event) -> None:
         """In a thread: LISTEN on a connection of its own; hand each notice to trio."""
         import psycopg
@@ -341,6 +395,9 @@ class PostgresBackend:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = %s", (task_id,))
         return found[0] if found else None
 
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = ANY(%s)", (list(ids),))
+
     async def get_by_number(self, number: int) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE number = %s", (number,))
         return found[0] if found else None
@@ -359,6 +416,12 @@ class PostgresBackend:
     ) -> list[TaskRecord]:
         text, args = query_sql(state, type, owner, before)
         return await self._select(text.replace("?", "%s"), (*args, limit))
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        args = (after, limit) if owner is None else (after, owner, limit)
+        return await self._select(finished_since_sql(owner).replace("?", "%s"), args)
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(
@@ -444,6 +507,11 @@ def _execute(
         if notices and count:
             cursor.executemany("SELECT pg_notify(%s, %s)", notices)
     return count
+
+
+def _notify(connection: psycopg.Connection[Any], notices: list[tuple[str, str]]) -> None:
+    with connection.transaction():
+        connection.cursor().executemany("SELECT pg_notify(%s, %s)", notices)
 
 
 def _own_thread() -> trio.CapacityLimiter:

@@ -76,6 +76,7 @@ class RedisBackend:
         # transition changes, not the payload again (a row missing after all: the write is lost).
         self._known: set[str] = set()
         self._connection: Connection | None = None
+        self._publisher: Connection | None = None  # the relay's own (relay.py)
         self._open = False
         self._runs: list[str] | None = None  # the types this node claims (None: any)
 
@@ -142,6 +143,9 @@ class RedisBackend:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.aclose()
+        if self._publisher is not None:
+            publisher, self._publisher = self._publisher, None
+            await publisher.aclose()
 
     async def _connect(self) -> Connection:
         """The store's connection, opened again if the last one broke."""
@@ -153,7 +157,12 @@ class RedisBackend:
             if connection is not None:
                 await connection.aclose()
             connection = await Connection.open(self.address, f"oncue:{self.prefix}:{self.node}")
-            await self._load_scripts(connection)
+            try:
+                await self._load_scripts(connection)
+            except BaseException:  # a Redis still loading its data: close it, then fail
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+                raise
             self._connection = connection
         return connection
 
@@ -271,6 +280,9 @@ class RedisBackend:
         found = await self._hashes([task_id])
         return found[0] if found else None
 
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return await self._hashes(ids)  # one pipelined round trip
+
     async def get_by_number(self, number: int) -> TaskRecord | None:
         flat = await self._script("find", "number", number, read=True)
         return decode(flat) if flat else None
@@ -301,6 +313,16 @@ class RedisBackend:
             )
             found.extend(decode(flat) for flat in flats)
         return found
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        # The retention index (finished ids by finished_at), then the hashes; the owner is
+        # filtered here, so a tenant may get fewer than `limit` of a full page.
+        finished = f"{self.keys}finished"
+        ids = await self._call("ZRANGEBYSCORE", finished, f"({after!r}", "+inf", "LIMIT", 0, limit)
+        records = await self._hashes(ids)
+        return [record for record in records if owner is None or record.owner == owner]
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         flat = await self._call("HGETALL", f"{self.keys}counts")
@@ -335,6 +357,56 @@ class RedisBackend:
                     delay = 0.05 if connection.subscribed else delay
                 finally:
                     await connection.aclose()
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def publish_events(self, payloads: Sequence[str]) -> None:
+        """Tell every node these task events (relay.py encodes them), on a channel of their own,
+        over a connection of the relay's own (the store's is the store's alone). Best effort:
+        after an error it logs, drops these and reconnects next time."""
+        channel = f"{self.keys}events"
+        try:
+            if self._publisher is None or self._publisher.broken:
+                if self._publisher is not None:
+                    await self._publisher.aclose()
+                self._publisher = await Connection.open(
+                    self.address, f"oncue-publish:{self.prefix}:{self.node}"
+                )
+            await self._publisher.pipeline([["PUBLISH", channel, p] for p in payloads])
+        except (OSError, RedisError, trio.TooSlowError, trio.BrokenResourceError) as error:
+            logger.warning("redis.publish_failed events_lost=%d error=%r", len(payloads), error)
+            if self._publisher is not None:
+                self._publisher.broken = True
+
+    async def listen_events(
+        self,
+        deliver: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Hand each payload `publish_events` sent (by any node) to ``deliver``, for as long as
+        it runs; reconnect with backoff after an error. Started once it first listens."""
+        delay = 0.05
+        started: list[Callable[[], None]] = [lambda: task_status.started()]
+        while True:
+            try:
+                connection = await Connection.open(
+                    self.address, f"oncue-events:{self.prefix}:{self.node}"
+                )
+                try:
+                    await connection.send("SUBSCRIBE", f"{self.keys}events")
+                    while True:
+                        reply = await connection.receive()
+                        if isinstance(reply, RedisError):
+                            raise reply
+                        if reply[0] == "message":
+                            deliver(reply[2])
+                        elif reply[0] == "subscribe" and started:
+                            started.pop()()
+                finally:
+                    await connection.aclose()
+            except (OSError, RedisError, trio.TooSlowError, trio.BrokenResourceError) as error:
+                logger.warning("redis.events_failed error=%r retry_in=%.2fs", error, delay)
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 from ..record import TaskRecord
-from ..task import Progress, TaskError, TaskState, Transition
-from .rows import dumps
+from ..task import Progress, TaskError, TaskState
+from .rows import dump_history, dumps, load_history
 
 # Fields that may be None: written when set, deleted when None (a retry clears its error).
 _OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
@@ -25,7 +25,7 @@ def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
     """The record as commit's ARGV: counts of pairs and of absent fields, whether it is whole,
     the field/value pairs, the absent fields. Not ``full``: only what a transition changes
     (the row exists; the payload is not sent again). JSON as SQLite stores it."""
-    history = dumps([[step.state.value, step.at] for step in record.history])
+    history = dump_history(record.history)
     flat = ["id", record.id, "priority", str(record.priority), "state", record.state.value]
     flat += ["attempts", str(record.attempts), "history", history, "rank", rank(record)]
     flat += ["lease", repr(lease)]
@@ -88,8 +88,6 @@ def decode(flat: list[str]) -> TaskRecord:
         progress=None if progress is None else Progress(*json.loads(progress)),
         key=get("key"),
         owner=get("owner"),
-        history=[
-            Transition(TaskState(state), at) for state, at in json.loads(get("history", "[]"))
-        ],
+        history=load_history(json.loads(get("history", "[]"))),
         node=get("node"),
     )

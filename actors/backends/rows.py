@@ -51,11 +51,34 @@ def dumps(value: Any) -> str:
 _STEP = {state: f'["{state.value}",' for state in TaskState}  # a state's words are plain
 
 
+def finished_since_sql(owner: str | None) -> str:
+    """Tasks finished after a moment, oldest first (``?`` for the moment, [owner], limit).
+
+    Read through the index on finished_at that retention's purge already uses."""
+    mine = "" if owner is None else " AND owner = ?"
+    return f"SELECT {COLUMNS} FROM tasks WHERE finished_at > ?{mine} ORDER BY finished_at LIMIT ?"
+
+
 def dump_history(history: list[Transition]) -> str:
-    """The history as JSON, ``[["pending",1.5],...]``, twice as fast as the encoder."""
+    """The history as JSON, ``[["pending",1.5],["running",2.5,"worker-1",null],...]``, twice
+    as fast as the encoder (a step with no worker nor error is written without them)."""
     if not history:
         return "[]"
-    return "[" + "],".join([_STEP[state] + repr(at) for state, at in history]) + "]]"
+    return "[" + "],".join([_dump_step(step) for step in history]) + "]]"
+
+
+def _dump_step(step: Transition) -> str:
+    state, at, worker, error = step
+    if worker is None and error is None:
+        return _STEP[state] + repr(at)
+    worker_json = "null" if worker is None else encode_str(worker)
+    error_json = "null" if error is None else encode_str(error)
+    return f"{_STEP[state]}{at!r},{worker_json},{error_json}"
+
+
+def load_history(steps: list[list[Any]]) -> list[Transition]:
+    """The history from its JSON form (steps of two or four items, see dump_history)."""
+    return [Transition(TaskState(step[0]), *step[1:]) for step in steps]
 
 
 def to_row(record: TaskRecord) -> tuple[Any, ...]:
@@ -151,6 +174,6 @@ def from_row(row: tuple[Any, ...]) -> TaskRecord:
         worker=worker,
         progress=None if progress is None else Progress(*_decode(progress)),
         key=key,
-        history=[Transition(TaskState(state), at) for state, at in _decode(history)],
+        history=load_history(_decode(history)),
         owner=owner,
     )

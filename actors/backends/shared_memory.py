@@ -10,7 +10,7 @@ Redis backends implement the same contract (see SharedBackend in base.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 import attrs
@@ -42,6 +42,7 @@ class SharedMemory:
         self.leases: dict[str, Lease] = {}
         self.next_number = 1
         self.listeners: list[tuple[str, Callable[[Notice], None]]] = []
+        self.event_listeners: list[Callable[[str], None]] = []
 
     def publish(self, origin: str, notice: Notice) -> None:
         for node, deliver in list(self.listeners):
@@ -226,9 +227,31 @@ class SharedMemoryBackend:
         finally:
             self.hub.listeners.remove(listener)
 
+    async def publish_events(self, payloads: Sequence[str]) -> None:
+        for deliver in list(self.hub.event_listeners):
+            for payload in payloads:
+                deliver(payload)
+
+    async def listen_events(
+        self,
+        deliver: Callable[[str], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        self.hub.event_listeners.append(deliver)
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.hub.event_listeners.remove(deliver)
+
     async def get(self, task_id: str) -> TaskRecord | None:
         record = self.hub.tasks.get(task_id)
         return None if record is None else _copy(record)
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        tasks = self.hub.tasks
+        return [_copy(tasks[task_id]) for task_id in ids if task_id in tasks]
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
         for record in self.hub.tasks.values():
@@ -259,6 +282,21 @@ class SharedMemoryBackend:
             and (before is None or record.number < before)
         ]
         found.sort(key=lambda record: -record.number)
+        return [_copy(record) for record in found[:limit]]
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        found = sorted(
+            (
+                record
+                for record in self.hub.tasks.values()
+                if record.state.finished
+                and (record.finished_at or 0.0) > after
+                and (owner is None or record.owner == owner)
+            ),
+            key=lambda record: record.finished_at or 0.0,
+        )
         return [_copy(record) for record in found[:limit]]
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:

@@ -13,7 +13,7 @@ import fcntl
 import functools
 import itertools
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -22,11 +22,12 @@ import trio
 from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
-from .rows import COLUMNS, MUTABLE, from_row, to_row, update_row
+from .rows import COLUMNS, MUTABLE, finished_since_sql, from_row, to_row, update_row
 from .translate import os_error, translating
 
 T = TypeVar("T")
 
+MANY_AT_ONCE = 500  # ids per SELECT of get_many (SQLite allows 32,766 parameters)
 CHUNK = 128  # rows per statement at most (20 columns: far below SQLite's 32,766 parameters)
 # Checkpoint once the WAL holds this many pages (~40 MB), not SQLite's 1,000 (~4 MB): with
 # synchronous=normal the fsyncs happen at checkpoints, inside the commit that triggers one, and
@@ -34,6 +35,7 @@ CHUNK = 128  # rows per statement at most (20 columns: far below SQLite's 32,766
 # Measured: 40-row commits 0.64x the wall time (0.86x the CPU) on a busy machine. The WAL
 # file keeps that size on disk.
 WAL_PAGES = 10_000
+PROBE_BYTES = 64 * 1024  # what a probe writes: pages a full disk has no room for
 _ROW = f"({', '.join('?' * 20)})"
 _CHANGE = f"({', '.join('?' * (1 + len(MUTABLE)))})"
 
@@ -196,12 +198,14 @@ class SqliteBackend:
         return connection
 
     async def close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await self._run(connection.close)
-        if self._lock_file is not None:
-            self._lock_file.close()  # closing the file releases the lock
-            self._lock_file = None
+        try:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await self._run(connection.close)
+        finally:  # even if cancelled waiting for an abandoned commit's thread
+            if self._lock_file is not None:
+                self._lock_file.close()  # closing the file releases the lock
+                self._lock_file = None
 
     def _lock(self) -> None:
         """Own the database: one engine (one process) per SQLite file, or task numbers and
@@ -256,9 +260,25 @@ class SqliteBackend:
                 _insert_missing(db, {row[0] for row in updates}, changed)
             db.executemany("DELETE FROM tasks WHERE id = ?", deleted)
 
+    async def probe(self) -> None:
+        """Write something real (a committed blob of PROBE_BYTES): after a failed commit,
+        whether the database takes writes again. Committing nothing succeeds on a full disk.
+        """
+        await self._run(self._probe)
+
+    def _probe(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        with db:
+            db.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB)")
+            db.execute("INSERT OR REPLACE INTO probe VALUES (1, randomblob(?))", (PROBE_BYTES,))
+
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         return found[0] if found else None
+
+    async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
+        return [from_row(row) for row in await self._run(self._fetch_many, ids)]
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
         found = await self._select(f"SELECT {COLUMNS} FROM tasks WHERE number = ?", (number,))
@@ -278,6 +298,12 @@ class SqliteBackend:
     ) -> list[TaskRecord]:
         sql, args = query_sql(state, type, owner, before)
         return await self._select(sql, (*args, limit))
+
+    async def finished_since(
+        self, after: float, limit: int, owner: str | None = None
+    ) -> list[TaskRecord]:
+        args = (after, limit) if owner is None else (after, owner, limit)
+        return await self._select(finished_since_sql(owner), args)
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(self._fetch, COUNTS, ())
@@ -301,6 +327,16 @@ class SqliteBackend:
 
     def _fetch(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, args).fetchall()
+
+    def _fetch_many(self, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """The rows of these ids, MANY_AT_ONCE a statement, in one visit to the thread."""
+        rows: list[tuple[Any, ...]] = []
+        for first in range(0, len(ids), MANY_AT_ONCE):
+            chunk = tuple(ids[first : first + MANY_AT_ONCE])
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {COLUMNS} FROM tasks WHERE id IN ({marks})"
+            rows += self._db.execute(sql, chunk).fetchall()
+        return rows
 
 
 def _insert_missing(db: sqlite3.Connection, ids: set[str], changed: Collection[TaskRecord]) -> None:

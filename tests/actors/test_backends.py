@@ -78,6 +78,21 @@ async def test_tasks_and_their_history_round_trip(store, registry) -> None:
     assert dead.error.message == "nope"
 
 
+async def test_many_tasks_are_read_and_waited_for_at_once(store, registry) -> None:
+    """Reading back what the store no longer holds in memory: one get_many of the backend."""
+    async with open_engine(registry=registry, store=store, workers=2, recent_results=0) as engine:
+        tasks = await engine.submit_many([Submission("double", n) for n in range(600)])
+        ids = [task.id for task in tasks]
+        done = await engine.wait_many(ids)
+        assert [task.result for task in done] == [2 * n for n in range(600)]
+        again = await engine.get_many([*reversed(ids), ids[0]])
+        assert [task.result for task in again] == [*(2 * n for n in reversed(range(600))), 0]
+        with pytest.raises(TaskNotFound, match="nosuchtask"):
+            await engine.get_many([ids[0], "nosuchtask"])
+        seen = [task.id async for task in engine.as_completed(ids[:10])]
+        assert sorted(seen) == sorted(ids[:10])
+
+
 async def test_list_cancel_delete_retry_and_stats(store, registry) -> None:
     async with open_engine(registry=registry, store=store, workers=1) as engine:
         await engine.pause()
@@ -325,7 +340,7 @@ async def test_sqlite_writes_each_record_whole_or_its_changes_whatever_the_order
     assert by_number[5].payload is None  # written whole when it was first committed
     assert by_number[10].payload == {"n": 10}  # deleted, so written whole again
     assert by_number[11].payload is None
-    assert by_number[11].history == [(TaskState.COMPLETED, 2.0)]
+    assert by_number[11].history == [Transition(TaskState.COMPLETED, 2.0)]
     await backend.close()
 
 

@@ -291,7 +291,7 @@ async def test_long_tasks_spread_over_the_engines_with_idle_workers(
 
 class Flaky(SharedMemoryBackend):
     """Fails its next ``failures`` counts of unfinished tasks, and its next ``get_failures``
-    reads of one task, as a database that blips."""
+    reads of tasks, as a database that blips."""
 
     failures = 0
     get_failures = 0
@@ -307,6 +307,12 @@ class Flaky(SharedMemoryBackend):
             self.get_failures -= 1
             raise BackendUnavailable("connection reset")
         return await super().get(task_id)
+
+    async def get_many(self, ids: Any) -> Any:
+        if self.get_failures:
+            self.get_failures -= 1
+            raise OSError("connection reset")
+        return await super().get_many(ids)
 
 
 async def test_a_failed_read_answers_that_request_and_nothing_restarts(
@@ -385,3 +391,22 @@ async def test_an_engine_stops_running_a_task_another_took_at_its_next_renewal(
         await trio.sleep(LEASE)  # a renewal comes every third of it
         assert interrupted == [task.id]
         assert hub.leases[task.id].node == "b"
+
+
+async def test_many_tasks_run_on_another_engine_are_waited_for_with_one_message(
+    autojump_clock, counting
+) -> None:
+    hub = SharedMemory()
+    async with (
+        node(hub, "front", counting, workers=0) as front,
+        node(hub, "back", counting, workers=2),
+    ):
+        tasks = await front.submit_many(
+            [Submission("count", {"n": n, "takes": 1}) for n in range(20)]
+        )
+        ids = [task.id for task in tasks]
+        done = await front.wait_many(ids)
+        assert [task.result for task in done] == list(range(20))
+        assert {task.worker.split("/")[0] for task in done if task.worker} == {"back"}
+        seen = [task.id async for task in front.as_completed(ids[:5])]
+        assert sorted(seen) == sorted(ids[:5])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oncue.actors.messages import Job
 from oncue.actors.queues import Queues, backoff_delay, should_retry
@@ -90,3 +94,49 @@ def test_backoff_is_full_jitter_under_the_ceiling() -> None:
     first = [backoff_delay(policy, 1, rng) for _ in range(200)]
     assert max(first) <= 1.0
     assert min(first) < 0.1  # full jitter reaches down to zero, unlike "equal jitter"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["push", "push", "push", "timer", "remove", "pop", "release"]),
+            st.integers(0, 7),  # which job
+            st.integers(-2, 2),  # its priority (few: many share one)
+        ),
+        max_size=60,
+    )
+)
+def test_the_ready_queue_pops_as_a_plain_heap_would(steps) -> None:
+    """Against a model: a heap of (-priority, arrival) over the jobs still queued."""
+    queues = Queues()
+    model: dict[str, tuple[int, int]] = {}  # id -> (-priority, arrival) of the ready ones
+    timed: dict[str, int] = {}  # id -> priority, waiting for a timer
+    arrival = itertools.count()
+    for action, number, priority in steps:
+        task_id = f"j{number}"
+        if action in ("push", "timer") and task_id not in model and task_id not in timed:
+            if action == "push":
+                queues.push(job(task_id, priority))
+                model[task_id] = (-priority, next(arrival))
+            else:
+                queues.push(job(task_id, priority), deadline=1.0)
+                timed[task_id] = priority
+        elif action == "remove":
+            assert queues.remove(task_id) == (task_id in model or task_id in timed)
+            model.pop(task_id, None)
+            timed.pop(task_id, None)
+        elif action == "release":
+            queues.release_due(1.0)
+            for released, released_priority in timed.items():  # in push order, as the heap
+                model[released] = (-released_priority, next(arrival))
+            timed.clear()
+        elif action == "pop":
+            expected = min(model, key=model.__getitem__, default=None)
+            top = queues.peek()
+            assert (top.id if top else None) == expected
+            if top is not None:
+                assert queues.pop().id == expected
+                del model[expected]
+        assert queues.ready_count() >= len(model)
+    assert drain(queues) == sorted(model, key=model.__getitem__)

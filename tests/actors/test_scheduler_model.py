@@ -203,8 +203,13 @@ class SchedulerModel(RuleBasedStateMachine):
                 continue
             running = task.state == "held"
             if running:
-                task.job = task.job._replace(attempts=task.job.attempts + 1)
-                task.state, task.holder, task.ready_at = "queued", None, self.now
+                job = task.job = task.job._replace(attempts=task.job.attempts + 1)
+                task.holder, task.ready_at = None, self.now
+                if job.max_retries != -1 and job.attempts > job.max_retries + 1:
+                    self.end(task, Failed)  # its node died on each attempt: a poison task
+                    loaded.append((job, running))
+                    continue
+                task.state = "queued"
                 self.expected.append((Requeued, task.job.id, True))
             run_at = task.ready_at if task.ready_at > self.now else None
             loaded.append((task.job._replace(run_at=run_at), running))

@@ -36,7 +36,7 @@ def new(key: str | None = None, *, run_at: float | None = None, max_retries: int
 
 def local_core(queue_size: int = 100, last_number: int = 0) -> StoreCore:
     core = StoreCore(LocalOwnership(last_number), queue_size)
-    core.begin(events=False)
+    core.begin(False)
     return core
 
 
@@ -45,7 +45,7 @@ def running(core: StoreCore, count: int = 1) -> list[TaskRecord]:
     admitted = core.submit([new() for _ in range(count)], {}, 1.0)
     ids = [each.task.id for each in admitted]
     core.record([Started(ids, "worker-1", 2.0)])
-    core.begin(events=False)
+    core.begin(False)
     return [core.unfinished[task_id] for task_id in ids]
 
 
@@ -185,7 +185,7 @@ def test_events_are_built_only_while_somebody_subscribes() -> None:
     core = local_core()
     core.submit([new()], {}, 1.0)
     assert core.batch.events is None
-    batch = core.begin(events=True)
+    batch = core.begin(True)
     (admitted,) = core.submit([new()], {}, 1.0)
     assert batch.events is not None
     assert [(e.task_id, e.state) for e in batch.events] == [(admitted.task.id, TaskState.PENDING)]
@@ -199,7 +199,7 @@ def shared_core(
 ) -> tuple[StoreCore, SharedOwnership]:
     ownership = SharedOwnership("node-a", clock or Clock())
     core = StoreCore(ownership, queue_size)
-    core.begin(events=False)
+    core.begin(False)
     return core, ownership
 
 

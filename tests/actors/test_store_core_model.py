@@ -33,7 +33,7 @@ class StoreModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.core = StoreCore(self.ownership(), QUEUE_SIZE)
-        self.core.begin(events=False)
+        self.core.begin(False)
         self.now = 0.0
         self.records: dict[str, TaskRecord] = {}  # every task accepted and not deleted
         self.keys: dict[str, str] = {}  # key -> task id
@@ -68,7 +68,7 @@ class StoreModel(RuleBasedStateMachine):
         """What the store actor does after a batch: count who finished; a new batch."""
         for record in self.core.batch.finished:
             self.ends[record.id] += 1
-        self.core.begin(events=False)
+        self.core.begin(False)
 
     def in_state(self, *states: TaskState) -> list[TaskRecord]:
         return sorted(

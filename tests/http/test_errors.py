@@ -168,3 +168,42 @@ async def test_batch_errors_name_the_task_they_are_about() -> None:
     assert bad_priority.status_code == 422
     assert (await bad_priority.get_json())["error"]["field"] == "tasks[1].priority"
     assert (await unknown.get_json())["error"]["field"] == "tasks[1].type"
+
+
+async def test_any_nesting_depth_is_400_naming_the_limit_or_accepted(tmp_path) -> None:
+    """On a durable store (whose admission encodes the payload again): every depth is a 400
+    naming the limit or a 201, whatever the server's own stack depth (976-989 levels were a
+    500 under Hypercorn)."""
+    from oncue.actors import Registry, open_engine
+    from oncue.http.app import create_app
+    from oncue.http.body import MAX_JSON_DEPTH
+
+    registry = Registry()
+
+    @registry.task("nest")
+    async def nest(ctx, payload):
+        return payload
+
+    def nested(depth: int) -> bytes:  # the body's own object is the first level
+        inner = depth - 1
+        return b'{"type": "nest", "payload": ' + b"[" * inner + b"]" * inner + b"}"
+
+    async with open_engine(registry=registry, store=f"sqlite:///{tmp_path}/t.db") as engine:
+        app = create_app(engine)
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            for path in ("/api/v1/tasks", "/submit", "/api/v1/jobs"):
+                accepted = await client.post(path, data=nested(MAX_JSON_DEPTH), headers=JSON)
+                assert accepted.status_code < 300, await accepted.get_data()
+            for depth in [MAX_JSON_DEPTH + 1, *range(900, 1000), 5000]:
+                response = await client.post("/api/v1/tasks", data=nested(depth), headers=JSON)
+                error = await error_of(response, 400)
+                assert f"deeper than {MAX_JSON_DEPTH} levels" in error["message"], depth
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/api/v1/jobs"])
+async def test_a_cursor_past_64_bits_is_422_naming_it(client, path) -> None:
+    response = await client.get(path, query_string={"cursor": "99999999999999999999"})
+    error = await error_of(response, 422)
+    assert error["field"] == "cursor"
+    assert "99999999999999999999" in error["message"]

@@ -102,6 +102,8 @@ def test_api_answers_as_its_spec_says(base_url: str) -> None:
     api = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     failures = []
     operations = [result.ok() for result in api.get_all_operations()]
+    # the event stream never ends: tests/http/test_events.py tests it
+    operations = [operation for operation in operations if operation.path != "/api/v1/events"]
     assert len(operations) >= 29
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

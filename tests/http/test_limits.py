@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 from quart.typing import TestClientProtocol as Client
 
@@ -117,3 +118,36 @@ async def test_actual_requests_carry_cors_headers_even_when_refused(limited: Cli
     assert "WWW-Authenticate" in response.headers["Access-Control-Expose-Headers"]
     other = await limited.get("/api/v1/tasks", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_failed_authentication_is_rate_limited_per_address(limited: Client) -> None:
+    for _ in range(2):  # the burst: each failure is told why
+        assert (await limited.get("/api/v1/tasks", headers=bearer("wrong"))).status_code == 401
+    refused = await limited.get("/api/v1/tasks", headers=bearer("wrong"))
+    assert refused.status_code == 429
+    assert "failed authentications" in (await refused.get_json())["error"]["message"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    # while over its budget, the address gets no token checked, good or bad
+    assert (await limited.get("/api/v1/tasks", headers=bearer("token-a"))).status_code == 429
+    assert (await limited.get("/api/v1/tasks")).status_code == 429  # no token: a failure too
+    assert (await limited.get("/health")).status_code == 200  # what needs no token still works
+
+
+async def test_failures_budget_refills_and_successes_spend_none(engine: Engine) -> None:
+    now = [0.0]
+    app = create_app(
+        engine,
+        auth=AuthSettings(api_tokens=parse_api_tokens("a:token-a")),
+        rate_limit=RateLimiter(rate=1, burst=1),
+    )
+    policies = app.asgi_app.policies  # type: ignore[attr-defined]
+    app.asgi_app.policies = attrs.evolve(policies, clock=lambda: now[0])  # type: ignore[attr-defined]
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        assert (await client.get("/api/v1/tasks", headers=bearer("wrong"))).status_code == 401
+        assert (await client.get("/api/v1/tasks", headers=bearer("wrong"))).status_code == 429
+        now[0] += 1.0
+        assert (await client.get("/api/v1/tasks", headers=bearer("token-a"))).status_code == 200
+        now[0] += 1.0
+        assert (await client.get("/api/v1/tasks", headers=bearer("token-a"))).status_code == 200
+        assert (await client.get("/api/v1/tasks", headers=bearer("wrong"))).status_code == 401

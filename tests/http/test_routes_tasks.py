@@ -177,6 +177,48 @@ async def test_jobs_alias_uses_job_id_and_completed_at(client, engine: Engine) -
     assert done["result"] == 4
 
 
+async def test_wait_many_returns_every_task_finished_in_the_order_asked(client) -> None:
+    tasks = [await submit(client, {"type": "double", "payload": n}) for n in range(3)]
+    ids = [task["id"] for task in reversed(tasks)]
+    response = await client.post("/api/v1/tasks/wait?timeout=30", json={"ids": ids})
+    assert response.status_code == 200
+    done = (await response.get_json())["tasks"]
+    assert [(task["id"], task["status"], task["result"]) for task in done] == [
+        (ids[0], "completed", 4),
+        (ids[1], "completed", 2),
+        (ids[2], "completed", 0),
+    ]
+
+
+async def test_wait_many_that_times_out_returns_the_tasks_as_they_are(client, engine) -> None:
+    done = await submit(client, {"type": "echo", "payload": 1})
+    await engine.wait(done["id"])
+    await engine.pause()
+    queued = await submit(client, {"type": "echo"})
+    body = {"ids": [queued["id"], done["id"]], "timeout": 0}
+    response = await client.post("/api/v1/tasks/wait", json=body)
+    assert response.status_code == 200
+    statuses = [task["status"] for task in (await response.get_json())["tasks"]]
+    assert statuses == ["pending", "completed"]
+
+
+async def test_wait_many_refuses_bad_input_naming_the_field(client) -> None:
+    for body, field in [
+        ({"ids": []}, "ids"),
+        ({"ids": ["a"] * 1001}, "ids"),
+        ({"ids": "abc"}, "ids"),
+        ({"ids": ["a"], "timeout": 301}, "timeout"),
+        ({"ids": ["a"], "wait": 1}, "wait"),
+    ]:
+        response = await client.post("/api/v1/tasks/wait", json=body)
+        assert response.status_code == 422, body
+        assert (await response.get_json())["error"]["field"] == field, body
+    response = await client.post("/api/v1/tasks/wait?timeout=-1", json={"ids": ["a"]})
+    assert (await response.get_json())["error"]["field"] == "timeout"
+    response = await client.post("/api/v1/tasks/wait", json={"ids": ["nosuchtask"]})
+    assert response.status_code == 404
+
+
 async def test_jobs_say_processing_and_list_under_jobs(client, engine: Engine) -> None:
     job = await (await client.post("/api/v1/jobs", json={"type": "block"})).get_json()
     await wait_running(engine, job["job_id"])

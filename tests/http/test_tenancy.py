@@ -54,6 +54,14 @@ async def test_another_tenants_task_is_404_everywhere(tenants: Client) -> None:
     missing = await tenants.get("/api/v1/tasks/nosuchtask", headers=ALICE)
     other = await tenants.get(base, headers=ALICE)
     assert (await other.get_json())["error"]["code"] == (await missing.get_json())["error"]["code"]
+    waited = await tenants.post(
+        "/api/v1/tasks/wait?timeout=0", json={"ids": [task["id"]]}, headers=ALICE
+    )
+    assert waited.status_code == 404
+    mine = await tenants.post(
+        "/api/v1/tasks/wait?timeout=0", json={"ids": [task["id"]]}, headers=BOB
+    )
+    assert mine.status_code == 200
     assert await status(tenants, "GET", base, BOB) == 200
     assert await status(tenants, "POST", f"{base}/cancel", BOB) == 200
 
