@@ -65,6 +65,16 @@ def in_files_dir(field: str, name: Any) -> Path:
     return path
 
 
+def output_in_files_dir(field: str, name: Any) -> Path:
+    """``name`` as a file to write inside ONCUE_FILES_DIR, its folder made if missing; Fatal
+    if it leads out or is a folder."""
+    path = in_files_dir(field, name)
+    if path.is_dir():
+        raise Fatal(f"{field} {name!r} is a folder: name the file to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _simulated(ctx: TaskContext, task: str, reason: str, **details: Any) -> dict[str, Any]:
     ctx.logger.info(f"{task}.simulated", extra={"reason": reason})
     return {"simulated": True, "reason": reason, **details}
@@ -96,18 +106,7 @@ def image_resize(ctx: TaskContext, payload: Any) -> dict[str, Any]:
         resized, size, kind = _resize(data, width, height, image[0])
         return {**size, "format": kind, "image": base64.b64encode(resized).decode()}
     if (path := _first(payload, PATH_FIELDS)) is not None and files_dir() is not None:
-        source = in_files_dir(*path)
-        if not source.is_file():
-            raise Fatal(f"{path[0]} {path[1]!r}: no such file in ONCUE_FILES_DIR")
-        resized, size, kind = _resize(source.read_bytes(), width, height, path[0])
-        name = _first(payload, OUTPUT_FIELDS)
-        target = (
-            in_files_dir(*name)
-            if name is not None
-            else source.with_name(f"{source.stem}_{size['width']}x{size['height']}{source.suffix}")
-        )
-        target.write_bytes(resized)
-        return {**size, "format": kind, "path": str(target.relative_to(files_dir() or "/"))}
+        return _resize_file(path, _first(payload, OUTPUT_FIELDS), width, height)
     url = _first(payload, URL_FIELDS)
     where = url or path
     if url is not None:
@@ -126,6 +125,31 @@ def image_resize(ctx: TaskContext, payload: Any) -> dict[str, Any]:
     )
 
 
+def _resize_file(
+    path: tuple[str, Any], output: tuple[str, Any] | None, width: int | None, height: int | None
+) -> dict[str, Any]:
+    """Resize the file at ``path`` into ``output`` (in the format its extension names, else
+    the source's; its folder made if missing), or NAME_WxH.EXT beside the source."""
+    source = in_files_dir(*path)
+    if not source.is_file():
+        raise Fatal(f"{path[0]} {path[1]!r}: no such file in ONCUE_FILES_DIR")
+    target = None if output is None else output_in_files_dir(*output)
+    kind = None if target is None else _format_for(target)
+    resized, size, kind = _resize(source.read_bytes(), width, height, path[0], kind)
+    if target is None:
+        target = source.with_name(f"{source.stem}_{size['width']}x{size['height']}{source.suffix}")
+    target.write_bytes(resized)
+    return {**size, "format": kind, "path": str(target.relative_to(files_dir() or "/"))}
+
+
+def _format_for(target: Path) -> str | None:
+    """The image format Pillow writes for ``target``'s extension, or None if it knows none."""
+    from PIL import Image
+
+    kind = Image.registered_extensions().get(target.suffix.lower())
+    return kind if kind in Image.SAVE else None
+
+
 def _decode_base64(field: str, value: Any) -> bytes:
     if not isinstance(value, str):
         raise Fatal(f"{field} must be a base64 string, got {type(value).__name__}")
@@ -137,16 +161,16 @@ def _decode_base64(field: str, value: Any) -> bytes:
 
 
 def _resize(
-    data: bytes, width: int | None, height: int | None, field: str
+    data: bytes, width: int | None, height: int | None, field: str, kind: str | None = None
 ) -> tuple[bytes, dict[str, int], str]:
-    """The resized image's bytes (in its own format), its size, and that format."""
+    """The resized image's bytes (in format ``kind``, else its own), its size, and format."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise Fatal(f"{field}: {image.width}x{image.height} is over {MAX_PIXELS} pixels")
-            kind = image.format or "PNG"
+            kind = kind or image.format or "PNG"
             width = width or max(1, round(image.width * height / image.height))  # type: ignore[operator]
             height = height or max(1, round(image.height * width / image.width))
             resized = image.resize((width, height))
@@ -181,8 +205,7 @@ def data_export(ctx: TaskContext, payload: Any) -> dict[str, Any]:
     content = _csv(field, rows) if kind == "csv" else json.dumps(rows, indent=2)
     result: dict[str, Any] = {"format": kind, "rows": len(rows), "bytes": len(content.encode())}
     if (name := _first(payload, OUTPUT_FIELDS)) is not None:
-        target = in_files_dir(*name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = output_in_files_dir(*name)
         target.write_text(content, encoding="utf-8")
         return {**result, "path": name[1]}
     return {**result, "content": content}

@@ -27,9 +27,9 @@ from .watch import Feed
 
 logger = logging.getLogger(__name__)
 
-RESUBSCRIBE_DELAY = 0.5  # seconds between subscribing again while the store is unavailable
 CAPACITY = 10_000  # events the relay may fall behind its store before it is dropped
 BATCH = 500  # events gathered into one publish
+RETRY_CAP = 2.0  # seconds between subscribes while the store's backend is down
 PAYLOAD_BYTES = 7000  # PostgreSQL's NOTIFY takes 8,000 bytes at most
 
 
@@ -62,15 +62,26 @@ class Relay(Actor):
 
     async def _publish(self) -> None:
         while True:
-            try:
-                receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(CAPACITY))
-            except StoreUnavailable:  # an outage: the store restarts the tree once it recovers
-                await trio.sleep(RESUBSCRIBE_DELAY)
-                continue
+            receive = await self._subscribe()
             async with receive:
                 await self._publish_from(receive)
             # other nodes missed events
             logger.warning("relay.dropped", extra={"capacity": CAPACITY})
+
+    async def _subscribe(self) -> trio.MemoryReceiveChannel[Any]:
+        """Subscribe to the store's events, waiting out an outage of its backend (the store
+        answers StoreUnavailable meanwhile: crashing on it would make the tree give up)."""
+        delay = 0.05
+        while True:
+            try:
+                receive: trio.MemoryReceiveChannel[Any] = await self._store.ask(Subscribe(CAPACITY))
+                return receive
+            except StoreUnavailable as error:
+                logger.warning(
+                    "relay.store_unavailable", extra={"error": repr(error), "retry_in": delay}
+                )
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP)
 
     async def _publish_from(self, receive: trio.MemoryReceiveChannel[Any]) -> None:
         """Publish batches until the subscription ends (dropped, or the store stopped)."""

@@ -1,28 +1,21 @@
 """The scheduler's rules, free of I/O: what is queued, who gets which work, what is recorded.
 
-The scheduler actor (scheduler.py) turns each message it receives into a method call here and,
-after each drain of its mailbox, calls :meth:`SchedulerCore.turn`. It then sends what the core
-put in its :class:`Outbox` and the transitions :meth:`SchedulerCore.take_changes` returns, and
-waits for the next message until :meth:`SchedulerCore.next_deadline`. Timers are data: the
-core only compares deadlines with the clock it is given. It reads two injected clocks (the
-scheduler's own, trio's in the actor, for timers; the wall clock, for what the store records)
-and imports neither trio nor a backend, so tests drive it with plain calls.
-
-The parts: queues.py (the ready and timer heaps), holdings.py (who holds what), durations.py
-(batch and prefetch sizes), settlement.py (what an outcome becomes, retries), claims.py (when
-a shared store's engine claims).
+The actor (scheduler.py) turns each message into a method call here, calls :meth:`turn` after
+each drain of its mailbox, sends what the core put in its outbox and :meth:`take_changes`, and
+waits for the next message until :meth:`next_deadline` (timers are data). The core reads two
+injected clocks (the scheduler's, for timers; the wall clock, for what is recorded) and
+imports neither trio nor a backend. Its parts: queues.py (the heaps), holdings.py (who holds
+what), durations.py (batch and prefetch sizes), settlement.py (what an outcome becomes),
+claims.py (a shared store's claims), recording.py (the outbox, the next Record, retention).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
-
-import attrs
+from typing import TYPE_CHECKING, Generic
 
 from .claims import CLAIM_POLL, Claims
 from .durations import Durations, fair_share
@@ -37,34 +30,17 @@ from .messages import (
     JobSucceeded,
     Load,
     Outcome,
-    Purge,
     Requeued,
-    Retrying,
     Started,
 )
 from .queues import Queues
+from .recording import Changes, Outbox, Retention, Transition, Waiter
 from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
 
 if TYPE_CHECKING:
     from .registry import RetryPolicy
 
 logger = logging.getLogger(__name__)
-
-Waiter = TypeVar("Waiter")  # what answers a worker's ask (the actor's Envelope)
-Transition: TypeAlias = Started | Completed | Retrying | Failed | Requeued
-
-START_DELAY = 0.002  # seconds a Started may wait to share a batch with the task's outcome
-PURGE_BATCH = 1000  # finished tasks deleted per transaction
-PURGE_EVERY = (1.0, 600.0)  # retention / 10, within these bounds (seconds)
-
-
-@attrs.define
-class Outbox(Generic[Waiter]):
-    """What the core decided to send since the actor last emptied it, in order."""
-
-    replies: list[tuple[Waiter, list[Job] | None]] = attrs.field(factory=list)  # deferred asks
-    interrupts: list[tuple[str, Interrupt]] = attrs.field(factory=list)  # to workers, by name
-    to_store: list[Purge | Claim] = attrs.field(factory=list)  # dropped if the store is busy
 
 
 class SchedulerCore(Generic[Waiter]):
@@ -104,33 +80,22 @@ class SchedulerCore(Generic[Waiter]):
         self._workers: set[str] = set()
         self._done: dict[str, int] = {}  # worker -> tasks finished
         self._drained_waiters: list[Waiter] = []
-        self._changes: list[Transition] = []
-        self._starts_only = True  # only Started in _changes: their flush may wait a little
-        self._flush_at = math.inf
-        self._retention = retention
-        self._purge_at = math.inf
-        self._purge_every = math.inf
-        self._wall_epoch = 0.0
+        self.changes = Changes()  # the next Record
+        self.retention = Retention(retention)
+        self._change = self.changes.add
 
     # -- time --------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Arm the retention timer. Its cutoff is the wall clock at start plus the scheduler's
-        clock since, so it moves with that clock (a MockClock in tests), never with the
-        system's."""
-        if self._retention is None:
-            return
-        now = self._clock()
-        self._wall_epoch = self._wall() - now
-        self._purge_every = min(max(self._retention / 10, PURGE_EVERY[0]), PURGE_EVERY[1])
-        self._purge_at = now + self._purge_every
+        """Arm the retention timer (once, as the loop starts)."""
+        self.retention.start(self._clock(), self._wall())
 
     def next_deadline(self) -> float:
         """When :meth:`turn` must run again even if no message comes."""
         return min(
             self.queues.next_deadline(),
-            self._purge_at,
-            self._flush_at,
+            self.retention.purge_at,
+            self.changes.flush_at,
             self.claims.next_claim(self._room()),
         )
 
@@ -138,8 +103,9 @@ class SchedulerCore(Generic[Waiter]):
         """After the messages: release due timers, hand out work, claim (shared stores)."""
         now = self._clock()
         self.queues.release_due(now)
-        if now >= self._purge_at:
-            self._purge(now)
+        purge = self.retention.due(now)
+        if purge is not None:
+            self.outbox.to_store.append(purge)
         self._dispatch()
         self._claim()
         if self._drained_waiters and not self.holdings:
@@ -147,27 +113,10 @@ class SchedulerCore(Generic[Waiter]):
             self._drained_waiters.clear()
 
     def take_changes(self, *, force: bool = False) -> list[Transition] | None:
-        """The transitions to send the store now (one Record), if any. Starts alone may wait
-        START_DELAY for company: a fast task's start and outcome then cost the store one batch
-        instead of two. ``force``: send them anyway (the scheduler is stopping)."""
-        if not self._changes:
-            return None
-        if not force and self._starts_only and self._clock() < self._flush_at:
-            return None
-        changes, self._changes = self._changes, []
-        self._starts_only, self._flush_at = True, math.inf
-        return changes
-
-    def _change(self, change: Transition) -> None:
-        """Record a transition that must reach the store this turn (it may wake waiters)."""
-        self._changes.append(change)
-        self._starts_only = False
-
-    def _purge(self, now: float) -> None:
-        self._purge_at = now + self._purge_every
-        assert self._retention is not None
-        before = self._wall_epoch + now - self._retention
-        self.outbox.to_store.append(Purge(before, PURGE_BATCH))
+        """The transitions to send the store now (one Record), if any (``force``: whatever
+        is pending; the scheduler is stopping)."""
+        changes = self.changes
+        return changes.take(self._clock(), force=force) if changes.pending else None
 
     # -- queueing ----------------------------------------------------------------------------------
 
@@ -285,8 +234,8 @@ class SchedulerCore(Generic[Waiter]):
             jobs = self.durations.take(queues, fair_share(queues.ready_count(), len(idle) + 1))
             self.holdings.hold(worker, jobs)
             label = self._label_prefix + worker
-            self._changes.append(Started([job.id for job in jobs], label, self._wall()))
-            self._flush_at = min(self._flush_at, self._clock() + START_DELAY)
+            started = Started([job.id for job in jobs], label, self._wall())
+            self.changes.add_started(started, self._clock())
             self.outbox.replies.append((waiter, jobs))
 
     # -- a shared store: the queues are a buffer of claimed tasks ----------------------------------

@@ -183,7 +183,8 @@ def show_finished(task: Task) -> int:
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    """A task as the server's JSON shows it (http/models.py)."""
+    """A task as the server's JSON shows it (http/models.py `task_json`: the same fields, in
+    its order)."""
 
     def iso(moment: float | None) -> str | None:
         if moment is None:
@@ -194,20 +195,31 @@ def task_json(task: Task) -> dict[str, Any]:
     error, progress = task.error, task.progress
     return {
         "id": task.id,
+        "number": task.number,
         "type": task.type,
-        "status": str(task.state),
         "payload": task.payload,
         "priority": task.priority,
-        "result": task.result,
-        "error": None if error is None else {"type": error.type, "message": error.message},
-        "progress": None if progress is None else {"fraction": progress.fraction},
-        "attempts": task.attempts,
-        "max_retries": task.max_retries,
-        "timeout": task.timeout,
+        "status": str(task.state),
         "created_at": iso(task.created_at),
-        "run_at": iso(task.run_at),
         "started_at": iso(task.started_at),
         "finished_at": iso(task.finished_at),
+        "retry_count": task.retry_count,
+        "max_retries": task.max_retries,
+        "timeout": task.timeout,
+        "run_at": iso(task.run_at),
+        "result": task.result,
+        "error": None if error is None else {"type": error.type, "message": error.message},
+        "progress": (
+            None
+            if progress is None
+            else {"fraction": progress.fraction, "message": progress.message}
+        ),
+        "attempts": task.attempts,
         "worker": task.worker,
         "key": task.key,
+        "headers": None if task.headers is None else dict(task.headers),
+        "history": [
+            {"status": str(state), "at": iso(at), "worker": worker, "error": error}
+            for state, at, worker, error in task.history
+        ],
     }

@@ -47,10 +47,10 @@ def _base(
         raise InvalidField(
             "url", f"url must look like http://host:port (or https://...), got {url!r}"
         )
-    if not (isinstance(retries, int) and retries >= 0) or not timeout > 0:
-        raise InvalidField(
-            "retries", f"retries must be >= 0 and timeout > 0, got {retries}, {timeout}"
-        )
+    if not (isinstance(timeout, int | float) and timeout > 0):
+        raise InvalidField("timeout", f"timeout must be a number of seconds > 0, got {timeout!r}")
+    if not (isinstance(retries, int) and retries >= 0):
+        raise InvalidField("retries", f"retries must be an int >= 0, got {retries!r}")
     base = url.rstrip("/")
     headers = {"Accept": "application/json"}
     if token:

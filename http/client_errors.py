@@ -30,6 +30,15 @@ ENGINE_CLASSES = {
     "payload_too_large": "InvalidField",
 }
 
+# Which attribute of the class a request's subject (a task id; a submit's type) fills.
+SUBJECT_ATTRIBUTES = {
+    "not_found": "task_id",
+    "already_finished": "task_id",
+    "not_finished": "task_id",
+    "not_failed": "task_id",
+    "unknown_task_type": "name",
+}
+
 
 class ClientError(engine_errors.OncueError):
     """A client could not get an oncue answer from the server at ``url``."""
@@ -87,8 +96,8 @@ def error_for(
         rejected.retry_after = seconds
         return rejected
     attributes: dict[str, Any] = {"retry_after": seconds}
-    if subject is not None:
-        attributes["name" if code == "unknown_task_type" else "task_id"] = subject
+    if subject is not None and code in SUBJECT_ATTRIBUTES:
+        attributes[SUBJECT_ATTRIBUTES[code]] = subject
     return _engine_error(cls, message, field, attributes)
 
 

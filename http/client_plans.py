@@ -17,7 +17,16 @@ from urllib.parse import quote
 import attrs
 import httpx
 
-from oncue.actors import Page, Progress, Stats, Submission, Task, TaskError, TaskState
+from oncue.actors import (
+    Page,
+    Progress,
+    Stats,
+    Submission,
+    Task,
+    TaskError,
+    TaskState,
+    Transition,
+)
 from oncue.actors.tracing import with_trace_context
 
 from .client_errors import NotAnOncueServer, ServerUnreachable, error_for
@@ -65,11 +74,20 @@ def exchange(request: Request, url: str, read: Callable[[Any], T], retries: int)
             break
         except httpx.TransportError as error:
             sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
-            if attempt == retries or (sent and not request.idempotent):
-                reason = str(error) or type(error).__name__
+            reason = str(error) or type(error).__name__
+            if sent and not request.idempotent:
+                raise ServerUnreachable(url, _broke_after_sending(url, reason)) from None
+            if attempt == retries:
                 raise ServerUnreachable(url, f"cannot reach oncue at {url}: {reason}") from None
             yield Pause(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
     return answer(response, url, read, request.subject)
+
+
+def _broke_after_sending(url: str, reason: str) -> str:
+    return (
+        f"the connection to oncue at {url} broke after the request was sent ({reason}): it"
+        " may have been done; not sent again, as it is not idempotent (a submit with a key is)"
+    )
 
 
 def answer(response: httpx.Response, url: str, read: Callable[[Any], T], subject: str | None) -> T:
@@ -161,6 +179,15 @@ def task_from_json(data: Any) -> Task:
         progress=None if progress is None else Progress(progress["fraction"], progress["message"]),
         key=data["key"],
         headers=data.get("headers"),
+        history=tuple(_transition(step) for step in data.get("history", ())),
+    )
+
+
+def _transition(step: Any) -> Transition:
+    """One entry of a task's history as the server renders it (an older server sends none)."""
+    at = _epoch(step["at"])
+    return Transition(
+        TaskState(step["status"]), 0.0 if at is None else at, step["worker"], step["error"]
     )
 
 

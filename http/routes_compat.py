@@ -188,7 +188,7 @@ async def submit() -> Response:
 _STATUS_WORD = {**_SIMPLE_STATUS, TaskState.PENDING: "pending", TaskState.RETRYING: "pending"}
 
 
-@compat.get("/status/<task_id>")
+@compat.get("/status/<path:task_id>")  # a client id may hold a slash
 @document_response(StatusOut)
 async def status(task_id: str) -> Response:
     """A task made through `/submit`, by its `task_id`; one never made there is "pending or

@@ -87,7 +87,7 @@ async def wait_for_store(
         except (BackendFull, RuntimeError, ValueError) as error:  # a schema newer than us...
             raise StartupError(f"store {redact(url)}: {error}") from None
         except _unreachable() as error:
-            if not _may_come_up(error):  # the server answered: no (a bad password...)
+            if not _may_come_up(url, error):  # a refusal (a bad password), a bad file
                 raise StartupError(f"store {redact(url)}: {_one_line(error)}") from None
             left = deadline - trio.current_time()
             if left <= 0:
@@ -148,10 +148,13 @@ def _unreachable() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
-def _may_come_up(error: BaseException) -> bool:
+def _may_come_up(url: str, error: BaseException) -> bool:
     """Whether another attempt may succeed: no answer at all, or a server still starting, not
     one that refused us (a wrong password, no such role or database: PostgreSQL's FATAL at
-    connect, which psycopg gives no SQLSTATE for)."""
+    connect, which psycopg gives no SQLSTATE for), nor a SQLite file that cannot open (not a
+    database, a folder that cannot be made): a local file does not come up by waiting."""
+    if url.startswith("sqlite"):
+        return False
     text = str(error)
     if "FATAL:" not in text:
         return True

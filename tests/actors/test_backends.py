@@ -26,8 +26,8 @@ from oncue.actors import (
     TaskState,
     open_backend,
     open_engine,
+    recording,
 )
-from oncue.actors import scheduler_core as scheduler_module
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.rows import dump_history, dumps
@@ -247,7 +247,7 @@ async def test_a_purge_backlog_goes_in_batches_without_waiting_for_the_next_tick
 ) -> None:
     # The store's logic, so the memory backend: SQLite's thread calls would let the autojump
     # clock reach a tick before the tasks are done.
-    monkeypatch.setattr(scheduler_module, "PURGE_BATCH", 2)
+    monkeypatch.setattr(recording, "PURGE_BATCH", 2)
     store = MemoryBackend()
     async with open_engine(registry=registry, store=store, retention=0) as engine:
         await engine.submit_many([Submission("record", n) for n in range(5)])

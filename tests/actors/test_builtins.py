@@ -103,6 +103,24 @@ def test_image_resize_writes_a_resized_file_inside_the_files_dir(files: Path) ->
     assert size_of((files / "out.png").read_bytes()) == (10, 5, "PNG")
 
 
+def test_image_resize_writes_an_output_in_a_new_folder_in_the_format_its_name_says(
+    files: Path,
+) -> None:
+    (files / "photo.png").write_bytes(png(100, 50))
+    result = image_resize(context(), {"path": "photo.png", "output": "small/p.jpg", "width": 10})
+    assert result == {"width": 10, "height": 5, "format": "JPEG", "path": "small/p.jpg"}
+    assert size_of((files / "small" / "p.jpg").read_bytes()) == (10, 5, "JPEG")
+    image_resize(context(), {"path": "photo.png", "output": "p.unknown", "width": 10})
+    assert size_of((files / "p.unknown").read_bytes()) == (10, 5, "PNG")  # the source's
+
+
+def test_image_resize_refuses_an_output_that_is_a_folder(files: Path) -> None:
+    (files / "photo.png").write_bytes(png(100, 50))
+    (files / "out").mkdir()
+    with pytest.raises(Fatal, match="output 'out' is a folder"):
+        image_resize(context(), {"path": "photo.png", "output": "out", "width": 10})
+
+
 def test_image_resize_refuses_a_path_outside_the_files_dir(files: Path) -> None:
     with pytest.raises(Fatal, match="outside ONCUE_FILES_DIR"):
         image_resize(context(), {"path": "../../etc/passwd", "width": 10})
@@ -154,6 +172,12 @@ def test_data_export_writes_to_the_files_dir(files: Path) -> None:
     result = data_export(context(), {"format": "csv", "rows": [[1, 2]], "output": "x/e.csv"})
     assert (files / "x" / "e.csv").read_text() == "1,2\n"
     assert result == {"format": "csv", "rows": 1, "bytes": 4, "path": "x/e.csv"}
+
+
+def test_data_export_refuses_an_output_that_is_a_folder(files: Path) -> None:
+    (files / "exports").mkdir()
+    with pytest.raises(Fatal, match="output 'exports' is a folder"):
+        data_export(context(), {"format": "csv", "rows": [[1, 2]], "output": "exports"})
 
 
 def test_data_export_of_a_table_is_a_simulation_and_bad_formats_fail() -> None:

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from servers import Server, running_server
 
@@ -63,6 +64,23 @@ def test_submit_takes_every_option_of_the_api(oncue) -> None:
     assert err == f"oncue: cannot cancel task {task['id']!r}: it is cancelled;" + (
         " only unfinished tasks can be cancelled\n"
     )
+
+
+def test_a_task_is_printed_with_the_fields_the_server_shows(oncue, server: Server) -> None:
+    task = json.loads(oncue("submit", "double", "-d", "4", "--key", "shown", "--wait")[1])
+    answer = httpx.get(
+        f"{server.url}/api/v1/tasks/{task['id']}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    shown = answer.json()
+    assert list(task) == list(shown)
+    times = ("created_at", "started_at", "finished_at", "run_at")
+
+    def timeless(task: dict[str, Any]) -> dict[str, Any]:
+        steps = [{**step, "at": None} for step in task["history"]]
+        return {k: v for k, v in task.items() if k not in times} | {"history": steps}
+
+    assert timeless(task) == timeless(shown)
+    assert [step["status"] for step in task["history"]][-2:] == ["running", "completed"]
 
 
 def test_submit_wait_and_wait_exit_3_when_the_task_failed(oncue) -> None:

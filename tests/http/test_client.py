@@ -9,6 +9,7 @@ import http.server
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from servers import Server, running_server
@@ -187,6 +188,22 @@ def test_a_refused_connection_names_the_url() -> None:
 def test_a_bad_url_is_refused_at_once(url: str) -> None:
     with pytest.raises(InvalidField, match=f"url must look like http://host:port.*{url!r}"):
         Client(url)
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"timeout": 0}, "timeout", "timeout must be a number of seconds > 0, got 0"),
+        ({"retries": -1}, "retries", "retries must be an int >= 0, got -1"),
+    ],
+)
+def test_a_bad_timeout_or_retries_is_named(
+    options: dict[str, Any], field: str, message: str
+) -> None:
+    for make in (Client, AsyncClient):
+        with pytest.raises(InvalidField, match=message) as refused:
+            make("http://127.0.0.1:8080", **options)
+        assert refused.value.field == field
 
 
 class NotOncue(http.server.BaseHTTPRequestHandler):

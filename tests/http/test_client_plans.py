@@ -7,7 +7,14 @@ from typing import Any
 import httpx
 import pytest
 
-from oncue import EngineClosed, ServerUnreachable, StoreUnavailable
+from oncue import (
+    EngineClosed,
+    InvalidField,
+    QueueFull,
+    ServerUnreachable,
+    StoreUnavailable,
+    UnknownTaskType,
+)
 from oncue.http.client_plans import RETRY_DELAYS, Calls, Pause, Request
 
 URL = "http://oncue.test"
@@ -66,8 +73,13 @@ def test_a_broken_connection_retries_reads_and_keyed_submits_only() -> None:
     assert isinstance(keyed.throw(broken), Pause)  # the server dedupes by key
     unkeyed = Calls(URL, retries=3).submit("echo", None, {"key": None})
     assert not next(unkeyed).idempotent
-    with pytest.raises(ServerUnreachable):  # it may have been admitted: never twice
+    with pytest.raises(ServerUnreachable) as unreachable:  # it may have been admitted
         unkeyed.throw(broken)
+    assert str(unreachable.value) == (
+        f"the connection to oncue at {URL} broke after the request was sent (connection"
+        " reset): it may have been done; not sent again, as it is not idempotent (a submit"
+        " with a key is)"
+    )
     cancel = Calls(URL, retries=3).cancel("task-1")
     next(cancel)
     assert isinstance(cancel.throw(httpx.ConnectError("refused")), Pause)  # never arrived
@@ -84,6 +96,22 @@ def test_error_codes_become_the_engines_classes(status: int, code: str, expected
     with pytest.raises(expected, match="from the server") as raised:
         plan.send(respond(request, status, body, **{"Retry-After": "3"}))
     assert raised.value.retry_after == 3.0
+
+
+def test_a_submit_refused_carries_the_type_only_where_the_class_has_it() -> None:
+    """A submit's subject is its type: UnknownTaskType.name, never a task_id of another class."""
+    answers = {
+        "queue_full": (429, QueueFull),
+        "invalid_field": (422, InvalidField),
+        "unknown_task_type": (422, UnknownTaskType),
+    }
+    for code, (status, expected) in answers.items():
+        plan = Calls(URL, retries=0).submit("echo", None, {})
+        request = next(plan)
+        with pytest.raises(expected) as raised:
+            plan.send(respond(request, status, {"error": {"code": code, "message": "no"}}))
+        assert not hasattr(raised.value, "task_id"), code
+    assert raised.value.name == "echo"
 
 
 def test_options_left_out_take_the_servers_defaults() -> None:

@@ -157,3 +157,12 @@ async def test_compat_routes_show_only_tasks_made_through_them(client, engine: E
     )
     made = await (await client.post("/tasks", json={"status": "new", "result": 2})).get_json()
     assert (await client.get(f"/tasks/{made['id']}")).status_code == 200
+
+
+async def test_status_finds_a_client_id_with_a_slash(client, engine: Engine) -> None:
+    body = {"id": "orders/42", "type": "echo", "payload": "x"}
+    assert (await client.post("/submit", json=body)).status_code == 202
+    await finished(engine, "orders/42")
+    for path in ("/status/orders/42", "/status/orders%2F42"):
+        answer = await (await client.get(path)).get_json()
+        assert (answer["task_id"], answer["success"], answer["data"]) == ("orders/42", True, "x")

@@ -155,3 +155,27 @@ async def test_a_server_that_refuses_us_is_said_at_once_one_that_starts_is_waite
         await wait_for_store("postgresql://me@db/x", 30, await never_signalled())
     assert "did not answer" not in str(raised.value)
     assert errors == []  # the first was retried
+
+
+@pytest.mark.parametrize("kind", ["not a database", "under a file"])
+async def test_a_sqlite_file_that_cannot_open_is_said_at_once(monkeypatch, tmp_path, kind) -> None:
+    """A local file does not come up by waiting: no retries for --store-wait seconds (a tiny
+    wait here, so that the unfixed code fails at once, saying it "did not answer")."""
+    (tmp_path / "file").write_text("not a database\n")
+    url = (
+        f"sqlite:///{tmp_path / 'file'}"
+        if kind == "not a database"
+        else (f"sqlite:///{tmp_path / 'file' / 'oncue.db'}")
+    )
+    attempts: list[str] = []
+    open_once = startup._open_once
+
+    async def counted(url: str) -> None:
+        attempts.append(url)
+        await open_once(url)
+
+    monkeypatch.setattr(startup, "_open_once", counted)
+    with pytest.raises(StartupError, match="file") as raised:
+        await wait_for_store(url, 0.001, await never_signalled())
+    assert "did not answer" not in str(raised.value)
+    assert attempts == [url]

@@ -1,27 +1,16 @@
-"""The scheduler: its pure parts (queues, retry decision), and its handlers driven directly."""
+"""The scheduler's queues: the ready and timer heaps, and the retry arithmetic."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oncue.actors import TaskError
-from oncue.actors.messages import (
-    Failed,
-    Interrupt,
-    Job,
-    JobFailed,
-    JobReturned,
-    Requeued,
-    Started,
-)
+from oncue.actors.messages import Job
 from oncue.actors.queues import Queues, backoff_delay, should_retry
 from oncue.actors.registry import RetryPolicy
-from oncue.actors.scheduler_core import SchedulerCore
 
 
 def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
@@ -105,95 +94,6 @@ def test_backoff_is_full_jitter_under_the_ceiling() -> None:
     first = [backoff_delay(policy, 1, rng) for _ in range(200)]
     assert max(first) <= 1.0
     assert min(first) < 0.1  # full jitter reaches down to zero, unlike "equal jitter"
-
-
-class Clocks:
-    """The two clocks a core reads, moved by hand: the scheduler's and the wall clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_000_000.0 + self.now
-
-
-def make_core(**options: Any) -> tuple[SchedulerCore[str], Clocks]:
-    clocks = Clocks()
-    core: SchedulerCore[str] = SchedulerCore(
-        clock=clocks.clock,
-        wall=clocks.wall,
-        policy=lambda task_type: RetryPolicy(base=1.0, cap=8.0),
-        rng=random.Random(1),
-        **options,
-    )
-    return core, clocks
-
-
-def test_a_task_cancelled_while_a_worker_holds_it_is_never_run_again() -> None:
-    core, _ = make_core()
-    a, b = job("a"), job("b")
-    core.tasks_ready([a, b])
-    core.durations.by_type["t"] = 0.00001  # fast: both go out in one batch
-    assert core.request_work("worker-1", "ask-1", [], fresh=True)
-    core.turn()
-    assert core.outbox.replies == [("ask-1", [a, b])]
-    core.outbox.replies.clear()
-
-    core.task_cancelled("a")  # the store has cancelled it; the worker is told
-    assert core.outbox.interrupts == [("worker-1", Interrupt("a", "cancelled"))]
-    error = TaskError("RuntimeError", "it failed anyway")
-    outcomes = [JobFailed(a, 1.0, 2.0, error), JobReturned(b)]
-    core.request_work("worker-1", "ask-2", outcomes, fresh=False)
-
-    assert list(core.queues.queued) == ["b"]  # a is neither retried nor re-queued
-    changes = core.take_changes()
-    assert changes is not None
-    started, requeued = changes
-    assert isinstance(started, Started)
-    assert started.ids == ["a", "b"]  # one Started for the batch
-    assert isinstance(requeued, Requeued)
-    assert requeued.id == "b"
-
-
-def test_work_is_never_handed_to_an_ask_its_worker_gave_up() -> None:
-    """A restarted scheduler finds the asks of the workers stopped with it in its mailbox
-    (they outlive restarts): handing them work held it for nobody, while the node renewed its
-    leases (issue 17 item 4, seen after a Redis restart)."""
-    gone = {"stale-ask"}  # the old worker-1 was cancelled while it asked
-    core, _ = make_core(gone=lambda waiter: waiter in gone)
-    assert core.request_work("worker-1", "stale-ask", [], fresh=False)
-    core.tasks_ready([job("a")])
-    core.turn()
-    assert core.outbox.replies == []
-    assert list(core.queues.queued) == ["a"]  # still queued for a live worker
-    assert core.request_work("worker-1", "live-ask", [], fresh=True)
-    core.turn()
-    assert core.outbox.replies == [("live-ask", [job("a")])]
-
-
-def test_a_fresh_ask_voids_the_old_incarnation_s_pending_ask() -> None:
-    core, _ = make_core()
-    assert core.request_work("worker-1", "old-ask", [], fresh=False)
-    assert core.request_work("worker-1", "new-ask", [], fresh=True)
-    core.tasks_ready([job("a")])
-    core.turn()
-    assert core.outbox.replies == [("new-ask", [job("a")])]
-
-
-def test_a_task_its_node_died_running_too_often_ends_failed_at_recovery() -> None:
-    core, _ = make_core()
-    core.recover([(job("poison", max_retries=1, attempts=3), True), (job("ok", attempts=1), True)])
-    changes = core.take_changes(force=True)
-    assert changes is not None
-    failed, requeued = changes
-    assert isinstance(failed, Failed)
-    assert (failed.id, failed.error.type) == ("poison", "NodeLost")
-    assert isinstance(requeued, Requeued)
-    assert requeued.id == "ok"
-    assert list(core.queues.queued) == ["ok"]
 
 
 @settings(max_examples=200, deadline=None)
