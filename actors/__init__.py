@@ -1,9 +1,9 @@
 """oncue.actors: a supervised actor runtime on trio, and the task engine built from it."""
 
-from .actor import Actor, Context
 from .backends import Backend, open_backend
 from .builtins import register_builtins
-from .engine import open_engine
+from .engine.handle import Engine
+from .engine.start import open_engine
 from .errors import (
     ActorCrashed,
     ActorError,
@@ -34,12 +34,13 @@ from .errors import (
     TaskTimeout,
     UnknownTaskType,
 )
-from .events import EventKind, LifecycleEvent
-from .handle import Engine
-from .mailbox import ActorRef, Envelope, Mailbox
 from .registry import Handler, Registry, RetryPolicy, TaskContext
-from .spec import ChildInfo, ChildSpec, ChildState, Restart, Strategy
-from .supervisor import Supervisor
+from .runtime.actor import Actor, Context
+from .runtime.events import EventKind, LifecycleEvent
+from .runtime.mailbox import ActorRef, Envelope, Mailbox
+from .runtime.spec import ChildInfo, ChildSpec, ChildState, Restart, Strategy
+from .runtime.supervisor import Supervisor
+from .runtime.tree import SupervisorRef, open_supervisor, supervisor_spec
 from .task import (
     PRIORITIES,
     Admitted,
@@ -56,7 +57,6 @@ from .task import (
     WorkerInfo,
 )
 from .task_function import TaskFunction
-from .tree import SupervisorRef, open_supervisor, supervisor_spec
 
 __all__ = [
     "PRIORITIES",

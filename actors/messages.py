@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 import attrs
 
 if TYPE_CHECKING:  # annotations only: the scheduler's core imports this module without trio
-    from .mailbox import ActorRef
+    from .runtime.mailbox import ActorRef
     from .task import TaskError, TaskState
 
 # -- what the scheduler holds and workers run ---------------------------------------------------

@@ -9,8 +9,8 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import attrs
 
+from .cores.rules import check_type_name
 from .errors import UnknownTaskType
-from .rules import check_type_name
 from .task import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PRIORITY,

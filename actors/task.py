@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from .cores.rules import INT64_MAX, INT64_MIN, check_int64
 from .errors import InvalidField
-from .rules import INT64_MAX, INT64_MIN, check_int64
 
 
 class TaskState(enum.StrEnum):

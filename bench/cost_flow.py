@@ -22,7 +22,7 @@ import trio.lowlevel
 import trio.testing
 
 from oncue.actors import Registry, Submission, TaskContext, open_engine
-from oncue.actors.guard import BackendGuard
+from oncue.actors.engine.guard import BackendGuard
 
 CLOCK = trio.testing.MockClock(autojump_threshold=5.0 if sys.argv[1:2] == ["sqlite"] else 0)
 EPOCH = 1.7e9

@@ -27,7 +27,7 @@ from oncue.actors import (
     TaskState,
     Transition,
 )
-from oncue.actors.tracing import with_trace_context
+from oncue.actors.engine.tracing import with_trace_context
 
 from .client_errors import NotAnOncueServer, ServerUnreachable, error_for
 

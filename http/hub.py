@@ -20,8 +20,8 @@ import attrs
 import trio
 
 from oncue.actors import Engine, EventsDropped, TaskEvent
-from oncue.actors.subscription import EventStream
-from oncue.actors.watch import FeedStream
+from oncue.actors.engine.subscription import EventStream
+from oncue.actors.engine.watch import FeedStream
 
 from .sse import EventFilter
 

@@ -13,7 +13,7 @@ import msgspec
 import msgspec.structs
 
 from oncue.actors import Task
-from oncue.actors.rules import (
+from oncue.actors.cores.rules import (
     INT64_MAX,
     INT64_MIN,
     MAX_HEADER_NAME,

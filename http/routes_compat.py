@@ -20,7 +20,7 @@ from quart import Blueprint, Response
 from quart_schema import document_request, document_response
 
 from oncue.actors import Submission, Task, TaskNotFound, TaskState
-from oncue.actors.rules import MAX_KEY_LENGTH
+from oncue.actors.cores.rules import MAX_KEY_LENGTH
 
 from .body import read_body
 from .errors import ApiError

@@ -24,8 +24,8 @@ from quart import Blueprint, Response
 from quart_schema import hide
 
 from oncue.actors import Engine, EventsDropped
-from oncue.actors.events import LifecycleEvent
-from oncue.actors.watch import FeedStream
+from oncue.actors.engine.watch import FeedStream
+from oncue.actors.runtime.events import LifecycleEvent
 
 from .errors import ApiError, reply_for
 from .gate import Direct, Exchange

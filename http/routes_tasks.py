@@ -18,8 +18,8 @@ from quart import Blueprint, Response, request
 from quart_schema import document_querystring, document_request, document_response
 
 from oncue.actors import InvalidField, Submission, Task, TaskAlreadyFinished, TaskState
-from oncue.actors.handle import MAX_LIST_LIMIT  # the engine's own bound
-from oncue.actors.rules import check_one_schedule
+from oncue.actors.cores.rules import check_one_schedule
+from oncue.actors.engine.handle import MAX_LIST_LIMIT  # the engine's own bound
 
 from .body import decode, query_float, query_int, request_data
 from .errors import ApiError

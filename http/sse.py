@@ -19,7 +19,7 @@ import attrs
 import msgspec
 
 from oncue.actors import LifecycleEvent, TaskEvent, TaskState
-from oncue.actors.events import EventKind
+from oncue.actors.runtime.events import EventKind
 
 from .auth import Principal
 from .errors import ApiError

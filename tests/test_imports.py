@@ -107,9 +107,56 @@ def test_the_cycle_finder_finds_a_cycle_closed_by_a_deferred_import() -> None:
     assert cycles(graph) == [["a", "b", "c"]]
     tree = ast.parse("def f():\n    from .tree import System\n")
     node = next(each for each in ast.walk(tree) if isinstance(each, ast.ImportFrom))
-    assert "oncue.actors.tree" in set(imported("oncue.actors.actor", False, node))
+    assert "oncue.actors.runtime.tree" in set(imported("oncue.actors.runtime.actor", False, node))
 
 
 def test_every_package_module_is_seen() -> None:
     names = modules()
-    assert {"oncue.actors.store", "oncue.actors.backends.base", "oncue.http.app"} <= set(names)
+    expected = {"oncue.actors.engine.store", "oncue.actors.backends.base", "oncue.http.app"}
+    assert expected <= set(names)
+
+
+# The cores hold the engine's rules without I/O (docs/engine.md, "core and adapter"): they may
+# import values (task, messages, errors, registry) but nothing that runs: trio, a backend, the
+# actor runtime or the engine's actors. errors.py is the one module with trio in its closure,
+# for trio.WouldBlock as the base of QueueFull and MailboxFull. Imports under TYPE_CHECKING do
+# not run, so they do not count here (they do count for cycles, above).
+TRIO_ALLOWED = {"oncue.actors.errors"}
+RUNS = ("oncue.actors.runtime", "oncue.actors.engine", "oncue.actors.backends", "oncue.http")
+
+
+def runtime_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements that run: all but those under ``if TYPE_CHECKING:``."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        else:
+            yield from runtime_imports(node)
+
+
+def runtime_closure(start: str) -> tuple[set[str], set[str]]:
+    """The package modules ``start`` loads when imported, and which of them import trio."""
+    known = modules()
+    seen, todo, with_trio = {start}, [start], set()
+    while todo:
+        name = todo.pop()
+        path, is_package = known[name]
+        for node in runtime_imports(ast.parse(path.read_text(), str(path))):
+            targets = set(imported(name, is_package, node))
+            if any(target == "trio" or target.startswith("trio.") for target in targets):
+                with_trio.add(name)
+            for target in targets & set(known) - seen:
+                seen.add(target)
+                todo.append(target)
+    return seen, with_trio
+
+
+def test_the_cores_import_neither_trio_nor_anything_that_runs() -> None:
+    cores = [name for name in modules() if name.startswith("oncue.actors.cores.")]
+    assert len(cores) >= 10
+    for core in cores:
+        reached, with_trio = runtime_closure(core)
+        assert not [name for name in reached if name.startswith(RUNS)], core
+        assert with_trio <= TRIO_ALLOWED, (core, with_trio)

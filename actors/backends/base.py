@@ -7,7 +7,7 @@ from typing import NamedTuple, Protocol
 
 import trio
 
-from ..record import TaskRecord
+from ..cores.record import TaskRecord
 from ..task import TaskState
 
 

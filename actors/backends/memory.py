@@ -11,7 +11,7 @@ import heapq
 import math
 from collections.abc import Collection, Sequence
 
-from ..record import TaskRecord
+from ..cores.record import TaskRecord
 from ..task import UNFINISHED, TaskState
 
 MAX_FINISHED = 100_000  # finished tasks kept: ~85 MB of no-op tasks (docs/performance.md)

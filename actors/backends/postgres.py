@@ -29,8 +29,8 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
     import psycopg  # imports (the wheel test imports every module without extras)
     from psycopg_pool import ConnectionPool
 
+from ..cores.record import TaskRecord
 from ..errors import BackendError, BackendFull, BackendUnavailable, BadQuery, NodeNameInUse
-from ..record import TaskRecord
 from ..task import TaskState
 from .base import Notice
 from .postgres_sql import (

@@ -22,8 +22,8 @@ from typing import Any
 
 import trio
 
+from ..cores.record import TaskRecord
 from ..errors import BackendError, BackendFull, BackendUnavailable, NodeNameInUse
-from ..record import TaskRecord
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import decode, encode

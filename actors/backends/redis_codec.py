@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ..record import TaskRecord
+from ..cores.record import TaskRecord
 from ..task import Progress, TaskError, TaskState
 from .rows import dump_history, dumps, load_history
 

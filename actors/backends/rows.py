@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..jsontext import decode as _decode
-from ..jsontext import encode_any, encode_repr, encode_str
-from ..record import TaskRecord
+from ..cores.jsontext import decode as _decode
+from ..cores.jsontext import encode_any, encode_repr, encode_str
+from ..cores.record import TaskRecord
 from ..task import Progress, TaskError, TaskState, Transition
 
 COLUMNS = (

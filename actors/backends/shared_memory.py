@@ -16,7 +16,7 @@ from typing import NamedTuple
 import attrs
 import trio
 
-from ..record import TaskRecord
+from ..cores.record import TaskRecord
 from ..task import TaskState
 from .base import Notice
 

@@ -19,8 +19,8 @@ from typing import Any, TextIO, TypeVar
 
 import trio
 
+from ..cores.record import TaskRecord
 from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
-from ..record import TaskRecord
 from ..task import FINISHED, UNFINISHED, TaskState
 from .rows import (
     COLUMN_COUNT,

@@ -28,8 +28,8 @@ from oncue.actors import (
     open_engine,
 )
 from oncue.actors.backends.memory import MemoryBackend
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.errors import BackendUnavailable
-from oncue.actors.record import TaskRecord
 
 FINISHED = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
 SETTLE = 3600.0  # mock seconds every task gets to finish once the faults stop

@@ -26,13 +26,13 @@ from oncue.actors import (
     TaskState,
     open_backend,
     open_engine,
-    recording,
 )
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.rows import dump_history, dumps
 from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
-from oncue.actors.record import TaskRecord
+from oncue.actors.cores import recording
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import Transition
 
 

@@ -8,8 +8,8 @@ import trio.testing
 
 from oncue.actors import InvalidField, Submission, TaskNotFound, TaskState, open_engine
 from oncue.actors.backends.sqlite import SqliteBackend
-from oncue.actors.mailbox import ActorRef
-from oncue.actors.store import Store
+from oncue.actors.engine.store import Store
+from oncue.actors.runtime.mailbox import ActorRef
 
 READS = {"GetTask", "WaitTask", "GetMany", "WaitMany", "WatchMany"}
 

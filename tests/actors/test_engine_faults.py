@@ -20,10 +20,10 @@ from oncue.actors import (
     open_engine,
 )
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.scheduler_core import SchedulerCore
-from oncue.actors.store import Store
-from oncue.actors.store_core import StoreCore
-from oncue.actors.worker import Worker
+from oncue.actors.cores.scheduler_core import SchedulerCore
+from oncue.actors.cores.store_core import StoreCore
+from oncue.actors.engine.store import Store
+from oncue.actors.engine.worker import Worker
 
 
 class Injected(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from oncue.actors.ids import _ids, new_task_id
+from oncue.actors.cores.ids import _ids, new_task_id
 
 
 def test_ids_are_24_hex_characters_in_order() -> None:

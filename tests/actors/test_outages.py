@@ -11,8 +11,8 @@ import trio
 
 from oncue.actors import EventKind, LifecycleEvent, StoreUnavailable, TaskState, open_engine
 from oncue.actors.backends.memory import MemoryBackend
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.errors import BackendFull, BackendUnavailable
-from oncue.actors.record import TaskRecord
 from oncue.http.app import create_app
 
 

@@ -8,8 +8,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oncue.actors.cores.queues import Queues, backoff_delay, should_retry
 from oncue.actors.messages import Job
-from oncue.actors.queues import Queues, backoff_delay, should_retry
 from oncue.actors.registry import RetryPolicy
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from oncue.actors import Submission, TaskNotFound, TaskState, open_backend, open_engine
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.recent import RECORD_BYTES, RecentResults, approximate_size
-from oncue.actors.record import TaskRecord
+from oncue.actors.cores.recent import RECORD_BYTES, RecentResults, approximate_size
+from oncue.actors.cores.record import TaskRecord
 
 
 def finished(task_id: str, at: float = 1.0, result: object = None) -> TaskRecord:

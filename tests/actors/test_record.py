@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from oncue.actors.record import TaskRecord
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import Task, TaskState, Transition
 
 

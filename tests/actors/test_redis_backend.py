@@ -16,7 +16,7 @@ from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
 from oncue.actors.backends.redis_codec import rank
 from oncue.actors.backends.redis_wire import parse_url
-from oncue.actors.record import TaskRecord
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
 
 PREFIXES = itertools.count()

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from oncue.actors import InvalidField, Registry, Submission, TaskContext, open_engine
-from oncue.actors.admission import admit
 from oncue.actors.backends import rows
-from oncue.actors.rules import (
+from oncue.actors.cores.admission import admit
+from oncue.actors.cores.rules import (
     INT64_MAX,
     MAX_KEY_LENGTH,
     check_key,

@@ -34,6 +34,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from oncue.actors.cores.scheduler_core import SchedulerCore
 from oncue.actors.messages import (
     Completed,
     Failed,
@@ -51,7 +52,6 @@ from oncue.actors.messages import (
     Started,
 )
 from oncue.actors.registry import RetryPolicy
-from oncue.actors.scheduler_core import SchedulerCore
 from oncue.actors.task import TaskError
 
 WORKERS = ("w1", "w2", "w3")

@@ -20,7 +20,7 @@ from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_opti
 from oncue.actors import open_backend
 from oncue.actors.backends.base import Notice, SharedBackend
 from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
-from oncue.actors.record import TaskRecord
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import TaskError, TaskState, Transition
 
 SHORT = 0.3  # the lease of type "short", in seconds

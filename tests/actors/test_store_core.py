@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from oncue.actors.cores.ownership import COUNT_EVERY, LocalOwnership, SharedOwnership
+from oncue.actors.cores.record import NewTask, TaskRecord
+from oncue.actors.cores.store_core import StoreCore
 from oncue.actors.errors import (
     EngineClosed,
     QueueFull,
@@ -12,9 +15,6 @@ from oncue.actors.errors import (
     TaskNotFinished,
 )
 from oncue.actors.messages import Claim, Claimed, Completed, Failed, Requeued, Retrying, Started
-from oncue.actors.ownership import COUNT_EVERY, LocalOwnership, SharedOwnership
-from oncue.actors.record import NewTask, TaskRecord
-from oncue.actors.store_core import StoreCore
 from oncue.actors.task import TaskError, TaskState
 
 ERROR = TaskError("Boom", "boom")

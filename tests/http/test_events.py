@@ -13,7 +13,7 @@ from quart.typing import TestClientProtocol as Client
 from sse_client import open_stream
 
 from oncue.actors import Engine, Registry, open_engine, register_builtins
-from oncue.actors.worker import Worker
+from oncue.actors.engine.worker import Worker
 from oncue.http.app import create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.routes_events import StreamSettings

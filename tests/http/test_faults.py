@@ -15,7 +15,7 @@ from quart.typing import TestClientProtocol as Client
 
 from oncue.actors import BackendUnavailable, Engine, open_engine
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.record import TaskRecord
+from oncue.actors.cores.record import TaskRecord
 from oncue.http.app import create_app
 
 DEADLINE = 5.0

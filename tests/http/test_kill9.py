@@ -25,7 +25,7 @@ from servers import (
     submit_batches,
 )
 
-from oncue.actors.durations import MAX_BATCH
+from oncue.actors.cores.durations import MAX_BATCH
 
 TASKS = 3000
 WORKERS = 4

@@ -17,7 +17,7 @@ import httpx
 from servers import BOUND, Server, poll, recorded_runs, recording_handlers, submit_batches
 
 from oncue.actors.backends.postgres import split_url
-from oncue.actors.durations import MAX_BATCH
+from oncue.actors.cores.durations import MAX_BATCH
 
 TASKS = 5000
 WORKERS = 4

@@ -1,0 +1,418 @@
+"""The store actor: the one writer of task state, a thin adapter around its core.
+
+It drains its mailbox in batches. For each message it reads from the backend what the message
+needs (a task not in memory, the tasks of some keys, what a shared store's admission goes by),
+then applies it to the core (store_core.py), which decides and fills the batch; the batch is
+committed to the backend in one transaction, and only then are asks answered, waiters woken,
+events published and the scheduler told of new work. So a task is never acknowledged, nor run,
+before it is committed. Local or shared ownership is chosen once, at start (ownership.py,
+sharing.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, cast
+
+import attrs
+import trio
+
+from ..backends import Backend, SharedBackend, is_shared
+from ..cores.ownership import LocalOwnership, SharedOwnership
+from ..cores.recent import RecentResults
+from ..cores.record import NewTask, TaskRecord
+from ..cores.store_core import Counts, StoreCore
+from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
+from ..messages import (
+    CancelTask,
+    ChangedSince,
+    Claim,
+    CloseAdmission,
+    DeleteTask,
+    GetCounts,
+    GetMany,
+    GetTask,
+    KeyRef,
+    ListTasks,
+    LoadQueue,
+    ProgressReported,
+    Purge,
+    Reap,
+    Record,
+    RemoteCancelled,
+    RemoteFinished,
+    Renew,
+    RetryTask,
+    Submit,
+    SubmitNowait,
+    Subscribe,
+    TaskCancelled,
+    TasksReady,
+    WaitIdle,
+    WaitMany,
+    WaitTask,
+    WatchMany,
+)
+from ..runtime.actor import Actor, Context
+from ..runtime.mailbox import ActorRef, Envelope, Mailbox
+from ..task import TaskState
+from .bulk import DEFERRED, BulkReads
+from .guard import FAILURES, BackendGuard, OutageHistory
+from .listeners import Listeners
+from .sharing import Answer, Link, LocalLink, SharedLink
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
+_DEFERRED = DEFERRED  # a handler's answer meaning "the reply comes later"
+
+
+@attrs.define
+class StoreLife:
+    """What the store's slot remembers across incarnations (the engine keeps one)."""
+
+    loaded: bool = False  # a store has loaded from the backend at least once
+    outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
+
+
+class Store(BulkReads, Actor):
+    """Owns the Backend; every task state change goes through here."""
+
+    reply_errors = (OncueError, ValueError, LookupError)
+
+    def __init__(
+        self,
+        backend: Backend,
+        scheduler: ActorRef,
+        queue_size: int,
+        life: StoreLife,
+        node: str | None = None,
+        recent: RecentResults | None = None,
+    ) -> None:
+        self._life = life
+        # Recently finished tasks, read back without the backend (none kept: RecentResults(0)).
+        self._recent = recent if recent is not None else RecentResults(0)
+        # The memory backend's bound on finished tasks (backends/memory.py); None elsewhere.
+        self._trim_finished: Callable[[], Counts] | None = getattr(backend, "trim_finished", None)
+        self._node = node  # our name among the engines of a shared backend
+        self._backend = backend
+        self._guard = BackendGuard(backend, life.outages)
+        self._scheduler = scheduler
+        self._queue_size = queue_size
+        self._listeners = Listeners()
+        self._purge: Purge | None = None
+        self._self: ActorRef | None = None
+        self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
+            Submit: self._submit,
+            SubmitNowait: self._submit_nowait,
+            Record: self._record,
+            ProgressReported: self._progress,
+            GetTask: self._get,
+            ListTasks: self._list,
+            ChangedSince: self._changed_since,
+            CancelTask: self._cancel,
+            DeleteTask: self._delete,
+            RetryTask: self._retry,
+            WaitTask: self._wait,
+            WaitIdle: self._wait_idle,
+            GetMany: self._get_many,
+            WaitMany: self._wait_many,
+            WatchMany: self._watch_many,
+            GetCounts: self._get_counts,
+            Subscribe: self._subscribe,
+            CloseAdmission: self._close_admission,
+            LoadQueue: self._load_queue,
+            Purge: self._request_purge,
+            Claim: self._claim,
+            Renew: self._renew,
+            Reap: self._reap,
+            RemoteFinished: self._remote_finished,
+            RemoteCancelled: self._remote_cancelled,
+        }
+
+    async def run(self, context: Context) -> None:
+        if self._life.loaded:
+            loaded = await self._guard.load_when_reachable()
+        else:
+            loaded = await self._guard.load()  # at start-up a broken backend fails at once
+            self._life.loaded = True
+        unfinished, counts, last_number = loaded
+        self._start(unfinished, counts, last_number)
+        self._self = context.ref
+        context.started()
+        reason = "the store restarted"
+        try:
+            await self._serve(context.mailbox)
+            reason = ""
+        finally:
+            self._listeners.end_subscriptions(reason)
+        await self._link.release()  # a graceful stop: the last batch is committed
+        await self._backend.close()
+
+    def _start(self, unfinished: list[TaskRecord], counts: Counts, last_number: int) -> None:
+        """Choose the ownership, once: this engine alone, or one of the engines sharing it."""
+        if is_shared(self._backend):
+            assert self._node is not None
+            shared = SharedOwnership(self._node, trio.current_time)
+            self._core = StoreCore(shared, self._queue_size, unfinished, counts)
+            backend = cast(SharedBackend, self._backend)
+            self._link: Link = SharedLink(self._core, shared, backend, self._guard)
+        else:
+            local = LocalOwnership(last_number)
+            self._core = StoreCore(local, self._queue_size, unfinished, counts)
+            self._link = LocalLink(self._core)
+
+    async def _serve(self, mailbox: Mailbox) -> None:
+        while True:
+            try:
+                batch = [await mailbox.receive()]
+            except trio.EndOfChannel:
+                return
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(mailbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await self._process(batch, mailbox)
+
+    # -- one batch ---------------------------------------------------------------------------------
+
+    async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> None:
+        batch = self._core.begin(self._listeners.subscribed)
+        answers: list[Answer] = []
+        for envelope in envelopes:
+            message = envelope.message
+            try:
+                answer = await self._handlers[type(message)](message, envelope)
+            except self.reply_errors as error:
+                answers.append((envelope, error, True))
+            else:
+                if answer is not _DEFERRED:
+                    answers.append((envelope, answer, False))
+        if batch.changed or batch.deleted:
+            try:
+                lost = await self._guard.commit(list(batch.changed.values()), batch.deleted)
+            except FAILURES as error:
+                for envelope in envelopes:
+                    envelope.fail(StoreUnavailable(error))
+                await self._guard.outage(mailbox, error)
+                return
+            if lost:
+                gone = self._core.lost(lost)
+                logger.warning(
+                    "store.lease_lost", extra={"tasks": len(gone), "ids": sorted(gone)[:10]}
+                )
+                answers = await self._link.mend(answers, gone)
+        for envelope, answer, is_error in answers:
+            if is_error:
+                envelope.fail(answer)
+            else:
+                envelope.reply(answer)
+        if batch.finished:
+            self._keep_finished(batch.finished)
+        if batch.ready:
+            self._tell_scheduler(TasksReady(batch.ready))
+        for task_id in batch.cancelled:
+            self._tell_scheduler(TaskCancelled(task_id))
+        chores = self._link.committed(batch, self._listeners)
+        if chores is not None:
+            await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
+        if self._purge is not None:
+            await self._run_purge(self._purge)
+
+    def _keep_finished(self, finished: list[TaskRecord]) -> None:
+        """Keep what this batch finished for reading back, and drop the memory backend's
+        oldest finished tasks beyond its bound (they leave the counts, as purged ones do)."""
+        recent = self._recent
+        shared = is_shared(self._backend)
+        for record in finished:
+            # Shared: a failed task may be retried by another node, which we would not hear.
+            if not (shared and record.state is TaskState.FAILED):
+                recent.add(record)
+        if self._trim_finished is not None:
+            self._core.purged(self._trim_finished())
+
+    def _tell_scheduler(self, message: Any) -> None:
+        try:
+            self._scheduler.try_tell(message)  # the scheduler's mailbox is unbounded
+        except ActorStopped:
+            logger.debug("store.scheduler_gone", extra={"reply": type(message).__name__})
+
+    async def _read(self, call: Callable[[], Any]) -> Any:
+        return await self._guard.read(call)
+
+    # -- admission and what the workers report -------------------------------------------------
+
+    async def _submit(self, message: Submit, envelope: Envelope) -> Any:
+        tasks: list[NewTask] = message.tasks
+        core = self._core
+        reads = core.ownership.admission_reads(len(tasks))
+        if reads is not None:  # a shared store's count, or numbers
+            await self._link.read_for_admission(reads)
+        core.check_admission(0)
+        existing: dict[str, TaskRecord] = {}
+        for task in tasks:
+            key = task.key
+            if key is not None and key not in existing:
+                found = core.known_key(key) or await self._read_key(key)
+                if found is not None:
+                    existing[key] = found
+        return core.submit(tasks, existing, time.time())
+
+    async def _submit_nowait(self, message: SubmitNowait, envelope: Envelope) -> None:
+        # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
+        # here (the numbers a shared store reserves for them) are all the tasks there are.
+        message.taken = True
+        reads = self._core.ownership.admission_reads(len(message.tasks))
+        if reads is not None:
+            await self._link.read_for_admission(reads)
+        for record in self._core.submit_nowait(message.tasks, time.time()):
+            error = record.error
+            reason = None if error is None else f"{error.type}: {error.message}"
+            logger.warning("store.refused", extra={"task_id": record.id, "error": reason})
+
+    async def _record(self, message: Record, envelope: Envelope) -> None:
+        self._core.record(message.changes)
+
+    async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
+        self._core.progress(message.id, message.fraction, message.message)
+
+    # -- operations on one task --------------------------------------------------------------------
+
+    async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
+        """The record ``task_id`` names: from the core if it knows it, else the backend's."""
+        if isinstance(task_id, KeyRef):
+            record = self._core.known_key(task_id.key) or await self._read_key(task_id.key)
+        elif isinstance(task_id, int):
+            record = await self._read(lambda: self._backend.get_by_number(task_id))
+        else:
+            record = (
+                self._core.known(task_id)
+                or self._recent.get(task_id)
+                or await self._read(lambda: self._backend.get(task_id))
+            )
+        if record is None:
+            raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
+        return record
+
+    async def _read_key(self, key: str) -> TaskRecord | None:
+        record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
+        return record
+
+    async def _get(self, message: GetTask, envelope: Envelope) -> Any:
+        return (await self._find(message.id)).snapshot()
+
+    async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
+        records = await self._read(
+            lambda: self._backend.query(
+                message.state, message.type, message.limit, message.before, message.owner
+            )
+        )
+        return [record.snapshot() for record in records]
+
+    async def _changed_since(self, message: ChangedSince, envelope: Envelope) -> Any:
+        """The tasks that may have moved since ``message.after``, as snapshots, and whether
+        that is all of them (False: a kind held more than ``message.limit``)."""
+        owner, limit, after = message.owner, message.limit, message.after
+        backend = self._backend
+        if is_shared(backend):
+            unfinished: list[TaskRecord] = []
+            for state in (TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING):
+                query = partial(backend.query, state, None, limit + 1, None, owner)
+                unfinished += await self._read(query)
+        else:
+            mine = self._core.unfinished.values()
+            unfinished = [record for record in mine if owner is None or record.owner == owner]
+        finished = await self._read(lambda: backend.finished_since(after, limit + 1, owner))
+        complete = len(unfinished) <= limit and len(finished) <= limit
+        records = {record.id: record for record in (*finished[:limit], *unfinished[:limit])}
+        return [record.snapshot() for record in records.values()], complete
+
+    async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
+        return self._core.cancel(await self._find(message.id), time.time())
+
+    async def _delete(self, message: DeleteTask, envelope: Envelope) -> None:
+        record = await self._find(message.id)
+        self._core.delete(record)
+        self._recent.discard(record.id)
+
+    async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
+        record = await self._find(message.id)
+        reads = self._core.ownership.admission_reads(0)
+        if reads is not None:
+            await self._link.read_for_admission(reads)
+        retried = self._core.retry(record, time.time())
+        self._recent.discard(record.id)  # no longer finished
+        return retried
+
+    async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
+        record = await self._find(message.id)
+        if record.state.finished:
+            return record.snapshot()
+        self._listeners.wait_for(record.id, envelope)
+        return _DEFERRED
+
+    # -- the whole store ---------------------------------------------------------------------------
+
+    async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
+        if await self._link.unfinished_count() == 0:
+            return None
+        self._listeners.wait_idle(envelope)
+        return _DEFERRED
+
+    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
+        counts = await self._link.counts()
+        return {key: count for key, count in counts.items() if count}
+
+    async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
+        return self._listeners.subscribe(message.capacity)
+
+    async def _request_purge(self, message: Purge, envelope: Envelope) -> None:
+        self._purge = message  # runs after this batch commits, so it sees the batch's changes
+
+    async def _run_purge(self, message: Purge) -> None:
+        """One purge transaction of its own; if it was full, queue the next batch behind the
+        work already waiting, so a large backlog never holds the store for long."""
+        self._purge = None
+        purged = await self._backend.purge(message.before, message.limit)
+        self._core.purged(purged)
+        self._recent.drop_finished_before(message.before)
+        total = sum(purged.values())
+        if total:
+            logger.info("store.purged", extra={"tasks": total, "before": message.before})
+        if total >= message.limit and self._self is not None:
+            with contextlib.suppress(MailboxFull, ActorStopped):  # else the next tick goes on
+                self._self.try_tell(message)
+
+    async def _close_admission(self, message: CloseAdmission, envelope: Envelope) -> int:
+        return self._core.close_admission()
+
+    async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
+        return self._core.queue()
+
+    # -- from the scheduler and the node actor (shared ownership only) ---------------------------
+
+    async def _claim(self, message: Claim, envelope: Envelope) -> None:
+        self._shared_ownership().claim(message, self._tell_scheduler)
+
+    async def _renew(self, message: Renew, envelope: Envelope) -> None:
+        self._shared_ownership().renew()
+
+    async def _reap(self, message: Reap, envelope: Envelope) -> None:
+        self._shared_ownership().reap()
+
+    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
+        self._shared_ownership().finished_elsewhere(message.ids)
+
+    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
+        self._core.cancelled_elsewhere(message.ids)
+
+    def _shared_ownership(self) -> SharedOwnership:
+        ownership = self._core.ownership
+        if not isinstance(ownership, SharedOwnership):
+            raise ValueError(f"{type(ownership).__name__}: only a shared store takes this")
+        return ownership

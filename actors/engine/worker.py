@@ -1,0 +1,354 @@
+"""The worker actor: asks the scheduler for work when idle, runs it under cancel scopes.
+
+This is the task boundary: the one place where an exception from task code is caught and
+becomes data (an Outcome). Anything else that goes wrong crashes the worker, its supervisor
+restarts it, and the scheduler re-queues what it held.
+
+Timeouts: one cancel scope serves batch after batch (and the asks between them, with no
+deadline), its deadline moved for each job, because a fresh ``move_on_after`` per task costs
+more than most tasks. When the scope fires, the job that was running is the one that timed out
+(or was interrupted), and the rest get a new scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from typing import Any
+
+import trio
+
+from ..errors import (
+    ActorCrashed,
+    ActorStopped,
+    Fatal,
+    MailboxFull,
+    NoThreadLeft,
+    Retry,
+    TaskTimeout,
+    UnknownTaskType,
+)
+from ..messages import (
+    Interrupt,
+    Job,
+    JobCancelled,
+    JobFailed,
+    JobInterrupted,
+    JobReturned,
+    JobSucceeded,
+    JobTimedOut,
+    Outcome,
+    ProgressReported,
+    RequestWork,
+    WorkerStopped,
+)
+from ..registry import Handler, Registry, TaskContext
+from ..runtime.actor import Actor, Context
+from ..runtime.mailbox import ActorRef, Mailbox
+from ..task import TaskError
+from .tracing import attempt_span, end_attempt
+
+logger = logging.getLogger(__name__)
+
+DEADLINE_SLACK = 0.002  # seconds a timeout may run over, so fast jobs share one deadline
+
+
+class Worker(Actor):
+    def __init__(
+        self,
+        name: str,
+        scheduler: ActorRef,
+        store: ActorRef,
+        registry: Registry,
+        threads: trio.CapacityLimiter,
+        node: str | None = None,
+        traced: bool = False,
+    ) -> None:
+        self._name = name
+        self._traced = traced  # a span per attempt (tracing.active() when the engine opened)
+        self._node = node  # the engine's name on a shared store, for what handlers log
+        self._threads = threads  # shared by the pool; a thread abandoned at timeout keeps one
+        self._scheduler = scheduler
+        self._store = store
+        self._registry = registry
+        self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
+        self._asking = False  # waiting for the scheduler's answer: cancelling loses nothing
+        self._fresh = True  # our next ask is this incarnation's first
+        self._scope: trio.CancelScope | None = None  # for asks and jobs, until cancelled
+        self._batch: list[Job] = []
+        self._outcomes: list[Outcome] = []
+        self._index = 0  # position in the batch of the job running now
+        self._interrupt: str | None = None  # why the scope was cancelled, if not a timeout
+        self._shutting_down = False  # interrupted for shutdown: run nothing more
+        self._skip: set[str] = set()
+        self._crashed = False
+
+    async def run(self, context: Context) -> None:
+        context.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._listen, context.mailbox)
+                await self._work(context.ref)
+                nursery.cancel_scope.cancel()
+        except Exception:
+            self._crashed = True  # the supervisor restarts us; the scheduler sees a fresh ask
+            raise
+        finally:
+            if not self._crashed:
+                self._say_goodbye()
+
+    async def _work(self, ref: ActorRef) -> None:
+        # One scope serves the asks and the jobs until it is cancelled (a job's timeout, an
+        # interrupt, or the listener stopping us while we ask), not one per batch: entering a
+        # scope costs more than a fast task. Its deadline is inf while we ask, so only the
+        # listener cuts an ask short, and then stopping loses nothing.
+        while not self._stopped.is_set():
+            self._interrupt = None
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                await self._ask_and_run(ref, scope)
+            self._scope = None
+            if scope.cancelled_caught and self._index < len(self._batch):  # a job was cut short
+                self._outcomes.append(self._cut_short(self._batch[self._index]))
+                self._index += 1
+
+    async def _ask_and_run(self, ref: ActorRef, scope: trio.CancelScope) -> None:
+        """Finish the batch, then ask for the next and run it, until ``scope`` is cancelled or
+        we are stopped."""
+        while True:
+            if self._batch:
+                await self._run_batch(scope)
+                if self._batch:  # the scope was cancelled before the next job
+                    return
+            if self._stopped.is_set() or scope.cancel_called:
+                return
+            scope.deadline = math.inf
+            self._asking = True
+            try:
+                jobs = await self._scheduler.ask(
+                    RequestWork(self._name, ref, self._outcomes, self._fresh)
+                )
+            except ActorCrashed:
+                # The scheduler restarts with the queue rebuilt from the store, where what
+                # we reported is still running: it re-queues that. Ask afresh.
+                logger.warning("worker.scheduler_crashed", extra={"worker": self._name})
+                self._outcomes = []
+                self._fresh = True
+                continue
+            finally:
+                self._asking = False
+            self._outcomes = []  # delivered with the ask
+            self._fresh = False
+            if jobs is None:  # the engine is draining: idle until we are stopped
+                await self._stopped.wait()
+                return
+            self._batch = jobs
+            self._index = 0
+
+    async def _listen(self, mailbox: Mailbox) -> None:
+        async for envelope in mailbox:
+            message = envelope.message
+            if isinstance(message, Interrupt):
+                self._on_interrupt(message)
+        self._stopped.set()
+        if self._asking and self._scope is not None:
+            self._scope.cancel()
+
+    def _on_interrupt(self, message: Interrupt) -> None:
+        batch = self._batch
+        current = batch[self._index].id if self._index < len(batch) else None
+        if message.id is None:
+            self._shutting_down = True
+        elif message.id != current:
+            self._skip.add(message.id)
+            return
+        if self._scope is not None and current is not None:  # never cut an ask short here
+            self._interrupt = message.reason
+            self._scope.cancel()
+
+    def _say_goodbye(self) -> None:
+        """Tell the scheduler what this batch did, so it re-queues the rest (never blocks)."""
+        outcomes = list(self._outcomes)
+        batch = self._batch
+        if self._index < len(batch):
+            outcomes.append(JobInterrupted(batch[self._index]))
+            outcomes.extend(JobReturned(job) for job in batch[self._index + 1 :])
+        try:
+            self._scheduler.try_tell(WorkerStopped(self._name, outcomes))
+        except (ActorStopped, MailboxFull):
+            logger.warning("worker.goodbye_lost", extra={"worker": self._name})
+
+    # -- running a batch ---------------------------------------------------------------------------
+
+    async def _run_batch(self, scope: trio.CancelScope) -> None:
+        """Run the rest of the batch in ``scope``. Returns with the batch unfinished only if
+        the scope was cancelled before its next job (the caller goes on in a new scope); when
+        stopping, the jobs not run go back to the scheduler."""
+        jobs = self._batch
+        await self._run_in_scope(scope)
+        if self._index < len(jobs):
+            if not (self._stopped.is_set() or self._shutting_down):
+                return
+            self._outcomes.extend(JobReturned(job) for job in jobs[self._index :])
+        self._batch = []
+        self._index = 0
+        self._skip.clear()
+
+    async def _run_in_scope(self, scope: trio.CancelScope) -> None:
+        jobs = self._batch
+        outcomes = self._outcomes
+        skip = self._skip
+        while self._index < len(jobs) and not scope.cancel_called:
+            if self._stopped.is_set() or self._shutting_down:
+                return
+            job = jobs[self._index]
+            if job.id in skip:
+                outcomes.append(JobCancelled(job))
+            else:
+                # Move the deadline only when it is off by more than DEADLINE_SLACK: moving it
+                # costs more than a fast task. A job so gets between timeout and timeout+slack.
+                target = trio.current_time() + job.timeout
+                if not target <= scope.deadline <= target + DEADLINE_SLACK:
+                    scope.deadline = target + DEADLINE_SLACK / 2
+                outcomes.append(await self._attempt(job))
+            self._index += 1
+
+    def _cut_short(self, job: Job) -> Outcome:
+        now = time.time()
+        if self._interrupt == "cancelled":
+            return JobCancelled(job, now)
+        if self._interrupt is not None:
+            return JobInterrupted(job, now)
+        logger.warning(
+            "task.timeout",
+            extra={"task_id": job.id, "task_type": job.type, "worker": self._name},
+        )
+        error = TaskError.from_exception(TaskTimeout(job.timeout))
+        return JobTimedOut(job, now, error)
+
+    async def _attempt(self, job: Job) -> Outcome:
+        """Run one attempt; the task boundary, where task code's exceptions become data."""
+        if not self._traced:
+            return await self._attempt_untraced(job)
+        with attempt_span(job, self._name, self._node) as span:
+            outcome = await self._attempt_untraced(job)
+            end_attempt(span, outcome)
+            return outcome
+
+    async def _attempt_untraced(self, job: Job) -> Outcome:
+        started = time.time()
+        try:
+            handler = self._registry.get(job.type)
+            result = await self._call(handler, job)
+        except Retry as error:
+            return self._failed(job, started, error, retry_delay=error.delay, expected=True)
+        except (Fatal, UnknownTaskType) as error:
+            return self._failed(job, started, error, fatal=True)
+        except Exception as error:
+            return self._failed(job, started, error)
+        except BaseException as error:  # SystemExit, GeneratorExit...: still the task's failure
+            if not raised_by_task_code(error):
+                raise  # trio's cancellation (a timeout, a stop), or Ctrl-C sent to the process
+            return self._failed(job, started, error)
+        return JobSucceeded(job, started, time.time(), result)
+
+    async def _call(self, handler: Handler, job: Job) -> Any:
+        if handler.run_in == "process":
+            import trio_parallel  # type: ignore[import-untyped]
+
+            return await trio_parallel.run_sync(handler.function, job.payload, kill_on_cancel=True)
+        context = TaskContext(
+            job.id, job.type, job.attempts + 1, self._name, self._report, self._node, job.headers
+        )
+        if handler.run_in == "loop":
+            return await handler.function(context, job.payload)
+        return await self._in_thread(handler, context, job)
+
+    async def _in_thread(self, handler: Handler, context: TaskContext, job: Job) -> Any:
+        """Run a sync handler in a thread. On timeout the thread is abandoned: it keeps its
+        place in the pool's thread limit until the handler returns by itself."""
+        if self._threads.available_tokens == 0:
+            raise NoThreadLeft(int(self._threads.total_tokens))
+        returned = False
+        try:
+            result = await trio.to_thread.run_sync(
+                handler.function,
+                context,
+                job.payload,
+                abandon_on_cancel=True,
+                limiter=self._threads,
+            )
+            returned = True
+            return result
+        except BaseException as error:
+            returned = raised_by_task_code(error)  # the handler raised: its thread is done
+            raise
+        finally:
+            if not returned:
+                logger.warning(
+                    "worker.thread_abandoned", extra={"task_id": job.id, "task_type": job.type}
+                )
+
+    def _failed(
+        self,
+        job: Job,
+        started: float,
+        error: BaseException,
+        *,
+        fatal: bool = False,
+        retry_delay: float | None = None,
+        expected: bool = False,
+    ) -> JobFailed:
+        logger.warning(
+            "task.error",
+            extra={
+                "task_id": job.id,
+                "task_type": job.type,
+                "worker": self._name,
+                "attempt": job.attempts + 1,
+                "error": repr(error),
+            },
+            # the full traceback for what task code did not expect (not Retry, not Fatal)
+            exc_info=None if fatal or expected else error,
+        )
+        details = TaskError.from_exception(error, "".join(traceback.format_exception(error)))
+        return JobFailed(job, started, time.time(), details, fatal, retry_delay)
+
+    def _report(self, task_id: str, fraction: float, message: str) -> None:
+        """Progress from task code, in the event loop or in a worker thread; dropped if full."""
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            trio.from_thread.run_sync(self._report, task_id, fraction, message)
+            return
+        try:
+            self._store.try_tell(ProgressReported(task_id, fraction, message))
+        except (MailboxFull, ActorStopped):
+            logger.debug("task.progress_dropped", extra={"task_id": task_id})
+
+
+def raised_by_task_code(error: BaseException) -> bool:
+    """Whether a BaseException out of a handler is the task's own failure (issue 12 item 8).
+
+    Not so for trio's Cancelled (a timeout, an interrupt, the engine stopping) nor for a
+    KeyboardInterrupt trio delivered from a SIGINT to the process (its traceback ends in trio's
+    signal handler): those go on and stop what they are meant to. Anything else task code
+    raises (SystemExit, GeneratorExit, KeyboardInterrupt raised by the code itself, custom
+    BaseExceptions) fails the task like any error, so no task can take its node down.
+    """
+    if isinstance(error, BaseExceptionGroup):
+        return all(raised_by_task_code(inner) for inner in error.exceptions)
+    if isinstance(error, trio.Cancelled):
+        return False
+    if isinstance(error, KeyboardInterrupt):
+        return not _delivered_by_trio(error)
+    return True
+
+
+def _delivered_by_trio(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_globals.get("__name__", "").startswith("trio.")

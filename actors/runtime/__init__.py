@@ -1,0 +1,1 @@
+"""The actor runtime: actors, mailboxes, supervisors and trees; it knows nothing of tasks."""
