@@ -50,9 +50,13 @@ from oncue.actors import (  # noqa: E402 (after the search path is complete)
     register_builtins,
 )
 from oncue.http.client import (  # noqa: E402
+    ActorEvent,
     AsyncClient,
+    AsyncEventStream,
     Client,
     ClientError,
+    EventsReset,
+    EventStream,
     NotAnOncueServer,
     RequestRejected,
     ServerUnreachable,
@@ -64,12 +68,16 @@ except PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "ActorEvent",
     "AsyncClient",
+    "AsyncEventStream",
     "Client",
     "ClientError",
     "Engine",
     "EngineClosed",
+    "EventStream",
     "EventsDropped",
+    "EventsReset",
     "Fatal",
     "InvalidField",
     "NotAnOncueServer",

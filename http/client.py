@@ -21,18 +21,25 @@ import httpx
 from oncue.actors import InvalidField, Page, Stats, Submission, Task, TaskState
 
 from .client_errors import ClientError, NotAnOncueServer, RequestRejected, ServerUnreachable
+from .client_events import ActorEvent, EventsReset, events_request, open_events
 from .client_plans import Calls, Moment, Pause, Plan, Priority, Request, task_name
+from .client_streams import AsyncEventStream, EventStream
 
 __all__ = [
+    "ActorEvent",
     "AsyncClient",
+    "AsyncEventStream",
     "Client",
     "ClientError",
+    "EventStream",
+    "EventsReset",
     "NotAnOncueServer",
     "RequestRejected",
     "ServerUnreachable",
 ]
 
 T = TypeVar("T")
+Statuses = TaskState | str | Iterable[TaskState | str]
 
 DEFAULT_TIMEOUT = 10.0  # seconds for one request to be answered (a long-poll gets more)
 DEFAULT_RETRIES = 3
@@ -81,6 +88,7 @@ class Client:
     ) -> None:
         self.url, self._calls, headers = _base(url, token, timeout, retries)
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._stream_timeout = httpx.Timeout(timeout, read=None)  # an event stream idles
 
     def __enter__(self) -> Self:
         return self
@@ -160,6 +168,29 @@ class Client:
     def stats(self) -> Stats:
         return self._run(self._calls.stats())
 
+    def events(
+        self,
+        *,
+        task: str | int | None = None,
+        type: str | None = None,
+        status: Statuses | None = None,
+        last_event_id: str | None = None,
+    ) -> EventStream:
+        """The server's events as they happen (``GET /api/v1/events``): iterate it in a ``with``.
+
+        Filters: ``task`` (id or number), ``type``, ``status`` (one or several). Yields the
+        engine's TaskEvent per transition; for admins ActorEvent (supervision); EventsReset
+        when a resume after ``last_event_id`` could not be whole. Stops when the server ends
+        the stream; raises EventsDropped when it dropped it, ServerUnreachable when it broke
+        (resume with ``last_event_id=stream.last_event_id``), and as every call otherwise.
+        """
+        request = events_request(task, type, status, last_event_id)
+        return EventStream(
+            self.url,
+            lambda: self._run(open_events(request, self.url, self._calls.retries)),
+            last_event_id,
+        )
+
     def _run(self, plan: Plan[T]) -> T:
         """Carry out `plan`'s requests and pauses; return what it returns."""
         step = next(plan)
@@ -180,13 +211,14 @@ class Client:
                 return result
 
     def _send(self, request: Request) -> httpx.Response:
-        return self._http.request(
-            request.method,
-            request.path,
-            json=request.json,
-            params=request.params,
-            timeout=request.timeout or httpx.USE_CLIENT_DEFAULT,
-        )
+        if request.stream:
+            opening = _build(self._http, request, self._stream_timeout)
+            response = self._http.send(opening, stream=True)
+            if response.is_error:  # read, for the error it says
+                response.read()
+                response.close()
+            return response
+        return self._http.send(_build(self._http, request, None))
 
 
 class AsyncClient:
@@ -206,6 +238,7 @@ class AsyncClient:
     ) -> None:
         self.url, self._calls, headers = _base(url, token, timeout, retries)
         self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+        self._stream_timeout = httpx.Timeout(timeout, read=None)  # an event stream idles
 
     async def __aenter__(self) -> Self:
         return self
@@ -278,6 +311,23 @@ class AsyncClient:
     async def stats(self) -> Stats:
         return await self._run(self._calls.stats())
 
+    def events(
+        self,
+        *,
+        task: str | int | None = None,
+        type: str | None = None,
+        status: Statuses | None = None,
+        last_event_id: str | None = None,
+    ) -> AsyncEventStream:
+        """The server's events as they happen: ``async with client.events(...) as stream:
+        async for event in stream``; as :meth:`Client.events`."""
+        request = events_request(task, type, status, last_event_id)
+
+        async def open() -> httpx.Response:
+            return await self._run(open_events(request, self.url, self._calls.retries))
+
+        return AsyncEventStream(self.url, open, last_event_id)
+
     async def _run(self, plan: Plan[T]) -> T:
         """Carry out `plan`'s requests and pauses; return what it returns."""
         step = next(plan)
@@ -298,10 +348,25 @@ class AsyncClient:
                 return result
 
     async def _send(self, request: Request) -> httpx.Response:
-        return await self._http.request(
-            request.method,
-            request.path,
-            json=request.json,
-            params=request.params,
-            timeout=request.timeout or httpx.USE_CLIENT_DEFAULT,
-        )
+        if request.stream:
+            opening = _build(self._http, request, self._stream_timeout)
+            response = await self._http.send(opening, stream=True)
+            if response.is_error:  # read, for the error it says
+                await response.aread()
+                await response.aclose()
+            return response
+        return await self._http.send(_build(self._http, request, None))
+
+
+def _build(
+    http: httpx.Client | httpx.AsyncClient, request: Request, timeout: httpx.Timeout | None
+) -> httpx.Request:
+    """The httpx request of `request` (`timeout`, or its own, or the client's)."""
+    return http.build_request(
+        request.method,
+        request.path,
+        json=request.json,
+        params=request.params,
+        headers=request.headers,
+        timeout=timeout or request.timeout or httpx.USE_CLIENT_DEFAULT,
+    )

@@ -49,6 +49,8 @@ class Request:
     idempotent: bool = True
     timeout: float | None = None  # None: the client's
     subject: str | None = None  # what it is about (a task id or type), for the errors
+    headers: dict[str, str] | None = None  # beside the client's own
+    stream: bool = False  # the body is read as it comes (the event stream); errors are read
 
 
 @attrs.frozen
@@ -63,15 +65,24 @@ Plan = Generator[Step, Any, T]
 def exchange(request: Request, url: str, read: Callable[[Any], T], retries: int) -> Plan[T]:
     """Send `request` (again after a failed connection, `retries` times); `read` its JSON.
 
+    Raises as `send` does, the engine's error class for an error answer, NotAnOncueServer
+    for an answer that is not oncue's JSON.
+    """
+    response = yield from send(request, url, retries)
+    return answer(response, url, read, request.subject)
+
+
+def send(request: Request, url: str, retries: int) -> Plan[httpx.Response]:
+    """Send `request` (again after a failed connection, `retries` times); its response.
+
     A connection that never opened is always tried again; one that broke after the request
     went out only if the request is idempotent. Raises ServerUnreachable naming `url` when
-    the tries are spent, the engine's error class for an error answer, NotAnOncueServer for
-    an answer that is not oncue's JSON.
+    the tries are spent.
     """
     for attempt in range(retries + 1):
         try:
             response: httpx.Response = yield request
-            break
+            return response
         except httpx.TransportError as error:
             sent = not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
             reason = str(error) or type(error).__name__
@@ -80,7 +91,7 @@ def exchange(request: Request, url: str, read: Callable[[Any], T], retries: int)
             if attempt == retries:
                 raise ServerUnreachable(url, f"cannot reach oncue at {url}: {reason}") from None
             yield Pause(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
-    return answer(response, url, read, request.subject)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _broke_after_sending(url: str, reason: str) -> str:

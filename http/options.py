@@ -82,15 +82,19 @@ def option(*declarations: str, variables: tuple[str, ...] = (), **details: Any) 
 
 
 class Duration(click.ParamType[Any]):
-    """Seconds as a number or a duration (90s, 15m, 12h, 7d); `forever` if allowed (None)."""
+    """Seconds as a number or a duration (90s, 15m, 12h, 7d); `forever` if allowed (None).
+
+    Parsed by the one grammar (actors/duration_grammar.py); `positive` refuses zero.
+    """
 
     name = "duration"
 
-    def __init__(self, *, forever: bool = False) -> None:
+    def __init__(self, *, forever: bool = False, positive: bool = False) -> None:
         self.forever = forever
+        self.positive = positive
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or isinstance(value, float | int):
+        if value is None:
             return value
         text = str(value).strip()
         if self.forever and text.lower() == "forever":
@@ -98,9 +102,12 @@ class Duration(click.ParamType[Any]):
         from oncue.actors.duration_grammar import parse_duration  # the one grammar
 
         try:
-            return parse_duration(text)
+            seconds = parse_duration(value if isinstance(value, float | int) else text)
         except ValueError as error:
             self.fail(f"{error}{', or forever' if self.forever else ''}", param, ctx)
+        if self.positive and seconds <= 0:
+            self.fail(f"a duration > 0 is needed here, got {value!r}", param, ctx)
+        return seconds
 
 
 def store_flag(*, shared: bool) -> Decorator:
@@ -122,9 +129,9 @@ def store_wait_flag() -> Decorator:
     """`--store-wait`: how long, at start, a store that does not answer is retried."""
     return option(
         "--store-wait",
-        type=click.FloatRange(min=0),
+        type=Duration(),
         default=DEFAULT_STORE_WAIT,
-        metavar="SECONDS",
+        metavar="DURATION",
         variables=("ONCUE_STORE_WAIT",),
         help="at start, how long to keep retrying a store that does not answer (a database"
         " still starting) before giving up with exit 1",
@@ -165,9 +172,9 @@ def engine_flags(*, lease: float | None) -> list[Decorator]:
         ),
         option(
             "--lease",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Duration(positive=True),
             default=lease,
-            metavar="SECONDS",
+            metavar="DURATION",
             variables=("ONCUE_LEASE",),
             help="on a shared store, how long a task this node claimed stays its own without a"
             f" heartbeat{'' if lease else f' (unset: the engine default, {DEFAULT_LEASE:g})'}",
@@ -209,9 +216,9 @@ def lifecycle_flags() -> list[Decorator]:
     return [
         option(
             "--grace",
-            type=click.FloatRange(min=0),
+            type=Duration(),
             default=10.0,
-            metavar="SECONDS",
+            metavar="DURATION",
             variables=("ONCUE_GRACE",),
             help="on SIGINT/SIGTERM, how long running tasks get to finish",
         ),

@@ -10,12 +10,16 @@ import oncue.actors
 import oncue.http.client
 
 PUBLIC = [
+    "ActorEvent",
     "AsyncClient",
+    "AsyncEventStream",
     "Client",
     "ClientError",
     "Engine",
     "EngineClosed",
+    "EventStream",
     "EventsDropped",
+    "EventsReset",
     "Fatal",
     "InvalidField",
     "NotAnOncueServer",

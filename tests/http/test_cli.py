@@ -8,11 +8,12 @@ import signal
 import subprocess
 from collections.abc import Iterator
 
+import click
 import httpx
 import pytest
 from servers import BOUND, ONCUE, Oncue, Server, poll, running_server
 
-from oncue.http.cli import parse_options
+from oncue.http.cli import cli, parse_options
 
 
 @pytest.fixture
@@ -153,3 +154,34 @@ def test_no_builtins_from_the_environment(monkeypatch) -> None:
     assert parse_options(["worker"]).builtins is False
     monkeypatch.setenv("ONCUE_NO_BUILTINS", "0")
     assert parse_options(["worker"]).builtins is True
+
+
+DURATION_FLAGS = {"grace", "store_wait", "lease", "retention", "timeout", "delay", "ttl"}
+
+
+def _every_option(command: click.Command) -> Iterator[click.Option]:
+    for param in command.params:
+        if isinstance(param, click.Option):
+            yield param
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            yield from _every_option(sub)
+
+
+def test_every_duration_flag_reads_the_one_grammar() -> None:
+    durations = [flag for flag in _every_option(cli) if flag.name in DURATION_FLAGS]
+    assert {flag.name for flag in durations} == DURATION_FLAGS
+    for flag in durations:
+        assert flag.type.convert("1h30m", flag, None) == 5400.0, flag.opts
+        assert flag.type.convert("0.5s", flag, None) == 0.5, flag.opts
+    serve = ["serve", "--grace", "0.5s", "--store-wait", "1.5m", "--lease", "500ms"]
+    options = parse_options([*serve, "--retention", "2d"])
+    assert (options.grace, options.store_wait, options.lease) == (0.5, 90.0, 0.5)
+    assert options.retention == 2 * 86400.0
+
+
+def test_duration_flags_refuse_what_is_not_a_duration_by_name() -> None:
+    with pytest.raises(click.BadParameter, match="a duration is a number of seconds"):
+        parse_options(["serve", "--grace", "soon"])
+    with pytest.raises(click.BadParameter, match="a duration > 0 is needed here"):
+        parse_options(["worker", "--store", "memory://", "--lease", "0s"])

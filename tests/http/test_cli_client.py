@@ -174,3 +174,13 @@ def test_version(capsys) -> None:
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"oncue {version('oncue')}\n"
+
+
+def test_client_duration_flags_take_the_one_grammar(oncue) -> None:
+    code, out, _ = oncue("submit", "echo", "--delay", "1.5h", "--timeout", "0.5s")
+    task = json.loads(out)
+    assert (code, task["timeout"], task["status"]) == (0, 0.5, "pending")
+    code, out, err = oncue("wait", task["id"], "--timeout", "0.5s")
+    assert (code, out) == (1, "")
+    assert "did not finish within 0.5s" in err
+    assert oncue("cancel", task["id"])[0] == 0

@@ -1,0 +1,190 @@
+"""`Client.events()` and `AsyncClient.events()` against a real `oncue serve` (trio and asyncio),
+and what each kind of frame becomes (the decoder and the streams on canned answers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from servers import Server, running_server
+
+from oncue import (
+    ActorEvent,
+    AsyncClient,
+    Client,
+    EventsDropped,
+    EventsReset,
+    EventStream,
+    InvalidField,
+    RequestRejected,
+    ServerUnreachable,
+    TaskEvent,
+    TaskState,
+)
+from oncue.http.client_events import EventDecoder
+
+TOKEN = "events-test-token"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    tokens = {"ONCUE_API_TOKENS": f"tester:{TOKEN}:admin"}
+    with running_server("--workers", "2", env=tokens) as served:
+        yield served
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[Client]:
+    with Client(server.url, token=TOKEN) as connected:
+        yield connected
+
+
+def test_a_submitted_task_is_seen_pending_then_completed(client: Client) -> None:
+    with client.events(type="double") as stream:  # subscribed once entered
+        task = client.submit("double", 21)
+        states = []
+        for event in stream:
+            assert isinstance(event, TaskEvent)
+            assert (event.task_id, event.type) == (task.id, "double")
+            states.append(event.state)
+            if event.state.finished:
+                break
+        last_id = stream.last_event_id
+    assert states[0] is TaskState.PENDING
+    assert states[-1] is TaskState.COMPLETED
+    assert event.number == task.number
+    assert event.attempts == 1
+    assert last_id is not None
+    assert last_id.endswith(f"-{task.number}")
+
+
+def test_the_filters_leave_other_tasks_out(client: Client) -> None:
+    with client.events(task=None, type="double", status=["completed", "failed"]) as stream:
+        client.submit("echo", "not this type")
+        failed = client.submit("fail", None)
+        done = client.submit("double", 2)
+        event = next(stream)
+    assert isinstance(event, TaskEvent)
+    assert (event.task_id, event.state) == (done.id, TaskState.COMPLETED)
+    later = client.submit("echo", "later", delay=3600)
+    with client.events(task=str(later.number)) as stream:  # a task by its number
+        client.submit("echo", "another task")
+        client.cancel(later.id)
+        event = next(stream)
+    assert isinstance(event, TaskEvent)
+    assert (event.task_id, event.state) == (later.id, TaskState.CANCELLED)
+    assert failed.id != done.id
+
+
+def test_a_resume_after_last_event_id_replays_what_came_after(client: Client) -> None:
+    with client.events(type="double") as stream:
+        task = client.submit("double", 5)
+        pending = next(stream)
+        assert (pending.task_id, pending.state) == (task.id, TaskState.PENDING)
+        resume_from = stream.last_event_id
+    client.wait(task.id, timeout=30)
+    with client.events(task=task.id, last_event_id=resume_from) as resumed:
+        states = []
+        for event in resumed:
+            assert isinstance(event, TaskEvent)
+            states.append(event.state)
+            if event.state.finished:
+                break
+    assert TaskState.PENDING not in states
+    assert states[-1] is TaskState.COMPLETED
+
+
+def test_bad_filters_and_tokens_raise_as_every_call(client: Client, server: Server) -> None:
+    with pytest.raises(InvalidField) as invalid, client.events(status="done"):
+        pass  # pragma: no cover
+    assert invalid.value.field == "status"
+    with Client(server.url) as anonymous, pytest.raises(RequestRejected) as rejected:
+        next(anonymous.events())
+    assert rejected.value.status == 401
+
+
+async def test_trio_program_iterates_and_closes_the_stream(server: Server) -> None:
+    async with AsyncClient(server.url, token=TOKEN) as client:
+        async with client.events(type="double", status="completed") as stream:
+            task = await client.submit("double", 8)
+            async for event in stream:
+                assert isinstance(event, TaskEvent)
+                assert (event.task_id, event.state) == (task.id, TaskState.COMPLETED)
+                break
+        with pytest.raises(StopAsyncIteration):  # closed on leaving the `async with`
+            await stream.__anext__()
+
+
+def test_asyncio_program(server: Server) -> None:
+    async def main() -> list[TaskState]:
+        async with (
+            AsyncClient(server.url, token=TOKEN) as client,
+            client.events(type="double") as stream,
+        ):
+            task = await client.submit("double", 3)
+            states = []
+            async for event in stream:
+                assert isinstance(event, TaskEvent)
+                assert event.task_id == task.id
+                states.append(event.state)
+                if event.state.finished:
+                    return states
+        return []  # pragma: no cover
+
+    states = asyncio.run(main())
+    assert (states[0], states[-1]) == (TaskState.PENDING, TaskState.COMPLETED)
+
+
+def test_the_decoder_reads_every_kind_of_frame() -> None:
+    decoder = EventDecoder()
+    text = (
+        "retry: 2000\n: connected\n\n: keep-alive\n\n"
+        'event: actor\ndata: {"kind":"crashed","path":"root/worker-1","restarts":1,'
+        '"error":"ValueError()"}\n\n'
+        'event: reset\ndata: {"reason":"older than the retention"}\n\n'
+        'id: 1796461241.5429924-17\nevent: task\ndata: {"id":"t17","number":17,"type":"email",'
+        '"status":"failed","attempt":3,"worker":"worker-2","at":"2026-12-05T09:00:41.542992Z",'
+        '"error":"SMTPError: 421"}\n\nevent: future-kind\ndata: {}\n\n'
+        'event: end\ndata: {"reason":"the server is shutting down"}\n\nid: 1-2\nevent: ta'
+    )
+    values = decoder.feed(text[:50]) + decoder.feed(text[50:])
+    assert values[0] == ActorEvent("crashed", "root/worker-1", 1, "ValueError()")
+    assert values[1] == EventsReset("older than the retention")
+    assert values[2] == TaskEvent(
+        "t17",
+        "email",
+        TaskState.FAILED,
+        1796461241.5429924,
+        3,
+        "worker-2",
+        17,
+        None,
+        "SMTPError: 421",
+    )
+    assert type(values[3]).__name__ == "Ended"
+    assert len(values) == 4
+    assert decoder.last_event_id == "1796461241.5429924-17"
+    with pytest.raises(EventsDropped, match="fell behind"):
+        EventDecoder().feed('event: dropped\ndata: {"reason":"fell behind"}\n\n')
+
+
+def canned(body: str) -> EventStream:
+    """A stream whose server answers `body` and closes the connection."""
+    answer = httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
+    return EventStream("http://oncue.test", lambda: answer, None)
+
+
+def test_a_stream_stops_at_end_and_says_so_when_it_breaks_off() -> None:
+    task = 'id: 5.0-1\nevent: task\ndata: {"id":"a","number":1,"type":"echo","status":"pending",'
+    task += '"attempt":0,"worker":null,"at":"2026-12-05T09:00:05Z","error":null}\n\n'
+    assert [event.state for event in canned(task + "event: end\ndata: {}\n\n")] == [  # type: ignore[union-attr]
+        TaskState.PENDING
+    ]
+    stream = canned(task)
+    assert next(stream).at == 5.0  # type: ignore[union-attr]
+    with pytest.raises(ServerUnreachable, match=r"broke off; .*last_event_id='5.0-1'"):
+        next(stream)
+    with pytest.raises(EventsDropped):
+        next(canned('event: dropped\ndata: {"reason":"fell behind"}\n\n'))
