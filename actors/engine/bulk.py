@@ -38,6 +38,9 @@ class BulkReads:
     async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         raise NotImplementedError  # the Store's
 
+    def _bulk_handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
+        return {GetMany: self._get_many, WaitMany: self._wait_many, WatchMany: self._watch_many}
+
     async def _find_all(self, ids: tuple[str, ...]) -> dict[str, TaskRecord]:
         """Every task named, by id: those the store holds (unfinished, or finished recently),
         then the rest in one backend read. Raises TaskNotFound for the first that names none."""

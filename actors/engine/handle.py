@@ -2,50 +2,33 @@
 
 It holds no task records: every call is a message to the store or the scheduler. Its only
 state is its own: whether shutdown began, and the submit_nowait batches the store has not taken.
+This module reads, changes one task and observes; the rest are mixins: submitting.py (submit,
+submit_nowait, admit), results.py (many results at once), running.py (pause, resize, shutdown).
 """
 
 from __future__ import annotations
 
 import builtins
-import datetime
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import trio
 
-from ..cores.admission import admit, parse_state
-from ..cores.ids import new_task_id
-from ..cores.record import NewTask
-from ..errors import (
-    ActorCrashed,
-    ActorError,
-    EngineClosed,
-    InvalidField,
-    MailboxFull,
-    StoreUnavailable,
-    TaskNotFound,
-    UnknownTaskType,
-)
+from ..cores.admission import parse_state
+from ..errors import ActorCrashed, InvalidField, TaskNotFound
 from ..messages import (
     CancelTask,
     ChangedSince,
-    CloseAdmission,
     DeleteTask,
-    Drain,
     GetCounts,
     GetLoad,
     GetTask,
     KeyRef,
     ListTasks,
     Load,
-    LoadQueue,
     RetryTask,
-    SetPaused,
-    Submit,
     SubmitNowait,
-    WaitDrained,
     WaitIdle,
     WaitTask,
 )
@@ -53,33 +36,21 @@ from ..registry import Registry
 from ..runtime.events import LifecycleEvent
 from ..runtime.mailbox import ActorRef
 from ..runtime.tree import SupervisorRef
-from ..task import (
-    Admitted,
-    Page,
-    ShutdownReport,
-    Stats,
-    Submission,
-    Task,
-    TaskEvent,
-    TaskState,
-    WorkerInfo,
-)
+from ..task import Page, ShutdownReport, Stats, Task, TaskEvent, TaskState, WorkerInfo
 from .pool import WorkerPool
 from .results import BulkResults
+from .running import Running
+from .submitting import Submitting
 from .subscription import EventStream
-from .tracing import end_submit, start_submit
 from .watch import ActorInfo, Feed, FeedStream
 
 logger = logging.getLogger(__name__)
 
 MAX_LIST_LIMIT = 1000
-ASK_BOUND = 5.0  # seconds shutdown waits for any one answer from an actor
 WAIT_RETRIES = 3  # times a wait is asked again after the store restarted under it
-NOWAIT_BATCH = 1000  # tasks one SubmitNowait may gather (the store admits them in one go)
-NOWAIT_BACKLOG = 10_000  # tasks submit_nowait() may hand over before the store takes them
 
 
-class Engine(BulkResults):
+class Engine(Submitting, BulkResults, Running):
     """The handle on a running engine (made by :func:`open_engine`; pass it around)."""
 
     def __init__(
@@ -128,150 +99,6 @@ class Engine(BulkResults):
     def closing(self) -> bool:
         """True once shutdown has begun: no new task is admitted."""
         return self._shutdown_started
-
-    # -- submitting --------------------------------------------------------------------------------
-
-    async def submit(
-        self,
-        type: str | Callable[..., Any],
-        payload: Any = None,
-        *,
-        priority: int | str | None = None,
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        run_at: float | datetime.datetime | None = None,
-        key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Task:
-        """Submit one task; returns it pending (or the existing task with the same ``key``).
-
-        Raises UnknownTaskType, QueueFull (nothing added), EngineClosed, or ValueError naming a
-        bad option. ``type`` may be the name or the decorated handler itself. ``headers``:
-        string metadata every attempt sees (``job.headers``), where the trace context travels.
-        """
-        submission = self._submission(
-            type, payload, priority, max_retries, timeout, delay, run_at, key, headers
-        )
-        return (await self.admit([submission]))[0].task
-
-    def submit_nowait(
-        self,
-        type: str | Callable[..., Any],
-        payload: Any = None,
-        *,
-        priority: int | str | None = None,
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        run_at: float | datetime.datetime | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> str:
-        """Hand one task to the store without waiting for its commit; return its id at once.
-
-        For a producer that submits one task at a time and need not wait for each: its tasks
-        reach the store in batches instead of one round trip each. Not yet committed when this
-        returns, but the store's mailbox keeps order: a later ``get`` or ``wait`` finds it.
-        A task the store cannot admit (queue full, shutting down) is recorded failed with that
-        error: nothing is dropped silently. No idempotency key here: use :meth:`submit`.
-
-        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full, or 10,000
-        tasks handed over are not yet taken by the store: await something (``submit``
-        itself, or a checkpoint) and try again. Also EngineClosed, UnknownTaskType and
-        InvalidField, as :meth:`submit`.
-        """
-        if self._shutdown_started:
-            raise EngineClosed()
-        submission = self._submission(
-            type, payload, priority, max_retries, timeout, delay, run_at, None, headers
-        )
-        task_id = new_task_id()
-        task = admit(self.registry, submission, durable=self._durable, task_id=task_id)
-        if not self._traced:
-            self._hand_over(task)
-            return task_id
-        span, headers = start_submit(task.type, task.headers)
-        try:
-            self._hand_over(task._replace(headers=headers))
-        except Exception as error:  # refused: the span says why, the caller gets the error
-            end_submit(span, None, error)
-            raise
-        end_submit(span, task_id)
-        return task_id
-
-    def _hand_over(self, task: NewTask) -> None:
-        """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one
-        (MailboxFull if the store's mailbox is full, or NOWAIT_BACKLOG tasks are waiting)."""
-        sent = self._nowait_sent
-        while sent and sent[0].taken:  # the store takes them in order
-            self._nowait_waiting -= len(sent.popleft().tasks)
-        if self._nowait_waiting >= NOWAIT_BACKLOG:
-            raise MailboxFull(self._store.path)
-        if sent and len(sent[-1].tasks) < NOWAIT_BATCH:
-            sent[-1].tasks.append(task)
-        else:
-            message = SubmitNowait([task])
-            self._store.try_tell(message)
-            sent.append(message)
-        self._nowait_waiting += 1
-
-    def _submission(
-        self,
-        type: str | Callable[..., Any],
-        payload: Any,
-        priority: int | str | None,
-        max_retries: int | None,
-        timeout: float | None,
-        delay: float | None,
-        run_at: float | datetime.datetime | None,
-        key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Submission:
-        """The keyword form of submit() as a Submission (a handler given by itself, by name)."""
-        name = type if isinstance(type, str) else self.registry.resolve(type).name
-        at = run_at.timestamp() if isinstance(run_at, datetime.datetime) else run_at
-        return Submission(
-            name, payload, priority, max_retries, timeout, delay, at, key, headers=headers
-        )
-
-    async def submit_many(self, submissions: Iterable[Submission]) -> list[Task]:
-        """Submit several tasks, all or none; raises like :meth:`submit`."""
-        return [admitted.task for admitted in await self.admit(submissions)]
-
-    async def admit(self, submissions: Iterable[Submission]) -> list[Admitted]:
-        """Like :meth:`submit_many`, saying for each task whether it is new (False: same key)."""
-        if self._shutdown_started:
-            raise EngineClosed()
-        tasks = []
-        for index, each in enumerate(submissions):
-            try:
-                tasks.append(admit(self.registry, each, durable=self._durable))
-            except (InvalidField, UnknownTaskType) as error:
-                error.index = index  # which submission of a batch it is about
-                raise
-        if not tasks:
-            return []
-        if self._traced:
-            return await self._admit_traced(tasks)
-        admitted: list[Admitted] = await self._store.ask(Submit(tasks))
-        return admitted
-
-    async def _admit_traced(self, tasks: list[NewTask]) -> list[Admitted]:
-        """Admit ``tasks`` inside a submit span each, their context in the tasks' headers."""
-        spans = []
-        for index, task in enumerate(tasks):
-            span, headers = start_submit(task.type, task.headers)
-            spans.append(span)
-            tasks[index] = task._replace(headers=headers)
-        try:
-            admitted: list[Admitted] = await self._store.ask(Submit(tasks))
-        except Exception as error:  # refused (QueueFull, EngineClosed...): every span says so
-            for span in spans:
-                end_submit(span, None, error)
-            raise
-        for span, each in zip(spans, admitted, strict=True):
-            end_submit(span, each.task.id)
-        return admitted
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -441,82 +268,6 @@ class Engine(BulkResults):
         """Queue a failed task again (a fresh set of attempts); raises TaskNotFailed."""
         task: Task = await self._store.ask(RetryTask(_id(await self._resolve(task_id))))
         return task
-
-    async def pause(self) -> None:
-        """Stop handing out work; submissions are still admitted."""
-        await self._scheduler.ask(SetPaused(True))
-
-    async def resume(self) -> None:
-        await self._scheduler.ask(SetPaused(False))
-
-    async def resize(self, workers: int) -> None:
-        """Grow or shrink the worker pool; a removed worker finishes its task first (grace)."""
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be an int >= 0, got {workers!r}")
-        async with self._resize_lock:
-            children = await self._workers.children()
-            numbers = sorted(int(child.name.rsplit("-", 1)[1]) for child in children)
-            first_new = max(numbers, default=0) + 1
-            for number in range(first_new, first_new + workers - len(numbers)):
-                await self._workers.start_child(self._pool.add(number))
-            for number in reversed(numbers[workers:]):
-                await self._workers.stop_child(f"worker-{number}")
-                self._pool.remove(number)
-        logger.info("engine.resized", extra={"workers": workers})
-
-    async def shutdown(self, grace: float | None = None) -> ShutdownReport:
-        """Stop admitting, let running tasks finish within ``grace``, then interrupt them.
-
-        Interrupted and queued tasks stay unfinished (pending, or retrying with their run_at):
-        a durable store resumes them at the next start; the memory store reports them here and
-        in the log. Takes at most ``grace`` plus a few seconds, whatever state the tree is in.
-        Idempotent: a second call waits for the first and returns the same report.
-        """
-        if self._shutdown_started:
-            await self._shutdown_done.wait()
-            assert self._report is not None
-            return self._report
-        self._shutdown_started = True
-        grace = self._grace if grace is None else grace
-        interrupted, unfinished = 0, []
-        try:
-            interrupted = await self._drain(grace)
-            with trio.fail_after(ASK_BOUND):
-                unfinished = [job.id for job, _ in await self._store.ask(LoadQueue())]
-        except (ActorError, StoreUnavailable, trio.TooSlowError) as error:  # failing or stopped
-            logger.warning("engine.shutdown_incomplete", extra={"error": repr(error)})
-        finally:
-            self._report = ShutdownReport(unfinished, interrupted)
-            self._shutdown_done.set()
-        logger.info(
-            "engine.shutdown", extra={"interrupted": interrupted, "unfinished": len(unfinished)}
-        )
-        if unfinished and not self._durable:
-            shown = ",".join(unfinished[:20])
-            logger.warning(
-                "engine.shutdown_lost",
-                extra={"unfinished": len(unfinished), "store": "memory", "ids": shown},
-            )
-        return self._report
-
-    async def _drain(self, grace: float) -> int:
-        """Close admission, stop dispatch, wait ``grace`` for running tasks, then interrupt them;
-        return how many were interrupted."""
-        with trio.fail_after(ASK_BOUND):
-            try:
-                await self._store.ask(CloseAdmission())
-            except StoreUnavailable as error:  # a backend outage: drain the workers anyway
-                logger.warning("engine.shutdown_admission_open", extra={"error": repr(error)})
-            await self._scheduler.ask(Drain(interrupt=False))
-        with trio.move_on_after(grace) as waited:
-            await self._scheduler.ask(WaitDrained())
-        if not waited.cancelled_caught:
-            return 0
-        with trio.fail_after(ASK_BOUND):
-            interrupted: int = await self._scheduler.ask(Drain(interrupt=True))
-        with trio.move_on_after(ASK_BOUND):
-            await self._scheduler.ask(WaitDrained())
-        return interrupted
 
     async def _ask_store(self, message: WaitTask | WaitIdle) -> Any:
         """Ask the store to wait, asking again (a few times) if it restarts meanwhile."""

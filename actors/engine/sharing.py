@@ -22,7 +22,16 @@ from ..backends import SharedBackend
 from ..cores.ownership import AdmissionReads, Chores, SharedOwnership
 from ..cores.store_core import Batch, Counts, StoreCore
 from ..errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
-from ..messages import Claimed, TaskCancelled, Wake
+from ..messages import (
+    Claim,
+    Claimed,
+    Reap,
+    RemoteCancelled,
+    RemoteFinished,
+    Renew,
+    TaskCancelled,
+    Wake,
+)
 from ..runtime.mailbox import Envelope
 from ..task import Admitted, Task, TaskState
 from .guard import FAILURES, BackendGuard
@@ -226,3 +235,43 @@ class SharedLink:
 
 
 Link = LocalLink | SharedLink
+
+
+class SharedHandlers:
+    """Store handlers for what only a shared store takes: from the scheduler (Claim) and the
+    node actor (Renew, Reap, RemoteFinished, RemoteCancelled). A mixin of the Store."""
+
+    _core: StoreCore
+
+    def _tell_scheduler(self, message: Any) -> None:
+        raise NotImplementedError  # the Store's
+
+    def _shared_handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
+        return {
+            Claim: self._claim,
+            Renew: self._renew,
+            Reap: self._reap,
+            RemoteFinished: self._remote_finished,
+            RemoteCancelled: self._remote_cancelled,
+        }
+
+    async def _claim(self, message: Claim, envelope: Envelope) -> None:
+        self._shared_ownership().claim(message, self._tell_scheduler)
+
+    async def _renew(self, message: Renew, envelope: Envelope) -> None:
+        self._shared_ownership().renew()
+
+    async def _reap(self, message: Reap, envelope: Envelope) -> None:
+        self._shared_ownership().reap()
+
+    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
+        self._shared_ownership().finished_elsewhere(message.ids)
+
+    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
+        self._core.cancelled_elsewhere(message.ids)
+
+    def _shared_ownership(self) -> SharedOwnership:
+        ownership = self._core.ownership
+        if not isinstance(ownership, SharedOwnership):
+            raise ValueError(f"{type(ownership).__name__}: only a shared store takes this")
+        return ownership

@@ -35,10 +35,11 @@ from ..runtime.spec import ChildSpec
 from ..runtime.supervisor import Supervisor
 from ..runtime.tree import SupervisorRef, open_supervisor
 from .gc_tuning import GC_THRESHOLD, tuned_gc
-from .handle import ASK_BOUND, Engine
+from .handle import Engine
 from .node import Node
 from .pool import WorkerPool
 from .relay import Relay
+from .running import ASK_BOUND
 from .scheduler import Scheduler
 from .store import Store, StoreLife
 from .tracing import active as tracing_active

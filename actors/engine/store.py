@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -26,36 +25,21 @@ from ..cores.ownership import LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
 from ..cores.record import NewTask, TaskRecord
 from ..cores.store_core import Counts, StoreCore
-from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable, TaskNotFound
+from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     CancelTask,
-    ChangedSince,
-    Claim,
     CloseAdmission,
     DeleteTask,
-    GetCounts,
-    GetMany,
-    GetTask,
-    KeyRef,
-    ListTasks,
     LoadQueue,
     ProgressReported,
     Purge,
-    Reap,
     Record,
-    RemoteCancelled,
-    RemoteFinished,
-    Renew,
     RetryTask,
     Submit,
     SubmitNowait,
     Subscribe,
     TaskCancelled,
     TasksReady,
-    WaitIdle,
-    WaitMany,
-    WaitTask,
-    WatchMany,
 )
 from ..runtime.actor import Actor, Context
 from ..runtime.mailbox import ActorRef, Envelope, Mailbox
@@ -63,7 +47,8 @@ from ..task import TaskState
 from .bulk import DEFERRED, BulkReads
 from .guard import FAILURES, BackendGuard, OutageHistory
 from .listeners import Listeners
-from .sharing import Answer, Link, LocalLink, SharedLink
+from .reads import Reads
+from .sharing import Answer, Link, LocalLink, SharedHandlers, SharedLink
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +64,7 @@ class StoreLife:
     outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
 
 
-class Store(BulkReads, Actor):
+class Store(Reads, BulkReads, SharedHandlers, Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
@@ -111,27 +96,16 @@ class Store(BulkReads, Actor):
             SubmitNowait: self._submit_nowait,
             Record: self._record,
             ProgressReported: self._progress,
-            GetTask: self._get,
-            ListTasks: self._list,
-            ChangedSince: self._changed_since,
             CancelTask: self._cancel,
             DeleteTask: self._delete,
             RetryTask: self._retry,
-            WaitTask: self._wait,
-            WaitIdle: self._wait_idle,
-            GetMany: self._get_many,
-            WaitMany: self._wait_many,
-            WatchMany: self._watch_many,
-            GetCounts: self._get_counts,
             Subscribe: self._subscribe,
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
             Purge: self._request_purge,
-            Claim: self._claim,
-            Renew: self._renew,
-            Reap: self._reap,
-            RemoteFinished: self._remote_finished,
-            RemoteCancelled: self._remote_cancelled,
+            **self._read_handlers(),
+            **self._bulk_handlers(),
+            **self._shared_handlers(),
         }
 
     async def run(self, context: Context) -> None:
@@ -283,55 +257,6 @@ class Store(BulkReads, Actor):
 
     # -- operations on one task --------------------------------------------------------------------
 
-    async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
-        """The record ``task_id`` names: from the core if it knows it, else the backend's."""
-        if isinstance(task_id, KeyRef):
-            record = self._core.known_key(task_id.key) or await self._read_key(task_id.key)
-        elif isinstance(task_id, int):
-            record = await self._read(lambda: self._backend.get_by_number(task_id))
-        else:
-            record = (
-                self._core.known(task_id)
-                or self._recent.get(task_id)
-                or await self._read(lambda: self._backend.get(task_id))
-            )
-        if record is None:
-            raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
-        return record
-
-    async def _read_key(self, key: str) -> TaskRecord | None:
-        record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
-        return record
-
-    async def _get(self, message: GetTask, envelope: Envelope) -> Any:
-        return (await self._find(message.id)).snapshot()
-
-    async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
-        records = await self._read(
-            lambda: self._backend.query(
-                message.state, message.type, message.limit, message.before, message.owner
-            )
-        )
-        return [record.snapshot() for record in records]
-
-    async def _changed_since(self, message: ChangedSince, envelope: Envelope) -> Any:
-        """The tasks that may have moved since ``message.after``, as snapshots, and whether
-        that is all of them (False: a kind held more than ``message.limit``)."""
-        owner, limit, after = message.owner, message.limit, message.after
-        backend = self._backend
-        if is_shared(backend):
-            unfinished: list[TaskRecord] = []
-            for state in (TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING):
-                query = partial(backend.query, state, None, limit + 1, None, owner)
-                unfinished += await self._read(query)
-        else:
-            mine = self._core.unfinished.values()
-            unfinished = [record for record in mine if owner is None or record.owner == owner]
-        finished = await self._read(lambda: backend.finished_since(after, limit + 1, owner))
-        complete = len(unfinished) <= limit and len(finished) <= limit
-        records = {record.id: record for record in (*finished[:limit], *unfinished[:limit])}
-        return [record.snapshot() for record in records.values()], complete
-
     async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
         return self._core.cancel(await self._find(message.id), time.time())
 
@@ -349,24 +274,7 @@ class Store(BulkReads, Actor):
         self._recent.discard(record.id)  # no longer finished
         return retried
 
-    async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
-        record = await self._find(message.id)
-        if record.state.finished:
-            return record.snapshot()
-        self._listeners.wait_for(record.id, envelope)
-        return _DEFERRED
-
     # -- the whole store ---------------------------------------------------------------------------
-
-    async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
-        if await self._link.unfinished_count() == 0:
-            return None
-        self._listeners.wait_idle(envelope)
-        return _DEFERRED
-
-    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
-        counts = await self._link.counts()
-        return {key: count for key, count in counts.items() if count}
 
     async def _subscribe(self, message: Subscribe, envelope: Envelope) -> Any:
         return self._listeners.subscribe(message.capacity)
@@ -393,26 +301,3 @@ class Store(BulkReads, Actor):
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
         return self._core.queue()
-
-    # -- from the scheduler and the node actor (shared ownership only) ---------------------------
-
-    async def _claim(self, message: Claim, envelope: Envelope) -> None:
-        self._shared_ownership().claim(message, self._tell_scheduler)
-
-    async def _renew(self, message: Renew, envelope: Envelope) -> None:
-        self._shared_ownership().renew()
-
-    async def _reap(self, message: Reap, envelope: Envelope) -> None:
-        self._shared_ownership().reap()
-
-    async def _remote_finished(self, message: RemoteFinished, envelope: Envelope) -> None:
-        self._shared_ownership().finished_elsewhere(message.ids)
-
-    async def _remote_cancelled(self, message: RemoteCancelled, envelope: Envelope) -> None:
-        self._core.cancelled_elsewhere(message.ids)
-
-    def _shared_ownership(self) -> SharedOwnership:
-        ownership = self._core.ownership
-        if not isinstance(ownership, SharedOwnership):
-            raise ValueError(f"{type(ownership).__name__}: only a shared store takes this")
-        return ownership

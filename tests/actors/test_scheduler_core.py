@@ -117,7 +117,8 @@ def test_the_core_modules_import_neither_trio_nor_a_backend() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = set(ast.literal_eval(result.stdout))
     # the core, and the values it speaks in: no mailbox, no actor, no registry, no backend
-    values = ("messages", "task", "errors", "cores", "cores.rules", "cores.jsontext")
+    values = ("messages", "messages_store", "messages_scheduler", "task", "errors")
+    values += ("cores", "cores.rules", "cores.jsontext")
     assert loaded == {f"oncue.actors.cores.{name}" for name in CORE} | {
         f"oncue.actors.{name}" for name in values
     }

@@ -1,0 +1,115 @@
+"""The store's handlers that read: one task, a page, what changed, and the waits.
+
+A mixin of the Store (store.py), as bulk.py is: the handlers that answer from the core, the
+recently finished tasks or the backend, and change nothing, so store.py keeps admission and
+the transitions. ``_find`` is shared with the handlers that change one task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from ..backends import Backend, is_shared
+from ..cores.recent import RecentResults
+from ..cores.record import TaskRecord
+from ..cores.store_core import Counts, StoreCore
+from ..errors import TaskNotFound
+from ..messages import ChangedSince, GetCounts, GetTask, KeyRef, ListTasks, WaitIdle, WaitTask
+from ..runtime.mailbox import Envelope
+from ..task import TaskState
+from .bulk import DEFERRED
+from .listeners import Listeners
+from .sharing import Link
+
+T = TypeVar("T")
+
+
+class Reads:
+    """Store handlers for GetTask, ListTasks, ChangedSince, WaitTask, WaitIdle, GetCounts."""
+
+    _backend: Backend
+    _listeners: Listeners
+    _core: StoreCore
+    _recent: RecentResults
+    _link: Link
+
+    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
+        raise NotImplementedError  # the Store's
+
+    def _read_handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
+        return {
+            GetTask: self._get,
+            ListTasks: self._list,
+            ChangedSince: self._changed_since,
+            WaitTask: self._wait,
+            WaitIdle: self._wait_idle,
+            GetCounts: self._get_counts,
+        }
+
+    async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
+        """The record ``task_id`` names: from the core if it knows it, else the backend's."""
+        if isinstance(task_id, KeyRef):
+            record = self._core.known_key(task_id.key) or await self._read_key(task_id.key)
+        elif isinstance(task_id, int):
+            record = await self._read(lambda: self._backend.get_by_number(task_id))
+        else:
+            record = (
+                self._core.known(task_id)
+                or self._recent.get(task_id)
+                or await self._read(lambda: self._backend.get(task_id))
+            )
+        if record is None:
+            raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
+        return record
+
+    async def _read_key(self, key: str) -> TaskRecord | None:
+        record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
+        return record
+
+    async def _get(self, message: GetTask, envelope: Envelope) -> Any:
+        return (await self._find(message.id)).snapshot()
+
+    async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
+        records = await self._read(
+            lambda: self._backend.query(
+                message.state, message.type, message.limit, message.before, message.owner
+            )
+        )
+        return [record.snapshot() for record in records]
+
+    async def _changed_since(self, message: ChangedSince, envelope: Envelope) -> Any:
+        """The tasks that may have moved since ``message.after``, as snapshots, and whether
+        that is all of them (False: a kind held more than ``message.limit``)."""
+        owner, limit, after = message.owner, message.limit, message.after
+        backend = self._backend
+        if is_shared(backend):
+            unfinished: list[TaskRecord] = []
+            for state in (TaskState.PENDING, TaskState.RUNNING, TaskState.RETRYING):
+                query = partial(backend.query, state, None, limit + 1, None, owner)
+                unfinished += await self._read(query)
+        else:
+            mine = self._core.unfinished.values()
+            unfinished = [record for record in mine if owner is None or record.owner == owner]
+        finished = await self._read(lambda: backend.finished_since(after, limit + 1, owner))
+        complete = len(unfinished) <= limit and len(finished) <= limit
+        records = {record.id: record for record in (*finished[:limit], *unfinished[:limit])}
+        return [record.snapshot() for record in records.values()], complete
+
+    async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
+        record = await self._find(message.id)
+        if record.state.finished:
+            return record.snapshot()
+        self._listeners.wait_for(record.id, envelope)
+        return DEFERRED
+
+    async def _wait_idle(self, message: WaitIdle, envelope: Envelope) -> Any:
+        if await self._link.unfinished_count() == 0:
+            return None
+        self._listeners.wait_idle(envelope)
+        return DEFERRED
+
+    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
+        counts = await self._link.counts()
+        return {key: count for key, count in counts.items() if count}
