@@ -9,7 +9,15 @@ from collections.abc import Collection
 import pytest
 import trio
 
-from oncue.actors import EventKind, LifecycleEvent, StoreUnavailable, TaskState, open_engine
+from oncue.actors import (
+    Engine,
+    EventKind,
+    LifecycleEvent,
+    StoreUnavailable,
+    Task,
+    TaskState,
+    open_engine,
+)
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.cores.record import TaskRecord
 from oncue.actors.errors import BackendFull, BackendUnavailable
@@ -105,8 +113,18 @@ async def test_an_engine_with_one_commit_in_twenty_failing_finishes_every_task(
                     break
                 except StoreUnavailable:
                     await trio.sleep(0.5)  # retried with its key: admitted once
-        tasks = [await engine.wait(task_id) for task_id in accepted]
+        tasks = [await wait_through_outages(engine, task_id) for task_id in accepted]
     assert {task.state for task in tasks} == {TaskState.COMPLETED}
+
+
+async def wait_through_outages(engine: Engine, task_id: str) -> Task:
+    """Wait for the task, asking again when a commit failure answers the wait unavailable (what
+    the store tells every caller while it recovers: documented, retried as a caller would)."""
+    while True:
+        try:
+            return await engine.wait(task_id)
+        except StoreUnavailable:
+            await trio.sleep(0.5)
 
 
 class Hanging(MemoryBackend):
