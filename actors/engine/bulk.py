@@ -1,6 +1,6 @@
 """The store's handlers for reading and waiting on many tasks with one message.
 
-A mixin of the Store (store.py), as lifecycle.py and sharing.py are. Each handler finds every
+A mixin of the Store (store.py), as reads.py and sharing.py are. Each handler finds every
 task named (from the unfinished tasks, the recently finished ones the store keeps, and only
 then the backend), so reading back 10,000 results is one message, and on a durable store no
 database read for the tasks that just finished here.
