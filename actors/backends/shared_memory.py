@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
-import attrs
 import trio
 
 from ..cores.record import TaskRecord
@@ -30,7 +29,7 @@ class Lease(NamedTuple):
 
 
 def _copy(record: TaskRecord) -> TaskRecord:
-    return attrs.evolve(record, history=list(record.history))
+    return record.copy()
 
 
 class SharedMemory:

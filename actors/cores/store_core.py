@@ -24,11 +24,11 @@ from ..errors import (
 )
 from ..messages import Completed, Failed, Job, Requeued, Retrying, Started
 from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskEvent, TaskState, Transition
-from .ids import new_task_id
 from .ownership import Ownership
-from .record import NewTask, TaskRecord
+from .record import TaskRecord
 
 Counts = dict[tuple[str, TaskState], int]
+SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
 
 
@@ -63,11 +63,23 @@ class StoreCore:
         self.counts: defaultdict[tuple[str, TaskState], int] = defaultdict(int, counts or {})
         self.closed = False
         self.batch = Batch()
+        self._peak = len(self.unfinished)  # the most unfinished seen since ``unfinished`` was built
 
     def begin(self, events: bool) -> Batch:
         """Start a new batch (``events``: somebody subscribes, so build TaskEvents)."""
         self.batch = Batch([] if events else None)
+        size = len(self.unfinished)
+        if size > self._peak:
+            self._peak = size
+        elif size < self._peak // 4 and self._peak > SHRINK_ABOVE:
+            self._shrink()
         return self.batch
+
+    def _shrink(self) -> None:
+        """Copy ``unfinished`` once a drain left it under a quarter of its peak: a dict never
+        shrinks its table, so a drained backlog of a million held ~40 MB of empty slots."""
+        self.unfinished = dict(self.unfinished)
+        self._peak = len(self.unfinished)
 
     # -- lookups: what is known without the backend ----------------------------------------------
 
@@ -93,7 +105,7 @@ class StoreCore:
             raise QueueFull(self.queue_size, unfinished, creating)
 
     def submit(
-        self, tasks: list[NewTask], existing: dict[str, TaskRecord], now: float
+        self, tasks: list[TaskRecord], existing: dict[str, TaskRecord], now: float
     ) -> list[Admitted]:
         """Admit ``tasks`` all or none (raises EngineClosed or QueueFull). ``existing``: the
         stored records of their keys, where there are (the adapter reads them first)."""
@@ -111,7 +123,7 @@ class StoreCore:
             admitted.append(Admitted(record.snapshot(), True))
         return admitted
 
-    def submit_nowait(self, tasks: list[NewTask], now: float) -> list[TaskRecord]:
+    def submit_nowait(self, tasks: list[TaskRecord], now: float) -> list[TaskRecord]:
         """Admit each of ``tasks``; one that cannot be (queue full, closed) is recorded failed
         with that error, never dropped. Returns those refused."""
         entered = Transition(TaskState.PENDING, now)
@@ -128,36 +140,32 @@ class StoreCore:
                 self.create(task, entered)
         return refused
 
-    def create(self, task: NewTask, entered: Transition, *, ready: bool = True) -> TaskRecord:
-        """Record ``task`` pending. ``entered`` is its first history entry (pending, now): one
-        tuple shared by the tasks a batch creates together."""
+    def create(self, record: TaskRecord, entered: Transition, *, ready: bool = True) -> TaskRecord:
+        """Record ``record`` (as admission built it) pending. ``entered`` is its first history
+        entry (pending, now): one tuple shared by the tasks a batch creates together."""
         now = entered.at
-        record = TaskRecord(  # positional, in field order: keywords cost half as much again
-            task.id or new_task_id(),
-            self.ownership.next_number(),
-            task.type,
-            task.payload,
-            task.priority,
-            TaskState.PENDING,
-            0,  # attempts
-            task.max_retries,
-            task.timeout,
-            now,  # created_at
-            task.run_at,
-            task.key,
-            task.owner,
-            [entered],  # history
-            task.payload_json,
-        )
-        if task.headers is not None:  # rare: spare the common path a keyword argument
-            record.headers = task.headers
+        record.number = self.ownership.next_number()
+        record.created_at = now
+        record.history = (entered,)
         batch = self.batch
         batch.changed[record.id] = record
         if self.ownership.place(record, ready):
             self.counts[record.type, TaskState.PENDING] += 1
             self.unfinished[record.id] = record
             if ready:
-                batch.ready.append(record.job())
+                batch.ready.append(
+                    Job(
+                        record.id,
+                        record.type,
+                        record.payload,
+                        record.priority,
+                        record.timeout,
+                        0,  # attempts
+                        record.max_retries,
+                        record.run_at,
+                        record.headers,
+                    )
+                )
         if batch.events is not None:
             batch.events.append(
                 TaskEvent(
@@ -185,7 +193,8 @@ class StoreCore:
         error = None
         if state is TaskState.RETRYING or state is TaskState.FAILED:
             error = None if record.error is None else record.error.summary
-        record.move(state, at, worker, error)
+        record.state = state
+        record.history += (Transition(state, at, worker, error),)
         batch = self.batch
         batch.changed[record.id] = record
         if state in FINISHED:

@@ -23,7 +23,7 @@ import trio
 from ..backends import Backend, SharedBackend, is_shared
 from ..cores.ownership import LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
-from ..cores.record import NewTask, TaskRecord
+from ..cores.record import TaskRecord
 from ..cores.store_core import Counts, StoreCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
@@ -222,7 +222,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
     # -- admission and what the workers report -------------------------------------------------
 
     async def _submit(self, message: Submit, envelope: Envelope) -> Any:
-        tasks: list[NewTask] = message.tasks
+        tasks: list[TaskRecord] = message.tasks
         core = self._core
         reads = core.ownership.admission_reads(len(tasks))
         if reads is not None:  # a shared store's count, or numbers

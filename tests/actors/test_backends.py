@@ -340,7 +340,7 @@ async def test_sqlite_writes_each_record_whole_or_its_changes_whatever_the_order
     assert by_number[5].payload is None  # written whole when it was first committed
     assert by_number[10].payload == {"n": 10}  # deleted, so written whole again
     assert by_number[11].payload is None
-    assert by_number[11].history == [Transition(TaskState.COMPLETED, 2.0)]
+    assert by_number[11].history == (Transition(TaskState.COMPLETED, 2.0),)
     await backend.close()
 
 
