@@ -28,6 +28,12 @@ from .ownership import Ownership
 from .record import TaskRecord
 
 Counts = dict[tuple[str, TaskState], int]
+PENDING, RUNNING, RETRYING, FAILED = (
+    TaskState.PENDING,
+    TaskState.RUNNING,
+    TaskState.RETRYING,
+    TaskState.FAILED,
+)
 SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
 
@@ -167,18 +173,7 @@ class StoreCore:
                     )
                 )
         if batch.events is not None:
-            batch.events.append(
-                TaskEvent(
-                    record.id,
-                    record.type,
-                    TaskState.PENDING,
-                    now,
-                    0,
-                    None,
-                    record.number,
-                    record.owner,
-                )
-            )
+            batch.events.append(_event(record, PENDING, now, None))
         return record
 
     # -- transitions ------------------------------------------------------------------------------
@@ -189,10 +184,10 @@ class StoreCore:
         counts[record.type, record.state] -= 1
         counts[record.type, state] += 1
         # The history says who ran each attempt and why one failed (the HTTP `history`).
-        worker = record.worker if state is TaskState.RUNNING else None
+        worker = record.worker if state is RUNNING else None
         error = None
-        if state is TaskState.RETRYING or state is TaskState.FAILED:
-            error = None if record.error is None else record.error.summary
+        if (state is RETRYING or state is FAILED) and record.error is not None:
+            error = record.error.summary
         record.state = state
         record.history += (Transition(state, at, worker, error),)
         batch = self.batch
@@ -202,18 +197,7 @@ class StoreCore:
             record.finished_at = at
             batch.finished.append(record)
         if batch.events is not None:
-            event = TaskEvent(
-                record.id,
-                record.type,
-                state,
-                at,
-                record.attempts,
-                record.worker,
-                record.number,
-                record.owner,
-                error,
-            )
-            batch.events.append(event)
+            batch.events.append(_event(record, state, at, error))
 
     def record(self, changes: Iterable[Any]) -> None:
         """Apply what the scheduler decided (Started, Completed, Retrying, Failed, Requeued),
@@ -224,7 +208,7 @@ class StoreCore:
                 self.started(change)
                 continue
             record = unfinished.get(change.id)
-            if record is None or record.state is not TaskState.RUNNING:
+            if record is None or record.state is not RUNNING:
                 continue
             if isinstance(change, Completed):
                 record.result = change.result
@@ -245,15 +229,31 @@ class StoreCore:
                 self.move(record, TaskState.PENDING, change.at)
 
     def started(self, change: Started) -> None:
-        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
-        unfinished = self.unfinished
+        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile).
+        The move is written out here, not a call to move(): two of a task's three transitions
+        are starts, and the tasks of one start share its history entry."""
+        unfinished, counts = self.unfinished, self.counts
+        batch = self.batch
+        changed, events = batch.changed, batch.events
+        worker, at = change.worker, change.at
+        entered = Transition(RUNNING, at, worker, None)
         for task_id in change.ids:
             record = unfinished.get(task_id)
-            if record is not None and record.state in (TaskState.PENDING, TaskState.RETRYING):
-                record.attempts += 1
-                record.worker = change.worker
-                record.started_at = change.at
-                self.move(record, TaskState.RUNNING, change.at)
+            if record is None:
+                continue
+            previous = record.state
+            if previous is not PENDING and previous is not RETRYING:
+                continue
+            record.attempts += 1
+            record.worker = worker
+            record.started_at = at
+            record.state = RUNNING
+            record.history += (entered,)
+            counts[record.type, previous] -= 1
+            counts[record.type, RUNNING] += 1
+            changed[task_id] = record
+            if events is not None:
+                events.append(_event(record, RUNNING, at, None))
 
     def progress(self, task_id: str, fraction: float, message: str) -> None:
         # Unfinished is enough: a fast task's progress can arrive before its start is recorded
@@ -341,3 +341,18 @@ class StoreCore:
     def queue(self) -> list[tuple[Job, TaskState]]:
         """A Job and its state for every task this store holds (the scheduler's reload)."""
         return [(record.job(), record.state) for record in self.unfinished.values()]
+
+
+def _event(record: TaskRecord, state: TaskState, at: float, error: str | None) -> TaskEvent:
+    """What subscribers hear of ``record`` entering ``state`` at ``at``."""
+    return TaskEvent(
+        record.id,
+        record.type,
+        state,
+        at,
+        record.attempts,
+        record.worker,
+        record.number,
+        record.owner,
+        error,
+    )
