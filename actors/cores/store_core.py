@@ -28,10 +28,11 @@ from .ownership import Ownership
 from .record import TaskRecord
 
 Counts = dict[tuple[str, TaskState], int]
-PENDING, RUNNING, RETRYING, FAILED = (
+PENDING, RUNNING, RETRYING, COMPLETED, FAILED = (
     TaskState.PENDING,
     TaskState.RUNNING,
     TaskState.RETRYING,
+    TaskState.COMPLETED,
     TaskState.FAILED,
 )
 SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
@@ -211,9 +212,7 @@ class StoreCore:
             if record is None or record.state is not RUNNING:
                 continue
             if isinstance(change, Completed):
-                record.result = change.result
-                record.error = None
-                self.move(record, TaskState.COMPLETED, change.at)
+                self.completed(record, change.result, change.at)
             elif isinstance(change, Retrying):
                 record.error = change.error
                 record.run_at = change.run_at
@@ -227,6 +226,24 @@ class StoreCore:
                     record.attempts -= 1
                 record.progress = None
                 self.move(record, TaskState.PENDING, change.at)
+
+    def completed(self, record: TaskRecord, result: Any, at: float) -> None:
+        """A running task's attempt returned ``result``: the move to completed, written out
+        (every task that succeeds makes it)."""
+        record.result = result
+        record.error = None
+        record.state = COMPLETED
+        record.history += (Transition(COMPLETED, at, None, None),)
+        record.finished_at = at
+        counts = self.counts
+        counts[record.type, RUNNING] -= 1
+        counts[record.type, COMPLETED] += 1
+        self.unfinished.pop(record.id, None)  # not ours (a shared store) if absent
+        batch = self.batch
+        batch.changed[record.id] = record
+        batch.finished.append(record)
+        if batch.events is not None:
+            batch.events.append(_event(record, COMPLETED, at, None))
 
     def started(self, change: Started) -> None:
         """A worker took these tasks: running, one attempt more (unless cancelled meanwhile).

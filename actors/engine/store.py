@@ -202,11 +202,12 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         """Keep what this batch finished for reading back, and drop the memory backend's
         oldest finished tasks beyond its bound (they leave the counts, as purged ones do)."""
         recent = self._recent
-        shared = is_shared(self._backend)
-        for record in finished:
-            # Shared: a failed task may be retried by another node, which we would not hear.
-            if not (shared and record.state is TaskState.FAILED):
-                recent.add(record)
+        if recent.max_count > 0:  # none kept in memory: the backend holds them already
+            shared = is_shared(self._backend)
+            for record in finished:
+                # Shared: a failed task may be retried by another node, which we would not hear.
+                if not (shared and record.state is TaskState.FAILED):
+                    recent.add(record)
         if self._trim_finished is not None:
             self._core.purged(self._trim_finished())
 
