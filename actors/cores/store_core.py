@@ -116,7 +116,10 @@ class StoreCore:
     ) -> list[Admitted]:
         """Admit ``tasks`` all or none (raises EngineClosed or QueueFull). ``existing``: the
         stored records of their keys, where there are (the adapter reads them first)."""
-        self.check_admission(sum(1 for t in tasks if t.key is None or t.key not in existing))
+        creating = len(tasks)
+        if existing:  # some keys are taken: their tasks are answered, not created
+            creating = sum(1 for t in tasks if t.key is None or t.key not in existing)
+        self.check_admission(creating)
         admitted: list[Admitted] = []
         entered = Transition(TaskState.PENDING, now)
         for task in tasks:
