@@ -71,6 +71,7 @@ class StoreCore:
         self.closed = False
         self.batch = Batch()
         self._peak = len(self.unfinished)  # the most unfinished seen since ``unfinished`` was built
+        self._entered: tuple[Transition] = (Transition(PENDING, 0.0),)  # create()'s last history
 
     def begin(self, events: bool) -> Batch:
         """Start a new batch (``events``: somebody subscribes, so build TaskEvents)."""
@@ -154,9 +155,11 @@ class StoreCore:
         """Record ``record`` (as admission built it) pending. ``entered`` is its first history
         entry (pending, now): one tuple shared by the tasks a batch creates together."""
         now = entered.at
+        if entered is not self._entered[0]:  # the batch's first: its tasks share the history
+            self._entered = (entered,)
         record.number = self.ownership.next_number()
         record.created_at = now
-        record.history = (entered,)
+        record.history = self._entered
         batch = self.batch
         batch.changed[record.id] = record
         if self.ownership.place(record, ready):
