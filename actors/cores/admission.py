@@ -41,6 +41,9 @@ def admit(
     at = None
     if submission.delay is not None or submission.run_at is not None:
         at = run_at(submission.delay, submission.run_at)
+    key = submission.key
+    if key is not None:
+        check_key(key)
     record = TaskRecord(  # positional, in the order of its parameters: keywords cost more
         task_id or new_task_id(),
         0,  # number: the store's
@@ -53,7 +56,7 @@ def admit(
         timeout,
         0.0,  # created_at: the store's
         at,
-        check_key(submission.key),
+        key,
         submission.owner,
         (),  # history: the store's
         payload_json,
