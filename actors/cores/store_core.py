@@ -23,11 +23,11 @@ from ..errors import (
     TaskNotFinished,
 )
 from ..messages import Completed, Failed, Job, Requeued, Retrying, Started
-from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskEvent, TaskState, Transition
+from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskState, Transition
+from .batch import Batch, Counts, task_event
 from .ownership import Ownership
 from .record import TaskRecord
 
-Counts = dict[tuple[str, TaskState], int]
 PENDING, RUNNING, RETRYING, COMPLETED, FAILED = (
     TaskState.PENDING,
     TaskState.RUNNING,
@@ -37,20 +37,6 @@ PENDING, RUNNING, RETRYING, COMPLETED, FAILED = (
 )
 SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
-
-
-class Batch:
-    """What one batch of messages did, for the store actor to commit and announce."""
-
-    __slots__ = ("cancelled", "changed", "deleted", "events", "finished", "ready")
-
-    def __init__(self, events: list[TaskEvent] | None = None) -> None:
-        self.changed: dict[str, TaskRecord] = {}  # to write, by id
-        self.deleted: list[str] = []  # to delete (finished tasks)
-        self.ready: list[Job] = []  # for our scheduler, once committed
-        self.cancelled: list[str] = []  # for our scheduler: drop or interrupt
-        self.finished: list[TaskRecord] = []  # wake who waits on them
-        self.events = events  # to publish; None: nobody subscribes
 
 
 class StoreCore:
@@ -180,7 +166,7 @@ class StoreCore:
                     )
                 )
         if batch.events is not None:
-            batch.events.append(_event(record, PENDING, now, None))
+            batch.events.append(task_event(record, PENDING, now, None))
         return record
 
     # -- transitions ------------------------------------------------------------------------------
@@ -204,7 +190,7 @@ class StoreCore:
             record.finished_at = at
             batch.finished.append(record)
         if batch.events is not None:
-            batch.events.append(_event(record, state, at, error))
+            batch.events.append(task_event(record, state, at, error))
 
     def record(self, changes: Iterable[Any]) -> None:
         """Apply what the scheduler decided (Started, Completed, Retrying, Failed, Requeued),
@@ -249,7 +235,7 @@ class StoreCore:
         batch.changed[record.id] = record
         batch.finished.append(record)
         if batch.events is not None:
-            batch.events.append(_event(record, COMPLETED, at, None))
+            batch.events.append(task_event(record, COMPLETED, at, None))
 
     def started(self, change: Started) -> None:
         """A worker took these tasks: running, one attempt more (unless cancelled meanwhile).
@@ -276,7 +262,7 @@ class StoreCore:
             counts[record.type, RUNNING] += 1
             changed[task_id] = record
             if events is not None:
-                events.append(_event(record, RUNNING, at, None))
+                events.append(task_event(record, RUNNING, at, None))
 
     def progress(self, task_id: str, fraction: float, message: str) -> None:
         # Unfinished is enough: a fast task's progress can arrive before its start is recorded
@@ -364,18 +350,3 @@ class StoreCore:
     def queue(self) -> list[tuple[Job, TaskState]]:
         """A Job and its state for every task this store holds (the scheduler's reload)."""
         return [(record.job(), record.state) for record in self.unfinished.values()]
-
-
-def _event(record: TaskRecord, state: TaskState, at: float, error: str | None) -> TaskEvent:
-    """What subscribers hear of ``record`` entering ``state`` at ``at``."""
-    return TaskEvent(
-        record.id,
-        record.type,
-        state,
-        at,
-        record.attempts,
-        record.worker,
-        record.number,
-        record.owner,
-        error,
-    )

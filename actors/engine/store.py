@@ -21,10 +21,11 @@ import attrs
 import trio
 
 from ..backends import Backend, SharedBackend, is_shared
+from ..cores.batch import Counts
 from ..cores.ownership import LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
-from ..cores.store_core import Counts, StoreCore
+from ..cores.store_core import StoreCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     CancelTask,
