@@ -1,7 +1,8 @@
-"""The PostgreSQL backend's SQL: the statements of a shared schema, and its migrations.
+"""The PostgreSQL backend's SQL: the statements of a shared schema, its migrations, and the
+transactions that run them on one connection (in a thread of postgres_pool.py's pool).
 
-postgres.py runs them (this module imports without psycopg); kept apart as redis_lua.py is
-for the Redis backend.
+postgres.py decides what to run; this module imports without psycopg (each function imports
+what it needs), kept apart as redis_lua.py is for the Redis backend.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..task import FINISHED, UNFINISHED
 from .rows import COLUMN_COUNT, COLUMNS
+
+KEY_PLACE = COLUMNS.replace(" ", "").split(",").index("key")  # its place in a row
 
 if TYPE_CHECKING:
     import psycopg
@@ -141,3 +144,84 @@ def migrate(connection: psycopg.Connection[Any], schema: str) -> None:
                 if statement:
                     connection.execute(statement)
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+
+
+def fetch(
+    connection: psycopg.Connection[Any], text: str, args: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    return connection.execute(text, args).fetchall()
+
+
+def commit_rows(
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
+    """One transaction: the rows (UPSERT), the deletes and the notices; the ids of the rows
+    written.
+
+    A new task whose idempotency key another node's task took meanwhile is left out (lost):
+    the transaction is tried again without it.
+    """
+    import psycopg
+
+    try:
+        return _commit_once(connection, rows, deleted, notices)
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name != "tasks_key_key":
+            raise
+    keys = [row[KEY_PLACE] for row in rows if row[KEY_PLACE] is not None]
+    taken = dict(connection.execute("SELECT key, id FROM tasks WHERE key = ANY(%s)", (keys,)))
+    rows = [
+        row for row in rows if row[KEY_PLACE] is None or taken.get(row[KEY_PLACE], row[0]) == row[0]
+    ]
+    return _commit_once(connection, rows, deleted, notices)
+
+
+def _commit_once(
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
+    written: set[str] = set()
+    with connection.transaction(), connection.cursor() as cursor:
+        if rows:
+            cursor.executemany(UPSERT, rows, returning=True)
+            while True:
+                written.update(row[0] for row in cursor.fetchall())
+                if not cursor.nextset():
+                    break
+        if deleted:
+            cursor.executemany(DELETE_FINISHED, deleted)
+        if notices and (written or deleted):
+            cursor.executemany("SELECT pg_notify(%s, %s)", notices)
+    return written
+
+
+def execute(
+    connection: psycopg.Connection[Any],
+    text: str,
+    args: tuple[Any, ...],
+    notices: list[tuple[str, str]] | None,
+) -> int:
+    """One statement in a transaction, with notices if it changed any row; the row count."""
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(text, args)
+        count = cursor.rowcount
+        if notices and count:
+            cursor.executemany("SELECT pg_notify(%s, %s)", notices)
+    return count
+
+
+def notify(connection: psycopg.Connection[Any], notices: list[tuple[str, str]]) -> None:
+    with connection.transaction():
+        connection.cursor().executemany("SELECT pg_notify(%s, %s)", notices)
+
+
+def purge_rows(connection: psycopg.Connection[Any], before: float, limit: int) -> list[Any]:
+    """Delete up to ``limit`` tasks finished before ``before``, oldest first; their types
+    and states."""
+    with connection.transaction():
+        return connection.execute(PURGE, (before, FINISHED_VALUES, limit)).fetchall()
