@@ -30,6 +30,7 @@ from .postgres_listen import channels, keep_listening, notices, pump_events, pum
 from .postgres_pool import Pool, split_url
 from .postgres_sql import (
     CLAIM,
+    CLAIM_TYPES,
     LEASE,
     LIVE,
     NOW,
@@ -140,8 +141,12 @@ class PostgresBackend:
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         default = self._lease_for("")  # no type is named "": the engine's default lease
-        args = (within, self._runs, self._runs, limit, self.node, default, default)
-        records = self._owned(await self._select(CLAIM, args))
+        take = (self.node, default, default)
+        if self._runs is None:
+            records = await self._select(CLAIM, (within, limit, *take))
+        else:
+            records = await self._select(CLAIM_TYPES, (self._runs, within, limit, limit, *take))
+        records = self._owned(records)
         records.sort(key=lambda record: (-record.priority, record.number))
         own: dict[float, list[str]] = {}  # types with a lease of their own: one update each
         for record in records:

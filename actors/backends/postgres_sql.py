@@ -40,15 +40,30 @@ UPSERT = (
     " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
     " RETURNING id"
 )
-# A node claims only the types it runs (%s: their names, or NULL for any type).
-CLAIM = (
-    "WITH picked AS (SELECT id FROM tasks WHERE state IN ('pending', 'retrying')"
+# A claim: the first claimable tasks in priority order, each held under a lease from now. The
+# parameters: within (seconds a delayed task may be early), the limit, then the node and its
+# default lease (twice). CLAIM_TYPES is the claim of a node that runs only some types (their
+# names first): it reads the head of each of those types (index tasks_claimable_type), so
+# claimable tasks of other types, however many sit ahead, are never scanned; CLAIM (any type)
+# reads the head of tasks_claimable.
+CLAIMABLE = (
+    "state IN ('pending', 'retrying')"
     f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
     f" AND (node IS NULL OR lease_until < {NOW})"
-    " AND (%s::text[] IS NULL OR type = ANY(%s::text[]))"
-    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)"
+)
+TAKE = (
     f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
     f" FROM picked WHERE tasks.id = picked.id RETURNING {RETURNING}"
+)
+CLAIM = (
+    f"WITH picked AS (SELECT id FROM tasks WHERE {CLAIMABLE}"
+    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)" + TAKE
+)
+CLAIM_TYPES = (
+    "WITH picked AS (SELECT head.id FROM unnest(%s::text[]) AS runs (type),"
+    f" LATERAL (SELECT id, priority, number FROM tasks WHERE tasks.type = runs.type AND {CLAIMABLE}"
+    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED) AS head"
+    " ORDER BY head.priority DESC, head.number LIMIT %s)" + TAKE
 )
 RENEW = (
     f"UPDATE tasks SET lease_until = {NOW} + lease"
@@ -123,6 +138,12 @@ MIGRATIONS = [
     # a task's headers (JSON object of strings; NULL: none), fixed at submit like the payload
     """
     ALTER TABLE tasks ADD COLUMN headers TEXT;
+    """,
+    # Claims by type (CLAIM_TYPES): each type's claimable head in claim order, so a node that
+    # runs some types never walks past a backlog of types it does not run
+    """
+    CREATE INDEX tasks_claimable_type ON tasks (type, priority DESC, number)
+        WHERE state IN ('pending', 'retrying');
     """,
 ]
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 import trio
 
-from oncue.actors.backends.base import Notice
 from oncue.actors.backends import postgres
+from oncue.actors.backends.base import Notice
 from oncue.actors.backends.postgres import PostgresBackend
 from oncue.actors.backends.postgres_listen import LISTEN_RETRY
 from oncue.actors.backends.postgres_sql import fetch
