@@ -143,7 +143,7 @@ class PostgresBackend:
         default = self._lease_for("")  # no type is named "": the engine's default lease
         take = (self.node, default, default)
         if self._runs is None:
-            records = await self._select(CLAIM, (within, limit, *take))
+            records = await self._select(CLAIM, (within, limit, limit, *take))
         else:
             records = await self._select(CLAIM_TYPES, (self._runs, within, limit, limit, *take))
         records = self._owned(records)

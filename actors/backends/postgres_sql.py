@@ -40,31 +40,34 @@ UPSERT = (
     " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
     " RETURNING id"
 )
-# A claim: the first claimable tasks in priority order, each held under a lease from now. The
-# parameters: within (seconds a delayed task may be early), the limit, then the node and its
-# default lease (twice). CLAIM_TYPES is the claim of a node that runs only some types (their
-# names first): it reads the head of each of those types (index tasks_claimable_type), so
-# claimable tasks of other types, however many sit ahead, are never scanned; CLAIM (any type)
-# reads the head of tasks_claimable.
+# A claim: the first `limit` claimable tasks in priority order, each held under a lease from
+# now. It reads the head of each type's claimable tasks (index tasks_claimable_type): at most
+# `limit` of each, the first `limit` of those taken. So a node that runs some types (every
+# engine: its registry's) never reads the claimable tasks of other types, however many sit
+# ahead. CLAIM_TYPES is given the types; CLAIM (any type) finds those that have claimable
+# tasks by a loose index scan, one index descent per type. The parameters: the types
+# (CLAIM_TYPES only), within (seconds a delayed task may be early), the limit twice, then the
+# node and its default lease (twice).
 CLAIMABLE = (
     "state IN ('pending', 'retrying')"
     f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
     f" AND (node IS NULL OR lease_until < {NOW})"
 )
-TAKE = (
+HEADS = (
+    " LATERAL (SELECT id, priority, number FROM tasks WHERE tasks.type = runs.type"
+    f" AND {CLAIMABLE} ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED) AS head"
+    " ORDER BY head.priority DESC, head.number LIMIT %s)"
     f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
     f" FROM picked WHERE tasks.id = picked.id RETURNING {RETURNING}"
 )
-CLAIM = (
-    f"WITH picked AS (SELECT id FROM tasks WHERE {CLAIMABLE}"
-    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)" + TAKE
+CLAIM_TYPES = "WITH picked AS (SELECT head.id FROM unnest(%s::text[]) AS runs (type)," + HEADS
+KINDS = (  # the types that have claimable tasks, the next one found from the last
+    "WITH RECURSIVE kinds (type) AS ("
+    "(SELECT type FROM tasks WHERE state IN ('pending', 'retrying') ORDER BY type LIMIT 1)"
+    " UNION ALL SELECT (SELECT type FROM tasks WHERE state IN ('pending', 'retrying')"
+    " AND type > kinds.type ORDER BY type LIMIT 1) FROM kinds WHERE kinds.type IS NOT NULL)"
 )
-CLAIM_TYPES = (
-    "WITH picked AS (SELECT head.id FROM unnest(%s::text[]) AS runs (type),"
-    f" LATERAL (SELECT id, priority, number FROM tasks WHERE tasks.type = runs.type AND {CLAIMABLE}"
-    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED) AS head"
-    " ORDER BY head.priority DESC, head.number LIMIT %s)" + TAKE
-)
+CLAIM = KINDS + ", picked AS (SELECT head.id FROM kinds AS runs," + HEADS
 RENEW = (
     f"UPDATE tasks SET lease_until = {NOW} + lease"
     f" WHERE node = %s AND id = ANY(%s) AND state IN {LIVE} RETURNING id"
@@ -139,11 +142,13 @@ MIGRATIONS = [
     """
     ALTER TABLE tasks ADD COLUMN headers TEXT;
     """,
-    # Claims by type (CLAIM_TYPES): each type's claimable head in claim order, so a node that
-    # runs some types never walks past a backlog of types it does not run
+    # Claims read each type's claimable head (CLAIM, CLAIM_TYPES), so a node never walks past
+    # a backlog of types it does not run. The index they replace goes, so the planner cannot
+    # pick it (with one type in the statistics it did, and read the whole backlog per type).
     """
     CREATE INDEX tasks_claimable_type ON tasks (type, priority DESC, number)
         WHERE state IN ('pending', 'retrying');
+    DROP INDEX tasks_claimable;
     """,
 ]
 

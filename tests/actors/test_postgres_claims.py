@@ -1,6 +1,6 @@
-"""The PostgreSQL claim of a node that runs only some types: it reads the head of each of its
-types (index tasks_claimable_type, schema version 5), never the backlog of types it does not
-run; and a schema of version 4 is migrated to it in place."""
+"""The PostgreSQL claim reads the head of each type the node runs (index tasks_claimable_type,
+schema version 5), never the backlog of types it does not run; the claim of any type finds
+the types first; and a schema of version 4 is migrated in place."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import psycopg
+import pytest
 
 from oncue.actors.backends.postgres import PostgresBackend
 from oncue.actors.backends.postgres_pool import split_url
@@ -39,17 +40,23 @@ def scanned(plan: dict[str, Any]) -> int:
     return read + sum(scanned(child) for child in plan.get("Plans", []))
 
 
+@pytest.mark.parametrize("analyzed", ["after both", "before ours"])
 async def test_a_claim_by_type_skips_the_backlog_of_types_the_node_does_not_run(
-    postgres_store,
+    postgres_store, analyzed
 ) -> None:
+    """`before ours`: the statistics know one type only, which made the planner read the
+    backlog once per type through the index of every claimable task (now dropped)."""
     backend = PostgresBackend(postgres_store)
     backend.attach("echo-node", lambda type_: 30.0, runs={"echo", "double"})
     await backend.open()
     try:
         with connect(postgres_store) as connection:
             connection.execute(INSERT, ("s", "special", 5, 1, HEAD))  # higher priority, older
+            if analyzed == "before ours":
+                connection.execute("ANALYZE tasks")
             connection.execute(INSERT, ("e", "echo", 0, HEAD + 1, HEAD + OURS))
-            connection.execute("ANALYZE tasks")
+            if analyzed == "after both":
+                connection.execute("ANALYZE tasks")
             with connection.transaction(force_rollback=True):
                 args = (["double", "echo"], 0.0, 8, 8, "echo-node", 30.0, 30.0)
                 [[explained]] = connection.execute(
@@ -62,6 +69,24 @@ async def test_a_claim_by_type_skips_the_backlog_of_types_the_node_does_not_run(
         assert scanned(plan) < 100
         claimed = await backend.claim(8, 0.0)
         assert [record.id for record in claimed] == [f"e{n}" for n in range(HEAD + 1, HEAD + 9)]
+    finally:
+        await backend.close()
+
+
+async def test_a_claim_of_any_type_takes_the_heads_of_every_type_in_claim_order(
+    postgres_store,
+) -> None:
+    backend = PostgresBackend(postgres_store)
+    backend.attach("any-node", lambda type_: 30.0)  # runs=None: any type
+    await backend.open()
+    try:
+        with connect(postgres_store) as connection:
+            connection.execute(INSERT, ("a", "alpha", 0, 1, 3))
+            connection.execute(INSERT, ("b", "beta", 1, 4, 5))
+            connection.execute(INSERT, ("c", "gamma", 0, 6, 6))
+        claimed = await backend.claim(5, 0.0)
+        assert [record.id for record in claimed] == ["b4", "b5", "a1", "a2", "a3"]
+        assert [record.id for record in await backend.claim(5, 0.0)] == ["c6"]
     finally:
         await backend.close()
 
@@ -94,3 +119,4 @@ async def test_a_version_4_schema_is_migrated_to_claims_by_type(postgres_store) 
         }
     assert version == len(MIGRATIONS) == 5
     assert "tasks_claimable_type" in indexes
+    assert "tasks_claimable" not in indexes  # the planner could prefer it, and read the backlog
