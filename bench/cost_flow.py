@@ -5,7 +5,9 @@
 VARIANT: ``many`` (submit_many, 1,000 a call), ``results`` (the same, then every result
 read back with ``wait_many`` and checked, as bench/engine.py does), ``nowait`` (submit_nowait
 per task), ``one`` (one awaited submit() per task), ``sqlite`` (submit_many on a fresh SQLite
-file). Count with N
+file), ``http`` (``POST /api/v1/tasks`` through the app in process, 32 callers, as
+bench/http_inproc.py does: the app's and the engine's instructions a request, not
+Hypercorn's). Count with N
 and with a smaller N and divide the difference by the difference in tasks, so start-up cancels
 out. The flow runs on a MockClock that jumps when everything waits, and ``time.time`` reads
 that clock, so the engine's timer-driven choices are the same every run (counts agree to 0.1%).
@@ -59,9 +61,33 @@ async def main(variant: str, count: int) -> None:
                         break
                     except trio.WouldBlock:
                         await trio.lowlevel.checkpoint()
+        elif variant == "http":
+            await http_requests(engine, count)
         else:
             for x in range(count):
                 await engine.submit("noop", x)
+        await engine.wait_idle()
+
+
+async def http_requests(engine: Any, count: int) -> None:
+    """`count` single submits through the served app (the gateway's direct route)."""
+    import json
+
+    from bench.http_inproc import CONCURRENCY, call, scope_for
+    from oncue.http.app import create_app
+
+    app = create_app(engine)
+    body = json.dumps({"type": "noop", "payload": 1}).encode()
+    scope = scope_for("/api/v1/tasks", body)
+
+    async def caller(each: int) -> None:
+        for _ in range(each):
+            await call(app, scope, body)
+
+    async with app.test_app():
+        async with trio.open_nursery() as nursery:
+            for _ in range(CONCURRENCY):
+                nursery.start_soon(caller, count // CONCURRENCY)
         await engine.wait_idle()
 
 
