@@ -34,7 +34,7 @@ from .claims import CLAIM_POLL, Claims
 from .durations import Durations, fair_share
 from .holdings import Holdings
 from .queues import Queues
-from .recording import Changes, Outbox, Retention, Transition, Waiter
+from .recording import Changes, Confirmations, Outbox, Retention, Transition, Waiter
 from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class SchedulerCore(Generic[Waiter]):
         retention: float | None = None,
         node: str | None = None,
         gone: Callable[[Waiter], bool] = lambda waiter: False,
+        confirm_starts: bool = False,
     ) -> None:
         self._clock = clock
         self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
@@ -83,6 +84,7 @@ class SchedulerCore(Generic[Waiter]):
         self.changes = Changes()  # the next Record
         self.retention = Retention(retention)
         self._change = self.changes.add
+        self.confirmations: Confirmations[Waiter] = Confirmations(confirm_starts)
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -235,8 +237,11 @@ class SchedulerCore(Generic[Waiter]):
             self.holdings.hold(worker, jobs)
             label = self._label_prefix + worker
             started = Started([job.id for job in jobs], label, self._wall())
-            self.changes.add_started(started, self._clock())
-            self.outbox.replies.append((waiter, jobs))
+            if self.confirmations.hold(waiter, jobs):
+                self._change(started)  # the worker waits for it: this turn's Record
+            else:
+                self.changes.add_started(started, self._clock())
+                self.outbox.replies.append((waiter, jobs))
 
     # -- a shared store: the queues are a buffer of claimed tasks ----------------------------------
 
@@ -260,6 +265,10 @@ class SchedulerCore(Generic[Waiter]):
         self.claims.answered(len(jobs), limit)
         for job in jobs:
             self._enqueue(job)
+
+    def starts_recorded(self, token: object) -> None:
+        """The store committed the Record that carried ``token``: hand out its work."""
+        self.outbox.replies.extend(self.confirmations.recorded(token))
 
     def claim_undelivered(self) -> None:
         """The Claim from the outbox could not be sent; the next poll tries again."""

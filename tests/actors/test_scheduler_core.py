@@ -354,3 +354,23 @@ def test_a_task_its_node_died_running_too_often_ends_failed_at_recovery() -> Non
     assert isinstance(requeued, Requeued)
     assert requeued.id == "ok"
     assert list(core.queues.queued) == ["ok"]
+
+
+def test_on_a_durable_store_work_waits_until_its_start_is_recorded() -> None:
+    """An attempt is counted before it runs (issue 17): the Started goes out this turn, and
+    the worker gets its work once the store says the Record that carried it is committed."""
+    core, _ = make_core(confirm_starts=True)
+    core.tasks_ready([job("a")])
+    assert core.request_work("w1", "ask-1", [], fresh=False)
+    core.turn()
+    assert core.outbox.replies == []
+    changes = core.take_changes()  # at once, not START_DELAY later
+    assert changes is not None
+    assert [type(change) for change in changes] == [Started]
+    token = core.confirmations.token()
+    assert token is not None
+    core.starts_recorded(object())  # an earlier scheduler's Record: answers nobody here
+    assert core.outbox.replies == []
+    core.starts_recorded(token)
+    assert core.outbox.replies == [("ask-1", [job("a")])]
+    assert core.confirmations.token() is None  # nothing more waits
