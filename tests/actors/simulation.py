@@ -48,6 +48,15 @@ class CrashScheduler(metaclass=_Crashing):
     """A message that crashes the scheduler: looking up its handler hashes its type."""
 
 
+class CrashWorker:
+    """A message that crashes the worker reading it (isinstance looks up its ``__class__``):
+    a bug outside the handler. Its supervisor restarts it; it says no goodbye."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("injected: the worker crashes")
+
+
 def _copied(record: TaskRecord | None) -> TaskRecord | None:
     if record is None:
         return None
@@ -155,6 +164,7 @@ class Run:
     faults: int = 0  # commits failed, reads failed, hangs, node deaths
     final: dict[str, Any] = attrs.field(factory=dict)  # task id -> Task at the end
     up_after_faults: bool = False
+    crashes: list[str] = attrs.field(factory=list)  # engines that gave up by themselves
     log: list[str] = attrs.field(factory=list)
 
 
@@ -290,4 +300,7 @@ def check(run: Run) -> None:
         assert not late, f"task {task_id} ran at {late} after its cancel at {cancelled} {where}"
         bound = max_retries + 2 + run.faults  # documented: a lost node or outcome reruns it
         assert task.attempts <= bound, f"task {task_id} {task.attempts} attempts > {bound} {where}"
+        ran = len(run.executions.get(task_id, []))  # every run counted, even one that killed
+        assert ran <= bound, f"task {task_id} ran {ran} times > {bound} {where}"  # its node
+    assert not run.crashes, f"an engine gave up: {run.crashes[0]} {where}"
     assert run.up_after_faults, f"the engine took no new work once the faults stopped {where}"
