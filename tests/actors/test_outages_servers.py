@@ -18,6 +18,7 @@ from test_outages import store_restarts
 from test_redis_restart import private_redis  # noqa: F401 (a fixture)
 
 from oncue.actors import Engine, LifecycleEvent, Registry, StoreUnavailable, open_engine
+from oncue.http.app import create_app
 
 REFUSING = 2.0  # seconds of refused writes: several probes (0.05 s, then doubling)
 BOUND = 30.0  # seconds: a safety bound on every wait, never a timing assertion
@@ -30,7 +31,8 @@ async def ride_out_refused_writes(
     accept: Callable[[], None],
     reason: str,
 ) -> None:
-    """Submit while ``refuse``d: StoreUnavailable naming ``reason``, and no store restart;
+    """Submit while ``refuse``d: StoreUnavailable naming ``reason`` (and /health: 503 with
+    it), and no store restart;
     once ``accept``ed, the engine takes work again by itself (one restart: the reload)."""
     events: list[LifecycleEvent] = []
     async with open_engine(
@@ -46,6 +48,9 @@ async def ride_out_refused_writes(
                 assert reason in str(raised.value), raised.value
                 await trio.sleep(0.25)
             assert store_restarts(events) == 0  # no false recovery: the probe writes
+            health = await create_app(engine).test_client().get("/health")
+            assert health.status_code == 503
+            assert reason in (await health.get_json())["reason"]
         finally:
             accept()
         with trio.fail_after(BOUND):
