@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 import trio
-from simulation import SETTLE, CrashWorker, Run
+from simulation import RUNAWAY, SETTLE, CrashWorker, Run
 
 from oncue.actors import (
     Engine,
@@ -35,7 +35,6 @@ from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBacken
 from oncue.actors.errors import ActorError, BackendError, BackendUnavailable
 
 LEASE = 5.0  # seconds: short, so a dead node's tasks come back within a schedule
-RUNAWAY = 50  # runs after which a poison task stops killing (`check` names it): a quick fail
 
 
 class FaultyHub(SharedMemory):
@@ -302,7 +301,8 @@ async def _operate(
         if task.state is TaskState.CANCELLED:
             run.cancelled_at.setdefault(task_id, trio.current_time())
     elif roll < 0.6 and engine is not None and run.accepted:
-        await engine.retry(rng.choice(sorted(run.accepted)))
+        retried = await engine.retry(rng.choice(sorted(run.accepted)))
+        run.retries[retried.id] = run.retries.get(retried.id, 0) + 1  # attempts afresh
     elif roll < 0.68:
         hub.commit_faults.extend([rng.choice(["before", "after"])] * rng.randint(1, 3))
         run.faults += 1
