@@ -22,7 +22,7 @@ import trio
 from ..backends import SharedBackend
 from ..cores.ownership import AdmissionReads, Chores, SharedOwnership
 from ..cores.record import TaskRecord
-from ..cores.settlement import attempts_exhausted, node_lost
+from ..cores.settlement import poisoned
 from ..cores.store_core import Batch, Counts, StoreCore
 from ..errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
 from ..messages import (
@@ -169,32 +169,21 @@ class SharedLink:
         assert claim is not None
         records = await self._backend.claim(claim.limit, claim.within)
         chores.claim = None
-        poisoned = [record for record in records if _poisoned(record)]
-        if poisoned:
-            records = [record for record in records if not _poisoned(record)]
-            await self._fail_poisoned(poisoned, listeners)
+        records, spent = poisoned(records, time.time())
+        if spent:
+            await self._fail_poisoned(spent, listeners)
         jobs = self._core.claimed(records)
         self._ownership.claimed(claim.limit, jobs)
         tell(Claimed(jobs, claim.limit))
 
     async def _fail_poisoned(self, records: list[TaskRecord], listeners: Listeners) -> None:
-        """End failed the claimed tasks whose every attempt was lost with its node (a poison
-        task: its handler takes the node down). On a shared store such a task comes back by
-        lease expiry, not by recovery (issue 17): this is where its attempts are checked.
-        Committed at once, as their claim was; our own waiters are answered here, the other
-        nodes' by the backend's notice."""
-        now = time.time()
-        for record in records:
-            error = node_lost(record.job())
-            record.error = error
-            record.finished_at = now
-            record.move(TaskState.FAILED, now, None, error.summary)
+        """Commit these poison tasks failed (see settlement.poisoned: on a shared store they
+        come back by lease expiry, not by recovery) and answer our waiters; the other nodes'
+        hear the backend's finished notice."""
         lost = await self._guard.commit(records, [])
         failed = [record for record in records if record.id not in lost]
         listeners.committed(failed, False, [])
-        logger.warning(
-            "store.poison_failed", extra={"tasks": len(failed), "ids": [r.id for r in failed][:10]}
-        )
+        logger.warning("store.poison_failed", extra={"ids": [r.id for r in failed][:10]})
 
     async def _wake_waiters(self, chores: Chores, batch: Batch, listeners: Listeners) -> None:
         """Answer who waits here on tasks that finished on other engines, and wait_idle()."""
@@ -261,12 +250,6 @@ class SharedLink:
 
 
 Link = LocalLink | SharedLink
-
-
-def _poisoned(record: TaskRecord) -> bool:
-    """A claimed task whose every attempt started and was lost with its node (none failed:
-    a failure is settled as retrying or failed), more than its retries allow."""
-    return record.state is TaskState.PENDING and attempts_exhausted(record.job())
 
 
 class SharedHandlers:

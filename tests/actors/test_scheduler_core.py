@@ -374,3 +374,25 @@ def test_on_a_durable_store_work_waits_until_its_start_is_recorded() -> None:
     core.starts_recorded(token)
     assert core.outbox.replies == [("ask-1", [job("a")])]
     assert core.confirmations.token() is None  # nothing more waits
+
+
+def test_a_claim_s_poison_tasks_are_failed_and_the_rest_run() -> None:
+    """Pending with more starts than max_retries + 1, each lost with its node: failed as
+    NodeLost, not run (a shared store's claim; issue 17). A retrying task is not one."""
+    from oncue.actors.cores.record import TaskRecord
+    from oncue.actors.cores.settlement import poisoned
+    from oncue.actors.task import TaskState
+
+    def record(id_: str, state: TaskState, attempts: int) -> TaskRecord:
+        return TaskRecord(id_, 1, "echo", None, 1, state, attempts, 1, 5.0, 0.0)
+
+    spent = record("spent", TaskState.PENDING, 3)  # max_retries 1: 3 starts, all lost
+    once_more = record("once-more", TaskState.PENDING, 2)  # its last attempt's node died
+    retrying = record("retrying", TaskState.RETRYING, 3)
+    run, failed = poisoned([spent, once_more, retrying], WALL)
+    assert run == [once_more, retrying]
+    assert failed == [spent]
+    assert spent.state is TaskState.FAILED
+    assert spent.error is not None
+    assert spent.error.type == "NodeLost"
+    assert spent.finished_at == WALL
