@@ -1,25 +1,27 @@
 """A deterministic simulation of several engines ("nodes") sharing one store (issue 17).
 
 The nodes run over one SharedMemory hub (backends/shared_memory.py, the SharedBackend
-reference) whose leases expire on trio's MockClock. A seeded schedule submits, cancels and
-retries through random live nodes, and injects what a shared store lives through: the store
-down for a while (every call fails: a Redis or PostgreSQL restart), the store hanging (calls
-block past the commit deadline), commits that fail before or after writing, a node killed
-(kill -9: nothing released, its leases left to expire) and started again later, and poison
-tasks whose handler kills the node running them. Once the faults stop and every node is up,
-the invariants of simulation.py's `check` must hold: no accepted task lost, none stuck, none
-run after its cancel, attempts (counted and run) bounded, and every node takes new work.
+reference; its faults in shared_faults.py) whose leases expire on trio's MockClock. A seeded
+schedule submits, cancels and retries through random live nodes, and injects what a shared
+store lives through: the store down for a while (every call fails: a Redis or PostgreSQL
+restart), hanging (calls block past the commit deadline) or refusing writes while it answers
+reads, commits that fail before or after writing, a node killed (kill -9: nothing released,
+its leases left to expire) and started again later, a worker crashing outside its handler,
+and poison tasks whose handler kills the node running them. Once the faults stop and every
+node is up, the invariants of simulation.py's `check` must hold: no accepted task lost, none
+stuck, none run after its cancel, attempts (counted and run) bounded, every node takes new
+work, and no engine gave up by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-import time
 from typing import Any
 
 import attrs
 import trio
+from shared_faults import FaultyHub, NodeBackend
 from simulation import RUNAWAY, SETTLE, CrashWorker, Run
 
 from oncue.actors import (
@@ -31,108 +33,9 @@ from oncue.actors import (
     TaskState,
     open_engine,
 )
-from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
-from oncue.actors.errors import ActorError, BackendError, BackendUnavailable
+from oncue.actors.errors import ActorError, BackendError
 
 LEASE = 5.0  # seconds: short, so a dead node's tasks come back within a schedule
-
-
-class FaultyHub(SharedMemory):
-    """The shared store, with the faults a database server has: down, hanging, refusing
-    writes while it answers reads (read-only, out of memory or disk), failing commits."""
-
-    def __init__(self) -> None:
-        epoch = time.time()  # run_at is written on the wall clock; leases run on trio's
-        super().__init__(wall_clock=lambda: epoch + trio.current_time())
-        self.down = False
-        self.read_only = False
-        self.hang: trio.Event | None = None  # set: the hang is over
-        self.commit_faults: list[str] = []
-
-    async def gate(self) -> None:
-        if self.hang is not None:
-            await self.hang.wait()
-        if self.down:
-            raise BackendUnavailable("injected: the shared store is down")
-
-    def refuse_writes(self) -> None:
-        if self.read_only:
-            raise BackendUnavailable("injected: the shared store refuses writes (read-only)")
-
-    def heal(self) -> None:
-        self.down = self.read_only = False
-        self.commit_faults.clear()
-        if self.hang is not None:
-            self.hang.set()
-            self.hang = None
-
-
-def _gated(name: str, writes: bool) -> Any:
-    async def call(self: NodeBackend, *args: Any, **kwargs: Any) -> Any:
-        await self.gate()
-        if writes:
-            self.hub.refuse_writes()
-        return await getattr(SharedMemoryBackend, name)(self, *args, **kwargs)
-
-    call.__name__ = name
-    return call
-
-
-class NodeBackend(SharedMemoryBackend):
-    """One node's connection to the hub: every call passes the hub's faults; a dead node's
-    calls never return (its process is gone; its scope is being cancelled)."""
-
-    hub: FaultyHub
-
-    def __init__(self, hub: FaultyHub) -> None:
-        super().__init__(hub)
-        self.dead = False
-
-    async def gate(self) -> None:
-        if self.dead:
-            await trio.sleep_forever()
-        await self.hub.gate()
-
-    async def commit(self, changed: Any, deleted: Any) -> Any:
-        await self.gate()
-        if changed or deleted:  # committing nothing succeeds on a read-only server
-            self.hub.refuse_writes()
-        faults = self.hub.commit_faults
-        fate = faults.pop(0) if faults and (changed or deleted) else None
-        if fate == "before":
-            raise BackendUnavailable("injected: commit failed before writing")
-        lost = await super().commit(changed, deleted)
-        if fate == "after":
-            raise BackendUnavailable("injected: commit failed after writing")
-        return lost
-
-    async def probe(self) -> None:  # writes, as the real backends' probes do
-        await self.gate()
-        self.hub.refuse_writes()
-
-    async def close(self) -> None:
-        pass
-
-
-WRITES = {"reserve_numbers", "claim", "renew", "reap", "release", "purge"}
-for _name in (
-    "load_unfinished",
-    "reserve_numbers",
-    "claim",
-    "renew",
-    "reap",
-    "release",
-    "unfinished_count",
-    "get",
-    "get_many",
-    "get_by_number",
-    "find_key",
-    "query",
-    "finished_since",
-    "counts",
-    "purge",
-):
-    setattr(NodeBackend, _name, _gated(_name, _name in WRITES))
 
 
 @attrs.define(eq=False)
