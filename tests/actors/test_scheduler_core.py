@@ -22,6 +22,7 @@ from oncue.actors.messages import (
     Failed,
     Interrupt,
     Job,
+    JobCancelled,
     JobFailed,
     JobInterrupted,
     JobReturned,
@@ -396,3 +397,19 @@ def test_a_claim_s_poison_tasks_are_failed_and_the_rest_run() -> None:
     assert spent.error is not None
     assert spent.error.type == "NodeLost"
     assert spent.finished_at == WALL
+
+
+def test_a_task_claimed_back_while_its_cancelled_run_stops_runs_once_that_run_stopped() -> None:
+    """A shared store: our lease lapsed (the store told us TaskCancelled: interrupt it), and
+    our next claim got the task again before the worker reported. It was dropped, held for
+    nobody while the node renewed its lease (found by the shared simulation, seed 171)."""
+    core, _ = make_core(node="n1")
+    core.claimed([job("a")], 1)
+    (a,) = dispatch_to(core, "w1", "ask-1")
+    core.task_cancelled("a")  # the lease was lost
+    assert core.outbox.interrupts == [("w1", Interrupt("a", "cancelled"))]
+    core.claimed([job("a")], 1)  # ours again, while w1 still stops it
+    assert "a" not in core.queues.queued
+    assert core.request_work("w1", "ask-2", [JobCancelled(a)], fresh=False)
+    core.turn()
+    assert core.outbox.replies == [("ask-2", [job("a")])]  # runs again, here
