@@ -9,6 +9,7 @@ and every timer runs on the mock clock, so a seed replays exactly
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 from collections.abc import Callable, Collection
@@ -29,7 +30,7 @@ from oncue.actors import (
 )
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.cores.record import TaskRecord
-from oncue.actors.errors import BackendUnavailable
+from oncue.actors.errors import ActorError, BackendUnavailable
 
 FINISHED = {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED}
 RUNAWAY = 50  # runs after which a poison task stops killing its node
@@ -56,6 +57,17 @@ class CrashWorker:
     @property  # type: ignore[misc]
     def __class__(self) -> type:
         raise RuntimeError("injected: the worker crashes")
+
+
+def crash_worker(engine: Engine, run: Run, rng: random.Random) -> None:
+    """A worker crashes (a bug outside the handler): restarted, it asks afresh; what it held
+    or asked before is void (issue 17 item 4: work handed to its old ask was held for nobody)."""
+    specs = engine._pool._specs
+    number = rng.choice(sorted(specs))
+    with contextlib.suppress(ActorError):
+        specs[number].ref.try_tell(CrashWorker())
+        run.faults += 1
+        run.log.append(f"{trio.current_time():.3f} worker-{number} crash")
 
 
 def _copied(record: TaskRecord | None) -> TaskRecord | None:
@@ -266,6 +278,9 @@ async def _step(engine: Engine, backend: FaultyBackend, run: Run, rng: random.Ra
             engine._scheduler.try_tell(CrashScheduler())
             # more than 3 crashes within 5 s make its supervisor give up, as it should
             await trio.sleep(2.0)
+        elif roll < 0.9:
+            crash_worker(engine, run, rng)
+            await trio.sleep(2.0)  # more than a few crashes within 5 s: its supervisor gives up
         else:
             await trio.sleep(rng.choice([0.001, 0.1, 1.0, 5.0, 20.0]))
     except (OncueError, ValueError) as error:  # refusals (unavailable, finished...): fine

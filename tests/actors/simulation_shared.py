@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import trio
 from shared_faults import FaultyHub, NodeBackend
-from simulation import RUNAWAY, SETTLE, CrashWorker, Run
+from simulation import RUNAWAY, SETTLE, Run, crash_worker
 
 from oncue.actors import (
     Engine,
@@ -215,21 +215,10 @@ async def _operate(
     elif roll < 0.78 and live:
         cluster.kill(rng.choice(live).name, rng.choice([0.5, 3.0, 20.0]))
     elif roll < 0.82 and engine is not None:
-        _crash_worker(engine, run, rng)
+        crash_worker(engine, run, rng)
         await trio.sleep(2.0)  # more than a few crashes within 5 s: its supervisor gives up
     else:
         await trio.sleep(rng.choice([0.001, 0.1, 1.0, 5.0, 20.0]))
-
-
-def _crash_worker(engine: Engine, run: Run, rng: random.Random) -> None:
-    """A worker crashes (a bug outside the handler): restarted, it asks afresh; what it held
-    or asked before is void (issue 17 item 4: work handed to its old ask was held for nobody)."""
-    specs = engine._pool._specs
-    number = rng.choice(sorted(specs))
-    with contextlib.suppress(ActorError):
-        specs[number].ref.try_tell(CrashWorker())
-        run.faults += 1
-        run.log.append(f"{trio.current_time():.3f} worker-{number} crash")
 
 
 def _outage(cluster: Cluster, rng: random.Random, nursery: trio.Nursery) -> None:
