@@ -133,8 +133,13 @@ class SharedOwnership:
         return False
 
     def readmit(self, record: TaskRecord) -> bool:
-        """A failed task retried here is anyone's to claim (its retry clears its owner)."""
+        """A failed task retried here is anyone's to claim, unless it failed here in this
+        very batch: then it is still ours (we hold its lease, and the commit keeps it), and
+        ours to run; as anyone's it was held for nobody, its lease renewed for ever (found by
+        the shared simulation, seed 714)."""
         self.created += 1
+        if record.node is not None and record.node == self.node:
+            return True
         self.pending.wake = True
         return False
 
