@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
+import attrs
+
 from ..messages import (
     Completed,
     Failed,
@@ -118,23 +120,28 @@ def attempts_exhausted(job: Job) -> bool:
     return job.max_retries != -1 and job.attempts > job.max_retries + 1
 
 
-def poisoned(records: list[TaskRecord], now: float) -> tuple[list[TaskRecord], list[TaskRecord]]:
-    """Split what a shared store's claim got into the tasks to run and the poison ones, which
-    it marks failed (``NodeLost``) at ``now``: pending with more starts than max_retries + 1,
-    each lost with its node (a failure is settled as retrying or failed). On a shared store
-    such a task comes back by lease expiry and a claim, never by recovery (issue 17)."""
+def poisoned(records: list[TaskRecord]) -> tuple[list[TaskRecord], list[TaskRecord]]:
+    """Split what a shared store's claim got into the tasks to run and the poison ones:
+    pending with more starts than max_retries + 1, each lost with its node (a failure is
+    settled as retrying or failed). On a shared store such a task comes back by lease expiry
+    and a claim, never by recovery (issue 17)."""
     run: list[TaskRecord] = []
     spent: list[TaskRecord] = []
     for record in records:
-        job = record.job()
-        if record.state is not TaskState.PENDING or not attempts_exhausted(job):
+        if record.state is TaskState.PENDING and attempts_exhausted(record.job()):
+            spent.append(record)
+        else:
             run.append(record)
-            continue
-        record.error = node_lost(job)
-        record.finished_at = now
-        record.move(TaskState.FAILED, now, None, record.error.summary)
-        spent.append(record)
     return run, spent
+
+
+def ended_as_poison(record: TaskRecord, now: float) -> TaskRecord:
+    """A copy of a poison task's record, failed (``NodeLost``) at ``now``."""
+    ended = attrs.evolve(record, history=list(record.history))
+    ended.error = node_lost(record.job())
+    ended.finished_at = now
+    ended.move(TaskState.FAILED, now, None, ended.error.summary)
+    return ended
 
 
 def node_lost(job: Job) -> TaskError:

@@ -22,7 +22,6 @@ from oncue.actors.messages import (
     Failed,
     Interrupt,
     Job,
-    JobCancelled,
     JobFailed,
     JobInterrupted,
     JobReturned,
@@ -381,7 +380,7 @@ def test_a_claim_s_poison_tasks_are_failed_and_the_rest_run() -> None:
     """Pending with more starts than max_retries + 1, each lost with its node: failed as
     NodeLost, not run (a shared store's claim; issue 17). A retrying task is not one."""
     from oncue.actors.cores.record import TaskRecord
-    from oncue.actors.cores.settlement import poisoned
+    from oncue.actors.cores.settlement import ended_as_poison, poisoned
     from oncue.actors.task import TaskState
 
     def record(id_: str, state: TaskState, attempts: int) -> TaskRecord:
@@ -390,26 +389,10 @@ def test_a_claim_s_poison_tasks_are_failed_and_the_rest_run() -> None:
     spent = record("spent", TaskState.PENDING, 3)  # max_retries 1: 3 starts, all lost
     once_more = record("once-more", TaskState.PENDING, 2)  # its last attempt's node died
     retrying = record("retrying", TaskState.RETRYING, 3)
-    run, failed = poisoned([spent, once_more, retrying], WALL)
-    assert run == [once_more, retrying]
-    assert failed == [spent]
-    assert spent.state is TaskState.FAILED
-    assert spent.error is not None
-    assert spent.error.type == "NodeLost"
-    assert spent.finished_at == WALL
-
-
-def test_a_task_claimed_back_while_its_cancelled_run_stops_runs_once_that_run_stopped() -> None:
-    """A shared store: our lease lapsed (the store told us TaskCancelled: interrupt it), and
-    our next claim got the task again before the worker reported. It was dropped, held for
-    nobody while the node renewed its lease (found by the shared simulation, seed 171)."""
-    core, _ = make_core(node="n1")
-    core.claimed([job("a")], 1)
-    (a,) = dispatch_to(core, "w1", "ask-1")
-    core.task_cancelled("a")  # the lease was lost
-    assert core.outbox.interrupts == [("w1", Interrupt("a", "cancelled"))]
-    core.claimed([job("a")], 1)  # ours again, while w1 still stops it
-    assert "a" not in core.queues.queued
-    assert core.request_work("w1", "ask-2", [JobCancelled(a)], fresh=False)
-    core.turn()
-    assert core.outbox.replies == [("ask-2", [job("a")])]  # runs again, here
+    assert poisoned([spent, once_more, retrying]) == ([once_more, retrying], [spent])
+    ended = ended_as_poison(spent, WALL)
+    assert ended.state is TaskState.FAILED
+    assert ended.error is not None
+    assert ended.error.type == "NodeLost"
+    assert ended.finished_at == WALL
+    assert spent.state is TaskState.PENDING  # a copy: if its end is not written, it runs
