@@ -12,6 +12,7 @@ claims.py (a shared store's claims), recording.py (the outbox, the next Record, 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -31,7 +32,7 @@ from ..messages import (
     Started,
 )
 from .claims import CLAIM_POLL, Claims
-from .durations import Durations, fair_share
+from .durations import MAX_BATCH, Durations, fair_share
 from .holdings import Holdings
 from .queues import Queues
 from .recording import Changes, Outbox, Retention, Transition, Waiter
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+LINGER = 0.001  # seconds ready work may wait for company when tasks trickle in (the default)
+LINGER_BATCH = MAX_BATCH  # ready jobs that end a linger at once
+MAX_LINGER = 0.1  # seconds: the most open_engine(linger=) accepts (latency stays sane)
+
 
 class SchedulerCore(Generic[Waiter]):
     """Holds every queued task, hands work to idle workers, applies the retry policy.
@@ -49,7 +54,9 @@ class SchedulerCore(Generic[Waiter]):
     ``clock`` reads the scheduler's clock (seconds, for timers); ``wall`` the wall clock (for
     the times recorded); ``policy`` gives a task type's retry policy. ``retention``: seconds
     finished tasks are kept (None: forever). ``node``: this engine's name on a shared store
-    (None: the store is this engine's own).
+    (None: the store is this engine's own). ``linger``: seconds a trickle of ready tasks may
+    be held back for company (0: never), so a producer submitting one task at a time gets its
+    tasks run in batches (see :meth:`_hold`).
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class SchedulerCore(Generic[Waiter]):
         retention: float | None = None,
         node: str | None = None,
         gone: Callable[[Waiter], bool] = lambda waiter: False,
+        linger: float = 0.0,
     ) -> None:
         self._clock = clock
         self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
@@ -83,6 +91,10 @@ class SchedulerCore(Generic[Waiter]):
         self.changes = Changes()  # the next Record
         self.retention = Retention(retention)
         self._change = self.changes.add
+        self.linger = linger
+        self.linger_until = math.inf  # while ready work is held back: until when at most
+        self._gathered = False  # a linger just ended: what it gathered goes out together
+        self._dispatched_at = -math.inf  # the scheduler's clock when work last went out
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -106,7 +118,9 @@ class SchedulerCore(Generic[Waiter]):
         purge = self.retention.due(now)
         if purge is not None:
             self.outbox.to_store.append(purge)
-        self._dispatch()
+        if not (self.linger and self._hold(now)):
+            self._dispatch(now, gathered=self._gathered)
+            self._gathered = False
         self._claim()
         if self._drained_waiters and not self.holdings:
             self.outbox.replies.extend((waiter, None) for waiter in self._drained_waiters)
@@ -222,16 +236,47 @@ class SchedulerCore(Generic[Waiter]):
         if not self.draining:
             self._enqueue(decision.job)
 
-    def _dispatch(self) -> None:
+    @property
+    def lingering(self) -> bool:
+        """Ready work is held back until :attr:`linger_until` (or more arrives)."""
+        return self.linger_until != math.inf
+
+    def _hold(self, now: float) -> bool:
+        """Whether to hold ready work back for company now: a linger.
+
+        One begins when a task is ready again within ``linger`` of the last dispatch while a
+        worker waits (tasks trickle in one at a time: a producer awaiting each submit); it
+        ends ``linger`` later, or once LINGER_BATCH jobs are ready, and what gathered goes out
+        in batches. A task after a quiet spell goes out at once: no linger, no latency.
+        """
+        ready = self.queues.ready_count()
+        if self.linger_until != math.inf:
+            if now < self.linger_until and ready < LINGER_BATCH:
+                return True
+            self.linger_until = math.inf  # over: what gathered goes out now, together
+            self._gathered = True
+            return False
+        trickle = ready and ready < LINGER_BATCH and now - self._dispatched_at < self.linger
+        if trickle and self._idle and not (self.paused or self.draining):
+            self.linger_until = now + self.linger
+            return True
+        return False
+
+    def _dispatch(self, now: float, *, gathered: bool = False) -> None:
         if self.paused or self.draining:
             return
         queues = self.queues
         idle = self._idle
+        if idle and queues.peek() is not None:
+            self._dispatched_at = now
         while idle and queues.peek() is not None:
             waiter, worker = idle.popleft()
             if self._gone(waiter):  # handing it work would hold that work for nobody
                 continue
-            jobs = self.durations.take(queues, fair_share(queues.ready_count(), len(idle) + 1))
+            # Spread the ready jobs over the idle workers (each its fair share), except what a
+            # linger gathered: one worker takes it all (as its batch budget allows), one wake.
+            share = fair_share(queues.ready_count(), 1 if gathered else len(idle) + 1)
+            jobs = self.durations.take(queues, share)
             self.holdings.hold(worker, jobs)
             label = self._label_prefix + worker
             started = Started([job.id for job in jobs], label, self._wall())

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+from trio.testing import MockClock
 
-from ..cores.scheduler_core import SchedulerCore
+from ..cores.scheduler_core import LINGER, MAX_LINGER, SchedulerCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     Claim,
@@ -61,6 +62,7 @@ class Scheduler(Actor):
         wall_clock: Callable[[], float] = time.time,
         retention: float | None = None,
         node: str | None = None,
+        linger: float = 0.0,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -72,6 +74,7 @@ class Scheduler(Actor):
             retention=retention,
             node=node,
             gone=_abandoned,
+            linger=linger,
         )
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
@@ -99,24 +102,33 @@ class Scheduler(Actor):
         ended = False
         while not ended:
             # One cancel scope until a timer fires, not one per turn (entering one costs more
-            # than a turn): its deadline is the next timer only while we wait for messages.
+            # than a turn): its deadline is the next timer, moved only when that changes.
             with trio.CancelScope() as waiting:
                 while True:
-                    waiting.deadline = core.next_deadline()
-                    try:
-                        self._handle(await mailbox.receive())
-                    except trio.EndOfChannel:
-                        ended = True
-                        break
-                    waiting.deadline = math.inf  # what follows must not be cut short
+                    if core.lingering:  # ready work held back for company: let it gather
+                        await trio.sleep_until(core.linger_until)
+                    else:
+                        deadline = core.next_deadline()
+                        if deadline != waiting.deadline:
+                            waiting.deadline = deadline
+                        try:
+                            self._handle(await mailbox.receive())
+                        except trio.EndOfChannel:
+                            ended = True
+                            break
                     while True:
                         try:
                             self._handle(mailbox.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
+                        except trio.WouldBlock:
                             break
-                    await self._turn()
+                        except trio.EndOfChannel:
+                            ended = True
+                            break
+                    await self._turn(waiting)
+                    if ended:
+                        break
             if not ended:  # a timer fired
-                await self._turn()
+                await self._turn(waiting)
         await self._send_changes(force=True)
 
     async def _load_queue(self) -> list[tuple[Job, TaskState]]:
@@ -132,8 +144,9 @@ class Scheduler(Actor):
                 await trio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _turn(self) -> None:
-        """Run the core's turn, then send what it decided."""
+    async def _turn(self, waiting: trio.CancelScope) -> None:
+        """Run the core's turn, then send what it decided (``waiting``: the loop's scope,
+        whose timer must not cut a send short)."""
         core = self.core
         core.turn()
         outbox = core.outbox
@@ -145,7 +158,13 @@ class Scheduler(Actor):
             outbox.replies.clear()
         if outbox.interrupts:
             self._interrupt(outbox.interrupts)
-        await self._send_changes()
+        changes = core.take_changes()
+        if changes is not None:
+            try:
+                self._store.try_tell(Record(changes))
+            except MailboxFull:  # rare: wait for room, with no timer to cut the wait short
+                waiting.deadline = math.inf
+                await self._store.tell(Record(changes))
 
     async def _send_changes(self, *, force: bool = False) -> None:
         changes = self.core.take_changes(force=force)
@@ -205,6 +224,22 @@ class Scheduler(Actor):
 
     def _get_load(self, message: GetLoad, envelope: Envelope) -> Load:
         return self.core.load()
+
+
+def default_linger() -> float:
+    """LINGER on a real clock; none on a MockClock, whose time is virtual: holding work back
+    there saves no CPU a test could see, and would only move the clock (tests that are about
+    the linger pass ``linger=`` to open_engine)."""
+    return 0.0 if isinstance(trio.lowlevel.current_clock(), MockClock) else LINGER
+
+
+def check_linger(linger: float) -> float:
+    """``linger`` if it is seconds from 0 to MAX_LINGER; else ValueError naming it."""
+    if isinstance(linger, bool) or not isinstance(linger, int | float):
+        raise ValueError(f"linger must be seconds from 0 to {MAX_LINGER}, got {linger!r}")
+    if not 0 <= linger <= MAX_LINGER:
+        raise ValueError(f"linger must be seconds from 0 to {MAX_LINGER}, got {linger!r}")
+    return float(linger)
 
 
 def _abandoned(envelope: Envelope) -> bool:

@@ -1,0 +1,135 @@
+"""The scheduler's linger: a trickle of ready tasks is held back for company, then goes out in
+one batch; a task after a quiet spell goes out at once (the core, then the engine)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from test_scheduler_core import job, make_core
+
+from oncue.actors import Registry, TaskContext, open_engine
+from oncue.actors.cores.durations import MAX_BATCH
+from oncue.actors.cores.scheduler_core import LINGER_BATCH, SchedulerCore
+
+LINGER = 0.001
+
+
+def idle(core: SchedulerCore[str], *workers: str) -> None:
+    for worker in workers:
+        assert core.request_work(worker, f"ask-{worker}", [], fresh=False)
+
+
+def handed(core: SchedulerCore[str]) -> list[tuple[str, list[str]]]:
+    """What the last turns handed out: (waiter, task ids) each."""
+    replies, core.outbox.replies = core.outbox.replies, []
+    return [(waiter, [each.id for each in jobs or []]) for waiter, jobs in replies]
+
+
+def warmed(**options: Any) -> tuple[SchedulerCore[str], Any]:
+    """A core whose task type "t" is known to be short (so a batch may hold many)."""
+    core, clocks = make_core(**options)
+    core.durations.measure("t", 0.0, 0.00001)
+    return core, clocks
+
+
+def test_a_task_after_a_quiet_spell_goes_out_at_once() -> None:
+    core, _ = warmed(linger=LINGER)
+    idle(core, "w1", "w2")
+    core.tasks_ready([job("a")])
+    core.turn()
+    assert handed(core) == [("ask-w1", ["a"])]
+    assert not core.lingering
+
+
+def test_a_trickle_is_held_for_company_then_goes_to_one_worker() -> None:
+    core, clocks = warmed(linger=LINGER)
+    idle(core, "w1", "w2", "w3")
+    core.tasks_ready([job("a")])
+    core.turn()  # a quiet spell before it: out at once
+    assert handed(core) == [("ask-w1", ["a"])]
+    for name in ("b", "c", "d"):  # each within the linger of the last dispatch: held
+        clocks.now += LINGER / 10
+        core.tasks_ready([job(name)])
+        core.turn()
+        assert handed(core) == []
+        assert core.lingering
+    assert core.linger_until == pytest.approx(LINGER / 10 + LINGER)
+    clocks.now = core.linger_until
+    core.turn()
+    assert handed(core) == [("ask-w2", ["b", "c", "d"])]  # one worker, one wake: not spread
+    assert not core.lingering
+
+
+def test_a_full_batch_ends_the_linger_at_once() -> None:
+    core, _ = warmed(linger=LINGER)
+    idle(core, "w1", "w2")
+    core.tasks_ready([job("first")])
+    core.turn()
+    handed(core)
+    names = [f"t{number}" for number in range(LINGER_BATCH)]
+    for name in names[:-1]:
+        core.tasks_ready([job(name)])
+        core.turn()
+    assert handed(core) == []
+    core.tasks_ready([job(names[-1])])
+    core.turn()  # no time passed
+    assert handed(core) == [("ask-w2", names[:MAX_BATCH])]
+
+
+@pytest.mark.parametrize("why", ["no linger", "no idle worker", "paused"])
+def test_no_linger_when_it_cannot_help(why: str) -> None:
+    core, _ = warmed(linger=0.0 if why == "no linger" else LINGER)
+    idle(core, "w1")
+    core.tasks_ready([job("a")])
+    core.turn()
+    handed(core)
+    if why == "paused":
+        core.set_paused(True)
+    if why != "no idle worker":
+        idle(core, "w2", "w3")
+    core.tasks_ready([job("b"), job("c")])
+    core.turn()
+    assert not core.lingering
+    if why == "no linger":  # as before: spread over the idle workers, their fair share each
+        assert handed(core) == [("ask-w2", ["b"]), ("ask-w3", ["c"])]
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+registry = Registry()
+began: dict[int, float] = {}  # x -> the scheduler's clock when its task began
+
+
+@registry.task("noop", timeout=60)
+async def noop(ctx: TaskContext, x: Any) -> Any:
+    began[x] = trio.current_time()
+    return x
+
+
+async def test_awaited_submits_in_a_row_run_in_batches_within_the_linger(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    submitted = {}
+    async with open_engine(registry=registry, workers=4, linger=LINGER) as engine:
+        tasks = []
+        for number in range(10):
+            submitted[number] = trio.current_time()
+            tasks.append(await engine.submit("noop", number))
+        done = await engine.wait_many([task.id for task in tasks])
+    assert [task.result for task in done] == list(range(10))
+    # the first went out at once; the rest gathered, then ran in one worker's batch
+    assert len({task.worker for task in done[1:]}) == 1
+    assert began[0] == submitted[0]
+    assert all(0 < began[x] - submitted[x] <= LINGER for x in range(1, 10))
+
+
+async def test_no_linger_under_a_mock_clock_unless_asked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_engine(registry=registry, workers=4) as engine:
+        tasks = [await engine.submit("noop", number) for number in range(10)]
+        await engine.wait_many([task.id for task in tasks])
+        assert trio.current_time() == 0  # nothing waited for company: the clock never moved
