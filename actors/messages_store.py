@@ -40,6 +40,9 @@ class SubmitNowait:
 
     tasks: list[Any]  # list[NewTask]
     taken: bool = False
+    # Set by the store once it has admitted them: (queue_size, unfinished) as it saw them then,
+    # so submit_nowait() raises QueueFull for a full queue (an empty message asks again).
+    admission: tuple[int, int] | None = None
 
 
 @attrs.frozen

@@ -15,11 +15,17 @@ from .rules import check_headers, check_key, check_one_schedule, encode_payload
 
 
 def admit(
-    registry: Registry, submission: Submission, *, durable: bool, task_id: str | None = None
+    registry: Registry,
+    submission: Submission,
+    *,
+    durable: bool,
+    task_id: str | None = None,
+    created_at: float | None = None,
 ) -> NewTask:
     """Resolve the handler, apply its defaults, check every option; raises InvalidField or
     UnknownTaskType. ``durable``: the payload must also be JSON, and its JSON text (the
-    submission's own, or encoded here, once) goes with the task to be committed as it is."""
+    submission's own, or encoded here, once) goes with the task to be committed as it is.
+    ``task_id`` and ``created_at``: given at the edge by submit_nowait."""
     handler = registry.resolve(submission.type)
     # The handler's defaults were checked when it was registered: check only what is given.
     priority, max_retries, timeout = handler.priority, handler.max_retries, handler.timeout
@@ -49,6 +55,7 @@ def admit(
         task_id,
         payload_json,
         check_headers(submission.headers),
+        created_at,
     )
 
 

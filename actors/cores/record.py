@@ -100,3 +100,4 @@ class NewTask(NamedTuple):
     id: str | None = None  # given at the edge by submit_nowait; else the store makes one
     payload_json: str | None = None  # a durable store's: the payload as the JSON it commits
     headers: dict[str, str] | None = None
+    created_at: float | None = None  # given at the edge by submit_nowait; else the store's now

@@ -114,9 +114,10 @@ class StoreCore:
     def submit_nowait(self, tasks: list[NewTask], now: float) -> list[TaskRecord]:
         """Admit each of ``tasks``; one that cannot be (queue full, closed) is recorded failed
         with that error, never dropped. Returns those refused."""
-        entered = Transition(TaskState.PENDING, now)
         refused = []
         for task in tasks:
+            # created when submit_nowait() handed it over: the time the caller was told
+            entered = Transition(TaskState.PENDING, task.created_at or now)
             try:
                 self.check_admission(1)
             except (EngineClosed, QueueFull) as error:

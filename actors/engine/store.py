@@ -241,13 +241,19 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
         # here (the numbers a shared store reserves for them) are all the tasks there are.
         message.taken = True
-        reads = self._core.ownership.admission_reads(len(message.tasks))
+        core = self._core
+        tasks = message.tasks
+        reads = core.ownership.admission_reads(len(tasks))
         if reads is not None:
             await self._link.read_for_admission(reads)
-        for record in self._core.submit_nowait(message.tasks, time.time()):
+        if any(task.key is not None for task in tasks):  # rare: keep the first of each key
+            tasks = await self._first_of_their_keys(tasks)
+        for record in core.submit_nowait(tasks, time.time()):
             error = record.error
             reason = None if error is None else f"{error.type}: {error.message}"
             logger.warning("store.refused", extra={"task_id": record.id, "error": reason})
+        # what submit_nowait() reads before its next task: room left, as we see it now
+        message.admission = (core.queue_size, core.ownership.unfinished_total(core.unfinished))
 
     async def _record(self, message: Record, envelope: Envelope) -> None:
         self._core.record(message.changes)
