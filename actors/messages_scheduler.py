@@ -49,11 +49,16 @@ class Wake:
     """Claimable tasks may be waiting in the shared store (a notice, or a local submit)."""
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class TasksReady:
-    """From the store, after commit: these jobs may run (at their run_at)."""
+    """From the store, after commit: these jobs may run (at their run_at).
+
+    Mutable, as SubmitNowait is: until the scheduler sets ``taken``, the store adds the next
+    batch's jobs to it (if it told the scheduler nothing else since) instead of sending another,
+    so a scheduler that lingers finds one message for a trickle of tasks."""
 
     jobs: list[Job]
+    taken: bool = False
 
 
 @attrs.frozen

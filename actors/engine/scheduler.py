@@ -78,7 +78,7 @@ class Scheduler(Actor):
         )
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
-            TasksReady: lambda message, _: self.core.tasks_ready(message.jobs),
+            TasksReady: self._tasks_ready,
             TaskCancelled: lambda message, _: self.core.task_cancelled(message.id),
             RequestWork: self._request_work,
             WorkerStopped: self._worker_stopped,
@@ -207,6 +207,10 @@ class Scheduler(Actor):
             return self._registry.get(task_type).retry
         except LookupError:
             return RetryPolicy()
+
+    def _tasks_ready(self, message: TasksReady, envelope: Envelope) -> None:
+        message.taken = True  # the store sends the next ones in a new message
+        self.core.tasks_ready(message.jobs)
 
     def _request_work(self, message: RequestWork, envelope: Envelope) -> Any:
         self._workers[message.worker] = message.ref

@@ -30,6 +30,7 @@ from ..messages import (
     CancelTask,
     CloseAdmission,
     DeleteTask,
+    Job,
     LoadQueue,
     ProgressReported,
     Purge,
@@ -91,6 +92,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         self._listeners = Listeners()
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
+        self._last_ready: TasksReady | None = None  # the last thing told the scheduler, if so
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -189,7 +191,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         if batch.finished:
             self._keep_finished(batch.finished)
         if batch.ready:
-            self._tell_scheduler(TasksReady(batch.ready))
+            self._tell_ready(batch.ready)
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
         chores = self._link.committed(batch, self._listeners)
@@ -210,7 +212,19 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         if self._trim_finished is not None:
             self._core.purged(self._trim_finished())
 
+    def _tell_ready(self, jobs: list[Job]) -> None:
+        """Add ``jobs`` to the TasksReady the scheduler has not taken yet, if it was the last
+        thing told (so the order of what it hears stays as it was), or send a new one."""
+        last = self._last_ready
+        if last is not None and not last.taken:
+            last.jobs.extend(jobs)
+            return
+        message = TasksReady(jobs)
+        self._tell_scheduler(message)
+        self._last_ready = message
+
     def _tell_scheduler(self, message: Any) -> None:
+        self._last_ready = None
         try:
             self._scheduler.try_tell(message)  # the scheduler's mailbox is unbounded
         except ActorStopped:

@@ -133,3 +133,15 @@ async def test_no_linger_under_a_mock_clock_unless_asked(
         tasks = [await engine.submit("noop", number) for number in range(10)]
         await engine.wait_many([task.id for task in tasks])
         assert trio.current_time() == 0  # nothing waited for company: the clock never moved
+
+
+async def test_a_trickle_reaches_a_lingering_scheduler_as_one_message(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_engine(registry=registry, workers=4, linger=LINGER) as engine:
+        first = await engine.submit("noop", 0)  # out at once: the next ones linger
+        tasks = [await engine.submit("noop", number) for number in range(1, 10)]
+        # the store added each to the TasksReady the scheduler has not taken yet; besides it,
+        # at most the ask of the worker that ran the first task waits there
+        assert engine._scheduler._mailbox.statistics().current_buffer_used <= 2
+        await engine.wait_many([first.id, *(task.id for task in tasks)])
