@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from test_scheduler_core import job, make_core
 
-from oncue.actors import Registry, TaskContext, open_engine
+from oncue.actors import Registry, TaskContext, TaskState, open_engine
 from oncue.actors.cores.durations import MAX_BATCH
 from oncue.actors.cores.scheduler_core import LINGER_BATCH, SchedulerCore
 
@@ -145,3 +145,19 @@ async def test_a_trickle_reaches_a_lingering_scheduler_as_one_message(
         # at most the ask of the worker that ran the first task waits there
         assert engine._scheduler._mailbox.statistics().current_buffer_used <= 2
         await engine.wait_many([first.id, *(task.id for task in tasks)])
+
+
+async def test_a_task_cancelled_while_held_back_never_runs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    began.clear()
+    async with open_engine(registry=registry, workers=2, linger=LINGER) as engine:
+        await engine.submit("noop", 100)  # out at once
+        held = await engine.submit("noop", 101)  # held back for company
+        cancelled = await engine.cancel(held.id)
+        after = await engine.submit("noop", 102)
+        await engine.wait_many([after.id])
+        assert (await engine.get(held.id)).state is TaskState.CANCELLED
+    assert cancelled.state is TaskState.CANCELLED
+    assert 101 not in began
+    assert set(began) == {100, 102}
