@@ -215,20 +215,27 @@ class Submitting:
 def pending(task: NewTask, now: float) -> Task:
     """The Task ``submit_nowait`` answers with: ``task`` as the store will record it, pending
     since ``now``, not numbered yet (0)."""
+    # Positional, in Task's field order (as TaskRecord.snapshot): keywords cost a third more.
     return Task(
         task.id or "",
-        0,
+        0,  # number: the store's
         task.type,
         task.payload,
         task.priority,
         TaskState.PENDING,
-        0,
+        0,  # attempts
         task.max_retries,
         task.timeout,
-        now,
+        now,  # created_at
         task.run_at,
-        key=task.key,
-        owner=task.owner,
-        history=(Transition(TaskState.PENDING, now),),
-        headers=task.headers,
+        None,  # started_at
+        None,  # finished_at
+        None,  # result
+        None,  # error
+        None,  # worker
+        None,  # progress
+        task.key,
+        task.owner,
+        (Transition(TaskState.PENDING, now),),
+        task.headers,
     )
