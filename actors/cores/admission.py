@@ -9,7 +9,14 @@ import time
 
 from ..errors import InvalidField
 from ..registry import Registry
-from ..task import Submission, TaskState, check_max_retries, check_timeout, parse_priority
+from ..task import (
+    Submission,
+    TaskState,
+    Transition,
+    check_max_retries,
+    check_timeout,
+    parse_priority,
+)
 from .record import NewTask
 from .rules import check_headers, check_key, check_one_schedule, encode_payload
 
@@ -20,12 +27,13 @@ def admit(
     *,
     durable: bool,
     task_id: str | None = None,
-    created_at: float | None = None,
+    entered: Transition | None = None,
 ) -> NewTask:
     """Resolve the handler, apply its defaults, check every option; raises InvalidField or
     UnknownTaskType. ``durable``: the payload must also be JSON, and its JSON text (the
     submission's own, or encoded here, once) goes with the task to be committed as it is.
-    ``task_id`` and ``created_at``: given at the edge by submit_nowait."""
+    ``task_id`` and ``entered`` (its first history entry): given at the edge by
+    submit_nowait."""
     handler = registry.resolve(submission.type)
     # The handler's defaults were checked when it was registered: check only what is given.
     priority, max_retries, timeout = handler.priority, handler.max_retries, handler.timeout
@@ -55,7 +63,7 @@ def admit(
         task_id,
         payload_json,
         check_headers(submission.headers),
-        created_at,
+        entered,
     )
 
 

@@ -100,4 +100,6 @@ class NewTask(NamedTuple):
     id: str | None = None  # given at the edge by submit_nowait; else the store makes one
     payload_json: str | None = None  # a durable store's: the payload as the JSON it commits
     headers: dict[str, str] | None = None
-    created_at: float | None = None  # given at the edge by submit_nowait; else the store's now
+    # submit_nowait's: its first history entry (pending, when it was handed over), shared
+    # with the Task it answered; else the store's now
+    entered: Transition | None = None

@@ -115,9 +115,10 @@ class StoreCore:
         """Admit each of ``tasks``; one that cannot be (queue full, closed) is recorded failed
         with that error, never dropped. Returns those refused."""
         refused = []
+        shared = Transition(TaskState.PENDING, now)
         for task in tasks:
             # created when submit_nowait() handed it over: the time the caller was told
-            entered = Transition(TaskState.PENDING, task.created_at or now)
+            entered = task.entered or shared
             try:
                 self.check_admission(1)
             except (EngineClosed, QueueFull) as error:

@@ -106,9 +106,9 @@ class Submitting:
         submission = self._submission(
             type, payload, priority, max_retries, timeout, delay, run_at, key, headers
         )
-        now = time.time()
+        entered = Transition(TaskState.PENDING, time.time())  # the store records this one
         task = admit(
-            self.registry, submission, durable=self._durable, task_id=new_task_id(), created_at=now
+            self.registry, submission, durable=self._durable, task_id=new_task_id(), entered=entered
         )
         if self._traced:
             span, traced = start_submit(task.type, task.headers)
@@ -121,7 +121,7 @@ class Submitting:
             task = task._replace(headers=traced)
         else:
             self._hand_over(task)
-        return pending(task, now)
+        return pending(task, entered)
 
     def _hand_over(self, task: NewTask) -> None:
         """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one.
@@ -212,9 +212,9 @@ class Submitting:
         return admitted
 
 
-def pending(task: NewTask, now: float) -> Task:
+def pending(task: NewTask, entered: Transition) -> Task:
     """The Task ``submit_nowait`` answers with: ``task`` as the store will record it, pending
-    since ``now``, not numbered yet (0)."""
+    since ``entered``, not numbered yet (0)."""
     # Positional, in Task's field order (as TaskRecord.snapshot): keywords cost a third more.
     return Task(
         task.id or "",
@@ -226,7 +226,7 @@ def pending(task: NewTask, now: float) -> Task:
         0,  # attempts
         task.max_retries,
         task.timeout,
-        now,  # created_at
+        entered.at,  # created_at
         task.run_at,
         None,  # started_at
         None,  # finished_at
@@ -236,6 +236,6 @@ def pending(task: NewTask, now: float) -> Task:
         None,  # progress
         task.key,
         task.owner,
-        (Transition(TaskState.PENDING, now),),
+        (entered,),
         task.headers,
     )
