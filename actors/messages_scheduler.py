@@ -54,11 +54,13 @@ class TasksReady:
     """From the store, after commit: these jobs may run (at their run_at).
 
     Mutable, as SubmitNowait is: until the scheduler sets ``taken``, the store adds the next
-    batch's jobs to it (if it told the scheduler nothing else since) instead of sending another,
-    so a scheduler that lingers finds one message for a trickle of tasks."""
+    batch's jobs to it (if it told the scheduler nothing else since, and it holds fewer than
+    ``limit``) instead of sending another. The scheduler leaves the one it read open while it
+    lingers, so a trickle of tasks reaches it without waking it, until ``limit`` is reached."""
 
     jobs: list[Job]
     taken: bool = False
+    limit: int = 2**31  # jobs past which the store sends a new one (the scheduler sets it)
 
 
 @attrs.frozen

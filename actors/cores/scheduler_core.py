@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LINGER = 0.001  # seconds ready work may wait for company when tasks trickle in (the default)
-LINGER_BATCH = MAX_BATCH  # ready jobs that end a linger at once
+LINGER_BATCH = MAX_BATCH  # ready jobs that end a linger at once (at most; see linger_batch)
 MAX_LINGER = 0.1  # seconds: the most open_engine(linger=) accepts (latency stays sane)
 
 
@@ -56,7 +56,7 @@ class SchedulerCore(Generic[Waiter]):
     finished tasks are kept (None: forever). ``node``: this engine's name on a shared store
     (None: the store is this engine's own). ``linger``: seconds a trickle of ready tasks may
     be held back for company (0: never), so a producer submitting one task at a time gets its
-    tasks run in batches (see :meth:`_hold`).
+    tasks run in batches (see :meth:`_hold`); ``linger_batch``: how many end a linger at once.
     """
 
     def __init__(
@@ -70,6 +70,7 @@ class SchedulerCore(Generic[Waiter]):
         node: str | None = None,
         gone: Callable[[Waiter], bool] = lambda waiter: False,
         linger: float = 0.0,
+        linger_batch: int = LINGER_BATCH,
     ) -> None:
         self._clock = clock
         self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
@@ -92,6 +93,7 @@ class SchedulerCore(Generic[Waiter]):
         self.retention = Retention(retention)
         self._change = self.changes.add
         self.linger = linger
+        self.linger_batch = linger_batch
         self.linger_until = math.inf  # while ready work is held back: until when at most
         self._gathered = False  # a linger just ended: what it gathered goes out together
         self._dispatched_at = -math.inf  # the scheduler's clock when work last went out
@@ -103,12 +105,14 @@ class SchedulerCore(Generic[Waiter]):
         self.retention.start(self._clock(), self._wall())
 
     def next_deadline(self) -> float:
-        """When :meth:`turn` must run again even if no message comes."""
+        """When :meth:`turn` must run again even if no message comes (the end of a linger
+        too)."""
         return min(
             self.queues.next_deadline(),
             self.retention.purge_at,
             self.changes.flush_at,
             self.claims.next_claim(self._room()),
+            self.linger_until,
         )
 
     def turn(self) -> None:
@@ -246,17 +250,17 @@ class SchedulerCore(Generic[Waiter]):
 
         One begins when a task is ready again within ``linger`` of the last dispatch while a
         worker waits (tasks trickle in one at a time: a producer awaiting each submit); it
-        ends ``linger`` later, or once LINGER_BATCH jobs are ready, and what gathered goes out
+        ends ``linger`` later, or once ``linger_batch`` jobs are ready, and what gathered goes out
         in batches. A task after a quiet spell goes out at once: no linger, no latency.
         """
         ready = self.queues.ready_count()
         if self.linger_until != math.inf:
-            if now < self.linger_until and ready < LINGER_BATCH:
+            if now < self.linger_until and ready < self.linger_batch:
                 return True
             self.linger_until = math.inf  # over: what gathered goes out now, together
             self._gathered = True
             return False
-        trickle = ready and ready < LINGER_BATCH and now - self._dispatched_at < self.linger
+        trickle = ready and ready < self.linger_batch and now - self._dispatched_at < self.linger
         if trickle and self._idle and not (self.paused or self.draining):
             self.linger_until = now + self.linger
             return True

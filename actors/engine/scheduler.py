@@ -19,7 +19,7 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from ..cores.scheduler_core import LINGER, MAX_LINGER, SchedulerCore
+from ..cores.scheduler_core import LINGER, LINGER_BATCH, MAX_LINGER, SchedulerCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     Claim,
@@ -63,6 +63,7 @@ class Scheduler(Actor):
         retention: float | None = None,
         node: str | None = None,
         linger: float = 0.0,
+        linger_batch: int = LINGER_BATCH,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -75,8 +76,11 @@ class Scheduler(Actor):
             node=node,
             gone=_abandoned,
             linger=linger,
+            linger_batch=linger_batch,
         )
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
+        self._ready: TasksReady | None = None  # the last TasksReady, open for the store to add to
+        self._ready_read = 0  # how many of its jobs the core has
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             TasksReady: self._tasks_ready,
             TaskCancelled: lambda message, _: self.core.task_cancelled(message.id),
@@ -100,14 +104,13 @@ class Scheduler(Actor):
         core = self.core
         core.start()
         ended = False
-        while not ended:
-            # One cancel scope until a timer fires, not one per turn (entering one costs more
-            # than a turn): its deadline is the next timer, moved only when that changes.
-            with trio.CancelScope() as waiting:
-                while True:
-                    if core.lingering:  # ready work held back for company: let it gather
-                        await trio.sleep_until(core.linger_until)
-                    else:
+        try:
+            while not ended:
+                # One cancel scope until a timer fires, not one per turn (entering one costs
+                # more than a turn): its deadline is the next timer (the end of a linger too),
+                # moved only when that changes.
+                with trio.CancelScope() as waiting:
+                    while True:
                         deadline = core.next_deadline()
                         if deadline != waiting.deadline:
                             waiting.deadline = deadline
@@ -116,19 +119,22 @@ class Scheduler(Actor):
                         except trio.EndOfChannel:
                             ended = True
                             break
-                    while True:
-                        try:
-                            self._handle(mailbox.receive_nowait())
-                        except trio.WouldBlock:
+                        while True:
+                            try:
+                                self._handle(mailbox.receive_nowait())
+                            except trio.WouldBlock:
+                                break
+                            except trio.EndOfChannel:
+                                ended = True
+                                break
+                        await self._turn(waiting)
+                        if ended:
                             break
-                        except trio.EndOfChannel:
-                            ended = True
-                            break
+                if not ended:  # a timer fired
                     await self._turn(waiting)
-                    if ended:
-                        break
-            if not ended:  # a timer fired
-                await self._turn(waiting)
+        finally:
+            if self._ready is not None:  # the store must not add to what nobody will read
+                self._ready.taken = True
         await self._send_changes(force=True)
 
     async def _load_queue(self) -> list[tuple[Job, TaskState]]:
@@ -148,7 +154,12 @@ class Scheduler(Actor):
         """Run the core's turn, then send what it decided (``waiting``: the loop's scope,
         whose timer must not cut a send short)."""
         core = self.core
+        if self._ready is not None:
+            self._read_ready()
         core.turn()
+        if self._ready is not None and not core.lingering:  # wake us for the next ones
+            self._ready.taken = True
+            self._ready = None
         outbox = core.outbox
         if outbox.to_store:
             self._tell_store(outbox.to_store)
@@ -194,6 +205,8 @@ class Scheduler(Actor):
         interrupts.clear()
 
     def _handle(self, envelope: Envelope) -> None:
+        if self._ready is not None:  # what the store added to it came first
+            self._read_ready()
         try:
             answer = self._handlers[type(envelope.message)](envelope.message, envelope)
         except self.reply_errors as error:
@@ -209,8 +222,22 @@ class Scheduler(Actor):
             return RetryPolicy()
 
     def _tasks_ready(self, message: TasksReady, envelope: Envelope) -> None:
-        message.taken = True  # the store sends the next ones in a new message
-        self.core.tasks_ready(message.jobs)
+        """Read ``message``, and leave it open: until the turn's end, or while the core
+        lingers, the store adds the next ready jobs to it (up to ``limit``) instead of sending
+        another, so a trickle of tasks wakes us once a batch, not once a task."""
+        if self._ready is not None:
+            self._ready.taken = True
+        message.limit = self.core.linger_batch
+        self._ready, self._ready_read = message, 0
+        self._read_ready()
+
+    def _read_ready(self) -> None:
+        """Give the core the jobs the store added to the open TasksReady since the last look."""
+        ready = self._ready
+        assert ready is not None
+        if len(ready.jobs) > self._ready_read:
+            self.core.tasks_ready(ready.jobs[self._ready_read :])
+            self._ready_read = len(ready.jobs)
 
     def _request_work(self, message: RequestWork, envelope: Envelope) -> Any:
         self._workers[message.worker] = message.ref
@@ -235,6 +262,13 @@ def default_linger() -> float:
     there saves no CPU a test could see, and would only move the clock (tests that are about
     the linger pass ``linger=`` to open_engine)."""
     return 0.0 if isinstance(trio.lowlevel.current_clock(), MockClock) else LINGER
+
+
+def linger_batch(queue_size: int) -> int:
+    """How many gathered tasks end a linger: LINGER_BATCH, or a quarter of ``queue_size`` if
+    less. Those held back, and a batch done but not yet reported, count as unfinished: a
+    producer that never filled a small queue one task at a time must not fill it now."""
+    return min(LINGER_BATCH, queue_size // 4)
 
 
 def check_linger(linger: float) -> float:

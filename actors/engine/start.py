@@ -40,7 +40,7 @@ from .node import Node
 from .pool import WorkerPool
 from .relay import Relay
 from .running import ASK_BOUND
-from .scheduler import Scheduler, check_linger, default_linger
+from .scheduler import Scheduler, check_linger, default_linger, linger_batch
 from .store import Store, StoreLife
 from .tracing import active as tracing_active
 from .watch import Feed
@@ -100,7 +100,8 @@ async def open_engine(
     a producer awaiting one ``submit()`` at a time gets them run in batches (default 0.001 on
     a real clock, 0 on a MockClock; at most 0.1; 0 turns it off). It starts only when a task
     is ready again within ``linger`` of the last hand-out while a worker waits, and ends
-    after ``linger`` or once 32 tasks have gathered: a task after a quiet spell never waits.
+    after ``linger`` or once 32 tasks (a quarter of ``queue_size`` if less) have gathered: a
+    task after a quiet spell never waits.
 
     Raises ValueError naming the argument for a bad configuration.
     """
@@ -127,6 +128,9 @@ async def open_engine(
 
     store_life = StoreLife()
     linger_for = default_linger() if linger is None else check_linger(linger)
+    gathered = linger_batch(queue_size)
+    if gathered < 2:  # a queue this small: nothing to gather
+        linger_for = 0.0
 
     in_memory = not backend.durable
     kept = 0 if in_memory else recent_results
@@ -139,7 +143,13 @@ async def open_engine(
     def make_scheduler() -> Scheduler:
         named = node if shared else None
         return Scheduler(
-            store_spec.ref, registry, rng, retention=retention, node=named, linger=linger_for
+            store_spec.ref,
+            registry,
+            rng,
+            retention=retention,
+            node=named,
+            linger=linger_for,
+            linger_batch=gathered,
         )
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)

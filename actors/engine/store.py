@@ -216,7 +216,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         """Add ``jobs`` to the TasksReady the scheduler has not taken yet, if it was the last
         thing told (so the order of what it hears stays as it was), or send a new one."""
         last = self._last_ready
-        if last is not None and not last.taken:
+        if last is not None and not last.taken and len(last.jobs) < last.limit:
             last.jobs.extend(jobs)
             return
         message = TasksReady(jobs)

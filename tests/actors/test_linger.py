@@ -13,6 +13,8 @@ from test_scheduler_core import job, make_core
 from oncue.actors import Registry, TaskContext, TaskState, open_engine
 from oncue.actors.cores.durations import MAX_BATCH
 from oncue.actors.cores.scheduler_core import LINGER_BATCH, SchedulerCore
+from oncue.actors.engine.scheduler import Scheduler
+from oncue.actors.messages import TasksReady
 
 LINGER = 0.001
 
@@ -136,15 +138,22 @@ async def test_no_linger_under_a_mock_clock_unless_asked(
 
 
 async def test_a_trickle_reaches_a_lingering_scheduler_as_one_message(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    read = []
+    tasks_ready = Scheduler._tasks_ready
+
+    def counted(self: Scheduler, message: TasksReady, envelope: Any) -> None:
+        read.append(len(message.jobs))
+        tasks_ready(self, message, envelope)
+
+    monkeypatch.setattr(Scheduler, "_tasks_ready", counted)
     async with open_engine(registry=registry, workers=4, linger=LINGER) as engine:
-        first = await engine.submit("noop", 0)  # out at once: the next ones linger
-        tasks = [await engine.submit("noop", number) for number in range(1, 10)]
-        # the store added each to the TasksReady the scheduler has not taken yet; besides it,
-        # at most the ask of the worker that ran the first task waits there
-        assert engine._scheduler._mailbox.statistics().current_buffer_used <= 2
-        await engine.wait_many([first.id, *(task.id for task in tasks)])
+        tasks = [await engine.submit("noop", number) for number in range(10)]
+        await engine.wait_many([task.id for task in tasks])
+    # the first went out at once; the second began a linger, and the store added the other
+    # eight to the TasksReady the scheduler left open: two messages, not ten
+    assert read == [1, 1]
 
 
 async def test_a_task_cancelled_while_held_back_never_runs(
@@ -161,3 +170,28 @@ async def test_a_task_cancelled_while_held_back_never_runs(
     assert cancelled.state is TaskState.CANCELLED
     assert 101 not in began
     assert set(began) == {100, 102}
+
+
+def test_a_smaller_linger_batch_ends_the_linger_sooner() -> None:
+    core, _ = warmed(linger=LINGER, linger_batch=3)
+    idle(core, "w1", "w2")
+    core.tasks_ready([job("first")])
+    core.turn()
+    handed(core)
+    core.tasks_ready([job("a"), job("b")])
+    core.turn()
+    assert core.lingering
+    core.tasks_ready([job("c")])
+    core.turn()
+    assert handed(core) == [("ask-w2", ["a", "b", "c"])]
+
+
+async def test_a_serial_producer_never_fills_a_small_queue_by_lingering(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Held back and done-but-unreported tasks count as unfinished: with queue_size 20, a
+    # linger gathering 32 would make the 21st awaited submit raise QueueFull.
+    async with open_engine(registry=registry, workers=2, queue_size=20, linger=LINGER) as engine:
+        tasks = [await engine.submit("noop", number) for number in range(200)]
+        done = await engine.wait_many([task.id for task in tasks])
+    assert [task.result for task in done] == list(range(200))
