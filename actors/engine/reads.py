@@ -14,9 +14,10 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..backends import Backend, is_shared
+from ..cores.batch import Counts
 from ..cores.recent import RecentResults
-from ..cores.record import NewTask, TaskRecord
-from ..cores.store_core import Counts, StoreCore
+from ..cores.record import TaskRecord
+from ..cores.store_core import StoreCore
 from ..errors import TaskNotFound
 from ..messages import ChangedSince, GetCounts, GetTask, KeyRef, ListTasks, WaitIdle, WaitTask
 from ..runtime.mailbox import Envelope
@@ -72,9 +73,9 @@ class Reads:
         record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
         return record
 
-    async def _first_of_their_keys(self, tasks: list[NewTask]) -> list[NewTask]:
+    async def _first_of_their_keys(self, tasks: list[TaskRecord]) -> list[TaskRecord]:
         """``tasks`` less those whose key already names a task (stored, or earlier here)."""
-        kept: list[NewTask] = []
+        kept: list[TaskRecord] = []
         seen: set[str] = set()
         for task in tasks:
             key = task.key

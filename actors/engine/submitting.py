@@ -15,7 +15,7 @@ from typing import Any
 
 from ..cores.admission import admit
 from ..cores.ids import new_task_id
-from ..cores.record import NewTask
+from ..cores.record import TaskRecord
 from ..errors import EngineClosed, InvalidField, MailboxFull, QueueFull, UnknownTaskType
 from ..messages import Submit, SubmitNowait
 from ..registry import Registry
@@ -106,24 +106,24 @@ class Submitting:
         submission = self._submission(
             type, payload, priority, max_retries, timeout, delay, run_at, key, headers
         )
-        entered = Transition(TaskState.PENDING, time.time())  # the store records this one
-        task = admit(
-            self.registry, submission, durable=self._durable, task_id=new_task_id(), entered=entered
-        )
+        task = admit(self.registry, submission, durable=self._durable, task_id=new_task_id())
+        # Dated now, when the caller is told: the store keeps this first history entry.
+        entered = Transition(TaskState.PENDING, time.time())
+        task.created_at, task.history = entered.at, (entered,)
         if self._traced:
-            span, traced = start_submit(task.type, task.headers)
+            span, headers = start_submit(task.type, task.headers)
             try:
-                self._hand_over(task._replace(headers=traced))
+                task.headers = headers
+                self._hand_over(task)
             except Exception as error:  # refused: the span says why, the caller gets the error
                 end_submit(span, None, error)
                 raise
             end_submit(span, task.id)
-            task = task._replace(headers=traced)
         else:
             self._hand_over(task)
-        return pending(task, entered)
+        return task.snapshot()  # the store has not run since: as handed over (number 0)
 
-    def _hand_over(self, task: NewTask) -> None:
+    def _hand_over(self, task: TaskRecord) -> None:
         """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one.
 
         Raises QueueFull if the store's last answer leaves no room for it (and asks the store
@@ -194,13 +194,13 @@ class Submitting:
         admitted: list[Admitted] = await self._store.ask(Submit(tasks))
         return admitted
 
-    async def _admit_traced(self, tasks: list[NewTask]) -> list[Admitted]:
+    async def _admit_traced(self, tasks: list[TaskRecord]) -> list[Admitted]:
         """Admit ``tasks`` inside a submit span each, their context in the tasks' headers."""
         spans = []
-        for index, task in enumerate(tasks):
+        for task in tasks:
             span, headers = start_submit(task.type, task.headers)
             spans.append(span)
-            tasks[index] = task._replace(headers=headers)
+            task.headers = headers
         try:
             admitted: list[Admitted] = await self._store.ask(Submit(tasks))
         except Exception as error:  # refused (QueueFull, EngineClosed...): every span says so
@@ -210,32 +210,3 @@ class Submitting:
         for span, each in zip(spans, admitted, strict=True):
             end_submit(span, each.task.id)
         return admitted
-
-
-def pending(task: NewTask, entered: Transition) -> Task:
-    """The Task ``submit_nowait`` answers with: ``task`` as the store will record it, pending
-    since ``entered``, not numbered yet (0)."""
-    # Positional, in Task's field order (as TaskRecord.snapshot): keywords cost a third more.
-    return Task(
-        task.id or "",
-        0,  # number: the store's
-        task.type,
-        task.payload,
-        task.priority,
-        TaskState.PENDING,
-        0,  # attempts
-        task.max_retries,
-        task.timeout,
-        entered.at,  # created_at
-        task.run_at,
-        None,  # started_at
-        None,  # finished_at
-        None,  # result
-        None,  # error
-        None,  # worker
-        None,  # progress
-        task.key,
-        task.owner,
-        (entered,),
-        task.headers,
-    )
