@@ -10,7 +10,7 @@ bench/http_inproc.py does: the app's and the engine's instructions a request, no
 Hypercorn's). Count with N
 and with a smaller N and divide the difference by the difference in tasks, so start-up cancels
 out. LINGER: the scheduler's linger in seconds (default: what open_engine gives on a real
-clock, scheduler_core.LINGER; a MockClock alone would turn it off). The flow runs on a
+clock, cores/linger.py's LINGER; a MockClock alone would turn it off). The flow runs on a
 MockClock that jumps when everything waits, and ``time.time`` reads that clock, so the
 engine's timer-driven choices are the same every run (counts agree to 0.1%).
 """
@@ -28,7 +28,7 @@ import trio.lowlevel
 import trio.testing
 
 from oncue.actors import Registry, Submission, TaskContext, open_engine
-from oncue.actors.cores.scheduler_core import LINGER
+from oncue.actors.cores.linger import LINGER
 from oncue.actors.engine.guard import BackendGuard
 
 CLOCK = trio.testing.MockClock(autojump_threshold=5.0 if sys.argv[1:2] == ["sqlite"] else 0)

@@ -12,7 +12,6 @@ claims.py (a shared store's claims), recording.py (the outbox, the next Record, 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,8 +31,9 @@ from ..messages import (
     Started,
 )
 from .claims import CLAIM_POLL, Claims
-from .durations import MAX_BATCH, Durations, fair_share
+from .durations import Durations, fair_share
 from .holdings import Holdings
+from .linger import LINGER_BATCH, Linger
 from .queues import Queues
 from .recording import Changes, Outbox, Retention, Transition, Waiter
 from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from ..registry import RetryPolicy
 
 logger = logging.getLogger(__name__)
-
-LINGER = 0.001  # seconds ready work may wait for company when tasks trickle in (the default)
-LINGER_BATCH = MAX_BATCH  # ready jobs that end a linger at once (at most; see linger_batch)
-MAX_LINGER = 0.1  # seconds: the most open_engine(linger=) accepts (latency stays sane)
 
 
 class SchedulerCore(Generic[Waiter]):
@@ -56,7 +52,7 @@ class SchedulerCore(Generic[Waiter]):
     finished tasks are kept (None: forever). ``node``: this engine's name on a shared store
     (None: the store is this engine's own). ``linger``: seconds a trickle of ready tasks may
     be held back for company (0: never), so a producer submitting one task at a time gets its
-    tasks run in batches (see :meth:`_hold`); ``linger_batch``: how many end a linger at once.
+    tasks run in batches (linger.py); ``linger_batch``: how many end a linger at once.
     """
 
     def __init__(
@@ -92,11 +88,7 @@ class SchedulerCore(Generic[Waiter]):
         self.changes = Changes()  # the next Record
         self.retention = Retention(retention)
         self._change = self.changes.add
-        self.linger = linger
-        self.linger_batch = linger_batch
-        self.linger_until = math.inf  # while ready work is held back: until when at most
-        self._gathered = False  # a linger just ended: what it gathered goes out together
-        self._dispatched_at = -math.inf  # the scheduler's clock when work last went out
+        self.linger = Linger(linger, linger_batch)
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -112,7 +104,7 @@ class SchedulerCore(Generic[Waiter]):
             self.retention.purge_at,
             self.changes.flush_at,
             self.claims.next_claim(self._room()),
-            self.linger_until,
+            self.linger.until,
         )
 
     def turn(self) -> None:
@@ -122,9 +114,10 @@ class SchedulerCore(Generic[Waiter]):
         purge = self.retention.due(now)
         if purge is not None:
             self.outbox.to_store.append(purge)
-        if not (self.linger and self._hold(now)):
-            self._dispatch(now, gathered=self._gathered)
-            self._gathered = False
+        linger = self.linger
+        if not (linger.seconds and self._hold(now)):
+            self._dispatch(now, gathered=linger.gathered)
+            linger.gathered = False
         self._claim()
         if self._drained_waiters and not self.holdings:
             self.outbox.replies.extend((waiter, None) for waiter in self._drained_waiters)
@@ -240,31 +233,10 @@ class SchedulerCore(Generic[Waiter]):
         if not self.draining:
             self._enqueue(decision.job)
 
-    @property
-    def lingering(self) -> bool:
-        """Ready work is held back until :attr:`linger_until` (or more arrives)."""
-        return self.linger_until != math.inf
-
     def _hold(self, now: float) -> bool:
-        """Whether to hold ready work back for company now: a linger.
-
-        One begins when a task is ready again within ``linger`` of the last dispatch while a
-        worker waits (tasks trickle in one at a time: a producer awaiting each submit); it
-        ends ``linger`` later, or once ``linger_batch`` jobs are ready, and what gathered goes out
-        in batches. A task after a quiet spell goes out at once: no linger, no latency.
-        """
-        ready = self.queues.ready_count()
-        if self.linger_until != math.inf:
-            if now < self.linger_until and ready < self.linger_batch:
-                return True
-            self.linger_until = math.inf  # over: what gathered goes out now, together
-            self._gathered = True
-            return False
-        trickle = ready and ready < self.linger_batch and now - self._dispatched_at < self.linger
-        if trickle and self._idle and not (self.paused or self.draining):
-            self.linger_until = now + self.linger
-            return True
-        return False
+        """Whether to hold ready work back for company now (linger.py)."""
+        can_start = bool(self._idle) and not (self.paused or self.draining)
+        return self.linger.hold(now, self.queues.ready_count(), can_start=can_start)
 
     def _dispatch(self, now: float, *, gathered: bool = False) -> None:
         if self.paused or self.draining:
@@ -272,7 +244,7 @@ class SchedulerCore(Generic[Waiter]):
         queues = self.queues
         idle = self._idle
         if idle and queues.peek() is not None:
-            self._dispatched_at = now
+            self.linger.dispatched_at = now
         while idle and queues.peek() is not None:
             waiter, worker = idle.popleft()
             if self._gone(waiter):  # handing it work would hold that work for nobody

@@ -19,7 +19,8 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from ..cores.scheduler_core import LINGER, LINGER_BATCH, MAX_LINGER, SchedulerCore
+from ..cores.linger import LINGER, LINGER_BATCH, MAX_LINGER
+from ..cores.scheduler_core import SchedulerCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     Claim,
@@ -157,7 +158,7 @@ class Scheduler(Actor):
         if self._ready is not None:
             self._read_ready()
         core.turn()
-        if self._ready is not None and not core.lingering:  # wake us for the next ones
+        if self._ready is not None and not core.linger.active:  # wake us for the next ones
             self._ready.taken = True
             self._ready = None
         outbox = core.outbox
@@ -227,7 +228,7 @@ class Scheduler(Actor):
         another, so a trickle of tasks wakes us once a batch, not once a task."""
         if self._ready is not None:
             self._ready.taken = True
-        message.limit = self.core.linger_batch
+        message.limit = self.core.linger.batch
         self._ready, self._ready_read = message, 0
         self._read_ready()
 

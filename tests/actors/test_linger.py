@@ -12,7 +12,8 @@ from test_scheduler_core import job, make_core
 
 from oncue.actors import Registry, TaskContext, TaskState, open_engine
 from oncue.actors.cores.durations import MAX_BATCH
-from oncue.actors.cores.scheduler_core import LINGER_BATCH, SchedulerCore
+from oncue.actors.cores.linger import LINGER_BATCH
+from oncue.actors.cores.scheduler_core import SchedulerCore
 from oncue.actors.engine.scheduler import Scheduler
 from oncue.actors.messages import TasksReady
 
@@ -43,7 +44,7 @@ def test_a_task_after_a_quiet_spell_goes_out_at_once() -> None:
     core.tasks_ready([job("a")])
     core.turn()
     assert handed(core) == [("ask-w1", ["a"])]
-    assert not core.lingering
+    assert not core.linger.active
 
 
 def test_a_trickle_is_held_for_company_then_goes_to_one_worker() -> None:
@@ -57,12 +58,12 @@ def test_a_trickle_is_held_for_company_then_goes_to_one_worker() -> None:
         core.tasks_ready([job(name)])
         core.turn()
         assert handed(core) == []
-        assert core.lingering
-    assert core.linger_until == pytest.approx(LINGER / 10 + LINGER)
-    clocks.now = core.linger_until
+        assert core.linger.active
+    assert core.linger.until == pytest.approx(LINGER / 10 + LINGER)
+    clocks.now = core.linger.until
     core.turn()
     assert handed(core) == [("ask-w2", ["b", "c", "d"])]  # one worker, one wake: not spread
-    assert not core.lingering
+    assert not core.linger.active
 
 
 def test_a_full_batch_ends_the_linger_at_once() -> None:
@@ -94,7 +95,7 @@ def test_no_linger_when_it_cannot_help(why: str) -> None:
         idle(core, "w2", "w3")
     core.tasks_ready([job("b"), job("c")])
     core.turn()
-    assert not core.lingering
+    assert not core.linger.active
     if why == "no linger":  # as before: spread over the idle workers, their fair share each
         assert handed(core) == [("ask-w2", ["b"]), ("ask-w3", ["c"])]
 
@@ -180,7 +181,7 @@ def test_a_smaller_linger_batch_ends_the_linger_sooner() -> None:
     handed(core)
     core.tasks_ready([job("a"), job("b")])
     core.turn()
-    assert core.lingering
+    assert core.linger.active
     core.tasks_ready([job("c")])
     core.turn()
     assert handed(core) == [("ask-w2", ["a", "b", "c"])]
