@@ -56,11 +56,18 @@ class Wake:
     """Claimable tasks may be waiting in the shared store (a notice, or a local submit)."""
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class TasksReady:
-    """From the store, after commit: these jobs may run (at their run_at)."""
+    """From the store, after commit: these jobs may run (at their run_at).
+
+    Mutable, as SubmitNowait is: until the scheduler sets ``taken``, the store adds the next
+    batch's jobs to it (if it told the scheduler nothing else since, and it holds fewer than
+    ``limit``) instead of sending another. The scheduler leaves the one it read open while it
+    lingers, so a trickle of tasks reaches it without waking it, until ``limit`` is reached."""
 
     jobs: list[Job]
+    taken: bool = False
+    limit: int = 2**31  # jobs past which the store sends a new one (the scheduler sets it)
 
 
 @attrs.frozen

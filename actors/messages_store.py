@@ -35,11 +35,14 @@ class SubmitNowait:
     """Admit these tasks, ids already given (tell: nobody waits). One the store cannot admit
     (queue full, shutting down) is recorded failed with that error: never silently dropped.
 
-    The one mutable message: until the store sets ``taken``, submit_nowait() appends to the
+    Mutable (as TasksReady is): until the store sets ``taken``, submit_nowait() appends to the
     last one it sent instead of sending another, so a burst costs one envelope per batch."""
 
     tasks: list[Any]  # list[TaskRecord], as admission built them
     taken: bool = False
+    # Set by the store once it has admitted them: (queue_size, unfinished) as it saw them then,
+    # so submit_nowait() raises QueueFull for a full queue (an empty message asks again).
+    admission: tuple[int, int] | None = None
 
 
 @attrs.frozen

@@ -1,6 +1,6 @@
 """One engine flow for counting instructions a task with callgrind (docs/performance.md).
 
-    valgrind --tool=callgrind python -m bench.cost_flow VARIANT N
+    valgrind --tool=callgrind python -m bench.cost_flow VARIANT N [LINGER]
 
 VARIANT: ``many`` (submit_many, 1,000 a call), ``results`` (the same, then every result
 read back with ``wait_many`` and checked, as bench/engine.py does), ``nowait`` (submit_nowait
@@ -9,8 +9,10 @@ file), ``http`` (``POST /api/v1/tasks`` through the app in process, 32 callers, 
 bench/http_inproc.py does: the app's and the engine's instructions a request, not
 Hypercorn's). Count with N
 and with a smaller N and divide the difference by the difference in tasks, so start-up cancels
-out. The flow runs on a MockClock that jumps when everything waits, and ``time.time`` reads
-that clock, so the engine's timer-driven choices are the same every run (counts agree to 0.1%).
+out. LINGER: the scheduler's linger in seconds (default: what open_engine gives on a real
+clock, cores/linger.py's LINGER; a MockClock alone would turn it off). The flow runs on a
+MockClock that jumps when everything waits, and ``time.time`` reads that clock, so the
+engine's timer-driven choices are the same every run (counts agree to 0.1%).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import trio.lowlevel
 import trio.testing
 
 from oncue.actors import Registry, Submission, TaskContext, open_engine
+from oncue.actors.cores.linger import LINGER
 from oncue.actors.engine.guard import BackendGuard
 
 CLOCK = trio.testing.MockClock(autojump_threshold=5.0 if sys.argv[1:2] == ["sqlite"] else 0)
@@ -39,11 +42,12 @@ async def noop(ctx: TaskContext, x: Any) -> Any:
     return x
 
 
-async def main(variant: str, count: int) -> None:
+async def main(variant: str, count: int, linger: float = LINGER) -> None:
     store = "memory://"
     if variant == "sqlite":
         store = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "tasks.db")
-    async with open_engine(registry=registry, workers=8, queue_size=200_000, store=store) as engine:
+    options = {"workers": 8, "queue_size": 200_000, "store": store, "linger": linger}
+    async with open_engine(registry=registry, **options) as engine:
         if variant in ("many", "sqlite", "results"):
             tasks = []
             for first in range(0, count, 1000):
@@ -94,4 +98,5 @@ async def http_requests(engine: Any, count: int) -> None:
 if __name__ == "__main__":
     time.time = lambda: EPOCH + CLOCK.current_time()  # wall clock from the mock clock
     BackendGuard.commit_deadline = 1e9  # valgrind makes a commit 50x slower: never failing
-    trio.run(main, sys.argv[1], int(sys.argv[2]), clock=CLOCK)
+    linger = float(sys.argv[3]) if len(sys.argv) > 3 else LINGER
+    trio.run(main, sys.argv[1], int(sys.argv[2]), linger, clock=CLOCK)

@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any
 
 import trio
 
@@ -59,7 +59,7 @@ NAMES = {"double": "bench.double", "nap": "bench.nap"}
 
 
 async def submit_all(engine: Engine, spec: Spec, kind: str, xs: range, **options: Any) -> list[Any]:
-    """Tasks (or, for submit_nowait, their ids as `.id`) in submission order."""
+    """The submitted tasks (pending), in submission order."""
     name = NAMES[kind]
     if spec.variant == "batch" or options.pop("batch", False):
         tasks: list[Task] = []
@@ -68,7 +68,7 @@ async def submit_all(engine: Engine, spec: Spec, kind: str, xs: range, **options
             tasks += await engine.submit_many(Submission(name, x, **options) for x in chunk)
         return tasks
     if spec.variant == "nowait":
-        return [_Submitted(await _nowait(engine, name, x, **options)) for x in xs]
+        return [await _nowait(engine, name, x, **options) for x in xs]
     if spec.variant == "concurrent":
         return await _concurrently(engine, name, xs, **options)
     return [await engine.submit(name, x, **options) for x in xs]
@@ -92,23 +92,17 @@ async def _concurrently(engine: Engine, name: str, xs: range, **options: Any) ->
     return tasks
 
 
-class _Submitted(NamedTuple):
-    """What submit_nowait gives back: the id (the flows read only that)."""
-
-    id: str
-
-
-async def _nowait(engine: Engine, name: str, x: int, **options: Any) -> str:
+async def _nowait(engine: Engine, name: str, x: int, **options: Any) -> Task:
     """submit_nowait, yielding now and then (and whenever the store's mailbox is full)."""
     while True:
         try:
-            task_id = engine.submit_nowait(name, x, **options)
+            task = engine.submit_nowait(name, x, **options)
         except trio.WouldBlock:
             await trio.lowlevel.checkpoint()
             continue
         if x % 256 == 0:
             await trio.lowlevel.checkpoint()
-        return task_id
+        return task
 
 
 async def started_at(engine: Engine, tasks: list[Any], kind: str) -> list[float]:
@@ -211,7 +205,7 @@ async def _throughput(spec: Spec, store: str) -> dict[str, Any]:
                 done = await engine.wait_many([task.id for task in tasks])
                 starts = checked_starts(done, spec.kind)
                 elapsed = time.perf_counter() - began
-            # created_at is the store's wall-clock admission time (submit_nowait gives ids only).
+            # created_at: the store's wall-clock admission time (submit_nowait: the hand-over).
             latencies = [s - (t.created_at or submitted) for s, t in zip(starts, done, strict=True)]
             samples.append(spec.n / elapsed)
             idle_samples.append(spec.n / (idle[0] - began))

@@ -33,6 +33,7 @@ from ..messages import (
 from .claims import CLAIM_POLL, Claims
 from .durations import Durations, fair_share
 from .holdings import Holdings
+from .linger import LINGER_BATCH, Linger
 from .queues import Queues
 from .recording import Changes, Confirmations, Outbox, Retention, Transition, Waiter
 from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
@@ -49,7 +50,9 @@ class SchedulerCore(Generic[Waiter]):
     ``clock`` reads the scheduler's clock (seconds, for timers); ``wall`` the wall clock (for
     the times recorded); ``policy`` gives a task type's retry policy. ``retention``: seconds
     finished tasks are kept (None: forever). ``node``: this engine's name on a shared store
-    (None: the store is this engine's own).
+    (None: the store is this engine's own). ``linger``: seconds a trickle of ready tasks may
+    be held back for company (0: never), so a producer submitting one task at a time gets its
+    tasks run in batches (linger.py); ``linger_batch``: how many end a linger at once.
     """
 
     def __init__(
@@ -63,6 +66,8 @@ class SchedulerCore(Generic[Waiter]):
         node: str | None = None,
         gone: Callable[[Waiter], bool] = lambda waiter: False,
         confirm_starts: bool = False,
+        linger: float = 0.0,
+        linger_batch: int = LINGER_BATCH,
     ) -> None:
         self._clock = clock
         self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
@@ -86,6 +91,7 @@ class SchedulerCore(Generic[Waiter]):
         self._change = self.changes.add
         self.confirmations: Confirmations[Waiter] = Confirmations(confirm_starts)
         self._returning: dict[str, Job] = {}  # claimed again while a cancelled run stops
+        self.linger = Linger(linger, linger_batch)
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -94,12 +100,14 @@ class SchedulerCore(Generic[Waiter]):
         self.retention.start(self._clock(), self._wall())
 
     def next_deadline(self) -> float:
-        """When :meth:`turn` must run again even if no message comes."""
+        """When :meth:`turn` must run again even if no message comes (the end of a linger
+        too)."""
         return min(
             self.queues.next_deadline(),
             self.retention.purge_at,
             self.changes.flush_at,
             self.claims.next_claim(self._room()),
+            self.linger.until,
         )
 
     def turn(self) -> None:
@@ -109,7 +117,10 @@ class SchedulerCore(Generic[Waiter]):
         purge = self.retention.due(now)
         if purge is not None:
             self.outbox.to_store.append(purge)
-        self._dispatch()
+        linger = self.linger
+        if not (linger.seconds and self._hold(now)):
+            self._dispatch(now, gathered=linger.gathered)
+            linger.gathered = False
         self._claim()
         if self._drained_waiters and not self.holdings:
             self.outbox.replies.extend((waiter, None) for waiter in self._drained_waiters)
@@ -241,16 +252,26 @@ class SchedulerCore(Generic[Waiter]):
         if not self.draining:
             self._enqueue(decision.job)
 
-    def _dispatch(self) -> None:
+    def _hold(self, now: float) -> bool:
+        """Whether to hold ready work back for company now (linger.py)."""
+        can_start = bool(self._idle) and not (self.paused or self.draining)
+        return self.linger.hold(now, self.queues.ready_count(), can_start=can_start)
+
+    def _dispatch(self, now: float, *, gathered: bool = False) -> None:
         if self.paused or self.draining:
             return
         queues = self.queues
         idle = self._idle
+        if idle and queues.peek() is not None:
+            self.linger.dispatched_at = now
         while idle and queues.peek() is not None:
             waiter, worker = idle.popleft()
             if self._gone(waiter):  # handing it work would hold that work for nobody
                 continue
-            jobs = self.durations.take(queues, fair_share(queues.ready_count(), len(idle) + 1))
+            # Spread the ready jobs over the idle workers (each its fair share), except what a
+            # linger gathered: one worker takes it all (as its batch budget allows), one wake.
+            share = fair_share(queues.ready_count(), 1 if gathered else len(idle) + 1)
+            jobs = self.durations.take(queues, share)
             self.holdings.hold(worker, jobs)
             label = self._label_prefix + worker
             started = Started([job.id for job in jobs], label, self._wall())

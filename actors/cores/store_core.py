@@ -123,9 +123,11 @@ class StoreCore:
     def submit_nowait(self, tasks: list[TaskRecord], now: float) -> list[TaskRecord]:
         """Admit each of ``tasks``; one that cannot be (queue full, closed) is recorded failed
         with that error, never dropped. Returns those refused."""
-        entered = Transition(TaskState.PENDING, now)
         refused = []
+        shared = Transition(TaskState.PENDING, now)
         for task in tasks:
+            # created when submit_nowait() handed it over: the time the caller was told
+            entered = task.history[0] if task.history else shared
             try:
                 self.check_admission(1)
             except (EngineClosed, QueueFull) as error:

@@ -41,7 +41,7 @@ from .introspection import EngineStatistics
 from .pool import WorkerPool
 from .results import BulkResults
 from .running import Running
-from .submitting import Submitting
+from .submitting import NO_ANSWER_YET, Submitting
 from .subscription import EventStream
 from .watch import ActorInfo, Feed, FeedStream
 
@@ -90,6 +90,7 @@ class Engine(Submitting, BulkResults, Running):
         self._report: ShutdownReport | None = None
         self._nowait_sent: deque[SubmitNowait] = deque()  # oldest first; taken ones popped
         self._nowait_waiting = 0  # tasks in those not yet taken by the store
+        self._nowait_admission = NO_ANSWER_YET  # (queue_size, unfinished) at the store's last look
 
     @property
     def durable(self) -> bool:

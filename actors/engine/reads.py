@@ -2,11 +2,13 @@
 
 A mixin of the Store (store.py), as bulk.py is: the handlers that answer from the core, the
 recently finished tasks or the backend, and change nothing, so store.py keeps admission and
-the transitions. ``_find`` is shared with the handlers that change one task.
+the transitions. ``_find`` and ``_first_of_their_keys`` are shared with the handlers that
+change tasks.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -25,6 +27,8 @@ from .listeners import Listeners
 from .sharing import Link
 
 T = TypeVar("T")
+
+logger = logging.getLogger("oncue.actors.engine.store")
 
 
 class Reads:
@@ -68,6 +72,20 @@ class Reads:
     async def _read_key(self, key: str) -> TaskRecord | None:
         record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
         return record
+
+    async def _first_of_their_keys(self, tasks: list[TaskRecord]) -> list[TaskRecord]:
+        """``tasks`` less those whose key already names a task (stored, or earlier here)."""
+        kept: list[TaskRecord] = []
+        seen: set[str] = set()
+        for task in tasks:
+            key = task.key
+            if key is not None:
+                if key in seen or self._core.known_key(key) or await self._read_key(key):
+                    logger.info("store.duplicate_key", extra={"task_id": task.id, "key": key})
+                    continue
+                seen.add(key)
+            kept.append(task)
+        return kept
 
     async def _get(self, message: GetTask, envelope: Envelope) -> Any:
         return (await self._find(message.id)).snapshot()

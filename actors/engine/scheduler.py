@@ -17,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+from trio.testing import MockClock
 
+from ..cores.linger import LINGER, LINGER_BATCH, MAX_LINGER
 from ..cores.scheduler_core import SchedulerCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
@@ -63,6 +65,8 @@ class Scheduler(Actor):
         retention: float | None = None,
         node: str | None = None,
         confirm_starts: bool = False,
+        linger: float = 0.0,
+        linger_batch: int = LINGER_BATCH,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -75,10 +79,14 @@ class Scheduler(Actor):
             node=node,
             gone=_abandoned,
             confirm_starts=confirm_starts,
+            linger=linger,
+            linger_batch=linger_batch,
         )
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
+        self._ready: TasksReady | None = None  # the last TasksReady, open for the store to add to
+        self._ready_read = 0  # how many of its jobs the core has
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
-            TasksReady: lambda message, _: self.core.tasks_ready(message.jobs),
+            TasksReady: self._tasks_ready,
             TaskCancelled: lambda message, _: self.core.task_cancelled(message.id),
             RequestWork: self._request_work,
             WorkerStopped: self._worker_stopped,
@@ -101,26 +109,37 @@ class Scheduler(Actor):
         core = self.core
         core.start()
         ended = False
-        while not ended:
-            # One cancel scope until a timer fires, not one per turn (entering one costs more
-            # than a turn): its deadline is the next timer only while we wait for messages.
-            with trio.CancelScope() as waiting:
-                while True:
-                    waiting.deadline = core.next_deadline()
-                    try:
-                        self._handle(await mailbox.receive())
-                    except trio.EndOfChannel:
-                        ended = True
-                        break
-                    waiting.deadline = math.inf  # what follows must not be cut short
+        try:
+            while not ended:
+                # One cancel scope until a timer fires, not one per turn (entering one costs
+                # more than a turn): its deadline is the next timer (the end of a linger too),
+                # moved only when that changes.
+                with trio.CancelScope() as waiting:
                     while True:
+                        deadline = core.next_deadline()
+                        if deadline != waiting.deadline:
+                            waiting.deadline = deadline
                         try:
-                            self._handle(mailbox.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel):
+                            self._handle(await mailbox.receive())
+                        except trio.EndOfChannel:
+                            ended = True
                             break
-                    await self._turn()
-            if not ended:  # a timer fired
-                await self._turn()
+                        while True:
+                            try:
+                                self._handle(mailbox.receive_nowait())
+                            except trio.WouldBlock:
+                                break
+                            except trio.EndOfChannel:
+                                ended = True
+                                break
+                        await self._turn(waiting)
+                        if ended:
+                            break
+                if not ended:  # a timer fired
+                    await self._turn(waiting)
+        finally:
+            if self._ready is not None:  # the store must not add to what nobody will read
+                self._ready.taken = True
         await self._send_changes(force=True)
 
     async def _load_queue(self) -> list[tuple[Job, TaskState]]:
@@ -136,10 +155,16 @@ class Scheduler(Actor):
                 await trio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _turn(self) -> None:
-        """Run the core's turn, then send what it decided."""
+    async def _turn(self, waiting: trio.CancelScope) -> None:
+        """Run the core's turn, then send what it decided (``waiting``: the loop's scope,
+        whose timer must not cut a send short)."""
         core = self.core
+        if self._ready is not None:
+            self._read_ready()
         core.turn()
+        if self._ready is not None and not core.linger.active:  # wake us for the next ones
+            self._ready.taken = True
+            self._ready = None
         outbox = core.outbox
         if outbox.to_store:
             self._tell_store(outbox.to_store)
@@ -149,7 +174,14 @@ class Scheduler(Actor):
             outbox.replies.clear()
         if outbox.interrupts:
             self._interrupt(outbox.interrupts)
-        await self._send_changes()
+        changes = core.take_changes()
+        if changes is not None:
+            record = Record(changes, core.confirmations.token())
+            try:
+                self._store.try_tell(record)
+            except MailboxFull:  # rare: wait for room, with no timer to cut the wait short
+                waiting.deadline = math.inf
+                await self._store.tell(record)
 
     async def _send_changes(self, *, force: bool = False) -> None:
         changes = self.core.take_changes(force=force)
@@ -179,6 +211,8 @@ class Scheduler(Actor):
         interrupts.clear()
 
     def _handle(self, envelope: Envelope) -> None:
+        if self._ready is not None:  # what the store added to it came first
+            self._read_ready()
         try:
             answer = self._handlers[type(envelope.message)](envelope.message, envelope)
         except self.reply_errors as error:
@@ -192,6 +226,24 @@ class Scheduler(Actor):
             return self._registry.get(task_type).retry
         except LookupError:
             return RetryPolicy()
+
+    def _tasks_ready(self, message: TasksReady, envelope: Envelope) -> None:
+        """Read ``message``, and leave it open: until the turn's end, or while the core
+        lingers, the store adds the next ready jobs to it (up to ``limit``) instead of sending
+        another, so a trickle of tasks wakes us once a batch, not once a task."""
+        if self._ready is not None:
+            self._ready.taken = True
+        message.limit = self.core.linger.batch
+        self._ready, self._ready_read = message, 0
+        self._read_ready()
+
+    def _read_ready(self) -> None:
+        """Give the core the jobs the store added to the open TasksReady since the last look."""
+        ready = self._ready
+        assert ready is not None
+        if len(ready.jobs) > self._ready_read:
+            self.core.tasks_ready(ready.jobs[self._ready_read :])
+            self._ready_read = len(ready.jobs)
 
     def _request_work(self, message: RequestWork, envelope: Envelope) -> Any:
         self._workers[message.worker] = message.ref
@@ -209,6 +261,29 @@ class Scheduler(Actor):
 
     def _get_load(self, message: GetLoad, envelope: Envelope) -> Load:
         return self.core.load()
+
+
+def default_linger() -> float:
+    """LINGER on a real clock; none on a MockClock, whose time is virtual: holding work back
+    there saves no CPU a test could see, and would only move the clock (tests that are about
+    the linger pass ``linger=`` to open_engine)."""
+    return 0.0 if isinstance(trio.lowlevel.current_clock(), MockClock) else LINGER
+
+
+def linger_batch(queue_size: int) -> int:
+    """How many gathered tasks end a linger: LINGER_BATCH, or a quarter of ``queue_size`` if
+    less. Those held back, and a batch done but not yet reported, count as unfinished: a
+    producer that never filled a small queue one task at a time must not fill it now."""
+    return min(LINGER_BATCH, queue_size // 4)
+
+
+def check_linger(linger: float) -> float:
+    """``linger`` if it is seconds from 0 to MAX_LINGER; else ValueError naming it."""
+    if isinstance(linger, bool) or not isinstance(linger, int | float):
+        raise ValueError(f"linger must be seconds from 0 to {MAX_LINGER}, got {linger!r}")
+    if not 0 <= linger <= MAX_LINGER:
+        raise ValueError(f"linger must be seconds from 0 to {MAX_LINGER}, got {linger!r}")
+    return float(linger)
 
 
 def _abandoned(envelope: Envelope) -> bool:

@@ -31,6 +31,7 @@ from ..messages import (
     CancelTask,
     CloseAdmission,
     DeleteTask,
+    Job,
     LoadQueue,
     ProgressReported,
     Purge,
@@ -94,6 +95,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
         self._confirms: list[object] = []  # of this batch's Records: StartsRecorded after commit
+        self._last_ready: TasksReady | None = None  # the last thing told the scheduler, if so
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -195,7 +197,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         if batch.finished:
             self._keep_finished(batch.finished)
         if batch.ready:
-            self._tell_scheduler(TasksReady(batch.ready))
+            self._tell_ready(batch.ready)
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
         chores = self._link.committed(batch, self._listeners)
@@ -217,7 +219,19 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         if self._trim_finished is not None:
             self._core.purged(self._trim_finished())
 
+    def _tell_ready(self, jobs: list[Job]) -> None:
+        """Add ``jobs`` to the TasksReady the scheduler has not taken yet, if it was the last
+        thing told (so the order of what it hears stays as it was), or send a new one."""
+        last = self._last_ready
+        if last is not None and not last.taken and len(last.jobs) < last.limit:
+            last.jobs.extend(jobs)
+            return
+        message = TasksReady(jobs)
+        self._tell_scheduler(message)
+        self._last_ready = message
+
     def _tell_scheduler(self, message: Any) -> None:
+        self._last_ready = None
         try:
             self._scheduler.try_tell(message)  # the scheduler's mailbox is unbounded
         except ActorStopped:
@@ -248,13 +262,19 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         # Taken before any await: submit_nowait() now sends a new one, so the tasks counted
         # here (the numbers a shared store reserves for them) are all the tasks there are.
         message.taken = True
-        reads = self._core.ownership.admission_reads(len(message.tasks))
+        core = self._core
+        tasks = message.tasks
+        reads = core.ownership.admission_reads(len(tasks))
         if reads is not None:
             await self._link.read_for_admission(reads)
-        for record in self._core.submit_nowait(message.tasks, time.time()):
+        if any(task.key is not None for task in tasks):  # rare: keep the first of each key
+            tasks = await self._first_of_their_keys(tasks)
+        for record in core.submit_nowait(tasks, time.time()):
             error = record.error
             reason = None if error is None else f"{error.type}: {error.message}"
             logger.warning("store.refused", extra={"task_id": record.id, "error": reason})
+        # what submit_nowait() reads before its next task: room left, as we see it now
+        message.admission = (core.queue_size, core.ownership.unfinished_total(core.unfinished))
 
     async def _record(self, message: Record, envelope: Envelope) -> None:
         self._core.record(message.changes)

@@ -8,6 +8,7 @@ not taken yet, so a burst costs one envelope per batch, not one round trip per t
 from __future__ import annotations
 
 import datetime
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -15,15 +16,16 @@ from typing import Any
 from ..cores.admission import admit
 from ..cores.ids import new_task_id
 from ..cores.record import TaskRecord
-from ..errors import EngineClosed, InvalidField, MailboxFull, UnknownTaskType
+from ..errors import EngineClosed, InvalidField, MailboxFull, QueueFull, UnknownTaskType
 from ..messages import Submit, SubmitNowait
 from ..registry import Registry
 from ..runtime.mailbox import ActorRef
-from ..task import Admitted, Submission, Task
+from ..task import Admitted, Submission, Task, TaskState, Transition
 from .tracing import end_submit, start_submit
 
 NOWAIT_BATCH = 1000  # tasks one SubmitNowait may gather (the store admits them in one go)
 NOWAIT_BACKLOG = 10_000  # tasks submit_nowait() may hand over before the store takes them
+NO_ANSWER_YET = (2**63, 0)  # (queue_size, unfinished) before the store's first answer: no limit
 
 
 class Submitting:
@@ -36,6 +38,7 @@ class Submitting:
     _shutdown_started: bool
     _nowait_sent: deque[SubmitNowait]  # oldest first; taken ones popped
     _nowait_waiting: int  # tasks in those not yet taken by the store
+    _nowait_admission: tuple[int, int]  # (queue_size, unfinished) as the store last saw them
 
     async def submit(
         self,
@@ -56,10 +59,16 @@ class Submitting:
         bad option. ``type`` may be the name or the decorated handler itself. ``headers``:
         string metadata every attempt sees (``job.headers``), where the trace context travels.
         """
+        if self._shutdown_started:
+            raise EngineClosed()
         submission = self._submission(
             type, payload, priority, max_retries, timeout, delay, run_at, key, headers
         )
-        return (await self.admit([submission]))[0].task
+        task = admit(self.registry, submission, durable=self._durable)
+        if self._traced:
+            return (await self._admit_traced([task]))[0].task
+        admitted: list[Admitted] = await self._store.ask(Submit([task]))  # admit(), for one
+        return admitted[0].task
 
     def submit_nowait(
         self,
@@ -71,56 +80,78 @@ class Submitting:
         timeout: float | None = None,
         delay: float | None = None,
         run_at: float | datetime.datetime | None = None,
+        key: str | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> str:
-        """Hand one task to the store without waiting for its commit; return its id at once.
+    ) -> Task:
+        """Submit one task without waiting for the store; returns it pending, at once.
 
-        For a producer that submits one task at a time and need not wait for each: its tasks
-        reach the store in batches instead of one round trip each. Not yet committed when this
-        returns, but the store's mailbox keeps order: a later ``get`` or ``wait`` finds it.
-        A task the store cannot admit (queue full, shutting down) is recorded failed with that
-        error: nothing is dropped silently. No idempotency key here: use :meth:`submit`.
+        Takes what :meth:`submit` takes and returns the same kind of thing, for a producer
+        that need not wait for each task: its tasks reach the store in batches instead of one
+        round trip each. What the store decides is not known yet when this returns (see
+        docs/engine.md, "submit and submit_nowait"): the task's ``number`` is 0 (the store
+        numbers it as it takes it; ``get`` shows it), and with a ``key`` the store keeps only
+        the first task of that key: if one exists, this one is not created (``get_by_key``
+        finds the one that stands). The store's mailbox keeps order: a later ``get`` or
+        ``wait`` finds the task. One the store then cannot admit (another caller filled the
+        queue) is recorded failed with that error: nothing is dropped silently.
 
-        Raises trio.WouldBlock (MailboxFull) while the store's mailbox is full, or 10,000
-        tasks handed over are not yet taken by the store: await something (``submit``
-        itself, or a checkpoint) and try again. Also EngineClosed, UnknownTaskType and
-        InvalidField, as :meth:`submit`.
+        Raises trio.WouldBlock instead of waiting: QueueFull when the store, at its last look,
+        had no room for another task (``submit`` raises it too), MailboxFull while 10,000
+        tasks handed over are not yet taken by the store or its mailbox is full. Await
+        something (``submit`` itself, or a checkpoint) and try again. Also EngineClosed,
+        UnknownTaskType and InvalidField, as :meth:`submit`.
         """
         if self._shutdown_started:
             raise EngineClosed()
         submission = self._submission(
-            type, payload, priority, max_retries, timeout, delay, run_at, None, headers
+            type, payload, priority, max_retries, timeout, delay, run_at, key, headers
         )
-        task_id = new_task_id()
-        task = admit(self.registry, submission, durable=self._durable, task_id=task_id)
-        if not self._traced:
+        task = admit(self.registry, submission, durable=self._durable, task_id=new_task_id())
+        # Dated now, when the caller is told: the store keeps this first history entry.
+        entered = Transition(TaskState.PENDING, time.time())
+        task.created_at, task.history = entered.at, (entered,)
+        if self._traced:
+            span, headers = start_submit(task.type, task.headers)
+            try:
+                task.headers = headers
+                self._hand_over(task)
+            except Exception as error:  # refused: the span says why, the caller gets the error
+                end_submit(span, None, error)
+                raise
+            end_submit(span, task.id)
+        else:
             self._hand_over(task)
-            return task_id
-        span, headers = start_submit(task.type, task.headers)
-        try:
-            task.headers = headers
-            self._hand_over(task)
-        except Exception as error:  # refused: the span says why, the caller gets the error
-            end_submit(span, None, error)
-            raise
-        end_submit(span, task_id)
-        return task_id
+        return task.snapshot()  # the store has not run since: as handed over (number 0)
 
     def _hand_over(self, task: TaskRecord) -> None:
-        """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one
-        (MailboxFull if the store's mailbox is full, or NOWAIT_BACKLOG tasks are waiting)."""
+        """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one.
+
+        Raises QueueFull if the store's last answer leaves no room for it (and asks the store
+        to look again, so a later call knows), MailboxFull if the store's mailbox is full or
+        NOWAIT_BACKLOG tasks are waiting.
+        """
         sent = self._nowait_sent
         while sent and sent[0].taken:  # the store takes them in order
-            self._nowait_waiting -= len(sent.popleft().tasks)
+            taken = sent.popleft()
+            self._nowait_waiting -= len(taken.tasks)
+            if taken.admission is not None:
+                self._nowait_admission = taken.admission
+        queue_size, unfinished = self._nowait_admission
+        if unfinished + self._nowait_waiting >= queue_size:
+            if not sent:  # ask the store to look again (tasks finish meanwhile)
+                self._send_nowait(SubmitNowait([]))
+            raise QueueFull(queue_size, unfinished + self._nowait_waiting, 1)
         if self._nowait_waiting >= NOWAIT_BACKLOG:
             raise MailboxFull(self._store.path)
         if sent and len(sent[-1].tasks) < NOWAIT_BATCH:
             sent[-1].tasks.append(task)
         else:
-            message = SubmitNowait([task])
-            self._store.try_tell(message)
-            sent.append(message)
+            self._send_nowait(SubmitNowait([task]))
         self._nowait_waiting += 1
+
+    def _send_nowait(self, message: SubmitNowait) -> None:
+        self._store.try_tell(message)  # MailboxFull: the store's mailbox is full
+        self._nowait_sent.append(message)
 
     def _submission(
         self,

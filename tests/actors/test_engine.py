@@ -470,8 +470,8 @@ async def test_retry_follows_the_admission_rules_and_starts_clean(registry) -> N
 
 async def test_submit_nowait_hands_tasks_over_without_waiting(registry) -> None:
     async with open_engine(registry=registry, workers=2) as engine:
-        ids = [engine.submit_nowait("double", n, priority="high") for n in range(100)]
-        done = [await engine.wait(task_id) for task_id in ids]
+        tasks = [engine.submit_nowait("double", n, priority="high") for n in range(100)]
+        done = [await engine.wait(task.id) for task in tasks]
         with pytest.raises(UnknownTaskType):
             engine.submit_nowait("nope")
         with pytest.raises(InvalidField):
@@ -485,7 +485,7 @@ async def test_submit_nowait_keeps_order_across_the_batches_it_fills(registry) -
         await engine.pause()
         ids = []
         for number in range(1500):  # more than one SubmitNowait holds, taken at checkpoints
-            ids.append(engine.submit_nowait("echo", number))
+            ids.append(engine.submit_nowait("echo", number).id)
             if number in (300, 400):
                 await trio.lowlevel.checkpoint()
         await engine.stats()  # committed once this is answered, so list() sees them all
@@ -503,7 +503,7 @@ async def test_submit_nowait_would_block_on_a_full_mailbox_and_never_drops(regis
         ids = []
         with pytest.raises(trio.WouldBlock):
             for number in range(100_000):  # no checkpoint: the store's mailbox fills up
-                ids.append(engine.submit_nowait("echo", number))
+                ids.append(engine.submit_nowait("echo", number).id)
         stats = await engine.stats()  # asked after them all: the store has them all now
         refused = await engine.get(ids[-1])
         await engine.resume()

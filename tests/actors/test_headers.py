@@ -50,8 +50,9 @@ async def test_every_attempt_sees_the_headers(autojump_clock) -> None:
             raise RuntimeError("again")
 
     async with open_engine(registry=registry, workers=1) as engine:
-        task_id = engine.submit_nowait("look", None, headers={"a": "b"})
-        await engine.wait(task_id)
+        task = engine.submit_nowait("look", None, headers={"a": "b"})
+        assert task.headers == {"a": "b"}
+        await engine.wait(task.id)
     assert seen == [{"a": "b"}, {"a": "b"}]
 
 

@@ -35,7 +35,16 @@ from oncue.actors.messages import (
 from oncue.actors.registry import RetryPolicy
 
 ACTORS = Path(__file__).resolve().parents[2] / "actors"
-CORE = ("scheduler_core", "queues", "holdings", "durations", "settlement", "claims", "recording")
+CORE = (
+    "scheduler_core",
+    "queues",
+    "holdings",
+    "durations",
+    "settlement",
+    "claims",
+    "recording",
+    "linger",
+)
 WALL = 1_000_000.0  # the wall clock when the scheduler's clock reads 0
 ERROR = TaskError("RuntimeError", "boom")
 

@@ -133,11 +133,13 @@ async def test_an_attempt_on_another_node_joins_the_trace(
 
 async def test_submit_nowait_is_traced_too(autojump_clock, exporter: InMemorySpanExporter) -> None:
     async with open_engine(registry=flaky_registry(), workers=1) as engine:
-        task_id = engine.submit_nowait("flaky", None)
-        await engine.wait(task_id)
+        task = engine.submit_nowait("flaky", None)
+        await engine.wait(task.id)
     spans = exporter.get_finished_spans()
     [submit] = named(spans, "oncue.submit")
-    assert submit.attributes["oncue.task.id"] == task_id
+    assert submit.attributes["oncue.task.id"] == task.id
+    assert task.headers is not None
+    assert "traceparent" in task.headers  # the Task answered carries what the store records
     assert len(named(spans, "oncue.run")) == 2
 
 
