@@ -57,6 +57,9 @@ class StatsOut(msgspec.Struct):
     workers_busy: int
     workers_idle: int
     paused: bool
+    # priority (as a JSON key: a string) -> tasks waiting to run, highest priority first; on a
+    # shared store (PostgreSQL, Redis) the whole store's, every node's
+    queued_by_priority: dict[str, int]
 
 
 class HealthQueue(msgspec.Struct):
@@ -127,7 +130,8 @@ async def resize_workers() -> Response:
 @service_routes.get("/api/v1/stats")
 @document_response(StatsOut)
 async def stats() -> Response:
-    """Counts by state and type, queue length, busy and idle workers, whether paused."""
+    """Counts by state and type, queue length and the waiting tasks by priority, busy and idle
+    workers, whether paused."""
     with service().deadline():
         current = await service().engine.stats()
     return json_response(attrs.asdict(current))

@@ -41,6 +41,7 @@ from .postgres_sql import (
     LIVE,
     NOW,
     PURGE,
+    QUEUED_BY_PRIORITY,
     RELEASE,
     RENEW,
     UNFINISHED_VALUES,
@@ -435,6 +436,10 @@ class PostgresBackend:
             _fetch, "SELECT type, state, count(*) FROM tasks GROUP BY type, state", ()
         )
         return {(type_, TaskState(state)): count for type_, state, count in rows}
+
+    async def queued_by_priority(self) -> dict[int, int]:
+        rows = await self._run(_fetch, QUEUED_BY_PRIORITY, ())
+        return {int(priority): int(count) for priority, count in rows}
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
         rows = await self._run(_purge, before, limit)

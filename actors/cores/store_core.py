@@ -29,6 +29,8 @@ from .ownership import Ownership
 from .record import NewTask, TaskRecord
 
 Counts = dict[tuple[str, TaskState], int]
+Queued = dict[int, int]  # priority -> how many tasks wait (pending or retrying)
+_PENDING, _RETRYING = TaskState.PENDING, TaskState.RETRYING
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
 
 
@@ -48,7 +50,8 @@ class Batch:
 
 class StoreCore:
     """Every task state change, as plain calls. ``unfinished`` holds the tasks this engine
-    runs (all of them, unless the ownership is shared); ``counts`` by (type, state)."""
+    runs (all of them, unless the ownership is shared); ``counts`` by (type, state);
+    ``queued``: how many of them wait to run (pending or retrying), by priority."""
 
     def __init__(
         self,
@@ -61,6 +64,10 @@ class StoreCore:
         self.queue_size = queue_size
         self.unfinished: dict[str, TaskRecord] = {record.id: record for record in unfinished}
         self.counts: defaultdict[tuple[str, TaskState], int] = defaultdict(int, counts or {})
+        self.queued: defaultdict[int, int] = defaultdict(int)
+        for record in self.unfinished.values():
+            if record.state is _PENDING or record.state is _RETRYING:
+                self.queued[record.priority] += 1
         self.closed = False
         self.batch = Batch()
 
@@ -155,6 +162,7 @@ class StoreCore:
         batch.changed[record.id] = record
         if self.ownership.place(record, ready):
             self.counts[record.type, TaskState.PENDING] += 1
+            self.queued[record.priority] += 1
             self.unfinished[record.id] = record
             if ready:
                 batch.ready.append(record.job())
@@ -178,8 +186,13 @@ class StoreCore:
     def move(self, record: TaskRecord, state: TaskState, at: float) -> None:
         """``record`` enters ``state`` at ``at`` (wall clock): counted, committed, announced."""
         counts = self.counts
-        counts[record.type, record.state] -= 1
+        before = record.state
+        counts[record.type, before] -= 1
         counts[record.type, state] += 1
+        if before is _PENDING or before is _RETRYING:  # queued by priority: only waiting ones
+            self.queued[record.priority] -= 1
+        if state is _PENDING or state is _RETRYING:
+            self.queued[record.priority] += 1
         # The history says who ran each attempt and why one failed (the HTTP `history`).
         worker = record.worker if state is TaskState.RUNNING else None
         error = None

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from ..backends import Backend, is_shared
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
-from ..cores.store_core import Counts, StoreCore
+from ..cores.store_core import Counts, Queued, StoreCore
 from ..errors import TaskNotFound
 from ..messages import ChangedSince, GetCounts, GetTask, KeyRef, ListTasks, WaitIdle, WaitTask
 from ..runtime.mailbox import Envelope
@@ -110,6 +110,10 @@ class Reads:
         self._listeners.wait_idle(envelope)
         return DEFERRED
 
-    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
+    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> tuple[Counts, Queued]:
         counts = await self._link.counts()
-        return {key: count for key, count in counts.items() if count}
+        queued = await self._link.queued()
+        return (
+            {key: count for key, count in counts.items() if count},
+            {priority: count for priority, count in queued.items() if count},
+        )
