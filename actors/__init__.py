@@ -3,6 +3,7 @@
 from .backends import Backend, open_backend
 from .builtins import register_builtins
 from .engine.handle import Engine
+from .engine.introspection import EngineStatistics
 from .engine.start import open_engine
 from .errors import (
     ActorCrashed,
@@ -37,7 +38,7 @@ from .errors import (
 from .registry import Handler, Registry, RetryPolicy, TaskContext
 from .runtime.actor import Actor, Context
 from .runtime.events import EventKind, LifecycleEvent
-from .runtime.mailbox import ActorRef, Envelope, Mailbox
+from .runtime.mailbox import ActorRef, Envelope, Mailbox, MailboxStatistics
 from .runtime.spec import ChildInfo, ChildSpec, ChildState, Restart, Strategy
 from .runtime.supervisor import Supervisor
 from .runtime.tree import SupervisorRef, open_supervisor, supervisor_spec
@@ -79,6 +80,7 @@ __all__ = [
     "DatabaseInUse",
     "Engine",
     "EngineClosed",
+    "EngineStatistics",
     "Envelope",
     "EventKind",
     "EventsDropped",
@@ -88,6 +90,7 @@ __all__ = [
     "LifecycleEvent",
     "Mailbox",
     "MailboxFull",
+    "MailboxStatistics",
     "NodeNameInUse",
     "OncueError",
     "Page",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # annotations only: the scheduler's core imports this module 
 class Submit:
     """Admit these tasks, all or none (ask -> list[Admitted])."""
 
-    tasks: list[Any]  # list[NewTask]
+    tasks: list[Any]  # list[TaskRecord], as admission built them
 
 
 @attrs.frozen
@@ -38,7 +38,7 @@ class SubmitNowait:
     The one mutable message: until the store sets ``taken``, submit_nowait() appends to the
     last one it sent instead of sending another, so a burst costs one envelope per batch."""
 
-    tasks: list[Any]  # list[NewTask]
+    tasks: list[Any]  # list[TaskRecord], as admission built them
     taken: bool = False
 
 

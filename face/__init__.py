@@ -21,6 +21,7 @@ if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "http" / "app.py").is_file(
 from oncue.actors import (  # noqa: E402 (after the search path is complete)
     Engine,
     EngineClosed,
+    EngineStatistics,
     EventsDropped,
     Fatal,
     InvalidField,
@@ -75,6 +76,7 @@ __all__ = [
     "ClientError",
     "Engine",
     "EngineClosed",
+    "EngineStatistics",
     "EventStream",
     "EventsDropped",
     "EventsReset",

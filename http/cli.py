@@ -1,9 +1,9 @@
 """The `oncue` command (click): `serve`, `worker`, `token create`, and the client commands.
 
-The options of serve and worker, with their environment fallbacks, are in options.py; the
-commands that talk to a running server are in cli_client.py. Exit codes: 0 success, 1 an
-error (one line on stderr), 2 a usage error (click's), 3 a task waited for ended failed or
-cancelled (docs/http.md).
+The options of serve and worker are declared in options_node.py and options_http.py, with
+their environment fallbacks (options.py); the commands that talk to a running server are in
+cli_client.py. Exit codes: 0 success, 1 an error (one line on stderr), 2 a usage error
+(click's), 3 a task waited for ended failed or cancelled (docs/http.md).
 """
 
 from __future__ import annotations
@@ -18,18 +18,9 @@ from typing import Any
 import click
 
 from .cli_client import client_commands
-from .options import (
-    DEFAULT_LEASE,
-    Decorator,
-    Duration,
-    engine_flags,
-    env,
-    health_flags,
-    http_flags,
-    namespace,
-    store_flag,
-    store_wait_flag,
-)
+from .options import Decorator, Duration, env, namespace
+from .options_http import health_flags, http_flags
+from .options_node import DEFAULT_LEASE, engine_flags, store_flag, store_wait_flag
 from .refusals import StartupError
 
 EARLY_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # process.SIGNALS, without importing trio

@@ -3,7 +3,9 @@
 Both answer with the engine's own values (`Task`, `Page`, `Stats`) and raise the engine's own
 exceptions (`TaskNotFound`, `QueueFull` with `retry_after`, ...), so code moves between an
 embedded engine and a server unchanged. What each call does is written once, without I/O, in
-client_plans.py; the two classes here only drive those plans with httpx.
+client_plans.py; `Client` (here) and `AsyncClient` (client_async.py) only drive those plans
+with httpx. This module is where both are imported from, with the errors and event values
+they raise and yield.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
 
-import anyio
 import httpx
 
-from oncue.actors import InvalidField, Page, Stats, Submission, Task, TaskState
+from oncue.actors import Page, Stats, Submission, Task, TaskState
 
+from .client_async import AsyncClient
 from .client_errors import ClientError, NotAnOncueServer, RequestRejected, ServerUnreachable
 from .client_events import ActorEvent, EventsReset, events_request, open_events
-from .client_plans import Calls, Moment, Pause, Plan, Priority, Request, task_name
+from .client_http import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Statuses,
+    checked_base,
+    keywords,
+    to_httpx,
+)
+from .client_plans import Moment, Pause, Plan, Priority, Request, task_name
 from .client_streams import AsyncEventStream, EventStream
 
 __all__ = [
@@ -39,34 +48,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Statuses = TaskState | str | Iterable[TaskState | str]
-
-DEFAULT_TIMEOUT = 10.0  # seconds for one request to be answered (a long-poll gets more)
-DEFAULT_RETRIES = 3
-
-
-def _base(
-    url: str, token: str | None, timeout: float, retries: int
-) -> tuple[str, Calls, dict[str, str]]:
-    """The checked base URL, the calls' plans, and the headers every request carries."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidField(
-            "url", f"url must look like http://host:port (or https://...), got {url!r}"
-        )
-    if not (isinstance(timeout, int | float) and timeout > 0):
-        raise InvalidField("timeout", f"timeout must be a number of seconds > 0, got {timeout!r}")
-    if not (isinstance(retries, int) and retries >= 0):
-        raise InvalidField("retries", f"retries must be an int >= 0, got {retries!r}")
-    base = url.rstrip("/")
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return base, Calls(base, retries), headers
-
-
-def _options(**options: Any) -> dict[str, Any]:
-    return options
 
 
 class Client:
@@ -86,7 +67,7 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
-        self.url, self._calls, headers = _base(url, token, timeout, retries)
+        self.url, self._calls, headers = checked_base(url, token, timeout, retries)
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._stream_timeout = httpx.Timeout(timeout, read=None)  # an event stream idles
 
@@ -122,7 +103,7 @@ class Client:
         An existing ``key`` returns the task it names. Raises UnknownTaskType, QueueFull
         (``retry_after``), InvalidField naming the option, EngineClosed, ClientError.
         """
-        options = _options(
+        options = keywords(
             priority=priority,
             max_retries=max_retries,
             timeout=timeout,
@@ -215,162 +196,10 @@ class Client:
 
     def _send(self, request: Request) -> httpx.Response:
         if request.stream:
-            opening = _build(self._http, request, self._stream_timeout)
+            opening = to_httpx(self._http, request, self._stream_timeout)
             response = self._http.send(opening, stream=True)
             if response.is_error:  # read, for the error it says
                 response.read()
                 response.close()
             return response
-        return self._http.send(_build(self._http, request, None))
-
-
-class AsyncClient:
-    """An async client for an oncue server at ``url``, under asyncio or trio.
-
-    As :class:`Client`, with every call awaited; use it with ``async with``, or ``await
-    aclose()``. Cancellation (a cancel scope, ``asyncio.timeout``) stops a call at once.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        token: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-    ) -> None:
-        self.url, self._calls, headers = _base(url, token, timeout, retries)
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
-        self._stream_timeout = httpx.Timeout(timeout, read=None)  # an event stream idles
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def submit(
-        self,
-        type: str | Callable[..., Any],
-        payload: Any = None,
-        *,
-        priority: Priority | None = None,
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        delay: float | None = None,
-        run_at: Moment | None = None,
-        key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Task:
-        """Submit one task; as :meth:`Client.submit`."""
-        options = _options(
-            priority=priority,
-            max_retries=max_retries,
-            timeout=timeout,
-            delay=delay,
-            run_at=run_at,
-            key=key,
-            headers=headers,
-        )
-        return await self._run(self._calls.submit(task_name(type), payload, options))
-
-    async def submit_many(self, submissions: Iterable[Submission]) -> builtins.list[Task]:
-        """Submit several tasks, all or none."""
-        return await self._run(self._calls.submit_many(builtins.list(submissions)))
-
-    async def get(self, task_id: str) -> Task:
-        """The task; raises TaskNotFound."""
-        return await self._run(self._calls.get(task_id))
-
-    async def list(
-        self,
-        *,
-        state: TaskState | str | None = None,
-        type: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> Page:
-        """A page of tasks, newest first; pass its ``next_cursor`` back for the next one."""
-        return await self._run(self._calls.list(state, type, limit, cursor))
-
-    async def wait(self, task_id: str, *, timeout: float | None = None) -> Task:
-        """Long-poll until the task is finished; as :meth:`Client.wait`."""
-        return await self._run(self._calls.wait(task_id, timeout, time.monotonic))
-
-    async def cancel(self, task_id: str) -> Task:
-        return await self._run(self._calls.cancel(task_id))
-
-    async def retry(self, task_id: str) -> Task:
-        return await self._run(self._calls.retry(task_id))
-
-    async def stats(self) -> Stats:
-        return await self._run(self._calls.stats())
-
-    def events(
-        self,
-        *,
-        task: str | int | None = None,
-        type: str | None = None,
-        status: Statuses | None = None,
-        last_event_id: str | None = None,
-        reconnect: bool = True,
-    ) -> AsyncEventStream:
-        """The server's events as they happen: ``async with client.events(...) as stream:
-        async for event in stream``; as :meth:`Client.events` (reconnects too)."""
-
-        async def open(after: str | None) -> httpx.Response:
-            request = events_request(task, type, status, after)
-            return await self._run(open_events(request, self.url, self._calls.retries))
-
-        return AsyncEventStream(self.url, open, last_event_id, reconnect)
-
-    async def _run(self, plan: Plan[T]) -> T:
-        """Carry out `plan`'s requests and pauses; return what it returns."""
-        step = next(plan)
-        while True:
-            try:
-                if isinstance(step, Pause):
-                    await anyio.sleep(step.seconds)
-                    step = plan.send(None)
-                    continue
-                try:
-                    response = await self._send(step)
-                except httpx.TransportError as error:
-                    step = plan.throw(error)
-                    continue
-                step = plan.send(response)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-
-    async def _send(self, request: Request) -> httpx.Response:
-        if request.stream:
-            opening = _build(self._http, request, self._stream_timeout)
-            response = await self._http.send(opening, stream=True)
-            if response.is_error:  # read, for the error it says
-                await response.aread()
-                await response.aclose()
-            return response
-        return await self._http.send(_build(self._http, request, None))
-
-
-def _build(
-    http: httpx.Client | httpx.AsyncClient, request: Request, timeout: httpx.Timeout | None
-) -> httpx.Request:
-    """The httpx request of `request` (`timeout`, or its own, or the client's)."""
-    return http.build_request(
-        request.method,
-        request.path,
-        json=request.json,
-        params=request.params,
-        headers=request.headers,
-        timeout=timeout or request.timeout or httpx.USE_CLIENT_DEFAULT,
-    )
+        return self._http.send(to_httpx(self._http, request, None))

@@ -1,10 +1,12 @@
-"""The options of `oncue serve` and `oncue worker`, each with its environment fallback.
+"""An option of `oncue serve` and `oncue worker`: its environment fallback, the duration type,
+and the checks of the values parsed before anything starts.
 
 Every option falls back to environment variables: the `ONCUE_*` form first, then the name the
 Go queues' READMEs used (PORT, WORKER_COUNT, QUEUE_SIZE, DATABASE_URL, REDIS_URL, LOG_LEVEL).
 `--help` lists them beside each option, with the default in effect: the one a variable sets,
-naming it. Only click and the standard library are imported here: `oncue` parses its
-arguments before anything heavy loads.
+naming it. The options themselves are declared in options_node.py (both commands) and
+options_http.py (what each serves over HTTP). Only click and the standard library are
+imported here: `oncue` parses its arguments before anything heavy loads.
 """
 
 from __future__ import annotations
@@ -16,10 +18,6 @@ from typing import Any
 
 import click
 
-DEFAULT_STORE = "sqlite:///oncue.db"
-DEFAULT_LEASE = 30.0
-DEFAULT_STORE_WAIT = 30.0  # seconds `serve` and `worker` retry a store that is down at start
-STORE_VARIABLES = ("ONCUE_STORE", "DATABASE_URL", "REDIS_URL")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -108,204 +106,6 @@ class Duration(click.ParamType[Any]):
         if self.positive and seconds <= 0:
             self.fail(f"a duration > 0 is needed here, got {value!r}", param, ctx)
         return seconds
-
-
-def store_flag(*, shared: bool) -> Decorator:
-    """`--store`; a `shared` one (for `worker`) has no default but the environment's."""
-    if shared:
-        where = "a store other nodes share: postgresql://... or redis://..."
-    else:
-        where = "where tasks live (sqlite: in the working directory; memory:// keeps nothing)"
-    return option(
-        "--store",
-        metavar="URL",
-        default=None if shared else DEFAULT_STORE,
-        variables=STORE_VARIABLES,
-        help=where,
-    )
-
-
-def store_wait_flag() -> Decorator:
-    """`--store-wait`: how long, at start, a store that does not answer is retried."""
-    return option(
-        "--store-wait",
-        type=Duration(),
-        default=DEFAULT_STORE_WAIT,
-        metavar="DURATION",
-        variables=("ONCUE_STORE_WAIT",),
-        help="at start, how long to keep retrying a store that does not answer (a database"
-        " still starting) before giving up with exit 1",
-    )
-
-
-def engine_flags(*, lease: float | None) -> list[Decorator]:
-    """The options of the engine itself, shared by `serve` and `worker`."""
-    workers = ("ONCUE_WORKERS", "ONCUE_WORKER_COUNT", "WORKER_COUNT")
-    return [
-        option(
-            "-w",
-            "--workers",
-            type=click.IntRange(min=0),
-            default=5,
-            variables=workers,
-            help="worker actors: tasks run at once",
-        ),
-        option(
-            "--retention",
-            type=Duration(forever=True),
-            default="7d",
-            variables=("ONCUE_RETENTION",),
-            help="how long finished tasks are kept: 90s, 15m, 12h, 7d, or forever",
-        ),
-        option(
-            "-A",
-            "--handlers",
-            metavar="MODULE[:ATTR]",
-            variables=("ONCUE_HANDLERS",),
-            help="a module with your task types: its `registry` (an oncue Registry), as celery -A",
-        ),
-        option(
-            "--no-builtins",
-            is_flag=True,
-            variables=("ONCUE_NO_BUILTINS",),
-            help="only the task types of --handlers, not the built-ins (echo, sleep, double,...)",
-        ),
-        option(
-            "--lease",
-            type=Duration(positive=True),
-            default=lease,
-            metavar="DURATION",
-            variables=("ONCUE_LEASE",),
-            help="on a shared store, how long a task this node claimed stays its own without a"
-            f" heartbeat{'' if lease else f' (unset: the engine default, {DEFAULT_LEASE:g})'}",
-        ),
-        option(
-            "--node",
-            metavar="NAME",
-            variables=("ONCUE_NODE",),
-            help="on a shared store, this node's name (unset: host:pid:random); a stable name"
-            " lets a node restarted in place take back at once what it held; never give two"
-            " live nodes one name",
-        ),
-        *lifecycle_flags(),
-    ]
-
-
-def health_flags() -> list[Decorator]:
-    """`oncue worker --health-port/--health-host`: /health and /metrics for probes (health.py)."""
-    return [
-        option(
-            "--health-port",
-            type=click.IntRange(0, 65535),
-            default=None,
-            metavar="PORT",
-            variables=("ONCUE_HEALTH_PORT",),
-            help="serve GET /health and GET /metrics on this port (unset: none; 0: a free one)",
-        ),
-        option(
-            "--health-host",
-            default="127.0.0.1",
-            variables=("ONCUE_HEALTH_HOST",),
-            help="the address /health and /metrics bind (0.0.0.0 in a container)",
-        ),
-    ]
-
-
-def lifecycle_flags() -> list[Decorator]:
-    """How a long-running command stops and what it logs."""
-    return [
-        option(
-            "--grace",
-            type=Duration(),
-            default=10.0,
-            metavar="DURATION",
-            variables=("ONCUE_GRACE",),
-            help="on SIGINT/SIGTERM, how long running tasks get to finish",
-        ),
-        option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            variables=("ONCUE_LOG_FORMAT",),
-            help="log lines on stderr: key=value text, or one JSON object each",
-        ),
-        option(
-            "-l",
-            "--log-level",
-            type=click.Choice(LOG_LEVELS, case_sensitive=False),
-            default="info",
-            variables=("ONCUE_LOG_LEVEL", "LOG_LEVEL"),
-            help="the least severe log lines shown",
-        ),
-    ]
-
-
-def http_flags() -> list[Decorator]:
-    """Where `serve` listens, how much it admits, and who may call it."""
-    size = click.IntRange(min=1)
-    return [
-        option(
-            "--host",
-            default="127.0.0.1",
-            variables=("ONCUE_HOST",),
-            help="the address to listen on (another than loopback needs authentication)",
-        ),
-        option(
-            "-p",
-            "--port",
-            type=click.IntRange(0, 65535),
-            default=8080,
-            variables=("ONCUE_PORT", "PORT"),
-            help="0: a free one",
-        ),
-        option(
-            "--queue-size",
-            type=size,
-            default=1000,
-            variables=("ONCUE_QUEUE_SIZE", "QUEUE_SIZE"),
-            help="most unfinished tasks; more submissions get 429",
-        ),
-        option(
-            "--max-body-size",
-            type=size,
-            default=1024 * 1024,
-            variables=("ONCUE_MAX_BODY_SIZE",),
-            help="bytes; larger request bodies get 413",
-        ),
-        option(
-            "--max-payload-size",
-            type=size,
-            default=256 * 1024,
-            variables=("ONCUE_MAX_PAYLOAD_SIZE",),
-            help="bytes of a task's payload as JSON; larger ones get 413",
-        ),
-        option(
-            "--rate-limit",
-            type=click.FloatRange(min=0),
-            default=0.0,
-            metavar="PER_SECOND",
-            variables=("ONCUE_RATE_LIMIT",),
-            help="requests per second per token (or client address); 0: unlimited",
-        ),
-        option(
-            "--rate-burst",
-            type=click.IntRange(min=0),
-            default=0,
-            variables=("ONCUE_RATE_BURST",),
-            help="requests a caller may make at once (0: twice the rate, at least 1)",
-        ),
-        option(
-            "--cors-origins",
-            metavar="ORIGINS",
-            variables=("ONCUE_CORS_ORIGINS",),
-            help="comma-separated browser origins allowed to call the API, or *",
-        ),
-        option(
-            "--insecure-no-auth",
-            is_flag=True,
-            help="serve on a non-loopback address without authentication (never on a network)",
-        ),
-    ]
 
 
 def namespace(params: dict[str, Any], early_signals: list[int]) -> argparse.Namespace:

@@ -1,27 +1,22 @@
 """The task resource: `/api/v1/tasks` and its alias `/api/v1/jobs` (job_id, completed_at).
 
 Routes only translate: JSON in, one engine call, JSON out. The engine's errors become status
-codes in errors.py, never here. The submit routes' work is an `Accept` function of the body's
-bytes, which their Quart views call and which the gateway calls directly for `/api/v1/tasks`
-(see direct.py): one implementation, two ways in.
+codes in errors.py, never here. This module lists every route of the resource (ROUTES) and
+makes one blueprint per name; the submits are routes_submit.py's, the long-polls
+routes_wait.py's, and how a route is declared routes_resource.py's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import attrs
 import msgspec
-import trio
 from quart import Blueprint, Response, request
-from quart_schema import document_querystring, document_request, document_response
 
-from oncue.actors import InvalidField, Submission, Task, TaskAlreadyFinished, TaskState
-from oncue.actors.cores.rules import check_one_schedule
+from oncue.actors import Task, TaskAlreadyFinished, TaskState
 from oncue.actors.engine.handle import MAX_LIST_LIMIT  # the engine's own bound
 
-from .body import decode, query_float, query_int, request_data
+from .body import query_int
 from .errors import ApiError
 from .models import (
     JOB_NAMES,
@@ -30,24 +25,18 @@ from .models import (
     JobBatch,
     JobList,
     JobOut,
-    TaskBatch,
     TaskIn,
-    TaskList,
-    TaskOut,
     WaitManyIn,
-    epoch,
     task_json,
 )
-from .reply import Reply, json_reply, json_response
-from .service import Service, service
-from .tenancy import current_owner, owner_filter, scoped_key, visible
+from .reply import json_response
+from .routes_resource import Accept, Render, Resource, Route, own_task
+from .routes_submit import accept_batch, accept_task, submit, submit_batch
+from .routes_wait import wait_task, wait_tasks
+from .service import service
+from .tenancy import owner_filter
 
-DEFAULT_WAIT = 30.0
-MAX_WAIT = 300.0
-
-Render = Callable[[Task], dict[str, Any]]
-# A submit route's work: (service, the caller's owner, the request body, render) -> the answer.
-Accept = Callable[[Service, str | None, bytes, Render], Awaitable[Reply]]
+__all__ = ["JOBS", "TASKS", "Accept", "Render", "direct_routes", "jobs", "tasks"]
 
 
 class ListQuery(msgspec.Struct):
@@ -57,127 +46,6 @@ class ListQuery(msgspec.Struct):
     type: str | None = None
     limit: int = 50
     cursor: str | None = None
-
-
-def submission(
-    item: TaskIn, field: str = "payload", *, current: Service, owner: str | None
-) -> Submission:
-    """The engine's `Submission` for one request item; `delay` and `run_at` exclude each other.
-
-    `field` names the payload in errors (`tasks[3].payload` inside a batch); `current` and
-    `owner` are looked up once per request (a batch would otherwise pay for them per task).
-    The payload is encoded once: its size is measured from that JSON, which a durable store
-    then commits as it is.
-    """
-    payload_json = current.check_payload(item.payload, field)
-    try:
-        check_one_schedule(item.delay, item.run_at)
-    except InvalidField as error:
-        raise ApiError(422, "invalid_field", str(error), field=error.field) from None
-    return Submission(
-        item.type,
-        item.payload,
-        priority=item.priority,
-        max_retries=item.max_retries,
-        timeout=item.timeout,
-        delay=item.delay,
-        run_at=None if item.run_at is None else epoch(item.run_at),
-        key=None if item.key is None else scoped_key(item.key, owner),
-        owner=owner,
-        payload_json=payload_json,
-        headers=item.headers,
-    )
-
-
-@attrs.frozen
-class Resource:
-    """One name of the task resource: where it lives, how it renders and documents a task."""
-
-    name: str
-    prefix: str
-    render: Render
-    one: type = TaskOut
-    page: type = TaskList
-    batch: type = TaskBatch
-    states: dict[str, TaskState] = attrs.field(factory=lambda: {s.value: s for s in TaskState})
-
-    @property
-    def plural(self) -> str:
-        """The key of a list of them in an answer ("tasks", "jobs")."""
-        return self.name
-
-
-@attrs.frozen
-class Route:
-    """A task route: `handler(resource, **path)` answers; `responses` documents it.
-
-    A response model given by name ("one", "page", "batch") is the resource's own.
-    """
-
-    method: str
-    rule: str
-    handler: Callable[..., Awaitable[Response]]
-    responses: dict[int, type | str]
-    body: type | None = None
-    query: type | None = None
-    accept: Accept | None = None  # a submit route's work, which the gateway may call directly
-
-    def view(self, resource: Resource) -> Callable[..., Awaitable[Response]]:
-        """The view function for `resource`, documented for the OpenAPI spec."""
-        handler = self.handler
-
-        async def view(**path: Any) -> Response:
-            return await handler(resource, **path)
-
-        view.__name__ = handler.__name__
-        view.__doc__ = handler.__doc__
-        for status, model in self.responses.items():
-            shown = getattr(resource, model) if isinstance(model, str) else model
-            view = document_response(shown, status)(view)
-        if self.body is not None:
-            view = document_request(self.body)(view)
-        if self.query is not None:
-            view = document_querystring(self.query)(view)
-        return view
-
-
-async def accept_task(current: Service, owner: str | None, data: bytes, render: Render) -> Reply:
-    """Submit the task `data` describes; 201 with it, or 200 with the task its key names."""
-    task = submission(decode(TaskIn, data), current=current, owner=owner)
-    with current.deadline():
-        (admitted,) = await current.engine.admit([task])
-    return json_reply(render(admitted.task), 201 if admitted.created else 200)
-
-
-async def accept_batch(
-    current: Service, owner: str | None, data: bytes, render: Render, plural: str = "tasks"
-) -> Reply:
-    """Submit the tasks `data` lists, all or none; 201 with them (under `plural`)."""
-    batch = decode(BatchIn, data)
-    limit = current.batch_limit
-    if not 1 <= len(batch.tasks) <= limit:
-        message = f"tasks must hold 1 to {limit} tasks, got {len(batch.tasks)}"
-        raise ApiError(422, "invalid_field", message, field="tasks")
-    submissions = [
-        submission(item, f"tasks[{n}].payload", current=current, owner=owner)
-        for n, item in enumerate(batch.tasks)
-    ]
-    with current.deadline():
-        submitted = await current.engine.submit_many(submissions)
-    return json_reply({plural: [render(task) for task in submitted]}, 201)
-
-
-async def submit(resource: Resource) -> Response:
-    """Submit a task (an existing `key` returns that task with 200 instead of 201)."""
-    data = await request_data()
-    return (await accept_task(service(), current_owner(), data, resource.render)).response()
-
-
-async def submit_batch(resource: Resource) -> Response:
-    """Submit several tasks, all or nothing."""
-    data = await request_data()
-    reply = await accept_batch(service(), current_owner(), data, resource.render, resource.plural)
-    return reply.response()
 
 
 async def list_tasks(resource: Resource) -> Response:
@@ -202,52 +70,6 @@ async def list_tasks(resource: Resource) -> Response:
 async def get_task(resource: Resource, task_id: str) -> Response:
     """One task."""
     return json_response(resource.render(await own_task(task_id)))
-
-
-async def wait_task(resource: Resource, task_id: str) -> Response:
-    """Long-poll: the task once finished, or as it is when `timeout` seconds pass.
-
-    Also answers early, with the task as it is, when the server starts draining.
-    """
-    timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
-    await own_task(task_id)
-    current = service()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
-        try:
-            with trio.move_on_after(timeout):
-                return json_response(resource.render(await current.engine.wait(task_id)))
-        finally:
-            nursery.cancel_scope.cancel()
-    return json_response(resource.render(await current.engine.get(task_id)))
-
-
-async def wait_tasks(resource: Resource) -> Response:
-    """Long-poll on many tasks: them all, in the order asked, once every one is finished, or
-    as they are when `timeout` seconds pass (or the server starts draining). Check `status`.
-    """
-    body = decode(WaitManyIn, await request_data())
-    current = service()
-    if not 1 <= len(body.ids) <= current.batch_limit:
-        message = f"ids must hold 1 to {current.batch_limit} task ids, got {len(body.ids)}"
-        raise ApiError(422, "invalid_field", message, field="ids")
-    timeout = body.timeout
-    if timeout is None:
-        timeout = query_float("timeout", DEFAULT_WAIT, low=0, high=MAX_WAIT)
-    with current.deadline():
-        tasks = await current.engine.get_many(body.ids)  # one message, for tenancy and 404s
-    for task, task_id in zip(tasks, body.ids, strict=True):
-        visible(task, task_id)
-    if not all(task.state.finished for task in tasks):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on, current.draining, nursery.cancel_scope)
-            with trio.move_on_after(timeout):
-                tasks = await current.engine.wait_many(body.ids)
-            nursery.cancel_scope.cancel()
-    if not all(task.state.finished for task in tasks):  # timed out, or draining: as they are
-        with current.deadline():
-            tasks = await current.engine.get_many(body.ids)
-    return json_response({"tasks": [resource.render(task) for task in tasks]})
 
 
 async def delete_task(resource: Resource, task_id: str) -> Response:
@@ -303,18 +125,6 @@ def task_blueprint(resource: Resource) -> Blueprint:
     for route in ROUTES:
         blueprint.add_url_rule(route.rule, view_func=route.view(resource), methods=[route.method])
     return blueprint
-
-
-async def own_task(task_id: str) -> Task:
-    """The task, if the caller may see it; 404 (TaskNotFound) for another tenant's task."""
-    with service().deadline():
-        task = await service().engine.get(task_id)
-    return visible(task, task_id)
-
-
-async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
 
 
 def job_json(task: Task) -> dict[str, Any]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 import attrs
 import msgspec
@@ -44,25 +43,49 @@ class Service:
             raise ApiError(413, "payload_too_large", message, field=field)
         return encoded.decode()
 
-    @contextmanager
-    def deadline(self) -> Iterator[None]:
-        """Bound the engine calls in the block: past `store_deadline`, answer 503.
+    def deadline(self) -> StoreDeadline:
+        """Bound the engine calls in a ``with`` block: past `store_deadline`, answer 503.
 
         A store stuck in its backend would otherwise hold the request (and the client) forever.
         The engine may still act on a submit given up on this way: retrying it with the same
         `key` returns that task instead of adding another.
         """
-        with trio.move_on_after(self.store_deadline) as scope:
-            yield
-        if scope.cancelled_caught:
-            logger.warning("http.store_deadline", extra={"seconds": self.store_deadline})
+        return StoreDeadline(self.store_deadline)
+
+
+class StoreDeadline:
+    """`Service.deadline()`: a cancel scope that turns its expiry into a 503.
+
+    A class rather than a generator context manager: every submit enters one, and contextlib's
+    generator round trips cost more than the scope itself.
+    """
+
+    __slots__ = ("_scope", "_seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._scope = trio.CancelScope(deadline=trio.current_time() + seconds)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        handled = self._scope.__exit__(kind, error, traceback)
+        if self._scope.cancelled_caught:
+            logger.warning("http.store_deadline", extra={"seconds": self._seconds})
             raise ApiError(
                 503,
                 "unavailable",
-                f"the task store did not answer within {self.store_deadline:g}s; retry later"
+                f"the task store did not answer within {self._seconds:g}s; retry later"
                 " (with a key, a retried submit is never added twice)",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            ) from None
+        return handled
 
 
 def service() -> Service:

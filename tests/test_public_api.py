@@ -17,6 +17,7 @@ PUBLIC = [
     "ClientError",
     "Engine",
     "EngineClosed",
+    "EngineStatistics",
     "EventStream",
     "EventsDropped",
     "EventsReset",

@@ -12,7 +12,7 @@ import math
 from collections.abc import Collection, Sequence
 
 from ..cores.record import TaskRecord
-from ..task import UNFINISHED, TaskState
+from ..task import FINISHED, UNFINISHED, TaskState
 
 MAX_FINISHED = 100_000  # finished tasks kept: ~85 MB of no-op tasks (docs/performance.md)
 
@@ -53,21 +53,25 @@ class MemoryBackend:
     async def commit(
         self, changed: Collection[TaskRecord], deleted: Collection[str]
     ) -> Collection[str]:
+        by_id, finished_ids, finished = self._by_id, self._finished_ids, self._finished
         for record in changed:
-            if record.id not in self._by_id:
-                self._by_id[record.id] = record
-                self._peak = max(self._peak, len(self._by_id))
+            task_id = record.id
+            if task_id not in by_id:
+                by_id[task_id] = record
                 self._by_number[record.number] = record
-                self._last_number = max(self._last_number, record.number)
+                if record.number > self._last_number:
+                    self._last_number = record.number
                 if record.key is not None:
                     self._by_key[record.key] = record
-            if record.finished_at is not None and record.state.finished:
-                heapq.heappush(self._finished, (record.finished_at, record.number, record.id))
-                self._finished_ids.add(record.id)
-            else:
-                self._finished_ids.discard(record.id)  # retried
+            if record.state in FINISHED and record.finished_at is not None:
+                heapq.heappush(finished, (record.finished_at, record.number, task_id))
+                finished_ids.add(task_id)
+            elif task_id in finished_ids:
+                finished_ids.discard(task_id)  # retried
+        if len(by_id) > self._peak:
+            self._peak = len(by_id)
         for task_id in deleted:
-            if task_id in self._by_id:
+            if task_id in by_id:
                 self._forget(task_id)
         return ()
 

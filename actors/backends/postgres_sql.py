@@ -1,7 +1,8 @@
-"""The PostgreSQL backend's SQL: the statements of a shared schema, and its migrations.
+"""The PostgreSQL backend's SQL: the statements of a shared schema, its migrations, and the
+transactions that run them on one connection (in a thread of postgres_pool.py's pool).
 
-postgres.py runs them (this module imports without psycopg); kept apart as redis_lua.py is
-for the Redis backend.
+postgres.py decides what to run; this module imports without psycopg (each function imports
+what it needs), kept apart as redis_lua.py is for the Redis backend.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..task import FINISHED, UNFINISHED
 from .rows import COLUMN_COUNT, COLUMNS
+
+KEY_PLACE = COLUMNS.replace(" ", "").split(",").index("key")  # its place in a row
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,16 +40,34 @@ UPSERT = (
     " OR (excluded.state = 'pending' AND tasks.state = 'failed') END"
     " RETURNING id"
 )
-# A node claims only the types it runs (%s: their names, or NULL for any type).
-CLAIM = (
-    "WITH picked AS (SELECT id FROM tasks WHERE state IN ('pending', 'retrying')"
+# A claim: the first `limit` claimable tasks in priority order, each held under a lease from
+# now. It reads the head of each type's claimable tasks (index tasks_claimable_type): at most
+# `limit` of each, the first `limit` of those taken. So a node that runs some types (every
+# engine: its registry's) never reads the claimable tasks of other types, however many sit
+# ahead. CLAIM_TYPES is given the types; CLAIM (any type) finds those that have claimable
+# tasks by a loose index scan, one index descent per type. The parameters: the types
+# (CLAIM_TYPES only), within (seconds a delayed task may be early), the limit twice, then the
+# node and its default lease (twice).
+CLAIMABLE = (
+    "state IN ('pending', 'retrying')"
     f" AND (run_at IS NULL OR run_at <= {NOW} + %s)"
     f" AND (node IS NULL OR lease_until < {NOW})"
-    " AND (%s::text[] IS NULL OR type = ANY(%s::text[]))"
-    " ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED)"
+)
+HEADS = (
+    " LATERAL (SELECT id, priority, number FROM tasks WHERE tasks.type = runs.type"
+    f" AND {CLAIMABLE} ORDER BY priority DESC, number LIMIT %s FOR UPDATE SKIP LOCKED) AS head"
+    " ORDER BY head.priority DESC, head.number LIMIT %s)"
     f" UPDATE tasks SET node = %s, lease = %s, lease_until = {NOW} + %s"
     f" FROM picked WHERE tasks.id = picked.id RETURNING {RETURNING}"
 )
+CLAIM_TYPES = "WITH picked AS (SELECT head.id FROM unnest(%s::text[]) AS runs (type)," + HEADS
+KINDS = (  # the types that have claimable tasks, the next one found from the last
+    "WITH RECURSIVE kinds (type) AS ("
+    "(SELECT type FROM tasks WHERE state IN ('pending', 'retrying') ORDER BY type LIMIT 1)"
+    " UNION ALL SELECT (SELECT type FROM tasks WHERE state IN ('pending', 'retrying')"
+    " AND type > kinds.type ORDER BY type LIMIT 1) FROM kinds WHERE kinds.type IS NOT NULL)"
+)
+CLAIM = KINDS + ", picked AS (SELECT head.id FROM kinds AS runs," + HEADS
 RENEW = (
     f"UPDATE tasks SET lease_until = {NOW} + lease"
     f" WHERE node = %s AND id = ANY(%s) AND state IN {LIVE} RETURNING id"
@@ -61,8 +82,8 @@ RELEASE = (
     f" THEN left(history, -1) || ',[\"pending\",' || {NOW} || ']]' ELSE history END"
     f" WHERE state IN {LIVE} AND "
 )
-# The waiting tasks by priority: its WHERE is the claimable index's, so an index-only scan of
-# that partial index (the waiting tasks only, never the finished ones) answers it.
+# The waiting tasks by priority: its WHERE is the claimable index's (tasks_claimable_type), so
+# a scan of that partial index (the waiting tasks only, never the finished ones) answers it.
 QUEUED_BY_PRIORITY = (
     "SELECT priority, count(*) FROM tasks WHERE state IN ('pending', 'retrying') GROUP BY priority"
 )
@@ -126,6 +147,14 @@ MIGRATIONS = [
     """
     ALTER TABLE tasks ADD COLUMN headers TEXT;
     """,
+    # Claims read each type's claimable head (CLAIM, CLAIM_TYPES), so a node never walks past
+    # a backlog of types it does not run. The index they replace goes, so the planner cannot
+    # pick it (with one type in the statistics it did, and read the whole backlog per type).
+    """
+    CREATE INDEX tasks_claimable_type ON tasks (type, priority DESC, number)
+        WHERE state IN ('pending', 'retrying');
+    DROP INDEX tasks_claimable;
+    """,
 ]
 
 
@@ -146,3 +175,84 @@ def migrate(connection: psycopg.Connection[Any], schema: str) -> None:
                 if statement:
                     connection.execute(statement)
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+
+
+def fetch(
+    connection: psycopg.Connection[Any], text: str, args: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    return connection.execute(text, args).fetchall()
+
+
+def commit_rows(
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
+    """One transaction: the rows (UPSERT), the deletes and the notices; the ids of the rows
+    written.
+
+    A new task whose idempotency key another node's task took meanwhile is left out (lost):
+    the transaction is tried again without it.
+    """
+    import psycopg
+
+    try:
+        return _commit_once(connection, rows, deleted, notices)
+    except psycopg.errors.UniqueViolation as error:
+        if error.diag.constraint_name != "tasks_key_key":
+            raise
+    keys = [row[KEY_PLACE] for row in rows if row[KEY_PLACE] is not None]
+    taken = dict(connection.execute("SELECT key, id FROM tasks WHERE key = ANY(%s)", (keys,)))
+    rows = [
+        row for row in rows if row[KEY_PLACE] is None or taken.get(row[KEY_PLACE], row[0]) == row[0]
+    ]
+    return _commit_once(connection, rows, deleted, notices)
+
+
+def _commit_once(
+    connection: psycopg.Connection[Any],
+    rows: list[tuple[Any, ...]],
+    deleted: list[tuple[str]],
+    notices: list[tuple[str, str]],
+) -> set[str]:
+    written: set[str] = set()
+    with connection.transaction(), connection.cursor() as cursor:
+        if rows:
+            cursor.executemany(UPSERT, rows, returning=True)
+            while True:
+                written.update(row[0] for row in cursor.fetchall())
+                if not cursor.nextset():
+                    break
+        if deleted:
+            cursor.executemany(DELETE_FINISHED, deleted)
+        if notices and (written or deleted):
+            cursor.executemany("SELECT pg_notify(%s, %s)", notices)
+    return written
+
+
+def execute(
+    connection: psycopg.Connection[Any],
+    text: str,
+    args: tuple[Any, ...],
+    notices: list[tuple[str, str]] | None,
+) -> int:
+    """One statement in a transaction, with notices if it changed any row; the row count."""
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(text, args)
+        count = cursor.rowcount
+        if notices and count:
+            cursor.executemany("SELECT pg_notify(%s, %s)", notices)
+    return count
+
+
+def notify(connection: psycopg.Connection[Any], notices: list[tuple[str, str]]) -> None:
+    with connection.transaction():
+        connection.cursor().executemany("SELECT pg_notify(%s, %s)", notices)
+
+
+def purge_rows(connection: psycopg.Connection[Any], before: float, limit: int) -> list[Any]:
+    """Delete up to ``limit`` tasks finished before ``before``, oldest first; their types
+    and states."""
+    with connection.transaction():
+        return connection.execute(PURGE, (before, FINISHED_VALUES, limit)).fetchall()

@@ -1,20 +1,16 @@
-"""The Redis backend: several engines share one queue in Redis, spoken to from the event loop.
+"""The Redis backend, shared by many engines: claims and leases, commits, and reads.
 
 Every change is one Lua script (redis_lua.py has the key layout), so claims, commits and reaps
 are atomic and need no locks or WATCH retries. Ownership is a node name plus a deadline in a
 sorted set on Redis's own clock (``TIME``), the same clock for every node.
 
-The connection is trio's own (redis_wire.py), used by the store actor alone, one command at a
-time; the listener has a connection of its own. A command interrupted (cancelled at the
-store's deadline, failed) closes its connection, and the next call opens another. A script is
-never sent twice for one call: a commit retried after an unknown outcome could apply twice;
-the store's outage handling reloads instead. Why not a client library: docs/stores.md.
+The connection is trio's own (redis_wire.py); the store's, with its reconnects and the rule
+that a script is sent at most once, is redis_session.py's; the listeners and the publisher
+have connections of their own (redis_pubsub.py). Why not a client library: docs/stores.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable, Collection, Sequence
@@ -27,8 +23,9 @@ from ..errors import BackendError, BackendFull, BackendUnavailable, NodeNameInUs
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import decode, encode
-from .redis_lua import PRELUDE, SCRIPTS
-from .redis_wire import Connection, RedisError, parse_url
+from .redis_pubsub import Publisher, listen, listen_events
+from .redis_session import Session
+from .redis_wire import RedisError, parse_url
 from .translate import os_error, translating
 
 logger = logging.getLogger(__name__)
@@ -36,11 +33,8 @@ logger = logging.getLogger(__name__)
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
-SILENCE = 5.0  # seconds without a message before the listener pings; as long again: reconnect
 
 _UNFINISHED = [state.value for state in UNFINISHED]
-_BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
-_SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in _BODIES.items()}
 
 
 def classify(error: Exception) -> BackendError | None:
@@ -75,9 +69,8 @@ class RedisBackend:
         # and gives back any other it owns; their rows exist, so a write sends what a
         # transition changes, not the payload again (a row missing after all: the write is lost).
         self._known: set[str] = set()
-        self._connection: Connection | None = None
-        self._publisher: Connection | None = None  # the relay's own (relay.py)
-        self._open = False
+        self._session = Session(self.address, self.keys)
+        self._publisher = Publisher(self.address, self.keys)  # the relay's (relay.py)
         self._runs: list[str] | None = None  # the types this node claims (None: any)
 
     def attach(
@@ -98,7 +91,7 @@ class RedisBackend:
 
     async def open(self) -> None:
         """Connect; RuntimeError for a Redis older than 6.2 (the scripts use ZRANGE BYLEX)."""
-        self._open = True
+        self._session.open(f"oncue:{self.prefix}:{self.node}")
         info = await self._call("INFO", "server")
         version = re.search(r"redis_version:(\d+)\.(\d+)", info)
         if version is None or (int(version[1]), int(version[2])) < (6, 2):
@@ -144,71 +137,14 @@ class RedisBackend:
             logger.info("redis.durable", extra={"appendfsync": config.get("appendfsync")})
 
     async def close(self) -> None:
-        self._open = False
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await connection.aclose()
-        if self._publisher is not None:
-            publisher, self._publisher = self._publisher, None
-            await publisher.aclose()
-
-    async def _connect(self) -> Connection:
-        """The store's connection, opened again if the last one broke."""
-        if not self._open:
-            raise RuntimeError("the Redis backend is not open")
-        connection = self._connection
-        if connection is None or connection.broken:
-            self._connection = None
-            if connection is not None:
-                await connection.aclose()
-            connection = await Connection.open(self.address, f"oncue:{self.prefix}:{self.node}")
-            try:
-                await self._load_scripts(connection)
-            except BaseException:  # a Redis still loading its data: close it, then fail
-                with trio.CancelScope(shield=True):
-                    await connection.aclose()
-                raise
-            self._connection = connection
-        return connection
-
-    async def _load_scripts(self, connection: Connection) -> None:
-        loads = [["SCRIPT", "LOAD", body] for body in _BODIES.values()]
-        for reply in await connection.pipeline(loads):
-            if isinstance(reply, RedisError):
-                raise reply
-
-    async def _read(self, commands: Sequence[Sequence[object]]) -> list[Any]:
-        """Replies to commands that change nothing: sent again, once, on a new connection if
-        the one they went out on had failed (Redis restarted, an idle connection was closed)."""
-        connection = await self._connect()
-        try:
-            return await connection.pipeline(commands)
-        except RedisError as error:
-            if not connection.broken:  # an error reply, not a failed connection
-                raise
-            logger.info("redis.reconnect", extra={"error": repr(error)})
-        return await (await self._connect()).pipeline(commands)
+        await self._session.close()
+        await self._publisher.aclose()
 
     async def _call(self, *args: object) -> Any:
-        [reply] = await self._read([args])
-        if isinstance(reply, RedisError):
-            raise reply
-        return reply
+        return await self._session.call(*args)
 
     async def _script(self, name: str, *args: object, read: bool = False) -> Any:
-        """Run a script; one that changes things is sent at most once (``read``: it changes
-        nothing, so it may be sent again on a new connection)."""
-        command = ("EVALSHA", _SHA[name], 1, self.keys, *args)
-        [reply] = await self._read([command]) if read else await self._write(command)
-        if isinstance(reply, RedisError) and str(reply).startswith("NOSCRIPT"):
-            await self._load_scripts(await self._connect())  # it did not run: send it again
-            [reply] = await (await self._connect()).pipeline([command])
-        if isinstance(reply, RedisError):
-            raise reply
-        return reply
-
-    async def _write(self, command: Sequence[object]) -> list[Any]:
-        return await (await self._connect()).pipeline([command])
+        return await self._session.script(name, *args, read=read)
 
     async def load_unfinished(self) -> list[TaskRecord]:
         owned = await self._call("SMEMBERS", f"{self.keys}owned:{self.node}")
@@ -219,7 +155,7 @@ class RedisBackend:
     async def _hashes(self, ids: Sequence[str]) -> list[TaskRecord]:
         if not ids:
             return []
-        found = await self._read([["HGETALL", f"{self.keys}task:{i}"] for i in ids])
+        found = await self._session.read([["HGETALL", f"{self.keys}task:{i}"] for i in ids])
         return [decode(flat) for flat in found if flat]
 
     async def last_number(self) -> int:
@@ -279,7 +215,7 @@ class RedisBackend:
 
     async def unfinished_count(self) -> int:
         commands = [["ZCARD", f"{self.keys}state:{state}"] for state in _UNFINISHED]
-        return sum(await self._read(commands))
+        return sum(await self._session.read(commands))
 
     async def get(self, task_id: str) -> TaskRecord | None:
         found = await self._hashes([task_id])
@@ -350,49 +286,13 @@ class RedisBackend:
 
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
         """Subscribe on a connection of its own; after an error, reconnect with backoff."""
-        delay = 0.05
-        while True:
-            try:
-                connection = await Connection.open(
-                    self.address, f"oncue-listen:{self.prefix}:{self.node}"
-                )
-            except (OSError, RedisError, trio.TooSlowError) as error:
-                logger.warning(
-                    "redis.listen_failed", extra={"error": repr(error), "retry_in": delay}
-                )
-            else:
-                try:
-                    await self._subscribe(connection, deliver)
-                except (OSError, RedisError, trio.BrokenResourceError) as error:
-                    logger.warning(
-                        "redis.listen_lost", extra={"error": repr(error), "retry_in": delay}
-                    )
-                    delay = 0.05 if connection.subscribed else delay
-                finally:
-                    await connection.aclose()
-            await trio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        name = f"oncue-listen:{self.prefix}:{self.node}"
+        await listen(self.address, f"{self.keys}notices", name, self.node, deliver)
 
     async def publish_events(self, payloads: Sequence[str]) -> None:
         """Tell every node these task events (relay.py encodes them), on a channel of their own,
-        over a connection of the relay's own (the store's is the store's alone). Best effort:
-        after an error it logs, drops these and reconnects next time."""
-        channel = f"{self.keys}events"
-        try:
-            if self._publisher is None or self._publisher.broken:
-                if self._publisher is not None:
-                    await self._publisher.aclose()
-                self._publisher = await Connection.open(
-                    self.address, f"oncue-publish:{self.prefix}:{self.node}"
-                )
-            await self._publisher.pipeline([["PUBLISH", channel, p] for p in payloads])
-        except (OSError, RedisError, trio.TooSlowError, trio.BrokenResourceError) as error:
-            logger.warning(
-                "redis.publish_failed",
-                extra={"events_lost": len(payloads), "error": repr(error)},
-            )
-            if self._publisher is not None:
-                self._publisher.broken = True
+        over a connection of the relay's own. Best effort: an error drops these (logged)."""
+        await self._publisher.publish(payloads, f"oncue-publish:{self.prefix}:{self.node}")
 
     async def listen_events(
         self,
@@ -402,52 +302,5 @@ class RedisBackend:
     ) -> None:
         """Hand each payload `publish_events` sent (by any node) to ``deliver``, for as long as
         it runs; reconnect with backoff after an error. Started once it first listens."""
-        delay = 0.05
-        started: list[Callable[[], None]] = [lambda: task_status.started()]
-        while True:
-            try:
-                connection = await Connection.open(
-                    self.address, f"oncue-events:{self.prefix}:{self.node}"
-                )
-                try:
-                    await connection.send("SUBSCRIBE", f"{self.keys}events")
-                    while True:
-                        reply = await connection.receive()
-                        if isinstance(reply, RedisError):
-                            raise reply
-                        if reply[0] == "message":
-                            deliver(reply[2])
-                        elif reply[0] == "subscribe" and started:
-                            started.pop()()
-                finally:
-                    await connection.aclose()
-            except (OSError, RedisError, trio.TooSlowError, trio.BrokenResourceError) as error:
-                logger.warning(
-                    "redis.events_failed", extra={"error": repr(error), "retry_in": delay}
-                )
-            await trio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-    async def _subscribe(self, connection: Connection, deliver: Callable[[Notice], None]) -> None:
-        """Read notices until the connection fails; a ping after SILENCE finds a dead peer."""
-        await connection.send("SUBSCRIBE", f"{self.keys}notices")
-        pinged = False
-        while True:
-            with trio.move_on_after(SILENCE) as quiet:
-                reply = await connection.receive()
-            if quiet.cancelled_caught:
-                if pinged:
-                    raise RedisError(f"no answer from Redis for {2 * SILENCE:.0f} s")
-                await connection.send("PING")
-                pinged = True
-                continue
-            pinged = False
-            if isinstance(reply, RedisError):
-                raise reply
-            if reply[0] == "subscribe":
-                connection.subscribed = True
-                deliver(Notice("listening"))
-            elif reply[0] == "message":
-                kind, origin, *ids = json.loads(reply[2])
-                if origin != self.node:  # what this node did, it knows
-                    deliver(Notice(kind, tuple(ids)))
+        name = f"oncue-events:{self.prefix}:{self.node}"
+        await listen_events(self.address, f"{self.keys}events", name, deliver, task_status)

@@ -1,4 +1,7 @@
-"""The Redis backend's Lua scripts: every change of a task happens inside one, so it is atomic.
+"""The Redis backend's key layout, the Lua functions every script starts with (PRELUDE), and
+the scripts that write: a commit, a purge. Every change of a task happens inside one script,
+so it is atomic. The scripts of ownership are in redis_lua_leases.py, those that only read in
+redis_lua_reads.py; SCRIPTS names them all (redis_session.py loads them).
 
 Keys (``P`` is the prefix, ``{name}:``; the braces are a cluster hash tag, so one prefix's keys
 would share a slot; Redis Cluster is not supported, since the scripts compute key names):
@@ -28,6 +31,9 @@ and Lua only compares strings. Times come from ``TIME`` (one clock for every nod
 """
 
 from __future__ import annotations
+
+from .redis_lua_leases import CLAIM, REAP, RELEASE, RENEW, SET_LEASES
+from .redis_lua_reads import FIND, QUERY
 
 PRELUDE = """
 local P = KEYS[1]
@@ -210,168 +216,6 @@ if ready then publish('ready', node, {}) end
 if #cancelled > 0 then publish('cancelled', node, cancelled) end
 if #finished > 0 then publish('finished', node, finished) end
 return lost
-"""
-
-# ARGV: node, limit, within, fallback lease, how many types the node runs (-1: any), those
-# types, then type/lease pairs. Returns the claimed hashes, only of the types the node runs.
-CLAIM = """
-local node, limit, within = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local fallback, ntypes = tonumber(ARGV[4]), tonumber(ARGV[5])
-local types, runs, leases = {}, {}, {}
-for j = 6, 5 + math.max(ntypes, 0) do
-  types[#types + 1] = ARGV[j]
-  runs[ARGV[j]] = true
-end
-for j = 6 + math.max(ntypes, 0), #ARGV, 2 do leases[ARGV[j]] = tonumber(ARGV[j + 1]) end
-local now, stamp = clock()
-release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp, node)
-
--- A store written before the per-type queues: move its single queue over, a block a claim.
-for _, rank in ipairs(redis.call('ZRANGE', P .. 'ready', 0, 999)) do
-  local f = redis.call('HMGET', P .. 'task:' .. string.sub(rank, 33), 'type', 'state', 'node')
-  if f[1] and CLAIMABLE[f[2]] and not f[3] then
-    redis.call('ZADD', P .. 'ready:' .. f[1], 0, rank)
-  end
-  redis.call('ZREM', P .. 'ready', rank)
-end
-
-local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  local f = redis.call('HMGET', P .. 'task:' .. id, 'rank', 'type')
-  if f[1] then redis.call('ZADD', P .. 'ready:' .. f[2], 0, f[1]) end
-  redis.call('ZREM', P .. 'delayed', id)
-end
-
-if ntypes < 0 then  -- any type: those with claimable tasks, as the counts know them
-  for _, field in ipairs(redis.call('HKEYS', P .. 'counts')) do
-    local state, type_ = string.match(field, '^(%a+):(.*)$')
-    if CLAIMABLE[state] and not runs[type_] then
-      types[#types + 1] = type_
-      runs[type_] = true
-    end
-  end
-end
-local picks = {}
-for _, type_ in ipairs(types) do
-  local ranks = redis.call('ZRANGE', P .. 'ready:' .. type_, '-', '+', 'BYLEX', 'LIMIT', 0, limit)
-  for _, rank in ipairs(ranks) do picks[#picks + 1] = rank end
-end
-if within > 0 then
-  local soon = redis.call('ZRANGEBYSCORE', P .. 'delayed', '(' .. now, now + within,
-    'LIMIT', 0, limit)
-  for _, id in ipairs(soon) do
-    local f = redis.call('HMGET', P .. 'task:' .. id, 'rank', 'type')
-    if f[1] and runs[f[2]] then picks[#picks + 1] = f[1] end
-  end
-end
-table.sort(picks)
-local claimed = {}
-for n = 1, math.min(limit, #picks) do
-  local id = string.sub(picks[n], 33)
-  local key = P .. 'task:' .. id
-  local type_ = redis.call('HGET', key, 'type')
-  local lease = leases[type_] or fallback
-  redis.call('ZREM', P .. 'ready:' .. type_, picks[n])
-  redis.call('ZREM', P .. 'delayed', id)
-  redis.call('HSET', key, 'node', node, 'lease', lease)
-  redis.call('ZADD', P .. 'leases', now + lease, id)
-  redis.call('SADD', P .. 'owned:' .. node, id)
-  claimed[#claimed + 1] = redis.call('HGETALL', key)
-end
-return claimed
-"""
-
-# ARGV: node, then id/lease pairs: set the lease of tasks this node still owns.
-SET_LEASES = """
-local node = ARGV[1]
-local now = clock()
-for j = 2, #ARGV, 2 do
-  local key = P .. 'task:' .. ARGV[j]
-  if redis.call('HGET', key, 'node') == node then
-    redis.call('HSET', key, 'lease', ARGV[j + 1])
-    redis.call('ZADD', P .. 'leases', 'XX', now + tonumber(ARGV[j + 1]), ARGV[j])
-  end
-end
-return 0
-"""
-
-# ARGV: node, then the ids its store holds. Renews those still owned by the node; gives back
-# what the node owns but its store does not hold (a claim whose reply never arrived), so no
-# task stays leased to a node that will never run it. Returns {renewed, ids no longer ours}.
-RENEW = """
-local node = ARGV[1]
-local now, stamp = clock()
-local held, gone, renewed = {}, {}, 0
-for j = 2, #ARGV do
-  local id = ARGV[j]
-  held[id] = true
-  local f = redis.call('HMGET', P .. 'task:' .. id, 'node', 'lease')
-  if f[1] == node then
-    redis.call('ZADD', P .. 'leases', 'XX', now + tonumber(f[2]), id)
-    renewed = renewed + 1
-  else
-    gone[#gone + 1] = id
-  end
-end
-local orphans = {}
-for _, id in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. node)) do
-  if not held[id] then orphans[#orphans + 1] = id end
-end
-release_all(orphans, now, stamp, node)
-return {renewed, gone}
-"""
-
-REAP = """
-local now, stamp = clock()
-return release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp, ARGV[1])
-"""
-
-RELEASE = """
-local now, stamp = clock()
-return release_all(redis.call('SMEMBERS', P .. 'owned:' .. ARGV[1]), now, stamp, ARGV[1])
-"""
-
-# ARGV: before (exclusive; '+inf' for none), limit, budget, state, type, owner ('' = any),
-# then the candidate indexes: scans the smallest one newest first, at most ``budget`` entries.
-# Returns {hashes, where to continue ('' at the end)}.
-QUERY = """
-local upper, limit, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local want = {ARGV[4], ARGV[5], ARGV[6]}
-local index, smallest = P .. 'all', nil
-for j = 7, #ARGV do
-  local size = redis.call('ZCARD', P .. ARGV[j])
-  if not smallest or size < smallest then index, smallest = P .. ARGV[j], size end
-end
-local found, scanned = {}, 0
-while scanned < budget do
-  local batch = redis.call('ZREVRANGEBYSCORE', index, upper, '-inf', 'WITHSCORES',
-    'LIMIT', 0, math.min(100, budget - scanned))
-  if #batch == 0 then return {found, ''} end
-  for j = 1, #batch, 2 do
-    scanned = scanned + 1
-    upper = '(' .. batch[j + 1]
-    local key = P .. 'task:' .. batch[j]
-    local f = redis.call('HMGET', key, 'state', 'type', 'owner')
-    if (want[1] == '' or f[1] == want[1]) and (want[2] == '' or f[2] == want[2])
-      and (want[3] == '' or f[3] == want[3]) then
-      found[#found + 1] = redis.call('HGETALL', key)
-      if #found == limit then return {found, upper} end
-    end
-  end
-end
-return {found, upper}
-"""
-
-# ARGV: 'number' or 'key', and the value. Returns the task's hash (empty if none).
-FIND = """
-local id
-if ARGV[1] == 'number' then
-  id = redis.call('ZRANGEBYSCORE', P .. 'all', ARGV[2], ARGV[2], 'LIMIT', 0, 1)[1]
-else
-  id = redis.call('HGET', P .. 'keys', ARGV[2])
-end
-if not id then return {} end
-return redis.call('HGETALL', P .. 'task:' .. id)
 """
 
 # ARGV: before (wall clock), limit. Deletes the oldest finished tasks; returns type, state pairs.

@@ -7,6 +7,7 @@ transition can change, the payload untouched); ``to_row`` is the whole row of a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..cores.jsontext import decode as _decode
@@ -61,7 +62,7 @@ def finished_since_sql(owner: str | None) -> str:
     return f"SELECT {COLUMNS} FROM tasks WHERE finished_at > ?{mine} ORDER BY finished_at LIMIT ?"
 
 
-def dump_history(history: list[Transition]) -> str:
+def dump_history(history: Sequence[Transition]) -> str:
     """The history as JSON, ``[["pending",1.5],["running",2.5,"worker-1",null],...]``, twice
     as fast as the encoder (a step with no worker nor error is written without them)."""
     if not history:
@@ -78,9 +79,9 @@ def _dump_step(step: Transition) -> str:
     return f"{_STEP[state]}{at!r},{worker_json},{error_json}"
 
 
-def load_history(steps: list[list[Any]]) -> list[Transition]:
+def load_history(steps: list[list[Any]]) -> tuple[Transition, ...]:
     """The history from its JSON form (steps of two or four items, see dump_history)."""
-    return [Transition(TaskState(step[0]), *step[1:]) for step in steps]
+    return tuple([Transition(TaskState(step[0]), *step[1:]) for step in steps])
 
 
 def to_row(record: TaskRecord) -> tuple[Any, ...]:

@@ -1,65 +1,25 @@
 """Several engines of one process sharing one in-memory store: the SharedBackend reference.
 
-``SharedMemory`` plays the database; each engine gets a ``SharedMemoryBackend`` on it. Leases
-run on trio's clock (so a MockClock drives expiry in tests) and ``run_at`` on a wall clock the
-hub is given. Records cross the boundary as copies, as they would through a real database:
-no engine ever holds another's objects. Used by the tests of many nodes; the PostgreSQL and
+``SharedMemory`` (shared_memory_hub.py) plays the database; each engine gets a
+``SharedMemoryBackend`` on it, which holds one node's rules: what its commits may change,
+its claims and leases, and its notices. Used by the tests of many nodes; the PostgreSQL and
 Redis backends implement the same contract (see SharedBackend in base.py).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Sequence
-from typing import NamedTuple
 
-import attrs
 import trio
 
 from ..cores.record import TaskRecord
 from ..task import TaskState
 from .base import Notice
+from .shared_memory_hub import Lease, SharedMemory, copy_record
+
+__all__ = ["SharedMemory", "SharedMemoryBackend"]
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
-
-
-class Lease(NamedTuple):
-    node: str
-    until: float  # trio time
-    seconds: float
-
-
-def _copy(record: TaskRecord) -> TaskRecord:
-    return attrs.evolve(record, history=list(record.history))
-
-
-class SharedMemory:
-    """The shared truth: tasks, who owns which, and who listens."""
-
-    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
-        self.wall = wall_clock
-        self.tasks: dict[str, TaskRecord] = {}
-        self.leases: dict[str, Lease] = {}
-        self.next_number = 1
-        self.listeners: list[tuple[str, Callable[[Notice], None]]] = []
-        self.event_listeners: list[Callable[[str], None]] = []
-
-    def publish(self, origin: str, notice: Notice) -> None:
-        for node, deliver in list(self.listeners):
-            if node != origin:
-                deliver(notice)
-
-    def release(self, origin: str, task_ids: list[str]) -> int:
-        """Give these tasks back: no owner, and a running one is pending again."""
-        for task_id in task_ids:
-            del self.leases[task_id]
-            record = self.tasks[task_id]
-            record.node = None
-            if record.state is TaskState.RUNNING:
-                record.move(TaskState.PENDING, self.wall())
-        if task_ids:
-            self.publish(origin, Notice("ready"))
-        return len(task_ids)
 
 
 class SharedMemoryBackend:
@@ -98,7 +58,7 @@ class SharedMemoryBackend:
         tasks = self.hub.tasks
         owned = [tasks[task_id] for task_id in self._owned()]
         self._held = {record.id for record in owned}
-        return sorted((_copy(r) for r in owned), key=lambda record: record.number)
+        return sorted((copy_record(r) for r in owned), key=lambda record: record.number)
 
     async def last_number(self) -> int:
         return 0
@@ -142,7 +102,7 @@ class SharedMemoryBackend:
             else:
                 lost.append(record.id)
                 continue
-            copy = _copy(record)
+            copy = copy_record(record)
             if record.state.finished or record.node != self.node:
                 copy.node = None
                 hub.leases.pop(record.id, None)
@@ -188,7 +148,7 @@ class SharedMemoryBackend:
             seconds = self._lease_for(record.type)
             hub.leases[record.id] = Lease(self.node, now + seconds, seconds)
             record.node = self.node
-            claimed.append(_copy(record))
+            claimed.append(copy_record(record))
         self._held.update(record.id for record in claimed)
         return claimed
 
@@ -253,25 +213,19 @@ class SharedMemoryBackend:
         finally:
             self.hub.event_listeners.remove(deliver)
 
+    # Reads: the hub answers them, with copies
+
     async def get(self, task_id: str) -> TaskRecord | None:
-        record = self.hub.tasks.get(task_id)
-        return None if record is None else _copy(record)
+        return self.hub.get(task_id)
 
     async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
-        tasks = self.hub.tasks
-        return [_copy(tasks[task_id]) for task_id in ids if task_id in tasks]
+        return self.hub.get_many(ids)
 
     async def get_by_number(self, number: int) -> TaskRecord | None:
-        for record in self.hub.tasks.values():
-            if record.number == number:
-                return _copy(record)
-        return None
+        return self.hub.find(lambda record: record.number == number)
 
     async def find_key(self, key: str) -> TaskRecord | None:
-        for record in self.hub.tasks.values():
-            if record.key == key:
-                return _copy(record)
-        return None
+        return self.hub.find(lambda record: record.key == key)
 
     async def query(
         self,
@@ -281,47 +235,15 @@ class SharedMemoryBackend:
         before: int | None,
         owner: str | None = None,
     ) -> list[TaskRecord]:
-        found = [
-            record
-            for record in self.hub.tasks.values()
-            if (state is None or record.state is state)
-            and (type is None or record.type == type)
-            and (owner is None or record.owner == owner)
-            and (before is None or record.number < before)
-        ]
-        found.sort(key=lambda record: -record.number)
-        return [_copy(record) for record in found[:limit]]
+        return self.hub.query(state, type, limit, before, owner)
 
     async def finished_since(
         self, after: float, limit: int, owner: str | None = None
     ) -> list[TaskRecord]:
-        found = sorted(
-            (
-                record
-                for record in self.hub.tasks.values()
-                if record.state.finished
-                and (record.finished_at or 0.0) > after
-                and (owner is None or record.owner == owner)
-            ),
-            key=lambda record: record.finished_at or 0.0,
-        )
-        return [_copy(record) for record in found[:limit]]
+        return self.hub.finished_since(after, limit, owner)
 
     async def counts(self) -> dict[tuple[str, TaskState], int]:
-        counts: dict[tuple[str, TaskState], int] = {}
-        for record in self.hub.tasks.values():
-            counts[record.type, record.state] = counts.get((record.type, record.state), 0) + 1
-        return counts
+        return self.hub.counts()
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
-        old = sorted(
-            (r for r in self.hub.tasks.values() if r.state.finished and r.finished_at is not None),
-            key=lambda record: record.finished_at or 0.0,
-        )
-        purged: dict[tuple[str, TaskState], int] = {}
-        for record in old[:limit]:
-            if record.finished_at is not None and record.finished_at < before:
-                del self.hub.tasks[record.id]
-                key = (record.type, record.state)
-                purged[key] = purged.get(key, 0) + 1
-        return purged
+        return self.hub.purge(before, limit)

@@ -1,4 +1,4 @@
-"""Admission at the edge: a Submission checked against its handler becomes a NewTask.
+"""Admission at the edge: a Submission checked against its handler becomes a TaskRecord.
 
 Every option error is an InvalidField naming the field; nothing past here validates again.
 """
@@ -10,16 +10,20 @@ import time
 from ..errors import InvalidField
 from ..registry import Registry
 from ..task import Submission, TaskState, check_max_retries, check_timeout, parse_priority
-from .record import NewTask
+from .ids import new_task_id
+from .record import TaskRecord
 from .rules import check_headers, check_key, check_one_schedule, encode_payload
 
 
 def admit(
     registry: Registry, submission: Submission, *, durable: bool, task_id: str | None = None
-) -> NewTask:
+) -> TaskRecord:
     """Resolve the handler, apply its defaults, check every option; raises InvalidField or
     UnknownTaskType. ``durable``: the payload must also be JSON, and its JSON text (the
-    submission's own, or encoded here, once) goes with the task to be committed as it is."""
+    submission's own, or encoded here, once) goes with the task to be committed as it is.
+
+    The record is pending, with its id (``task_id``, else a new one); the store numbers it,
+    dates it and starts its history when it admits it."""
     handler = registry.resolve(submission.type)
     # The handler's defaults were checked when it was registered: check only what is given.
     priority, max_retries, timeout = handler.priority, handler.max_retries, handler.timeout
@@ -37,19 +41,29 @@ def admit(
     at = None
     if submission.delay is not None or submission.run_at is not None:
         at = run_at(submission.delay, submission.run_at)
-    return NewTask(
+    key = submission.key
+    if key is not None:
+        check_key(key)
+    record = TaskRecord(  # positional, in the order of its parameters: keywords cost more
+        task_id or new_task_id(),
+        0,  # number: the store's
         handler.name,
         submission.payload,
         priority,
+        TaskState.PENDING,
+        0,  # attempts
         max_retries,
         timeout,
+        0.0,  # created_at: the store's
         at,
-        check_key(submission.key),
+        key,
         submission.owner,
-        task_id,
+        (),  # history: the store's
         payload_json,
-        check_headers(submission.headers),
     )
+    if submission.headers is not None:  # rare: spare the common path a keyword argument
+        record.headers = check_headers(submission.headers)
+    return record
 
 
 def parse_state(state: TaskState | str) -> TaskState:

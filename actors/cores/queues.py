@@ -13,6 +13,8 @@ import attrs
 
 from ..messages import Job
 
+SHRINK_ABOVE = 4096  # a ``queued`` dict this big is copied when it drains below a quarter
+
 if TYPE_CHECKING:
     from ..registry import RetryPolicy
 
@@ -29,7 +31,8 @@ class Queues:
     a plain heap of single jobs (no deque each).
 
     Removal is lazy: ``queued`` maps id -> job, and jobs no longer there are skipped when they
-    surface.
+    surface. ``queued`` is copied once a drain leaves it under a quarter of its peak (a dict
+    never shrinks its table: a drained backlog of a million held ~40 MB of empty slots).
     """
 
     ready: list[list[Any]] = attrs.field(factory=list)
@@ -38,10 +41,14 @@ class Queues:
     _sequence: itertools.count[int] = attrs.field(factory=itertools.count)
     _entries: dict[int, list[Any]] = attrs.field(factory=dict)  # priority -> its ready entry
     _ready_size: int = 0  # jobs in the ready entries (removed ones too, until skipped)
+    _peak: int = 0  # the most jobs ``queued`` held since it was built
 
     def push(self, job: Job, deadline: float | None = None) -> None:
         """Queue ``job``: ready now, or once the clock reaches ``deadline``."""
-        self.queued[job.id] = job
+        queued = self.queued
+        queued[job.id] = job
+        if len(queued) > self._peak:
+            self._peak = len(queued)
         if deadline is None:
             self._make_ready(job)
         else:
@@ -105,8 +112,12 @@ class Queues:
         else:
             job = jobs
             del self._entries[-heapq.heappop(self.ready)[0]]
-        del self.queued[job.id]
+        queued = self.queued
+        del queued[job.id]
         self._ready_size -= 1
+        if len(queued) < self._peak >> 2 and self._peak > SHRINK_ABOVE:
+            self.queued = dict(queued)
+            self._peak = len(queued)
         return job
 
     def ready_count(self) -> int:

@@ -24,7 +24,7 @@ class RecentResults:
     """The records of the last finished tasks, by id, oldest first."""
 
     def __init__(self, max_count: int = DEFAULT_COUNT, max_bytes: int = DEFAULT_BYTES) -> None:
-        self._max_count = max_count
+        self.max_count = max_count  # 0: keep none
         self._max_bytes = max_bytes
         self._records: dict[str, tuple[TaskRecord, int]] = {}  # insertion order: oldest first
         self._bytes = 0
@@ -40,7 +40,7 @@ class RecentResults:
     def add(self, record: TaskRecord) -> None:
         """Keep a finished task's record (dropping the oldest beyond the bounds). A task bigger
         than the whole byte bound is not kept: reading it back reads the backend."""
-        if self._max_count <= 0:
+        if self.max_count <= 0:
             return
         size = RECORD_BYTES + approximate_size(record.payload) + approximate_size(record.result)
         if record.error is not None:
@@ -53,7 +53,7 @@ class RecentResults:
         self._records[record.id] = (record, size)
         self._bytes += size
         records = self._records
-        while len(records) > self._max_count or self._bytes > self._max_bytes:
+        while len(records) > self.max_count or self._bytes > self._max_bytes:
             oldest = next(iter(records))
             self._bytes -= records.pop(oldest)[1]
 

@@ -23,29 +23,21 @@ from ..errors import (
     TaskNotFinished,
 )
 from ..messages import Completed, Failed, Job, Requeued, Retrying, Started
-from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskEvent, TaskState, Transition
-from .ids import new_task_id
+from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskState, Transition
+from .batch import Batch, Counts, task_event
 from .ownership import Ownership
-from .record import NewTask, TaskRecord
+from .record import TaskRecord
 
-Counts = dict[tuple[str, TaskState], int]
+PENDING, RUNNING, RETRYING, COMPLETED, FAILED = (
+    TaskState.PENDING,
+    TaskState.RUNNING,
+    TaskState.RETRYING,
+    TaskState.COMPLETED,
+    TaskState.FAILED,
+)
+SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
 Queued = dict[int, int]  # priority -> how many tasks wait (pending or retrying)
-_PENDING, _RETRYING = TaskState.PENDING, TaskState.RETRYING
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
-
-
-class Batch:
-    """What one batch of messages did, for the store actor to commit and announce."""
-
-    __slots__ = ("cancelled", "changed", "deleted", "events", "finished", "ready")
-
-    def __init__(self, events: list[TaskEvent] | None = None) -> None:
-        self.changed: dict[str, TaskRecord] = {}  # to write, by id
-        self.deleted: list[str] = []  # to delete (finished tasks)
-        self.ready: list[Job] = []  # for our scheduler, once committed
-        self.cancelled: list[str] = []  # for our scheduler: drop or interrupt
-        self.finished: list[TaskRecord] = []  # wake who waits on them
-        self.events = events  # to publish; None: nobody subscribes
 
 
 class StoreCore:
@@ -66,15 +58,28 @@ class StoreCore:
         self.counts: defaultdict[tuple[str, TaskState], int] = defaultdict(int, counts or {})
         self.queued: defaultdict[int, int] = defaultdict(int)
         for record in self.unfinished.values():
-            if record.state is _PENDING or record.state is _RETRYING:
+            if record.state is PENDING or record.state is RETRYING:
                 self.queued[record.priority] += 1
         self.closed = False
         self.batch = Batch()
+        self._peak = len(self.unfinished)  # the most unfinished seen since ``unfinished`` was built
+        self._entered: tuple[Transition] = (Transition(PENDING, 0.0),)  # create()'s last history
 
     def begin(self, events: bool) -> Batch:
         """Start a new batch (``events``: somebody subscribes, so build TaskEvents)."""
         self.batch = Batch([] if events else None)
+        size = len(self.unfinished)
+        if size > self._peak:
+            self._peak = size
+        elif size < self._peak // 4 and self._peak > SHRINK_ABOVE:
+            self._shrink()
         return self.batch
+
+    def _shrink(self) -> None:
+        """Copy ``unfinished`` once a drain left it under a quarter of its peak: a dict never
+        shrinks its table, so a drained backlog of a million held ~40 MB of empty slots."""
+        self.unfinished = dict(self.unfinished)
+        self._peak = len(self.unfinished)
 
     # -- lookups: what is known without the backend ----------------------------------------------
 
@@ -100,11 +105,14 @@ class StoreCore:
             raise QueueFull(self.queue_size, unfinished, creating)
 
     def submit(
-        self, tasks: list[NewTask], existing: dict[str, TaskRecord], now: float
+        self, tasks: list[TaskRecord], existing: dict[str, TaskRecord], now: float
     ) -> list[Admitted]:
         """Admit ``tasks`` all or none (raises EngineClosed or QueueFull). ``existing``: the
         stored records of their keys, where there are (the adapter reads them first)."""
-        self.check_admission(sum(1 for t in tasks if t.key is None or t.key not in existing))
+        creating = len(tasks)
+        if existing:  # some keys are taken: their tasks are answered, not created
+            creating = sum(1 for t in tasks if t.key is None or t.key not in existing)
+        self.check_admission(creating)
         admitted: list[Admitted] = []
         entered = Transition(TaskState.PENDING, now)
         for task in tasks:
@@ -118,7 +126,7 @@ class StoreCore:
             admitted.append(Admitted(record.snapshot(), True))
         return admitted
 
-    def submit_nowait(self, tasks: list[NewTask], now: float) -> list[TaskRecord]:
+    def submit_nowait(self, tasks: list[TaskRecord], now: float) -> list[TaskRecord]:
         """Admit each of ``tasks``; one that cannot be (queue full, closed) is recorded failed
         with that error, never dropped. Returns those refused."""
         entered = Transition(TaskState.PENDING, now)
@@ -135,29 +143,15 @@ class StoreCore:
                 self.create(task, entered)
         return refused
 
-    def create(self, task: NewTask, entered: Transition, *, ready: bool = True) -> TaskRecord:
-        """Record ``task`` pending. ``entered`` is its first history entry (pending, now): one
-        tuple shared by the tasks a batch creates together."""
+    def create(self, record: TaskRecord, entered: Transition, *, ready: bool = True) -> TaskRecord:
+        """Record ``record`` (as admission built it) pending. ``entered`` is its first history
+        entry (pending, now): one tuple shared by the tasks a batch creates together."""
         now = entered.at
-        record = TaskRecord(  # positional, in field order: keywords cost half as much again
-            task.id or new_task_id(),
-            self.ownership.next_number(),
-            task.type,
-            task.payload,
-            task.priority,
-            TaskState.PENDING,
-            0,  # attempts
-            task.max_retries,
-            task.timeout,
-            now,  # created_at
-            task.run_at,
-            task.key,
-            task.owner,
-            [entered],  # history
-            task.payload_json,
-        )
-        if task.headers is not None:  # rare: spare the common path a keyword argument
-            record.headers = task.headers
+        if entered is not self._entered[0]:  # the batch's first: its tasks share the history
+            self._entered = (entered,)
+        record.number = self.ownership.next_number()
+        record.created_at = now
+        record.history = self._entered
         batch = self.batch
         batch.changed[record.id] = record
         if self.ownership.place(record, ready):
@@ -165,20 +159,21 @@ class StoreCore:
             self.queued[record.priority] += 1
             self.unfinished[record.id] = record
             if ready:
-                batch.ready.append(record.job())
-        if batch.events is not None:
-            batch.events.append(
-                TaskEvent(
-                    record.id,
-                    record.type,
-                    TaskState.PENDING,
-                    now,
-                    0,
-                    None,
-                    record.number,
-                    record.owner,
+                batch.ready.append(
+                    Job(
+                        record.id,
+                        record.type,
+                        record.payload,
+                        record.priority,
+                        record.timeout,
+                        0,  # attempts
+                        record.max_retries,
+                        record.run_at,
+                        record.headers,
+                    )
                 )
-            )
+        if batch.events is not None:
+            batch.events.append(task_event(record, PENDING, now, None))
         return record
 
     # -- transitions ------------------------------------------------------------------------------
@@ -189,16 +184,17 @@ class StoreCore:
         before = record.state
         counts[record.type, before] -= 1
         counts[record.type, state] += 1
-        if before is _PENDING or before is _RETRYING:  # queued by priority: only waiting ones
+        if before is PENDING or before is RETRYING:  # queued by priority: only waiting ones
             self.queued[record.priority] -= 1
-        if state is _PENDING or state is _RETRYING:
+        if state is PENDING or state is RETRYING:
             self.queued[record.priority] += 1
         # The history says who ran each attempt and why one failed (the HTTP `history`).
-        worker = record.worker if state is TaskState.RUNNING else None
+        worker = record.worker if state is RUNNING else None
         error = None
-        if state is TaskState.RETRYING or state is TaskState.FAILED:
-            error = None if record.error is None else record.error.summary
-        record.move(state, at, worker, error)
+        if (state is RETRYING or state is FAILED) and record.error is not None:
+            error = record.error.summary
+        record.state = state
+        record.history += (Transition(state, at, worker, error),)
         batch = self.batch
         batch.changed[record.id] = record
         if state in FINISHED:
@@ -206,18 +202,7 @@ class StoreCore:
             record.finished_at = at
             batch.finished.append(record)
         if batch.events is not None:
-            event = TaskEvent(
-                record.id,
-                record.type,
-                state,
-                at,
-                record.attempts,
-                record.worker,
-                record.number,
-                record.owner,
-                error,
-            )
-            batch.events.append(event)
+            batch.events.append(task_event(record, state, at, error))
 
     def record(self, changes: Iterable[Any]) -> None:
         """Apply what the scheduler decided (Started, Completed, Retrying, Failed, Requeued),
@@ -228,12 +213,10 @@ class StoreCore:
                 self.started(change)
                 continue
             record = unfinished.get(change.id)
-            if record is None or record.state is not TaskState.RUNNING:
+            if record is None or record.state is not RUNNING:
                 continue
             if isinstance(change, Completed):
-                record.result = change.result
-                record.error = None
-                self.move(record, TaskState.COMPLETED, change.at)
+                self.completed(record, change.result, change.at)
             elif isinstance(change, Retrying):
                 record.error = change.error
                 record.run_at = change.run_at
@@ -248,16 +231,51 @@ class StoreCore:
                 record.progress = None
                 self.move(record, TaskState.PENDING, change.at)
 
+    def completed(self, record: TaskRecord, result: Any, at: float) -> None:
+        """A running task's attempt returned ``result``: the move to completed, written out
+        (every task that succeeds makes it)."""
+        record.result = result
+        record.error = None
+        record.state = COMPLETED
+        record.history += (Transition(COMPLETED, at, None, None),)
+        record.finished_at = at
+        counts = self.counts
+        counts[record.type, RUNNING] -= 1
+        counts[record.type, COMPLETED] += 1
+        self.unfinished.pop(record.id, None)  # not ours (a shared store) if absent
+        batch = self.batch
+        batch.changed[record.id] = record
+        batch.finished.append(record)
+        if batch.events is not None:
+            batch.events.append(task_event(record, COMPLETED, at, None))
+
     def started(self, change: Started) -> None:
-        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
-        unfinished = self.unfinished
+        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile).
+        The move is written out here, not a call to move(): two of a task's three transitions
+        are starts, and the tasks of one start share its history entry."""
+        unfinished, counts, queued = self.unfinished, self.counts, self.queued
+        batch = self.batch
+        changed, events = batch.changed, batch.events
+        worker, at = change.worker, change.at
+        entered = Transition(RUNNING, at, worker, None)
         for task_id in change.ids:
             record = unfinished.get(task_id)
-            if record is not None and record.state in (TaskState.PENDING, TaskState.RETRYING):
-                record.attempts += 1
-                record.worker = change.worker
-                record.started_at = change.at
-                self.move(record, TaskState.RUNNING, change.at)
+            if record is None:
+                continue
+            previous = record.state
+            if previous is not PENDING and previous is not RETRYING:
+                continue
+            record.attempts += 1
+            record.worker = worker
+            record.started_at = at
+            record.state = RUNNING
+            record.history += (entered,)
+            counts[record.type, previous] -= 1
+            counts[record.type, RUNNING] += 1
+            queued[record.priority] -= 1  # it waited (pending or retrying)
+            changed[task_id] = record
+            if events is not None:
+                events.append(task_event(record, RUNNING, at, None))
 
     def progress(self, task_id: str, fraction: float, message: str) -> None:
         # Unfinished is enough: a fast task's progress can arrive before its start is recorded

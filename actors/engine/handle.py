@@ -37,6 +37,7 @@ from ..runtime.events import LifecycleEvent
 from ..runtime.mailbox import ActorRef
 from ..runtime.tree import SupervisorRef
 from ..task import Page, ShutdownReport, Stats, Task, TaskEvent, TaskState, WorkerInfo
+from .introspection import EngineStatistics
 from .pool import WorkerPool
 from .results import BulkResults
 from .running import Running
@@ -99,6 +100,22 @@ class Engine(Submitting, BulkResults, Running):
     def closing(self) -> bool:
         """True once shutdown has begun: no new task is admitted."""
         return self._shutdown_started
+
+    def statistics(self) -> EngineStatistics:
+        """This engine's plumbing now: mailbox depths, pool size, submit_nowait backlog.
+
+        Synchronous and local (trio's ``statistics()`` convention); task counts are the store's
+        answer: ``await engine.stats()``.
+        """
+        return EngineStatistics(
+            node=self.node,
+            durable=self._durable,
+            closing=self._shutdown_started,
+            workers=self._pool.size,
+            nowait_pending=sum(len(m.tasks) for m in self._nowait_sent if not m.taken),
+            store=self._store.statistics(),
+            scheduler=self._scheduler.statistics(),
+        )
 
     # -- reading -----------------------------------------------------------------------------------
 

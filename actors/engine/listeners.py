@@ -64,8 +64,9 @@ class Listeners:
         self, finished: Iterable[TaskRecord], idle: bool, events: list[TaskEvent]
     ) -> None:
         """After a commit: answer the waiters of what finished, and of idleness; publish."""
-        for record in finished:
-            waiters = self._task_waiters.pop(record.id, ())
+        task_waiters = self._task_waiters
+        for record in finished if task_waiters else ():
+            waiters = task_waiters.pop(record.id, ())
             if waiters:
                 snapshot = record.snapshot()
                 for waiter in waiters:

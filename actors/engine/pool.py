@@ -34,6 +34,11 @@ class WorkerPool:
         self._grace = grace
         self._specs: dict[int, ChildSpec] = {}
 
+    @property
+    def size(self) -> int:
+        """The workers the pool should have (resize changes it)."""
+        return len(self._specs)
+
     def add(self, number: int) -> ChildSpec:
         name = f"worker-{number}"
 

@@ -12,9 +12,10 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..backends import Backend, is_shared
+from ..cores.batch import Counts
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
-from ..cores.store_core import Counts, Queued, StoreCore
+from ..cores.store_core import Queued, StoreCore
 from ..errors import TaskNotFound
 from ..messages import ChangedSince, GetCounts, GetTask, KeyRef, ListTasks, WaitIdle, WaitTask
 from ..runtime.mailbox import Envelope

@@ -19,8 +19,9 @@ from typing import Any
 import trio
 
 from ..backends import SharedBackend
+from ..cores.batch import Batch, Counts
 from ..cores.ownership import AdmissionReads, Chores, SharedOwnership
-from ..cores.store_core import Batch, Counts, Queued, StoreCore
+from ..cores.store_core import Queued, StoreCore
 from ..errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
 from ..messages import (
     Claim,

@@ -21,10 +21,11 @@ import attrs
 import trio
 
 from ..backends import Backend, SharedBackend, is_shared
+from ..cores.batch import Counts
 from ..cores.ownership import LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
-from ..cores.record import NewTask, TaskRecord
-from ..cores.store_core import Counts, StoreCore
+from ..cores.record import TaskRecord
+from ..cores.store_core import StoreCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     CancelTask,
@@ -202,11 +203,12 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         """Keep what this batch finished for reading back, and drop the memory backend's
         oldest finished tasks beyond its bound (they leave the counts, as purged ones do)."""
         recent = self._recent
-        shared = is_shared(self._backend)
-        for record in finished:
-            # Shared: a failed task may be retried by another node, which we would not hear.
-            if not (shared and record.state is TaskState.FAILED):
-                recent.add(record)
+        if recent.max_count > 0:  # none kept in memory: the backend holds them already
+            shared = is_shared(self._backend)
+            for record in finished:
+                # Shared: a failed task may be retried by another node, which we would not hear.
+                if not (shared and record.state is TaskState.FAILED):
+                    recent.add(record)
         if self._trim_finished is not None:
             self._core.purged(self._trim_finished())
 
@@ -222,7 +224,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
     # -- admission and what the workers report -------------------------------------------------
 
     async def _submit(self, message: Submit, envelope: Envelope) -> Any:
-        tasks: list[NewTask] = message.tasks
+        tasks: list[TaskRecord] = message.tasks
         core = self._core
         reads = core.ownership.admission_reads(len(tasks))
         if reads is not None:  # a shared store's count, or numbers

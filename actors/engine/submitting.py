@@ -14,7 +14,7 @@ from typing import Any
 
 from ..cores.admission import admit
 from ..cores.ids import new_task_id
-from ..cores.record import NewTask
+from ..cores.record import TaskRecord
 from ..errors import EngineClosed, InvalidField, MailboxFull, UnknownTaskType
 from ..messages import Submit, SubmitNowait
 from ..registry import Registry
@@ -98,14 +98,15 @@ class Submitting:
             return task_id
         span, headers = start_submit(task.type, task.headers)
         try:
-            self._hand_over(task._replace(headers=headers))
+            task.headers = headers
+            self._hand_over(task)
         except Exception as error:  # refused: the span says why, the caller gets the error
             end_submit(span, None, error)
             raise
         end_submit(span, task_id)
         return task_id
 
-    def _hand_over(self, task: NewTask) -> None:
+    def _hand_over(self, task: TaskRecord) -> None:
         """Add ``task`` to the last SubmitNowait the store has not taken yet, or send a new one
         (MailboxFull if the store's mailbox is full, or NOWAIT_BACKLOG tasks are waiting)."""
         sent = self._nowait_sent
@@ -162,13 +163,13 @@ class Submitting:
         admitted: list[Admitted] = await self._store.ask(Submit(tasks))
         return admitted
 
-    async def _admit_traced(self, tasks: list[NewTask]) -> list[Admitted]:
+    async def _admit_traced(self, tasks: list[TaskRecord]) -> list[Admitted]:
         """Admit ``tasks`` inside a submit span each, their context in the tasks' headers."""
         spans = []
-        for index, task in enumerate(tasks):
+        for task in tasks:
             span, headers = start_submit(task.type, task.headers)
             spans.append(span)
-            tasks[index] = task._replace(headers=headers)
+            task.headers = headers
         try:
             admitted: list[Admitted] = await self._store.ask(Submit(tasks))
         except Exception as error:  # refused (QueueFull, EngineClosed...): every span says so

@@ -142,8 +142,26 @@ class Mailbox:
                 return
             envelope.fail(ActorStopped(self.path))
 
-    def statistics(self) -> trio.MemoryChannelStatistics:
-        return self._receive.statistics()
+    def statistics(self) -> MailboxStatistics:
+        """What this mailbox holds now (trio's ``statistics()`` convention: local, no await)."""
+        return MailboxStatistics(
+            path=self.path,
+            queued=self._receive.statistics().current_buffer_used,
+            capacity=self.size,
+            in_flight=len(self._in_flight),
+            closed=self._closed,
+        )
+
+
+@attrs.frozen
+class MailboxStatistics:
+    """A snapshot of one actor's mailbox, from :meth:`ActorRef.statistics`."""
+
+    path: str
+    queued: int  # messages waiting to be taken
+    capacity: float  # the mailbox's bound (math.inf: unbounded)
+    in_flight: int  # asks the actor has taken and not answered yet
+    closed: bool  # the actor stopped for good: sends raise ActorStopped
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -158,6 +176,10 @@ class ActorRef:
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.path}>"
+
+    def statistics(self) -> MailboxStatistics:
+        """The actor's mailbox now: queued messages, its bound, asks in flight."""
+        return self._mailbox.statistics()
 
     async def tell(self, message: Any) -> None:
         """Send without waiting for a reply; waits while the mailbox is full.

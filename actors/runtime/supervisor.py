@@ -15,7 +15,6 @@ supervisor; dynamic children end with the supervisor incarnation that started th
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from ..errors import ActorCrashed, ActorStopped, ChildNotFound, SupervisorGaveUp
 from .actor import Actor, Context
 from .events import EventKind, LifecycleEvent
 from .mailbox import ActorRef, Envelope
+from .restarts import Intensity, restart_group, should_restart
 from .spec import (
     ChildInfo,
     ChildSpec,
@@ -90,7 +90,7 @@ class Supervisor(Actor):
         self.within = within
         self._specs = list(children)
         self._slots: list[_Slot] = []
-        self._restart_times: deque[float] = deque()
+        self._intensity = Intensity(max_restarts, within)
 
     async def run(self, context: Context) -> None:
         self._context = context
@@ -252,13 +252,14 @@ class Supervisor(Actor):
         if crashed:
             slot.last_error = exited.error
             self._emit(EventKind.CRASHED, slot, exited.error)
-        if not _should_restart(slot.spec.restart, crashed=crashed):
+        if not should_restart(slot.spec.restart, crashed=crashed):
             self._retire(slot)
             return None
         # A restart the child asked for (`deliberate`) is not a crash: it never counts.
-        if not getattr(exited.error, "deliberate", False) and self._intensity_exceeded():
+        deliberate = getattr(exited.error, "deliberate", False)
+        if not deliberate and self._intensity.exceeded(trio.current_time()):
             gave_up = SupervisorGaveUp(
-                self._context.path, len(self._restart_times) - 1, self.within, exited.error
+                self._context.path, self._intensity.count - 1, self.within, exited.error
             )
             self._context.system.emit(
                 LifecycleEvent(EventKind.GAVE_UP, self._context.path, error=gave_up)
@@ -274,21 +275,9 @@ class Supervisor(Actor):
         if slot.spec.restart is Restart.TEMPORARY:
             self._slots.remove(slot)
 
-    def _intensity_exceeded(self) -> bool:
-        now = trio.current_time()
-        self._restart_times.append(now)
-        while self._restart_times[0] < now - self.within:
-            self._restart_times.popleft()
-        return len(self._restart_times) > self.max_restarts
-
     async def _restart(self, nursery: trio.Nursery, failed: _Slot) -> None:
         running = [s for s in self._slots if s.state is ChildState.RUNNING or s is failed]
-        if self.strategy is Strategy.ONE_FOR_ONE:
-            group = [failed]
-        elif self.strategy is Strategy.ONE_FOR_ALL:
-            group = running
-        else:
-            group = running[running.index(failed) :]
+        group = restart_group(self.strategy, running, failed)
         for slot in reversed(group):
             slot.state = ChildState.RESTARTING
             slot.scope.cancel()
@@ -311,9 +300,3 @@ class Supervisor(Actor):
 
     def _emit(self, kind: EventKind, slot: _Slot, error: BaseException | None = None) -> None:
         self._context.system.emit(LifecycleEvent(kind, slot.path, slot.restarts, error))
-
-
-def _should_restart(restart: Restart, *, crashed: bool) -> bool:
-    if restart is Restart.PERMANENT:
-        return True
-    return crashed and restart is Restart.TRANSIENT

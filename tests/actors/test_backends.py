@@ -30,7 +30,8 @@ from oncue.actors import (
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
 from oncue.actors.backends.rows import dump_history, dumps
-from oncue.actors.backends.sqlite import _FINISHED, COUNTS, PURGE, SqliteBackend, migrate, query_sql
+from oncue.actors.backends.sqlite import SqliteBackend
+from oncue.actors.backends.sqlite_sql import COUNTS, FINISHED_VALUES, PURGE, migrate, query_sql
 from oncue.actors.cores import recording
 from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import Transition
@@ -303,7 +304,7 @@ def test_listing_and_purging_read_an_index_in_order_never_a_sort() -> None:
     assert "USING INDEX tasks_type_state_number (type=? AND state=? AND number<?)" in plan(
         both, (*args, 50)
     )  # a rare combination is not found by walking every task of the type
-    purge = plan(PURGE, (1.0, *_FINISHED, 1000))
+    purge = plan(PURGE, (1.0, *FINISHED_VALUES, 1000))
     assert "USING INDEX tasks_finished_at (finished_at<?)" in purge, purge
     assert "TEMP B-TREE" not in purge, purge
     db.close()
@@ -363,7 +364,7 @@ async def test_sqlite_writes_each_record_whole_or_its_changes_whatever_the_order
     assert by_number[5].payload is None  # written whole when it was first committed
     assert by_number[10].payload == {"n": 10}  # deleted, so written whole again
     assert by_number[11].payload is None
-    assert by_number[11].history == [Transition(TaskState.COMPLETED, 2.0)]
+    assert by_number[11].history == (Transition(TaskState.COMPLETED, 2.0),)
     await backend.close()
 
 

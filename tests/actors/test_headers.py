@@ -10,7 +10,8 @@ import trio
 
 from oncue.actors import InvalidField, Registry, TaskContext, open_engine
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.backends.sqlite import MIGRATIONS, SqliteBackend, migrate
+from oncue.actors.backends.sqlite import SqliteBackend
+from oncue.actors.backends.sqlite_sql import MIGRATIONS, migrate
 
 HEADERS = {"tenant": "acme", "request-id": "r-42", "empty": ""}
 

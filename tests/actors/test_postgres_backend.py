@@ -10,8 +10,11 @@ from collections.abc import Callable
 import pytest
 import trio
 
+from oncue.actors.backends import postgres
 from oncue.actors.backends.base import Notice
-from oncue.actors.backends.postgres import LISTEN_RETRY, PostgresBackend, _fetch
+from oncue.actors.backends.postgres import PostgresBackend
+from oncue.actors.backends.postgres_listen import LISTEN_RETRY
+from oncue.actors.backends.postgres_sql import fetch
 
 
 async def test_a_query_abandoned_by_a_cancel_is_cancelled_on_the_server(
@@ -26,12 +29,12 @@ async def test_a_query_abandoned_by_a_cancel_is_cancelled_on_the_server(
     try:
         with trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(backend._run, _fetch, f"SELECT pg_sleep(60) -- {tag}", ())
+                nursery.start_soon(backend._pool.run, fetch, f"SELECT pg_sleep(60) -- {tag}", ())
                 await until_sleeping(backend, tag, count=1)
                 scope.cancel()
         assert scope.cancelled_caught
         await until_sleeping(backend, tag, count=0)  # cancelled on the server, not just abandoned
-        assert await backend._run(_fetch, "SELECT 2", ()) == [(2,)]
+        assert await backend._pool.run(fetch, "SELECT 2", ()) == [(2,)]
     finally:
         await backend.close()
 
@@ -40,7 +43,7 @@ async def until_sleeping(backend: PostgresBackend, tag: str, count: int) -> None
     """Until ``count`` sessions run the tagged pg_sleep on the server (polls pg_stat_activity)."""
     query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'"
     for _ in range(3000):  # each a round trip: seconds of real time in all
-        if (await backend._run(_fetch, query, (f"SELECT pg_sleep(%-- {tag}",)))[0][0] == count:
+        if (await backend._pool.run(fetch, query, (f"SELECT pg_sleep(%-- {tag}",)))[0][0] == count:
             return
         await trio.sleep(0.01)
     raise AssertionError(f"never {count} sessions in pg_sleep")
@@ -81,7 +84,7 @@ async def test_the_listener_backs_off_doubling_and_starts_over_after_a_good_conn
     on events, never on timers of its own, so the clock cannot jump while a pump runs."""
     backend = PostgresBackend("postgresql://127.0.0.1/test")
     pump = ScriptedPump(hold_at=8)  # after 8 failures, a connection that works a while
-    monkeypatch.setattr(backend, "_pump", pump)
+    monkeypatch.setattr(postgres, "pump_notices", lambda *args: pump(*args[-2:]))
     shortest, longest = LISTEN_RETRY
     async with trio.open_nursery() as nursery:
         nursery.start_soon(backend.listen, lambda notice: None)
@@ -118,5 +121,5 @@ async def test_the_queue_by_priority_is_read_from_the_claimable_index(postgres_s
         found = await backend._run(plan, QUEUED_BY_PRIORITY)
     finally:
         await backend.close()
-    assert "on tasks_claimable" in found, found
+    assert "on tasks_claimable_type" in found, found
     assert "Seq Scan" not in found, found

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oncue.actors.cores.queues import Queues, backoff_delay, should_retry
+from oncue.actors.cores.queues import SHRINK_ABOVE, Queues, backoff_delay, should_retry
 from oncue.actors.messages import Job
 from oncue.actors.registry import RetryPolicy
 
@@ -140,3 +141,18 @@ def test_the_ready_queue_pops_as_a_plain_heap_would(steps) -> None:
                 del model[expected]
         assert queues.ready_count() >= len(model)
     assert drain(queues) == sorted(model, key=model.__getitem__)
+
+
+def test_the_queued_index_is_rebuilt_once_a_drain_leaves_it_far_below_its_peak() -> None:
+    # A dict never shrinks its table: a drained backlog of a million would keep ~40 MB.
+    queues = Queues()
+    count = 4 * SHRINK_ABOVE
+    for number in range(count):
+        queues.push(job(f"t{number}"))
+    grown = queues.queued
+    peak_size = sys.getsizeof(grown)
+    popped = [queues.pop().id for _ in range(count - 10) if queues.peek() is not None]
+    assert queues.queued is not grown
+    assert sys.getsizeof(queues.queued) < peak_size / 2
+    assert popped == [f"t{number}" for number in range(count - 10)]
+    assert drain(queues) == [f"t{number}" for number in range(count - 10, count)]

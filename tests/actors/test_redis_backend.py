@@ -97,7 +97,7 @@ async def test_every_field_round_trips_including_the_empty_ones(backend) -> None
         owner="me",
         run_at=1_800_000_100.5,
         priority=2**62,
-        history=[Transition(TaskState.PENDING, 1_800_000_000.123456)],
+        history=(Transition(TaskState.PENDING, 1_800_000_000.123456),),
     )
     await backend.commit([full, task(2)], [])
     [claimed] = await backend.claim(1, 1e9)
@@ -115,7 +115,7 @@ async def test_every_field_round_trips_including_the_empty_ones(backend) -> None
     assert (stored.priority, stored.run_at, stored.finished_at) == (2**62, None, 1_800_000_001.25)
     assert stored.node is None
     plain = await backend.get("t-2")
-    assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, [])
+    assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, ())
 
 
 async def test_a_filtered_listing_scans_past_one_script_budget(backend, monkeypatch) -> None:

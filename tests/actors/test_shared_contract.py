@@ -96,7 +96,7 @@ def task(number: int, *, priority: int = 1, type: str = "echo", **fields: Any) -
         max_retries=3,
         timeout=5.0,
         created_at=time.time(),
-        history=[Transition(TaskState.PENDING, time.time())],
+        history=(Transition(TaskState.PENDING, time.time()),),
         **fields,
     )
 

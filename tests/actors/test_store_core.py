@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from oncue.actors.cores.ids import new_task_id
 from oncue.actors.cores.ownership import COUNT_EVERY, LocalOwnership, SharedOwnership
-from oncue.actors.cores.record import NewTask, TaskRecord
-from oncue.actors.cores.store_core import StoreCore
+from oncue.actors.cores.record import TaskRecord
+from oncue.actors.cores.store_core import SHRINK_ABOVE, StoreCore
 from oncue.actors.errors import (
     EngineClosed,
     QueueFull,
@@ -30,8 +33,12 @@ class Clock:
         return self.now
 
 
-def new(key: str | None = None, *, run_at: float | None = None, max_retries: int = 1) -> NewTask:
-    return NewTask("echo", {"x": 1}, 1, max_retries, 5.0, run_at, key)
+def new(key: str | None = None, *, run_at: float | None = None, max_retries: int = 1) -> TaskRecord:
+    """A task as admission hands it to the store: pending, with an id, not yet numbered."""
+    pending, payload = TaskState.PENDING, {"x": 1}
+    return TaskRecord(
+        new_task_id(), 0, "echo", payload, 1, pending, 0, max_retries, 5.0, 0.0, run_at, key
+    )
 
 
 def local_core(queue_size: int = 100, last_number: int = 0) -> StoreCore:
@@ -108,7 +115,8 @@ def test_a_submit_nowait_past_the_queue_size_is_recorded_failed_not_dropped() ->
 def test_a_task_submitted_with_headers_carries_them_to_its_snapshot_and_job() -> None:
     core = local_core()
     headers = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
-    with_headers = new()._replace(headers=headers)
+    with_headers = new()
+    with_headers.headers = headers
     admitted = core.submit([with_headers, new()], {}, 1.0)
     assert [each.task.headers for each in admitted] == [headers, None]
     assert [job.headers for job in core.batch.ready] == [headers, None]
@@ -287,3 +295,17 @@ def test_writes_lost_at_commit_are_forgotten_and_their_runs_interrupted() -> Non
     core.cancelled_elsewhere(["t1"])  # already forgotten: nothing more to interrupt
     assert core.batch.cancelled == []
     assert core.dropped(["t1"]) == []
+
+
+def test_the_unfinished_index_is_rebuilt_once_a_drain_leaves_it_far_below_its_peak() -> None:
+    # A dict never shrinks its table: a drained backlog of a million would keep ~40 MB.
+    count = 4 * SHRINK_ABOVE
+    core = local_core(queue_size=count)
+    records = running(core, count)
+    grown = core.unfinished
+    peak_size = sys.getsizeof(grown)
+    core.record([Completed(record.id, None, 3.0) for record in records[:-10]])
+    core.begin(False)
+    assert core.unfinished is not grown
+    assert sys.getsizeof(core.unfinished) < peak_size / 2
+    assert list(core.unfinished.values()) == records[-10:]

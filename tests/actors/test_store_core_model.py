@@ -17,8 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from oncue.actors.cores.ids import new_task_id
 from oncue.actors.cores.ownership import LocalOwnership, Ownership, SharedOwnership
-from oncue.actors.cores.record import NewTask, TaskRecord
+from oncue.actors.cores.record import TaskRecord
 from oncue.actors.cores.store_core import StoreCore
 from oncue.actors.errors import QueueFull, TaskAlreadyFinished
 from oncue.actors.messages import Claim, Claimed, Completed, Failed, Requeued, Retrying, Started
@@ -84,7 +85,13 @@ class StoreModel(RuleBasedStateMachine):
         priority=st.integers(-1, 2),
     )
     def submit(self, count: int, keys: list[str | None], max_retries: int, priority: int) -> None:
-        tasks = [NewTask("t", n, priority, max_retries, 5.0, None, keys[n]) for n in range(count)]
+        pending, retries = TaskState.PENDING, max_retries
+        tasks = [
+            TaskRecord(
+                new_task_id(), 0, "t", n, priority, pending, 0, retries, 5.0, 0.0, None, keys[n]
+            )
+            for n in range(count)
+        ]
         existing = {k: self.records[i] for k, i in self.keys.items() if i in self.records}
         creating = sum(1 for t in tasks if t.key is None or t.key not in existing)
         admits = self.admits(creating)

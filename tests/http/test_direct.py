@@ -27,7 +27,7 @@ from quart.typing import TestClientProtocol as Client
 from quart_trio import QuartTrio
 
 from oncue.actors import Engine, open_engine
-from oncue.http import routes_tasks
+from oncue.http import routes_submit
 from oncue.http.app import Service, create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
 from oncue.http.limits import CorsPolicy, RateLimiter
@@ -62,7 +62,7 @@ def make_app(engine: Engine, direct: bool, config: str, patch: pytest.MonkeyPatc
         engine, max_body_size=MAX_BODY, batch_limit=5, max_payload_size=100, **configuration(config)
     )
     if direct:  # prove the Quart views are not what answers
-        patch.setattr(routes_tasks, "request_data", _quart_was_used)
+        patch.setattr(routes_submit, "request_data", _quart_was_used)
     else:
         app.asgi_app.direct = {}  # type: ignore[attr-defined]
     return app

@@ -13,7 +13,7 @@ import pytest
 import trio
 from log_lines import log_text
 
-from oncue.actors.backends.sqlite import MIGRATIONS
+from oncue.actors.backends.sqlite_sql import MIGRATIONS
 from oncue.http import startup
 from oncue.http.cli import main
 from oncue.http.startup import StartupError, backoff, wait_for_store
