@@ -118,7 +118,7 @@ async def test_the_queue_by_priority_is_read_from_the_claimable_index(postgres_s
         return " / ".join(row[0] for row in rows)
 
     try:
-        found = await backend._run(plan, QUEUED_BY_PRIORITY)
+        found = await backend._pool.run(plan, QUEUED_BY_PRIORITY)
     finally:
         await backend.close()
     assert "on tasks_claimable_type" in found, found
