@@ -122,9 +122,13 @@ def broke_off(url: str, last_event_id: str | None, tries: int = 0) -> ServerUnre
     )
 
 
+Frame = tuple["StreamEvent | Ended | EventsDropped", str | None]  # a value, its event id
+
+
 @attrs.define
 class EventDecoder:
-    """SSE text in, the frames' values out; `last_event_id` is the last task event's id."""
+    """SSE text in, the frames' values out; `last_event_id` is the last task event's id
+    decoded (a stream says which one it yielded: several may come in one chunk)."""
 
     last_event_id: str | None = None
     _buffer: str = ""
@@ -135,16 +139,34 @@ class EventDecoder:
 
     def feed(self, text: str) -> list[StreamEvent | Ended]:
         """The values of the frames `text` completes; raises EventsDropped for `dropped`."""
-        self._buffer += text.replace("\r\n", "\n")
         values: list[StreamEvent | Ended] = []
-        while "\n\n" in self._buffer:
-            raw, _, self._buffer = self._buffer.partition("\n\n")
-            value = self._value(raw)
-            if value is not None:
-                values.append(value)
+        for value, _ in self.frames(text):
+            if isinstance(value, EventsDropped):
+                raise value
+            values.append(value)
         return values
 
-    def _value(self, raw: str) -> StreamEvent | Ended | None:
+    def frames(self, text: str) -> list[Frame]:
+        """Each frame `text` completes: its value (`dropped`: an EventsDropped to raise once
+        the values before it are taken) and its event id."""
+        self._buffer += text.replace("\r\n", "\n")
+        found: list[Frame] = []
+        while "\n\n" in self._buffer:
+            raw, _, self._buffer = self._buffer.partition("\n\n")
+            frame = self._frame(raw)
+            if frame[0] is not None:
+                found.append(frame)  # type: ignore[arg-type]
+        return found
+
+    def _frame(self, raw: str) -> tuple[StreamEvent | Ended | EventsDropped | None, str | None]:
+        event_id = None
+        for line in raw.split("\n"):
+            name, _, field = line.partition(":")
+            if name == "id":
+                event_id = field.removeprefix(" ")
+        return self._value(raw), event_id
+
+    def _value(self, raw: str) -> StreamEvent | Ended | EventsDropped | None:
         kind, data, event_id = "message", "", None
         for line in raw.split("\n"):
             name, _, field = line.partition(":")
@@ -167,7 +189,7 @@ class EventDecoder:
         if kind == "reset":
             return EventsReset(str(body.get("reason", "")))
         if kind == "dropped":
-            raise EventsDropped(str(body.get("reason", "the server dropped the stream")))
+            return EventsDropped(str(body.get("reason", "the server dropped the stream")))
         if kind == "end":
             return Ended()
         return None  # a kind this client does not know (a newer server's): skipped

@@ -21,8 +21,10 @@ from typing import Self
 import anyio
 import httpx
 
+from oncue.actors import EventsDropped, TaskEvent
+
 from .client_errors import ServerUnreachable
-from .client_events import Ended, EventDecoder, Reconnects, StreamEvent, broke_off
+from .client_events import Ended, EventDecoder, Frame, Reconnects, StreamEvent, broke_off
 
 Opener = Callable[[str | None], httpx.Response]  # opens the stream after that event id
 AsyncOpener = Callable[[str | None], Awaitable[httpx.Response]]
@@ -45,7 +47,8 @@ class EventStream:
         self._reconnects = Reconnects(tries=Reconnects().tries if reconnect else 0)
         self._opened = False
         self._decoder = EventDecoder(last_event_id)
-        self._ready: deque[StreamEvent | Ended] = deque()
+        self._ready: deque[Frame] = deque()
+        self._yielded = last_event_id  # the id of the last task event yielded
         self._response: httpx.Response | None = None
         self._chunks: Iterator[str] | None = None
         self._done = False
@@ -53,7 +56,7 @@ class EventStream:
     @property
     def last_event_id(self) -> str | None:
         """The id of the last task event yielded (or the one resumed after)."""
-        return self._decoder.last_event_id
+        return self._yielded
 
     def __enter__(self) -> Self:
         self._start()
@@ -79,17 +82,21 @@ class EventStream:
                 if chunk is None:
                     raise broke_off(self.url, self.last_event_id)
                 self._reconnects.read()
-                self._ready.extend(self._decoder.feed(chunk))
+                self._ready.extend(self._decoder.frames(chunk))
             except (httpx.TransportError, ServerUnreachable) as error:
                 delay = self._broke(error)
                 time.sleep(delay)
             except BaseException:
                 self.close()
                 raise
-        value = self._ready.popleft()
-        if isinstance(value, Ended):
+        value, event_id = self._ready.popleft()
+        if isinstance(value, Ended | EventsDropped):
             self.close()
+            if isinstance(value, EventsDropped):
+                raise value
             raise StopIteration
+        if isinstance(value, TaskEvent) and event_id is not None:
+            self._yielded = event_id
         return value
 
     def _broke(self, error: Exception) -> float:
@@ -134,7 +141,8 @@ class AsyncEventStream:
         self._reconnects = Reconnects(tries=Reconnects().tries if reconnect else 0)
         self._opened = False
         self._decoder = EventDecoder(last_event_id)
-        self._ready: deque[StreamEvent | Ended] = deque()
+        self._ready: deque[Frame] = deque()
+        self._yielded = last_event_id  # the id of the last task event yielded
         self._response: httpx.Response | None = None
         self._chunks: AsyncIterator[str] | None = None
         self._done = False
@@ -142,7 +150,7 @@ class AsyncEventStream:
     @property
     def last_event_id(self) -> str | None:
         """The id of the last task event yielded (or the one resumed after)."""
-        return self._decoder.last_event_id
+        return self._yielded
 
     async def __aenter__(self) -> Self:
         await self._start()
@@ -168,17 +176,21 @@ class AsyncEventStream:
                 if chunk is None:
                     raise broke_off(self.url, self.last_event_id)
                 self._reconnects.read()
-                self._ready.extend(self._decoder.feed(chunk))
+                self._ready.extend(self._decoder.frames(chunk))
             except (httpx.TransportError, ServerUnreachable) as error:
                 delay = await self._broke(error)
                 await anyio.sleep(delay)
             except Exception:  # a cancellation leaves the closing to the `async with`
                 await self.aclose()
                 raise
-        value = self._ready.popleft()
-        if isinstance(value, Ended):
+        value, event_id = self._ready.popleft()
+        if isinstance(value, Ended | EventsDropped):
             await self.aclose()
+            if isinstance(value, EventsDropped):
+                raise value
             raise StopAsyncIteration
+        if isinstance(value, TaskEvent) and event_id is not None:
+            self._yielded = event_id
         return value
 
     async def _broke(self, error: Exception) -> float:

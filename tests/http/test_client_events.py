@@ -285,3 +285,16 @@ def until_completed(stream: EventStream, task_id: str) -> list[TaskEvent]:
         if event.task_id == task_id and event.state is TaskState.COMPLETED:
             return events
     raise AssertionError("the stream ended")
+
+
+def test_last_event_id_is_the_last_yielded_and_a_drop_comes_after_what_preceded_it() -> None:
+    """Several frames come in one chunk (the server batches them): the id to resume after is
+    the last one the caller got, and a `dropped` frame does not swallow the events before it."""
+    body = task_frame(1, 5.0) + task_frame(2, 6.0) + task_frame(3, 7.0)
+    stream = canned(body + 'event: dropped\ndata: {"reason":"fell behind"}\n\n')
+    assert next(stream).number == 1  # type: ignore[union-attr]
+    assert stream.last_event_id == "5.0-1"  # not 7.0-3: events 2 and 3 are still to come
+    assert [next(stream).number, next(stream).number] == [2, 3]  # type: ignore[union-attr]
+    assert stream.last_event_id == "7.0-3"
+    with pytest.raises(EventsDropped, match="fell behind"):
+        next(stream)
