@@ -255,6 +255,11 @@ class BackendUnavailable(BackendError):
     """The backend cannot be reached or did not answer: try again later."""
 
 
+class BackendReadOnly(BackendUnavailable):
+    """The backend answers reads but refuses writes (a read-only PostgreSQL or standby, a
+    Redis replica or one that cannot persist): until it takes them again."""
+
+
 class BackendFull(BackendError):
     """The backend is out of space (a full disk, Redis out of memory): free some, then retry."""
 

@@ -45,6 +45,13 @@ class Claimed:
 
 
 @attrs.frozen
+class StartsRecorded:
+    """From the store: the Record that carried ``confirm`` is committed, its starts counted."""
+
+    confirm: object
+
+
+@attrs.frozen
 class Wake:
     """Claimable tasks may be waiting in the shared store (a notice, or a local submit)."""
 

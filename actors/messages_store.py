@@ -160,6 +160,9 @@ class Record:
     """Transitions decided by the scheduler, applied in order in one batch (tell)."""
 
     changes: list[Any]  # the Started/Completed/... values below
+    # Not None: answer StartsRecorded(confirm) once committed (durable stores: the workers
+    # wait for it, so an attempt is counted before it runs; cores/recording.py)
+    confirm: object | None = None
 
 
 @attrs.frozen

@@ -27,6 +27,7 @@ from oncue.actors import (
     TaskNotFound,
     UnknownTaskType,
 )
+from oncue.actors.errors import BackendReadOnly
 
 from .reply import Reply, json_reply
 
@@ -148,7 +149,10 @@ def unavailable_reason(error: BaseException) -> str:
     the cause (the operator's fix), else a fault it is recovering from. The backend's own
     error text goes to the log only."""
     if isinstance(error, StoreUnavailable) and is_disk_full(error.error):
-        return "the task store is out of space (its disk is full); retry once space is freed"
+        full = "memory" if "out of memory" in str(error.error) else "disk"  # Redis: memory
+        return f"the task store is out of space (its {full} is full); retry once space is freed"
+    if isinstance(error, StoreUnavailable) and isinstance(error.error, BackendReadOnly):
+        return "the task store refuses writes (read-only, or unable to persist); retry later"
     if isinstance(error, StoreUnavailable):
         return "the task store's backend is failing; retry later"
     return "the task engine is recovering from a fault; retry later"

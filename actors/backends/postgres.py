@@ -23,7 +23,14 @@ if TYPE_CHECKING:  # the postgres extra: imported when a backend opens, so this 
     import psycopg  # imports (the wheel test imports every module without extras)
 
 from ..cores.record import TaskRecord
-from ..errors import BackendError, BackendFull, BackendUnavailable, BadQuery, NodeNameInUse
+from ..errors import (
+    BackendError,
+    BackendFull,
+    BackendReadOnly,
+    BackendUnavailable,
+    BadQuery,
+    NodeNameInUse,
+)
 from ..task import TaskState
 from .base import Notice
 from .postgres_listen import channels, keep_listening, notices, pump_events, pump_notices
@@ -42,6 +49,7 @@ from .postgres_sql import (
     execute,
     fetch,
     notify,
+    probe_write,
     purge_rows,
 )
 from .rows import COLUMNS, finished_since_sql, from_row, to_row
@@ -64,6 +72,10 @@ def classify(error: Exception) -> BackendError | None:
 
     if isinstance(error, psycopg.errors.DiskFull):
         return BackendFull(f"PostgreSQL is out of disk space: {error}", error)
+    if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):  # a standby, or read-only
+        return BackendReadOnly(f"PostgreSQL refuses writes (read-only): {error}", error)
+    if isinstance(error, psycopg.errors.InsufficientResources):  # memory, connections
+        return BackendUnavailable(f"PostgreSQL is short of resources: {error}", error)
     if isinstance(error, psycopg.DataError):
         return BadQuery(f"PostgreSQL refused a value: {error}", error)
     if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
@@ -117,6 +129,11 @@ class PostgresBackend:
         if self._name_lock is not None:
             name_lock, self._name_lock = self._name_lock, None
             await trio.to_thread.run_sync(name_lock.close)
+
+    async def probe(self) -> None:
+        """Write something real: after a failed commit, whether the database takes writes
+        again (committing nothing succeeds on a full disk or a read-only server)."""
+        await self._pool.run(probe_write, self.node)
 
     # Ownership: claims, leases, and giving tasks back
 

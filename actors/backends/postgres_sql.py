@@ -177,6 +177,24 @@ def migrate(connection: psycopg.Connection[Any], schema: str) -> None:
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
 
 
+# The health probe's own table: one row a node, written and deleted in one transaction.
+PROBE_TABLE = "CREATE TABLE IF NOT EXISTS probe (node text PRIMARY KEY, data bytea NOT NULL)"
+PROBE_BLOCKS = 4096  # of 16 random bytes: 64 KiB, pages a full disk has no room for
+
+
+def probe_write(connection: psycopg.Connection[Any], node: str) -> None:
+    """64 KiB of random bytes in ``node``'s row of the probe table, deleted in the same
+    transaction: refused by a read-only server or a full disk; nothing is left behind."""
+    with connection.transaction():
+        connection.execute(PROBE_TABLE)
+        connection.execute(
+            "INSERT INTO probe SELECT %s, decode(string_agg(md5(random()::text), ''), 'hex')"
+            " FROM generate_series(1, %s) ON CONFLICT (node) DO UPDATE SET data = excluded.data",
+            (node, PROBE_BLOCKS),
+        )
+        connection.execute("DELETE FROM probe WHERE node = %s", (node,))
+
+
 def fetch(
     connection: psycopg.Connection[Any], text: str, args: tuple[Any, ...]
 ) -> list[tuple[Any, ...]]:

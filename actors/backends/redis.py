@@ -19,7 +19,13 @@ from typing import Any
 import trio
 
 from ..cores.record import TaskRecord
-from ..errors import BackendError, BackendFull, BackendUnavailable, NodeNameInUse
+from ..errors import (
+    BackendError,
+    BackendFull,
+    BackendReadOnly,
+    BackendUnavailable,
+    NodeNameInUse,
+)
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import decode, encode
@@ -43,6 +49,8 @@ def classify(error: Exception) -> BackendError | None:
     if isinstance(error, RedisError):
         if str(error).startswith("OOM"):
             return BackendFull(f"Redis is out of memory: {error}", error)
+        if str(error).startswith(("READONLY", "MISCONF")):  # a replica; cannot persist
+            return BackendReadOnly(f"Redis refuses writes: {error}", error)
         return BackendUnavailable(f"Redis: {error}", error)
     if isinstance(error, trio.BrokenResourceError | trio.ClosedResourceError):
         return BackendUnavailable(f"the connection to Redis broke: {error!r}", error)
@@ -145,6 +153,10 @@ class RedisBackend:
 
     async def _script(self, name: str, *args: object, read: bool = False) -> Any:
         return await self._session.script(name, *args, read=read)
+
+    async def probe(self) -> None:
+        """Whether Redis takes writes again after a failed commit (redis_session.py)."""
+        await self._session.probe(self.node)
 
     async def load_unfinished(self) -> list[TaskRecord]:
         owned = await self._call("SMEMBERS", f"{self.keys}owned:{self.node}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from .redis_wire import Address, Connection, RedisError
 
 logger = logging.getLogger(__name__)
 
+PROBE_BYTES = 64 * 1024  # what the health probe writes: memory a full Redis has no room for
 BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in BODIES.items()}
 
@@ -103,6 +105,16 @@ class Session:
         if isinstance(reply, RedisError):
             raise reply
         return reply
+
+    async def probe(self, node: str) -> None:
+        """Write something real: SET a 64 KiB key the probe owns (expiring in a minute anyway),
+        then DEL it. A script that writes nothing runs on a Redis out of memory, unable to
+        persist (MISCONF) or a read-only replica; this is refused there."""
+        key = f"{self.keys}probe:{node}"
+        written = ("SET", key, secrets.token_bytes(PROBE_BYTES), "PX", 60_000)
+        for reply in await (await self._connect()).pipeline([written, ("DEL", key)]):
+            if isinstance(reply, RedisError):
+                raise reply
 
     async def _write(self, command: Sequence[object]) -> list[Any]:
         return await (await self._connect()).pipeline([command])

@@ -68,7 +68,7 @@ class LocalOwnership:
         """Whether a task created here is ours to run (always)."""
         return True
 
-    def readmit(self, record: TaskRecord) -> bool:
+    def readmit(self, record: TaskRecord, failed_now: bool) -> bool:
         """Whether a failed task retried here is ours to run (always)."""
         return True
 
@@ -132,9 +132,14 @@ class SharedOwnership:
         self.pending.wake = True
         return False
 
-    def readmit(self, record: TaskRecord) -> bool:
-        """A failed task retried here is anyone's to claim (its retry clears its owner)."""
+    def readmit(self, record: TaskRecord, failed_now: bool) -> bool:
+        """A failed task retried here is anyone's to claim, unless it failed here in this
+        very batch (``failed_now``): then it is still ours (we hold its lease, and the commit
+        keeps it), and ours to run; as anyone's it was held for nobody, its lease renewed for
+        ever (found by the shared simulation, seed 714)."""
         self.created += 1
+        if failed_now and record.node == self.node:
+            return True
         self.pending.wake = True
         return False
 

@@ -8,6 +8,7 @@ tasks. The last two are timers as data: a deadline the scheduler's loop waits fo
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Generic, TypeAlias, TypeVar
 
 import attrs
@@ -59,6 +60,47 @@ class Changes:
         changes, self.pending = self.pending, []
         self.starts_only, self.flush_at = True, math.inf
         return changes
+
+
+@attrs.define
+class Confirmations(Generic[Waiter]):
+    """Durable stores (``enabled``): work handed out waits until the store has committed the
+    batch's Started, so an attempt is counted before it runs, even when the node dies the
+    next instant (a poison task that kills its node at once still ends failed; issue 17). The
+    Started then goes out in this turn's Record, not START_DELAY later. The memory store
+    keeps nothing across a death: its workers never wait."""
+
+    enabled: bool
+    unsent: list[tuple[Waiter, list[Job]]] = attrs.field(factory=list)
+    sent: deque[tuple[object, list[tuple[Waiter, list[Job]]]]] = attrs.field(factory=deque)
+
+    def hold(self, waiter: Waiter, jobs: list[Job]) -> bool:
+        """Keep this answer until its Started is committed (False: answer it now)."""
+        if self.enabled:
+            self.unsent.append((waiter, jobs))
+        return self.enabled
+
+    def token(self) -> object | None:
+        """The token for the Record about to go out: the answers held so far wait for it."""
+        if not self.unsent:
+            return None
+        token = object()
+        self.sent.append((token, self.unsent))
+        self.unsent = []
+        return token
+
+    def recorded(self, token: object) -> list[tuple[Waiter, list[Job]]]:
+        """The answers that waited for ``token``'s Record (and any before it); none for a
+        token of an earlier scheduler (it answers nobody here)."""
+        if not any(sent is token for sent, _ in self.sent):
+            return []
+        answers: list[tuple[Waiter, list[Job]]] = []
+        while self.sent:
+            sent, held = self.sent.popleft()
+            answers.extend(held)
+            if sent is token:
+                break
+        return answers
 
 
 @attrs.define

@@ -34,7 +34,7 @@ from .claims import CLAIM_POLL, Claims
 from .durations import Durations, fair_share
 from .holdings import Holdings
 from .queues import Queues
-from .recording import Changes, Outbox, Retention, Transition, Waiter
+from .recording import Changes, Confirmations, Outbox, Retention, Transition, Waiter
 from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class SchedulerCore(Generic[Waiter]):
         retention: float | None = None,
         node: str | None = None,
         gone: Callable[[Waiter], bool] = lambda waiter: False,
+        confirm_starts: bool = False,
     ) -> None:
         self._clock = clock
         self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
@@ -83,6 +84,8 @@ class SchedulerCore(Generic[Waiter]):
         self.changes = Changes()  # the next Record
         self.retention = Retention(retention)
         self._change = self.changes.add
+        self.confirmations: Confirmations[Waiter] = Confirmations(confirm_starts)
+        self._returning: dict[str, Job] = {}  # claimed again while a cancelled run stops
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class SchedulerCore(Generic[Waiter]):
 
     def task_cancelled(self, task_id: str) -> None:
         """Drop the task from the queues, or interrupt the worker holding it."""
+        self._returning.pop(task_id, None)
         if self.queues.remove(task_id):
             return
         worker = self.holdings.cancel(task_id)
@@ -150,6 +154,8 @@ class SchedulerCore(Generic[Waiter]):
 
     def _enqueue(self, job: Job) -> None:
         if job.id in self.holdings:
+            if job.id in self.holdings.cancelled:  # claimed back while its cancelled run stops
+                self._returning[job.id] = job
             return
         if job.run_at is not None:
             delay = job.run_at - self._wall()
@@ -185,9 +191,20 @@ class SchedulerCore(Generic[Waiter]):
         self._idle = deque(item for item in self._idle if item[1] != worker)
         self._workers.discard(worker)
 
+    def _returned(self) -> None:
+        """Queue what a claim brought back while a cancelled run of it was stopping, now that
+        it stopped (a shared store: our lease lapsed, the task was interrupted, and our next
+        claim got it again before the worker said so; found by the shared simulation)."""
+        for task_id, job in list(self._returning.items()):
+            if task_id not in self.holdings:
+                del self._returning[task_id]
+                self._enqueue(job)
+
     def _lose(self, worker: str, *, started: bool) -> None:
         """Re-queue what ``worker`` held: it restarted (``started``: assume begun) or left."""
         jobs = self.holdings.release_all(worker)
+        if self._returning:
+            self._returned()
         if not jobs:
             return
         now = self._wall()
@@ -198,6 +215,8 @@ class SchedulerCore(Generic[Waiter]):
     def _settle(self, worker: str, outcome: Outcome) -> None:
         job = outcome.job
         if not self.holdings.release(worker, job.id):
+            if self._returning:
+                self._returned()
             return  # re-queued already (the worker was presumed lost), or cancelled
         if type(outcome) is JobSucceeded:  # the common case, inline: a call a task costs ~1%
             self._done[worker] = self._done.get(worker, 0) + 1
@@ -235,8 +254,11 @@ class SchedulerCore(Generic[Waiter]):
             self.holdings.hold(worker, jobs)
             label = self._label_prefix + worker
             started = Started([job.id for job in jobs], label, self._wall())
-            self.changes.add_started(started, self._clock())
-            self.outbox.replies.append((waiter, jobs))
+            if self.confirmations.hold(waiter, jobs):
+                self._change(started)  # the worker waits for it: this turn's Record
+            else:
+                self.changes.add_started(started, self._clock())
+                self.outbox.replies.append((waiter, jobs))
 
     # -- a shared store: the queues are a buffer of claimed tasks ----------------------------------
 
@@ -260,6 +282,10 @@ class SchedulerCore(Generic[Waiter]):
         self.claims.answered(len(jobs), limit)
         for job in jobs:
             self._enqueue(job)
+
+    def starts_recorded(self, token: object) -> None:
+        """The store committed the Record that carried ``token``: hand out its work."""
+        self.outbox.replies.extend(self.confirmations.recorded(token))
 
     def claim_undelivered(self) -> None:
         """The Claim from the outbox could not be sent; the next poll tries again."""

@@ -26,11 +26,12 @@ from ..messages import (
     Requeued,
     Retrying,
 )
-from ..task import TaskError
+from ..task import TaskError, TaskState
 from .queues import backoff_delay, should_retry
 
 if TYPE_CHECKING:
     from ..registry import RetryPolicy
+    from .record import TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,30 @@ def attempts_exhausted(job: Job) -> bool:
     by a deploy is not the task's fault), so a task starts at most max_retries + 2 times.
     """
     return job.max_retries != -1 and job.attempts > job.max_retries + 1
+
+
+def poisoned(records: list[TaskRecord]) -> tuple[list[TaskRecord], list[TaskRecord]]:
+    """Split what a shared store's claim got into the tasks to run and the poison ones:
+    pending with more starts than max_retries + 1, each lost with its node (a failure is
+    settled as retrying or failed). On a shared store such a task comes back by lease expiry
+    and a claim, never by recovery (issue 17)."""
+    run: list[TaskRecord] = []
+    spent: list[TaskRecord] = []
+    for record in records:
+        if record.state is TaskState.PENDING and attempts_exhausted(record.job()):
+            spent.append(record)
+        else:
+            run.append(record)
+    return run, spent
+
+
+def ended_as_poison(record: TaskRecord, now: float) -> TaskRecord:
+    """A copy of a poison task's record, failed (``NodeLost``) at ``now``."""
+    ended = record.copy()  # its history is a tuple: move() adds to the copy's alone
+    ended.error = node_lost(record.job())
+    ended.finished_at = now
+    ended.move(TaskState.FAILED, now, None, ended.error.summary)
+    return ended
 
 
 def node_lost(job: Job) -> TaskError:

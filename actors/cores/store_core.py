@@ -310,7 +310,7 @@ class StoreCore:
             setattr(record, field, None)
         record.attempts = 0
         record.progress = None
-        ours = self.ownership.readmit(record)
+        ours = self.ownership.readmit(record, record.id in self.batch.changed)
         if ours:
             self.unfinished[record.id] = record
         self.move(record, TaskState.PENDING, now)
@@ -340,10 +340,19 @@ class StoreCore:
                 self.batch.cancelled.append(task_id)
 
     def claimed(self, records: list[TaskRecord]) -> list[Job]:
-        """Our claim got these: ours to run."""
+        """Our claim got these: ours to run. One we are running already (our lease lapsed
+        unnoticed, it was reaped, and our own claim took it back) goes on as it is: taken as
+        pending, its run's outcome was ignored and it never ran again (the shared
+        simulation, seed 903)."""
+        unfinished = self.unfinished
+        jobs = []
         for record in records:
-            self.unfinished[record.id] = record
-        return [record.job() for record in records]
+            ours = unfinished.get(record.id)
+            if ours is not None and ours.state is TaskState.RUNNING:
+                continue
+            unfinished[record.id] = record
+            jobs.append(record.job())
+        return jobs
 
     def dropped(self, ids: Iterable[str]) -> list[str]:
         """No longer ours (a renewal said so): the ones we held, to interrupt."""

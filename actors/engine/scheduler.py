@@ -32,6 +32,7 @@ from ..messages import (
     Record,
     RequestWork,
     SetPaused,
+    StartsRecorded,
     TaskCancelled,
     TasksReady,
     WaitDrained,
@@ -61,6 +62,7 @@ class Scheduler(Actor):
         wall_clock: Callable[[], float] = time.time,
         retention: float | None = None,
         node: str | None = None,
+        confirm_starts: bool = False,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -72,6 +74,7 @@ class Scheduler(Actor):
             retention=retention,
             node=node,
             gone=_abandoned,
+            confirm_starts=confirm_starts,
         )
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
@@ -85,6 +88,7 @@ class Scheduler(Actor):
             GetLoad: self._get_load,
             Claimed: lambda message, _: self.core.claimed(message.jobs, message.limit),
             Wake: lambda message, _: self.core.wake(),
+            StartsRecorded: lambda message, _: self.core.starts_recorded(message.confirm),
         }
 
     async def run(self, context: Context) -> None:
@@ -150,7 +154,7 @@ class Scheduler(Actor):
     async def _send_changes(self, *, force: bool = False) -> None:
         changes = self.core.take_changes(force=force)
         if changes is not None:
-            await self._store.tell(Record(changes))
+            await self._store.tell(Record(changes, self.core.confirmations.token()))
 
     def _tell_store(self, messages: list[Any]) -> None:
         """Purges and claims: dropped when the store's mailbox is full (the next timer retries)."""

@@ -13,6 +13,7 @@ lost to another node.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ import trio
 from ..backends import SharedBackend
 from ..cores.batch import Batch, Counts
 from ..cores.ownership import AdmissionReads, Chores, SharedOwnership
+from ..cores.record import TaskRecord
+from ..cores.settlement import ended_as_poison, poisoned
 from ..cores.store_core import Queued, StoreCore
 from ..errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
 from ..messages import (
@@ -142,7 +145,7 @@ class SharedLink:
         if chores.reap:
             steps.append(("reap", lambda: self._reap(tell)))
         if chores.claim is not None:
-            steps.append(("claim", lambda: self._claim(chores, tell)))
+            steps.append(("claim", lambda: self._claim(chores, tell, listeners)))
         steps.append(("wake_waiters", lambda: self._wake_waiters(chores, batch, listeners)))
         for name, step in steps:
             try:
@@ -169,14 +172,34 @@ class SharedLink:
         if await self._backend.reap():
             tell(Wake())  # we do not hear our own "ready"
 
-    async def _claim(self, chores: Chores, tell: Tell) -> None:
+    async def _claim(self, chores: Chores, tell: Tell, listeners: Listeners) -> None:
         claim = chores.claim
         assert claim is not None
         records = await self._backend.claim(claim.limit, claim.within)
         chores.claim = None
+        records, spent = poisoned(records)
+        if spent and not await self._fail_poisoned(spent, listeners):
+            records += spent  # their end was not written: run them (once more per failure)
         jobs = self._core.claimed(records)
         self._ownership.claimed(claim.limit, jobs)
         tell(Claimed(jobs, claim.limit))
+
+    async def _fail_poisoned(self, records: list[TaskRecord], listeners: Listeners) -> bool:
+        """Commit these poison tasks failed (see settlement.poisoned: on a shared store they
+        come back by lease expiry, not by recovery) and answer our waiters; the other nodes'
+        hear the backend's finished notice. False: the commit failed (they are still ours:
+        what claimed them must not hold them for nobody; the shared simulation, seed 1323)."""
+        now = time.time()
+        ended = [ended_as_poison(record, now) for record in records]
+        try:
+            lost = await self._guard.commit(ended, [])
+        except FAILURES as error:
+            logger.warning("store.poison_fail_failed", extra={"error": repr(error)})
+            return False
+        failed = [record for record in ended if record.id not in lost]
+        listeners.committed(failed, False, [])
+        logger.warning("store.poison_failed", extra={"ids": [r.id for r in failed][:10]})
+        return True
 
     async def _wake_waiters(self, chores: Chores, batch: Batch, listeners: Listeners) -> None:
         """Answer who waits here on tasks that finished on other engines, and wait_idle()."""

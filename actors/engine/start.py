@@ -130,7 +130,14 @@ async def open_engine(
 
     def make_scheduler() -> Scheduler:
         named = node if shared else None
-        return Scheduler(store_spec.ref, registry, rng, retention=retention, node=named)
+        return Scheduler(
+            store_spec.ref,
+            registry,
+            rng,
+            retention=retention,
+            node=named,
+            confirm_starts=not in_memory,  # an attempt is counted before it runs
+        )
 
     store_spec = ChildSpec("store", make_store, mailbox_size=10_000, shutdown=grace + 5)
     scheduler_spec = ChildSpec("scheduler", make_scheduler, mailbox_size=math.inf)

@@ -36,6 +36,7 @@ from ..messages import (
     Purge,
     Record,
     RetryTask,
+    StartsRecorded,
     Submit,
     SubmitNowait,
     Subscribe,
@@ -92,6 +93,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         self._listeners = Listeners()
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
+        self._confirms: list[object] = []  # of this batch's Records: StartsRecorded after commit
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -158,6 +160,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
 
     async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> None:
         batch = self._core.begin(self._listeners.subscribed)
+        self._confirms = []
         answers: list[Answer] = []
         for envelope in envelopes:
             message = envelope.message
@@ -187,6 +190,8 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
+        for token in self._confirms:  # committed: the workers may run what started
+            self._tell_scheduler(StartsRecorded(token))
         if batch.finished:
             self._keep_finished(batch.finished)
         if batch.ready:
@@ -253,6 +258,8 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
 
     async def _record(self, message: Record, envelope: Envelope) -> None:
         self._core.record(message.changes)
+        if message.confirm is not None:
+            self._confirms.append(message.confirm)
 
     async def _progress(self, message: ProgressReported, envelope: Envelope) -> None:
         self._core.progress(message.id, message.fraction, message.message)

@@ -354,3 +354,45 @@ def test_a_task_its_node_died_running_too_often_ends_failed_at_recovery() -> Non
     assert isinstance(requeued, Requeued)
     assert requeued.id == "ok"
     assert list(core.queues.queued) == ["ok"]
+
+
+def test_on_a_durable_store_work_waits_until_its_start_is_recorded() -> None:
+    """An attempt is counted before it runs (issue 17): the Started goes out this turn, and
+    the worker gets its work once the store says the Record that carried it is committed."""
+    core, _ = make_core(confirm_starts=True)
+    core.tasks_ready([job("a")])
+    assert core.request_work("w1", "ask-1", [], fresh=False)
+    core.turn()
+    assert core.outbox.replies == []
+    changes = core.take_changes()  # at once, not START_DELAY later
+    assert changes is not None
+    assert [type(change) for change in changes] == [Started]
+    token = core.confirmations.token()
+    assert token is not None
+    core.starts_recorded(object())  # an earlier scheduler's Record: answers nobody here
+    assert core.outbox.replies == []
+    core.starts_recorded(token)
+    assert core.outbox.replies == [("ask-1", [job("a")])]
+    assert core.confirmations.token() is None  # nothing more waits
+
+
+def test_a_claim_s_poison_tasks_are_failed_and_the_rest_run() -> None:
+    """Pending with more starts than max_retries + 1, each lost with its node: failed as
+    NodeLost, not run (a shared store's claim; issue 17). A retrying task is not one."""
+    from oncue.actors.cores.record import TaskRecord
+    from oncue.actors.cores.settlement import ended_as_poison, poisoned
+    from oncue.actors.task import TaskState
+
+    def record(id_: str, state: TaskState, attempts: int) -> TaskRecord:
+        return TaskRecord(id_, 1, "echo", None, 1, state, attempts, 1, 5.0, 0.0)
+
+    spent = record("spent", TaskState.PENDING, 3)  # max_retries 1: 3 starts, all lost
+    once_more = record("once-more", TaskState.PENDING, 2)  # its last attempt's node died
+    retrying = record("retrying", TaskState.RETRYING, 3)
+    assert poisoned([spent, once_more, retrying]) == ([once_more, retrying], [spent])
+    ended = ended_as_poison(spent, WALL)
+    assert ended.state is TaskState.FAILED
+    assert ended.error is not None
+    assert ended.error.type == "NodeLost"
+    assert ended.finished_at == WALL
+    assert spent.state is TaskState.PENDING  # a copy: if its end is not written, it runs

@@ -285,6 +285,39 @@ def test_a_retry_on_a_shared_store_is_anyones_to_claim() -> None:
     assert chores.wake
 
 
+def test_a_task_that_failed_here_and_is_retried_in_the_same_batch_stays_ours_to_run() -> None:
+    """Its record is still ours (node, lease): as anyone's it was held for nobody, its lease
+    renewed for ever (found by the shared simulation, seed 714)."""
+    core, ownership = shared_core()
+    ownership.counted(0, now=0.0)
+    claimed = TaskRecord("t1", 1, "echo", None, 1, TaskState.PENDING, 0, 0, 5.0, 0.0)
+    claimed.node = "node-a"
+    core.claimed([claimed])
+    core.record([Started(["t1"], "node-a/worker-1", 1.0)])
+    core.record([Failed("t1", ERROR, 2.0)])
+    record = core.known("t1")
+    assert record is not None
+    core.retry(record, 3.0)
+    assert record.state is TaskState.PENDING
+    assert record.node == "node-a"
+    assert "t1" in core.unfinished
+    assert [job.id for job in core.batch.ready] == ["t1"]
+
+
+def test_a_claim_that_takes_back_a_task_we_run_leaves_the_run_going() -> None:
+    """Our lease lapsed unnoticed (restarts kept the renewals from going out), another node
+    reaped it, and our claim took it back: our run goes on and its outcome counts; taken as
+    pending, the outcome was ignored and nobody ran it again (the shared simulation, 903)."""
+    core, _ = shared_core()
+    running = TaskRecord("t1", 1, "echo", None, 1, TaskState.PENDING, 0, 0, 5.0, 0.0)
+    core.claimed([running])
+    core.record([Started(["t1"], "node-a/worker-1", 1.0)])
+    reaped = TaskRecord("t1", 1, "echo", None, 1, TaskState.PENDING, 1, 0, 5.0, 0.0)
+    assert core.claimed([reaped]) == []  # nothing more to run: it runs
+    core.record([Completed("t1", 2, 2.0)])
+    assert [record.id for record in core.batch.finished] == ["t1"]
+
+
 def test_writes_lost_at_commit_are_forgotten_and_their_runs_interrupted() -> None:
     core, _ownership = shared_core()
     loaded = TaskRecord("t1", 1, "echo", None, 1, TaskState.RUNNING, 1, 0, 5.0, 0.0)

@@ -207,3 +207,31 @@ async def test_a_cursor_past_64_bits_is_422_naming_it(client, path) -> None:
     error = await error_of(response, 422)
     assert error["field"] == "cursor"
     assert "99999999999999999999" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("backend_error", "said"),
+    [
+        ("sqlite", "its disk is full"),
+        ("redis_oom", "its memory is full"),
+        ("read_only", "refuses writes"),
+        ("down", "backend is failing"),
+    ],
+)
+def test_an_unavailable_store_says_why_in_words_for_the_client(backend_error, said) -> None:
+    """The reason a 503 (and /health) gives names the operator's fix; the backend's own text
+    goes to the log only."""
+    from oncue.actors import StoreUnavailable
+    from oncue.actors.errors import BackendFull, BackendReadOnly, BackendUnavailable
+    from oncue.http.errors import unavailable_reason
+
+    error = {
+        "sqlite": BackendFull("the disk is full: database or disk is full"),
+        "redis_oom": BackendFull("Redis is out of memory: OOM command not allowed"),
+        "read_only": BackendReadOnly("PostgreSQL refuses writes (read-only): cannot execute"),
+        "down": BackendUnavailable("PostgreSQL: connection refused"),
+    }[backend_error]
+    reason = unavailable_reason(StoreUnavailable(error))
+    assert said in reason
+    assert "PostgreSQL" not in reason
+    assert "OOM" not in reason
