@@ -124,7 +124,7 @@ class WaitIdle:
 
 @attrs.frozen
 class GetCounts:
-    """Ask for the counts by type and state."""
+    """Ask for the counts by type and state, and the queued tasks by priority."""
 
 
 @attrs.frozen

@@ -196,6 +196,9 @@ class Stats:
     workers_busy: int
     workers_idle: int
     paused: bool
+    # priority -> tasks waiting to run (pending or retrying), highest priority first; on a
+    # shared store the whole store's. Their sum is ``queue_length``.
+    queued_by_priority: dict[int, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen(slots=False)  # as Task: one is built for every transition while subscribed

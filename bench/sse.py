@@ -6,6 +6,10 @@
   from the first submit to the last task done, both ways, and how many clients received every
   event (3 per task: pending, running, completed). At full speed (no pacing) the clients fall
   more than 1,000 events behind and are dropped by design: the store never waits for them.
+  Beside the rates, the server process's CPU seconds over each run (the clients are another
+  process): at 1,000 tasks/s the rate is paced, so on an idle machine both rates are ~1,000
+  whatever the clients cost; the CPU says what they cost, and the rate ratio drops once the
+  machine is busy enough that the server cannot find that CPU.
 - idle: 1,000 idle SSE clients connected: the server process's CPU seconds over 10 s, beside
   the same 10 s with none.
 
@@ -35,14 +39,18 @@ RATE = 1000  # tasks/s submitted
 BATCH = 50  # tasks per submit_many, every BATCH / RATE seconds
 
 
-async def _drain(engine, tasks: int) -> float:
-    """Submit `tasks` no-op tasks at RATE; seconds from the first until the last one is done."""
+async def _drain(engine, tasks: int, cpu: list[float] | None = None) -> float:
+    """Submit `tasks` no-op tasks at RATE; seconds from the first until the last one is done
+    (and the server process's CPU seconds meanwhile appended to `cpu`)."""
     started = trio.current_time()
+    cpu_started = time.process_time()
     for number, first in enumerate(range(0, tasks, BATCH)):
         await trio.sleep_until(started + number * BATCH / RATE)
         count = min(BATCH, tasks - first)
         await engine.submit_many([Submission("echo", n) for n in range(first, first + count)])
     await engine.wait_idle()
+    if cpu is not None:
+        cpu.append(time.process_time() - cpu_started)
     return trio.current_time() - started
 
 
@@ -70,15 +78,18 @@ async def bench(tasks: int, rounds: int, clients: int, idle_clients: int, idle_s
     async with open_engine(**engine_options) as engine, trio.open_nursery() as n:
         port = await n.start(partial(serve, engine, "127.0.0.1", 0, shutdown=stop, log_tasks=False))
         url = f"http://127.0.0.1:{port}/api/v1/events"
-        without, with_clients, complete = [], [], []
+        without, with_clients, complete, drops = [], [], [], []
+        cpu_without: list[float] = []
+        cpu_with: list[float] = []
         await _drain(engine, 20)  # warm-up
         for _ in range(rounds):
-            without.append(tasks / await _drain(engine, tasks))
+            without.append(tasks / await _drain(engine, tasks, cpu_without))
             process = _clients(url, clients, 3 * tasks)
             await trio.to_thread.run_sync(_ready, process)
-            with_clients.append(tasks / await _drain(engine, tasks))
+            with_clients.append(tasks / await _drain(engine, tasks, cpu_with))
             result = await trio.to_thread.run_sync(_result, process)
             complete.append(result["complete"])
+            drops.append(result["dropped"])
         idle_none = await _cpu(idle_seconds)
         process = _clients(url, idle_clients, 0)
         await trio.to_thread.run_sync(_ready, process)
@@ -94,6 +105,11 @@ async def bench(tasks: int, rounds: int, clients: int, idle_clients: int, idle_s
         f"achieved_per_s_with_{clients}_clients": round(statistics.median(with_clients)),
         "ratio": round(statistics.median(with_clients) / statistics.median(without), 3),
         "clients_with_every_event_per_round": complete,
+        "clients_dropped_per_round": drops,
+        # the server's CPU for the same run: what the clients cost it, whatever the pacing hides
+        "server_cpu_s_without_clients": round(statistics.median(cpu_without), 2),
+        f"server_cpu_s_with_{clients}_clients": round(statistics.median(cpu_with), 2),
+        "cpu_ratio": round(statistics.median(cpu_with) / statistics.median(cpu_without), 2),
         f"idle_cpu_s_over_{idle_seconds:g}s_no_clients": round(idle_none, 3),
         f"idle_cpu_s_over_{idle_seconds:g}s_{idle_clients}_clients": round(idle_many, 3),
     }
@@ -112,6 +128,7 @@ async def clients(url: str, count: int, expect: int) -> None:
     host_port = url.split("//")[1].split("/")[0]
     host, port = host_port.split(":")
     counts = [0] * count
+    dropped = [0] * count
     ready = [0]
     all_ready = trio.Event()
 
@@ -131,6 +148,7 @@ async def clients(url: str, count: int, expect: int) -> None:
                 if ready[0] == count:
                     all_ready.set()
             counts[index] += buffer.count(b"event: task")
+            dropped[index] += buffer.count(b"event: dropped")
             buffer = buffer[buffer.rfind(b"\n") + 1 :]
             if expect and counts[index] >= expect:
                 return
@@ -143,7 +161,8 @@ async def clients(url: str, count: int, expect: int) -> None:
             print("ready", flush=True)
             if not expect:
                 await trio.sleep_forever()
-    print(json.dumps({"complete": sum(1 for c in counts if c >= expect)}), flush=True)
+    complete = sum(1 for c in counts if c >= expect)
+    print(json.dumps({"complete": complete, "dropped": sum(dropped)}), flush=True)
 
 
 def main(argv: list[str]) -> None:

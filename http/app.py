@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -22,7 +21,7 @@ from oncue.actors import Engine
 from .auth import AuthSettings
 from .direct import submit_routes
 from .errors import register_error_handlers
-from .follow import follow_events
+from .follow import observer
 from .gate import Policies, install_gateway
 from .hub import EventHub
 from .limits import CorsPolicy, RateLimiter
@@ -34,7 +33,7 @@ from .routes_dashboard import dashboard_routes
 from .routes_events import StreamSettings, events_doc, events_routes
 from .routes_service import service_routes
 from .routes_tasks import jobs, tasks
-from .service import DEFAULT_MAX_PAYLOAD, DEFAULT_STORE_DEADLINE, Service, service
+from .service import DEFAULT_MAX_PAYLOAD, DEFAULT_STORE_DEADLINE, Service
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +88,10 @@ def create_app(
         openapi_provider_class=ServiceOpenAPI,
     )
     register_error_handlers(app)
-    app.before_serving(_follow_events)
     app.before_serving(_run_hub)
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
-    hub = EventHub(engine)
+    hub = EventHub(engine, observer(current.metrics, lambda: current.log_tasks))
     app.extensions["oncue.hub"] = hub
     direct.update(events_routes(current, events or StreamSettings(), hub))
     install_gateway(app, policies, direct)
@@ -105,17 +103,9 @@ def create_app(
     return app
 
 
-async def _follow_events() -> None:
-    """While the app is served, its task metrics (and log) follow the engine's transitions."""
-    app: QuartTrio = current_app  # type: ignore[assignment]
-    current = service()
-    await app.nursery.start(
-        partial(follow_events, current.engine, current.metrics, lambda: current.log_tasks)
-    )
-
-
 async def _run_hub() -> None:
-    """While the app is served, one subscription feeds every event stream (hub.py)."""
+    """While the app is served, one subscription feeds every event stream and the task
+    metrics (hub.py)."""
     app: QuartTrio = current_app  # type: ignore[assignment]
     await app.nursery.start(app.extensions["oncue.hub"].run)
 

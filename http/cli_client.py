@@ -1,9 +1,10 @@
 """The `oncue` commands that talk to a running server, through oncue.Client.
 
 submit, status, wait, cancel, retry, tasks, stats: each prints the task(s) or statistics as
-JSON on stdout. An error is one line on stderr, exit 1; a task that `wait` (or `submit
---wait`) saw end failed or cancelled is printed, exit 3. `--url` (ONCUE_URL) names the server,
-`--token` (ONCUE_TOKEN) is sent as a bearer token.
+JSON on stdout; events follows the event stream, a line per event (JSON with --json). An error
+is one line on stderr, exit 1; a task that `wait` (or `submit --wait`) saw end failed or
+cancelled is printed, exit 3. `--url` (ONCUE_URL) names the server, `--token` (ONCUE_TOKEN) is
+sent as a bearer token.
 """
 
 from __future__ import annotations
@@ -168,8 +169,75 @@ def stats(client: Client) -> int:
     return 0
 
 
+@click.command()
+@click.option("--task", help="only this task's events (its id or number)")
+@click.option("--type", help="only tasks of this type")
+@click.option(
+    "-s",
+    "--status",
+    "states",
+    type=click.Choice(STATES),
+    multiple=True,
+    help="only transitions into this status (repeat for several)",
+)
+@click.option("--last-event-id", help="resume after this event (the server replays since)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object a line")
+@connection
+def events(
+    client: Client,
+    task: str | None,
+    type: str | None,
+    states: tuple[str, ...],
+    last_event_id: str | None,
+    as_json: bool,
+) -> int:
+    """Follow the server's task events as they happen, one line each, until Ctrl-C or the
+    server ends the stream. A broken connection is opened again by itself (the server
+    replays what was missed)."""
+    from oncue.actors import TaskEvent
+
+    status = list(states) or None
+    try:
+        with client.events(task=task, type=type, status=status, last_event_id=last_event_id) as s:
+            for event in s:
+                if isinstance(event, TaskEvent):
+                    line = event_json(event, s.last_event_id) if as_json else event_line(event)
+                else:
+                    line = json.dumps({"event": _kind(event), **attrs_dict(event)})
+                click.echo(line)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def event_line(event: Any) -> str:
+    """`<at> #<number> <type> <status> attempt <n> [<worker>] [<error>]`: one transition."""
+    at = datetime.datetime.fromtimestamp(event.at, datetime.UTC).isoformat(timespec="milliseconds")
+    parts = [at.replace("+00:00", "Z"), f"#{event.number}", event.type, event.state.value]
+    parts.append(f"attempt {event.attempts}")
+    parts += [part for part in (event.worker, event.error) if part]
+    return "  ".join(parts)
+
+
+def event_json(event: Any, event_id: str | None) -> str:
+    body = {"event": "task", "event_id": event_id, "id": event.task_id, "number": event.number}
+    body |= {"type": event.type, "status": event.state.value, "attempt": event.attempts}
+    body |= {"worker": event.worker, "at": event.at, "error": event.error}
+    return json.dumps(body)
+
+
+def _kind(value: Any) -> str:
+    return "actor" if type(value).__name__ == "ActorEvent" else "reset"
+
+
+def attrs_dict(value: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(value)
+
+
 def client_commands() -> list[click.Command]:
-    return [submit, status, wait_command, cancel, retry, tasks, stats]
+    return [submit, status, wait_command, cancel, retry, tasks, stats, events]
 
 
 def show(task: Task) -> int:

@@ -156,21 +156,24 @@ class Client:
         type: str | None = None,
         status: Statuses | None = None,
         last_event_id: str | None = None,
+        reconnect: bool = True,
     ) -> EventStream:
         """The server's events as they happen (``GET /api/v1/events``): iterate it in a ``with``.
 
         Filters: ``task`` (id or number), ``type``, ``status`` (one or several). Yields the
         engine's TaskEvent per transition; for admins ActorEvent (supervision); EventsReset
         when a resume after ``last_event_id`` could not be whole. Stops when the server ends
-        the stream; raises EventsDropped when it dropped it, ServerUnreachable when it broke
-        (resume with ``last_event_id=stream.last_event_id``), and as every call otherwise.
+        the stream; raises EventsDropped when it dropped it, and as every call otherwise.
+        A broken connection is opened again by itself with the last event's id (the server
+        replays what was missed), with backoff; ServerUnreachable once that fails for ~40 s
+        (``reconnect=False``: at once). Resume with ``last_event_id=stream.last_event_id``.
         """
-        request = events_request(task, type, status, last_event_id)
-        return EventStream(
-            self.url,
-            lambda: self._run(open_events(request, self.url, self._calls.retries)),
-            last_event_id,
-        )
+
+        def open(after: str | None) -> httpx.Response:
+            request = events_request(task, type, status, after)
+            return self._run(open_events(request, self.url, self._calls.retries))
+
+        return EventStream(self.url, open, last_event_id, reconnect)
 
     def _run(self, plan: Plan[T]) -> T:
         """Carry out `plan`'s requests and pauses; return what it returns."""

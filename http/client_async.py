@@ -129,15 +129,16 @@ class AsyncClient:
         type: str | None = None,
         status: Statuses | None = None,
         last_event_id: str | None = None,
+        reconnect: bool = True,
     ) -> AsyncEventStream:
         """The server's events as they happen: ``async with client.events(...) as stream:
-        async for event in stream``; as :meth:`Client.events`."""
-        request = events_request(task, type, status, last_event_id)
+        async for event in stream``; as :meth:`Client.events` (reconnects too)."""
 
-        async def open() -> httpx.Response:
+        async def open(after: str | None) -> httpx.Response:
+            request = events_request(task, type, status, after)
             return await self._run(open_events(request, self.url, self._calls.retries))
 
-        return AsyncEventStream(self.url, open, last_event_id)
+        return AsyncEventStream(self.url, open, last_event_id, reconnect)
 
     async def _run(self, plan: Plan[T]) -> T:
         """Carry out `plan`'s requests and pauses; return what it returns."""

@@ -5,7 +5,8 @@ a `task` frame is the engine's `TaskEvent`; an `actor` frame (admins: the superv
 an `ActorEvent`; a `reset` frame (a resume that could not be whole) an `EventsReset`, after
 which live events follow; a `dropped` frame raises the engine's `EventsDropped`; an `end`
 frame (the server drains) ends the iteration. Heartbeat comments and `retry:` are skipped.
-It keeps the last task event's id, which `events(last_event_id=...)` resumes after.
+It keeps the last task event's id, which `events(last_event_id=...)` resumes after, and which
+a stream sends again by itself when its connection breaks (`Reconnects`: bounded backoff).
 `events_request` is the opening request, driven through the clients' plans (client_plans.py),
 so a refused connection is retried and an error answer raises the engine's class.
 """
@@ -25,6 +26,30 @@ from .client_errors import NotAnOncueServer, ServerUnreachable
 from .client_plans import Plan, Request, answer, send
 
 EVENTS_PATH = "/api/v1/events"
+# Seconds before each reconnect of a broken stream, in a row (then the last, again); after
+# RECONNECT_TRIES in a row with nothing read, the stream gives up (~40 s of outage).
+RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+RECONNECT_TRIES = 12
+
+
+@attrs.define
+class Reconnects:
+    """When a broken stream opens again: bounded backoff, started over by anything read."""
+
+    tries: int = RECONNECT_TRIES
+    failed: int = 0  # reconnects in a row with nothing read since
+
+    def next_delay(self) -> float | None:
+        """The pause before the next reconnect; None once the tries are spent."""
+        if self.failed >= self.tries:
+            return None
+        delay = RECONNECT_DELAYS[min(self.failed, len(RECONNECT_DELAYS) - 1)]
+        self.failed += 1
+        return delay
+
+    def read(self) -> None:
+        """Something came in: the connection works."""
+        self.failed = 0
 
 
 @attrs.frozen
@@ -86,35 +111,62 @@ def open_events(request: Request, url: str, retries: int) -> Plan[httpx.Response
     return response
 
 
-def broke_off(url: str, last_event_id: str | None) -> ServerUnreachable:
-    """The stream's connection ended without an `end` frame."""
+def broke_off(url: str, last_event_id: str | None, tries: int = 0) -> ServerUnreachable:
+    """The stream's connection ended without an `end` frame (and `tries` reconnects failed)."""
     resume = f"last_event_id={last_event_id!r}" if last_event_id else "no last_event_id"
+    again = f" and {tries} reconnects failed" if tries else ""
     return ServerUnreachable(
         url,
-        f"the event stream from oncue at {url} broke off; call events() again with"
+        f"the event stream from oncue at {url} broke off{again}; call events() again with"
         f" {resume} to resume after the last event seen",
     )
 
 
+Frame = tuple["StreamEvent | Ended | EventsDropped", str | None]  # a value, its event id
+
+
 @attrs.define
 class EventDecoder:
-    """SSE text in, the frames' values out; `last_event_id` is the last task event's id."""
+    """SSE text in, the frames' values out; `last_event_id` is the last task event's id
+    decoded (a stream says which one it yielded: several may come in one chunk)."""
 
     last_event_id: str | None = None
     _buffer: str = ""
 
+    def restart(self) -> None:
+        """A new connection: forget the broken one's unfinished frame (the id is kept)."""
+        self._buffer = ""
+
     def feed(self, text: str) -> list[StreamEvent | Ended]:
         """The values of the frames `text` completes; raises EventsDropped for `dropped`."""
-        self._buffer += text.replace("\r\n", "\n")
         values: list[StreamEvent | Ended] = []
-        while "\n\n" in self._buffer:
-            raw, _, self._buffer = self._buffer.partition("\n\n")
-            value = self._value(raw)
-            if value is not None:
-                values.append(value)
+        for value, _ in self.frames(text):
+            if isinstance(value, EventsDropped):
+                raise value
+            values.append(value)
         return values
 
-    def _value(self, raw: str) -> StreamEvent | Ended | None:
+    def frames(self, text: str) -> list[Frame]:
+        """Each frame `text` completes: its value (`dropped`: an EventsDropped to raise once
+        the values before it are taken) and its event id."""
+        self._buffer += text.replace("\r\n", "\n")
+        found: list[Frame] = []
+        while "\n\n" in self._buffer:
+            raw, _, self._buffer = self._buffer.partition("\n\n")
+            frame = self._frame(raw)
+            if frame[0] is not None:
+                found.append(frame)  # type: ignore[arg-type]
+        return found
+
+    def _frame(self, raw: str) -> tuple[StreamEvent | Ended | EventsDropped | None, str | None]:
+        event_id = None
+        for line in raw.split("\n"):
+            name, _, field = line.partition(":")
+            if name == "id":
+                event_id = field.removeprefix(" ")
+        return self._value(raw), event_id
+
+    def _value(self, raw: str) -> StreamEvent | Ended | EventsDropped | None:
         kind, data, event_id = "message", "", None
         for line in raw.split("\n"):
             name, _, field = line.partition(":")
@@ -137,7 +189,7 @@ class EventDecoder:
         if kind == "reset":
             return EventsReset(str(body.get("reason", "")))
         if kind == "dropped":
-            raise EventsDropped(str(body.get("reason", "the server dropped the stream")))
+            return EventsDropped(str(body.get("reason", "the server dropped the stream")))
         if kind == "end":
             return Ended()
         return None  # a kind this client does not know (a newer server's): skipped

@@ -211,7 +211,10 @@ def page_from_json(data: Any) -> Page:
 
 
 def stats_from_json(data: Any) -> Stats:
-    return Stats(**{field.name: data[field.name] for field in attrs.fields(Stats)})
+    fields = {field.name: data[field.name] for field in attrs.fields(Stats) if field.name in data}
+    # JSON keys are strings; a server older than this client does not send it
+    queued = fields.pop("queued_by_priority", {})
+    return Stats(**fields, queued_by_priority={int(p): count for p, count in queued.items()})
 
 
 def _epoch(text: str | None) -> float | None:

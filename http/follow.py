@@ -1,7 +1,7 @@
-"""The app's subscription to the engine's task transitions: task metrics and the task log.
-
-`create_app` starts it while the app is served (in the ASGI lifespan, which Hypercorn and
-Quart's `test_app()` both run), so `/metrics` counts tasks however the app is served.
+"""What the app does with the engine's task transitions besides streaming them: task metrics
+and the task log, fed by the event hub (hub.py) while the app is served (in the ASGI lifespan,
+which Hypercorn and Quart's `test_app()` both run), so `/metrics` counts tasks however the app
+is served.
 """
 
 from __future__ import annotations
@@ -9,43 +9,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import trio
-
-from oncue.actors import Engine, EventsDropped, TaskEvent
+from oncue.actors import TaskEvent
 
 from .metrics import Metrics
 
-logger = logging.getLogger(__name__)
 task_logger = logging.getLogger("oncue.task")
 
-EVENTS_CAPACITY = 10_000
 
+def observer(metrics: Metrics, log_tasks: Callable[[], bool]) -> Callable[[list[TaskEvent]], None]:
+    """What the hub (hub.py) calls with each batch of this node's task transitions: they feed
+    the metrics, and the log when `log_tasks()` says so (asked once a batch). The hub takes
+    the events in batches from its one subscription, so following them costs no subscription
+    and no wake-up of its own; when the hub falls too far behind and is dropped, the counts
+    miss what was dropped (the hub logs it)."""
 
-async def follow_events(
-    engine: Engine,
-    metrics: Metrics,
-    log_tasks: Callable[[], bool],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Feed every task transition to the metrics (and the log) until the engine stops.
+    def observe(events: list[TaskEvent]) -> None:
+        count = metrics.observe_event
+        for event in events:
+            count(event)
+        if log_tasks():
+            for event in events:
+                log_transition(event)
 
-    Reports started once subscribed: no transition after that is missed. A stream that falls
-    too far behind is dropped by the engine; it subscribes again (the counts then miss what
-    was dropped, and the log says so). `log_tasks()` is asked at each transition.
-    """
-    while True:
-        try:
-            async with engine.events(EVENTS_CAPACITY) as stream:
-                task_status.started()
-                task_status = trio.TASK_STATUS_IGNORED
-                async for event in stream:
-                    metrics.observe_event(event)
-                    if log_tasks():
-                        log_transition(event)
-            return
-        except EventsDropped:
-            logger.warning("http.events_dropped", extra={"capacity": EVENTS_CAPACITY})
+    return observe
 
 
 def log_transition(event: TaskEvent) -> None:

@@ -3,10 +3,17 @@
 With one engine subscription per SSE client, the store would hand each event to every client's
 channel and each client's task would wake once per event: 50 clients at 3,000 events/s fell
 behind and were dropped (bench/sse.py). The hub subscribes once (this node's events and, on a
-shared store, the other nodes'), takes them in batches, and hands each stream one list of the
-events it wants per batch. A stream that falls more than its capacity behind is dropped (its
-writer then sends `event: dropped`); the hub itself, if the engine drops it, tells every stream
-so and subscribes again. The store never waits for any of them.
+shared store, the other nodes'), takes them in batches, encodes each event's SSE frame once,
+and hands each stream one `Delivery` per batch: the frames it wants, already joined (a stream
+that wants every event gets the same bytes object as all the others: no per-client work but
+the write). Under load it delivers at most once every `LINGER` seconds (what arrived meanwhile
+goes in one batch), so a client costs one write per batch, not one per store commit; a quiet
+engine's events go out at once.
+
+A stream that falls more than its capacity behind is dropped (its writer then sends
+`event: dropped`); the hub itself, if the engine drops it, tells every stream so and subscribes
+again. The store never waits for any of them. The app's task metrics (and task log) are fed
+from the same batches of this node's events (`observe`), not from a subscription of their own.
 """
 
 from __future__ import annotations
@@ -23,37 +30,62 @@ from oncue.actors import Engine, EventsDropped, TaskEvent
 from oncue.actors.engine.subscription import EventStream
 from oncue.actors.engine.watch import FeedStream
 
-from .sse import EventFilter
+from .sse import EventFilter, task_frame
 
 logger = logging.getLogger(__name__)
 
 HUB_CAPACITY = 100_000  # events the hub may fall behind the engine before it is dropped
-BATCH = 1000  # events taken at once
+BATCH = 5000  # events taken at once
+LINGER = 0.05  # seconds: under load, the hub delivers at most this often
+
+Observe = Callable[[list[TaskEvent]], None]
+
+
+@attrs.frozen
+class Delivery:
+    """What one stream gets of a batch: its events and their frames, joined (`events` None:
+    a frame of another kind, such as a supervision event)."""
+
+    events: list[TaskEvent] | None
+    data: bytes
 
 
 @attrs.define(eq=False)
 class Listener:
-    """One stream's share of the hub: batches of the events it wants, at most `capacity` behind."""
+    """One stream's share of the hub: deliveries of the events it wants, at most `capacity`
+    events behind."""
 
     wanted: EventFilter
     capacity: int
-    _send: trio.MemorySendChannel[list[TaskEvent] | str]
-    receive: trio.MemoryReceiveChannel[list[TaskEvent] | str]
+    _send: trio.MemorySendChannel[Delivery | str]
+    receive: trio.MemoryReceiveChannel[Delivery | str]
     pending: int = 0  # events handed over, not yet taken by the writer
 
-    def offer(self, events: list[TaskEvent]) -> bool:
-        """Hand over the events it wants of a batch; False once it is dropped."""
-        wanted = [event for event in events if self.wanted.matches(event)]
-        if not wanted:
-            return True
-        if self.pending + len(wanted) > self.capacity:
+    def offer(self, events: list[TaskEvent], frames: list[bytes], whole: bytes) -> bool:
+        """Hand over what it wants of a batch (`frames`: each event's; `whole`: all of them,
+        joined); False once it is dropped."""
+        if self.wanted.everything:
+            delivery = Delivery(events, whole)
+        else:
+            matches = self.wanted.matches
+            picked = [index for index, event in enumerate(events) if matches(event)]
+            if not picked:
+                return True
+            chosen = [events[index] for index in picked]
+            delivery = Delivery(chosen, b"".join([frames[index] for index in picked]))
+        count = len(delivery.events or ())
+        if self.pending + count > self.capacity:
             self.end(f"fell {self.capacity} events behind")
             return False
-        self.pending += len(wanted)
+        self.pending += count
+        return self.push(delivery)
+
+    def push(self, delivery: Delivery) -> bool:
+        """Queue a delivery for the writer; False if its stream has ended."""
         try:
-            self._send.send_nowait(wanted)
+            self._send.send_nowait(delivery)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False  # its stream ended
+            return False
         return True
 
     def taken(self, count: int) -> None:
@@ -66,14 +98,22 @@ class Listener:
         self._send.close()
 
 
+Stream = EventStream | FeedStream[TaskEvent]
+
+
 @attrs.define(eq=False)
 class EventHub:
     engine: Engine
+    observe: Observe | None = None  # fed every batch of this node's events
     _listeners: set[Listener] = attrs.field(factory=set)
+    _streams: list[tuple[Stream, Observe | None]] = attrs.field(factory=list)
+    _dropped: EventsDropped | None = None  # met by a flush: the pumps raise it
 
     def join(self, wanted: EventFilter, capacity: int) -> Listener:
-        """A new listener: it gets every event published from now on that `wanted` matches."""
-        send, receive = trio.open_memory_channel[list[TaskEvent] | str](math.inf)
+        """A new listener: it gets every event published from now on that `wanted` matches
+        (what the hub has not taken yet goes to the others first)."""
+        self.flush()
+        send, receive = trio.open_memory_channel[Delivery | str](math.inf)
         listener = Listener(wanted, capacity, send, receive)
         self._listeners.add(listener)
         return listener
@@ -81,6 +121,18 @@ class EventHub:
     def leave(self, listener: Listener) -> None:
         self._listeners.discard(listener)
         listener.receive.close()
+
+    def flush(self) -> None:
+        """Hand out now what the engine has published and the hub not taken yet (a batch may
+        be lingering): before a listener joins, and before /metrics is read."""
+        for stream, observe in self._streams:
+            try:
+                batch = stream.ready(BATCH)
+            except EventsDropped as dropped:
+                self._dropped = dropped
+                continue
+            if batch:
+                self._handle(batch, observe)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Feed the listeners until the engine stops; started once subscribed."""
@@ -91,25 +143,48 @@ class EventHub:
                     self.engine.remote_events(HUB_CAPACITY) as remote,
                     trio.open_nursery() as nursery,
                 ):
+                    self._dropped = None
+                    self._streams = [(local, self.observe), (remote, None)]
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED
-                    nursery.start_soon(self._pump, remote, nursery.cancel_scope.cancel)
-                    await self._pump(local, nursery.cancel_scope.cancel)
+                    nursery.start_soon(self._pump, remote, None, nursery.cancel_scope.cancel)
+                    await self._pump(local, self.observe, nursery.cancel_scope.cancel)
                 self._end_all("the engine stopped")
                 return
             except* EventsDropped:
                 logger.warning("http.hub_dropped", extra={"capacity": HUB_CAPACITY})
                 self._end_all(f"the server fell {HUB_CAPACITY} events behind")
+            finally:
+                self._streams = []
 
     async def _pump(
-        self, stream: EventStream | FeedStream[TaskEvent], done: Callable[[], None]
+        self, stream: Stream, observe: Observe | None, done: Callable[[], None]
     ) -> None:
-        async for event in stream:
-            batch = [event, *stream.ready(BATCH - 1)]
-            for listener in list(self._listeners):
-                if not listener.offer(batch):
-                    self._listeners.discard(listener)
+        """Take batches from `stream` and hand them out: at once when quiet, under load at
+        most once every LINGER (what arrives meanwhile makes one batch, one write a client)."""
+        delivered = -math.inf
+        while True:
+            await trio.sleep_until(delivered + LINGER)
+            try:
+                first = await stream.__anext__()
+            except StopAsyncIteration:
+                if self._dropped is not None:  # a flush met the end of the subscription
+                    raise self._dropped from None
+                break
+            delivered = trio.current_time()
+            self._handle([first, *stream.ready(BATCH - 1)], observe)
         done()
+
+    def _handle(self, batch: list[TaskEvent], observe: Observe | None) -> None:
+        if observe is not None:
+            observe(batch)
+        if not self._listeners:
+            return
+        frames = [task_frame(event) for event in batch]  # once for every listener
+        whole = b"".join(frames)
+        for listener in list(self._listeners):
+            if not listener.offer(batch, frames, whole):
+                self._listeners.discard(listener)
 
     def _end_all(self, reason: str) -> None:
         for listener in self._listeners:

@@ -74,6 +74,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
         )
         self.queue_depth = Gauge("oncue_queue_depth", "Tasks waiting to run", registry=registry)
+        self.queue_depth_by_priority = Gauge(
+            "oncue_queue_depth_by_priority",
+            "Tasks waiting to run by priority (on PostgreSQL and Redis: every node's)",
+            ["priority"],
+            registry=registry,
+        )
         self.busy_workers = Gauge("oncue_workers_busy", "Workers running a task", registry=registry)
         self.workers = Gauge("oncue_workers", "Workers in the pool", registry=registry)
         self.restarts = Gauge(
@@ -140,6 +146,10 @@ class Metrics:
         stats = await engine.stats()
         workers = await engine.workers()
         self.queue_depth.set(stats.queue_length)
+        by_priority = self.queue_depth_by_priority
+        by_priority.clear()  # a priority with none waiting any more leaves the scrape
+        for priority, count in stats.queued_by_priority.items():
+            by_priority.labels(str(priority)).set(count)
         self.workers.set(len(workers))
         self.busy_workers.set(stats.workers_busy)
         self.restarts.set(sum(worker.restarts for worker in workers))

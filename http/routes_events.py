@@ -29,7 +29,7 @@ from oncue.actors.runtime.events import LifecycleEvent
 
 from .errors import ApiError, reply_for
 from .gate import Direct, Exchange
-from .hub import EventHub, Listener
+from .hub import Delivery, EventHub, Listener
 from .replay import Replay, start_replay
 from .reply import ASGIReceive, ASGISend
 from .service import Service
@@ -51,7 +51,7 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),  # nginx: pass each event on at once
 ]
 GREETING = b"retry: 2000\n: connected\n\n"  # browsers reconnect after 2 s
-FRAMES_BUFFER = 64  # frames between the event pumps and the writer (one write takes them all)
+DRAIN = 256  # deliveries one write takes at most
 
 
 @attrs.frozen
@@ -100,7 +100,9 @@ class EventsRoute:
 
 @attrs.define
 class EventStreamWriter:
-    """One client's stream: pumps put frames on a channel, a writer writes them out."""
+    """One client's stream: one task takes the hub's deliveries and writes them (all those
+    waiting in one write), a heartbeat when idle; admins' supervision events join the same
+    queue. Each delivery's frames come encoded and joined by the hub."""
 
     service: Service
     settings: StreamSettings
@@ -108,14 +110,14 @@ class EventStreamWriter:
     wanted: EventFilter
     send: ASGISend
     ending: bytes | None = None  # the final frame, once the stream must end
-    _pumps: trio.CancelScope | None = None
+    _waiting: trio.CancelScope | None = None  # the writer's wait for the next delivery
 
     def end(self, kind: str, reason: str) -> None:
         """End the stream after the frames already queued, with this final event."""
         if self.ending is None:
             self.ending = frame(kind, {"reason": reason})
-        if self._pumps is not None:
-            self._pumps.cancel()
+        if self._waiting is not None:
+            self._waiting.cancel()  # never a write under way: only the wait
 
     async def run(self, after: str | None) -> None:
         """Subscribe, answer 200, replay what came after `after`, then stream until the end.
@@ -123,73 +125,78 @@ class EventStreamWriter:
         Raises ClientGone when a write times out (nothing more can be said to that client).
         """
         engine = self.service.engine
-        frames_send, frames = trio.open_memory_channel[bytes](FRAMES_BUFFER)
         listener = self.hub.join(self.wanted, self.settings.capacity)
         try:
             async with _supervision(engine, self.settings.capacity, self.wanted) as actors:
                 await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})
                 await self._write(GREETING)
                 replay = await start_replay(engine, self.wanted, after)
-                async with trio.open_nursery() as writer:
-                    writer.start_soon(self._write_frames, frames)
-                    async with frames_send, trio.open_nursery() as pumps:
-                        self._pumps = pumps.cancel_scope
-                        if self.ending is not None:
-                            pumps.cancel_scope.cancel()
-                        pumps.start_soon(self._pump_tasks, listener, replay, frames_send.clone())
-                        if actors is not None:
-                            pumps.start_soon(self._pump_actors, actors, frames_send.clone())
+                async with trio.open_nursery() as nursery:
+                    if actors is not None:
+                        nursery.start_soon(self._pump_actors, actors, listener)
+                    await self._stream(listener, replay)
+                    nursery.cancel_scope.cancel()
         finally:
             self.hub.leave(listener)
         await self._write(self.ending or b"", more=False)
 
-    async def _pump_tasks(
-        self, listener: Listener, replay: Replay, out: trio.MemorySendChannel[bytes]
-    ) -> None:
-        """The replay, then the events the hub hands over, a batch at a time."""
-        async with out:
-            for chunk in replay.frames:
-                await out.send(chunk)
-            async for item in listener.receive:
-                if isinstance(item, str):  # the hub dropped this stream, or stopped
-                    ended = "end" if item.startswith("the engine stopped") else "dropped"
-                    self.end(ended, item)
+    async def _stream(self, listener: Listener, replay: Replay) -> None:
+        """The replay, then the deliveries as they come, until the stream must end; then
+        what is queued already."""
+        if replay.frames:
+            await self._write(b"".join(replay.frames))
+        receive = listener.receive
+        while self.ending is None:
+            with trio.CancelScope(deadline=trio.current_time() + self.settings.heartbeat) as wait:
+                self._waiting = wait
+                try:
+                    items = [await receive.receive()]
+                except (trio.EndOfChannel, trio.ClosedResourceError):
                     return
-                listener.taken(len(item))
-                chunk = b"".join(task_frame(event) for event in item if not replay.covers(event))
-                if chunk:
-                    await out.send(chunk)
-
-    async def _pump_actors(
-        self, stream: FeedStream[LifecycleEvent], out: trio.MemorySendChannel[bytes]
-    ) -> None:
-        async with out:
-            try:
-                async for event in stream:
-                    if event.kind in SUPERVISION:
-                        await out.send(actor_frame(event))
-            except EventsDropped as dropped:
-                self.end("dropped", f"{dropped.reason}; reconnect with Last-Event-ID")
-
-    async def _write_frames(self, frames: trio.MemoryReceiveChannel[bytes]) -> None:
-        """Write frames as they come (all those waiting in one write), a heartbeat when idle,
-        until every pump is done."""
-        async with frames:
-            while True:
-                with trio.move_on_after(self.settings.heartbeat) as idle:
-                    try:
-                        chunks = [await frames.receive()]
-                    except trio.EndOfChannel:
-                        return
-                if idle.cancelled_caught:
+                finally:
+                    self._waiting = None
+            if wait.cancelled_caught:
+                if self.ending is None:
                     await self._write(HEARTBEAT)
-                    continue
-                while len(chunks) < FRAMES_BUFFER:
-                    try:
-                        chunks.append(frames.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                await self._write(b"".join(chunks))
+                continue
+            await self._write_items(items, listener, replay)
+        await self._write_items([], listener, replay)
+
+    async def _write_items(
+        self, items: list[Delivery | str], listener: Listener, replay: Replay
+    ) -> None:
+        """Write these deliveries and those waiting behind them, in one write."""
+        while len(items) < DRAIN:
+            try:
+                items.append(listener.receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        chunks = []
+        for item in items:
+            if isinstance(item, str):  # the hub dropped this stream, or stopped
+                self.end("end" if item.startswith("the engine stopped") else "dropped", item)
+                break
+            events = item.events
+            if events is None:
+                chunks.append(item.data)
+                continue
+            listener.taken(len(events))
+            if replay.after is not None and any(replay.covers(event) for event in events):
+                fresh = [task_frame(event) for event in events if not replay.covers(event)]
+                chunks.append(b"".join(fresh))
+            else:
+                chunks.append(item.data)
+        body = b"".join(chunks)
+        if body:
+            await self._write(body)
+
+    async def _pump_actors(self, stream: FeedStream[LifecycleEvent], listener: Listener) -> None:
+        try:
+            async for event in stream:
+                if event.kind in SUPERVISION:
+                    listener.push(Delivery(None, actor_frame(event)))
+        except EventsDropped as dropped:
+            self.end("dropped", f"{dropped.reason}; reconnect with Last-Event-ID")
 
     async def _write(self, body: bytes, more: bool = True) -> None:
         with trio.move_on_after(self.settings.write_timeout):

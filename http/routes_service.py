@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import msgspec
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, current_app
 from quart_schema import document_request, document_response, hide
 
 from oncue.actors import ActorError, EngineClosed, StoreUnavailable, WorkerInfo
@@ -57,6 +57,9 @@ class StatsOut(msgspec.Struct):
     workers_busy: int
     workers_idle: int
     paused: bool
+    # priority (as a JSON key: a string) -> tasks waiting to run, highest priority first; on a
+    # shared store (PostgreSQL, Redis) the whole store's, every node's
+    queued_by_priority: dict[str, int]
 
 
 class HealthQueue(msgspec.Struct):
@@ -127,7 +130,8 @@ async def resize_workers() -> Response:
 @service_routes.get("/api/v1/stats")
 @document_response(StatsOut)
 async def stats() -> Response:
-    """Counts by state and type, queue length, busy and idle workers, whether paused."""
+    """Counts by state and type, queue length and the waiting tasks by priority, busy and idle
+    workers, whether paused."""
     with service().deadline():
         current = await service().engine.stats()
     return json_response(attrs.asdict(current))
@@ -177,6 +181,7 @@ async def health() -> Response:
 async def metrics() -> Response:
     """Prometheus text format."""
     current = service()
+    current_app.extensions["oncue.hub"].flush()  # the task counters: every event published
     with current.deadline():
         await current.metrics.refresh(current.engine)
     return Response(current.metrics.render(), content_type=CONTENT_TYPE)

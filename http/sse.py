@@ -11,7 +11,6 @@ replays what came after it in that order (see replay.py).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,6 +64,11 @@ class EventFilter:
             admin=who.admin,
         )
 
+    @property
+    def everything(self) -> bool:
+        """Whether this stream carries every task event (an admin's, unfiltered)."""
+        return self.admin and self.task is None and self.type is None and self.status is None
+
     def matches(self, event: TaskEvent) -> bool:
         """Whether this stream carries `event`."""
         if not self.admin and event.owner != self.owner:
@@ -110,10 +114,9 @@ def frame(kind: str, data: Any, event_id: str | None = None) -> bytes:
     return head + b"event: " + kind.encode() + b"\ndata: " + _encoder.encode(data) + b"\n\n"
 
 
-@functools.lru_cache(maxsize=4096)
 def task_frame(event: TaskEvent) -> bytes:
-    """A task transition as an SSE frame (`event: task`). Cached: every stream gets the same
-    event objects, so 50 clients cost one encoding of each, not 50."""
+    """A task transition as an SSE frame (`event: task`). The hub encodes each event once for
+    every stream (hub.py); hashing each event for a cache cost more than encoding it."""
     data = {
         "id": event.task_id,
         "number": event.number,

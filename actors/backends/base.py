@@ -174,6 +174,12 @@ class SharedBackend(Backend, Protocol):
         """How many tasks are pending, running or retrying in the whole shared store."""
         ...
 
+    async def queued_by_priority(self) -> dict[int, int]:
+        """How many tasks wait to run (pending or retrying, claimed or not) in the whole
+        shared store, by priority; priorities with none are left out. Kept by the backend
+        (Redis: a hash the scripts keep) or read from an index (PostgreSQL): never a scan."""
+        ...
+
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
         """Run until cancelled, calling ``deliver`` (from the trio thread) for each notice;
         reconnect after errors (with backoff), delivering ``listening`` each time."""

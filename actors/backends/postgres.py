@@ -41,6 +41,7 @@ from .postgres_sql import (
     LEASE,
     LIVE,
     NOW,
+    QUEUED_BY_PRIORITY,
     RELEASE,
     RENEW,
     UNFINISHED_VALUES,
@@ -309,6 +310,10 @@ class PostgresBackend:
         text = "SELECT type, state, count(*) FROM tasks GROUP BY type, state"
         rows = await self._pool.run(fetch, text, ())
         return {(type_, TaskState(state)): count for type_, state, count in rows}
+
+    async def queued_by_priority(self) -> dict[int, int]:
+        rows = await self._pool.run(fetch, QUEUED_BY_PRIORITY, ())
+        return {int(priority): int(count) for priority, count in rows}
 
     async def _select(self, text: str, args: tuple[Any, ...]) -> list[TaskRecord]:
         return [from_row(row) for row in await self._pool.run(fetch, text, args)]

@@ -82,6 +82,11 @@ RELEASE = (
     f" THEN left(history, -1) || ',[\"pending\",' || {NOW} || ']]' ELSE history END"
     f" WHERE state IN {LIVE} AND "
 )
+# The waiting tasks by priority: its WHERE is the claimable index's (tasks_claimable_type), so
+# a scan of that partial index (the waiting tasks only, never the finished ones) answers it.
+QUEUED_BY_PRIORITY = (
+    "SELECT priority, count(*) FROM tasks WHERE state IN ('pending', 'retrying') GROUP BY priority"
+)
 PURGE = (
     "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks"
     " WHERE finished_at < %s AND state = ANY(%s) ORDER BY finished_at LIMIT %s)"

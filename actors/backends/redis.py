@@ -107,6 +107,7 @@ class RedisBackend:
             raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
         await self._check_name()
         await self._log_durability()
+        await self._script("count_queued")
 
     async def _check_name(self) -> None:
         """Refuse a node name a live node uses (its connections carry it as their client
@@ -283,6 +284,10 @@ class RedisBackend:
             state, _, type_ = field.partition(":")
             counts[type_, TaskState(state)] = int(value)
         return counts
+
+    async def queued_by_priority(self) -> dict[int, int]:
+        flat = await self._call("HGETALL", f"{self.keys}queued")
+        return {int(k): int(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
 
     async def purge(self, before: float, limit: int) -> dict[tuple[str, TaskState], int]:
         gone = await self._script("purge", repr(before), limit)

@@ -21,6 +21,8 @@ would share a slot; Redis Cluster is not supported, since the scripts compute ke
 - ``P finished``         zset of finished ids by ``finished_at`` (retention)
 - ``P keys``             hash: idempotency key -> id (unique)
 - ``P counts``           hash: ``<state>:<type>`` -> how many (kept by the scripts)
+- ``P queued``           hash: priority -> how many pending or retrying (kept by the scripts;
+                         ``P queued_kept`` says so: a store written before it is counted once)
 - ``P number``           the last task number handed out (INCRBY reserves a block)
 - ``P notices``          the pub/sub channel: JSON ``[kind, origin node, ids...]``
 
@@ -50,14 +52,22 @@ local function count(state, type_, delta)
   end
 end
 
-local function move_state(id, number, type_, from, to)
+local function queued(priority, delta)
+  if redis.call('HINCRBY', P .. 'queued', priority, delta) == 0 then
+    redis.call('HDEL', P .. 'queued', priority)
+  end
+end
+
+local function move_state(id, number, type_, from, to, priority)
   if from == to then return end
   if from then
     redis.call('ZREM', P .. 'state:' .. from, id)
     count(from, type_, -1)
+    if CLAIMABLE[from] then queued(priority, -1) end
   end
   redis.call('ZADD', P .. 'state:' .. to, number, id)
   count(to, type_, 1)
+  if CLAIMABLE[to] then queued(priority, 1) end
 end
 
 local function enqueue(id, rank, type_, run_at, now)
@@ -82,12 +92,13 @@ end
 -- Give a task back: no owner; a running one is pending again (its attempt stays counted).
 local function release(id, now, stamp)
   local key = P .. 'task:' .. id
-  local f = redis.call('HMGET', key, 'state', 'node', 'rank', 'type', 'number', 'run_at', 'history')
+  local f = redis.call('HMGET', key, 'state', 'node', 'rank', 'type', 'number', 'run_at', 'history',
+    'priority')
   disown(id, f[2])
   if not f[1] or FINISHED[f[1]] then return 0 end
   redis.call('HDEL', key, 'node')
   if f[1] == 'running' then
-    move_state(id, f[5], f[4], 'running', 'pending')
+    move_state(id, f[5], f[4], 'running', 'pending', f[8])
     redis.call('HSET', key, 'state', 'pending', 'history', append_step(f[7], 'pending', stamp))
   end
   enqueue(id, f[3], f[4], f[6], now)
@@ -187,7 +198,7 @@ for _ = 1, records do
         redis.call('SADD', P .. 'owned:' .. owner, id)
       end
     end
-    move_state(id, number, type_, stored, new.state)
+    move_state(id, number, type_, stored, new.state, new.priority)
     if not owner and CLAIMABLE[new.state] then
       enqueue(id, new.rank, type_, new.run_at, now)
       ready = true
@@ -222,6 +233,20 @@ end
 return gone
 """
 
+# Count the waiting tasks by priority once, for a store written before ``P queued`` was kept.
+COUNT_QUEUED = """
+if redis.call('EXISTS', P .. 'queued_kept') == 1 then return 0 end
+redis.call('DEL', P .. 'queued')
+for _, state in ipairs({'pending', 'retrying'}) do
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'state:' .. state, 0, -1)) do
+    local priority = redis.call('HGET', P .. 'task:' .. id, 'priority')
+    if priority then queued(priority, 1) end
+  end
+end
+redis.call('SET', P .. 'queued_kept', '1')
+return 1
+"""
+
 SCRIPTS = {
     "commit": COMMIT,
     "claim": CLAIM,
@@ -232,4 +257,5 @@ SCRIPTS = {
     "query": QUERY,
     "find": FIND,
     "purge": PURGE,
+    "count_queued": COUNT_QUEUED,
 }

@@ -178,6 +178,14 @@ class SharedMemoryBackend:
     async def unfinished_count(self) -> int:
         return sum(1 for record in self.hub.tasks.values() if not record.state.finished)
 
+    async def queued_by_priority(self) -> dict[int, int]:
+        # a scan: the reference for tests, where a database would read an index or a count
+        queued: dict[int, int] = {}
+        for record in self.hub.tasks.values():
+            if record.state is TaskState.PENDING or record.state is TaskState.RETRYING:
+                queued[record.priority] = queued.get(record.priority, 0) + 1
+        return queued
+
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
         listener = (self.node, deliver)
         self.hub.listeners.append(listener)

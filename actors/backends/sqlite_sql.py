@@ -103,6 +103,14 @@ MIGRATIONS = [
     """
     ALTER TABLE tasks ADD COLUMN headers TEXT;
     """,
+    # A listing filtered on type and status read the type's index and skipped the other
+    # statuses: 172 ms at 1M tasks for a combination with no match (the whole type walked;
+    # bench/dashboard.py). With number last, both filters are one range read in order; counts()
+    # scans it as it scanned (type, state), which it replaces.
+    """
+    CREATE INDEX tasks_type_state_number ON tasks (type, state, number);
+    DROP INDEX tasks_type_state;
+    """,
 ]
 COUNTS = "SELECT type, state, count(*) FROM tasks GROUP BY type, state"
 FINISHED_VALUES = tuple(sorted(state.value for state in FINISHED))

@@ -36,12 +36,14 @@ PENDING, RUNNING, RETRYING, COMPLETED, FAILED = (
     TaskState.FAILED,
 )
 SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
+Queued = dict[int, int]  # priority -> how many tasks wait (pending or retrying)
 _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "worker")
 
 
 class StoreCore:
     """Every task state change, as plain calls. ``unfinished`` holds the tasks this engine
-    runs (all of them, unless the ownership is shared); ``counts`` by (type, state)."""
+    runs (all of them, unless the ownership is shared); ``counts`` by (type, state);
+    ``queued``: how many of them wait to run (pending or retrying), by priority."""
 
     def __init__(
         self,
@@ -54,6 +56,10 @@ class StoreCore:
         self.queue_size = queue_size
         self.unfinished: dict[str, TaskRecord] = {record.id: record for record in unfinished}
         self.counts: defaultdict[tuple[str, TaskState], int] = defaultdict(int, counts or {})
+        self.queued: defaultdict[int, int] = defaultdict(int)
+        for record in self.unfinished.values():
+            if record.state is PENDING or record.state is RETRYING:
+                self.queued[record.priority] += 1
         self.closed = False
         self.batch = Batch()
         self._peak = len(self.unfinished)  # the most unfinished seen since ``unfinished`` was built
@@ -152,6 +158,7 @@ class StoreCore:
         batch.changed[record.id] = record
         if self.ownership.place(record, ready):
             self.counts[record.type, TaskState.PENDING] += 1
+            self.queued[record.priority] += 1
             self.unfinished[record.id] = record
             if ready:
                 batch.ready.append(
@@ -176,8 +183,13 @@ class StoreCore:
     def move(self, record: TaskRecord, state: TaskState, at: float) -> None:
         """``record`` enters ``state`` at ``at`` (wall clock): counted, committed, announced."""
         counts = self.counts
-        counts[record.type, record.state] -= 1
+        before = record.state
+        counts[record.type, before] -= 1
         counts[record.type, state] += 1
+        if before is PENDING or before is RETRYING:  # queued by priority: only waiting ones
+            self.queued[record.priority] -= 1
+        if state is PENDING or state is RETRYING:
+            self.queued[record.priority] += 1
         # The history says who ran each attempt and why one failed (the HTTP `history`).
         worker = record.worker if state is RUNNING else None
         error = None
@@ -243,7 +255,7 @@ class StoreCore:
         """A worker took these tasks: running, one attempt more (unless cancelled meanwhile).
         The move is written out here, not a call to move(): two of a task's three transitions
         are starts, and the tasks of one start share its history entry."""
-        unfinished, counts = self.unfinished, self.counts
+        unfinished, counts, queued = self.unfinished, self.counts, self.queued
         batch = self.batch
         changed, events = batch.changed, batch.events
         worker, at = change.worker, change.at
@@ -262,6 +274,7 @@ class StoreCore:
             record.history += (entered,)
             counts[record.type, previous] -= 1
             counts[record.type, RUNNING] += 1
+            queued[record.priority] -= 1  # it waited (pending or retrying)
             changed[task_id] = record
             if events is not None:
                 events.append(task_event(record, RUNNING, at, None))

@@ -194,7 +194,10 @@ class Engine(Submitting, BulkResults, Running):
         await self._ask_store(WaitIdle())
 
     async def stats(self) -> Stats:
-        counts: dict[tuple[str, TaskState], int] = await self._store.ask(GetCounts())
+        """Counts by state and by type, the waiting tasks by priority, the workers' load."""
+        counts: dict[tuple[str, TaskState], int]
+        queued: dict[int, int]
+        counts, queued = await self._store.ask(GetCounts())
         load: Load = await self._scheduler.ask(GetLoad())
         by_state = {state.value: 0 for state in TaskState}
         by_type: dict[str, dict[str, int]] = {}
@@ -213,6 +216,7 @@ class Engine(Submitting, BulkResults, Running):
             workers_busy=load.busy,
             workers_idle=load.idle,
             paused=load.paused,
+            queued_by_priority=dict(sorted(queued.items(), reverse=True)),
         )
 
     async def workers(self) -> builtins.list[WorkerInfo]:

@@ -17,7 +17,7 @@ from ..backends import Backend, is_shared
 from ..cores.batch import Counts
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
-from ..cores.store_core import StoreCore
+from ..cores.store_core import Queued, StoreCore
 from ..errors import TaskNotFound
 from ..messages import ChangedSince, GetCounts, GetTask, KeyRef, ListTasks, WaitIdle, WaitTask
 from ..runtime.mailbox import Envelope
@@ -129,6 +129,10 @@ class Reads:
         self._listeners.wait_idle(envelope)
         return DEFERRED
 
-    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> Counts:
+    async def _get_counts(self, message: GetCounts, envelope: Envelope) -> tuple[Counts, Queued]:
         counts = await self._link.counts()
-        return {key: count for key, count in counts.items() if count}
+        queued = await self._link.queued()
+        return (
+            {key: count for key, count in counts.items() if count},
+            {priority: count for priority, count in queued.items() if count},
+        )

@@ -24,7 +24,7 @@ from ..cores.batch import Batch, Counts
 from ..cores.ownership import AdmissionReads, Chores, SharedOwnership
 from ..cores.record import TaskRecord
 from ..cores.settlement import ended_as_poison, poisoned
-from ..cores.store_core import StoreCore
+from ..cores.store_core import Queued, StoreCore
 from ..errors import StoreUnavailable, TaskAlreadyFinished, TaskNotFailed, TaskNotFound
 from ..messages import (
     Claim,
@@ -66,6 +66,9 @@ class LocalLink:
 
     async def counts(self) -> Counts:
         return self._core.counts
+
+    async def queued(self) -> Queued:
+        return self._core.queued
 
     async def run_chores(
         self, chores: Chores, batch: Batch, listeners: Listeners, tell: Tell
@@ -113,6 +116,10 @@ class SharedLink:
 
     async def counts(self) -> Counts:
         return await self._guard.read(self._backend.counts)
+
+    async def queued(self) -> Queued:
+        """The whole store's (the core knows only what this node holds)."""
+        return await self._guard.read(self._backend.queued_by_priority)
 
     async def release(self) -> None:
         """A graceful stop: what we own goes back to the others (else their leases expire)."""

@@ -10,6 +10,7 @@ const DURATIONS_KEPT = 500; // per type, for p50/p95
 const REFETCH_EVERY = 1000; // ms: the most often a page or a detail is fetched again
 const POLL_EVERY = 5000; // ms: stats, workers and the tree
 const BULK_ROUNDS = 1000; // requests one bulk action may take (each up to 1,000 tasks)
+const PRIORITY_NAMES = { 0: "low", 1: "normal", 2: "high", 3: "critical" };
 
 const state = {
   token: sessionStorage.getItem("oncue.token"),
@@ -297,6 +298,7 @@ function drawStats() {
   $("#stat-completed").textContent = stats.successful;
   $("#stat-failed").textContent = stats.failed;
   $("#paused").textContent = stats.paused ? "paused" : "";
+  drawPriorities(stats.queued_by_priority || {});
   const body = $("#by-type tbody");
   body.replaceChildren();
   for (const [type, counts] of Object.entries(stats.by_type).sort()) {
@@ -310,6 +312,26 @@ function drawStats() {
     cell(row, kept.length ? seconds(quantile(kept, 0.5)) : "");
     cell(row, kept.length ? seconds(quantile(kept, 0.95)) : "");
   }
+}
+
+// The waiting tasks by priority, highest first, each with a bar scaled to the longest.
+function drawPriorities(queued) {
+  const body = $("#by-priority tbody");
+  body.replaceChildren();
+  const entries = Object.entries(queued).map(([p, n]) => [Number(p), n]).sort((a, b) => b[0] - a[0]);
+  const most = Math.max(1, ...entries.map(([, n]) => n));
+  for (const [priority, count] of entries) {
+    const row = body.insertRow();
+    row.dataset.priority = priority;
+    const name = PRIORITY_NAMES[priority];
+    cell(row, name ? `${name} (${priority})` : priority);
+    cell(row, count, "count");
+    const bar = document.createElement("div");
+    bar.className = "depth";
+    bar.style.width = `${(100 * count) / most}%`;
+    cell(row, "", "bar-cell").append(bar);
+  }
+  if (!entries.length) cell(body.insertRow(), "nothing waiting", "note").colSpan = 3;
 }
 
 function quantile(sorted, q) {

@@ -113,6 +113,25 @@ async def test_list_cancel_delete_retry_and_stats(store, registry) -> None:
     assert stats.cancelled == 1
 
 
+async def test_stats_count_the_waiting_tasks_by_priority_across_a_restart(store, registry) -> None:
+    waiting = [("high", 2), ("high", 1), ("low", 1), (7, 1)]
+    async with open_engine(registry=registry, store=store, workers=0) as engine:
+        for priority, count in waiting:
+            batch = [Submission("echo", n, priority=priority) for n in range(count)]
+            tasks = await engine.submit_many(batch)
+        await engine.cancel(tasks[0].id)  # the one of priority 7
+        stats = await engine.stats()
+        assert stats.queued_by_priority == {2: 3, 0: 1}
+        assert list(stats.queued_by_priority) == [2, 0]  # highest first
+    async with open_engine(registry=registry, store=store, workers=0) as engine:
+        assert (await engine.stats()).queued_by_priority == {2: 3, 0: 1}
+    async with open_engine(registry=registry, store=store, workers=1) as engine:
+        await engine.wait_idle()
+        stats = await engine.stats()
+    assert stats.queued_by_priority == {}
+    assert stats.successful == 4
+
+
 async def test_finished_and_unfinished_tasks_survive_a_restart(store, registry) -> None:
     async with open_engine(registry=registry, store=store, workers=1) as engine:
         finished = await engine.submit("double", 5)
@@ -280,7 +299,11 @@ def test_listing_and_purging_read_an_index_in_order_never_a_sort() -> None:
         found = plan(sql, (*args, 50))
         assert "USING INDEX" in found, found
         assert "TEMP B-TREE" not in found, found
-    assert "COVERING INDEX tasks_type_state" in plan(COUNTS, ())  # at every start
+    assert "COVERING INDEX tasks_type_state_number" in plan(COUNTS, ())  # at every start
+    both, args = query_sql(TaskState.FAILED, "t", None, 9)
+    assert "USING INDEX tasks_type_state_number (type=? AND state=? AND number<?)" in plan(
+        both, (*args, 50)
+    )  # a rare combination is not found by walking every task of the type
     purge = plan(PURGE, (1.0, *FINISHED_VALUES, 1000))
     assert "USING INDEX tasks_finished_at (finished_at<?)" in purge, purge
     assert "TEMP B-TREE" not in purge, purge

@@ -100,3 +100,26 @@ async def test_the_listener_backs_off_doubling_and_starts_over_after_a_good_conn
     assert waits[:7] == pytest.approx(doubling)
     assert pump.failed[8] - pump.calls[8] > longest  # this connection worked a while...
     assert waits[8:10] == pytest.approx([shortest, shortest * 2])  # ...so start over
+
+
+async def test_the_queue_by_priority_is_read_from_the_claimable_index(postgres_store) -> None:
+    """What keeps /api/v1/stats cheap at a million rows: the waiting tasks' partial index
+    serves it (the finished tasks are never visited; an index-only scan once vacuumed)."""
+    from oncue.actors.backends.postgres_sql import QUEUED_BY_PRIORITY
+
+    backend = PostgresBackend(postgres_store)
+    backend.attach("planner", lambda type_: 30.0)
+    await backend.open()
+
+    def plan(connection: object, text: str) -> str:
+        connection.execute("SET enable_seqscan = off")  # type: ignore[attr-defined]
+        rows = connection.execute(f"EXPLAIN {text}").fetchall()  # type: ignore[attr-defined]
+        connection.execute("RESET enable_seqscan")  # type: ignore[attr-defined]
+        return " / ".join(row[0] for row in rows)
+
+    try:
+        found = await backend._pool.run(plan, QUEUED_BY_PRIORITY)
+    finally:
+        await backend.close()
+    assert "on tasks_claimable_type" in found, found
+    assert "Seq Scan" not in found, found

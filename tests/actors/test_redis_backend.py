@@ -246,3 +246,19 @@ async def test_a_claim_moves_a_single_ready_queue_of_an_older_store_into_the_typ
     assert [record.id for record in claimed] == ["t-2", "t-1"]  # not the cancelled one
     with redis.Redis.from_url(REDIS, decode_responses=True) as client:
         assert client.exists(ready) == 0
+
+
+async def test_the_queued_counts_of_an_older_store_are_counted_once_at_open(backend) -> None:
+    import redis
+
+    waiting = [task(1), task(2, priority=5), task(3, priority=5, state=TaskState.RETRYING)]
+    await backend.commit([*waiting, task(4, state=TaskState.RUNNING)], [])
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:  # as an older oncue kept it
+        client.delete(f"{backend.keys}queued", f"{backend.keys}queued_kept")
+    assert await backend.queued_by_priority() == {}
+    await backend.close()
+    await backend.open()
+    assert await backend.queued_by_priority() == {5: 2, 1: 1}
+    await backend.close()
+    await backend.open()  # counted once: kept by the scripts from then on
+    assert await backend.queued_by_priority() == {5: 2, 1: 1}

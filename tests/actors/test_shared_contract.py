@@ -393,6 +393,32 @@ async def test_counts_and_unfinished_count_cover_every_node(pair) -> None:
     }
 
 
+async def test_queued_by_priority_counts_every_nodes_waiting_tasks(pair) -> None:
+    a, b = pair
+    numbers = iter(await a.reserve_numbers())
+    high, low = task(next(numbers), priority=2), task(next(numbers), priority=0)
+    await submit(a, high, low)
+    await submit(b, task(next(numbers), priority=2), other := task(next(numbers), priority=-5))
+    assert await b.queued_by_priority() == {2: 2, 0: 1, -5: 1}
+    claimed, _ = await a.claim(2, 0.0)  # claimed, not started: still waiting
+    assert await b.queued_by_priority() == {2: 2, 0: 1, -5: 1}
+    assert await a.commit([moved(claimed, TaskState.RUNNING)], []) == []
+    assert await b.queued_by_priority() == {2: 1, 0: 1, -5: 1}
+    assert await a.release() == 2  # running goes back to pending
+    assert await b.queued_by_priority() == {2: 2, 0: 1, -5: 1}
+    cancel = moved(await b.get(other.id), TaskState.CANCELLED)  # type: ignore[arg-type]
+    assert list(await b.commit([cancel], [])) == []
+    [failing] = [record for record in await a.claim(10, 0.0) if record.id == low.id]
+    assert await a.commit([moved(failing, TaskState.RUNNING)], []) == []
+    assert await a.commit([moved(failing, TaskState.RETRYING)], []) == []
+    assert await b.queued_by_priority() == {2: 2, 0: 1}
+    assert await a.commit([moved(failing, TaskState.FAILED)], []) == []
+    assert await b.queued_by_priority() == {2: 2}
+    retried = moved(await b.get(low.id), TaskState.PENDING)  # type: ignore[arg-type]
+    assert list(await b.commit([retried], [])) == []
+    assert await a.queued_by_priority() == {2: 2, 0: 1}
+
+
 async def test_purge_removes_the_oldest_finished_first(pair) -> None:
     a, b = pair
     numbers = iter(await a.reserve_numbers())

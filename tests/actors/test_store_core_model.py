@@ -82,11 +82,14 @@ class StoreModel(RuleBasedStateMachine):
         count=st.integers(1, 3),
         keys=st.lists(st.sampled_from([None, "a", "b"]), min_size=3, max_size=3),
         max_retries=st.integers(-1, 2),
+        priority=st.integers(-1, 2),
     )
-    def submit(self, count: int, keys: list[str | None], max_retries: int) -> None:
+    def submit(self, count: int, keys: list[str | None], max_retries: int, priority: int) -> None:
         pending, retries = TaskState.PENDING, max_retries
         tasks = [
-            TaskRecord(new_task_id(), 0, "t", n, 0, pending, 0, retries, 5.0, 0.0, None, keys[n])
+            TaskRecord(
+                new_task_id(), 0, "t", n, priority, pending, 0, retries, 5.0, 0.0, None, keys[n]
+            )
             for n in range(count)
         ]
         existing = {k: self.records[i] for k, i in self.keys.items() if i in self.records}
@@ -202,6 +205,8 @@ class StoreModel(RuleBasedStateMachine):
     def check_counts(self) -> None:
         held = Counter((r.type, r.state) for r in self.records.values())
         assert {k: v for k, v in self.core.counts.items() if v} == dict(held)
+        waiting = Counter(r.priority for r in self.in_state(TaskState.PENDING, TaskState.RETRYING))
+        assert {k: v for k, v in self.core.queued.items() if v} == dict(waiting)
 
     def teardown(self) -> None:
         """Run every unfinished task to its end; then each life ended exactly once."""

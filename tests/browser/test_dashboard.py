@@ -118,3 +118,20 @@ def test_the_token_prompt_when_auth_is_on(auth_server: Server, page: Any) -> Non
     expect(page.locator("#who")).to_have_text("root (admin)")
     expect(page.locator("#pause")).to_be_visible()
     expect(task_row(page, theirs)).to_have_count(1)
+
+
+def test_the_overview_shows_the_queue_by_priority(server: Server, page: Any) -> None:
+    assert httpx.post(f"{server.url}/api/v1/queue/pause", timeout=BOUND).status_code == 200
+    for priority in ("high", "high", "low", 7):
+        submit(server, {"type": "double", "payload": 1, "priority": priority})
+    page.goto(server.url + "/")
+    rows = page.locator("#by-priority tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("7")  # highest first
+    expect(page.locator('#by-priority tr[data-priority="2"] td.count')).to_have_text("2")
+    expect(page.locator('#by-priority tr[data-priority="2"]')).to_contain_text("high (2)")
+    expect(page.locator('#by-priority tr[data-priority="0"] td.count')).to_have_text("1")
+    screenshot(page, "queue-by-priority")
+    page.locator("#resume").click()  # the page reloads the statistics after it
+    expect(page.locator("#by-priority tbody")).to_have_text("nothing waiting")
+    assert page.errors == []

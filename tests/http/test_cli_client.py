@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from servers import Server, running_server
+from servers import Oncue, Server, running_server
 
 from oncue.http.cli import cli, main
 
@@ -184,3 +185,28 @@ def test_client_duration_flags_take_the_one_grammar(oncue) -> None:
     assert (code, out) == (1, "")
     assert "did not finish within 0.5s" in err
     assert oncue("cancel", task["id"])[0] == 0
+
+
+def test_events_prints_a_line_per_event_and_json_with_json(oncue, server: Server) -> None:
+    code, out, _ = oncue("submit", "double", "-d", "21", "--wait")
+    assert code == 0
+    task = json.loads(out)
+    since = f"{time.time() - 60!r}-0"  # a minute ago: the server replays the task's events
+    lines = {}
+    for flag in ("--json", None):
+        args = ["events", "--task", task["id"], "--last-event-id", since, *([flag] if flag else [])]
+        follower = Oncue(*args, env={"ONCUE_URL": server.url, "ONCUE_TOKEN": TOKEN})
+        try:
+            assert follower.process.stdout is not None
+            lines[flag] = [follower.process.stdout.readline() for _ in range(3)]
+        finally:
+            follower.close()  # it follows until stopped
+    events = [json.loads(line) for line in lines["--json"]]
+    assert [event["status"] for event in events] == ["pending", "running", "completed"]
+    assert {event["id"] for event in events} == {task["id"]}
+    assert all(event["event_id"].endswith(f"-{task['number']}") for event in events)
+    plain = lines[None]
+    assert [line.split()[1:4] for line in plain] == [
+        [f"#{task['number']}", "double", status] for status in ("pending", "running", "completed")
+    ]
+    assert plain[1].split()[4:7] == ["attempt", "1", events[1]["worker"]]

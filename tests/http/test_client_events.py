@@ -4,6 +4,7 @@ and what each kind of frame becomes (the decoder and the streams on canned answe
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 
 import httpx
@@ -23,7 +24,8 @@ from oncue import (
     TaskEvent,
     TaskState,
 )
-from oncue.http.client_events import EventDecoder
+from oncue.http import client_events
+from oncue.http.client_events import RECONNECT_TRIES, EventDecoder
 
 TOKEN = "events-test-token"
 
@@ -171,9 +173,68 @@ def test_the_decoder_reads_every_kind_of_frame() -> None:
 
 
 def canned(body: str) -> EventStream:
-    """A stream whose server answers `body` and closes the connection."""
+    """A stream whose server answers `body` and closes the connection (not reopened)."""
     answer = httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
-    return EventStream("http://oncue.test", lambda: answer, None)
+    return EventStream("http://oncue.test", lambda after: answer, None, reconnect=False)
+
+
+def task_frame(number: int, at: float) -> str:
+    return (
+        f'id: {at!r}-{number}\nevent: task\ndata: {{"id":"t{number}","number":{number},'
+        '"type":"echo","status":"pending","attempt":0,"worker":null,'
+        '"at":"2026-12-05T09:00:05Z","error":null}\n\n'
+    )
+
+
+def test_a_broken_stream_reconnects_after_the_last_event_seen(monkeypatch) -> None:
+    monkeypatch.setattr(client_events, "RECONNECT_DELAYS", (0.0,))
+    answers = [
+        task_frame(1, 5.0) + "id: 6.0-2\nevent: ta",  # then the connection breaks mid-frame
+        httpx.ConnectError("refused"),  # the server is restarting
+        task_frame(2, 6.0) + "event: end\ndata: {}\n\n",
+    ]
+    asked: list[str | None] = []
+
+    def open(after: str | None) -> httpx.Response:
+        asked.append(after)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise ServerUnreachable("http://oncue.test", str(answer))
+        return httpx.Response(200, text=answer, headers={"Content-Type": "text/event-stream"})
+
+    with EventStream("http://oncue.test", open, None) as stream:
+        numbers = [event.number for event in stream]  # type: ignore[union-attr]
+    assert numbers == [1, 2]  # the half frame of the broken connection is not read as one
+    assert asked == [None, "5.0-1", "5.0-1"]
+
+
+def test_a_stream_gives_up_after_its_reconnects_and_fails_at_once_on_a_wrong_url(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(client_events, "RECONNECT_DELAYS", (0.0,))
+    opened = []
+
+    def open(after: str | None) -> httpx.Response:
+        if opened:
+            raise ServerUnreachable("http://oncue.test", "cannot reach oncue")
+        opened.append(after)
+        body = task_frame(1, 5.0)
+        return httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
+
+    stream = EventStream("http://oncue.test", open, None)
+    assert next(stream).number == 1  # type: ignore[union-attr]
+    message = rf"broke off and {RECONNECT_TRIES} reconnects failed; .*last_event_id='5.0-1'"
+    with pytest.raises(ServerUnreachable, match=message):
+        next(stream)
+    never: list[str | None] = []
+
+    def refuse(after: str | None) -> httpx.Response:
+        never.append(after)
+        raise ServerUnreachable("http://oncue.test", "cannot reach oncue at http://oncue.test")
+
+    with pytest.raises(ServerUnreachable, match="cannot reach oncue at"):
+        next(EventStream("http://oncue.test", refuse, None))
+    assert never == [None]  # the first opening is not retried by the stream
 
 
 def test_a_stream_stops_at_end_and_says_so_when_it_breaks_off() -> None:
@@ -188,3 +249,52 @@ def test_a_stream_stops_at_end_and_says_so_when_it_breaks_off() -> None:
         next(stream)
     with pytest.raises(EventsDropped):
         next(canned('event: dropped\ndata: {"reason":"fell behind"}\n\n'))
+
+
+def test_a_stream_follows_a_server_killed_and_restarted_on_its_port(tmp_path) -> None:
+    """kill -9, a new process on the same port and store: the stream opens again by itself
+    with Last-Event-ID, and the new server replays from the tasks' history what it missed."""
+    store = f"sqlite:///{tmp_path / 'oncue.db'}"
+    first = Server("--workers", "1", store=store)
+    port = first.url.rsplit(":", 1)[1]
+    try:
+        with Client(first.url) as client, client.events(type="double") as stream:
+            before = client.submit("double", 1)
+            seen = [(e.task_id, e.state) for e in until_completed(stream, before.id)]
+            first.stop(signal.SIGKILL)
+            with running_server("--workers", "1", "--port", port, store=store) as second:
+                with Client(second.url) as other:  # while the stream is away
+                    missed = other.submit("double", 2)
+                    other.wait(missed.id, timeout=30)
+                seen += [(e.task_id, e.state) for e in until_completed(stream, missed.id)]
+    finally:
+        first.close()
+    assert (before.id, TaskState.COMPLETED) in seen
+    assert [state for task_id, state in seen if task_id == missed.id] == [
+        TaskState.PENDING,
+        TaskState.RUNNING,
+        TaskState.COMPLETED,
+    ]
+
+
+def until_completed(stream: EventStream, task_id: str) -> list[TaskEvent]:
+    events = []
+    for event in stream:
+        assert isinstance(event, TaskEvent)
+        events.append(event)
+        if event.task_id == task_id and event.state is TaskState.COMPLETED:
+            return events
+    raise AssertionError("the stream ended")
+
+
+def test_last_event_id_is_the_last_yielded_and_a_drop_comes_after_what_preceded_it() -> None:
+    """Several frames come in one chunk (the server batches them): the id to resume after is
+    the last one the caller got, and a `dropped` frame does not swallow the events before it."""
+    body = task_frame(1, 5.0) + task_frame(2, 6.0) + task_frame(3, 7.0)
+    stream = canned(body + 'event: dropped\ndata: {"reason":"fell behind"}\n\n')
+    assert next(stream).number == 1  # type: ignore[union-attr]
+    assert stream.last_event_id == "5.0-1"  # not 7.0-3: events 2 and 3 are still to come
+    assert [next(stream).number, next(stream).number] == [2, 3]  # type: ignore[union-attr]
+    assert stream.last_event_id == "7.0-3"
+    with pytest.raises(EventsDropped, match="fell behind"):
+        next(stream)

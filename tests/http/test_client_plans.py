@@ -54,6 +54,16 @@ def test_a_connection_that_never_opened_is_tried_again_after_a_pause() -> None:
     assert finish(plan, respond(request)).workers_idle == 2
 
 
+def test_stats_read_the_queued_priorities_as_ints_and_do_without_them() -> None:
+    plan = Calls(URL, retries=0).stats()
+    request = next(plan)
+    answer = {**STATS, "queued_by_priority": {"2": 3, "-1": 1}}
+    assert finish(plan, respond(request, body=answer)).queued_by_priority == {2: 3, -1: 1}
+    plan = Calls(URL, retries=0).stats()  # a server older than the client: none
+    request = next(plan)
+    assert finish(plan, respond(request)).queued_by_priority == {}
+
+
 def test_after_the_last_retry_the_error_names_the_url() -> None:
     plan = Calls(URL, retries=1).stats()
     next(plan)

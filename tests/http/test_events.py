@@ -164,10 +164,8 @@ async def test_admins_see_supervision_events(monkeypatch, client: Client) -> Non
 
 
 async def test_a_stream_ends_with_an_event_when_the_server_drains(client: Client, engine):
-    from oncue.http.app import service  # noqa: F401  (the app's Service holds `draining`)
-
     async with open_stream(client) as stream:
-        client.app.extensions["oncue"].draining.set()  # type: ignore[attr-defined]
+        client.app.extensions["oncue"].draining.set()  # the app's Service  # type: ignore[attr-defined]
         frames = await stream.rest()
     assert frames[-1].kind == "end"
     assert "shutting down" in frames[-1].data["reason"]

@@ -53,6 +53,20 @@ async def test_stats_counts_by_state(client, engine: Engine) -> None:
     assert stats["by_type"]["echo"]["completed"] == 1
 
 
+async def test_stats_count_the_waiting_tasks_by_priority(client, engine: Engine) -> None:
+    await client.post("/api/v1/queue/pause")
+    for priority in ("low", "high", "high", 9):
+        await client.post("/api/v1/tasks", json={"type": "echo", "priority": priority})
+    stats = await (await client.get("/api/v1/stats")).get_json()
+    assert stats["queued_by_priority"] == {"9": 1, "2": 2, "0": 1}
+    assert list(stats["queued_by_priority"]) == ["9", "2", "0"]  # highest first
+    assert stats["queue_length"] == 4
+    await client.post("/api/v1/queue/resume")
+    await engine.wait_idle()
+    stats = await (await client.get("/api/v1/stats")).get_json()
+    assert stats["queued_by_priority"] == {}
+
+
 async def test_health_is_ok_then_503_while_shutting_down(client, engine: Engine) -> None:
     for path in ("/health", "/api/v1/health"):
         response = await client.get(path)
@@ -78,6 +92,19 @@ async def test_metrics_are_prometheus_text(client) -> None:
     assert 'oncue_http_requests_total{method="GET",route="/health",status="200"} 1.0' in text
     assert "oncue_queue_depth 0.0" in text
     assert "oncue_workers 2.0" in text
+
+
+async def test_metrics_gauge_the_waiting_tasks_by_priority(client, engine: Engine) -> None:
+    await client.post("/api/v1/queue/pause")
+    for priority in ("high", "high", "low"):
+        await client.post("/api/v1/tasks", json={"type": "echo", "priority": priority})
+    text = (await (await client.get("/metrics")).get_data()).decode()
+    assert 'oncue_queue_depth_by_priority{priority="2"} 2.0' in text
+    assert 'oncue_queue_depth_by_priority{priority="0"} 1.0' in text
+    await client.post("/api/v1/queue/resume")
+    await engine.wait_idle()
+    text = (await (await client.get("/metrics")).get_data()).decode()
+    assert "oncue_queue_depth_by_priority{" not in text  # none waiting: no series left
 
 
 async def test_metrics_count_made_up_methods_as_one_series(client) -> None:

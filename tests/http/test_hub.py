@@ -1,0 +1,90 @@
+"""The event hub (hub.py): one subscription, each event encoded once, deliveries paced."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from oncue.actors import Engine, Submission, TaskEvent, TaskState
+from oncue.http.auth import Principal
+from oncue.http.hub import LINGER, Delivery, EventHub, Listener
+from oncue.http.sse import EventFilter
+
+ADMIN = Principal("root", admin=True)
+
+
+def deliveries(listener: Listener) -> list[Delivery]:
+    found = []
+    while True:
+        try:
+            item = listener.receive.receive_nowait()
+        except trio.WouldBlock:
+            return found
+        assert isinstance(item, Delivery)
+        found.append(item)
+
+
+async def test_streams_wanting_everything_share_one_encoding(autojump_clock, engine) -> None:
+    seen: list[TaskEvent] = []
+    hub = EventHub(engine, seen.extend)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        first, second = (hub.join(EventFilter.parse({}, ADMIN), 100) for _ in range(2))
+        only_failed = hub.join(EventFilter.parse({"status": "failed"}, ADMIN), 100)
+        await engine.submit_many([Submission("double", n) for n in range(3)])
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()  # the pump has handed out all it took
+        got_first, got_second = deliveries(first), deliveries(second)
+        assert [a.data is b.data for a, b in zip(got_first, got_second, strict=True)] == [
+            True
+        ] * len(got_first)  # the same bytes object: no per-stream encoding
+        events = [event for delivery in got_first for event in delivery.events or ()]
+        assert len(events) == 9  # pending, running, completed each
+        assert b"".join(d.data for d in got_first).count(b"event: task") == 9
+        assert deliveries(only_failed) == []
+        assert seen == events  # the metrics saw the same batches
+        nursery.cancel_scope.cancel()
+
+
+async def test_under_load_a_stream_gets_one_delivery_a_linger(autojump_clock, engine) -> None:
+    hub = EventHub(engine)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        listener = hub.join(EventFilter.parse({}, ADMIN), 10_000)
+        started = trio.current_time()
+        for number in range(20):  # a store commit every LINGER / 4
+            await engine.submit("echo", number)
+            await trio.sleep(LINGER / 4)
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = trio.current_time() - started
+        got = deliveries(listener)
+        assert sum(len(delivery.events or ()) for delivery in got) == 60
+        assert len(got) <= elapsed / LINGER + 1  # not one per commit (there were 20+)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_new_stream_gets_nothing_published_before_it_joined(
+    autojump_clock, engine: Engine
+) -> None:
+    hub = EventHub(engine)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        early = hub.join(EventFilter.parse({}, ADMIN), 100)
+        await engine.submit("echo", 1)  # the hub delivers it at once (it was quiet)
+        await trio.testing.wait_all_tasks_blocked()
+        before = await engine.submit("echo", 2)  # lingers in the hub: just delivered
+        late = hub.join(EventFilter.parse({}, ADMIN), 100)
+        after = await engine.submit("echo", 3)
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()  # the pump has handed out all it took
+        late_seen = {(e.task_id, e.state) for d in deliveries(late) for e in d.events or ()}
+        early_seen = {(e.task_id, e.state) for d in deliveries(early) for e in d.events or ()}
+        assert (before.id, TaskState.PENDING) in early_seen
+        assert (before.id, TaskState.PENDING) not in late_seen  # published before it joined
+        assert (before.id, TaskState.COMPLETED) in late_seen  # after
+        assert (after.id, TaskState.PENDING) in late_seen
+        nursery.cancel_scope.cancel()
