@@ -305,8 +305,27 @@ class SchedulerCore(Generic[Waiter]):
             self._enqueue(job)
 
     def starts_recorded(self, token: object) -> None:
-        """The store committed the Record that carried ``token``: hand out its work."""
-        self.outbox.replies.extend(self.confirmations.recorded(token))
+        """The store committed the Record that carried ``token``: hand out its work, less the
+        tasks cancelled meanwhile (the store tells their cancel first): those never begin, and
+        leave the holdings as a worker's report of them would."""
+        answers = self.confirmations.recorded(token)
+        holdings = self.holdings
+        if holdings.cancelled:
+            answers = [(waiter, self._not_cancelled(jobs)) for waiter, jobs in answers]
+        self.outbox.replies.extend(answers)
+
+    def _not_cancelled(self, jobs: list[Job]) -> list[Job]:
+        holdings = self.holdings
+        kept = []
+        for job in jobs:
+            worker = holdings.holder.get(job.id) if job.id in holdings.cancelled else None
+            if worker is None:
+                kept.append(job)
+                continue
+            holdings.release(worker, job.id)  # over: no outcome will come for it
+            if self._returning:
+                self._returned()
+        return kept
 
     def claim_undelivered(self) -> None:
         """The Claim from the outbox could not be sent; the next poll tries again."""

@@ -10,7 +10,6 @@ and sleeps until the next message or the core's next deadline.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -85,6 +84,10 @@ class Scheduler(Actor):
         self._workers: dict[str, ActorRef] = {}  # to interrupt them
         self._ready: TasksReady | None = None  # the last TasksReady, open for the store to add to
         self._ready_read = 0  # how many of its jobs the core has
+        # Records the store's full mailbox refused, in order: sent out of the waiting scope,
+        # whose timer may already have fired (an await under it could be cut short, the
+        # Record lost with its starts and outcomes, a durable store's worker never answered).
+        self._unsent: list[Record] = []
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             TasksReady: self._tasks_ready,
             TaskCancelled: lambda message, _: self.core.task_cancelled(message.id),
@@ -111,6 +114,7 @@ class Scheduler(Actor):
         ended = False
         try:
             while not ended:
+                await self._send_unsent()
                 # One cancel scope until a timer fires, not one per turn (entering one costs
                 # more than a turn): its deadline is the next timer (the end of a linger too),
                 # moved only when that changes.
@@ -132,14 +136,15 @@ class Scheduler(Actor):
                             except trio.EndOfChannel:
                                 ended = True
                                 break
-                        await self._turn(waiting)
+                        self._turn(waiting)
                         if ended:
                             break
                 if not ended:  # a timer fired
-                    await self._turn(waiting)
+                    self._turn(waiting)
         finally:
             if self._ready is not None:  # the store must not add to what nobody will read
                 self._ready.taken = True
+        await self._send_unsent()
         await self._send_changes(force=True)
 
     async def _load_queue(self) -> list[tuple[Job, TaskState]]:
@@ -155,9 +160,10 @@ class Scheduler(Actor):
                 await trio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _turn(self, waiting: trio.CancelScope) -> None:
-        """Run the core's turn, then send what it decided (``waiting``: the loop's scope,
-        whose timer must not cut a send short)."""
+    def _turn(self, waiting: trio.CancelScope) -> None:
+        """Run the core's turn, then send what it decided, never waiting: a Record the store's
+        full mailbox refuses waits in ``_unsent``, and ``waiting`` (the loop's scope) is
+        cancelled so the loop sends it, out of that scope, before anything newer."""
         core = self.core
         if self._ready is not None:
             self._read_ready()
@@ -177,11 +183,20 @@ class Scheduler(Actor):
         changes = core.take_changes()
         if changes is not None:
             record = Record(changes, core.confirmations.token())
-            try:
-                self._store.try_tell(record)
-            except MailboxFull:  # rare: wait for room, with no timer to cut the wait short
-                waiting.deadline = math.inf
-                await self._store.tell(record)
+            if not self._unsent:
+                try:
+                    self._store.try_tell(record)
+                    return
+                except MailboxFull:  # rare: wait for room, out of the waiting scope
+                    pass
+            self._unsent.append(record)
+            waiting.cancel()
+
+    async def _send_unsent(self) -> None:
+        """Send, waiting for room, the Records the store's full mailbox refused, in order."""
+        while self._unsent:
+            await self._store.tell(self._unsent[0])
+            del self._unsent[0]
 
     async def _send_changes(self, *, force: bool = False) -> None:
         changes = self.core.take_changes(force=force)

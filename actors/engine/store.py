@@ -192,14 +192,16 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
-        for token in self._confirms:  # committed: the workers may run what started
-            self._tell_scheduler(StartsRecorded(token))
         if batch.finished:
             self._keep_finished(batch.finished)
         if batch.ready:
             self._tell_ready(batch.ready)
         for task_id in batch.cancelled:
             self._tell_scheduler(TaskCancelled(task_id))
+        # Committed: the workers may run what started. After the cancels: a task whose cancel
+        # this batch committed with its start is then kept from its worker, never begun.
+        for token in self._confirms:
+            self._tell_scheduler(StartsRecorded(token))
         chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
