@@ -70,6 +70,7 @@ class Engine(Submitting, BulkResults, Running):
         feed: Feed | None = None,
         retention: float | None = None,
         remote: Feed | None = None,
+        queue_size: int | None = None,
     ) -> None:
         self.registry = registry
         self.retention = retention  # seconds finished tasks are kept (None: forever)
@@ -90,7 +91,9 @@ class Engine(Submitting, BulkResults, Running):
         self._report: ShutdownReport | None = None
         self._nowait_sent: deque[SubmitNowait] = deque()  # oldest first; taken ones popped
         self._nowait_waiting = 0  # tasks in those not yet taken by the store
-        self._nowait_admission = NO_ANSWER_YET  # (queue_size, unfinished) at the store's last look
+        # (queue_size, unfinished) at the store's last look; before it, the configured bound
+        # (a first burst of submit_nowait raises QueueFull at it instead of failing tasks)
+        self._nowait_admission = NO_ANSWER_YET if queue_size is None else (queue_size, 0)
 
     @property
     def durable(self) -> bool:

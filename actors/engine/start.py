@@ -214,6 +214,7 @@ async def open_engine(
             feed=feed,
             retention=retention,
             remote=remote,
+            queue_size=queue_size,
         )
         try:
             with tuned_gc(gc_threshold):

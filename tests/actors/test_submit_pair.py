@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from oncue.actors import Engine, QueueFull, TaskState, open_engine
+from oncue.actors import Engine, QueueFull, Registry, TaskContext, TaskState, open_engine
 
 
 def test_the_pair_takes_the_same_arguments() -> None:
@@ -86,3 +86,25 @@ def _same_but_ids(one: Any, other: Any) -> bool:
     skip = {"id", "number", "key", "created_at", "history", "run_at"}
     fields = [field.name for field in attrs.fields(type(one)) if field.name not in skip]
     return all(getattr(one, name) == getattr(other, name) for name in fields)
+
+
+async def test_a_first_burst_of_submit_nowait_stops_at_the_queue_size(autojump_clock) -> None:
+    """Before the store's first answer the engine goes by the configured queue_size: a burst on
+    a fresh engine raises QueueFull there instead of handing over tasks recorded failed."""
+    registry = Registry()
+
+    @registry.task("slow", timeout=60)
+    async def slow(ctx: TaskContext, x: Any) -> Any:
+        await trio.sleep(100)
+
+    async with open_engine(registry=registry, workers=1, queue_size=10) as engine:
+        handed, refused = [], 0
+        for number in range(30):
+            try:
+                handed.append(engine.submit_nowait("slow", number))
+            except QueueFull:
+                refused += 1
+        await trio.sleep(1)
+        states = [(await engine.get(task.id)).state for task in handed]
+        assert TaskState.FAILED not in states
+        assert (len(handed), refused) == (10, 20)
