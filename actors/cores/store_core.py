@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..messages import Completed, Failed, Job, Requeued, Retrying, Started
 from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskState, Transition
+from . import reconcile
 from .batch import Batch, Counts, task_event
 from .ownership import Ownership
 from .record import TaskRecord
@@ -320,45 +321,19 @@ class StoreCore:
             self.batch.ready.append(record.job())
         return record.snapshot()
 
-    # -- what other engines did (shared ownership) --------------------------------------------
+    # -- what other engines did (shared ownership): reconcile.py ---------------------------------
 
     def lost(self, ids: Iterable[str]) -> set[str]:
-        """These writes were refused: our lease ran out and another engine may run the task.
-        Forget them and have their worker interrupted. Returns the ids."""
-        gone = set(ids)
-        batch = self.batch
-        for task_id in gone:
-            if self.unfinished.pop(task_id, None) is not None:
-                batch.cancelled.append(task_id)
-        batch.finished = [record for record in batch.finished if record.id not in gone]
-        return gone
+        return reconcile.lost(self.unfinished, self.batch, ids)
 
     def cancelled_elsewhere(self, ids: Iterable[str]) -> None:
-        """Another engine cancelled these tasks (it wrote that); we only stop running them."""
-        for task_id in ids:
-            record = self.unfinished.pop(task_id, None)
-            if record is not None:
-                record.state = TaskState.CANCELLED
-                self.batch.cancelled.append(task_id)
+        reconcile.cancelled_elsewhere(self.unfinished, self.batch, ids)
 
     def claimed(self, records: list[TaskRecord]) -> list[Job]:
-        """Our claim got these: ours to run. One we are running already (our lease lapsed
-        unnoticed, it was reaped, and our own claim took it back) goes on as it is: taken as
-        pending, its run's outcome was ignored and it never ran again (the shared
-        simulation, seed 903)."""
-        unfinished = self.unfinished
-        jobs = []
-        for record in records:
-            ours = unfinished.get(record.id)
-            if ours is not None and ours.state is TaskState.RUNNING:
-                continue
-            unfinished[record.id] = record
-            jobs.append(record.job())
-        return jobs
+        return reconcile.claimed(self.unfinished, records)
 
     def dropped(self, ids: Iterable[str]) -> list[str]:
-        """No longer ours (a renewal said so): the ones we held, to interrupt."""
-        return [task_id for task_id in ids if self.unfinished.pop(task_id, None) is not None]
+        return reconcile.dropped(self.unfinished, ids)
 
     # -- the whole store ---------------------------------------------------------------------------
 
