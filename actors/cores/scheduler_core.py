@@ -5,15 +5,15 @@ each drain of its mailbox, sends what the core put in its outbox and :meth:`take
 waits for the next message until :meth:`next_deadline` (timers are data). The core reads two
 injected clocks (the scheduler's, for timers; the wall clock, for what is recorded) and
 imports neither trio nor a backend. Its parts: queues.py (the heaps), holdings.py (who holds
-what), durations.py (batch and prefetch sizes), settlement.py (what an outcome becomes),
-claims.py (a shared store's claims), recording.py (the outbox, the next Record, retention).
+what), roster.py (the workers, the idle ones), dispatch.py (who gets which work), durations.py
+(batch and prefetch sizes), settlement.py (what an outcome becomes), claims.py (a shared
+store's claims), recording.py (the outbox, the next Record, retention).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Generic
 
@@ -28,14 +28,15 @@ from ..messages import (
     Load,
     Outcome,
     Requeued,
-    Started,
 )
 from .claims import CLAIM_POLL, Claims
-from .durations import Durations, fair_share
+from .dispatch import Dispatch
+from .durations import Durations
 from .holdings import Holdings
 from .linger import LINGER_BATCH, Linger
 from .queues import Queues
 from .recording import Changes, Confirmations, Outbox, Retention, Transition, Waiter
+from .roster import Roster
 from .settlement import Requeue, RetryLater, attempts_exhausted, lost, node_lost, settle
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ class SchedulerCore(Generic[Waiter]):
         linger_batch: int = LINGER_BATCH,
     ) -> None:
         self._clock = clock
-        self._gone = gone  # whether a waiter's asker gave up (a worker stopped by a restart)
         self._wall = wall
         self._policy = policy
         self._rng = rng
@@ -81,10 +81,7 @@ class SchedulerCore(Generic[Waiter]):
         self.outbox: Outbox[Waiter] = Outbox()
         self.paused = False
         self.draining = False
-        self._label_prefix = "" if node is None else f"{node}/"  # in worker names of records
-        self._idle: deque[tuple[Waiter, str]] = deque()
-        self._workers: set[str] = set()
-        self._done: dict[str, int] = {}  # worker -> tasks finished
+        self.roster: Roster[Waiter] = Roster()  # the workers, the idle ones, what each did
         self._drained_waiters: list[Waiter] = []
         self.changes = Changes()  # the next Record
         self.retention = Retention(retention)
@@ -92,6 +89,20 @@ class SchedulerCore(Generic[Waiter]):
         self.confirmations: Confirmations[Waiter] = Confirmations(confirm_starts)
         self._returning: dict[str, Job] = {}  # claimed again while a cancelled run stops
         self.linger = Linger(linger, linger_batch)
+        self.dispatch: Dispatch[Waiter] = Dispatch(
+            queues=self.queues,
+            holdings=self.holdings,
+            durations=self.durations,
+            roster=self.roster,
+            linger=self.linger,
+            changes=self.changes,
+            confirmations=self.confirmations,
+            outbox=self.outbox,
+            clock=clock,
+            wall=wall,
+            gone=gone,  # whether a waiter's asker gave up (a worker stopped by a restart)
+            label_prefix="" if node is None else f"{node}/",  # in worker names of records
+        )
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -118,7 +129,8 @@ class SchedulerCore(Generic[Waiter]):
         if purge is not None:
             self.outbox.to_store.append(purge)
         linger = self.linger
-        if not (linger.seconds and self._hold(now)):
+        accepting = not (self.paused or self.draining)
+        if not (linger.seconds and self.dispatch.hold(now, accepting=accepting)):
             self._dispatch(now, gathered=linger.gathered)
             linger.gathered = False
         self._claim()
@@ -183,15 +195,14 @@ class SchedulerCore(Generic[Waiter]):
         """``worker`` is idle, after ``outcomes``; ``fresh``: a new incarnation (what the old
         one held is lost). True: ``waiter`` gets its work through the outbox; False: answer
         None now (the engine is draining: stop asking)."""
-        self._workers.add(worker)
+        self.roster.asked(worker, fresh=fresh)
         if fresh:  # a new incarnation: what the old one held or asked is void
             self._lose(worker, started=True)
-            self._idle = deque(item for item in self._idle if item[1] != worker)
         for outcome in outcomes:
             self._settle(worker, outcome)
         if self.draining:
             return False
-        self._idle.append((waiter, worker))
+        self.roster.wait(waiter, worker)
         return True
 
     def worker_stopped(self, worker: str, outcomes: Iterable[Outcome]) -> None:
@@ -199,8 +210,7 @@ class SchedulerCore(Generic[Waiter]):
         for outcome in outcomes:
             self._settle(worker, outcome)
         self._lose(worker, started=False)
-        self._idle = deque(item for item in self._idle if item[1] != worker)
-        self._workers.discard(worker)
+        self.roster.left(worker)
 
     def _returned(self) -> None:
         """Queue what a claim brought back while a cancelled run of it was stopping, now that
@@ -230,7 +240,8 @@ class SchedulerCore(Generic[Waiter]):
                 self._returned()
             return  # re-queued already (the worker was presumed lost), or cancelled
         if type(outcome) is JobSucceeded:  # the common case, inline: a call a task costs ~1%
-            self._done[worker] = self._done.get(worker, 0) + 1
+            done = self.roster.done
+            done[worker] = done.get(worker, 0) + 1
             self.durations.measure(job.type, outcome.started_at, outcome.finished_at)
             self._change(Completed(job.id, outcome.result, outcome.finished_at))
             return
@@ -238,7 +249,7 @@ class SchedulerCore(Generic[Waiter]):
         if isinstance(decision, Requeue):  # interrupted or returned: not done here
             self._requeue(decision)
             return
-        self._done[worker] = self._done.get(worker, 0) + 1
+        self.roster.finished(worker)
         if isinstance(outcome, JobFailed):
             self.durations.measure(job.type, outcome.started_at, outcome.finished_at)
         if isinstance(decision, RetryLater):
@@ -252,41 +263,16 @@ class SchedulerCore(Generic[Waiter]):
         if not self.draining:
             self._enqueue(decision.job)
 
-    def _hold(self, now: float) -> bool:
-        """Whether to hold ready work back for company now (linger.py)."""
-        can_start = bool(self._idle) and not (self.paused or self.draining)
-        return self.linger.hold(now, self.queues.ready_count(), can_start=can_start)
-
     def _dispatch(self, now: float, *, gathered: bool = False) -> None:
-        if self.paused or self.draining:
-            return
-        queues = self.queues
-        idle = self._idle
-        if idle and queues.peek() is not None:
-            self.linger.dispatched_at = now
-        while idle and queues.peek() is not None:
-            waiter, worker = idle.popleft()
-            if self._gone(waiter):  # handing it work would hold that work for nobody
-                continue
-            # Spread the ready jobs over the idle workers (each its fair share), except what a
-            # linger gathered: one worker takes it all (as its batch budget allows), one wake.
-            share = fair_share(queues.ready_count(), 1 if gathered else len(idle) + 1)
-            jobs = self.durations.take(queues, share)
-            self.holdings.hold(worker, jobs)
-            label = self._label_prefix + worker
-            started = Started([job.id for job in jobs], label, self._wall())
-            if self.confirmations.hold(waiter, jobs):
-                self._change(started)  # the worker waits for it: this turn's Record
-            else:
-                self.changes.add_started(started, self._clock())
-                self.outbox.replies.append((waiter, jobs))
+        if not (self.paused or self.draining):
+            self.dispatch.run(now, gathered=gathered)
 
     # -- a shared store: the queues are a buffer of claimed tasks ----------------------------------
 
     def _room(self) -> int:
         if not self.claims.shared:
             return 0
-        prefetch = self.durations.per_worker() * len(self._workers)  # no workers: no claims
+        prefetch = self.durations.per_worker() * len(self.roster.workers)  # no workers: no claims
         buffered = self.queues.ready_count() + len(self.holdings)  # queued or running
         return self.claims.room(prefetch, buffered, accepting=not (self.paused or self.draining))
 
@@ -351,8 +337,7 @@ class SchedulerCore(Generic[Waiter]):
         how many tasks workers hold."""
         self.draining = True
         self._no_room()
-        self.outbox.replies.extend((waiter, None) for waiter, _ in self._idle)
-        self._idle.clear()
+        self.outbox.replies.extend((waiter, None) for waiter in self.roster.dismiss())
         if interrupt:
             for worker in self.holdings.workers():
                 self.outbox.interrupts.append((worker, Interrupt(None, "shutdown")))
@@ -370,8 +355,8 @@ class SchedulerCore(Generic[Waiter]):
         current = self.holdings.current()
         return Load(
             busy=len(current),
-            idle=len(self._idle),
+            idle=len(self.roster.idle),
             paused=self.paused,
             current=current,
-            done=dict(self._done),
+            done=dict(self.roster.done),
         )

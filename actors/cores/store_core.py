@@ -7,6 +7,7 @@ methods answer (or raise the error the caller gets) and fill the current ``Batch
 commit, what became ready, what was cancelled, what finished, which events to publish. After
 the batch commits the actor replies, wakes waiters and tells the scheduler. Nothing here
 awaits, so a decision never waits on the backend half-way; tests drive it without trio.
+Its parts: reported.py (a Record's changes applied), reconcile.py (what other engines did).
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from ..errors import (
     TaskNotFailed,
     TaskNotFinished,
 )
-from ..messages import Completed, Failed, Job, Requeued, Retrying, Started
+from ..messages import Job
 from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskState, Transition
+from . import reconcile, reported
 from .batch import Batch, Counts, task_event
 from .ownership import Ownership
 from .record import TaskRecord
 
-PENDING, RUNNING, RETRYING, COMPLETED, FAILED = (
+PENDING, RUNNING, RETRYING, FAILED = (
     TaskState.PENDING,
     TaskState.RUNNING,
     TaskState.RETRYING,
-    TaskState.COMPLETED,
     TaskState.FAILED,
 )
 SHRINK_ABOVE = 4096  # a dict of unfinished tasks this big is copied when it drains below 1/4
@@ -208,76 +209,8 @@ class StoreCore:
 
     def record(self, changes: Iterable[Any]) -> None:
         """Apply what the scheduler decided (Started, Completed, Retrying, Failed, Requeued),
-        in order; a task cancelled or deleted meanwhile is left alone: the store's word is final."""
-        unfinished = self.unfinished
-        for change in changes:
-            if isinstance(change, Started):
-                self.started(change)
-                continue
-            record = unfinished.get(change.id)
-            if record is None or record.state is not RUNNING:
-                continue
-            if isinstance(change, Completed):
-                self.completed(record, change.result, change.at)
-            elif isinstance(change, Retrying):
-                record.error = change.error
-                record.run_at = change.run_at
-                record.progress = None  # the next attempt reports its own
-                self.move(record, TaskState.RETRYING, change.at)
-            elif isinstance(change, Failed):
-                record.error = change.error
-                self.move(record, TaskState.FAILED, change.at)
-            elif isinstance(change, Requeued):
-                if not change.started:
-                    record.attempts -= 1
-                record.progress = None
-                self.move(record, TaskState.PENDING, change.at)
-
-    def completed(self, record: TaskRecord, result: Any, at: float) -> None:
-        """A running task's attempt returned ``result``: the move to completed, written out
-        (every task that succeeds makes it)."""
-        record.result = result
-        record.error = None
-        record.state = COMPLETED
-        record.history += (Transition(COMPLETED, at, None, None),)
-        record.finished_at = at
-        counts = self.counts
-        counts[record.type, RUNNING] -= 1
-        counts[record.type, COMPLETED] += 1
-        self.unfinished.pop(record.id, None)  # not ours (a shared store) if absent
-        batch = self.batch
-        batch.changed[record.id] = record
-        batch.finished.append(record)
-        if batch.events is not None:
-            batch.events.append(task_event(record, COMPLETED, at, None))
-
-    def started(self, change: Started) -> None:
-        """A worker took these tasks: running, one attempt more (unless cancelled meanwhile).
-        The move is written out here, not a call to move(): two of a task's three transitions
-        are starts, and the tasks of one start share its history entry."""
-        unfinished, counts, queued = self.unfinished, self.counts, self.queued
-        batch = self.batch
-        changed, events = batch.changed, batch.events
-        worker, at = change.worker, change.at
-        entered = Transition(RUNNING, at, worker, None)
-        for task_id in change.ids:
-            record = unfinished.get(task_id)
-            if record is None:
-                continue
-            previous = record.state
-            if previous is not PENDING and previous is not RETRYING:
-                continue
-            record.attempts += 1
-            record.worker = worker
-            record.started_at = at
-            record.state = RUNNING
-            record.history += (entered,)
-            counts[record.type, previous] -= 1
-            counts[record.type, RUNNING] += 1
-            queued[record.priority] -= 1  # it waited (pending or retrying)
-            changed[task_id] = record
-            if events is not None:
-                events.append(task_event(record, RUNNING, at, None))
+        in order; a task cancelled or deleted meanwhile is left alone (reported.py)."""
+        reported.apply(changes, self.unfinished, self.counts, self.queued, self.batch, self.move)
 
     def progress(self, task_id: str, fraction: float, message: str) -> None:
         # Unfinished is enough: a fast task's progress can arrive before its start is recorded
@@ -320,45 +253,19 @@ class StoreCore:
             self.batch.ready.append(record.job())
         return record.snapshot()
 
-    # -- what other engines did (shared ownership) --------------------------------------------
+    # -- what other engines did (shared ownership): reconcile.py ---------------------------------
 
     def lost(self, ids: Iterable[str]) -> set[str]:
-        """These writes were refused: our lease ran out and another engine may run the task.
-        Forget them and have their worker interrupted. Returns the ids."""
-        gone = set(ids)
-        batch = self.batch
-        for task_id in gone:
-            if self.unfinished.pop(task_id, None) is not None:
-                batch.cancelled.append(task_id)
-        batch.finished = [record for record in batch.finished if record.id not in gone]
-        return gone
+        return reconcile.lost(self.unfinished, self.batch, ids)
 
     def cancelled_elsewhere(self, ids: Iterable[str]) -> None:
-        """Another engine cancelled these tasks (it wrote that); we only stop running them."""
-        for task_id in ids:
-            record = self.unfinished.pop(task_id, None)
-            if record is not None:
-                record.state = TaskState.CANCELLED
-                self.batch.cancelled.append(task_id)
+        reconcile.cancelled_elsewhere(self.unfinished, self.batch, ids)
 
     def claimed(self, records: list[TaskRecord]) -> list[Job]:
-        """Our claim got these: ours to run. One we are running already (our lease lapsed
-        unnoticed, it was reaped, and our own claim took it back) goes on as it is: taken as
-        pending, its run's outcome was ignored and it never ran again (the shared
-        simulation, seed 903)."""
-        unfinished = self.unfinished
-        jobs = []
-        for record in records:
-            ours = unfinished.get(record.id)
-            if ours is not None and ours.state is TaskState.RUNNING:
-                continue
-            unfinished[record.id] = record
-            jobs.append(record.job())
-        return jobs
+        return reconcile.claimed(self.unfinished, records)
 
     def dropped(self, ids: Iterable[str]) -> list[str]:
-        """No longer ours (a renewal said so): the ones we held, to interrupt."""
-        return [task_id for task_id in ids if self.unfinished.pop(task_id, None) is not None]
+        return reconcile.dropped(self.unfinished, ids)
 
     # -- the whole store ---------------------------------------------------------------------------
 

@@ -4,9 +4,9 @@ It drains its mailbox in batches. For each message it reads from the backend wha
 needs (a task not in memory, the tasks of some keys, what a shared store's admission goes by),
 then applies it to the core (store_core.py), which decides and fills the batch; the batch is
 committed to the backend in one transaction, and only then are asks answered, waiters woken,
-events published and the scheduler told of new work. So a task is never acknowledged, nor run,
-before it is committed. Local or shared ownership is chosen once, at start (ownership.py,
-sharing.py).
+events published and the scheduler told of new work (telling.py). So a task is never
+acknowledged, nor run, before it is committed. Local or shared ownership is chosen once, at
+start (ownership.py, sharing.py).
 """
 
 from __future__ import annotations
@@ -31,18 +31,14 @@ from ..messages import (
     CancelTask,
     CloseAdmission,
     DeleteTask,
-    Job,
     LoadQueue,
     ProgressReported,
     Purge,
     Record,
     RetryTask,
-    StartsRecorded,
     Submit,
     SubmitNowait,
     Subscribe,
-    TaskCancelled,
-    TasksReady,
 )
 from ..runtime.actor import Actor, Context
 from ..runtime.mailbox import ActorRef, Envelope, Mailbox
@@ -52,6 +48,7 @@ from .guard import FAILURES, BackendGuard, OutageHistory
 from .listeners import Listeners
 from .reads import Reads
 from .sharing import Answer, Link, LocalLink, SharedHandlers, SharedLink
+from .telling import SchedulerLine
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +86,12 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         self._node = node  # our name among the engines of a shared backend
         self._backend = backend
         self._guard = BackendGuard(backend, life.outages)
-        self._scheduler = scheduler
+        self._line = SchedulerLine(scheduler)  # what the scheduler is told after a commit
         self._queue_size = queue_size
         self._listeners = Listeners()
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
         self._confirms: list[object] = []  # of this batch's Records: StartsRecorded after commit
-        self._last_ready: TasksReady | None = None  # the last thing told the scheduler, if so
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -192,16 +188,9 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
                 envelope.fail(answer)
             else:
                 envelope.reply(answer)
+        self._line.committed(self._confirms, batch.ready, batch.cancelled)
         if batch.finished:
             self._keep_finished(batch.finished)
-        if batch.ready:
-            self._tell_ready(batch.ready)
-        for task_id in batch.cancelled:
-            self._tell_scheduler(TaskCancelled(task_id))
-        # Committed: the workers may run what started. After the cancels: a task whose cancel
-        # this batch committed with its start is then kept from its worker, never begun.
-        for token in self._confirms:
-            self._tell_scheduler(StartsRecorded(token))
         chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
@@ -221,23 +210,8 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         if self._trim_finished is not None:
             self._core.purged(self._trim_finished())
 
-    def _tell_ready(self, jobs: list[Job]) -> None:
-        """Add ``jobs`` to the TasksReady the scheduler has not taken yet, if it was the last
-        thing told (so the order of what it hears stays as it was), or send a new one."""
-        last = self._last_ready
-        if last is not None and not last.taken and len(last.jobs) < last.limit:
-            last.jobs.extend(jobs)
-            return
-        message = TasksReady(jobs)
-        self._tell_scheduler(message)
-        self._last_ready = message
-
     def _tell_scheduler(self, message: Any) -> None:
-        self._last_ready = None
-        try:
-            self._scheduler.try_tell(message)  # the scheduler's mailbox is unbounded
-        except ActorStopped:
-            logger.debug("store.scheduler_gone", extra={"reply": type(message).__name__})
+        self._line.tell(message)
 
     async def _read(self, call: Callable[[], Any]) -> Any:
         return await self._guard.read(call)

@@ -1,8 +1,8 @@
 """The worker actor: asks the scheduler for work when idle, runs it under cancel scopes.
 
 This is the task boundary: the one place where an exception from task code is caught and
-becomes data (an Outcome). Anything else that goes wrong crashes the worker, its supervisor
-restarts it, and the scheduler re-queues what it held.
+becomes data (an Outcome; failures.py says which). Anything else that goes wrong crashes the
+worker, its supervisor restarts it, and the scheduler re-queues what it held.
 
 Timeouts: one cancel scope serves batch after batch (and the asks between them, with no
 deadline), its deadline moved for each job, because a fresh ``move_on_after`` per task costs
@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import traceback
 from typing import Any
 
 import trio
@@ -27,18 +26,15 @@ from ..errors import (
     MailboxFull,
     NoThreadLeft,
     Retry,
-    TaskTimeout,
     UnknownTaskType,
 )
 from ..messages import (
     Interrupt,
     Job,
     JobCancelled,
-    JobFailed,
     JobInterrupted,
     JobReturned,
     JobSucceeded,
-    JobTimedOut,
     Outcome,
     ProgressReported,
     RequestWork,
@@ -47,7 +43,7 @@ from ..messages import (
 from ..registry import Handler, Registry, TaskContext
 from ..runtime.actor import Actor, Context
 from ..runtime.mailbox import ActorRef, Mailbox
-from ..task import TaskError
+from .failures import cut_short, failed, raised_by_task_code
 from .tracing import attempt_span, end_attempt
 
 logger = logging.getLogger(__name__)
@@ -111,7 +107,9 @@ class Worker(Actor):
                 await self._ask_and_run(ref, scope)
             self._scope = None
             if scope.cancelled_caught and self._index < len(self._batch):  # a job was cut short
-                self._outcomes.append(self._cut_short(self._batch[self._index]))
+                self._outcomes.append(
+                    cut_short(self._batch[self._index], self._name, self._interrupt)
+                )
                 self._index += 1
 
     async def _ask_and_run(self, ref: ActorRef, scope: trio.CancelScope) -> None:
@@ -215,19 +213,6 @@ class Worker(Actor):
                 outcomes.append(await self._attempt(job))
             self._index += 1
 
-    def _cut_short(self, job: Job) -> Outcome:
-        now = time.time()
-        if self._interrupt == "cancelled":
-            return JobCancelled(job, now)
-        if self._interrupt is not None:
-            return JobInterrupted(job, now)
-        logger.warning(
-            "task.timeout",
-            extra={"task_id": job.id, "task_type": job.type, "worker": self._name},
-        )
-        error = TaskError.from_exception(TaskTimeout(job.timeout))
-        return JobTimedOut(job, now, error)
-
     async def _attempt(self, job: Job) -> Outcome:
         """Run one attempt; the task boundary, where task code's exceptions become data."""
         if not self._traced:
@@ -243,15 +228,15 @@ class Worker(Actor):
             handler = self._registry.get(job.type)
             result = await self._call(handler, job)
         except Retry as error:
-            return self._failed(job, started, error, retry_delay=error.delay, expected=True)
+            return failed(job, self._name, started, error, retry_delay=error.delay, expected=True)
         except (Fatal, UnknownTaskType) as error:
-            return self._failed(job, started, error, fatal=True)
+            return failed(job, self._name, started, error, fatal=True)
         except Exception as error:
-            return self._failed(job, started, error)
+            return failed(job, self._name, started, error)
         except BaseException as error:  # SystemExit, GeneratorExit...: still the task's failure
             if not raised_by_task_code(error):
                 raise  # trio's cancellation (a timeout, a stop), or Ctrl-C sent to the process
-            return self._failed(job, started, error)
+            return failed(job, self._name, started, error)
         return JobSucceeded(job, started, time.time(), result)
 
     async def _call(self, handler: Handler, job: Job) -> Any:
@@ -291,31 +276,6 @@ class Worker(Actor):
                     "worker.thread_abandoned", extra={"task_id": job.id, "task_type": job.type}
                 )
 
-    def _failed(
-        self,
-        job: Job,
-        started: float,
-        error: BaseException,
-        *,
-        fatal: bool = False,
-        retry_delay: float | None = None,
-        expected: bool = False,
-    ) -> JobFailed:
-        logger.warning(
-            "task.error",
-            extra={
-                "task_id": job.id,
-                "task_type": job.type,
-                "worker": self._name,
-                "attempt": job.attempts + 1,
-                "error": repr(error),
-            },
-            # the full traceback for what task code did not expect (not Retry, not Fatal)
-            exc_info=None if fatal or expected else error,
-        )
-        details = TaskError.from_exception(error, "".join(traceback.format_exception(error)))
-        return JobFailed(job, started, time.time(), details, fatal, retry_delay)
-
     def _report(self, task_id: str, fraction: float, message: str) -> None:
         """Progress from task code, in the event loop or in a worker thread; dropped if full."""
         try:
@@ -327,28 +287,3 @@ class Worker(Actor):
             self._store.try_tell(ProgressReported(task_id, fraction, message))
         except (MailboxFull, ActorStopped):
             logger.debug("task.progress_dropped", extra={"task_id": task_id})
-
-
-def raised_by_task_code(error: BaseException) -> bool:
-    """Whether a BaseException out of a handler is the task's own failure (issue 12 item 8).
-
-    Not so for trio's Cancelled (a timeout, an interrupt, the engine stopping) nor for a
-    KeyboardInterrupt trio delivered from a SIGINT to the process (its traceback ends in trio's
-    signal handler): those go on and stop what they are meant to. Anything else task code
-    raises (SystemExit, GeneratorExit, KeyboardInterrupt raised by the code itself, custom
-    BaseExceptions) fails the task like any error, so no task can take its node down.
-    """
-    if isinstance(error, BaseExceptionGroup):
-        return all(raised_by_task_code(inner) for inner in error.exceptions)
-    if isinstance(error, trio.Cancelled):
-        return False
-    if isinstance(error, KeyboardInterrupt):
-        return not _delivered_by_trio(error)
-    return True
-
-
-def _delivered_by_trio(error: BaseException) -> bool:
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    return frame is not None and frame.tb_frame.f_globals.get("__name__", "").startswith("trio.")

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from oncue.actors import Registry, TaskContext, TaskState, open_engine
-from oncue.actors.engine.worker import raised_by_task_code
+from oncue.actors.engine.failures import raised_by_task_code
 
 
 class Custom(BaseException):

@@ -40,6 +40,8 @@ CORE = (
     "queues",
     "holdings",
     "durations",
+    "dispatch",
+    "roster",
     "settlement",
     "claims",
     "recording",
