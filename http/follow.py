@@ -24,10 +24,8 @@ def observer(metrics: Metrics, log_tasks: Callable[[], bool]) -> Callable[[list[
     miss what was dropped (the hub logs it)."""
 
     def observe(events: list[TaskEvent]) -> None:
-        count = metrics.observe_event
-        for event in events:
-            count(event)
-        if log_tasks():
+        metrics.observe_events(events)
+        if log_tasks() and task_logger.isEnabledFor(logging.INFO):
             for event in events:
                 log_transition(event)
 

@@ -11,6 +11,7 @@ from oncue.actors import (
     EngineClosed,
     EventsDropped,
     InvalidField,
+    MailboxFull,
     Progress,
     QueueFull,
     Submission,
@@ -498,19 +499,33 @@ async def test_submit_nowait_keeps_order_across_the_batches_it_fills(registry) -
 
 
 async def test_submit_nowait_would_block_on_a_full_mailbox_and_never_drops(registry) -> None:
+    async with open_engine(registry=registry, workers=1, queue_size=50_000) as engine:
+        await engine.pause()
+        ids = []
+        with pytest.raises(MailboxFull):  # a trio.WouldBlock
+            for number in range(100_000):  # no checkpoint: the handed-over backlog fills up
+                ids.append(engine.submit_nowait("echo", number).id)
+        stats = await engine.stats()  # asked after them all: the store has them all now
+        await engine.resume()
+    assert 0 < len(ids) < 50_000
+    assert stats.by_state["pending"] == len(ids)  # every one handed over, none dropped
+    assert stats.by_state["failed"] == 0
+
+
+async def test_submit_nowait_past_the_queue_size_raises_queue_full_and_never_drops(
+    registry,
+) -> None:
     async with open_engine(registry=registry, workers=1, queue_size=5) as engine:
         await engine.pause()
         ids = []
-        with pytest.raises(trio.WouldBlock):
-            for number in range(100_000):  # no checkpoint: the store's mailbox fills up
+        with pytest.raises(QueueFull):  # a trio.WouldBlock too
+            for number in range(100):
                 ids.append(engine.submit_nowait("echo", number).id)
-        stats = await engine.stats()  # asked after them all: the store has them all now
-        refused = await engine.get(ids[-1])
+        stats = await engine.stats()
         await engine.resume()
+    assert len(ids) == 5
     assert stats.by_state["pending"] == 5  # what queue_size admits, waiting (paused)
-    assert stats.by_state["failed"] == len(ids) - 5  # the rest: recorded, not dropped
-    assert refused.error is not None
-    assert refused.error.type == "QueueFull"
+    assert stats.by_state["failed"] == 0
 
 
 async def test_submit_nowait_after_shutdown_is_refused(registry) -> None:

@@ -118,3 +118,33 @@ async def test_every_series_the_dashboard_queries_exists(client) -> None:
         assert grouped <= known, f"{query!r} groups by labels {grouped - known} that no series has"
         for label, value in re.findall(r'(\w+)="([^"]*)"', query):
             assert value in values.get(label, set()), f"{label}={value!r} never appears"
+
+
+def test_a_batch_of_events_counts_as_the_events_one_by_one() -> None:
+    """The hub hands the metrics thousands of transitions at once (observe_events): the
+    counters and the duration histogram end as they would from one event at a time."""
+    from oncue.actors import TaskEvent, TaskState
+
+    events = []
+    for n in range(50):
+        kind = "double" if n % 2 else "boom"
+        events.append(TaskEvent(f"t{n}", kind, TaskState.PENDING, 1.0, 0))
+        events.append(TaskEvent(f"t{n}", kind, TaskState.RUNNING, 2.0, 1))
+        ending = TaskState.COMPLETED if n % 3 else TaskState.RETRYING
+        events.append(TaskEvent(f"t{n}", kind, ending, 2.5 + n, 1))
+    one_by_one, batched = Metrics(), Metrics()
+    for event in events:
+        one_by_one.observe_event(event)
+    batched.observe_events(events[:70])
+    batched.observe_events(events[70:])
+
+    def samples(metrics: Metrics) -> list[Any]:
+        return sorted(
+            (sample.name, sorted(sample.labels.items()), sample.value)
+            for family in families(metrics.render().decode())
+            if family.name.startswith("oncue_task")
+            for sample in family.samples
+        )
+
+    assert samples(batched) == samples(one_by_one)
+    assert any(name.endswith("_total") and value == 25 for name, _, value in samples(batched))
