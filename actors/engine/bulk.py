@@ -1,16 +1,16 @@
 """The store's handlers for reading and waiting on many tasks with one message.
 
-A mixin of the Store (store.py), as reads.py and sharing.py are. Each handler finds every
-task named (from the unfinished tasks, the recently finished ones the store keeps, and only
-then the backend), so reading back 10,000 results is one message, and on a durable store no
-database read for the tasks that just finished here.
+A part the Store (store.py) holds, as reads.py's Reads and sharing.py's SharedHandlers are.
+Each handler finds every task named (from the unfinished tasks, the recently finished ones
+the store keeps, and only then the backend), so reading back 10,000 results is one message,
+and on a durable store no database read for the tasks that just finished here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from ..backends import Backend
 from ..cores.recent import RecentResults
@@ -23,22 +23,27 @@ from ..task import Task
 from .listeners import Listeners
 from .waiters import Gather, Watch
 
-T = TypeVar("T")
 DEFERRED: Any = object()  # a handler's answer meaning "the reply comes later" (the Store's)
 
 
 class BulkReads:
     """Store handlers for GetMany, WaitMany and WatchMany."""
 
-    _backend: Backend
-    _listeners: Listeners
-    _core: StoreCore
-    _recent: RecentResults
+    def __init__(
+        self,
+        core: StoreCore,
+        backend: Backend,
+        listeners: Listeners,
+        recent: RecentResults,
+        read: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
+    ) -> None:
+        self._core = core
+        self._backend = backend
+        self._listeners = listeners
+        self._recent = recent
+        self._read = read
 
-    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError  # the Store's
-
-    def _bulk_handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
+    def handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
         return {GetMany: self._get_many, WaitMany: self._wait_many, WatchMany: self._watch_many}
 
     async def _find_all(self, ids: tuple[str, ...]) -> dict[str, TaskRecord]:

@@ -1,9 +1,10 @@
 """The store's handlers that read: one task, a page, what changed, and the waits.
 
-A mixin of the Store (store.py), as bulk.py is: the handlers that answer from the core, the
-recently finished tasks or the backend, and change nothing, so store.py keeps admission and
-the transitions. ``_find`` and ``_first_of_their_keys`` are shared with the handlers that
-change tasks.
+A part the Store (store.py) holds, made once its core exists, as bulk.py's is: the handlers
+that answer from the core, the recently finished tasks or the backend, and change nothing, so
+store.py keeps admission and the transitions. ``find`` and ``first_of_their_keys`` also serve
+the Store's handlers that change tasks. Every backend read goes through ``read`` (the Store's
+guard: a failing read answers that request with StoreUnavailable).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from ..backends import Backend, is_shared
 from ..cores.batch import Counts
@@ -26,24 +27,32 @@ from .bulk import DEFERRED
 from .listeners import Listeners
 from .sharing import Link
 
-T = TypeVar("T")
-
 logger = logging.getLogger("oncue.actors.engine.store")
+
+
+Read = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class Reads:
     """Store handlers for GetTask, ListTasks, ChangedSince, WaitTask, WaitIdle, GetCounts."""
 
-    _backend: Backend
-    _listeners: Listeners
-    _core: StoreCore
-    _recent: RecentResults
-    _link: Link
+    def __init__(
+        self,
+        core: StoreCore,
+        backend: Backend,
+        listeners: Listeners,
+        recent: RecentResults,
+        link: Link,
+        read: Read,
+    ) -> None:
+        self._core = core
+        self._backend = backend
+        self._listeners = listeners
+        self._recent = recent
+        self._link = link
+        self._read = read
 
-    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
-        raise NotImplementedError  # the Store's
-
-    def _read_handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
+    def handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
         return {
             GetTask: self._get,
             ListTasks: self._list,
@@ -53,10 +62,10 @@ class Reads:
             GetCounts: self._get_counts,
         }
 
-    async def _find(self, task_id: str | int | KeyRef) -> TaskRecord:
+    async def find(self, task_id: str | int | KeyRef) -> TaskRecord:
         """The record ``task_id`` names: from the core if it knows it, else the backend's."""
         if isinstance(task_id, KeyRef):
-            record = self._core.known_key(task_id.key) or await self._read_key(task_id.key)
+            record = self._core.known_key(task_id.key) or await self.read_key(task_id.key)
         elif isinstance(task_id, int):
             record = await self._read(lambda: self._backend.get_by_number(task_id))
         else:
@@ -69,18 +78,18 @@ class Reads:
             raise TaskNotFound(task_id.key if isinstance(task_id, KeyRef) else task_id)
         return record
 
-    async def _read_key(self, key: str) -> TaskRecord | None:
+    async def read_key(self, key: str) -> TaskRecord | None:
         record: TaskRecord | None = await self._read(lambda: self._backend.find_key(key))
         return record
 
-    async def _first_of_their_keys(self, tasks: list[TaskRecord]) -> list[TaskRecord]:
+    async def first_of_their_keys(self, tasks: list[TaskRecord]) -> list[TaskRecord]:
         """``tasks`` less those whose key already names a task (stored, or earlier here)."""
         kept: list[TaskRecord] = []
         seen: set[str] = set()
         for task in tasks:
             key = task.key
             if key is not None:
-                if key in seen or self._core.known_key(key) or await self._read_key(key):
+                if key in seen or self._core.known_key(key) or await self.read_key(key):
                     logger.info("store.duplicate_key", extra={"task_id": task.id, "key": key})
                     continue
                 seen.add(key)
@@ -88,7 +97,7 @@ class Reads:
         return kept
 
     async def _get(self, message: GetTask, envelope: Envelope) -> Any:
-        return (await self._find(message.id)).snapshot()
+        return (await self.find(message.id)).snapshot()
 
     async def _list(self, message: ListTasks, envelope: Envelope) -> Any:
         records = await self._read(
@@ -117,7 +126,7 @@ class Reads:
         return [record.snapshot() for record in records.values()], complete
 
     async def _wait(self, message: WaitTask, envelope: Envelope) -> Any:
-        record = await self._find(message.id)
+        record = await self.find(message.id)
         if record.state.finished:
             return record.snapshot()
         self._listeners.wait_for(record.id, envelope)

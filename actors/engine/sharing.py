@@ -270,14 +270,13 @@ Link = LocalLink | SharedLink
 
 class SharedHandlers:
     """Store handlers for what only a shared store takes: from the scheduler (Claim) and the
-    node actor (Renew, Reap, RemoteFinished, RemoteCancelled). A mixin of the Store."""
+    node actor (Renew, Reap, RemoteFinished, RemoteCancelled). A part the Store holds."""
 
-    _core: StoreCore
+    def __init__(self, core: StoreCore, tell_scheduler: Callable[[Any], None]) -> None:
+        self._core = core
+        self._tell_scheduler = tell_scheduler
 
-    def _tell_scheduler(self, message: Any) -> None:
-        raise NotImplementedError  # the Store's
-
-    def _shared_handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
+    def handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
         return {
             Claim: self._claim,
             Renew: self._renew,

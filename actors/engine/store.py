@@ -64,7 +64,7 @@ class StoreLife:
     outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
 
 
-class Store(Reads, BulkReads, SharedHandlers, Actor):
+class Store(Actor):
     """Owns the Backend; every task state change goes through here."""
 
     reply_errors = (OncueError, ValueError, LookupError)
@@ -104,10 +104,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
             Purge: self._request_purge,
-            **self._read_handlers(),
-            **self._bulk_handlers(),
-            **self._shared_handlers(),
-        }
+        }  # and, once the core exists (_start), those of its parts: reads, bulk, shared
 
     async def run(self, context: Context) -> None:
         if self._life.loaded:
@@ -140,6 +137,11 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
             local = LocalOwnership(last_number)
             self._core = StoreCore(local, self._queue_size, unfinished, counts)
             self._link = LocalLink(self._core)
+        core, read = self._core, self._guard.read
+        self._reads = Reads(core, self._backend, self._listeners, self._recent, self._link, read)
+        bulk = BulkReads(core, self._backend, self._listeners, self._recent, read)
+        remote = SharedHandlers(core, self._tell_scheduler)
+        self._handlers.update({**self._reads.handlers(), **bulk.handlers(), **remote.handlers()})
 
     async def _serve(self, mailbox: Mailbox) -> None:
         while True:
@@ -229,7 +231,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         for task in tasks:
             key = task.key
             if key is not None and key not in existing:
-                found = core.known_key(key) or await self._read_key(key)
+                found = core.known_key(key) or await self._reads.read_key(key)
                 if found is not None:
                     existing[key] = found
         return core.submit(tasks, existing, time.time())
@@ -244,7 +246,7 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
         if reads is not None:
             await self._link.read_for_admission(reads)
         if any(task.key is not None for task in tasks):  # rare: keep the first of each key
-            tasks = await self._first_of_their_keys(tasks)
+            tasks = await self._reads.first_of_their_keys(tasks)
         for record in core.submit_nowait(tasks, time.time()):
             error = record.error
             reason = None if error is None else f"{error.type}: {error.message}"
@@ -263,15 +265,15 @@ class Store(Reads, BulkReads, SharedHandlers, Actor):
     # -- operations on one task --------------------------------------------------------------------
 
     async def _cancel(self, message: CancelTask, envelope: Envelope) -> Any:
-        return self._core.cancel(await self._find(message.id), time.time())
+        return self._core.cancel(await self._reads.find(message.id), time.time())
 
     async def _delete(self, message: DeleteTask, envelope: Envelope) -> None:
-        record = await self._find(message.id)
+        record = await self._reads.find(message.id)
         self._core.delete(record)
         self._recent.discard(record.id)
 
     async def _retry(self, message: RetryTask, envelope: Envelope) -> Any:
-        record = await self._find(message.id)
+        record = await self._reads.find(message.id)
         reads = self._core.ownership.admission_reads(0)
         if reads is not None:
             await self._link.read_for_admission(reads)
