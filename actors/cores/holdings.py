@@ -18,6 +18,10 @@ class Holdings:
     by_worker: dict[str, dict[str, Job]] = attrs.field(factory=dict)  # worker -> id -> job
     holder: dict[str, str] = attrs.field(factory=dict)  # task id -> worker
     cancelled: set[str] = attrs.field(factory=set)
+    # Tasks a claim brought back while a cancelled run of them was stopping (a shared store:
+    # our lease lapsed, the task was interrupted, and our next claim got it again before the
+    # worker said so; found by the shared simulation): queued once that run stopped.
+    returning: dict[str, Job] = attrs.field(factory=dict)
 
     def __len__(self) -> int:
         """How many tasks are held, by any worker."""
@@ -79,3 +83,32 @@ class Holdings:
     def current(self) -> dict[str, str]:
         """The first task each worker holds (what it runs, or runs next)."""
         return {worker: next(iter(jobs)) for worker, jobs in self.by_worker.items() if jobs}
+
+    def hold_back(self, job: Job) -> None:
+        """``job`` came back while a worker holds it: keep it until that run stops, if the
+        run was cancelled (else it is the same run: nothing to do)."""
+        if job.id in self.cancelled:
+            self.returning[job.id] = job
+
+    def returned(self) -> list[Job]:
+        """The jobs held back whose cancelled run has now stopped: to be queued again."""
+        if not self.returning:
+            return []
+        free = [job for task_id, job in self.returning.items() if task_id not in self.holder]
+        for job in free:
+            del self.returning[job.id]
+        return free
+
+    def without_cancelled(self, jobs: list[Job]) -> list[Job]:
+        """``jobs`` (a batch about to be handed out) less the tasks cancelled since they were
+        held for it: those are released (no outcome will come for them) and never begin."""
+        if not self.cancelled:
+            return jobs
+        kept = []
+        for job in jobs:
+            worker = self.holder.get(job.id) if job.id in self.cancelled else None
+            if worker is None:
+                kept.append(job)
+            else:
+                self.release(worker, job.id)
+        return kept

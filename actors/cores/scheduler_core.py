@@ -87,7 +87,6 @@ class SchedulerCore(Generic[Waiter]):
         self.retention = Retention(retention)
         self._change = self.changes.add
         self.confirmations: Confirmations[Waiter] = Confirmations(confirm_starts)
-        self._returning: dict[str, Job] = {}  # claimed again while a cancelled run stops
         self.linger = Linger(linger, linger_batch)
         self.dispatch: Dispatch[Waiter] = Dispatch(
             queues=self.queues,
@@ -168,7 +167,7 @@ class SchedulerCore(Generic[Waiter]):
 
     def task_cancelled(self, task_id: str) -> None:
         """Drop the task from the queues, or interrupt the worker holding it."""
-        self._returning.pop(task_id, None)
+        self.holdings.returning.pop(task_id, None)
         if self.queues.remove(task_id):
             return
         worker = self.holdings.cancel(task_id)
@@ -177,8 +176,7 @@ class SchedulerCore(Generic[Waiter]):
 
     def _enqueue(self, job: Job) -> None:
         if job.id in self.holdings:
-            if job.id in self.holdings.cancelled:  # claimed back while its cancelled run stops
-                self._returning[job.id] = job
+            self.holdings.hold_back(job)  # claimed back while a cancelled run of it stops
             return
         if job.run_at is not None:
             delay = job.run_at - self._wall()
@@ -214,18 +212,14 @@ class SchedulerCore(Generic[Waiter]):
 
     def _returned(self) -> None:
         """Queue what a claim brought back while a cancelled run of it was stopping, now that
-        it stopped (a shared store: our lease lapsed, the task was interrupted, and our next
-        claim got it again before the worker said so; found by the shared simulation)."""
-        for task_id, job in list(self._returning.items()):
-            if task_id not in self.holdings:
-                del self._returning[task_id]
-                self._enqueue(job)
+        it stopped (holdings.py)."""
+        for job in self.holdings.returned():
+            self._enqueue(job)
 
     def _lose(self, worker: str, *, started: bool) -> None:
         """Re-queue what ``worker`` held: it restarted (``started``: assume begun) or left."""
         jobs = self.holdings.release_all(worker)
-        if self._returning:
-            self._returned()
+        self._returned()
         if not jobs:
             return
         now = self._wall()
@@ -236,8 +230,7 @@ class SchedulerCore(Generic[Waiter]):
     def _settle(self, worker: str, outcome: Outcome) -> None:
         job = outcome.job
         if not self.holdings.release(worker, job.id):
-            if self._returning:
-                self._returned()
+            self._returned()
             return  # re-queued already (the worker was presumed lost), or cancelled
         if type(outcome) is JobSucceeded:  # the common case, inline: a call a task costs ~1%
             done = self.roster.done
@@ -295,23 +288,11 @@ class SchedulerCore(Generic[Waiter]):
         tasks cancelled meanwhile (the store tells their cancel first): those never begin, and
         leave the holdings as a worker's report of them would."""
         answers = self.confirmations.recorded(token)
-        holdings = self.holdings
-        if holdings.cancelled:
-            answers = [(waiter, self._not_cancelled(jobs)) for waiter, jobs in answers]
+        if self.holdings.cancelled:
+            drop = self.holdings.without_cancelled
+            answers = [(waiter, drop(jobs)) for waiter, jobs in answers]
+            self._returned()
         self.outbox.replies.extend(answers)
-
-    def _not_cancelled(self, jobs: list[Job]) -> list[Job]:
-        holdings = self.holdings
-        kept = []
-        for job in jobs:
-            worker = holdings.holder.get(job.id) if job.id in holdings.cancelled else None
-            if worker is None:
-                kept.append(job)
-                continue
-            holdings.release(worker, job.id)  # over: no outcome will come for it
-            if self._returning:
-                self._returned()
-        return kept
 
     def claim_undelivered(self) -> None:
         """The Claim from the outbox could not be sent; the next poll tries again."""
