@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -192,21 +194,32 @@ def events(
     as_json: bool,
 ) -> int:
     """Follow the server's task events as they happen, one line each, until Ctrl-C or the
-    server ends the stream. A broken connection is opened again by itself (the server
-    replays what was missed)."""
+    server ends the stream (said on stderr, with the id to resume from). A broken connection
+    is opened again by itself (the server replays what was missed)."""
     from oncue.actors import TaskEvent
 
     status = list(states) or None
+    resume = last_event_id
     try:
         with client.events(task=task, type=type, status=status, last_event_id=last_event_id) as s:
             for event in s:
                 if isinstance(event, TaskEvent):
                     line = event_json(event, s.last_event_id) if as_json else event_line(event)
-                else:
+                elif as_json:
                     line = json.dumps({"event": _kind(event), **attrs_dict(event)})
+                else:
+                    fields = attrs_dict(event).items()
+                    line = "  ".join([_kind(event), *(f"{k}={v}" for k, v in fields if v)])
                 click.echo(line)
+            resume = s.last_event_id
     except KeyboardInterrupt:
-        pass
+        return 0
+    except BrokenPipeError:  # the reader stopped (`oncue events | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush into the closed pipe
+        return 0
+    again = f"; resume with --last-event-id {resume}" if resume else ""
+    click.echo(f"the server ended the event stream (it stopped or restarted){again}", err=True)
     return 0
 
 

@@ -210,3 +210,50 @@ def test_events_prints_a_line_per_event_and_json_with_json(oncue, server: Server
         [f"#{task['number']}", "double", status] for status in ("pending", "running", "completed")
     ]
     assert plain[1].split()[4:7] == ["attempt", "1", events[1]["worker"]]
+
+
+class _Stream:
+    """What Client.events() yields: the events, then the id of the last one."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items
+        self.last_event_id: str | None = None
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[Any]:
+        for number, item in enumerate(self._items, 1):
+            self.last_event_id = f"1700000000.0-{number}"
+            yield item
+
+
+class _Client:
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def events(self, **options: Any) -> _Stream:
+        return _Stream(self.items)
+
+
+def test_events_says_when_the_server_ends_the_stream_and_shows_actor_events_plainly(
+    capsys,
+) -> None:
+    from oncue.actors import TaskEvent, TaskState
+    from oncue.http.cli_client import events
+    from oncue.http.client import ActorEvent
+
+    items = [
+        TaskEvent("t1", "double", TaskState.PENDING, 1_700_000_000.0, 0, None, 7),
+        ActorEvent("crashed", "/oncue/workers/worker-1", 2, "RuntimeError: boom"),
+    ]
+    follow = events.callback.__wrapped__  # type: ignore[union-attr]  # the command, given a client
+    assert follow(_Client(items), None, None, (), None, False) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split()[1:4] == ["#7", "double", "pending"]
+    assert lines[1].split("  ")[:3] == ["actor", "kind=crashed", "path=/oncue/workers/worker-1"]
+    assert "resume with --last-event-id 1700000000.0-2" in err
