@@ -206,6 +206,12 @@ def make_registry(run: Run, rng: random.Random) -> Registry:
     return registry
 
 
+def linger_for(seed: int) -> float:
+    """Every other schedule runs the scheduler's linger (0 by default under the MockClock),
+    chosen from the seed so the schedule's own draws stay as they were."""
+    return 0.001 if seed % 2 else 0.0
+
+
 async def simulate(seed: int, steps: int = 25) -> Run:
     """Run one seeded schedule against a fresh engine; returns what happened."""
     rng = random.Random(seed)
@@ -232,7 +238,11 @@ async def _live(backend: FaultyBackend, registry: Registry, run: Run, rng: rando
     engine (not a fresh one, whose recovery would mend what this one left stuck) must finish
     everything (unless a poison task kills it too: the next one goes on)."""
     async with open_engine(
-        registry=registry, store=backend, workers=rng.randint(1, 4), seed=run.seed
+        registry=registry,
+        store=backend,
+        workers=rng.randint(1, 4),
+        seed=run.seed,
+        linger=linger_for(run.seed),
     ) as engine:
         while run.steps_left > 0:
             run.steps_left -= 1
