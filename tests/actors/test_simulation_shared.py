@@ -7,35 +7,19 @@ A failing seed is named in the assertion and replays exactly:
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterator
 
 import pytest
-import trio.testing
+from seeds import chunks, quiet, run_seed, seeds
 from simulation import check
 from simulation_shared import simulate_shared
 
 SCHEDULES = int(os.environ.get("ONCUE_SIM_SHARED_SCHEDULES", "200"))
 CHUNK = 50
-ONLY = os.environ.get("ONCUE_SIM_SEED")
+__all__ = ["quiet"]  # the fixture, used by name
 
 
-@pytest.fixture
-def quiet() -> Iterator[None]:
-    """The schedules fail tasks and kill nodes on purpose: log nothing meanwhile."""
-    logging.disable(logging.CRITICAL)
-    yield
-    logging.disable(logging.NOTSET)
-
-
-@pytest.mark.parametrize("first", [int(ONLY)] if ONLY else range(0, SCHEDULES, CHUNK))
+@pytest.mark.parametrize("first", chunks(SCHEDULES, CHUNK))
 def test_seeded_shared_schedules_keep_every_invariant(quiet: None, first: int) -> None:
-    for seed in [first] if ONLY else range(first, min(first + CHUNK, SCHEDULES)):
-        clock = trio.testing.MockClock(autojump_threshold=0)
-        try:
-            run = trio.run(simulate_shared, seed, clock=clock)
-        except Exception as error:
-            replay = f"replay with ONCUE_SIM_SEED={seed}"
-            raise AssertionError(f"seed {seed} crashed; {replay}") from error
-        check(run)
+    for seed in seeds(first, SCHEDULES, CHUNK):
+        check(run_seed(simulate_shared, seed))
