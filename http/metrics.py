@@ -117,21 +117,13 @@ class Metrics:
         series[1].observe(seconds)
 
     def observe_event(self, event: TaskEvent) -> None:
-        """Count one task transition; a finished task also feeds the duration histogram."""
-        if event.state is TaskState.RUNNING:
-            self._started[event.task_id] = event.at
-            return
-        started = self._started.pop(event.task_id, None)
-        ended = event.state is TaskState.RETRYING or event.state.finished
-        if ended and started is not None:
-            self._duration(event.type).observe(max(event.at - started, 0.0))
-        name = _TRANSITIONS.get(event.state)
-        if name is not None:
-            self._transitions(event.type, name).inc()
+        """Count one task transition (:meth:`observe_events`, for one)."""
+        self.observe_events([event])
 
     def observe_events(self, events: list[TaskEvent]) -> None:
-        """:meth:`observe_event` for a batch, the counters added to once a batch per series
-        (prometheus_client takes a lock per ``inc``; the hub hands over thousands at a time)."""
+        """Count task transitions; a finished (or retrying) task also feeds the duration
+        histogram. Each counter is added to once a batch (prometheus_client takes a lock per
+        ``inc``; the hub hands over thousands at a time)."""
         started = self._started
         counted: dict[tuple[str, str], int] = {}
         running = TaskState.RUNNING

@@ -147,4 +147,20 @@ def test_a_batch_of_events_counts_as_the_events_one_by_one() -> None:
         )
 
     assert samples(batched) == samples(one_by_one)
-    assert any(name.endswith("_total") and value == 25 for name, _, value in samples(batched))
+    counted = {
+        (labels["type"], labels["event"]): value
+        for name, pairs, value in samples(batched)
+        if name == "oncue_tasks_total"
+        for labels in [dict(pairs)]
+    }
+    for kind, odd in (("double", 1), ("boom", 0)):
+        numbers = [n for n in range(50) if n % 2 == odd]
+        assert counted[kind, "created"] == 25
+        assert counted[kind, "completed"] == sum(1 for n in numbers if n % 3)
+        assert counted[kind, "retried"] == sum(1 for n in numbers if not n % 3)
+    durations = {
+        dict(pairs)["type"]: value
+        for name, pairs, value in samples(batched)
+        if name.endswith("_count") and "duration" in name
+    }
+    assert durations == {"double": 25, "boom": 25}
