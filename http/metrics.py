@@ -1,7 +1,7 @@
 """Prometheus metrics for one app: a registry of its own (never the global one), so two apps in
 one process (tests) keep separate counts.
 
-Task counters follow the engine's event stream (`observe_event`, fed by follow.py while the
+Task counters follow the engine's event stream (`observe_events`, fed by follow.py while the
 app is served); gauges (queue depth, busy workers, restarts) are read from the engine at scrape
 time (`refresh`). The labelled children are looked up once per label set and kept: `labels()`
 takes a lock and builds a tuple on every call, and these run per request and per transition.
