@@ -7,7 +7,8 @@ read back with ``wait_many`` and checked, as bench/engine.py does), ``nowait`` (
 per task), ``one`` (one awaited submit() per task), ``sqlite`` (submit_many on a fresh SQLite
 file), ``http`` (``POST /api/v1/tasks`` through the app in process, 32 callers, as
 bench/http_inproc.py does: the app's and the engine's instructions a request, not
-Hypercorn's). Count with N
+Hypercorn's), ``http-batch`` (``POST /api/v1/tasks/batch``, 100 tasks a request, from 8
+callers as the served benchmark's 8 connections; N counts tasks). Count with N
 and with a smaller N and divide the difference by the difference in tasks, so start-up cancels
 out. LINGER: the scheduler's linger in seconds (default: what open_engine gives on a real
 clock, cores/linger.py's LINGER; a MockClock alone would turn it off). The flow runs on a
@@ -33,6 +34,7 @@ from oncue.actors.engine.guard import BackendGuard
 
 CLOCK = trio.testing.MockClock(autojump_threshold=5.0 if sys.argv[1:2] == ["sqlite"] else 0)
 EPOCH = 1.7e9
+BATCH = 100  # tasks a request of the http-batch variant
 
 registry = Registry()
 
@@ -67,22 +69,33 @@ async def main(variant: str, count: int, linger: float = LINGER) -> None:
                         await trio.lowlevel.checkpoint()
         elif variant == "http":
             await http_requests(engine, count)
+        elif variant == "http-batch":
+            await http_requests(engine, count // BATCH, batch=BATCH, callers=8)
         else:
             for x in range(count):
                 await engine.submit("noop", x)
         await engine.wait_idle()
 
 
-async def http_requests(engine: Any, count: int) -> None:
-    """`count` single submits through the served app (the gateway's direct route)."""
+async def http_requests(
+    engine: Any, count: int, batch: int = 0, callers: int | None = None
+) -> None:
+    """`count` requests through the served app (the gateway's direct route): single submits,
+    or batches of `batch` tasks; from `callers` concurrent callers (default: CONCURRENCY)."""
     import json
 
     from bench.http_inproc import CONCURRENCY, call, scope_for
     from oncue.http.app import create_app
 
     app = create_app(engine)
-    body = json.dumps({"type": "noop", "payload": 1}).encode()
-    scope = scope_for("/api/v1/tasks", body)
+    if batch:
+        tasks = [{"type": "noop", "payload": n} for n in range(batch)]
+        body = json.dumps({"tasks": tasks}).encode()
+        scope = scope_for("/api/v1/tasks/batch", body)
+    else:
+        body = json.dumps({"type": "noop", "payload": 1}).encode()
+        scope = scope_for("/api/v1/tasks", body)
+    callers = callers or CONCURRENCY
 
     async def caller(each: int) -> None:
         for _ in range(each):
@@ -90,8 +103,8 @@ async def http_requests(engine: Any, count: int) -> None:
 
     async with app.test_app():
         async with trio.open_nursery() as nursery:
-            for _ in range(CONCURRENCY):
-                nursery.start_soon(caller, count // CONCURRENCY)
+            for _ in range(callers):
+                nursery.start_soon(caller, count // callers)
         await engine.wait_idle()
 
 

@@ -9,6 +9,7 @@ takes a lock and builds a tuple on every call, and these run per request and per
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 
 from oncue.actors import Engine, TaskEvent, TaskState
+from oncue.actors.task import FINISHED
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ _TRANSITIONS = {
     TaskState.RETRYING: "retried",
     TaskState.CANCELLED: "cancelled",
 }
+# The transitions that end an attempt: the duration histogram times them from `running`.
+_TIMED = frozenset({TaskState.RETRYING, *FINISHED})
 # The method label: the client chooses the method, so anything else counts as "other" (each
 # label set is a series kept forever).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -122,25 +126,27 @@ class Metrics:
 
     def observe_events(self, events: list[TaskEvent]) -> None:
         """Count task transitions; a finished (or retrying) task also feeds the duration
-        histogram. Each counter is added to once a batch (prometheus_client takes a lock per
-        ``inc``; the hub hands over thousands at a time)."""
-        started = self._started
-        counted: dict[tuple[str, str], int] = {}
-        running = TaskState.RUNNING
+        histogram. Each counter and each histogram bucket is added to once a batch
+        (prometheus_client takes a lock per ``inc``; the hub hands over thousands at a time)."""
+        started, pop = self._started, self._started.pop
+        counted: dict[tuple[str, TaskState], int] = {}
+        durations: dict[str, list[float]] = {}
+        running, timed = TaskState.RUNNING, _TIMED
         for event in events:
             state = event.state
             if state is running:
                 started[event.task_id] = event.at
                 continue
-            began = started.pop(event.task_id, None)
-            if began is not None and (state is TaskState.RETRYING or state.finished):
-                self._duration(event.type).observe(max(event.at - began, 0.0))
-            name = _TRANSITIONS.get(state)
-            if name is not None:
-                key = (event.type, name)
-                counted[key] = counted.get(key, 0) + 1
-        for (task_type, name), count in counted.items():
-            self._transitions(task_type, name).inc(count)
+            began = pop(event.task_id, None)
+            if began is not None and state in timed:
+                elapsed = event.at - began
+                durations.setdefault(event.type, []).append(elapsed if elapsed > 0.0 else 0.0)
+            key = (event.type, state)  # every state but running is counted (_TRANSITIONS)
+            counted[key] = counted.get(key, 0) + 1
+        for task_type, values in durations.items():
+            observe_all(self._duration(task_type), values)
+        for (task_type, state), count in counted.items():
+            self._transitions(task_type, _TRANSITIONS[state]).inc(count)
 
     def _duration(self, task_type: str) -> Any:
         series = self._duration_series.get(task_type)
@@ -170,3 +176,27 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in Prometheus text format."""
         return prometheus_client.generate_latest(self.registry)
+
+
+def observe_all(histogram: Any, values: list[float]) -> None:
+    """`histogram.observe(value)` for each of `values` (one labelled child of a Histogram),
+    with one ``inc`` a bucket touched and one for the sum, instead of two a value.
+
+    A value goes in the first bucket whose upper bound is >= it, as `Histogram.observe` puts
+    it (a NaN in none); the sum is added in one step, so it may differ from one-at-a-time
+    adding in the last bits. Reads prometheus_client's `_upper_bounds`, `_buckets` and `_sum`
+    (tests/http/test_metrics.py checks this against `observe`).
+    """
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for value in values:
+        index = bisect.bisect_left(bounds, value)
+        if index < len(bounds) and value <= bounds[index]:
+            counts[index] += 1
+        total += value
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)

@@ -20,7 +20,8 @@ from .reply import Reply
 from .service import Service, service
 from .tenancy import visible
 
-Render = Callable[[Task], dict[str, Any]]
+# How a task renders: anything the JSON encoder takes (a `TaskOut`, a job's dict).
+Render = Callable[[Task], Any]
 # A submit route's work: (service, the caller's owner, the request body, render) -> the answer.
 Accept = Callable[[Service, str | None, bytes, Render], Awaitable[Reply]]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import msgspec.structs
 from quart import Blueprint, Response, request
 
 from oncue.actors import Task, TaskAlreadyFinished, TaskState
@@ -27,7 +28,7 @@ from .models import (
     JobOut,
     TaskIn,
     WaitManyIn,
-    task_json,
+    task_out,
 )
 from .reply import json_response
 from .routes_resource import Accept, Render, Resource, Route, own_task
@@ -130,13 +131,14 @@ def task_blueprint(resource: Resource) -> Blueprint:
 def job_json(task: Task) -> dict[str, Any]:
     """A task under the names the "Task Queue System" README used: job_id, completed_at, and
     its states pending → processing → completed / failed → retrying."""
-    job = {JOB_NAMES.get(name, name): value for name, value in task_json(task).items()}
+    shown = msgspec.structs.asdict(task_out(task))
+    job = {JOB_NAMES.get(name, name): value for name, value in shown.items()}
     job["status"] = JOB_STATES.get(task.state, job["status"])
     return job
 
 
 JOB_STATES = {TaskState.RUNNING: "processing"}
-TASKS = Resource("tasks", "/api/v1/tasks", task_json)
+TASKS = Resource("tasks", "/api/v1/tasks", task_out)
 JOBS = Resource(
     "jobs",
     "/api/v1/jobs",

@@ -11,10 +11,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from oncue.http.metrics import Metrics
+from oncue.actors import TaskState
+from oncue.http.metrics import _TRANSITIONS, Metrics, observe_all
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "oncue-dashboard.json"
 NAME = re.compile(r"oncue_[a-z][a-z0-9_]*[a-z0-9]")
@@ -164,3 +167,37 @@ def test_a_batch_of_events_counts_as_the_events_one_by_one() -> None:
         if name.endswith("_count") and "duration" in name
     }
     assert durations == {"double": 25, "boom": 25}
+
+
+def test_observe_all_fills_the_histogram_as_observe_does_one_by_one() -> None:
+    """The duration histogram takes a batch's values at once (observe_all): every bucket and
+    the count end as prometheus_client's own `observe` leaves them, the sum up to rounding; a
+    NaN lands in no bucket, as with `observe`."""
+    bounds = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
+    values = [0.0, 0.001, 0.0010001, 0.004, 0.005, 0.3, 1.0, 7.5, 299.0, 300.0, 301.0, 1e9]
+    values += [float("inf"), *(n / 97 for n in range(500))]
+    for batch in (values, [float("nan"), 0.5]):
+        registry = CollectorRegistry()
+        histogram = Histogram("h", "h", ["kind"], buckets=bounds, registry=registry)
+        for value in batch:
+            histogram.labels("one").observe(value)
+        observe_all(histogram.labels("all"), batch[:7])
+        observe_all(histogram.labels("all"), batch[7:])
+        one, all_ = _histogram(registry, "one"), _histogram(registry, "all")
+        assert all_.pop(("h_sum", None)) == pytest.approx(one.pop(("h_sum", None)), nan_ok=True)
+        assert one == all_
+        assert len(one) == len(bounds) + 2  # every bucket, +Inf and the count
+
+
+def _histogram(registry: CollectorRegistry, kind: str) -> dict[tuple[str, str | None], float]:
+    (family,) = [family for family in registry.collect() if family.name == "h"]
+    return {
+        (sample.name, sample.labels.get("le")): sample.value
+        for sample in family.samples
+        if sample.labels["kind"] == kind and not sample.name.endswith("_created")
+    }
+
+
+def test_every_state_but_running_is_counted() -> None:
+    """observe_events counts each transition by its state's name: each state has one."""
+    assert set(_TRANSITIONS) == set(TaskState) - {TaskState.RUNNING}
