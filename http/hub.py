@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import attrs
 import trio
+import trio.lowlevel
 
 from oncue.actors import Engine, EventsDropped, TaskEvent
 from oncue.actors.engine.subscription import EventStream
@@ -127,12 +128,10 @@ class EventHub:
         be lingering): before a listener joins, and before /metrics is read."""
         for stream, observe in self._streams:
             try:
-                batch = stream.ready(BATCH)
+                while batch := stream.ready(BATCH):
+                    self._handle(batch, observe)
             except EventsDropped as dropped:
                 self._dropped = dropped
-                continue
-            if batch:
-                self._handle(batch, observe)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Feed the listeners until the engine stops; started once subscribed."""
@@ -161,7 +160,12 @@ class EventHub:
         self, stream: Stream, observe: Observe | None, done: Callable[[], None]
     ) -> None:
         """Take batches from `stream` and hand them out: at once when quiet, under load at
-        most once every LINGER (what arrives meanwhile makes one batch, one write a client)."""
+        most once every LINGER (what arrives meanwhile makes one batch, one write a client).
+
+        All that arrived goes out each time, BATCH events at a time with a checkpoint between:
+        taking one BATCH a LINGER would cap the hub at 100,000 events/s (33,000 tasks/s), and
+        past that it fell behind until the engine dropped it.
+        """
         delivered = -math.inf
         while True:
             await trio.sleep_until(delivered + LINGER)
@@ -172,7 +176,13 @@ class EventHub:
                     raise self._dropped from None
                 break
             delivered = trio.current_time()
-            self._handle([first, *stream.ready(BATCH - 1)], observe)
+            batch = [first, *stream.ready(BATCH - 1)]
+            while batch:
+                self._handle(batch, observe)
+                if len(batch) < BATCH:
+                    break
+                await trio.lowlevel.checkpoint()  # others run between two full batches
+                batch = stream.ready(BATCH)
         done()
 
     def _handle(self, batch: list[TaskEvent], observe: Observe | None) -> None:

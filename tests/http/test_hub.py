@@ -6,6 +6,7 @@ import trio
 import trio.testing
 
 from oncue.actors import Engine, Submission, TaskEvent, TaskState
+from oncue.http import hub as hub_module
 from oncue.http.auth import Principal
 from oncue.http.hub import LINGER, Delivery, EventHub, Listener
 from oncue.http.sse import EventFilter
@@ -87,4 +88,26 @@ async def test_a_new_stream_gets_nothing_published_before_it_joined(
         assert (before.id, TaskState.PENDING) not in late_seen  # published before it joined
         assert (before.id, TaskState.COMPLETED) in late_seen  # after
         assert (after.id, TaskState.PENDING) in late_seen
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_hub_takes_all_that_arrived_in_a_linger_past_a_batch(
+    autojump_clock, engine: Engine, monkeypatch
+) -> None:
+    """However many events a linger brings, they all go out after it (BATCH at a time): the
+    hub keeps up at any rate instead of falling behind until the engine drops it."""
+    monkeypatch.setattr(hub_module, "BATCH", 7)
+    seen: list[TaskEvent] = []
+    hub = EventHub(engine, seen.extend)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        listener = hub.join(EventFilter.parse({}, ADMIN), 1000)
+        await engine.submit("echo", 0)  # delivered at once: the hub was quiet
+        await trio.testing.wait_all_tasks_blocked()
+        await engine.submit_many([Submission("echo", n) for n in range(1, 11)])
+        await engine.wait_idle()  # all of it within one linger (the clock jumps only idle)
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(seen) == 33  # pending, running, completed: 11 tasks
+        assert sum(len(delivery.events or ()) for delivery in deliveries(listener)) == 33
         nursery.cancel_scope.cancel()
