@@ -35,7 +35,8 @@ MAX_TIMEOUT = 7 * 86400.0
 MAX_RETRIES = 1000
 MAX_DELAY = 10 * 365 * 86400.0
 
-TaskType = Annotated[str, msgspec.Meta(pattern=f"^{TYPE_PATTERN}$", max_length=MAX_TYPE_LENGTH)]
+TYPE_REGEX = f"^{TYPE_PATTERN}$"  # as msgspec checks a pattern: re.search
+TaskType = Annotated[str, msgspec.Meta(pattern=TYPE_REGEX, max_length=MAX_TYPE_LENGTH)]
 Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 PriorityName = Annotated[str, msgspec.Meta(max_length=20)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]

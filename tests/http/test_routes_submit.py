@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import msgspec
 import pytest
 
 from oncue.actors import Submission, open_engine
+from oncue.http.body import decode
 from oncue.http.errors import ApiError
 from oncue.http.metrics import Metrics
-from oncue.http.models import TaskIn
-from oncue.http.routes_submit import submission
+from oncue.http.models import BatchIn, TaskIn
+from oncue.http.routes_submit import decode_batch, submission
 from oncue.http.service import Service
 from oncue.http.tenancy import SEPARATOR
 
@@ -56,3 +60,41 @@ async def test_delay_and_run_at_together_are_a_422_naming_run_at() -> None:
         with pytest.raises(ApiError) as raised:
             submission(TaskIn("double", delay=1.0, run_at=5.0), current=current, owner=None)
     assert (raised.value.status, raised.value.field) == (422, "run_at")
+
+
+BODIES = [
+    {"tasks": [{"type": "double", "payload": 1}, {"type": "echo", "priority": "high"}]},
+    {"tasks": [{"type": "double"}, {"type": "Bad Type"}]},  # the name's pattern
+    {"tasks": [{"type": "ok\n"}]},  # msgspec's pattern is searched: `$` takes a last newline
+    {"tasks": [{"type": "-starts-with-a-dash"}, {"type": "double", "priority": 1.5}]},
+    {"tasks": [{"type": "double", "priority": 1.5}, {"type": "Bad Type"}]},  # the first wins
+    {"tasks": [{"type": "x" * 101}]},
+    {"tasks": [{"type": 5}]},
+    {"tasks": [{"type": "double", "colour": "red"}]},
+    {"tasks": [{"payload": 1}]},
+    {"tasks": [{"type": "double", "max_retries": 1001}]},
+    {"tasks": [{"type": "double", "run_at": "2030-01-01T00:00:00"}]},
+    {"tasks": []},
+    {"jobs": []},
+    [],
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_a_batch_decodes_and_fails_exactly_as_batch_in(body: object) -> None:
+    """`decode_batch` checks each type's name once a name: every answer and error is still
+    the one `decode(BatchIn, ...)` gives (the first problem in the body, naming its field)."""
+    data = json.dumps(body).encode()
+    assert outcome(decode_batch, data) == outcome(lambda data: decode(BatchIn, data), data)
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"[" * 300 + b"]" * 300])
+def test_a_batch_that_is_not_json_fails_as_batch_in(data: bytes) -> None:
+    assert outcome(decode_batch, data) == outcome(lambda data: decode(BatchIn, data), data)
+
+
+def outcome(decoding: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return msgspec.to_builtins(decoding(data))
+    except ApiError as error:
+        return (error.status, error.code, error.message, error.field)
