@@ -264,7 +264,7 @@ def show_finished(task: Task) -> int:
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    """A task as the server's JSON shows it (http/models.py `task_json`: the same fields, in
+    """A task as the server's JSON shows it (http/models.py `task_out`: the same fields, in
     its order)."""
 
     def iso(moment: float | None) -> str | None:

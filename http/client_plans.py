@@ -168,7 +168,7 @@ def submission_json(type: str, payload: Any, options: dict[str, Any]) -> dict[st
 
 
 def task_from_json(data: Any) -> Task:
-    """A task as the server renders it (http/models.py `task_json`), as the engine's Task."""
+    """A task as the server renders it (http/models.py `task_out`), as the engine's Task."""
     error, progress = data["error"], data["progress"]
     return Task(
         id=data["id"],
