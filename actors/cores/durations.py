@@ -11,7 +11,7 @@ import attrs
 from ..messages import Job
 from .queues import Queues
 
-MAX_BATCH = 32  # jobs one worker may take at once
+MAX_BATCH = 128  # jobs one worker may take at once (only fast ones: BATCH_BUDGET bounds the work)
 BATCH_BUDGET = 0.001  # seconds of expected work one batch may hold
 PREFETCH = (1, 1, 32)  # shared store: claimed tasks held per worker: least, at first, most
 PREFETCH_WORK = 0.05  # seconds of expected work the claimed tasks of one worker should hold
