@@ -96,6 +96,14 @@ class Handler:
     priority: int = DEFAULT_PRIORITY
     retry: RetryPolicy = RetryPolicy()
     lease: float | None = None  # seconds a node owns a claimed task (shared stores); None: default
+    # What a worker calls: ``function`` itself, or the plain function a TaskFunction wraps (a
+    # call less a task; a process handler is called through ``function``, which pickles).
+    call: Callable[..., Any] = attrs.field(init=False)
+
+    @call.default
+    def _unwrapped(self) -> Callable[..., Any]:
+        function = self.function
+        return function.function if isinstance(function, TaskFunction) else function
 
 
 class Registry:
