@@ -160,10 +160,19 @@ class SchedulerCore(Generic[Waiter]):
             logger.info("scheduler.recovered", extra={"queued": len(self.queues.queued)})
 
     def tasks_ready(self, jobs: Iterable[Job]) -> None:
-        queued = self.queues.queued
+        # Those already queued are skipped: after a restart, the store's load may have them.
+        queues, held = self.queues, self.holdings.holder
+        ready: list[Job] = []  # the common case, pushed together (in order): no run_at, not held
         for job in jobs:
-            if job.id not in queued:  # after a restart, the store's load may already have it
+            if job.run_at is None and job.id not in held:
+                ready.append(job)
+                continue
+            if ready:
+                queues.push_ready(ready)
+                ready = []
+            if job.id not in queues.queued:
                 self._enqueue(job)
+        queues.push_ready(ready)
 
     def task_cancelled(self, task_id: str) -> None:
         """Drop the task from the queues, or interrupt the worker holding it."""
