@@ -161,16 +161,16 @@ class Queues:
         queued = self.queued
         taken: list[Job] = []
         while jobs and len(taken) < limit:
-            job = jobs[0]
-            if queued.get(job.id) is not job:  # removed: skipped, as peek() does
+            job: Job = jobs[0]
+            if job is not queued.get(job.id):  # removed: skipped, as peek() does
                 jobs.popleft()
                 self._ready_size -= 1
-                continue
-            if job.type != task_type:
+            elif job.type != task_type:
                 break
-            jobs.popleft()
-            del queued[job.id]
-            taken.append(job)
+            else:
+                jobs.popleft()
+                del queued[job.id]
+                taken.append(job)
         if not jobs:  # the next entry is another priority: the run ends here
             del self._entries[-heapq.heappop(self.ready)[0]]
         self._ready_size -= len(taken)

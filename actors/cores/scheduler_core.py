@@ -29,6 +29,7 @@ from ..messages import (
     Outcome,
     Requeued,
 )
+from ..task import tuple_of
 from .claims import CLAIM_POLL, Claims
 from .dispatch import Dispatch
 from .durations import Durations
@@ -245,7 +246,7 @@ class SchedulerCore(Generic[Waiter]):
             done = self.roster.done
             done[worker] = done.get(worker, 0) + 1
             self.durations.measure(job.type, outcome.started_at, outcome.finished_at)
-            self._change(Completed(job.id, outcome.result, outcome.finished_at))
+            self._change(tuple_of(Completed, (job.id, outcome.result, outcome.finished_at)))
             return
         decision = settle(outcome, self._wall, self._policy, self._rng)
         if isinstance(decision, Requeue):  # interrupted or returned: not done here

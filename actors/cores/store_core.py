@@ -24,7 +24,16 @@ from ..errors import (
     TaskNotFinished,
 )
 from ..messages import Job
-from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskState, Transition
+from ..task import (
+    FINISHED,
+    Admitted,
+    Progress,
+    Task,
+    TaskError,
+    TaskState,
+    Transition,
+    tuple_of,
+)
 from . import reconcile, reported
 from .batch import Batch, Counts, task_event
 from .ownership import Ownership
@@ -163,16 +172,19 @@ class StoreCore:
             self.unfinished[record.id] = record
             if ready:
                 batch.ready.append(
-                    Job(
-                        record.id,
-                        record.type,
-                        record.payload,
-                        record.priority,
-                        record.timeout,
-                        0,  # attempts
-                        record.max_retries,
-                        record.run_at,
-                        record.headers,
+                    tuple_of(
+                        Job,
+                        (
+                            record.id,
+                            record.type,
+                            record.payload,
+                            record.priority,
+                            record.timeout,
+                            0,  # attempts
+                            record.max_retries,
+                            record.run_at,
+                            record.headers,
+                        ),
                     )
                 )
         if batch.events is not None:

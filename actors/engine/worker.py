@@ -43,6 +43,7 @@ from ..messages import (
 from ..registry import Handler, Registry, TaskContext
 from ..runtime.actor import Actor, Context
 from ..runtime.mailbox import ActorRef, Mailbox
+from ..task import tuple_of
 from .failures import cut_short, failed, raised_by_task_code
 from .tracing import attempt_span, end_attempt
 
@@ -262,7 +263,7 @@ class Worker(Actor):
             if not raised_by_task_code(error):
                 raise  # trio's cancellation (a timeout, a stop), or Ctrl-C sent to the process
             return failed(job, self._name, started, error)
-        return JobSucceeded(job, started, time.time(), result)
+        return tuple_of(JobSucceeded, (job, started, time.time(), result))
 
     async def _off_loop(self, handler: Handler, job: Job) -> Any:
         """A plain function's attempt: in a worker process, or in a thread."""
