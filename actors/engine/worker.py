@@ -239,7 +239,7 @@ class Worker(Actor):
         """Run one attempt; the task boundary, where task code's exceptions become data."""
         started = time.time()
         try:
-            handler = self._registry.get(job.type)
+            handler = self._registry.lookup(job.type) or self._registry.get(job.type)
             if handler.run_in == "loop":
                 context = TaskContext(
                     job.id,
