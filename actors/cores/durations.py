@@ -6,8 +6,6 @@ measured counts as long, so its tasks go out one at a time until one has finishe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import attrs
 
 from ..messages import Job
@@ -31,15 +29,9 @@ class Durations:
     by_type: dict[str, float] = attrs.field(factory=dict)
 
     def measure(self, task_type: str, started_at: float, finished_at: float) -> None:
-        self.measure_all(((task_type, started_at, finished_at),))
-
-    def measure_all(self, samples: Iterable[tuple[str, float, float]]) -> None:
-        """Each ``(task_type, started_at, finished_at)`` in order (a worker's batch, one call)."""
-        by_type = self.by_type
-        for task_type, started_at, finished_at in samples:
-            took = finished_at - started_at
-            previous = by_type.get(task_type)
-            by_type[task_type] = took if previous is None else 0.8 * previous + 0.2 * took
+        took = finished_at - started_at
+        previous = self.by_type.get(task_type)
+        self.by_type[task_type] = took if previous is None else 0.8 * previous + 0.2 * took
 
     def take(self, queues: Queues, share: int) -> list[Job]:
         """Pop the best ready job, then more (up to ``share``) while the batch is expected to

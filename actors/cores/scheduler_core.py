@@ -206,7 +206,8 @@ class SchedulerCore(Generic[Waiter]):
         self.roster.asked(worker, fresh=fresh)
         if fresh:  # a new incarnation: what the old one held or asked is void
             self._lose(worker, started=True)
-        self._settle_all(worker, outcomes)
+        for outcome in outcomes:
+            self._settle(worker, outcome)
         if self.draining:
             return False
         self.roster.wait(waiter, worker)
@@ -214,7 +215,8 @@ class SchedulerCore(Generic[Waiter]):
 
     def worker_stopped(self, worker: str, outcomes: Iterable[Outcome]) -> None:
         """``worker`` left for good after ``outcomes``: re-queue the rest of what it held."""
-        self._settle_all(worker, outcomes)
+        for outcome in outcomes:
+            self._settle(worker, outcome)
         self._lose(worker, started=False)
         self.roster.left(worker)
 
@@ -235,31 +237,17 @@ class SchedulerCore(Generic[Waiter]):
             self._requeue(lost(job, started=started, at=now))
         logger.warning("scheduler.requeued", extra={"worker": worker, "tasks": len(jobs)})
 
-    def _settle_all(self, worker: str, outcomes: Iterable[Outcome]) -> None:
-        """What ``worker`` reports, in order. The common case, a success, is settled inline
-        (a fast batch is a hundred of them: a call a task costs ~1%); the rest by _settle."""
-        release, change = self.holdings.release, self._change
-        took: list[tuple[str, float, float]] = []  # the successes' durations
-        for outcome in outcomes:
-            job = outcome.job
-            if type(outcome) is not JobSucceeded:
-                self._settle(worker, outcome)
-            elif not release(worker, job.id):
-                self._returned()  # re-queued already (the worker was presumed lost), or cancelled
-            else:
-                took.append((job.type, outcome.started_at, outcome.finished_at))
-                change(tuple_of(Completed, (job.id, outcome.result, outcome.finished_at)))
-        if took:
-            done = self.roster.done
-            done[worker] = done.get(worker, 0) + len(took)
-            self.durations.measure_all(took)
-
     def _settle(self, worker: str, outcome: Outcome) -> None:
-        """Any outcome but a success (_settle_all's)."""
         job = outcome.job
         if not self.holdings.release(worker, job.id):
             self._returned()
             return  # re-queued already (the worker was presumed lost), or cancelled
+        if type(outcome) is JobSucceeded:  # the common case, inline: a call a task costs ~1%
+            done = self.roster.done
+            done[worker] = done.get(worker, 0) + 1
+            self.durations.measure(job.type, outcome.started_at, outcome.finished_at)
+            self._change(tuple_of(Completed, (job.id, outcome.result, outcome.finished_at)))
+            return
         decision = settle(outcome, self._wall, self._policy, self._rng)
         if isinstance(decision, Requeue):  # interrupted or returned: not done here
             self._requeue(decision)
