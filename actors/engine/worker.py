@@ -72,7 +72,6 @@ class Worker(Actor):
         self._registry = registry
         self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
         self._leaving = False  # _stopped is set (read once a job: cheaper than is_set())
-        self._attempt = self._attempt_traced if traced else self._attempt_untraced
         self._asking = False  # waiting for the scheduler's answer: cancelling loses nothing
         self._fresh = True  # our next ask is this incarnation's first
         self._scope: trio.CancelScope | None = None  # for asks and jobs, until cancelled
@@ -207,7 +206,7 @@ class Worker(Actor):
         jobs = self._batch
         outcomes = self._outcomes
         skip = self._skip
-        attempt = self._attempt
+        attempt = self._attempt_traced if self._traced else self._attempt_untraced
         clock = trio.lowlevel.current_clock().current_time
         deadline = scope.deadline
         while self._index < len(jobs):
