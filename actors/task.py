@@ -163,9 +163,9 @@ class Submission:
     headers: Mapping[str, str] | None = None
 
 
-@attrs.frozen
-class Admitted:
-    """What the store answered for one submission: the task, and whether it is new."""
+class Admitted(NamedTuple):
+    """What the store answered for one submission: the task, and whether it is new. (A
+    NamedTuple, built once a submitted task: ``tuple_of`` makes one without a Python call.)"""
 
     task: Task
     created: bool

@@ -133,7 +133,7 @@ class StoreCore:
             record = self.create(task, entered)
             if key is not None:
                 existing[key] = record
-            admitted.append(Admitted(record.snapshot(), True))
+            admitted.append(tuple_of(Admitted, (record.snapshot(), True)))
         return admitted
 
     def submit_nowait(self, tasks: list[TaskRecord], now: float) -> list[TaskRecord]:
