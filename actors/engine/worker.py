@@ -146,6 +146,8 @@ class Worker(Actor):
                 return
             self._batch = jobs
             self._index = 0
+            if self._skip:  # interrupts heard while asking: only those for this batch count
+                self._skip.intersection_update(job.id for job in jobs)
 
     async def _listen(self, mailbox: Mailbox) -> None:
         async for envelope in mailbox:

@@ -197,17 +197,20 @@ async def test_a_serial_producer_never_fills_a_small_queue_by_lingering(
     assert [task.result for task in done] == list(range(200))
 
 
-async def test_a_shared_store_refuses_a_linger(autojump_clock) -> None:
-    """Not on a shared store yet (docs/engine.md, 'Linger'): refused with a ValueError that
-    says what to do, and open with none."""
+async def test_a_shared_store_lingers_too(autojump_clock) -> None:
+    """Two engines on one shared store, each lingering: a trickle of awaited submits through
+    both runs to the end (the shared simulation runs every other schedule with a linger)."""
     from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
 
-    registry = Registry()
     hub = SharedMemory()
-    with pytest.raises(ValueError, match="linger is not available on a shared store"):
-        async with open_engine(
+    async with (
+        open_engine(
             registry=registry, store=SharedMemoryBackend(hub), node="a", linger=LINGER
-        ):
-            pass
-    async with open_engine(registry=registry, store=SharedMemoryBackend(hub), node="b") as engine:
-        assert engine.node == "b"
+        ) as a,
+        open_engine(
+            registry=registry, store=SharedMemoryBackend(hub), node="b", linger=LINGER
+        ) as b,
+    ):
+        tasks = [await (a, b)[number % 2].submit("noop", number) for number in range(60)]
+        done = await a.wait_many([task.id for task in tasks])
+    assert [task.result for task in done] == list(range(60))
