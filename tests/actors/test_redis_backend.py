@@ -15,7 +15,7 @@ from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
 from oncue.actors.backends.redis_codec import rank
-from oncue.actors.backends.redis_wire import parse_url
+from oncue.actors.backends.redis_wire import _pack, pack, parse_url
 from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
 
@@ -64,6 +64,13 @@ def test_redis_urls_give_the_address_and_the_prefix() -> None:
             open_backend(bad)
     if importlib.util.find_spec("hiredis") is not None:
         assert isinstance(open_backend("redis://db/0"), RedisBackend)
+
+
+def test_a_command_packs_as_resp_whatever_packs_it() -> None:
+    pytest.importorskip("hiredis")
+    args = ["EVALSHA", b"\x00raw", 1, -7, 2**70, 0.1, 1e20, 1_800_000_000.123456, "é", ""]
+    assert pack(args) == _pack(args)
+    assert pack(["SET", True]) == _pack(["SET", True]) == b"*2\r\n$3\r\nSET\r\n$4\r\nTrue\r\n"
 
 
 def test_a_redis_url_without_the_extra_names_it(monkeypatch) -> None:
