@@ -71,7 +71,8 @@ def pack(args: Sequence[object]) -> bytes:
     import hiredis
 
     try:
-        return hiredis.pack_command(tuple(args))
+        packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
+        return packed
     except TypeError:
         return _pack(args)
 
