@@ -125,6 +125,21 @@ async def test_every_field_round_trips_including_the_empty_ones(backend) -> None
     assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, ())
 
 
+async def test_get_finished_reads_whole_only_the_finished_tasks(backend) -> None:
+    await backend.commit([task(1), task(2), task(3)], [])
+    [one, two] = await backend.claim(2, 0.0)
+    one.state, one.result, one.finished_at = TaskState.COMPLETED, [1], 1_800_000_001.0
+    two.state, two.error = TaskState.FAILED, TaskError("ValueError", "no", "")
+    await backend.commit([one, two], [])
+    finished, unfinished = await backend.get_finished(["t-3", "t-2", "nope", "t-1"])
+    assert sorted((r.id, r.state, r.result) for r in finished) == [
+        ("t-1", TaskState.COMPLETED, [1]),
+        ("t-2", TaskState.FAILED, None),
+    ]
+    assert unfinished == {"t-3"}
+    assert await backend.get_finished([]) == ([], set())
+
+
 async def test_a_filtered_listing_scans_past_one_script_budget(backend, monkeypatch) -> None:
     monkeypatch.setattr(redis_backend, "QUERY_BUDGET", 7)
     records = [task(n, type="rare" if n % 10 == 0 else "common", owner="o") for n in range(1, 51)]
