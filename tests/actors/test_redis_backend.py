@@ -284,3 +284,66 @@ async def test_the_queued_counts_of_an_older_store_are_counted_once_at_open(back
     await backend.close()
     await backend.open()  # counted once: kept by the scripts from then on
     assert await backend.queued_by_priority() == {5: 2, 1: 1}
+
+
+def dump(prefix: str) -> dict[str, object]:
+    """Every key of a prefix as plain values, leases by member only (their scores are times)."""
+    import redis
+
+    dumped: dict[str, object] = {}
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        for key in client.scan_iter(match=f"{{{prefix}}}:*"):
+            name, kind = key.split(":", 1)[1], client.type(key)
+            if kind == "zset":
+                pairs = client.zrange(key, 0, -1, withscores=True)
+                dumped[name] = [m for m, _ in pairs] if name == "leases" else pairs
+            elif kind == "hash":
+                dumped[name] = client.hgetall(key)
+            elif kind == "set":
+                dumped[name] = sorted(client.smembers(key))
+            else:
+                dumped[name] = client.get(key)
+    return dumped
+
+
+async def test_a_batch_leaves_the_keys_one_commit_a_task_would(backend) -> None:
+    """The scripts gather their index writes and send them at the end (redis_lua.flush):
+    the same writes batched and one at a time leave the same keys, a task finished and
+    deleted in one commit included."""
+    alone = open_backend(with_option(REDIS, "prefix", f"{backend.prefix}_alone"))
+    alone.attach("solo", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await alone.open()
+    try:
+        for store, batched in ((backend, True), (alone, False)):
+            fresh = [task(n, priority=n % 3, owner="me" if n % 2 else None) for n in range(1, 7)]
+            fresh.append(task(7, run_at=1e12))  # delayed
+            for some in [fresh] if batched else [[record] for record in fresh]:
+                await store.commit(some, [])
+            claimed = await store.claim(4, 0.0)
+            for record in claimed:
+                record.state, record.attempts = TaskState.RUNNING, 1
+            for some in [claimed] if batched else [[record] for record in claimed]:
+                await store.commit(some, [])
+            ended, deleted = claimed[:3], claimed[0].id
+            for record in ended:
+                record.state, record.finished_at = TaskState.COMPLETED, 1_800_000_002.0
+            if batched:
+                await store.commit(ended, [deleted])
+            else:
+                for record in ended:
+                    await store.commit([record], [])
+                await store.commit([], [deleted])
+        assert dump(backend.prefix) == dump(f"{backend.prefix}_alone")
+    finally:
+        await alone.close()
+        drop_redis_prefix(f"{backend.prefix}_alone")
+
+
+async def test_a_claim_takes_what_its_own_reap_gave_back(backend) -> None:
+    await backend.commit([task(1)], [])
+    [claimed] = await backend.claim(1, 0.0)
+    backend._leases["echo"] = 0.0  # type: ignore[attr-defined]  # its lease is over at once
+    await backend._script("set_leases", "solo", claimed.id, "0")  # type: ignore[attr-defined]
+    backend._known.clear()  # type: ignore[attr-defined]
+    [again] = await backend.claim(1, 0.0)
+    assert (again.id, again.state, again.node) == (claimed.id, TaskState.PENDING, "solo")
