@@ -107,21 +107,24 @@ class Relay(Actor):
 
 
 def payloads(node: str, events: list[TaskEvent]) -> list[str]:
-    """The events as JSON payloads of at most PAYLOAD_BYTES: `[node, event, event, ...]`."""
+    """The events as JSON payloads of at most PAYLOAD_BYTES (one event bigger than that goes
+    alone): `[node, event, event, ...]`, in order. A run of events is encoded in one call and
+    split only when it is too big, not encoded one event at a time to be measured."""
     chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    head = json.dumps(node)
-    for event in events:
-        encoded = json.dumps(encode(event))
-        if current and size + len(encoded) + 1 > PAYLOAD_BYTES - len(head) - 2:
-            chunks.append(f"[{head},{','.join(current)}]")
-            current, size = [], 0
-        current.append(encoded)
-        size += len(encoded) + 1
-    if current:
-        chunks.append(f"[{head},{','.join(current)}]")
+    _chunk(json.dumps(node), [encode(event) for event in events], chunks)
     return chunks
+
+
+def _chunk(head: str, items: list[list[Any]], chunks: list[str]) -> None:
+    if not items:
+        return
+    payload = f"[{head},{json.dumps(items)[1:]}"
+    if len(payload) <= PAYLOAD_BYTES or len(items) == 1:
+        chunks.append(payload)
+        return
+    step = max(1, min(len(items) // 2, len(items) * PAYLOAD_BYTES * 9 // (10 * len(payload))))
+    for first in range(0, len(items), step):
+        _chunk(head, items[first : first + step], chunks)
 
 
 def encode(event: TaskEvent) -> list[Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from oncue.actors.engine.relay import Relay, payloads
+import attrs
+
+from oncue.actors.engine.relay import PAYLOAD_BYTES, Relay, decode, payloads
 from oncue.actors.engine.watch import Feed
 from oncue.actors.task import TaskEvent, TaskState
 
@@ -34,3 +37,24 @@ def test_a_payload_not_ours_to_understand_is_logged(caplog) -> None:
     relay._deliver("[1, 2")
     assert heard.statistics().current_buffer_used == 0
     assert [record.msg for record in caplog.records] == ["relay.bad_payload"]
+
+
+def test_payloads_hold_every_event_in_order_each_within_the_bound() -> None:
+    events = [event(number) for number in range(500)]
+    chunks = payloads("node-1", events)
+    assert len(chunks) > 1
+    assert all(len(chunk) <= PAYLOAD_BYTES for chunk in chunks)
+    heard = [item for chunk in chunks for item in json.loads(chunk)[1:]]
+    assert [decode(item) for item in heard] == events
+    assert {json.loads(chunk)[0] for chunk in chunks} == {"node-1"}
+    assert payloads("node-1", []) == []
+
+
+def test_an_event_bigger_than_the_bound_goes_alone() -> None:
+    big = attrs.evolve(event(1), error="x" * PAYLOAD_BYTES)
+    chunks = payloads("n", [event(0), big, event(2)])
+    assert [[item[0] for item in json.loads(chunk)[1:]] for chunk in chunks] == [
+        ["t-0"],
+        ["t-1"],
+        ["t-2"],
+    ]
