@@ -13,7 +13,7 @@ from ..task import Progress, TaskError, TaskState
 from .rows import dump_history, dumps, load_history
 
 # Fields that may be None: written when set, deleted when None (a retry clears its error).
-_OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
+OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
 
 
 def rank(record: TaskRecord) -> str:
@@ -22,17 +22,16 @@ def rank(record: TaskRecord) -> str:
 
 
 def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
-    """The record as commit's ARGV: counts of pairs and of absent fields, whether it is whole,
-    the field/value pairs, the absent fields. Not ``full``: only what a transition changes
-    (the row exists; the payload is not sent again). JSON as SQLite stores it."""
-    history = dump_history(record.history)
+    """The record as commit's ARGV: the count of pairs, which OPTIONAL fields are absent (one
+    '1' or '0' each, in order), whether it is whole, then the field/value pairs. Not ``full``:
+    only what a transition changes (the row exists; the payload, its rank and its lease,
+    which never change, are not sent again). JSON as SQLite stores it."""
     flat = ["id", record.id, "priority", str(record.priority), "state", record.state.value]
-    flat += ["attempts", str(record.attempts), "history", history, "rank", rank(record)]
-    flat += ["lease", repr(lease)]
+    flat += ["attempts", str(record.attempts), "history", dump_history(record.history)]
     if full:
-        flat += ["number", str(record.number), "type", record.type]
+        flat += ["rank", rank(record), "lease", repr(lease), "number", str(record.number)]
         payload = dumps(record.payload) if record.payload_json is None else record.payload_json
-        flat += ["payload", payload, "max_retries", str(record.max_retries)]
+        flat += ["type", record.type, "payload", payload, "max_retries", str(record.max_retries)]
         flat += ["timeout", repr(record.timeout), "created_at", repr(record.created_at)]
         if record.key is not None:
             flat += ["key", record.key]
@@ -42,13 +41,14 @@ def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
             flat += ["headers", dumps(record.headers)]
     if record.node is not None:
         flat += ["node", record.node]
-    absent = []
-    for name, value in zip(_OPTIONAL, _optional(record), strict=True):
+    absent = ""
+    for name, value in zip(OPTIONAL, _optional(record), strict=True):
         if value is None:
-            absent.append(name)
+            absent += "1"
         else:
+            absent += "0"
             flat += [name, value]
-    return [str(len(flat) // 2), str(len(absent)), "1" if full else "0", *flat, *absent]
+    return [str(len(flat) // 2), absent, "1" if full else "0", *flat]
 
 
 def _optional(record: TaskRecord) -> tuple[str | None, ...]:

@@ -32,6 +32,7 @@ and Lua only compares strings. Times come from ``TIME`` (one clock for every nod
 
 from __future__ import annotations
 
+from .redis_codec import OPTIONAL
 from .redis_lua_leases import CLAIM, REAP, RELEASE, RENEW, SET_LEASES
 from .redis_lua_reads import FIND, QUERY
 
@@ -172,10 +173,12 @@ local function release_all(ids, now, stamp, origin)
 end
 """
 
-# ARGV: node, the record count, then per record: pair count, absent count, whole ('1') or a
-# transition ('0': mutable fields only), the field/value pairs, the absent (None) fields; then
-# the ids to delete. Returns the ids whose write was refused (lost).
+# ARGV: node, the record count, then per record: pair count, which OPTIONAL fields are absent
+# (None: '1' or '0' each, in order), whole ('1') or a transition ('0': mutable fields only,
+# no rank nor lease), the field/value pairs; then the ids to delete. Returns the ids whose
+# write was refused (lost).
 COMMIT = """
+local OPTIONAL = {OPTIONAL_FIELDS}  -- redis_codec.OPTIONAL
 local node = ARGV[1]
 local records = tonumber(ARGV[2])
 local now = clock()
@@ -191,13 +194,12 @@ local function accepts(new, whole, stored, onode, existing)
 end
 
 for _ = 1, records do
-  local pairs_count, absent_count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local pairs_count, absent = tonumber(ARGV[i]), ARGV[i + 1]
   local whole = ARGV[i + 2] == '1'
   local first, last = i + 3, i + 2 + 2 * pairs_count
   local new = {}
   for j = first, last, 2 do new[ARGV[j]] = ARGV[j + 1] end
-  local absent_first = last + 1
-  i = last + 1 + absent_count
+  i = last + 1
   local id = new.id
   local key = P .. 'task:' .. id
   local old = redis.call('HMGET', key, 'state', 'node', 'rank', 'number', 'type')
@@ -218,11 +220,12 @@ for _ = 1, records do
     -- the pairs hold node when it is set (an owner is always new.node): never set it again
     redis.call('HSET', key, unpack(ARGV, first, last))
     if stored then  -- a new row has nothing to delete, and is in no queue yet
-      if absent_count > 0 or not owner then
-        local drop = {unpack(ARGV, absent_first, i - 1)}
-        if not owner then drop[#drop + 1] = 'node' end
-        redis.call('HDEL', key, unpack(drop))
+      local drop = {}
+      for k = 1, #OPTIONAL do
+        if string.byte(absent, k) == 49 then drop[#drop + 1] = OPTIONAL[k] end  -- '1'
       end
+      if not owner then drop[#drop + 1] = 'node' end
+      if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
       if orank then defer('ZREM', P .. 'ready:' .. type_, orank) end
       defer('ZREM', P .. 'delayed', id)
       if not FINISHED[new.state] then defer('ZREM', P .. 'finished', id) end
@@ -238,7 +241,7 @@ for _ = 1, records do
     end
     move_state(id, number, type_, stored, new.state, new.priority)
     if not owner and CLAIMABLE[new.state] then
-      enqueue(id, new.rank, type_, new.run_at, now)
+      enqueue(id, new.rank or orank, type_, new.run_at, now)
       ready = true
     end
     if FINISHED[new.state] then
@@ -255,7 +258,7 @@ if ready then publish('ready', node, {}) end
 if #cancelled > 0 then publish('cancelled', node, cancelled) end
 if #finished > 0 then publish('finished', node, finished) end
 return lost
-"""
+""".replace("{OPTIONAL_FIELDS}", "{" + ", ".join(f"'{name}'" for name in OPTIONAL) + "}")
 
 # ARGV: before (wall clock), limit. Deletes the oldest finished tasks; returns type, state pairs.
 PURGE = """

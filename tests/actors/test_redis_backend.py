@@ -14,7 +14,7 @@ from oncue.actors import BackendUnavailable, open_backend
 from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
-from oncue.actors.backends.redis_codec import rank
+from oncue.actors.backends.redis_codec import encode, rank
 from oncue.actors.backends.redis_wire import _pack, pack, parse_url
 from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
@@ -95,6 +95,20 @@ def test_the_ready_rank_orders_every_64_bit_priority_then_number() -> None:
         (-1, 4),
         (low, 5),
     ]
+
+
+def test_a_transition_sends_what_changes_and_marks_the_fields_now_empty() -> None:
+    running = task(1, node="solo", state=TaskState.RUNNING, attempts=1, worker="w-1")
+    running.started_at = 1_800_000_001.5
+    head, pairs = encode(running, 30.0, full=False)[:3], encode(running, 30.0, full=False)[3:]
+    fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    assert head == [str(len(fields)), "1011101", "0"]  # run_at started_at ... worker progress
+    assert set(fields) == {"id", "priority", "state", "attempts", "history", "node"} | {
+        "started_at",
+        "worker",
+    }
+    whole = encode(running, 30.0)
+    assert {"rank", "lease", "payload", "number", "type"} <= set(whole[3::2])
 
 
 async def test_every_field_round_trips_including_the_empty_ones(backend) -> None:
