@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import json
+from json import loads
 
 from ..cores.record import TaskRecord
-from ..task import Progress, TaskError, TaskState
-from .rows import dump_history, dumps, load_history
+from ..task import Progress, TaskError
+from .rows import STATES, dump_history, dumps, load_history
 
 # Fields that may be None: written when set, deleted when None (a retry clears its error).
 OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
@@ -65,33 +65,35 @@ def _optional(record: TaskRecord) -> tuple[str | None, ...]:
 
 
 def decode(flat: list[str]) -> TaskRecord:
-    """A task from its hash, as HGETALL inside a script returns it (a flat list)."""
+    """A task from its hash, as HGETALL inside a script returns it (a flat list). Its payload's
+    JSON text is kept beside it (``payload_json``), so writing it whole again sends that text."""
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
     get = fields.get
     result, error, progress = get("result"), get("error"), get("progress")
-    headers = get("headers")
+    headers, payload = get("headers"), get("payload", "null")
     run_at, started_at, finished_at = get("run_at"), get("started_at"), get("finished_at")
     return TaskRecord(
-        id=get("id", ""),
-        number=int(get("number", 0)),
-        type=get("type", ""),
-        payload=json.loads(get("payload", "null")),
-        priority=int(get("priority", 0)),
-        state=TaskState(fields["state"]),
-        attempts=int(get("attempts", 0)),
-        max_retries=int(get("max_retries", 0)),
-        timeout=float(get("timeout", 0)),
-        created_at=float(get("created_at", 0)),
-        run_at=None if run_at is None else float(run_at),
-        started_at=None if started_at is None else float(started_at),
-        finished_at=None if finished_at is None else float(finished_at),
-        result=None if result is None else json.loads(result),
-        error=None if error is None else TaskError(*json.loads(error)),
-        worker=get("worker"),
-        progress=None if progress is None else Progress(*json.loads(progress)),
-        key=get("key"),
-        owner=get("owner"),
-        history=load_history(json.loads(get("history", "[]"))),
-        node=get("node"),
-        headers=None if headers is None else json.loads(headers),
+        get("id", ""),
+        int(get("number", 0)),
+        get("type", ""),
+        loads(payload),
+        int(get("priority", 0)),
+        STATES[fields["state"]],
+        int(get("attempts", 0)),
+        int(get("max_retries", 0)),
+        float(get("timeout", 0)),
+        float(get("created_at", 0)),
+        None if run_at is None else float(run_at),
+        get("key"),
+        get("owner"),
+        load_history(loads(get("history", "[]"))),
+        payload,
+        None if started_at is None else float(started_at),
+        None if finished_at is None else float(finished_at),
+        None if result is None else loads(result),
+        None if error is None else TaskError(*loads(error)),
+        get("worker"),
+        None if progress is None else Progress(*loads(progress)),
+        get("node"),
+        None if headers is None else loads(headers),
     )
