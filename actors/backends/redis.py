@@ -323,6 +323,12 @@ class RedisBackend:
         over a connection of the relay's own. Best effort: an error drops these (logged)."""
         await self._publisher.publish(payloads, f"oncue-publish:{self.prefix}:{self.node}")
 
+    async def others_listening(self) -> bool:
+        """Whether a node other than this one subscribes to the events now (redis_pubsub.py:
+        our own listener is counted apart, by the channel only it subscribes to)."""
+        name = f"oncue-publish:{self.prefix}:{self.node}"
+        return await self._publisher.others_listening(name, self._own_events)
+
     async def listen_events(
         self,
         deliver: Callable[[str], None],
@@ -332,4 +338,9 @@ class RedisBackend:
         """Hand each payload `publish_events` sent (by any node) to ``deliver``, for as long as
         it runs; reconnect with backoff after an error. Started once it first listens."""
         name = f"oncue-events:{self.prefix}:{self.node}"
-        await listen_events(self.address, f"{self.keys}events", name, deliver, task_status)
+        channels = (f"{self.keys}events", self._own_events)
+        await listen_events(self.address, channels, name, deliver, task_status)
+
+    @property
+    def _own_events(self) -> str:
+        return f"{self.keys}events:{self.node}"  # nothing is published on it

@@ -99,7 +99,7 @@ class Relay(Actor):
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             events = [item for item in batch if isinstance(item, TaskEvent)]
-            if events:
+            if events and await self._backend.others_listening():  # else nobody would hear
                 await self._backend.publish_events(payloads(self._node, events))
             if len(events) < len(batch):  # a SubscriptionEnded: subscribe again
                 assert isinstance(batch[-1], SubscriptionEnded)

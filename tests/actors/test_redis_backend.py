@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import time
@@ -361,3 +362,25 @@ async def test_a_claim_takes_what_its_own_reap_gave_back(backend) -> None:
     backend._known.clear()  # type: ignore[attr-defined]
     [again] = await backend.claim(1, 0.0)
     assert (again.id, again.state, again.node) == (claimed.id, TaskState.PENDING, "solo")
+
+
+async def test_events_are_worth_publishing_only_while_another_node_listens(backend) -> None:
+    """Our own events listener is counted apart (it also subscribes to a channel of its own),
+    so a node alone on the prefix does not publish what only it would hear."""
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
+    other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await other.open()
+    send, heard = trio.open_memory_channel[str](10)
+    try:
+        async with trio.open_nursery() as nursery:
+            assert not await backend.others_listening()
+            await nursery.start(functools.partial(backend.listen_events, lambda _: None))
+            assert not await backend.others_listening()  # only ourselves
+            await nursery.start(functools.partial(other.listen_events, send.send_nowait))
+            assert await backend.others_listening()
+            await backend.publish_events(['["solo"]'])
+            with trio.fail_after(10):
+                assert await heard.receive() == '["solo"]'
+            nursery.cancel_scope.cancel()
+    finally:
+        await other.close()

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import attrs
+import trio
 
 from oncue.actors.engine.relay import PAYLOAD_BYTES, Relay, decode, payloads
 from oncue.actors.engine.watch import Feed
+from oncue.actors.messages import SubscriptionEnded
 from oncue.actors.task import TaskEvent, TaskState
 
 
@@ -58,3 +60,28 @@ def test_an_event_bigger_than_the_bound_goes_alone() -> None:
         ["t-1"],
         ["t-2"],
     ]
+
+
+class Channel:
+    """A backend's event channel as the relay sees it: who else listens, what was published."""
+
+    def __init__(self, listening: bool) -> None:
+        self.listening = listening
+        self.published: list[str] = []
+
+    async def others_listening(self) -> bool:
+        return self.listening
+
+    async def publish_events(self, payloads: list[str]) -> None:
+        self.published += payloads
+
+
+async def test_events_are_published_only_while_another_node_listens() -> None:
+    for listening in (False, True):
+        backend = Channel(listening)
+        relay = Relay(backend, None, Feed(), "a")  # type: ignore[arg-type]
+        send, receive = trio.open_memory_channel[Any](10)
+        send.send_nowait(event(1))
+        send.send_nowait(SubscriptionEnded("dropped"))
+        await relay._publish_from(receive)  # returns at the end of the subscription
+        assert backend.published == (payloads("a", [event(1)]) if listening else [])
