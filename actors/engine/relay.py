@@ -6,7 +6,8 @@ subscribes to them like any events() reader and publishes them in batches on the
 event channel (NOTIFY, PUBLISH); it also listens there and hands the other nodes' events to
 `engine.remote_events()`. Best effort, as the channels are: a node that is not listening
 misses what was said meanwhile (a resumed event stream reads the history instead), and a relay
-that falls behind its store is dropped like any subscriber and subscribes again.
+that falls behind its store is dropped like any subscriber and subscribes again. A batch
+nobody else listens to (the backend's ``others_listening``: Redis can tell) is not published.
 """
 
 from __future__ import annotations
