@@ -384,3 +384,16 @@ async def test_events_are_worth_publishing_only_while_another_node_listens(backe
             nursery.cancel_scope.cancel()
     finally:
         await other.close()
+
+
+async def test_a_commit_bigger_than_one_gathered_command_indexes_every_task(backend) -> None:
+    """A script sends its gathered writes 4,000 arguments a command (redis_lua.CHUNK)."""
+    many = [task(n, priority=n % 2) for n in range(1, 5_001)]
+    await backend.commit(many, [])
+    assert await backend.counts() == {("echo", TaskState.PENDING): 5_000}
+    assert await backend.queued_by_priority() == {0: 2_500, 1: 2_500}
+    listed = await backend.query(TaskState.PENDING, "echo", 10_000, None)
+    assert len(listed) == 5_000
+    claimed = await backend.claim(5_000, 0.0)
+    assert [record.number for record in claimed[:2]] == [1, 3]  # priority 1 first
+    assert len(claimed) == 5_000
