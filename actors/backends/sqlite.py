@@ -15,11 +15,10 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import trio
-
 from ..cores.record import TaskRecord
 from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..task import UNFINISHED, TaskState
+from .one_thread import OneThread
 from .rows import COLUMNS, finished_since_sql, from_row, to_row, update_row
 from .sqlite_sql import (
     COUNTS,
@@ -72,7 +71,7 @@ class SqliteBackend:
             raise ValueError(f"synchronous must be off, normal, full or extra, got {synchronous!r}")
         self.path = str(path)
         self._synchronous = synchronous.upper()
-        self._limiter = trio.CapacityLimiter(1)
+        self._thread = OneThread(f"oncue-sqlite {self.path}")
         self._connection: sqlite3.Connection | None = None
         self._lock_file: TextIO | None = None
         # Numbers grow: a record numbered above every committed one is new (an INSERT), any
@@ -80,11 +79,9 @@ class SqliteBackend:
         self._top_number = 0
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        # Abandoned on cancel (a commit past its deadline): the thread still holds the limiter
-        # until it returns, so the next call waits for it and the connection is never shared.
-        return await trio.to_thread.run_sync(
-            function, *args, limiter=self._limiter, abandon_on_cancel=True
-        )
+        # Abandoned on cancel (a commit past its deadline): the thread finishes it before the
+        # next call, so the connection is never shared (one_thread.py).
+        return await self._thread.run(function, *args)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -118,7 +115,8 @@ class SqliteBackend:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await self._run(connection.close)
-        finally:  # even if cancelled waiting for an abandoned commit's thread
+        finally:
+            self._thread.stop()  # even if cancelled waiting for an abandoned commit's thread
             if self._lock_file is not None:
                 self._lock_file.close()  # closing the file releases the lock
                 self._lock_file = None
@@ -168,13 +166,22 @@ class SqliteBackend:
         deleted: list[tuple[str]],
         changed: Collection[TaskRecord],
     ) -> None:
+        # Every statement is a hand-back of the GIL, taken again after it (waiting for the
+        # event loop's thread while that runs Python): COMMIT as a statement, not commit()'s
+        # three, and no DELETE when nothing is deleted.
         db = self._db
         db.execute("BEGIN IMMEDIATE")
-        with db:  # commits, or rolls back if anything raises
+        try:
             execute_rows(db, insert_sql, new)
             if execute_rows(db, update_sql, updates) < len(updates):
                 insert_missing(db, {row[0] for row in updates}, changed)
-            db.executemany("DELETE FROM tasks WHERE id = ?", deleted)
+            if deleted:
+                db.executemany("DELETE FROM tasks WHERE id = ?", deleted)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                db.execute("ROLLBACK")
+            raise
 
     async def probe(self) -> None:
         """Write something real (a committed blob of PROBE_BYTES): after a failed commit,
