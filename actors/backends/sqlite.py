@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..task import UNFINISHED, TaskState
 from .one_thread import OneThread
 from .rows import COLUMNS, finished_since_sql, from_row, to_row, update_row
 from .sqlite_sql import (
+    CHUNK,
     COUNTS,
     FINISHED_VALUES,
     PURGE,
@@ -43,6 +45,15 @@ MANY_AT_ONCE = 500  # ids per SELECT of get_many (SQLite allows 32,766 parameter
 # file keeps that size on disk.
 WAL_PAGES = 10_000
 PROBE_BYTES = 64 * 1024  # what a probe writes: pages a full disk has no room for
+
+
+def _whole_rows_at_hand(changed: Collection[TaskRecord], top: int) -> bool:
+    """Whether ``changed`` commits as one statement of whole rows: few enough for one, and
+    every record new or with its payload's JSON text still at hand (what admission made; a
+    record read back from the file would have its payload encoded again for nothing)."""
+    if len(changed) > CHUNK:
+        return False
+    return all(record.number > top or record.payload_json is not None for record in changed)
 
 
 def classify(error: Exception) -> BackendError | None:
@@ -151,6 +162,11 @@ class SqliteBackend:
     ) -> Collection[str]:
         # Rows now: the store mutates the records later.
         top = self._top_number
+        if not deleted and _whole_rows_at_hand(changed, top):
+            rows = [to_row(record) for record in changed]
+            await self._run(self._upsert, rows)
+            self._top_number = max(top, max(row[1] for row in rows))
+            return ()
         new = [to_row(record) for record in changed if record.number > top]
         updates = [update_row(record) for record in changed if record.number <= top]
         if new:
@@ -158,6 +174,12 @@ class SqliteBackend:
         await self._run(self._commit, new, updates, [(task_id,) for task_id in deleted], changed)
         self._top_number = top
         return ()
+
+    def _upsert(self, rows: list[tuple[Any, ...]]) -> None:
+        """One statement, so its own transaction: a new row is inserted, an existing one
+        has what a transition may change updated, a missing one is written whole (as
+        insert_missing does), and the GIL is handed back once, not once a statement."""
+        self._db.execute(insert_sql(len(rows)), tuple(itertools.chain.from_iterable(rows)))
 
     def _commit(
         self,
