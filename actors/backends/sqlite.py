@@ -1,7 +1,8 @@
 """The SQLite backend: stdlib sqlite3 in WAL mode on one dedicated thread, one transaction a batch.
 
-The store actor calls it; every call runs in a worker thread through a CapacityLimiter of 1,
-so the event loop never blocks on the disk and the connection is used by one thread at a time.
+The store actor calls it; every call runs on the backend's own thread (one_thread.py), in
+order, so the event loop never blocks on the disk and the connection is used by one thread at
+a time. A batch whose rows are all at hand is one statement (see commit).
 WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed
 transaction; ``?synchronous=full`` also survives a power cut, at a cost per commit.
 """
@@ -51,7 +52,7 @@ def _whole_rows_at_hand(changed: Collection[TaskRecord], top: int) -> bool:
     """Whether ``changed`` commits as one statement of whole rows: few enough for one, and
     every record new or with its payload's JSON text still at hand (what admission made; a
     record read back from the file would have its payload encoded again for nothing)."""
-    if len(changed) > CHUNK:
+    if not changed or len(changed) > CHUNK:
         return False
     return all(record.number > top or record.payload_json is not None for record in changed)
 

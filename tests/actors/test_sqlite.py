@@ -81,6 +81,7 @@ async def test_other_commits_are_one_transaction_of_several_statements(tmp_path)
     assert ran[0] == "BEGIN IMMEDIATE"
     assert ran[-1] == "COMMIT"
     assert not any(statement.startswith("INSERT") for statement in ran)
+    assert (await statements(backend, [], []))[0] == "BEGIN IMMEDIATE"  # nothing: still valid
     # Deletions, and more records than one statement holds, take the transaction too.
     assert (await statements(backend, [], [read_back[1].id]))[0] == "BEGIN IMMEDIATE"
     many = [record(number) for number in range(100, 101 + CHUNK)]
