@@ -19,7 +19,7 @@ from ..cores.store_core import StoreCore
 from ..errors import TaskNotFound
 from ..messages import GetMany, WaitMany, WatchMany
 from ..runtime.mailbox import Envelope
-from ..task import Task
+from ..task import FINISHED, Task
 from .listeners import Listeners
 from .waiters import Gather, Watch
 
@@ -74,8 +74,10 @@ class BulkReads:
 
     async def _wait_many(self, message: WaitMany, envelope: Envelope) -> Any:
         found = await self._find_all(message.ids)
-        finished = {
-            task_id: record.snapshot() for task_id, record in found.items() if record.state.finished
+        finished = {  # ``in FINISHED``, not the state's property: a call less a task
+            task_id: record.snapshot()
+            for task_id, record in found.items()
+            if record.state in FINISHED
         }
         if len(finished) == len(found):
             return [finished[task_id] for task_id in message.ids]

@@ -11,7 +11,6 @@ import trio.testing
 from test_scheduler_core import job, make_core
 
 from oncue.actors import Registry, TaskContext, TaskState, open_engine
-from oncue.actors.cores.durations import MAX_BATCH
 from oncue.actors.cores.linger import LINGER_BATCH
 from oncue.actors.cores.scheduler_core import SchedulerCore
 from oncue.actors.engine.scheduler import Scheduler
@@ -79,7 +78,7 @@ def test_a_full_batch_ends_the_linger_at_once() -> None:
     assert handed(core) == []
     core.tasks_ready([job(names[-1])])
     core.turn()  # no time passed
-    assert handed(core) == [("ask-w2", names[:MAX_BATCH])]
+    assert handed(core) == [("ask-w2", names)]
 
 
 @pytest.mark.parametrize("why", ["no linger", "no idle worker", "paused"])
