@@ -96,6 +96,14 @@ class Handler:
     priority: int = DEFAULT_PRIORITY
     retry: RetryPolicy = RetryPolicy()
     lease: float | None = None  # seconds a node owns a claimed task (shared stores); None: default
+    # What a worker calls: ``function`` itself, or the plain function a TaskFunction wraps (a
+    # call less a task; a process handler is called through ``function``, which pickles).
+    call: Callable[..., Any] = attrs.field(init=False)
+
+    @call.default
+    def _unwrapped(self) -> Callable[..., Any]:
+        function = self.function
+        return function.function if isinstance(function, TaskFunction) else function
 
 
 class Registry:
@@ -112,6 +120,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        # The handler for a name, or None: the dict's own get (a C call), for the paths taken
+        # once a task (admission, a worker's attempt); get() says what is wrong with a name.
+        self.lookup: Callable[[str], Handler | None] = self._handlers.get
 
     def task(
         self,
@@ -198,7 +209,7 @@ class Registry:
     def resolve(self, type_or_function: str | Callable[..., Any]) -> Handler:
         """Accept a type name or a function decorated by ``task``."""
         if isinstance(type_or_function, str):
-            return self.get(type_or_function)
+            return self.lookup(type_or_function) or self.get(type_or_function)
         name = getattr(type_or_function, "__oncue_task__", None)
         if name is None:
             raise UnknownTaskType(repr(type_or_function), list(self._handlers))

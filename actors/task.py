@@ -90,6 +90,12 @@ class Progress:
     message: str = ""
 
 
+# Builds a NamedTuple from a tuple of its fields without its generated __new__ (a Python
+# function): ``tuple_of(Transition, (state, at, None, None))``, every field given. A call less
+# on the paths taken once a task (a Job, a Transition, an outcome).
+tuple_of = tuple.__new__
+
+
 class Transition(NamedTuple):
     """One entry of a task's history: it entered ``state`` at wall-clock time ``at``.
 
@@ -157,9 +163,9 @@ class Submission:
     headers: Mapping[str, str] | None = None
 
 
-@attrs.frozen
-class Admitted:
-    """What the store answered for one submission: the task, and whether it is new."""
+class Admitted(NamedTuple):
+    """What the store answered for one submission: the task, and whether it is new. (A
+    NamedTuple, built once a submitted task: ``tuple_of`` makes one without a Python call.)"""
 
     task: Task
     created: bool

@@ -65,3 +65,13 @@ def test_in_process_peer_runs_beside_oncue_in_smoke_mode(tmp_path: Path) -> None
     assert failures(rows) == []
     report = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert "huey-memory" in report["ratios"]["noop-10k"]["oncue"]
+
+
+@pytest.mark.timeout(60)
+def test_the_serial_submit_driver_runs_and_reports_per_task_figures() -> None:
+    argv = [sys.executable, "-m", "bench.serial_submit", "20", "1", "--actors"]
+    done = subprocess.run(argv, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=50)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (one,) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"wall_us", "cpu_us", "switches", "commits", "actors_us", "steps"} <= set(one)
+    assert {"store", "scheduler", "workers"} <= set(one["actors_us"])

@@ -190,6 +190,11 @@ class SharedBackend(Backend, Protocol):
         channel apart from the notices; best effort: nothing is kept for a node not listening."""
         ...
 
+    async def others_listening(self) -> bool:
+        """Whether another node may listen to the events now (False: what we publish would
+        reach only ourselves, so the relay does not encode it). True when it cannot tell."""
+        ...
+
     async def listen_events(
         self,
         deliver: Callable[[str], None],

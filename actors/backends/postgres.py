@@ -216,6 +216,9 @@ class PostgresBackend:
                 extra={"events_lost": len(payloads), "error": repr(error)},
             )
 
+    async def others_listening(self) -> bool:
+        return True  # LISTEN has no count another session can read cheaply: always publish
+
     async def listen_events(
         self,
         deliver: Callable[[str], None],

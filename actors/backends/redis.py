@@ -41,6 +41,7 @@ FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, un
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
 _UNFINISHED = [state.value for state in UNFINISHED]
+_FINISHED = frozenset(state.value for state in TaskState if state.finished)
 
 
 def classify(error: Exception) -> BackendError | None:
@@ -236,6 +237,22 @@ class RedisBackend:
     async def get_many(self, ids: Sequence[str]) -> list[TaskRecord]:
         return await self._hashes(ids)  # one pipelined round trip
 
+    async def get_finished(self, ids: Sequence[str]) -> tuple[list[TaskRecord], set[str]]:
+        """The finished tasks of ``ids`` whole, and the ids of the unfinished ones (an id of no
+        task is in neither): what a wait on them needs, without reading and decoding the hashes
+        of tasks still running (two pipelined round trips: the states, then those hashes)."""
+        if not ids:
+            return [], set()
+        states = await self._session.read([["HGET", f"{self.keys}task:{i}", "state"] for i in ids])
+        done: list[str] = []
+        unfinished: set[str] = set()
+        for task_id, state in zip(ids, states, strict=True):
+            if state in _FINISHED:
+                done.append(task_id)
+            elif state is not None:
+                unfinished.add(task_id)
+        return await self._hashes(done), unfinished
+
     async def get_by_number(self, number: int) -> TaskRecord | None:
         flat = await self._script("find", "number", number, read=True)
         return decode(flat) if flat else None
@@ -306,6 +323,12 @@ class RedisBackend:
         over a connection of the relay's own. Best effort: an error drops these (logged)."""
         await self._publisher.publish(payloads, f"oncue-publish:{self.prefix}:{self.node}")
 
+    async def others_listening(self) -> bool:
+        """Whether a node other than this one subscribes to the events now (redis_pubsub.py:
+        our own listener is counted apart, by the channel only it subscribes to)."""
+        name = f"oncue-publish:{self.prefix}:{self.node}"
+        return await self._publisher.others_listening(name, self._own_events)
+
     async def listen_events(
         self,
         deliver: Callable[[str], None],
@@ -315,4 +338,9 @@ class RedisBackend:
         """Hand each payload `publish_events` sent (by any node) to ``deliver``, for as long as
         it runs; reconnect with backoff after an error. Started once it first listens."""
         name = f"oncue-events:{self.prefix}:{self.node}"
-        await listen_events(self.address, f"{self.keys}events", name, deliver, task_status)
+        channels = (f"{self.keys}events", self._own_events)
+        await listen_events(self.address, channels, name, deliver, task_status)
+
+    @property
+    def _own_events(self) -> str:
+        return f"{self.keys}events:{self.node}"  # nothing is published on it

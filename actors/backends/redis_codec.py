@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-import json
+from json import loads
 
 from ..cores.record import TaskRecord
-from ..task import Progress, TaskError, TaskState
-from .rows import dump_history, dumps, load_history
+from ..task import Progress, TaskError
+from .rows import STATES, dump_history, dumps, load_history
 
 # Fields that may be None: written when set, deleted when None (a retry clears its error).
-_OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
+OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
 
 
 def rank(record: TaskRecord) -> str:
@@ -22,17 +22,16 @@ def rank(record: TaskRecord) -> str:
 
 
 def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
-    """The record as commit's ARGV: counts of pairs and of absent fields, whether it is whole,
-    the field/value pairs, the absent fields. Not ``full``: only what a transition changes
-    (the row exists; the payload is not sent again). JSON as SQLite stores it."""
-    history = dump_history(record.history)
+    """The record as commit's ARGV: the count of pairs, which OPTIONAL fields are absent (one
+    '1' or '0' each, in order), whether it is whole, then the field/value pairs. Not ``full``:
+    only what a transition changes (the row exists; the payload, its rank and its lease,
+    which never change, are not sent again). JSON as SQLite stores it."""
     flat = ["id", record.id, "priority", str(record.priority), "state", record.state.value]
-    flat += ["attempts", str(record.attempts), "history", history, "rank", rank(record)]
-    flat += ["lease", repr(lease)]
+    flat += ["attempts", str(record.attempts), "history", dump_history(record.history)]
     if full:
-        flat += ["number", str(record.number), "type", record.type]
+        flat += ["rank", rank(record), "lease", repr(lease), "number", str(record.number)]
         payload = dumps(record.payload) if record.payload_json is None else record.payload_json
-        flat += ["payload", payload, "max_retries", str(record.max_retries)]
+        flat += ["type", record.type, "payload", payload, "max_retries", str(record.max_retries)]
         flat += ["timeout", repr(record.timeout), "created_at", repr(record.created_at)]
         if record.key is not None:
             flat += ["key", record.key]
@@ -42,13 +41,14 @@ def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
             flat += ["headers", dumps(record.headers)]
     if record.node is not None:
         flat += ["node", record.node]
-    absent = []
-    for name, value in zip(_OPTIONAL, _optional(record), strict=True):
+    absent = ""
+    for name, value in zip(OPTIONAL, _optional(record), strict=True):
         if value is None:
-            absent.append(name)
+            absent += "1"
         else:
+            absent += "0"
             flat += [name, value]
-    return [str(len(flat) // 2), str(len(absent)), "1" if full else "0", *flat, *absent]
+    return [str(len(flat) // 2), absent, "1" if full else "0", *flat]
 
 
 def _optional(record: TaskRecord) -> tuple[str | None, ...]:
@@ -65,33 +65,35 @@ def _optional(record: TaskRecord) -> tuple[str | None, ...]:
 
 
 def decode(flat: list[str]) -> TaskRecord:
-    """A task from its hash, as HGETALL inside a script returns it (a flat list)."""
+    """A task from its hash, as HGETALL inside a script returns it (a flat list). Its payload's
+    JSON text is kept beside it (``payload_json``), so writing it whole again sends that text."""
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
     get = fields.get
     result, error, progress = get("result"), get("error"), get("progress")
-    headers = get("headers")
+    headers, payload = get("headers"), get("payload", "null")
     run_at, started_at, finished_at = get("run_at"), get("started_at"), get("finished_at")
     return TaskRecord(
-        id=get("id", ""),
-        number=int(get("number", 0)),
-        type=get("type", ""),
-        payload=json.loads(get("payload", "null")),
-        priority=int(get("priority", 0)),
-        state=TaskState(fields["state"]),
-        attempts=int(get("attempts", 0)),
-        max_retries=int(get("max_retries", 0)),
-        timeout=float(get("timeout", 0)),
-        created_at=float(get("created_at", 0)),
-        run_at=None if run_at is None else float(run_at),
-        started_at=None if started_at is None else float(started_at),
-        finished_at=None if finished_at is None else float(finished_at),
-        result=None if result is None else json.loads(result),
-        error=None if error is None else TaskError(*json.loads(error)),
-        worker=get("worker"),
-        progress=None if progress is None else Progress(*json.loads(progress)),
-        key=get("key"),
-        owner=get("owner"),
-        history=load_history(json.loads(get("history", "[]"))),
-        node=get("node"),
-        headers=None if headers is None else json.loads(headers),
+        get("id", ""),
+        int(get("number", 0)),
+        get("type", ""),
+        loads(payload),
+        int(get("priority", 0)),
+        STATES[fields["state"]],
+        int(get("attempts", 0)),
+        int(get("max_retries", 0)),
+        float(get("timeout", 0)),
+        float(get("created_at", 0)),
+        None if run_at is None else float(run_at),
+        get("key"),
+        get("owner"),
+        load_history(loads(get("history", "[]"))),
+        payload,
+        None if started_at is None else float(started_at),
+        None if finished_at is None else float(finished_at),
+        None if result is None else loads(result),
+        None if error is None else TaskError(*loads(error)),
+        get("worker"),
+        None if progress is None else Progress(*loads(progress)),
+        get("node"),
+        None if headers is None else loads(headers),
     )

@@ -32,6 +32,7 @@ and Lua only compares strings. Times come from ``TIME`` (one clock for every nod
 
 from __future__ import annotations
 
+from .redis_codec import OPTIONAL
 from .redis_lua_leases import CLAIM, REAP, RELEASE, RENEW, SET_LEASES
 from .redis_lua_reads import FIND, QUERY
 
@@ -45,42 +46,76 @@ local function clock()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000, t[1] .. '.' .. string.format('%06d', t[2])
 end
 
-local function count(state, type_, delta)
-  local field = state .. ':' .. type_
-  if redis.call('HINCRBY', P .. 'counts', field, delta) == 0 then
-    redis.call('HDEL', P .. 'counts', field)
+-- Index writes and counter increments gathered as a script goes, sent by flush(): at the end
+-- of every script (SCRIPTS wraps them), and wherever a script reads what it gathered. One
+-- command per key and kind instead of one per task, every removal before every addition (a
+-- task's rank leaves a queue before it may enter it again), the increments summed per field.
+local later = {ZREM = {}, SREM = {}, ZADD = {}, SADD = {}}
+local sums = {counts = {}, queued = {}}
+local CHUNK = 4000  -- arguments a command (Lua's unpack has a stack of 8,000)
+
+local function defer(command, key, a, b)
+  local args = later[command][key]
+  if not args then
+    args = {}
+    later[command][key] = args
+  end
+  args[#args + 1] = a
+  if b ~= nil then args[#args + 1] = b end
+end
+
+local function flush()
+  for _, command in ipairs({'ZREM', 'SREM', 'ZADD', 'SADD'}) do
+    for key, args in pairs(later[command]) do
+      for j = 1, #args, CHUNK do
+        redis.call(command, key, unpack(args, j, math.min(j + CHUNK - 1, #args)))
+      end
+    end
+    later[command] = {}
+  end
+  for name, fields in pairs(sums) do
+    for field, delta in pairs(fields) do
+      if delta ~= 0 and redis.call('HINCRBY', P .. name, field, delta) == 0 then
+        redis.call('HDEL', P .. name, field)
+      end
+    end
+    sums[name] = {}
   end
 end
 
+local function count(state, type_, delta)
+  local fields, field = sums.counts, state .. ':' .. type_
+  fields[field] = (fields[field] or 0) + delta
+end
+
 local function queued(priority, delta)
-  if redis.call('HINCRBY', P .. 'queued', priority, delta) == 0 then
-    redis.call('HDEL', P .. 'queued', priority)
-  end
+  local fields = sums.queued
+  fields[priority] = (fields[priority] or 0) + delta
 end
 
 local function move_state(id, number, type_, from, to, priority)
   if from == to then return end
   if from then
-    redis.call('ZREM', P .. 'state:' .. from, id)
+    defer('ZREM', P .. 'state:' .. from, id)
     count(from, type_, -1)
     if CLAIMABLE[from] then queued(priority, -1) end
   end
-  redis.call('ZADD', P .. 'state:' .. to, number, id)
+  defer('ZADD', P .. 'state:' .. to, number, id)
   count(to, type_, 1)
   if CLAIMABLE[to] then queued(priority, 1) end
 end
 
 local function enqueue(id, rank, type_, run_at, now)
   if run_at and tonumber(run_at) > now then
-    redis.call('ZADD', P .. 'delayed', run_at, id)
+    defer('ZADD', P .. 'delayed', run_at, id)
   else
-    redis.call('ZADD', P .. 'ready:' .. type_, 0, rank)
+    defer('ZADD', P .. 'ready:' .. type_, 0, rank)
   end
 end
 
 local function disown(id, node)
-  redis.call('ZREM', P .. 'leases', id)
-  if node then redis.call('SREM', P .. 'owned:' .. node, id) end
+  defer('ZREM', P .. 'leases', id)
+  if node then defer('SREM', P .. 'owned:' .. node, id) end
 end
 
 local function append_step(history, state, stamp)
@@ -109,12 +144,12 @@ end
 local function forget(id)
   local key = P .. 'task:' .. id
   local f = redis.call('HMGET', key, 'state', 'type', 'owner', 'key')
-  redis.call('ZREM', P .. 'finished', id)
+  defer('ZREM', P .. 'finished', id)
   if not f[1] or not FINISHED[f[1]] then return nil end
-  redis.call('ZREM', P .. 'all', id)
-  redis.call('ZREM', P .. 'state:' .. f[1], id)
-  redis.call('ZREM', P .. 'type:' .. f[2], id)
-  if f[3] then redis.call('ZREM', P .. 'owner:' .. f[3], id) end
+  defer('ZREM', P .. 'all', id)
+  defer('ZREM', P .. 'state:' .. f[1], id)
+  defer('ZREM', P .. 'type:' .. f[2], id)
+  if f[3] then defer('ZREM', P .. 'owner:' .. f[3], id) end
   if f[4] and redis.call('HGET', P .. 'keys', f[4]) == id then
     redis.call('HDEL', P .. 'keys', f[4])
   end
@@ -138,10 +173,12 @@ local function release_all(ids, now, stamp, origin)
 end
 """
 
-# ARGV: node, the record count, then per record: pair count, absent count, whole ('1') or a
-# transition ('0': mutable fields only), the field/value pairs, the absent (None) fields; then
-# the ids to delete. Returns the ids whose write was refused (lost).
+# ARGV: node, the record count, then per record: pair count, which OPTIONAL fields are absent
+# (None: '1' or '0' each, in order), whole ('1') or a transition ('0': mutable fields only,
+# no rank nor lease), the field/value pairs; then the ids to delete. Returns the ids whose
+# write was refused (lost).
 COMMIT = """
+local OPTIONAL = {OPTIONAL_FIELDS}  -- redis_codec.OPTIONAL
 local node = ARGV[1]
 local records = tonumber(ARGV[2])
 local now = clock()
@@ -157,13 +194,12 @@ local function accepts(new, whole, stored, onode, existing)
 end
 
 for _ = 1, records do
-  local pairs_count, absent_count = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local pairs_count, absent = tonumber(ARGV[i]), ARGV[i + 1]
   local whole = ARGV[i + 2] == '1'
   local first, last = i + 3, i + 2 + 2 * pairs_count
   local new = {}
   for j = first, last, 2 do new[ARGV[j]] = ARGV[j + 1] end
-  local absent_first = last + 1
-  i = last + 1 + absent_count
+  i = last + 1
   local id = new.id
   local key = P .. 'task:' .. id
   local old = redis.call('HMGET', key, 'state', 'node', 'rank', 'number', 'type')
@@ -181,42 +217,48 @@ for _ = 1, records do
       disown(id, onode)
       if new.node ~= node and new.state == 'cancelled' then cancelled[#cancelled + 1] = id end
     end
+    -- the pairs hold node when it is set (an owner is always new.node): never set it again
     redis.call('HSET', key, unpack(ARGV, first, last))
     if stored then  -- a new row has nothing to delete, and is in no queue yet
-      if absent_count > 0 then redis.call('HDEL', key, unpack(ARGV, absent_first, i - 1)) end
-      if owner then redis.call('HSET', key, 'node', owner) else redis.call('HDEL', key, 'node') end
-      if orank then redis.call('ZREM', P .. 'ready:' .. type_, orank) end
-      redis.call('ZREM', P .. 'delayed', id)
-      if not FINISHED[new.state] then redis.call('ZREM', P .. 'finished', id) end
+      local drop = {}
+      for k = 1, #OPTIONAL do
+        if string.byte(absent, k) == 49 then drop[#drop + 1] = OPTIONAL[k] end  -- '1'
+      end
+      if not owner then drop[#drop + 1] = 'node' end
+      if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+      if orank then defer('ZREM', P .. 'ready:' .. type_, orank) end
+      defer('ZREM', P .. 'delayed', id)
+      if not FINISHED[new.state] then defer('ZREM', P .. 'finished', id) end
     else
-      redis.call('ZADD', P .. 'all', number, id)
-      redis.call('ZADD', P .. 'type:' .. type_, number, id)
-      if new.owner then redis.call('ZADD', P .. 'owner:' .. new.owner, number, id) end
-      if new.key then redis.call('HSET', P .. 'keys', new.key, id) end
+      defer('ZADD', P .. 'all', number, id)
+      defer('ZADD', P .. 'type:' .. type_, number, id)
+      if new.owner then defer('ZADD', P .. 'owner:' .. new.owner, number, id) end
+      if new.key then redis.call('HSET', P .. 'keys', new.key, id) end  -- read by the next
       if owner and not FINISHED[new.state] then
-        redis.call('ZADD', P .. 'leases', now + tonumber(new.lease), id)
-        redis.call('SADD', P .. 'owned:' .. owner, id)
+        defer('ZADD', P .. 'leases', now + tonumber(new.lease), id)
+        defer('SADD', P .. 'owned:' .. owner, id)
       end
     end
     move_state(id, number, type_, stored, new.state, new.priority)
     if not owner and CLAIMABLE[new.state] then
-      enqueue(id, new.rank, type_, new.run_at, now)
+      enqueue(id, new.rank or orank, type_, new.run_at, now)
       ready = true
     end
     if FINISHED[new.state] then
-      if new.finished_at then redis.call('ZADD', P .. 'finished', new.finished_at, id) end
+      if new.finished_at then defer('ZADD', P .. 'finished', new.finished_at, id) end
       if not stored or not FINISHED[stored] then finished[#finished + 1] = id end
     end
   end
 end
 
+flush()  -- before the deletes: a task written above and deleted below leaves no index entry
 for j = i, #ARGV do forget(ARGV[j]) end
 
 if ready then publish('ready', node, {}) end
 if #cancelled > 0 then publish('cancelled', node, cancelled) end
 if #finished > 0 then publish('finished', node, finished) end
 return lost
-"""
+""".replace("{OPTIONAL_FIELDS}", "{" + ", ".join(f"'{name}'" for name in OPTIONAL) + "}")
 
 # ARGV: before (wall clock), limit. Deletes the oldest finished tasks; returns type, state pairs.
 PURGE = """
@@ -246,6 +288,12 @@ end
 redis.call('SET', P .. 'queued_kept', '1')
 return 1
 """
+
+
+def wrapped(body: str) -> str:
+    """A script's body run as a function, then its gathered writes flushed (see PRELUDE)."""
+    return f"local function main()\n{body}\nend\nlocal result = main()\nflush()\nreturn result\n"
+
 
 SCRIPTS = {
     "commit": COMMIT,

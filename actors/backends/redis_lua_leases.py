@@ -20,6 +20,7 @@ end
 for j = 6 + math.max(ntypes, 0), #ARGV, 2 do leases[ARGV[j]] = tonumber(ARGV[j + 1]) end
 local now, stamp = clock()
 release_all(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now), now, stamp, node)
+flush()  -- what it gave back is claimable below
 
 -- A store written before the per-type queues: move its single queue over, a block a claim.
 for _, rank in ipairs(redis.call('ZRANGE', P .. 'ready', 0, 999)) do
@@ -46,31 +47,37 @@ if ntypes < 0 then  -- any type: those with claimable tasks, as the counts know 
     end
   end
 end
-local picks = {}
+local picks, type_of = {}, {}  -- ranks, and the type of each (the queue it is in)
 for _, type_ in ipairs(types) do
   local ranks = redis.call('ZRANGE', P .. 'ready:' .. type_, '-', '+', 'BYLEX', 'LIMIT', 0, limit)
-  for _, rank in ipairs(ranks) do picks[#picks + 1] = rank end
+  for _, rank in ipairs(ranks) do
+    picks[#picks + 1] = rank
+    type_of[rank] = type_
+  end
 end
 if within > 0 then
   local soon = redis.call('ZRANGEBYSCORE', P .. 'delayed', '(' .. now, now + within,
     'LIMIT', 0, limit)
   for _, id in ipairs(soon) do
     local f = redis.call('HMGET', P .. 'task:' .. id, 'rank', 'type')
-    if f[1] and runs[f[2]] then picks[#picks + 1] = f[1] end
+    if f[1] and runs[f[2]] then
+      picks[#picks + 1] = f[1]
+      type_of[f[1]] = f[2]
+    end
   end
 end
 table.sort(picks)
 local claimed = {}
 for n = 1, math.min(limit, #picks) do
-  local id = string.sub(picks[n], 33)
+  local rank = picks[n]
+  local id, type_ = string.sub(rank, 33), type_of[rank]
   local key = P .. 'task:' .. id
-  local type_ = redis.call('HGET', key, 'type')
   local lease = leases[type_] or fallback
-  redis.call('ZREM', P .. 'ready:' .. type_, picks[n])
-  redis.call('ZREM', P .. 'delayed', id)
+  defer('ZREM', P .. 'ready:' .. type_, rank)
+  defer('ZREM', P .. 'delayed', id)
   redis.call('HSET', key, 'node', node, 'lease', lease)
-  redis.call('ZADD', P .. 'leases', now + lease, id)
-  redis.call('SADD', P .. 'owned:' .. node, id)
+  defer('ZADD', P .. 'leases', now + lease, id)
+  defer('SADD', P .. 'owned:' .. node, id)
   claimed[#claimed + 1] = redis.call('HGETALL', key)
 end
 return claimed

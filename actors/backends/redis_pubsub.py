@@ -4,6 +4,10 @@ Two channels per prefix: ``{prefix}:notices`` carries the notices the scripts pu
 idle nodes (JSON ``[kind, origin node, ids...]``), ``{prefix}:events`` the task events the
 relay spreads (relay.py encodes them). A listener reconnects after an error with a doubling
 backoff; the notices' listener pings after a silence, so a dead peer is found.
+
+A node's events listener also subscribes to ``{prefix}:events:<node>``, on which nothing is
+published, in the same SUBSCRIBE: ``PUBSUB NUMSUB`` of both then tells at one instant how many
+listen to the events besides this node, and the relay publishes nothing while nobody does.
 """
 
 from __future__ import annotations
@@ -84,14 +88,28 @@ class Publisher:
         self.channel = f"{keys}events"
         self._connection: Connection | None = None
 
+    async def _connect(self, name: str) -> Connection:
+        if self._connection is None or self._connection.broken:
+            if self._connection is not None:
+                await self._connection.aclose()
+            self._connection = await Connection.open(self.address, name)
+        return self._connection
+
+    async def others_listening(self, name: str, own: str) -> bool:
+        """Whether anyone but the listener of ``own`` (a channel only it subscribes to, in the
+        same SUBSCRIBE as the events) listens to the events; True after an error (publish
+        then tries, and logs)."""
+        try:
+            counts = await (await self._connect(name)).call("PUBSUB", "NUMSUB", self.channel, own)
+        except FAILURES:
+            return True
+        return bool(int(counts[1]) - int(counts[3]) > 0)
+
     async def publish(self, payloads: Sequence[str], name: str) -> None:
         """Best effort: after an error it logs, drops these and reconnects next time."""
         try:
-            if self._connection is None or self._connection.broken:
-                if self._connection is not None:
-                    await self._connection.aclose()
-                self._connection = await Connection.open(self.address, name)
-            await self._connection.pipeline([["PUBLISH", self.channel, p] for p in payloads])
+            connection = await self._connect(name)
+            await connection.pipeline([["PUBLISH", self.channel, p] for p in payloads])
         except FAILURES as error:
             logger.warning(
                 "redis.publish_failed",
@@ -108,25 +126,26 @@ class Publisher:
 
 async def listen_events(
     address: Address,
-    channel: str,
+    channels: tuple[str, str],
     name: str,
     deliver: Callable[[str], None],
     task_status: trio.TaskStatus[None],
 ) -> None:
-    """Hand each payload published on ``channel`` to ``deliver``, for as long as it runs;
-    reconnect with backoff after an error. Started once it first listens."""
+    """Hand each payload published on the first of ``channels`` (the events; the second is
+    this node's own, see above) to ``deliver``, for as long as it runs; reconnect with backoff
+    after an error. Started once it first listens."""
     delay = RETRY[0]
     started: list[Callable[[], None]] = [lambda: task_status.started()]
     while True:
         try:
             connection = await Connection.open(address, name)
             try:
-                await connection.send("SUBSCRIBE", channel)
+                await connection.send("SUBSCRIBE", *channels)  # both at one instant
                 while True:
                     reply = await connection.receive()
                     if isinstance(reply, RedisError):
                         raise reply
-                    if reply[0] == "message":
+                    if reply[0] == "message" and reply[1] == channels[0]:
                         deliver(reply[2])
                     elif reply[0] == "subscribe" and started:
                         started.pop()()

@@ -18,13 +18,13 @@ from typing import Any
 
 import trio
 
-from .redis_lua import PRELUDE, SCRIPTS
+from .redis_lua import PRELUDE, SCRIPTS, wrapped
 from .redis_wire import Address, Connection, RedisError
 
 logger = logging.getLogger(__name__)
 
 PROBE_BYTES = 64 * 1024  # what the health probe writes: memory a full Redis has no room for
-BODIES = {name: PRELUDE + body for name, body in SCRIPTS.items()}
+BODIES = {name: PRELUDE + wrapped(body) for name, body in SCRIPTS.items()}
 SHA = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in BODIES.items()}
 
 

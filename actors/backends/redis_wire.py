@@ -66,7 +66,18 @@ def parse_url(url: str) -> tuple[Address, str]:
 
 
 def pack(args: Sequence[object]) -> bytes:
-    """One command in RESP: an array of bulk strings."""
+    """One command in RESP: an array of bulk strings. hiredis packs it (C: a 1,000-task commit
+    has ~36,000 arguments); an argument it does not take (a bool, say) is sent as ``str``."""
+    import hiredis
+
+    try:
+        packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
+        return packed
+    except TypeError:
+        return _pack(args)
+
+
+def _pack(args: Sequence[object]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()

@@ -200,6 +200,9 @@ class SharedMemoryBackend:
             for payload in payloads:
                 deliver(payload)
 
+    async def others_listening(self) -> bool:
+        return True  # in process: publishing costs nothing worth saving
+
     async def listen_events(
         self,
         deliver: Callable[[str], None],

@@ -1,7 +1,8 @@
 """The SQLite backend: stdlib sqlite3 in WAL mode on one dedicated thread, one transaction a batch.
 
-The store actor calls it; every call runs in a worker thread through a CapacityLimiter of 1,
-so the event loop never blocks on the disk and the connection is used by one thread at a time.
+The store actor calls it; every call runs on the backend's own thread (one_thread.py), in
+order, so the event loop never blocks on the disk and the connection is used by one thread at
+a time. A batch whose rows are all at hand is one statement (see commit).
 WAL with synchronous=NORMAL survives a killed process (kill -9) without losing a committed
 transaction; ``?synchronous=full`` also survives a power cut, at a cost per commit.
 """
@@ -10,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import trio
-
 from ..cores.record import TaskRecord
 from ..errors import BackendError, BackendFull, BackendUnavailable, DatabaseInUse
 from ..task import UNFINISHED, TaskState
+from .one_thread import OneThread
 from .rows import COLUMNS, finished_since_sql, from_row, to_row, update_row
 from .sqlite_sql import (
+    CHUNK,
     COUNTS,
     FINISHED_VALUES,
     PURGE,
@@ -44,6 +46,15 @@ MANY_AT_ONCE = 500  # ids per SELECT of get_many (SQLite allows 32,766 parameter
 # file keeps that size on disk.
 WAL_PAGES = 10_000
 PROBE_BYTES = 64 * 1024  # what a probe writes: pages a full disk has no room for
+
+
+def _whole_rows_at_hand(changed: Collection[TaskRecord], top: int) -> bool:
+    """Whether ``changed`` commits as one statement of whole rows: few enough for one, and
+    every record new or with its payload's JSON text still at hand (what admission made; a
+    record read back from the file would have its payload encoded again for nothing)."""
+    if not changed or len(changed) > CHUNK:
+        return False
+    return all(record.number > top or record.payload_json is not None for record in changed)
 
 
 def classify(error: Exception) -> BackendError | None:
@@ -72,7 +83,7 @@ class SqliteBackend:
             raise ValueError(f"synchronous must be off, normal, full or extra, got {synchronous!r}")
         self.path = str(path)
         self._synchronous = synchronous.upper()
-        self._limiter = trio.CapacityLimiter(1)
+        self._thread = OneThread(f"oncue-sqlite {self.path}")
         self._connection: sqlite3.Connection | None = None
         self._lock_file: TextIO | None = None
         # Numbers grow: a record numbered above every committed one is new (an INSERT), any
@@ -80,11 +91,9 @@ class SqliteBackend:
         self._top_number = 0
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        # Abandoned on cancel (a commit past its deadline): the thread still holds the limiter
-        # until it returns, so the next call waits for it and the connection is never shared.
-        return await trio.to_thread.run_sync(
-            function, *args, limiter=self._limiter, abandon_on_cancel=True
-        )
+        # Abandoned on cancel (a commit past its deadline): the thread finishes it before the
+        # next call, so the connection is never shared (one_thread.py).
+        return await self._thread.run(function, *args)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -118,7 +127,8 @@ class SqliteBackend:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await self._run(connection.close)
-        finally:  # even if cancelled waiting for an abandoned commit's thread
+        finally:
+            self._thread.stop()  # even if cancelled waiting for an abandoned commit's thread
             if self._lock_file is not None:
                 self._lock_file.close()  # closing the file releases the lock
                 self._lock_file = None
@@ -153,6 +163,11 @@ class SqliteBackend:
     ) -> Collection[str]:
         # Rows now: the store mutates the records later.
         top = self._top_number
+        if not deleted and _whole_rows_at_hand(changed, top):
+            rows = [to_row(record) for record in changed]
+            await self._run(self._upsert, rows)
+            self._top_number = max(top, max(row[1] for row in rows))
+            return ()
         new = [to_row(record) for record in changed if record.number > top]
         updates = [update_row(record) for record in changed if record.number <= top]
         if new:
@@ -161,6 +176,12 @@ class SqliteBackend:
         self._top_number = top
         return ()
 
+    def _upsert(self, rows: list[tuple[Any, ...]]) -> None:
+        """One statement, so its own transaction: a new row is inserted, an existing one
+        has what a transition may change updated, a missing one is written whole (as
+        insert_missing does), and the GIL is handed back once, not once a statement."""
+        self._db.execute(insert_sql(len(rows)), tuple(itertools.chain.from_iterable(rows)))
+
     def _commit(
         self,
         new: list[tuple[Any, ...]],
@@ -168,13 +189,22 @@ class SqliteBackend:
         deleted: list[tuple[str]],
         changed: Collection[TaskRecord],
     ) -> None:
+        # Every statement is a hand-back of the GIL, taken again after it (waiting for the
+        # event loop's thread while that runs Python): COMMIT as a statement, not commit()'s
+        # three, and no DELETE when nothing is deleted.
         db = self._db
         db.execute("BEGIN IMMEDIATE")
-        with db:  # commits, or rolls back if anything raises
+        try:
             execute_rows(db, insert_sql, new)
             if execute_rows(db, update_sql, updates) < len(updates):
                 insert_missing(db, {row[0] for row in updates}, changed)
-            db.executemany("DELETE FROM tasks WHERE id = ?", deleted)
+            if deleted:
+                db.executemany("DELETE FROM tasks WHERE id = ?", deleted)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                db.execute("ROLLBACK")
+            raise
 
     async def probe(self) -> None:
         """Write something real (a committed blob of PROBE_BYTES): after a failed commit,

@@ -11,10 +11,8 @@ import math
 
 import attrs
 
-from .durations import MAX_BATCH
-
 LINGER = 0.001  # seconds ready work may wait for company when tasks trickle in (the default)
-LINGER_BATCH = MAX_BATCH  # ready jobs that end a linger at once (at most; see Linger.batch)
+LINGER_BATCH = 32  # ready jobs that end a linger at once (at most; see Linger.batch)
 MAX_LINGER = 0.1  # seconds: the most open_engine(linger=) accepts (latency stays sane)
 
 

@@ -54,6 +54,32 @@ class Queues:
         else:
             heapq.heappush(self.timers, (deadline, next(self._sequence), job))
 
+    def push_ready(self, jobs: list[Job]) -> None:
+        """Queue those of ``jobs`` not queued already, all ready now (what ``push`` does for
+        each, in one call: a store batch of a thousand tasks is a thousand pushes)."""
+        queued, entries = self.queued, self._entries
+        entry: list[Any] | None = None
+        pushed = 0
+        for job in jobs:
+            if job.id in queued:
+                continue
+            queued[job.id] = job
+            pushed += 1
+            if entry is None or entry[0] != -job.priority:
+                entry = entries.get(job.priority)
+                if entry is None:
+                    entry = [-job.priority, next(self._sequence), job]
+                    heapq.heappush(self.ready, entry)
+                    entries[job.priority] = entry
+                    continue
+            if type(entry[2]) is deque:
+                entry[2].append(job)
+            else:
+                entry[2] = deque((entry[2], job))
+        self._ready_size += pushed
+        if len(queued) > self._peak:
+            self._peak = len(queued)
+
     def _make_ready(self, job: Job) -> None:
         entry = self._entries.get(job.priority)
         if entry is None:
@@ -119,6 +145,39 @@ class Queues:
             self.queued = dict(queued)
             self._peak = len(queued)
         return job
+
+    def pop_run(self, limit: int, task_type: str) -> list[Job]:
+        """Up to ``limit`` jobs as peek()/pop() would give them, while they are of
+        ``task_type`` and of the front priority (one call, not two a job: dispatch takes a
+        batch of a hundred fast tasks a pull)."""
+        if limit <= 0:
+            return []
+        head = self.peek()  # skips removed jobs at the front
+        if head is None or head.type != task_type:
+            return []
+        jobs = self.ready[0][2]
+        if type(jobs) is not deque:
+            return [self.pop()]
+        queued = self.queued
+        taken: list[Job] = []
+        while jobs and len(taken) < limit:
+            job: Job = jobs[0]
+            if job is not queued.get(job.id):  # removed: skipped, as peek() does
+                jobs.popleft()
+                self._ready_size -= 1
+            elif job.type != task_type:
+                break
+            else:
+                jobs.popleft()
+                del queued[job.id]
+                taken.append(job)
+        if not jobs:  # the next entry is another priority: the run ends here
+            del self._entries[-heapq.heappop(self.ready)[0]]
+        self._ready_size -= len(taken)
+        if len(queued) < self._peak >> 2 and self._peak > SHRINK_ABOVE:
+            self.queued = dict(queued)
+            self._peak = len(queued)
+        return taken
 
     def ready_count(self) -> int:
         """Jobs in the ready queue (removed ones too, until they surface)."""

@@ -89,6 +89,12 @@ class Confirmations(Generic[Waiter]):
         self.unsent = []
         return token
 
+    def holds(self, task_id: str) -> bool:
+        """Whether an answer held here (its Started not committed yet) hands out ``task_id``:
+        its worker has not got it, so a cancel drops it from the answer, no interrupt needed."""
+        held = [self.unsent, *(answers for _, answers in self.sent)]
+        return any(job.id == task_id for answers in held for _, jobs in answers for job in jobs)
+
     def recorded(self, token: object) -> list[tuple[Waiter, list[Job]]]:
         """The answers that waited for ``token``'s Record (and any before it); none for a
         token of an earlier scheduler (it answers nobody here)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..messages import Completed, Failed, Requeued, Retrying, Started
-from ..task import TaskState, Transition
+from ..task import TaskState, Transition, tuple_of
 from .batch import Batch, task_event
 from .record import TaskRecord
 
@@ -74,7 +74,7 @@ def completed(
     record.result = result
     record.error = None
     record.state = COMPLETED
-    record.history += (Transition(COMPLETED, at, None, None),)
+    record.history += (tuple_of(Transition, (COMPLETED, at, None, None)),)
     record.finished_at = at
     counts[record.type, RUNNING] -= 1
     counts[record.type, COMPLETED] += 1

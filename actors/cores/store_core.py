@@ -24,7 +24,16 @@ from ..errors import (
     TaskNotFinished,
 )
 from ..messages import Job
-from ..task import FINISHED, Admitted, Progress, Task, TaskError, TaskState, Transition
+from ..task import (
+    FINISHED,
+    Admitted,
+    Progress,
+    Task,
+    TaskError,
+    TaskState,
+    Transition,
+    tuple_of,
+)
 from . import reconcile, reported
 from .batch import Batch, Counts, task_event
 from .ownership import Ownership
@@ -124,7 +133,7 @@ class StoreCore:
             record = self.create(task, entered)
             if key is not None:
                 existing[key] = record
-            admitted.append(Admitted(record.snapshot(), True))
+            admitted.append(tuple_of(Admitted, (record.snapshot(), True)))
         return admitted
 
     def submit_nowait(self, tasks: list[TaskRecord], now: float) -> list[TaskRecord]:
@@ -163,16 +172,19 @@ class StoreCore:
             self.unfinished[record.id] = record
             if ready:
                 batch.ready.append(
-                    Job(
-                        record.id,
-                        record.type,
-                        record.payload,
-                        record.priority,
-                        record.timeout,
-                        0,  # attempts
-                        record.max_retries,
-                        record.run_at,
-                        record.headers,
+                    tuple_of(
+                        Job,
+                        (
+                            record.id,
+                            record.type,
+                            record.payload,
+                            record.priority,
+                            record.timeout,
+                            0,  # attempts
+                            record.max_retries,
+                            record.run_at,
+                            record.headers,
+                        ),
                     )
                 )
         if batch.events is not None:

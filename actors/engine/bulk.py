@@ -19,7 +19,7 @@ from ..cores.store_core import StoreCore
 from ..errors import TaskNotFound
 from ..messages import GetMany, WaitMany, WatchMany
 from ..runtime.mailbox import Envelope
-from ..task import Task
+from ..task import FINISHED, Task
 from .listeners import Listeners
 from .waiters import Gather, Watch
 
@@ -46,9 +46,9 @@ class BulkReads:
     def handlers(self) -> dict[type, Callable[[Any, Envelope], Any]]:
         return {GetMany: self._get_many, WaitMany: self._wait_many, WatchMany: self._watch_many}
 
-    async def _find_all(self, ids: tuple[str, ...]) -> dict[str, TaskRecord]:
-        """Every task named, by id: those the store holds (unfinished, or finished recently),
-        then the rest in one backend read. Raises TaskNotFound for the first that names none."""
+    def _held(self, ids: tuple[str, ...]) -> tuple[dict[str, TaskRecord], list[str]]:
+        """The tasks named that the store holds (unfinished, or finished recently), by id, and
+        the ids of the rest, once each."""
         found: dict[str, TaskRecord] = {}
         known, recent = self._core.known, self._recent.get
         elsewhere: dict[str, None] = {}
@@ -58,14 +58,40 @@ class BulkReads:
                 found[task_id] = record
             else:
                 elsewhere[task_id] = None
+        return found, list(elsewhere)
+
+    async def _find_all(self, ids: tuple[str, ...]) -> dict[str, TaskRecord]:
+        """Every task named, by id: those the store holds, then the rest in one backend read.
+        Raises TaskNotFound for the first that names none."""
+        found, elsewhere = self._held(ids)
         if elsewhere:
-            read = partial(self._backend.get_many, list(elsewhere))
-            for record in await self._read(read):
+            for record in await self._read(partial(self._backend.get_many, elsewhere)):
                 found[record.id] = record
             for task_id in elsewhere:
                 if task_id not in found:
                     raise TaskNotFound(task_id)
         return found
+
+    async def _find_finished(self, ids: tuple[str, ...]) -> tuple[dict[str, TaskRecord], set[str]]:
+        """The finished tasks named, by id, and the unfinished ids: what a wait needs. A backend
+        with ``get_finished`` (Redis) is not asked for the records of the unfinished ones,
+        which a wait would only drop. Raises TaskNotFound for the first that names none."""
+        get_finished = getattr(self._backend, "get_finished", None)
+        if get_finished is None:
+            found = await self._find_all(ids)
+            unfinished = {task_id for task_id, r in found.items() if r.state not in FINISHED}
+            return {i: r for i, r in found.items() if i not in unfinished}, unfinished
+        held, elsewhere = self._held(ids)
+        finished = {task_id: r for task_id, r in held.items() if r.state in FINISHED}
+        unfinished = {task_id for task_id in held if task_id not in finished}
+        if elsewhere:
+            records, waiting = await self._read(partial(get_finished, elsewhere))
+            finished.update((record.id, record) for record in records)
+            unfinished |= waiting
+            for task_id in elsewhere:
+                if task_id not in finished and task_id not in unfinished:
+                    raise TaskNotFound(task_id)
+        return finished, unfinished
 
     async def _get_many(self, message: GetMany, envelope: Envelope) -> list[Task]:
         found = await self._find_all(message.ids)
@@ -73,22 +99,23 @@ class BulkReads:
         return [snapshots[task_id] for task_id in message.ids]
 
     async def _wait_many(self, message: WaitMany, envelope: Envelope) -> Any:
-        found = await self._find_all(message.ids)
-        finished = {
-            task_id: record.snapshot() for task_id, record in found.items() if record.state.finished
-        }
-        if len(finished) == len(found):
-            return [finished[task_id] for task_id in message.ids]
-        gather = Gather(envelope, message.ids, finished)
+        finished, unfinished = await self._find_finished(message.ids)
+        done = {task_id: record.snapshot() for task_id, record in finished.items()}
+        if not unfinished:
+            return [done[task_id] for task_id in message.ids]
+        gather = Gather(envelope, message.ids, done)
         for task_id in gather.missing:
             self._listeners.wait_for(task_id, gather)
         return DEFERRED
 
     async def _watch_many(self, message: WatchMany, envelope: Envelope) -> None:
-        found = await self._find_all(message.ids)
+        finished, unfinished = await self._find_finished(message.ids)
         watch = Watch(message.channel)
-        for task_id, record in found.items():
-            if record.state.finished and task_id not in self._core.batch.changed:
+        changed = self._core.batch.changed
+        for task_id, record in finished.items():
+            if task_id not in changed:
                 watch.reply(record.snapshot())  # committed already: a watcher hears it now
-            else:  # unfinished, or finished in this batch: heard once the batch commits
+            else:  # finished in this batch: heard once the batch commits
                 self._listeners.wait_for(task_id, watch)
+        for task_id in unfinished:
+            self._listeners.wait_for(task_id, watch)

@@ -6,7 +6,8 @@ subscribes to them like any events() reader and publishes them in batches on the
 event channel (NOTIFY, PUBLISH); it also listens there and hands the other nodes' events to
 `engine.remote_events()`. Best effort, as the channels are: a node that is not listening
 misses what was said meanwhile (a resumed event stream reads the history instead), and a relay
-that falls behind its store is dropped like any subscriber and subscribes again.
+that falls behind its store is dropped like any subscriber and subscribes again. A batch
+nobody else listens to (the backend's ``others_listening``: Redis can tell) is not published.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Relay(Actor):
         self._store = store
         self._feed = feed
         self._node = node
+        self._ours = f"[{json.dumps(node)},"  # how payloads() begins ours: not parsed again
 
     async def run(self, context: Context) -> None:
         async with trio.open_nursery() as nursery:
@@ -51,10 +53,12 @@ class Relay(Actor):
 
     def _deliver(self, payload: str) -> None:
         """Another node's events: to whoever follows them here."""
+        if payload.startswith(self._ours):
+            return  # ours: our own subscribers had them from the store
         try:
             origin, *events = json.loads(payload)
             if origin == self._node:
-                return  # ours: our own subscribers had them from the store
+                return
             for event in events:
                 self._feed.publish(decode(event))
         except (ValueError, TypeError) as error:  # not ours to understand: say so, go on
@@ -96,7 +100,7 @@ class Relay(Actor):
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             events = [item for item in batch if isinstance(item, TaskEvent)]
-            if events:
+            if events and await self._backend.others_listening():  # else nobody would hear
                 await self._backend.publish_events(payloads(self._node, events))
             if len(events) < len(batch):  # a SubscriptionEnded: subscribe again
                 assert isinstance(batch[-1], SubscriptionEnded)
@@ -104,21 +108,24 @@ class Relay(Actor):
 
 
 def payloads(node: str, events: list[TaskEvent]) -> list[str]:
-    """The events as JSON payloads of at most PAYLOAD_BYTES: `[node, event, event, ...]`."""
+    """The events as JSON payloads of at most PAYLOAD_BYTES (one event bigger than that goes
+    alone): `[node, event, event, ...]`, in order. A run of events is encoded in one call and
+    split only when it is too big, not encoded one event at a time to be measured."""
     chunks: list[str] = []
-    current: list[str] = []
-    size = 0
-    head = json.dumps(node)
-    for event in events:
-        encoded = json.dumps(encode(event))
-        if current and size + len(encoded) + 1 > PAYLOAD_BYTES - len(head) - 2:
-            chunks.append(f"[{head},{','.join(current)}]")
-            current, size = [], 0
-        current.append(encoded)
-        size += len(encoded) + 1
-    if current:
-        chunks.append(f"[{head},{','.join(current)}]")
+    _chunk(json.dumps(node), [encode(event) for event in events], chunks)
     return chunks
+
+
+def _chunk(head: str, items: list[list[Any]], chunks: list[str]) -> None:
+    if not items:
+        return
+    payload = f"[{head},{json.dumps(items)[1:]}"
+    if len(payload) <= PAYLOAD_BYTES or len(items) == 1:
+        chunks.append(payload)
+        return
+    step = max(1, min(len(items) // 2, len(items) * PAYLOAD_BYTES * 9 // (10 * len(payload))))
+    for first in range(0, len(items), step):
+        _chunk(head, items[first : first + step], chunks)
 
 
 def encode(event: TaskEvent) -> list[Any]:

@@ -98,8 +98,7 @@ async def open_engine(
 
     ``linger``: seconds the scheduler may hold a trickle of ready tasks back for company, so
     a producer awaiting one ``submit()`` at a time gets them run in batches (default 0.001 on
-    a real clock, 0 on a MockClock; at most 0.1; 0 turns it off; none on a shared store yet:
-    ValueError there). It starts only when a task
+    a real clock, 0 on a MockClock; at most 0.1; 0 turns it off). It starts only when a task
     is ready again within ``linger`` of the last hand-out while a worker waits, and ends
     after ``linger`` or once 32 tasks (a quarter of ``queue_size`` if less) have gathered: a
     task after a quiet spell never waits.
@@ -128,14 +127,7 @@ async def open_engine(
         shared_backend.attach(node, registry.lease_for(lease), runs=registry.names())
 
     store_life = StoreLife()
-    if shared and linger:
-        raise ValueError(
-            "linger is not available on a shared store (PostgreSQL, Redis) yet: leave it out"
-            " or pass linger=0 (docs/engine.md, 'Linger')"
-        )
-    # Not on a shared store: its simulation with a linger leaves a task leased and running
-    # for nobody (seed 39 of tests/actors/test_simulation_shared.py with linger=0.001).
-    linger_for = 0.0 if shared else default_linger() if linger is None else check_linger(linger)
+    linger_for = default_linger() if linger is None else check_linger(linger)
     gathered = linger_batch(queue_size)
     if gathered < 2:  # a queue this small: nothing to gather
         linger_for = 0.0

@@ -43,6 +43,7 @@ from ..messages import (
 from ..registry import Handler, Registry, TaskContext
 from ..runtime.actor import Actor, Context
 from ..runtime.mailbox import ActorRef, Mailbox
+from ..task import tuple_of
 from .failures import cut_short, failed, raised_by_task_code
 from .tracing import attempt_span, end_attempt
 
@@ -70,6 +71,7 @@ class Worker(Actor):
         self._store = store
         self._registry = registry
         self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
+        self._leaving = False  # _stopped is set (read once a job: cheaper than is_set())
         self._asking = False  # waiting for the scheduler's answer: cancelling loses nothing
         self._fresh = True  # our next ask is this incarnation's first
         self._scope: trio.CancelScope | None = None  # for asks and jobs, until cancelled
@@ -144,6 +146,8 @@ class Worker(Actor):
                 return
             self._batch = jobs
             self._index = 0
+            if self._skip:  # interrupts heard while asking: only those for this batch count
+                self._skip.intersection_update(job.id for job in jobs)
 
     async def _listen(self, mailbox: Mailbox) -> None:
         async for envelope in mailbox:
@@ -151,6 +155,7 @@ class Worker(Actor):
             if isinstance(message, Interrupt):
                 self._on_interrupt(message)
         self._stopped.set()
+        self._leaving = True
         if self._asking and self._scope is not None:
             self._scope.cancel()
 
@@ -195,11 +200,22 @@ class Worker(Actor):
         self._skip.clear()
 
     async def _run_in_scope(self, scope: trio.CancelScope) -> None:
+        # The per-job checks use what is at hand rather than trio's properties, each of which
+        # reads the clock again (a fast task costs about as much as three reads): the clock
+        # once a job, our own copy of the deadline, and ``_interrupt``, set whenever an
+        # interrupt cancels the scope. A deadline passed between jobs means the job before
+        # overran without a checkpoint: the rest go on in a new scope, as trio would have.
         jobs = self._batch
         outcomes = self._outcomes
         skip = self._skip
-        while self._index < len(jobs) and not scope.cancel_called:
-            if self._stopped.is_set() or self._shutting_down:
+        attempt = self._attempt_traced if self._traced else self._attempt_untraced
+        clock = trio.lowlevel.current_clock().current_time
+        deadline = scope.deadline
+        while self._index < len(jobs):
+            if self._leaving or self._shutting_down or self._interrupt is not None:
+                return
+            now = clock()
+            if now >= deadline:
                 return
             job = jobs[self._index]
             if job.id in skip:
@@ -207,26 +223,37 @@ class Worker(Actor):
             else:
                 # Move the deadline only when it is off by more than DEADLINE_SLACK: moving it
                 # costs more than a fast task. A job so gets between timeout and timeout+slack.
-                target = trio.current_time() + job.timeout
-                if not target <= scope.deadline <= target + DEADLINE_SLACK:
-                    scope.deadline = target + DEADLINE_SLACK / 2
-                outcomes.append(await self._attempt(job))
+                target = now + job.timeout
+                if not target <= deadline <= target + DEADLINE_SLACK:
+                    deadline = scope.deadline = target + DEADLINE_SLACK / 2
+                outcomes.append(await attempt(job))
             self._index += 1
 
-    async def _attempt(self, job: Job) -> Outcome:
-        """Run one attempt; the task boundary, where task code's exceptions become data."""
-        if not self._traced:
-            return await self._attempt_untraced(job)
+    async def _attempt_traced(self, job: Job) -> Outcome:
+        """Run one attempt in a span of its own (tracing on)."""
         with attempt_span(job, self._name, self._node) as span:
             outcome = await self._attempt_untraced(job)
             end_attempt(span, outcome)
             return outcome
 
     async def _attempt_untraced(self, job: Job) -> Outcome:
+        """Run one attempt; the task boundary, where task code's exceptions become data."""
         started = time.time()
         try:
-            handler = self._registry.get(job.type)
-            result = await self._call(handler, job)
+            handler = self._registry.lookup(job.type) or self._registry.get(job.type)
+            if handler.run_in == "loop":
+                context = TaskContext(
+                    job.id,
+                    job.type,
+                    job.attempts + 1,
+                    self._name,
+                    self._report,
+                    self._node,
+                    job.headers,
+                )
+                result = await handler.call(context, job.payload)
+            else:
+                result = await self._off_loop(handler, job)
         except Retry as error:
             return failed(job, self._name, started, error, retry_delay=error.delay, expected=True)
         except (Fatal, UnknownTaskType) as error:
@@ -237,9 +264,10 @@ class Worker(Actor):
             if not raised_by_task_code(error):
                 raise  # trio's cancellation (a timeout, a stop), or Ctrl-C sent to the process
             return failed(job, self._name, started, error)
-        return JobSucceeded(job, started, time.time(), result)
+        return tuple_of(JobSucceeded, (job, started, time.time(), result))
 
-    async def _call(self, handler: Handler, job: Job) -> Any:
+    async def _off_loop(self, handler: Handler, job: Job) -> Any:
+        """A plain function's attempt: in a worker process, or in a thread."""
         if handler.run_in == "process":
             import trio_parallel  # type: ignore[import-untyped]
 
@@ -247,8 +275,6 @@ class Worker(Actor):
         context = TaskContext(
             job.id, job.type, job.attempts + 1, self._name, self._report, self._node, job.headers
         )
-        if handler.run_in == "loop":
-            return await handler.function(context, job.payload)
         return await self._in_thread(handler, context, job)
 
     async def _in_thread(self, handler: Handler, context: TaskContext, job: Job) -> Any:
@@ -259,7 +285,7 @@ class Worker(Actor):
         returned = False
         try:
             result = await trio.to_thread.run_sync(
-                handler.function,
+                handler.call,
                 context,
                 job.payload,
                 abandon_on_cancel=True,

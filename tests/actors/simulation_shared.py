@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import trio
 from shared_faults import FaultyHub, NodeBackend
-from simulation import RUNAWAY, SETTLE, Run, crash_worker
+from simulation import RUNAWAY, SETTLE, Run, crash_worker, linger_for
 
 from oncue.actors import (
     Engine,
@@ -103,6 +103,7 @@ class Cluster:
                         lease=LEASE,
                         seed=seed,
                         share_events=False,
+                        linger=linger_for(seed),
                     ) as engine:
                         await _answers(engine)
                         slot.engine = engine

@@ -29,7 +29,7 @@ from oncue.actors import (
 )
 from oncue.actors.backends import is_shared
 from oncue.actors.backends.memory import MemoryBackend
-from oncue.actors.backends.rows import dump_history, dumps
+from oncue.actors.backends.rows import dump_history, dumps, load_history
 from oncue.actors.backends.sqlite import SqliteBackend
 from oncue.actors.backends.sqlite_sql import COUNTS, FINISHED_VALUES, PURGE, migrate, query_sql
 from oncue.actors.cores import recording
@@ -379,6 +379,9 @@ def test_rows_write_the_json_that_json_dumps_writes() -> None:
     as_lists = [[step.state, step.at] for step in steps]
     assert dump_history(steps) == json.dumps(as_lists, separators=(",", ":"))
     assert dump_history([]) == "[]"
+    assert load_history(json.loads(dump_history(steps))) == tuple(steps)
+    with pytest.raises(ValueError, match="'lost'"):
+        load_history([["lost", 1.0]])  # a state of no TaskState, as TaskState("lost") says
 
 
 @pytest.fixture

@@ -181,6 +181,24 @@ async def test_no_cache_reads_the_database(tmp_path, registry) -> None:
     assert task.id in reads
 
 
+async def test_waits_on_redis_read_only_the_finished_tasks_whole(redis_store, registry) -> None:
+    """Nothing kept in memory, so every id is read: the states, then the finished ones."""
+    options = {"registry": registry, "workers": 1, "store": redis_store, "recent_results": 0}
+    async with open_engine(**options) as engine:
+        done = await engine.submit("double", 2)
+        await engine.wait(done.id)
+        held = await engine.submit("gate", "held")
+        with pytest.raises(TaskNotFound, match="nope"):
+            await engine.wait_many([done.id, held.id, "nope"])
+        got = []
+        async for task in engine.as_completed([held.id, done.id]):
+            got.append(task)
+            registry.gate.set()  # the finished one first; then the held one may end
+        both = await engine.wait_many([held.id, done.id])
+    assert [(task.id, task.result) for task in got] == [(done.id, 4), (held.id, "held")]
+    assert [task.state for task in both] == [TaskState.COMPLETED] * 2
+
+
 async def test_recent_results_is_validated() -> None:
     with pytest.raises(ValueError, match="recent_results must be an int >= 0"):
         async with open_engine(recent_results=-1):

@@ -58,7 +58,7 @@ async def run_all(engine, count: int = 200) -> list:
 async def test_a_worker_crash_requeues_its_task_and_counts_the_attempt(
     monkeypatch, registry
 ) -> None:
-    original = Worker._attempt
+    original = Worker._attempt_untraced
     crashed = []
 
     async def attempt(self, job):
@@ -67,7 +67,7 @@ async def test_a_worker_crash_requeues_its_task_and_counts_the_attempt(
             raise Injected("worker broke outside the handler")
         return await original(self, job)
 
-    monkeypatch.setattr(Worker, "_attempt", attempt)
+    monkeypatch.setattr(Worker, "_attempt_untraced", attempt)
     events: list[LifecycleEvent] = []
     async with open_engine(registry=registry, workers=1, observer=events.append) as engine:
         task = await engine.submit("record", "crash")
@@ -126,7 +126,7 @@ async def test_a_store_crash_during_submit_fails_that_submit_only(monkeypatch, r
 async def test_repeated_crashes_in_many_places_lose_nothing(monkeypatch, registry) -> None:
     dispatches = crash_once(monkeypatch, SchedulerCore, "_dispatch", after=3)
     records = crash_once(monkeypatch, Store, "_record", after=4)
-    original = Worker._attempt
+    original = Worker._attempt_untraced
     seen = set()
 
     async def attempt(self, job):
@@ -135,7 +135,7 @@ async def test_repeated_crashes_in_many_places_lose_nothing(monkeypatch, registr
             raise Injected("worker crash")
         return await original(self, job)
 
-    monkeypatch.setattr(Worker, "_attempt", attempt)
+    monkeypatch.setattr(Worker, "_attempt_untraced", attempt)
     async with open_engine(registry=registry, workers=4) as engine:
         tasks = await run_all(engine, 300)
     assert {task.state for task in tasks} == {TaskState.COMPLETED}
@@ -229,7 +229,7 @@ async def test_a_store_crash_while_the_scheduler_reloads_is_survived(monkeypatch
     events: list[LifecycleEvent] = []
     async with open_engine(registry=registry, workers=2, observer=events.append) as engine:
         with trio.fail_after(10):
-            tasks = await run_all(engine, 100)
+            tasks = await run_all(engine, 1000)  # enough Records: a fast batch holds up to 128
     assert {task.state for task in tasks} == {TaskState.COMPLETED}
     assert restarted(events).count("/oncue/store") == 2
 

@@ -11,7 +11,6 @@ import trio.testing
 from test_scheduler_core import job, make_core
 
 from oncue.actors import Registry, TaskContext, TaskState, open_engine
-from oncue.actors.cores.durations import MAX_BATCH
 from oncue.actors.cores.linger import LINGER_BATCH
 from oncue.actors.cores.scheduler_core import SchedulerCore
 from oncue.actors.engine.scheduler import Scheduler
@@ -79,7 +78,7 @@ def test_a_full_batch_ends_the_linger_at_once() -> None:
     assert handed(core) == []
     core.tasks_ready([job(names[-1])])
     core.turn()  # no time passed
-    assert handed(core) == [("ask-w2", names[:MAX_BATCH])]
+    assert handed(core) == [("ask-w2", names)]
 
 
 @pytest.mark.parametrize("why", ["no linger", "no idle worker", "paused"])
@@ -198,17 +197,20 @@ async def test_a_serial_producer_never_fills_a_small_queue_by_lingering(
     assert [task.result for task in done] == list(range(200))
 
 
-async def test_a_shared_store_refuses_a_linger(autojump_clock) -> None:
-    """Not on a shared store yet (docs/engine.md, 'Linger'): refused with a ValueError that
-    says what to do, and open with none."""
+async def test_a_shared_store_lingers_too(autojump_clock) -> None:
+    """Two engines on one shared store, each lingering: a trickle of awaited submits through
+    both runs to the end (the shared simulation runs every other schedule with a linger)."""
     from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
 
-    registry = Registry()
     hub = SharedMemory()
-    with pytest.raises(ValueError, match="linger is not available on a shared store"):
-        async with open_engine(
+    async with (
+        open_engine(
             registry=registry, store=SharedMemoryBackend(hub), node="a", linger=LINGER
-        ):
-            pass
-    async with open_engine(registry=registry, store=SharedMemoryBackend(hub), node="b") as engine:
-        assert engine.node == "b"
+        ) as a,
+        open_engine(
+            registry=registry, store=SharedMemoryBackend(hub), node="b", linger=LINGER
+        ) as b,
+    ):
+        tasks = [await (a, b)[number % 2].submit("noop", number) for number in range(60)]
+        done = await a.wait_many([task.id for task in tasks])
+    assert [task.result for task in done] == list(range(60))

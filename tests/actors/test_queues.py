@@ -14,8 +14,10 @@ from oncue.actors.messages import Job
 from oncue.actors.registry import RetryPolicy
 
 
-def job(task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0) -> Job:
-    return Job(task_id, "t", None, priority, 5.0, attempts, max_retries, None)
+def job(
+    task_id: str, priority: int = 1, max_retries: int = 3, attempts: int = 0, kind: str = "t"
+) -> Job:
+    return Job(task_id, kind, None, priority, 5.0, attempts, max_retries, None)
 
 
 def drain(queues: Queues) -> list[str]:
@@ -101,27 +103,52 @@ def test_backoff_is_full_jitter_under_the_ceiling() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["push", "push", "push", "timer", "remove", "pop", "release"]),
-            st.integers(0, 7),  # which job
-            st.integers(-2, 2),  # its priority (few: many share one)
+            st.sampled_from(
+                ["push", "push", "push", "many", "timer", "remove", "pop", "run", "release"]
+            ),
+            st.integers(0, 7),  # which job (its type: "a" if even, else "b")
+            st.integers(-2, 2),  # its priority (few: many share one); a run's limit
         ),
         max_size=60,
     )
 )
 def test_the_ready_queue_pops_as_a_plain_heap_would(steps) -> None:
-    """Against a model: a heap of (-priority, arrival) over the jobs still queued."""
+    """Against a model: a heap of (-priority, arrival) over the jobs still queued. ``many``
+    pushes a few jobs with push_ready (one already queued among them is skipped), ``run``
+    takes with pop_run what peek()/pop() would give while the type and priority hold."""
     queues = Queues()
     model: dict[str, tuple[int, int]] = {}  # id -> (-priority, arrival) of the ready ones
     timed: dict[str, int] = {}  # id -> priority, waiting for a timer
     arrival = itertools.count()
+
+    def kind(task_id: str) -> str:
+        return "a" if int(task_id[1:]) % 2 == 0 else "b"
+
     for action, number, priority in steps:
         task_id = f"j{number}"
-        if action in ("push", "timer") and task_id not in model and task_id not in timed:
+        if action == "many":
+            batch = [f"j{(number + step) % 8}" for step in range(3)]
+            fresh = [one for one in dict.fromkeys(batch) if one not in model and one not in timed]
+            queues.push_ready([job(one, priority, kind=kind(one)) for one in batch])
+            for one in fresh:
+                model[one] = (-priority, next(arrival))
+        elif action == "run" and model:
+            order = sorted(model, key=model.__getitem__)
+            want, front = kind(order[0]), model[order[0]][0]
+            expected_run = []
+            for one in order[: max(priority, 0)]:
+                if kind(one) != want or model[one][0] != front:
+                    break
+                expected_run.append(one)
+            assert [taken.id for taken in queues.pop_run(priority, want)] == expected_run
+            for one in expected_run:
+                del model[one]
+        elif action in ("push", "timer") and task_id not in model and task_id not in timed:
             if action == "push":
-                queues.push(job(task_id, priority))
+                queues.push(job(task_id, priority, kind=kind(task_id)))
                 model[task_id] = (-priority, next(arrival))
             else:
-                queues.push(job(task_id, priority), deadline=1.0)
+                queues.push(job(task_id, priority, kind=kind(task_id)), deadline=1.0)
                 timed[task_id] = priority
         elif action == "remove":
             assert queues.remove(task_id) == (task_id in model or task_id in timed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import time
@@ -14,8 +15,8 @@ from oncue.actors import BackendUnavailable, open_backend
 from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
-from oncue.actors.backends.redis_codec import rank
-from oncue.actors.backends.redis_wire import parse_url
+from oncue.actors.backends.redis_codec import encode, rank
+from oncue.actors.backends.redis_wire import _pack, pack, parse_url
 from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
 
@@ -66,6 +67,13 @@ def test_redis_urls_give_the_address_and_the_prefix() -> None:
         assert isinstance(open_backend("redis://db/0"), RedisBackend)
 
 
+def test_a_command_packs_as_resp_whatever_packs_it() -> None:
+    pytest.importorskip("hiredis")
+    args = ["EVALSHA", b"\x00raw", 1, -7, 2**70, 0.1, 1e20, 1_800_000_000.123456, "é", ""]
+    assert pack(args) == _pack(args)
+    assert pack(["SET", True]) == _pack(["SET", True]) == b"*2\r\n$3\r\nSET\r\n$4\r\nTrue\r\n"
+
+
 def test_a_redis_url_without_the_extra_names_it(monkeypatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -88,6 +96,20 @@ def test_the_ready_rank_orders_every_64_bit_priority_then_number() -> None:
         (-1, 4),
         (low, 5),
     ]
+
+
+def test_a_transition_sends_what_changes_and_marks_the_fields_now_empty() -> None:
+    running = task(1, node="solo", state=TaskState.RUNNING, attempts=1, worker="w-1")
+    running.started_at = 1_800_000_001.5
+    head, pairs = encode(running, 30.0, full=False)[:3], encode(running, 30.0, full=False)[3:]
+    fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    assert head == [str(len(fields)), "1011101", "0"]  # run_at started_at ... worker progress
+    assert set(fields) == {"id", "priority", "state", "attempts", "history", "node"} | {
+        "started_at",
+        "worker",
+    }
+    whole = encode(running, 30.0)
+    assert {"rank", "lease", "payload", "number", "type"} <= set(whole[3::2])
 
 
 async def test_every_field_round_trips_including_the_empty_ones(backend) -> None:
@@ -116,6 +138,21 @@ async def test_every_field_round_trips_including_the_empty_ones(backend) -> None
     assert stored.node is None
     plain = await backend.get("t-2")
     assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, ())
+
+
+async def test_get_finished_reads_whole_only_the_finished_tasks(backend) -> None:
+    await backend.commit([task(1), task(2), task(3)], [])
+    [one, two] = await backend.claim(2, 0.0)
+    one.state, one.result, one.finished_at = TaskState.COMPLETED, [1], 1_800_000_001.0
+    two.state, two.error = TaskState.FAILED, TaskError("ValueError", "no", "")
+    await backend.commit([one, two], [])
+    finished, unfinished = await backend.get_finished(["t-3", "t-2", "nope", "t-1"])
+    assert sorted((r.id, r.state, r.result) for r in finished) == [
+        ("t-1", TaskState.COMPLETED, [1]),
+        ("t-2", TaskState.FAILED, None),
+    ]
+    assert unfinished == {"t-3"}
+    assert await backend.get_finished([]) == ([], set())
 
 
 async def test_a_filtered_listing_scans_past_one_script_budget(backend, monkeypatch) -> None:
@@ -262,3 +299,101 @@ async def test_the_queued_counts_of_an_older_store_are_counted_once_at_open(back
     await backend.close()
     await backend.open()  # counted once: kept by the scripts from then on
     assert await backend.queued_by_priority() == {5: 2, 1: 1}
+
+
+def dump(prefix: str) -> dict[str, object]:
+    """Every key of a prefix as plain values, leases by member only (their scores are times)."""
+    import redis
+
+    dumped: dict[str, object] = {}
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        for key in client.scan_iter(match=f"{{{prefix}}}:*"):
+            name, kind = key.split(":", 1)[1], client.type(key)
+            if kind == "zset":
+                pairs = client.zrange(key, 0, -1, withscores=True)
+                dumped[name] = [m for m, _ in pairs] if name == "leases" else pairs
+            elif kind == "hash":
+                dumped[name] = client.hgetall(key)
+            elif kind == "set":
+                dumped[name] = sorted(client.smembers(key))
+            else:
+                dumped[name] = client.get(key)
+    return dumped
+
+
+async def test_a_batch_leaves_the_keys_one_commit_a_task_would(backend) -> None:
+    """The scripts gather their index writes and send them at the end (redis_lua.flush):
+    the same writes batched and one at a time leave the same keys, a task finished and
+    deleted in one commit included."""
+    alone = open_backend(with_option(REDIS, "prefix", f"{backend.prefix}_alone"))
+    alone.attach("solo", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await alone.open()
+    try:
+        for store, batched in ((backend, True), (alone, False)):
+            fresh = [task(n, priority=n % 3, owner="me" if n % 2 else None) for n in range(1, 7)]
+            fresh.append(task(7, run_at=1e12))  # delayed
+            for some in [fresh] if batched else [[record] for record in fresh]:
+                await store.commit(some, [])
+            claimed = await store.claim(4, 0.0)
+            for record in claimed:
+                record.state, record.attempts = TaskState.RUNNING, 1
+            for some in [claimed] if batched else [[record] for record in claimed]:
+                await store.commit(some, [])
+            ended, deleted = claimed[:3], claimed[0].id
+            for record in ended:
+                record.state, record.finished_at = TaskState.COMPLETED, 1_800_000_002.0
+            if batched:
+                await store.commit(ended, [deleted])
+            else:
+                for record in ended:
+                    await store.commit([record], [])
+                await store.commit([], [deleted])
+        assert dump(backend.prefix) == dump(f"{backend.prefix}_alone")
+    finally:
+        await alone.close()
+        drop_redis_prefix(f"{backend.prefix}_alone")
+
+
+async def test_a_claim_takes_what_its_own_reap_gave_back(backend) -> None:
+    await backend.commit([task(1)], [])
+    [claimed] = await backend.claim(1, 0.0)
+    backend._leases["echo"] = 0.0  # type: ignore[attr-defined]  # its lease is over at once
+    await backend._script("set_leases", "solo", claimed.id, "0")  # type: ignore[attr-defined]
+    backend._known.clear()  # type: ignore[attr-defined]
+    [again] = await backend.claim(1, 0.0)
+    assert (again.id, again.state, again.node) == (claimed.id, TaskState.PENDING, "solo")
+
+
+async def test_events_are_worth_publishing_only_while_another_node_listens(backend) -> None:
+    """Our own events listener is counted apart (it also subscribes to a channel of its own),
+    so a node alone on the prefix does not publish what only it would hear."""
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
+    other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await other.open()
+    send, heard = trio.open_memory_channel[str](10)
+    try:
+        async with trio.open_nursery() as nursery:
+            assert not await backend.others_listening()
+            await nursery.start(functools.partial(backend.listen_events, lambda _: None))
+            assert not await backend.others_listening()  # only ourselves
+            await nursery.start(functools.partial(other.listen_events, send.send_nowait))
+            assert await backend.others_listening()
+            await backend.publish_events(['["solo"]'])
+            with trio.fail_after(10):
+                assert await heard.receive() == '["solo"]'
+            nursery.cancel_scope.cancel()
+    finally:
+        await other.close()
+
+
+async def test_a_commit_bigger_than_one_gathered_command_indexes_every_task(backend) -> None:
+    """A script sends its gathered writes 4,000 arguments a command (redis_lua.CHUNK)."""
+    many = [task(n, priority=n % 2) for n in range(1, 5_001)]
+    await backend.commit(many, [])
+    assert await backend.counts() == {("echo", TaskState.PENDING): 5_000}
+    assert await backend.queued_by_priority() == {0: 2_500, 1: 2_500}
+    listed = await backend.query(TaskState.PENDING, "echo", 10_000, None)
+    assert len(listed) == 5_000
+    claimed = await backend.claim(5_000, 0.0)
+    assert [record.number for record in claimed[:2]] == [1, 3]  # priority 1 first
+    assert len(claimed) == 5_000

@@ -387,6 +387,23 @@ def test_on_a_durable_store_work_waits_until_its_start_is_recorded() -> None:
     assert core.confirmations.token() is None  # nothing more waits
 
 
+def test_a_cancel_before_the_start_is_recorded_drops_the_task_without_an_interrupt() -> None:
+    """The answer waits for its Started's commit; a cancel meanwhile takes the task out of it.
+    No interrupt: one heard by the worker after that answer would skip the task were it
+    handed to it again later (a shared store's claim), leaving it running for nobody."""
+    core, _ = make_core(confirm_starts=True)
+    core.tasks_ready([job("a"), job("b")])
+    core.durations.measure("t", 0.0, 0.00001)  # fast: both go out in one batch
+    assert core.request_work("w1", "ask-1", [], fresh=False)
+    core.turn()
+    core.take_changes()
+    token = core.confirmations.token()
+    core.task_cancelled("a")
+    assert core.outbox.interrupts == []
+    core.starts_recorded(token)
+    assert core.outbox.replies == [("ask-1", [job("b")])]
+
+
 def test_a_claim_s_poison_tasks_are_failed_and_the_rest_run() -> None:
     """Pending with more starts than max_retries + 1, each lost with its node: failed as
     NodeLost, not run (a shared store's claim; issue 17). A retrying task is not one."""

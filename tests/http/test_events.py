@@ -142,7 +142,7 @@ async def test_a_tenant_sees_only_its_own_tasks_events(tenants: Client) -> None:
 
 
 async def test_admins_see_supervision_events(monkeypatch, client: Client) -> None:
-    original = Worker._attempt
+    original = Worker._attempt_untraced
     crashed: list[str] = []
 
     async def attempt(self, job):
@@ -151,7 +151,7 @@ async def test_admins_see_supervision_events(monkeypatch, client: Client) -> Non
             raise RuntimeError("the worker broke outside the handler")
         return await original(self, job)
 
-    monkeypatch.setattr(Worker, "_attempt", attempt)
+    monkeypatch.setattr(Worker, "_attempt_untraced", attempt)
     async with open_stream(client) as stream:
         task = await submit(client, {"type": "double", "payload": "crash"})
         crash = await stream.until("actor", kind="crashed")
