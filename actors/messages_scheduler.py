@@ -139,6 +139,9 @@ class Interrupt:
 
     id: str | None  # None: whatever is running
     reason: str  # "cancelled" or "shutdown"
+    # The hand-out it is about (the Job the worker got): a later hand-out of the same task,
+    # a new Job, is not cancelled by an interrupt heard late. None: whichever holds the id.
+    job: Job | None = attrs.field(default=None, eq=False, repr=False)
 
 
 # -- what a worker reports per job: one type for each way a job can end ----------------------

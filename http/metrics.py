@@ -185,9 +185,13 @@ def observe_all(histogram: Any, values: list[float]) -> None:
     A value goes in the first bucket whose upper bound is >= it, as `Histogram.observe` puts
     it (a NaN in none); the sum is added in one step, so it may differ from one-at-a-time
     adding in the last bits. Reads prometheus_client's `_upper_bounds`, `_buckets` and `_sum`
-    (tests/http/test_metrics.py checks this against `observe`).
+    (tests/http/test_metrics.py checks this against `observe`); without them, `observe` each.
     """
-    bounds = histogram._upper_bounds
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds is None:  # a prometheus_client without these internals: one at a time
+        for value in values:
+            histogram.observe(value)
+        return
     counts = [0] * len(bounds)
     total = 0.0
     for value in values:

@@ -62,10 +62,10 @@ class OneThread:
         call = _Call(function, args, trio.lowlevel.current_trio_token(), None)
         call.waiter = trio.lowlevel.current_task()
         with self._lock:
-            self._calls.put(call)
-            if not self._alive:
-                self._alive = True
+            if not self._alive:  # started first: if no thread can start, nothing is queued
                 threading.Thread(target=self._serve, name=self._name, daemon=True).start()
+                self._alive = True
+            self._calls.put(call)
 
         def abandon(_: Any) -> trio.lowlevel.Abort:
             call.waiter = None  # the thread drops the outcome

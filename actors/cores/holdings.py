@@ -62,12 +62,14 @@ class Holdings:
             del self.holder[task_id]
         return [job for job in held.values() if not self.was_cancelled(job.id)]
 
-    def cancel(self, task_id: str) -> str | None:
-        """Mark a held task cancelled; return the worker holding it (None: not held)."""
+    def cancel(self, task_id: str) -> tuple[str, Job] | None:
+        """Mark a held task cancelled; return the worker holding it and the Job it was handed
+        (None: not held)."""
         worker = self.holder.get(task_id)
-        if worker is not None:
-            self.cancelled.add(task_id)
-        return worker
+        if worker is None:
+            return None
+        self.cancelled.add(task_id)
+        return worker, self.by_worker[worker][task_id]
 
     def was_cancelled(self, task_id: str) -> bool:
         """True (once) for a task cancelled while a worker held it: no retry, no re-queue."""

@@ -180,13 +180,15 @@ class SchedulerCore(Generic[Waiter]):
         self.holdings.returning.pop(task_id, None)
         if self.queues.remove(task_id):
             return
-        worker = self.holdings.cancel(task_id)
+        held = self.holdings.cancel(task_id)
         # An answer still held for its Started's commit loses the task when it goes out
         # (starts_recorded); an interrupt as well would reach the worker before or after that
         # answer, and one heard after it would skip the task were it handed out again later
-        # (a shared store's claim: found by the shared simulation with a linger, seed 39).
-        if worker is not None and not self.confirmations.holds(task_id):
-            self.outbox.interrupts.append((worker, Interrupt(task_id, "cancelled")))
+        # (a shared store's claim: found by the shared simulation with a linger, seed 39). The
+        # interrupt names the hand-out (its Job): a worker skips only that one.
+        if held is not None and not self.confirmations.holds(task_id):
+            worker, job = held
+            self.outbox.interrupts.append((worker, Interrupt(task_id, "cancelled", job)))
 
     def _enqueue(self, job: Job) -> None:
         if job.id in self.holdings:

@@ -71,7 +71,7 @@ class Worker(Actor):
         self._store = store
         self._registry = registry
         self._stopped = trio.Event()  # our mailbox closed: finish the batch, then leave
-        self._leaving = False  # _stopped is set (read once a job: cheaper than is_set())
+        self._leaving = False  # _stopped is set (a plain flag: read once a job)
         self._asking = False  # waiting for the scheduler's answer: cancelling loses nothing
         self._fresh = True  # our next ask is this incarnation's first
         self._scope: trio.CancelScope | None = None  # for asks and jobs, until cancelled
@@ -80,7 +80,7 @@ class Worker(Actor):
         self._index = 0  # position in the batch of the job running now
         self._interrupt: str | None = None  # why the scope was cancelled, if not a timeout
         self._shutting_down = False  # interrupted for shutdown: run nothing more
-        self._skip: set[str] = set()
+        self._skip: dict[str, Job | None] = {}  # interrupted before their turn: the hand-out
         self._crashed = False
 
     async def run(self, context: Context) -> None:
@@ -102,7 +102,7 @@ class Worker(Actor):
         # interrupt, or the listener stopping us while we ask), not one per batch: entering a
         # scope costs more than a fast task. Its deadline is inf while we ask, so only the
         # listener cuts an ask short, and then stopping loses nothing.
-        while not self._stopped.is_set():
+        while not self._leaving:
             self._interrupt = None
             with trio.CancelScope() as scope:
                 self._scope = scope
@@ -122,7 +122,7 @@ class Worker(Actor):
                 await self._run_batch(scope)
                 if self._batch:  # the scope was cancelled before the next job
                     return
-            if self._stopped.is_set() or scope.cancel_called:
+            if self._leaving or scope.cancel_called:
                 return
             scope.deadline = math.inf
             self._asking = True
@@ -147,7 +147,8 @@ class Worker(Actor):
             self._batch = jobs
             self._index = 0
             if self._skip:  # interrupts heard while asking: only those for this batch count
-                self._skip.intersection_update(job.id for job in jobs)
+                handed = {job.id for job in jobs}
+                self._skip = {id_: job for id_, job in self._skip.items() if id_ in handed}
 
     async def _listen(self, mailbox: Mailbox) -> None:
         async for envelope in mailbox:
@@ -161,15 +162,24 @@ class Worker(Actor):
 
     def _on_interrupt(self, message: Interrupt) -> None:
         batch = self._batch
-        current = batch[self._index].id if self._index < len(batch) else None
+        running = batch[self._index] if self._index < len(batch) else None
         if message.id is None:
             self._shutting_down = True
-        elif message.id != current:
-            self._skip.add(message.id)
+        elif running is None or running.id != message.id:  # before its turn, or while asking
+            self._skip[message.id] = message.job
             return
-        if self._scope is not None and current is not None:  # never cut an ask short here
+        elif message.job is not None and message.job is not running:
+            return  # about an earlier hand-out of this task, which has ended
+        if self._scope is not None and running is not None:  # never cut an ask short here
             self._interrupt = message.reason
             self._scope.cancel()
+
+    def _skips(self, job: Job) -> bool:
+        """Whether an interrupt heard before ``job``'s turn was about this hand-out of it."""
+        if job.id not in self._skip:
+            return False
+        meant = self._skip[job.id]
+        return meant is None or meant is job
 
     def _say_goodbye(self) -> None:
         """Tell the scheduler what this batch did, so it re-queues the rest (never blocks)."""
@@ -192,7 +202,7 @@ class Worker(Actor):
         jobs = self._batch
         await self._run_in_scope(scope)
         if self._index < len(jobs):
-            if not (self._stopped.is_set() or self._shutting_down):
+            if not (self._leaving or self._shutting_down):
                 return
             self._outcomes.extend(JobReturned(job) for job in jobs[self._index :])
         self._batch = []
@@ -218,7 +228,7 @@ class Worker(Actor):
             if now >= deadline:
                 return
             job = jobs[self._index]
-            if job.id in skip:
+            if skip and self._skips(job):
                 outcomes.append(JobCancelled(job))
             else:
                 # Move the deadline only when it is off by more than DEADLINE_SLACK: moving it

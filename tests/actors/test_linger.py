@@ -214,3 +214,5 @@ async def test_a_shared_store_lingers_too(autojump_clock) -> None:
         tasks = [await (a, b)[number % 2].submit("noop", number) for number in range(60)]
         done = await a.wait_many([task.id for task in tasks])
     assert [task.result for task in done] == list(range(60))
+    # Lingered: tasks went out together (a batch's tasks share their start), not one by one.
+    assert len({task.started_at for task in done}) < len(done)

@@ -129,3 +129,23 @@ async def test_a_thread_ending_idle_never_loses_a_call_nor_runs_two_at_once() ->
         assert await thread.run(call, n) == n
     assert ran == list(range(200))
     thread.stop()
+
+
+async def test_a_thread_that_cannot_start_fails_the_call_and_the_next_one_starts_one(
+    monkeypatch,
+) -> None:
+    """No thread left (RuntimeError from start()): that call fails, nothing is left queued
+    behind a thread that does not exist, and a later call gets a thread of its own."""
+    worker = OneThread("test-start")
+    real_start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        await worker.run(lambda: 1)
+    assert not worker.running
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    assert await worker.run(lambda: 2) == 2
+    worker.stop()

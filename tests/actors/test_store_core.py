@@ -17,7 +17,16 @@ from oncue.actors.errors import (
     TaskNotFailed,
     TaskNotFinished,
 )
-from oncue.actors.messages import Claim, Claimed, Completed, Failed, Requeued, Retrying, Started
+from oncue.actors.messages import (
+    Claim,
+    Claimed,
+    Completed,
+    Failed,
+    Job,
+    Requeued,
+    Retrying,
+    Started,
+)
 from oncue.actors.task import TaskError, TaskState
 
 ERROR = TaskError("Boom", "boom")
@@ -342,3 +351,14 @@ def test_the_unfinished_index_is_rebuilt_once_a_drain_leaves_it_far_below_its_pe
     assert core.unfinished is not grown
     assert sys.getsizeof(core.unfinished) < peak_size / 2
     assert list(core.unfinished.values()) == records[-10:]
+
+
+def test_the_job_a_submit_makes_ready_is_the_record_s_whole_job() -> None:
+    """create() builds the Job without its NamedTuple's __new__ (tuple_of): every field, in
+    order, as Job(...) would (a field added to Job and not here fails this)."""
+    core = local_core()
+    core.submit([new()], {}, 1.0)
+    (ready,) = core.batch.ready
+    record = core.unfinished[ready.id]
+    assert ready == record.job()
+    assert len(ready) == len(Job._fields)

@@ -201,3 +201,18 @@ def _histogram(registry: CollectorRegistry, kind: str) -> dict[tuple[str, str | 
 def test_every_state_but_running_is_counted() -> None:
     """observe_events counts each transition by its state's name: each state has one."""
     assert set(_TRANSITIONS) == set(TaskState) - {TaskState.RUNNING}
+
+
+def test_observe_all_without_the_histogram_internals_observes_each() -> None:
+    """A prometheus_client whose Histogram lacks the internals read: one observe a value."""
+
+    class Plain:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, value: float) -> None:
+            self.seen.append(value)
+
+    histogram = Plain()
+    observe_all(histogram, [0.5, 2.0, 0.001])
+    assert histogram.seen == [0.5, 2.0, 0.001]
