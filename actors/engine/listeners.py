@@ -2,16 +2,19 @@
 
 Owned by the store actor and used only from it; told after each commit what finished and what
 happened, it answers the waiters and feeds the subscribers, never blocking: a subscriber that
-falls ``capacity`` events behind is dropped with a notice.
+falls ``capacity`` events behind is dropped with a notice. A commit's events go to a
+subscriber as one item, the list (the same list to every subscriber: read it, never change
+it), not one item an event: a channel's send and receive cost more than most events.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+import attrs
 import trio
 
 from ..cores.record import TaskRecord
@@ -21,11 +24,43 @@ from ..task import TaskEvent
 from .waiters import Waiter, Watch
 
 
+@attrs.define(eq=False)
+class Subscriber:
+    """One events() subscription: its channel of event lists, and how far behind it is."""
+
+    channel: trio.MemorySendChannel[Any]
+    capacity: int  # events it may fall behind before it is dropped
+    sizes: deque[int] = attrs.field(factory=deque)  # of the lists sent, oldest first
+    behind: int = 0  # events in the lists it has not taken yet
+
+    def offer(self, events: list[TaskEvent]) -> bool:
+        """Send ``events`` as one item; False if that would put it more than ``capacity``
+        events behind: then what fits goes, and the notice after it (as when a channel held
+        one event an item: a receiver waiting takes one more than the capacity)."""
+        sizes = self.sizes
+        statistics = self.channel.statistics()  # one object, not one a look
+        while len(sizes) > statistics.current_buffer_used:  # lists taken, oldest first
+            self.behind -= sizes.popleft()
+        room = self.capacity - self.behind + statistics.tasks_waiting_receive
+        if len(events) <= room:
+            self._send(events)
+            return True
+        if room > 0:
+            self._send(events[:room])
+        self.channel.send_nowait(SubscriptionEnded(f"fell {self.capacity} events behind"))
+        return False
+
+    def _send(self, events: list[TaskEvent]) -> None:
+        self.channel.send_nowait(events)
+        self.sizes.append(len(events))
+        self.behind += len(events)
+
+
 class Listeners:
     def __init__(self) -> None:
         self._task_waiters: dict[str, list[Waiter]] = defaultdict(list)
         self._idle_waiters: list[Envelope] = []
-        self._subscribers: list[tuple[trio.MemorySendChannel[Any], int]] = []
+        self._subscribers: list[Subscriber] = []
 
     @property
     def subscribed(self) -> bool:
@@ -55,9 +90,10 @@ class Listeners:
         self._idle_waiters.append(envelope)
 
     def subscribe(self, capacity: int) -> trio.MemoryReceiveChannel[Any]:
-        # One slot more than the capacity, kept for the notice that the subscriber was dropped.
+        """A channel of event lists (each list holds at least one event), then maybe a
+        SubscriptionEnded: one slot more than the capacity, kept for that notice."""
         send, receive = trio.open_memory_channel[Any](capacity + 1)
-        self._subscribers.append((send, capacity))
+        self._subscribers.append(Subscriber(send, capacity))
         return receive
 
     def committed(
@@ -79,24 +115,15 @@ class Listeners:
             self._publish(events)
 
     def _publish(self, events: list[TaskEvent]) -> None:
-        keep: list[tuple[trio.MemorySendChannel[Any], int]] = []
-        for channel, capacity in self._subscribers:
+        keep: list[Subscriber] = []
+        for subscriber in self._subscribers:
             try:
-                # Nobody receives while we send, so the room is counted once, not per event
-                # (statistics() builds an object): the buffer's, plus one item for each
-                # receiver waiting, which takes it straight from send_nowait.
-                statistics = channel.statistics()
-                room = capacity - statistics.current_buffer_used + statistics.tasks_waiting_receive
-                for event in events:
-                    if room <= 0:
-                        channel.send_nowait(SubscriptionEnded(f"fell {capacity} events behind"))
-                        raise trio.BrokenResourceError
-                    channel.send_nowait(event)
-                    room -= 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                channel.close()
+                if not subscriber.offer(events):
+                    raise trio.BrokenResourceError
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+                subscriber.channel.close()
                 continue
-            keep.append((channel, capacity))
+            keep.append(subscriber)
         self._subscribers = keep
 
     def end_subscriptions(self, reason: str) -> None:
@@ -106,7 +133,8 @@ class Listeners:
             for waiter in waiters:
                 if isinstance(waiter, Watch):
                     waiter.close()
-        for channel, _ in self._subscribers:
+        for subscriber in self._subscribers:
+            channel = subscriber.channel
             if reason:
                 with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                     channel.send_nowait(SubscriptionEnded(reason))

@@ -91,19 +91,20 @@ class Relay(Actor):
         """Publish batches until the subscription ends (dropped, or the store stopped)."""
         while True:
             try:
-                batch = [await receive.receive()]
+                items = [await receive.receive()]  # the store's event lists, one a commit
             except trio.EndOfChannel:
                 await trio.sleep_forever()  # the store is stopping: so are we, soon
-            while len(batch) < BATCH:
+            events = [] if isinstance(items[0], SubscriptionEnded) else list(items[0])
+            while len(events) < BATCH and not isinstance(items[-1], SubscriptionEnded):
                 try:
-                    batch.append(receive.receive_nowait())
+                    items.append(receive.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            events = [item for item in batch if isinstance(item, TaskEvent)]
+                if not isinstance(items[-1], SubscriptionEnded):
+                    events += items[-1]
             if events and await self._backend.others_listening():  # else nobody would hear
                 await self._backend.publish_events(payloads(self._node, events))
-            if len(events) < len(batch):  # a SubscriptionEnded: subscribe again
-                assert isinstance(batch[-1], SubscriptionEnded)
+            if isinstance(items[-1], SubscriptionEnded):  # dropped: subscribe again
                 return
 
 

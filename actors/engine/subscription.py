@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import trio
@@ -19,6 +20,7 @@ class EventStream:
         self._store = store
         self._capacity = capacity
         self._receive: trio.MemoryReceiveChannel[Any] | None = None
+        self._pending: deque[TaskEvent] = deque()  # of a list taken, not handed out yet
 
     async def __aenter__(self) -> EventStream:
         await self._subscribe()
@@ -36,32 +38,41 @@ class EventStream:
         return self
 
     async def __anext__(self) -> TaskEvent:
+        if self._pending:
+            return self._pending.popleft()
         receive = await self._subscribe()
         try:
             item = await receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
-        if isinstance(item, SubscriptionEnded):
-            receive.close()
-            raise EventsDropped(item.reason)
-        event: TaskEvent = item
-        return event
+        self._pending.extend(self._events(item))
+        return self._pending.popleft()
 
     def ready(self, most: int) -> list[TaskEvent]:
         """Up to ``most`` more events that are already here, without waiting (none before the
         first ``__anext__``); raises EventsDropped like it."""
-        found: list[TaskEvent] = []
+        pending = self._pending
+        found = [pending.popleft() for _ in range(min(most, len(pending)))]
         receive = self._receive
         while receive is not None and len(found) < most:
             try:
                 item = receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            if isinstance(item, SubscriptionEnded):
-                receive.close()
-                raise EventsDropped(item.reason)
-            found.append(item)
+            events = self._events(item)
+            room = most - len(found)
+            found += events[:room]
+            pending.extend(events[room:])
         return found
+
+    def _events(self, item: Any) -> list[TaskEvent]:
+        """A commit's events (a list: the store's, shared, never changed), or EventsDropped."""
+        if isinstance(item, SubscriptionEnded):
+            assert self._receive is not None
+            self._receive.close()
+            raise EventsDropped(item.reason)
+        events: list[TaskEvent] = item
+        return events
 
     async def aclose(self) -> None:
         if self._receive is not None:

@@ -81,7 +81,7 @@ async def test_events_are_published_only_while_another_node_listens() -> None:
         backend = Channel(listening)
         relay = Relay(backend, None, Feed(), "a")  # type: ignore[arg-type]
         send, receive = trio.open_memory_channel[Any](10)
-        send.send_nowait(event(1))
+        send.send_nowait([event(1)])  # the store sends a commit's events as one list
         send.send_nowait(SubscriptionEnded("dropped"))
         await relay._publish_from(receive)  # returns at the end of the subscription
         assert backend.published == (payloads("a", [event(1)]) if listening else [])
