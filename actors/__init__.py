@@ -2,6 +2,7 @@
 
 from .backends import Backend, open_backend
 from .builtins import register_builtins
+from .cores.tally import RUN_TIME_BOUNDS, RunTimes, Tally
 from .engine.handle import Engine
 from .engine.introspection import EngineStatistics
 from .engine.start import open_engine
@@ -61,6 +62,7 @@ from .task_function import TaskFunction
 
 __all__ = [
     "PRIORITIES",
+    "RUN_TIME_BOUNDS",
     "Actor",
     "ActorCrashed",
     "ActorError",
@@ -100,6 +102,7 @@ __all__ = [
     "Restart",
     "Retry",
     "RetryPolicy",
+    "RunTimes",
     "ShutdownReport",
     "Stats",
     "StoreUnavailable",
@@ -108,6 +111,7 @@ __all__ = [
     "Supervisor",
     "SupervisorGaveUp",
     "SupervisorRef",
+    "Tally",
     "Task",
     "TaskAlreadyFinished",
     "TaskContext",

@@ -128,6 +128,11 @@ class GetCounts:
 
 
 @attrs.frozen
+class GetTally:
+    """Ask for the transitions and run times counted since the engine started (tally.py)."""
+
+
+@attrs.frozen
 class Subscribe:
     capacity: int
 

@@ -1,9 +1,10 @@
 """The batch route's own per-task work, each piece timed alone on one 100-task request.
 
 ``python -m bench.http_pieces`` prints CPU µs a request (minimum of 7 repetitions of 200) for:
-decoding the body, building the submissions, showing the submitted tasks, encoding the answer,
-and the task metrics following the tasks' 300 transitions. The engine is used only to make
-real tasks and events; its own cost is not in these figures (see bench/cost_flow.py).
+decoding the body, building the submissions, showing the submitted tasks and encoding the
+answer (the task metrics cost a request nothing: /metrics reads the engine's tally when
+scraped). The engine is used only to make real tasks; its own cost is not in these figures
+(see bench/cost_flow.py).
 """
 
 from __future__ import annotations
@@ -46,18 +47,14 @@ async def main() -> dict[str, float]:
                 for n, item in enumerate(batch.tasks)
             ]
 
-        async with engine.events(10_000) as stream:
-            submitted = await engine.submit_many(submissions())
-            await engine.wait_idle()
-            events = stream.ready(10_000)
+        submitted = await engine.submit_many(submissions())
+        await engine.wait_idle()
         shown = {"tasks": [TASKS.render(task) for task in submitted]}
-        metrics = Metrics()
         return {
             "decode": cpu_us(lambda: decode_batch(data)),
             "submissions": cpu_us(submissions),
             "show": cpu_us(lambda: [TASKS.render(task) for task in submitted]),
             "encode": cpu_us(lambda: json_reply(shown, 201)),
-            f"metrics ({len(events)} transitions)": cpu_us(lambda: metrics.observe_events(events)),
         }
 
 

@@ -21,7 +21,7 @@ from oncue.actors import Engine
 from .auth import AuthSettings
 from .direct import submit_routes
 from .errors import register_error_handlers
-from .follow import observer
+from .follow import TaskLog
 from .gate import Policies, install_gateway
 from .hub import EventHub
 from .limits import CorsPolicy, RateLimiter
@@ -91,7 +91,7 @@ def create_app(
     app.before_serving(_run_hub)
     policies = Policies(current.metrics, auth or AuthSettings(), rate_limit, cors)
     direct = submit_routes(current, max_body_size, app.config["BODY_TIMEOUT"])
-    hub = EventHub(engine, observer(current.metrics, lambda: current.log_tasks))
+    hub = EventHub(engine)
     app.extensions["oncue.hub"] = hub
     direct.update(events_routes(current, events or StreamSettings(), hub))
     install_gateway(app, policies, direct)
@@ -104,10 +104,14 @@ def create_app(
 
 
 async def _run_hub() -> None:
-    """While the app is served, one subscription feeds every event stream and the task
-    metrics (hub.py)."""
+    """While the app is served, one subscription feeds every event stream and the task log,
+    held while one of them wants events (hub.py, follow.py)."""
     app: QuartTrio = current_app  # type: ignore[assignment]
-    await app.nursery.start(app.extensions["oncue.hub"].run)
+    hub: EventHub = app.extensions["oncue.hub"]
+    if app.extensions["oncue"].log_tasks:  # serve(log_tasks=False): no task log at all
+        log = TaskLog()
+        hub.log, hub.log_wanted = log, log.wanted
+    await app.nursery.start(hub.run)
 
 
 def swagger_dist() -> Path:

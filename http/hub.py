@@ -1,4 +1,5 @@
-"""The app's one subscription to the engine's task events, shared by every event stream.
+"""The app's one subscription to the engine's task events, shared by every event stream, held
+only while a stream is open (or the task log is on).
 
 With one engine subscription per SSE client, the store would hand each event to every client's
 channel and each client's task would wake once per event: 50 clients at 3,000 events/s fell
@@ -12,8 +13,13 @@ engine's events go out at once.
 
 A stream that falls more than its capacity behind is dropped (its writer then sends
 `event: dropped`); the hub itself, if the engine drops it, tells every stream so and subscribes
-again. The store never waits for any of them. The app's task metrics (and task log) are fed
-from the same batches of this node's events (`observe`), not from a subscription of their own.
+again when one joins. The store never waits for any of them. The task log, when on, is fed
+from the same batches of this node's events (`log`), and keeps the hub subscribed.
+
+With no stream open and the log off, the hub holds no subscription, and the store builds no
+events at all: following every transition cost the served batch route a fifth of its CPU
+(the task metrics read the engine's tally at scrape time instead). The first stream to join
+waits until the hub has subscribed; when the last one leaves, the hub lets go.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from .sse import EventFilter, task_frame
 
 logger = logging.getLogger(__name__)
 
+LOG_CHECK = 1.0  # seconds: how often an idle hub asks whether the task log wants events now
 HUB_CAPACITY = 100_000  # events the hub may fall behind the engine before it is dropped
 BATCH = 5000  # events taken at once
 LINGER = 0.05  # seconds: under load, the hub delivers at most this often
@@ -105,60 +112,109 @@ Stream = EventStream | FeedStream[TaskEvent]
 @attrs.define(eq=False)
 class EventHub:
     engine: Engine
-    observe: Observe | None = None  # fed every batch of this node's events
+    log: Observe | None = None  # fed every batch of this node's events (the task log)
+    log_wanted: Callable[[], bool] = lambda: True  # whether `log` wants events (each LOG_CHECK)
     _listeners: set[Listener] = attrs.field(factory=set)
     _streams: list[tuple[Stream, Observe | None]] = attrs.field(factory=list)
     _dropped: EventsDropped | None = None  # met by a flush: the pumps raise it
+    _subscribed: trio.Event = attrs.field(factory=trio.Event)  # set while it follows
+    _changed: trio.Event = attrs.field(factory=trio.Event)  # the first joined, the last left
+    _stopped: bool = False  # the engine stopped: nothing more will come
 
-    def join(self, wanted: EventFilter, capacity: int) -> Listener:
+    async def join(self, wanted: EventFilter, capacity: int) -> Listener:
         """A new listener: it gets every event published from now on that `wanted` matches
-        (what the hub has not taken yet goes to the others first)."""
-        self.flush()
+        (what the hub has not taken yet goes to the others first). The first one waits until
+        the hub has subscribed to the engine."""
         send, receive = trio.open_memory_channel[Delivery | str](math.inf)
         listener = Listener(wanted, capacity, send, receive)
+        if self._stopped:
+            listener.end("the engine stopped")
+            return listener
+        if self._subscribed.is_set():
+            self.flush()
+            self._listeners.add(listener)
+            return listener
         self._listeners.add(listener)
+        self._changed.set()
+        try:
+            await self._subscribed.wait()
+        except BaseException:
+            self.leave(listener)
+            raise
         return listener
 
     def leave(self, listener: Listener) -> None:
         self._listeners.discard(listener)
         listener.receive.close()
+        if not self._listeners:
+            self._changed.set()
+
+    def _wanted(self) -> bool:
+        return bool(self._listeners) or (self.log is not None and self.log_wanted())
 
     def flush(self) -> None:
         """Hand out now what the engine has published and the hub not taken yet (a batch may
-        be lingering): before a listener joins, and before /metrics is read."""
-        for stream, observe in self._streams:
+        be lingering): before a listener joins."""
+        for stream, log in self._streams:
             try:
                 while batch := stream.ready(BATCH):
-                    self._handle(batch, observe)
+                    self._handle(batch, log)
             except EventsDropped as dropped:
                 self._dropped = dropped
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Feed the listeners until the engine stops; started once subscribed."""
-        while True:
-            try:
-                async with (
-                    self.engine.events(HUB_CAPACITY) as local,
-                    self.engine.remote_events(HUB_CAPACITY) as remote,
-                    trio.open_nursery() as nursery,
-                ):
-                    self._dropped = None
-                    self._streams = [(local, self.observe), (remote, None)]
+        """Follow the engine while a listener (or the log) wants its events, until the engine
+        stops. Started at once when nothing wants them yet, else once subscribed."""
+        try:
+            while True:
+                if not self._wanted():
                     task_status.started()
                     task_status = trio.TASK_STATUS_IGNORED
-                    nursery.start_soon(self._pump, remote, None, nursery.cancel_scope.cancel)
-                    await self._pump(local, self.observe, nursery.cancel_scope.cancel)
-                self._end_all("the engine stopped")
-                return
-            except* EventsDropped:
-                logger.warning("http.hub_dropped", extra={"capacity": HUB_CAPACITY})
-                self._end_all(f"the server fell {HUB_CAPACITY} events behind")
-            finally:
-                self._streams = []
+                    await self._until_changed()
+                    continue
+                await self._follow(task_status)
+                task_status = trio.TASK_STATUS_IGNORED
+                if self._stopped:
+                    self._end_all("the engine stopped")
+                    return
+        finally:
+            self._stopped = True
+            self._subscribed.set()  # a listener still waiting to join gets its end at once
 
-    async def _pump(
-        self, stream: Stream, observe: Observe | None, done: Callable[[], None]
-    ) -> None:
+    async def _until_changed(self) -> None:
+        """Until a stream joins or the last leaves (or, with a log, LOG_CHECK passes)."""
+        with trio.move_on_after(LOG_CHECK if self.log is not None else math.inf):
+            await self._changed.wait()
+            self._changed = trio.Event()
+
+    async def _follow(self, task_status: trio.TaskStatus[None]) -> None:
+        """One subscription: hand out what comes until nothing wants it, the engine stops, or
+        the engine drops the hub for falling behind (its streams are ended)."""
+        try:
+            async with (
+                self.engine.events(HUB_CAPACITY) as local,
+                self.engine.remote_events(HUB_CAPACITY) as remote,
+                trio.open_nursery() as nursery,
+            ):
+                self._dropped = None
+                self._streams = [(local, self.log), (remote, None)]
+                self._subscribed.set()
+                task_status.started()
+                nursery.start_soon(self._pump, remote, None, nursery.cancel_scope.cancel)
+                nursery.start_soon(self._pump, local, self.log, nursery.cancel_scope.cancel)
+                while self._wanted():
+                    await self._until_changed()
+                self._subscribed = trio.Event()  # one joining from now on waits for the next
+                nursery.cancel_scope.cancel()
+        except* EventsDropped:
+            logger.warning("http.hub_dropped", extra={"capacity": HUB_CAPACITY})
+            self._end_all(f"the server fell {HUB_CAPACITY} events behind")
+        finally:
+            self._streams = []
+            if not self._stopped and self._subscribed.is_set():
+                self._subscribed = trio.Event()
+
+    async def _pump(self, stream: Stream, log: Observe | None, done: Callable[[], None]) -> None:
         """Take batches from `stream` and hand them out: at once when quiet, under load at
         most once every LINGER (what arrives meanwhile makes one batch, one write a client).
 
@@ -174,20 +230,21 @@ class EventHub:
             except StopAsyncIteration:
                 if self._dropped is not None:  # a flush met the end of the subscription
                     raise self._dropped from None
+                self._stopped = True  # the engine stopped
                 break
             delivered = trio.current_time()
             batch = [first, *stream.ready(BATCH - 1)]
             while batch:
-                self._handle(batch, observe)
+                self._handle(batch, log)
                 if len(batch) < BATCH:
                     break
                 await trio.lowlevel.checkpoint()  # others run between two full batches
                 batch = stream.ready(BATCH)
         done()
 
-    def _handle(self, batch: list[TaskEvent], observe: Observe | None) -> None:
-        if observe is not None:
-            observe(batch)
+    def _handle(self, batch: list[TaskEvent], log: Observe | None) -> None:
+        if log is not None:
+            log(batch)
         if not self._listeners:
             return
         frames = [task_frame(event) for event in batch]  # once for every listener

@@ -125,7 +125,7 @@ class EventStreamWriter:
         Raises ClientGone when a write times out (nothing more can be said to that client).
         """
         engine = self.service.engine
-        listener = self.hub.join(self.wanted, self.settings.capacity)
+        listener = await self.hub.join(self.wanted, self.settings.capacity)
         try:
             async with _supervision(engine, self.settings.capacity, self.wanted) as actors:
                 await self.send({"type": "http.response.start", "status": 200, "headers": HEADERS})

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import msgspec
 import trio
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response
 from quart_schema import document_request, document_response, hide
 
 from oncue.actors import ActorError, EngineClosed, StoreUnavailable, WorkerInfo
@@ -181,7 +181,6 @@ async def health() -> Response:
 async def metrics() -> Response:
     """Prometheus text format."""
     current = service()
-    current_app.extensions["oncue.hub"].flush()  # the task counters: every event published
     with current.deadline():
         await current.metrics.refresh(current.engine)
     return Response(current.metrics.render(), content_type=CONTENT_TYPE)

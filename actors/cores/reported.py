@@ -18,6 +18,7 @@ from ..messages import Completed, Failed, Requeued, Retrying, Started
 from ..task import TaskState, Transition, tuple_of
 from .batch import Batch, task_event
 from .record import TaskRecord
+from .tally import Counting
 
 PENDING, RUNNING, RETRYING, COMPLETED = (
     TaskState.PENDING,
@@ -35,18 +36,19 @@ def apply(
     counts: Counts,
     queued: defaultdict[int, int],
     batch: Batch,
+    tally: Counting,
     move: Move,
 ) -> None:
     """Apply ``changes`` in order; ``move``: the core's, for a move not written out here."""
     for change in changes:
         if isinstance(change, Started):
-            started(change, unfinished, counts, queued, batch)
+            started(change, unfinished, counts, queued, batch, tally)
             continue
         record = unfinished.get(change.id)
         if record is None or record.state is not RUNNING:
             continue
         if isinstance(change, Completed):
-            completed(record, change.result, change.at, unfinished, counts, batch)
+            completed(record, change.result, change.at, unfinished, counts, batch, tally)
         elif isinstance(change, Retrying):
             record.error = change.error
             record.run_at = change.run_at
@@ -69,6 +71,7 @@ def completed(
     unfinished: dict[str, TaskRecord],
     counts: Counts,
     batch: Batch,
+    tally: Counting,
 ) -> None:
     """A running task's attempt returned ``result``: the move to completed."""
     record.result = result
@@ -81,6 +84,9 @@ def completed(
     unfinished.pop(record.id, None)  # not ours (a shared store) if absent
     batch.changed[record.id] = record
     batch.finished.append(record)
+    tally.transitions[record.type, COMPLETED] += 1
+    if record.started_at is not None:
+        tally.ran(record.type, at - record.started_at)
     if batch.events is not None:
         batch.events.append(task_event(record, COMPLETED, at, None))
 
@@ -91,9 +97,10 @@ def started(
     counts: Counts,
     queued: defaultdict[int, int],
     batch: Batch,
+    tally: Counting,
 ) -> None:
     """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
-    changed, events = batch.changed, batch.events
+    changed, events, transitions = batch.changed, batch.events, tally.transitions
     worker, at = change.worker, change.at
     entered = Transition(RUNNING, at, worker, None)
     for task_id in change.ids:
@@ -112,5 +119,6 @@ def started(
         counts[record.type, RUNNING] += 1
         queued[record.priority] -= 1  # it waited (pending or retrying)
         changed[task_id] = record
+        transitions[record.type, RUNNING] += 1
         if events is not None:
             events.append(task_event(record, RUNNING, at, None))

@@ -38,6 +38,7 @@ from . import reconcile, reported
 from .batch import Batch, Counts, task_event
 from .ownership import Ownership
 from .record import TaskRecord
+from .tally import Counting
 
 PENDING, RUNNING, RETRYING, FAILED = (
     TaskState.PENDING,
@@ -53,7 +54,9 @@ _RETRY_CLEARS = ("finished_at", "run_at", "started_at", "result", "error", "work
 class StoreCore:
     """Every task state change, as plain calls. ``unfinished`` holds the tasks this engine
     runs (all of them, unless the ownership is shared); ``counts`` by (type, state);
-    ``queued``: how many of them wait to run (pending or retrying), by priority."""
+    ``queued``: how many of them wait to run (pending or retrying), by priority; ``counted``:
+    the transitions it made and its attempts' run times (tally.py), until the store adds them
+    to the engine's tally once they are committed."""
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class StoreCore:
                 self.queued[record.priority] += 1
         self.closed = False
         self.batch = Batch()
+        self.counted = Counting()  # the transitions of batches not committed yet
         self._peak = len(self.unfinished)  # the most unfinished seen since ``unfinished`` was built
         self._entered: tuple[Transition] = (Transition(PENDING, 0.0),)  # create()'s last history
 
@@ -187,6 +191,7 @@ class StoreCore:
                         ),
                     )
                 )
+        self.counted.transitions[record.type, PENDING] += 1
         if batch.events is not None:
             batch.events.append(task_event(record, PENDING, now, None))
         return record
@@ -216,13 +221,19 @@ class StoreCore:
             self.unfinished.pop(record.id, None)  # not ours (a shared store) if absent
             record.finished_at = at
             batch.finished.append(record)
+        counted = self.counted
+        counted.transitions[record.type, state] += 1
+        if before is RUNNING and state is not PENDING and record.started_at is not None:
+            counted.ran(record.type, at - record.started_at)  # an attempt ended (not requeued)
         if batch.events is not None:
             batch.events.append(task_event(record, state, at, error))
 
     def record(self, changes: Iterable[Any]) -> None:
         """Apply what the scheduler decided (Started, Completed, Retrying, Failed, Requeued),
         in order; a task cancelled or deleted meanwhile is left alone (reported.py)."""
-        reported.apply(changes, self.unfinished, self.counts, self.queued, self.batch, self.move)
+        reported.apply(
+            changes, self.unfinished, self.counts, self.queued, self.batch, self.counted, self.move
+        )
 
     def progress(self, task_id: str, fraction: float, message: str) -> None:
         # Unfinished is enough: a fast task's progress can arrive before its start is recorded

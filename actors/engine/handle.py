@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from ..cores.admission import parse_state
+from ..cores.tally import Tally
 from ..errors import ActorCrashed, InvalidField, TaskNotFound
 from ..messages import (
     CancelTask,
@@ -23,6 +24,7 @@ from ..messages import (
     DeleteTask,
     GetCounts,
     GetLoad,
+    GetTally,
     GetTask,
     KeyRef,
     ListTasks,
@@ -221,6 +223,13 @@ class Engine(Submitting, BulkResults, Running):
             paused=load.paused,
             queued_by_priority=dict(sorted(queued.items(), reverse=True)),
         )
+
+    async def tally(self) -> Tally:
+        """What this engine did since it started: transitions by (task type, state entered),
+        and each type's attempts' run times as a histogram (what /metrics exports). Counted
+        as the store commits, so reading it costs one message, whatever the rate of tasks."""
+        tally: Tally = await self._store.ask(GetTally())
+        return tally
 
     async def workers(self) -> builtins.list[WorkerInfo]:
         """Each worker: name, state (idle, busy, restarting...), current task, tasks done."""

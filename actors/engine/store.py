@@ -26,11 +26,13 @@ from ..cores.ownership import LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
 from ..cores.store_core import StoreCore
+from ..cores.tally import Counting, Tally
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
     CancelTask,
     CloseAdmission,
     DeleteTask,
+    GetTally,
     LoadQueue,
     ProgressReported,
     Purge,
@@ -62,6 +64,7 @@ class StoreLife:
 
     loaded: bool = False  # a store has loaded from the backend at least once
     outages: OutageHistory = attrs.field(factory=OutageHistory)  # recent backend outages
+    tally: Counting = attrs.field(factory=Counting)  # transitions since the engine started
 
 
 class Store(Actor):
@@ -104,6 +107,7 @@ class Store(Actor):
             CloseAdmission: self._close_admission,
             LoadQueue: self._load_queue,
             Purge: self._request_purge,
+            GetTally: self._get_tally,
         }  # and, once the core exists (_start), those of its parts: reads, bulk, shared
 
     async def run(self, context: Context) -> None:
@@ -181,6 +185,7 @@ class Store(Actor):
                     envelope.fail(StoreUnavailable(error))
                 await self._guard.outage(mailbox, error)
                 return False
+            self._life.tally.absorb(self._core.counted)  # (a failed batch's go with the core)
             if lost:
                 gone = self._core.lost(lost)
                 logger.warning(
@@ -214,6 +219,9 @@ class Store(Actor):
                     recent.add(record)
         if self._trim_finished is not None:
             self._core.purged(self._trim_finished())
+
+    async def _get_tally(self, message: GetTally, envelope: Envelope) -> Tally:
+        return self._life.tally.read()
 
     def _tell_scheduler(self, message: Any) -> None:
         self._line.tell(message)

@@ -50,6 +50,7 @@ async def test_a_worker_serves_health_and_metrics_on_its_port(caplog) -> None:
     assert metrics.status_code == 200
     assert "oncue_workers 1.0" in metrics.text
     assert "oncue_queue_depth 0.0" in metrics.text
+    assert "# TYPE oncue_tasks_total counter" in metrics.text  # its engine's tally (none yet)
     assert missing.status_code == 404
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 import trio
 import trio.testing
 
@@ -30,8 +34,9 @@ async def test_streams_wanting_everything_share_one_encoding(autojump_clock, eng
     hub = EventHub(engine, seen.extend)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        first, second = (hub.join(EventFilter.parse({}, ADMIN), 100) for _ in range(2))
-        only_failed = hub.join(EventFilter.parse({"status": "failed"}, ADMIN), 100)
+        first = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        second = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        only_failed = await hub.join(EventFilter.parse({"status": "failed"}, ADMIN), 100)
         await engine.submit_many([Submission("double", n) for n in range(3)])
         await engine.wait_idle()
         await trio.sleep(LINGER)
@@ -44,7 +49,7 @@ async def test_streams_wanting_everything_share_one_encoding(autojump_clock, eng
         assert len(events) == 9  # pending, running, completed each
         assert b"".join(d.data for d in got_first).count(b"event: task") == 9
         assert deliveries(only_failed) == []
-        assert seen == events  # the metrics saw the same batches
+        assert seen == events  # the task log saw the same batches
         nursery.cancel_scope.cancel()
 
 
@@ -52,7 +57,7 @@ async def test_under_load_a_stream_gets_one_delivery_a_linger(autojump_clock, en
     hub = EventHub(engine)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        listener = hub.join(EventFilter.parse({}, ADMIN), 10_000)
+        listener = await hub.join(EventFilter.parse({}, ADMIN), 10_000)
         started = trio.current_time()
         for number in range(20):  # a store commit every LINGER / 4
             await engine.submit("echo", number)
@@ -73,11 +78,11 @@ async def test_a_new_stream_gets_nothing_published_before_it_joined(
     hub = EventHub(engine)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        early = hub.join(EventFilter.parse({}, ADMIN), 100)
+        early = await hub.join(EventFilter.parse({}, ADMIN), 100)
         await engine.submit("echo", 1)  # the hub delivers it at once (it was quiet)
         await trio.testing.wait_all_tasks_blocked()
         before = await engine.submit("echo", 2)  # lingers in the hub: just delivered
-        late = hub.join(EventFilter.parse({}, ADMIN), 100)
+        late = await hub.join(EventFilter.parse({}, ADMIN), 100)
         after = await engine.submit("echo", 3)
         await engine.wait_idle()
         await trio.sleep(LINGER)
@@ -101,7 +106,7 @@ async def test_the_hub_takes_all_that_arrived_in_a_linger_past_a_batch(
     hub = EventHub(engine, seen.extend)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        listener = hub.join(EventFilter.parse({}, ADMIN), 1000)
+        listener = await hub.join(EventFilter.parse({}, ADMIN), 1000)
         await engine.submit("echo", 0)  # delivered at once: the hub was quiet
         await trio.testing.wait_all_tasks_blocked()
         await engine.submit_many([Submission("echo", n) for n in range(1, 11)])
@@ -111,3 +116,114 @@ async def test_the_hub_takes_all_that_arrived_in_a_linger_past_a_batch(
         assert len(seen) == 33  # pending, running, completed: 11 tasks
         assert sum(len(delivery.events or ()) for delivery in deliveries(listener)) == 33
         nursery.cancel_scope.cancel()
+
+
+class Subscriptions:
+    """An engine whose event subscriptions are counted while open (the rest is the engine's)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.open = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def events(self, capacity: int) -> Any:
+        return self._counted(self._engine.events(capacity))
+
+    @contextlib.asynccontextmanager
+    async def _counted(self, stream: Any) -> AsyncIterator[Any]:
+        async with stream as entered:
+            self.open += 1
+            try:
+                yield entered
+            finally:
+                self.open -= 1
+
+
+async def test_the_hub_subscribes_only_while_a_stream_is_open(
+    autojump_clock, engine: Engine
+) -> None:
+    """With no stream and no task log the store builds no events at all: the hub holds no
+    subscription until a stream joins, and lets go when the last one leaves."""
+    spy = Subscriptions(engine)
+    hub = EventHub(spy)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await engine.submit("echo", 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert spy.open == 0
+        first = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        assert spy.open == 1
+        second = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        hub.leave(first)
+        task = await engine.submit("echo", 1)
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()
+        assert spy.open == 1  # one stream is still open
+        got = [(e.task_id, e.state) for d in deliveries(second) for e in d.events or ()]
+        assert got == [(task.id, state) for state in ("pending", "running", "completed")]
+        hub.leave(second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert spy.open == 0
+        third = await hub.join(EventFilter.parse({}, ADMIN), 100)  # subscribes again
+        later = await engine.submit("echo", 2)
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [e.task_id for d in deliveries(third) for e in d.events or ()] == [later.id] * 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_stream_joining_as_the_last_one_leaves_misses_nothing(
+    autojump_clock, engine: Engine
+) -> None:
+    spy = Subscriptions(engine)
+    hub = EventHub(spy)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        for number in range(3):
+            leaving = await hub.join(EventFilter.parse({}, ADMIN), 100)
+            hub.leave(leaving)  # the hub is told to let go: it has not yet
+            joined = await hub.join(EventFilter.parse({}, ADMIN), 100)
+            task = await engine.submit("echo", number)
+            await engine.wait_idle()
+            await trio.sleep(LINGER)
+            await trio.testing.wait_all_tasks_blocked()
+            assert [e.task_id for d in deliveries(joined) for e in d.events or ()] == [task.id] * 3
+            hub.leave(joined)
+            await trio.testing.wait_all_tasks_blocked()
+            assert spy.open == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_task_log_keeps_the_hub_subscribed(autojump_clock, engine: Engine) -> None:
+    logged: list[TaskEvent] = []
+    spy = Subscriptions(engine)
+    hub = EventHub(spy, logged.extend)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        assert spy.open == 1
+        task = await engine.submit("echo", 0)
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [(e.task_id, e.state) for e in logged] == [
+            (task.id, state) for state in ("pending", "running", "completed")
+        ]
+        nursery.cancel_scope.cancel()
+
+
+async def test_streams_end_when_the_engine_stops() -> None:
+    from oncue.actors import open_engine
+
+    async with trio.open_nursery() as nursery:
+        async with open_engine(workers=1) as engine:
+            hub = EventHub(engine)
+            await nursery.start(hub.run)
+            listener = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        ended = await listener.receive.receive()
+        assert ended == "the engine stopped; reconnect with Last-Event-ID"
+        late = await hub.join(EventFilter.parse({}, ADMIN), 100)  # the hub has returned
+        assert await late.receive.receive() == "the engine stopped"

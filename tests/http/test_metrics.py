@@ -11,13 +11,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from oncue.actors import TaskState
-from oncue.http.metrics import _TRANSITIONS, Metrics, observe_all
+from oncue.actors import RUN_TIME_BOUNDS, TaskState
+from oncue.actors.cores.tally import Counting
+from oncue.http.metrics import _TRANSITIONS, Metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "oncue-dashboard.json"
 NAME = re.compile(r"oncue_[a-z][a-z0-9_]*[a-z0-9]")
@@ -123,96 +125,97 @@ async def test_every_series_the_dashboard_queries_exists(client) -> None:
             assert value in values.get(label, set()), f"{label}={value!r} never appears"
 
 
-def test_a_batch_of_events_counts_as_the_events_one_by_one() -> None:
-    """The hub hands the metrics thousands of transitions at once (observe_events): the
-    counters and the duration histogram end as they would from one event at a time."""
-    from oncue.actors import TaskEvent, TaskState
-
-    events = []
-    for n in range(50):
-        kind = "double" if n % 2 else "boom"
-        events.append(TaskEvent(f"t{n}", kind, TaskState.PENDING, 1.0, 0))
-        events.append(TaskEvent(f"t{n}", kind, TaskState.RUNNING, 2.0, 1))
-        ending = TaskState.COMPLETED if n % 3 else TaskState.RETRYING
-        events.append(TaskEvent(f"t{n}", kind, ending, 2.5 + n, 1))
-    one_by_one, batched = Metrics(), Metrics()
-    for event in events:
-        one_by_one.observe_event(event)
-    batched.observe_events(events[:70])
-    batched.observe_events(events[70:])
-
-    def samples(metrics: Metrics) -> list[Any]:
-        return sorted(
-            (sample.name, sorted(sample.labels.items()), sample.value)
-            for family in families(metrics.render().decode())
-            if family.name.startswith("oncue_task")
-            for sample in family.samples
-        )
-
-    assert samples(batched) == samples(one_by_one)
-    counted = {
-        (labels["type"], labels["event"]): value
-        for name, pairs, value in samples(batched)
-        if name == "oncue_tasks_total"
-        for labels in [dict(pairs)]
-    }
-    for kind, odd in (("double", 1), ("boom", 0)):
-        numbers = [n for n in range(50) if n % 2 == odd]
-        assert counted[kind, "created"] == 25
-        assert counted[kind, "completed"] == sum(1 for n in numbers if n % 3)
-        assert counted[kind, "retried"] == sum(1 for n in numbers if not n % 3)
-    durations = {
-        dict(pairs)["type"]: value
-        for name, pairs, value in samples(batched)
-        if name.endswith("_count") and "duration" in name
-    }
-    assert durations == {"double": 25, "boom": 25}
-
-
-def test_observe_all_fills_the_histogram_as_observe_does_one_by_one() -> None:
-    """The duration histogram takes a batch's values at once (observe_all): every bucket and
-    the count end as prometheus_client's own `observe` leaves them, the sum up to rounding; a
-    NaN lands in no bucket, as with `observe`."""
-    bounds = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
+def test_the_tally_renders_as_prometheus_own_histogram_and_counter_would() -> None:
+    """/metrics exports the engine's tally (read at scrape time): the run-time buckets, count
+    and sum, and the transition counters come out as prometheus_client's own Histogram and
+    Counter render the same values observed one at a time."""
     values = [0.0, 0.001, 0.0010001, 0.004, 0.005, 0.3, 1.0, 7.5, 299.0, 300.0, 301.0, 1e9]
-    values += [float("inf"), *(n / 97 for n in range(500))]
-    for batch in (values, [float("nan"), 0.5]):
-        registry = CollectorRegistry()
-        histogram = Histogram("h", "h", ["kind"], buckets=bounds, registry=registry)
-        for value in batch:
-            histogram.labels("one").observe(value)
-        observe_all(histogram.labels("all"), batch[:7])
-        observe_all(histogram.labels("all"), batch[7:])
-        one, all_ = _histogram(registry, "one"), _histogram(registry, "all")
-        assert all_.pop(("h_sum", None)) == pytest.approx(one.pop(("h_sum", None)), nan_ok=True)
-        assert one == all_
-        assert len(one) == len(bounds) + 2  # every bucket, +Inf and the count
+    values += [n / 97 for n in range(500)]
+    counting = Counting()
+    for value in values:
+        counting.ran("double", value)
+    counting.transitions["double", TaskState.PENDING] += 7
+    counting.transitions["double", TaskState.RUNNING] += 5  # not exported: a gauge's business
+    counting.transitions["boom", TaskState.RETRYING] += 2
+    metrics = Metrics()
+    metrics.tasks.tally = counting.read()
+    ours = families(metrics.render().decode())
+
+    registry = CollectorRegistry()
+    histogram = Histogram(
+        "oncue_task_duration_seconds", "d", ["type"], buckets=RUN_TIME_BOUNDS, registry=registry
+    )
+    counter = Counter("oncue_tasks", "t", ["type", "event"], registry=registry)
+    for value in values:
+        histogram.labels("double").observe(value)
+    counter.labels("double", "created").inc(7)
+    counter.labels("boom", "retried").inc(2)
+    theirs = families(prometheus_client.generate_latest(registry).decode())
+
+    def samples(parsed: list[Metric], name: str) -> dict[tuple[str, tuple[Any, ...]], float]:
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in parsed
+            if family.name == name
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+
+    name = "oncue_task_duration_seconds"
+    mine, expected = samples(ours, name), samples(theirs, name)
+    sums = [key for key in expected if key[0].endswith("_sum")]
+    assert [mine.pop(key) for key in sums] == pytest.approx([expected.pop(key) for key in sums])
+    assert mine == expected
+    assert samples(ours, "oncue_tasks") == samples(theirs, "oncue_tasks")
 
 
-def _histogram(registry: CollectorRegistry, kind: str) -> dict[tuple[str, str | None], float]:
-    (family,) = [family for family in registry.collect() if family.name == "h"]
-    return {
-        (sample.name, sample.labels.get("le")): sample.value
+async def test_metrics_count_what_the_engine_did(autojump_clock) -> None:
+    """Transitions and run times come from the engine's tally: a completed task, a retried
+    then failed one, a cancelled one; counted whether or not anything followed the events."""
+    from oncue.actors import Registry, TaskContext, open_engine
+
+    async def double(ctx: TaskContext, value: int) -> int:
+        return value * 2
+
+    async def boom(ctx: TaskContext, payload: Any) -> None:
+        raise RuntimeError("boom")
+
+    registry = Registry()
+    registry.register("double", double)
+    registry.register("boom", boom, retry_base=0.01, retry_cap=0.01)
+    async with open_engine(registry=registry, workers=2) as engine:
+        done = await engine.submit("double", 2)
+        failed = await engine.submit("boom", max_retries=1)
+        later = await engine.submit("double", 3, delay=3600)
+        await engine.cancel(later.id)
+        await engine.wait(done.id)
+        await engine.wait(failed.id)
+        metrics = Metrics()
+        await metrics.refresh(engine)
+    counted = {
+        (sample.labels["type"], sample.labels["event"]): sample.value
+        for family in families(metrics.render().decode())
+        if family.name == "oncue_tasks"
         for sample in family.samples
-        if sample.labels["kind"] == kind and not sample.name.endswith("_created")
     }
+    assert counted == {
+        ("double", "created"): 2,
+        ("double", "completed"): 1,
+        ("double", "cancelled"): 1,
+        ("boom", "created"): 1,
+        ("boom", "retried"): 1,
+        ("boom", "failed"): 1,
+    }
+    timed = {
+        sample.labels["type"]: sample.value
+        for family in families(metrics.render().decode())
+        if family.name == "oncue_task_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    }
+    assert timed == {"double": 1, "boom": 2}  # the cancelled one never ran
 
 
 def test_every_state_but_running_is_counted() -> None:
-    """observe_events counts each transition by its state's name: each state has one."""
+    """Each state a task enters but running is exported by its event's name."""
     assert set(_TRANSITIONS) == set(TaskState) - {TaskState.RUNNING}
-
-
-def test_observe_all_without_the_histogram_internals_observes_each() -> None:
-    """A prometheus_client whose Histogram lacks the internals read: one observe a value."""
-
-    class Plain:
-        def __init__(self) -> None:
-            self.seen: list[float] = []
-
-        def observe(self, value: float) -> None:
-            self.seen.append(value)
-
-    histogram = Plain()
-    observe_all(histogram, [0.5, 2.0, 0.001])
-    assert histogram.seen == [0.5, 2.0, 0.001]

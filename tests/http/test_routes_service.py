@@ -10,6 +10,7 @@ import trio.testing
 from log_lines import log_text
 
 from oncue.actors import Engine, TaskState
+from oncue.http.hub import LOG_CHECK
 
 
 async def test_pause_holds_tasks_and_resume_runs_them(client, engine: Engine) -> None:
@@ -115,9 +116,13 @@ async def test_metrics_count_made_up_methods_as_one_series(client) -> None:
     assert "BREW" not in text
 
 
-async def test_task_metrics_are_fed_by_the_app_itself(autojump_clock, client, caplog) -> None:
-    """No serve(): the app's lifespan (here the test client's test_app) follows the engine."""
+async def test_task_metrics_and_log_are_fed_by_the_app_itself(
+    autojump_clock, client, caplog
+) -> None:
+    """No serve(): the app's lifespan (here the test client's test_app) follows the engine for
+    the task log, and /metrics reads the engine's tally."""
     caplog.set_level(logging.INFO, logger="oncue.task")
+    await trio.sleep(LOG_CHECK)  # the hub notices the task log wants events, and subscribes
     done = await (
         await client.post("/api/v1/tasks", json={"type": "double", "payload": 2})
     ).get_json()
