@@ -12,6 +12,7 @@ path answers it, and each rule is written once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -199,7 +200,7 @@ class Gateway:
         async def send_answer(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = exchange.body.close_if_unread(policies.answered(exchange, message))
-            await send_shielded(send, message)
+            await send(message)
 
         refusal = policies.admit(exchange)
         if refusal is not None:
@@ -208,13 +209,16 @@ class Gateway:
             await refusal.send(send_answer)
             return
         direct = self.direct.get((exchange.method, exchange.path))
-        if direct is not None:
+        if direct is not None:  # nothing cancels a direct route but what it starts itself
             exchange.route, route = direct
             await route(exchange, receive, send_answer)
             return
         scope[EXCHANGE] = exchange
         scope[PRINCIPAL] = exchange.principal
-        await self.app(scope, exchange.body.tracking(receive), send_answer)
+        # Quart-Trio cancels a request's nursery when its client leaves: the end of an answer
+        # goes out shielded (keepalive.py).
+        shielded = functools.partial(send_shielded, send_answer)
+        await self.app(scope, exchange.body.tracking(receive), shielded)
 
 
 def install_gateway(

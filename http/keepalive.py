@@ -15,8 +15,10 @@ things go wrong unless the app helps (issue 17 items 1 and 6):
 
 So the gateway tracks whether the body is complete (`BodyProgress`), takes what of it already
 arrived before an early answer (`drain_ready`), says `Connection: close` when it still is not
-complete (`close_if_unread`), and sends the end of every answer shielded from cancellation
-(`send_shielded`), so Hypercorn's close of the socket always finishes.
+complete (`close_if_unread`), and sends the end of every answer Quart gives shielded from
+cancellation (`send_shielded`), so Hypercorn's close of the socket always finishes. The
+gateway's direct routes need no shield: nothing cancels a submit route, and the event stream
+shields its own last write from the cancel scope it opens.
 """
 
 from __future__ import annotations

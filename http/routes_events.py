@@ -199,7 +199,9 @@ class EventStreamWriter:
             self.end("dropped", f"{dropped.reason}; reconnect with Last-Event-ID")
 
     async def _write(self, body: bytes, more: bool = True) -> None:
-        with trio.move_on_after(self.settings.write_timeout):
+        # The last write is shielded from the stream's own cancellation (its client left, the
+        # server drains): Hypercorn ends or closes the connection inside it (keepalive.py).
+        with trio.CancelScope(shield=not more), trio.move_on_after(self.settings.write_timeout):
             await self.send({"type": "http.response.body", "body": body, "more_body": more})
             return
         raise ClientGone()
