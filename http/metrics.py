@@ -5,23 +5,23 @@ Everything about tasks is read from the engine at scrape time (`refresh`): the t
 and run-time histogram from its tally (the store counts transitions as it commits them:
 `engine.tally()`), the gauges (queue depth, busy workers, restarts) from its stats. Nothing
 follows the tasks as they move, so a busy server pays nothing for its metrics until scraped.
-The request series are looked up once per label set and kept: `labels()` takes a lock and
-builds a tuple on every call, and these run per request.
+The request counters and durations are counted by the gateway in plain dicts and buckets
+(`RequestCollector`): prometheus_client's own take a lock an add, three adds a request.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from itertools import accumulate
-from typing import Any
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
+from prometheus_client import CollectorRegistry, Gauge, Histogram, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from oncue.actors import Engine, Tally, TaskState
+from oncue.actors import Engine, RunTimes, Tally, TaskState
+from oncue.actors.cores.tally import Timings
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ _TRANSITIONS = {
 # The method label: the client chooses the method, so anything else counts as "other" (each
 # label set is a series kept forever).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# prometheus_client's default buckets (seconds), as the request histogram always had.
+REQUEST_BOUNDS = tuple(bound for bound in Histogram.DEFAULT_BUCKETS if bound != float("inf"))
 
 
 class Registry(CollectorRegistry):
@@ -79,33 +81,16 @@ class Metrics:
         self.restarts = Gauge(
             "oncue_supervisor_restarts", "Worker restarts by their supervisor", registry=registry
         )
-        self.http_requests = Counter(
-            "oncue_http_requests",
-            "HTTP requests by route, method and status",
-            ["route", "method", "status"],
-            registry=registry,
-        )
-        self.http_duration = Histogram(
-            "oncue_http_request_duration_seconds",
-            "HTTP request handling time by route",
-            ["route"],
-            registry=registry,
-        )
-        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.requests = RequestCollector()
+        registry.register(self.requests)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one HTTP request (route is the URL rule, so the label set stays small)."""
-        method = method if method in METHODS else "other"
-        key = (route, method, status)
-        series = self._request_series.get(key)
-        if series is None:
-            series = (
-                self.http_requests.labels(route, method, str(status)),
-                self.http_duration.labels(route),
-            )
-            self._request_series[key] = series
-        series[0].inc()
-        series[1].observe(seconds)
+        requests = self.requests
+        key = (route, method if method in METHODS else "other", status)
+        counts = requests.counts
+        counts[key] = counts.get(key, 0) + 1
+        requests.durations.add(route, seconds)
 
     async def refresh(self, engine: Engine) -> None:
         """Read the tally and the gauges from the engine (the /metrics route calls this before
@@ -160,8 +145,51 @@ class TaskCollector:
                 event = _TRANSITIONS.get(state)  # running is not counted here
                 if event is not None:
                     transitions.add_metric([task_type, event], count)
-            for task_type, times in sorted(tally.run_times.items()):
-                bounds = [*map(floatToGoString, times.bounds), "+Inf"]
-                buckets = list(zip(bounds, accumulate(times.counts), strict=True))
-                durations.add_metric([task_type], buckets, times.total)
+            add_histograms(durations, tally.run_times)
         return transitions, durations
+
+
+class RequestCollector:
+    """`oncue_http_requests_total` (by route, method and status) and
+    `oncue_http_request_duration_seconds` (by route), counted by the gateway as it answers: a
+    dict increment and a bucket a request, where prometheus_client's Counter and Histogram
+    take a lock for each of three adds (everything here runs on the app's one trio thread,
+    the scrape included)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.durations = Timings[str](REQUEST_BOUNDS)
+
+    def describe(self) -> list[Metric]:
+        """The families without samples (so registering does not collect)."""
+        return list(self._families(False))
+
+    def collect(self) -> Iterator[Metric]:
+        """The families with the counts so far."""
+        return iter(self._families(True))
+
+    def _families(self, filled: bool) -> tuple[Metric, Metric]:
+        requests = CounterMetricFamily(
+            "oncue_http_requests",
+            "HTTP requests by route, method and status",
+            labels=["route", "method", "status"],
+        )
+        durations = HistogramMetricFamily(
+            "oncue_http_request_duration_seconds",
+            "HTTP request handling time by route",
+            labels=["route"],
+        )
+        if filled:
+            for (route, method, status), count in sorted(self.counts.items()):
+                requests.add_metric([route, method, str(status)], count)
+            add_histograms(durations, self.durations.read())
+        return requests, durations
+
+
+def add_histograms(family: HistogramMetricFamily, histograms: Mapping[str, RunTimes]) -> None:
+    """One labelled histogram a key, in Prometheus' cumulative buckets."""
+    for key, times in sorted(histograms.items()):
+        bounds = [*map(floatToGoString, times.bounds), "+Inf"]
+        family.add_metric(
+            [key], list(zip(bounds, accumulate(times.counts), strict=True)), times.total
+        )

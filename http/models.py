@@ -205,6 +205,7 @@ def task_out(task: Task) -> TaskOut:
     )
     error, progress, key, headers = task.error, task.progress, task.key, task.headers
     attempts = task.attempts
+    created_iso = None if created is None else _iso(created)
     return TaskOut(
         task.id,
         task.number,
@@ -212,7 +213,7 @@ def task_out(task: Task) -> TaskOut:
         task.payload,
         task.priority,
         _STATUS[task.state],
-        None if created is None else _iso(created),
+        created_iso,
         None if started is None else _iso(started),
         None if finished is None else _iso(finished),
         attempts - 1 if attempts > 1 else 0,  # retry_count
@@ -226,15 +227,19 @@ def task_out(task: Task) -> TaskOut:
         task.worker,
         None if key is None else shown_key(key),
         None if headers is None else dict(headers),
-        _history(task.history),
+        _history(task.history, created, created_iso),
     )
 
 
-def _history(history: tuple[Transition, ...]) -> list[HistoryEntry]:
-    """The history as shown; a new task's one entry without a comprehension's frame."""
+def _history(
+    history: tuple[Transition, ...], created: float | None, created_iso: str | None
+) -> list[HistoryEntry]:
+    """The history as shown; a new task's one entry (entered when it was created: the same
+    text) without a comprehension's frame."""
     if len(history) == 1:
         ((state, at, worker, error),) = history
-        return [HistoryEntry(_STATUS[state], None if at is None else _iso(at), worker, error)]
+        shown = created_iso if at == created else iso(at)
+        return [HistoryEntry(_STATUS[state], shown, worker, error)]
     return [
         HistoryEntry(_STATUS[state], iso(at), worker, step_error)
         for state, at, worker, step_error in history

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from typing import Generic, TypeVar
 
 import attrs
 
 from ..task import TaskState
+
+K = TypeVar("K", bound=Hashable)
 
 # Upper bounds (seconds) of the run-time buckets: from a no-op's millisecond to a five-minute job.
 RUN_TIME_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -24,17 +27,17 @@ RUN_TIME_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.
 
 @attrs.frozen
 class RunTimes:
-    """How long one task type's attempts ran (started to finished, retrying or failed): how
-    many fell in each bucket of ``bounds`` (``counts[i]``: those above ``bounds[i - 1]`` and at
-    most ``bounds[i]``; the last count, those above every bound), and their sum in seconds."""
+    """A histogram of durations (one task type's attempts, one route's requests): how many
+    fell in each bucket of ``bounds`` (``counts[i]``: those above ``bounds[i - 1]`` and at most
+    ``bounds[i]``; the last count, those above every bound), and their sum in seconds."""
 
     bounds: tuple[float, ...]
     counts: tuple[int, ...]  # one a bound, then one for the rest: len(bounds) + 1
-    total: float  # seconds, all attempts together
+    total: float  # seconds, all of them together
 
     @property
     def count(self) -> int:
-        """Attempts timed."""
+        """Durations counted."""
         return sum(self.counts)
 
 
@@ -48,26 +51,63 @@ class Tally:
     run_times: Mapping[str, RunTimes]
 
 
+class Timings(Generic[K]):
+    """Durations by key, bucketed as they come (a bisect and two adds each): what a
+    Prometheus histogram keeps, without its lock a value, read whole when wanted."""
+
+    __slots__ = ("_buckets", "_totals", "bounds")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self._buckets: dict[K, list[int]] = {}
+        self._totals: dict[K, float] = {}
+
+    def add(self, key: K, seconds: float) -> None:
+        """One duration of ``key`` (a clock step back counts 0)."""
+        if seconds < 0.0:
+            seconds = 0.0
+        buckets = self._buckets.get(key)
+        if buckets is None:
+            buckets = self._buckets[key] = [0] * (len(self.bounds) + 1)
+            self._totals[key] = 0.0
+        buckets[bisect.bisect_left(self.bounds, seconds)] += 1
+        self._totals[key] += seconds
+
+    def absorb(self, other: Timings[K]) -> None:
+        """Add what ``other`` (with the same bounds) counted to these, and empty it."""
+        for key, buckets in other._buckets.items():
+            mine = self._buckets.get(key)
+            if mine is None:
+                self._buckets[key] = buckets
+                self._totals[key] = other._totals[key]
+                continue
+            for index, count in enumerate(buckets):
+                mine[index] += count
+            self._totals[key] += other._totals[key]
+        if other._buckets:
+            other._buckets, other._totals = {}, {}
+
+    def read(self) -> dict[K, RunTimes]:
+        """A copy, by key."""
+        bounds, totals = self.bounds, self._totals
+        return {
+            key: RunTimes(bounds, tuple(buckets), totals[key])
+            for key, buckets in self._buckets.items()
+        }
+
+
 class Counting:
     """The store core's running tally (it lives as long as the engine: a store restart keeps it)."""
 
-    __slots__ = ("_buckets", "_totals", "transitions")
+    __slots__ = ("run_times", "transitions")
 
     def __init__(self) -> None:
         self.transitions: defaultdict[tuple[str, TaskState], int] = defaultdict(int)
-        self._buckets: dict[str, list[int]] = {}
-        self._totals: dict[str, float] = {}
+        self.run_times = Timings[str](RUN_TIME_BOUNDS)
 
     def ran(self, task_type: str, seconds: float) -> None:
-        """One attempt of ``task_type`` ended after ``seconds`` (a clock step back counts 0)."""
-        if seconds < 0.0:
-            seconds = 0.0
-        buckets = self._buckets.get(task_type)
-        if buckets is None:
-            buckets = self._buckets[task_type] = [0] * (len(RUN_TIME_BOUNDS) + 1)
-            self._totals[task_type] = 0.0
-        buckets[bisect.bisect_left(RUN_TIME_BOUNDS, seconds)] += 1
-        self._totals[task_type] += seconds
+        """One attempt of ``task_type`` ended after ``seconds``."""
+        self.run_times.add(task_type, seconds)
 
     def absorb(self, other: Counting) -> None:
         """Add what ``other`` counted (a batch's, once committed) to these, and empty it."""
@@ -75,25 +115,9 @@ class Counting:
         for key, count in other.transitions.items():
             transitions[key] += count
         other.transitions.clear()
-        if not other._buckets:
-            return
-        for task_type, buckets in other._buckets.items():
-            mine = self._buckets.get(task_type)
-            if mine is None:
-                self._buckets[task_type] = buckets
-                self._totals[task_type] = other._totals[task_type]
-                continue
-            for index, count in enumerate(buckets):
-                mine[index] += count
-            self._totals[task_type] += other._totals[task_type]
-        other._buckets, other._totals = {}, {}
+        self.run_times.absorb(other.run_times)
 
     def read(self) -> Tally:
         """A copy, for whoever asked."""
-        return Tally(
-            {key: count for key, count in self.transitions.items() if count},
-            {
-                task_type: RunTimes(RUN_TIME_BOUNDS, tuple(buckets), self._totals[task_type])
-                for task_type, buckets in self._buckets.items()
-            },
-        )
+        transitions = {key: count for key, count in self.transitions.items() if count}
+        return Tally(transitions, self.run_times.read())

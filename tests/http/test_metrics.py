@@ -152,21 +152,45 @@ def test_the_tally_renders_as_prometheus_own_histogram_and_counter_would() -> No
     counter.labels("boom", "retried").inc(2)
     theirs = families(prometheus_client.generate_latest(registry).decode())
 
-    def samples(parsed: list[Metric], name: str) -> dict[tuple[str, tuple[Any, ...]], float]:
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in parsed
-            if family.name == name
-            for sample in family.samples
-            if not sample.name.endswith("_created")
-        }
-
     name = "oncue_task_duration_seconds"
-    mine, expected = samples(ours, name), samples(theirs, name)
+    mine, expected = samples_of(ours, name), samples_of(theirs, name)
     sums = [key for key in expected if key[0].endswith("_sum")]
     assert [mine.pop(key) for key in sums] == pytest.approx([expected.pop(key) for key in sums])
     assert mine == expected
-    assert samples(ours, "oncue_tasks") == samples(theirs, "oncue_tasks")
+    assert samples_of(ours, "oncue_tasks") == samples_of(theirs, "oncue_tasks")
+
+
+def test_request_metrics_render_as_prometheus_own_would() -> None:
+    """The gateway counts requests in plain dicts and buckets: they come out as a
+    prometheus_client Counter and Histogram (default buckets) fed the same requests."""
+    requests = [("/api/v1/tasks", "POST", 201, n / 37) for n in range(200)]
+    requests += [("/health", "GET", 200, 0.0001), ("unmatched", "BREW", 405, 0.002)]
+    metrics = Metrics()
+    registry = CollectorRegistry()
+    counter = Counter("oncue_http_requests", "r", ["route", "method", "status"], registry=registry)
+    histogram = Histogram("oncue_http_request_duration_seconds", "d", ["route"], registry=registry)
+    for route, method, status, seconds in requests:
+        metrics.observe_request(route, method, status, seconds)
+        counter.labels(route, method if method != "BREW" else "other", str(status)).inc()
+        histogram.labels(route).observe(seconds)
+    ours = families(metrics.render().decode())
+    theirs = families(prometheus_client.generate_latest(registry).decode())
+    for name in ("oncue_http_requests", "oncue_http_request_duration_seconds"):
+        mine, expected = samples_of(ours, name), samples_of(theirs, name)
+        sums = [key for key in expected if key[0].endswith("_sum")]
+        assert [mine.pop(k) for k in sums] == pytest.approx([expected.pop(k) for k in sums])
+        assert mine == expected
+
+
+def samples_of(parsed: list[Metric], name: str) -> dict[tuple[str, tuple[Any, ...]], float]:
+    """A family's samples by (sample name, labels), without `_created` ones."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in parsed
+        if family.name == name
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
 
 
 async def test_metrics_count_what_the_engine_did(autojump_clock) -> None:
