@@ -104,9 +104,11 @@ def create_app(
 
 
 async def _run_hub() -> None:
-    """While the app is served, one subscription feeds every event stream and the task log,
-    held while one of them wants events (hub.py, follow.py)."""
+    """While the app is served: the sweeper of the engine calls' deadlines (service.py), and
+    one subscription that feeds every event stream and the task log, held while one of them
+    wants events (hub.py, follow.py)."""
     app: QuartTrio = current_app  # type: ignore[assignment]
+    await app.nursery.start(app.extensions["oncue"].asks.run)  # the store deadline's sweeper
     hub: EventHub = app.extensions["oncue.hub"]
     if app.extensions["oncue"].log_tasks:  # serve(log_tasks=False): no task log at all
         log = TaskLog()

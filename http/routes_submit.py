@@ -115,7 +115,7 @@ def submission(
 async def accept_task(current: Service, owner: str | None, data: bytes, render: Render) -> Reply:
     """Submit the task `data` describes; 201 with it, or 200 with the task its key names."""
     task = submission(decode(TaskIn, data), current=current, owner=owner)
-    with current.deadline():
+    with current.deadline(asks_only=True):
         (admitted,) = await current.engine.admit([task])
     return json_reply(render(admitted.task), 201 if admitted.created else 200)
 
@@ -133,7 +133,7 @@ async def accept_batch(
         submission(item, f"tasks[{n}].payload", current=current, owner=owner)
         for n, item in enumerate(batch.tasks)
     ]
-    with current.deadline():
+    with current.deadline(asks_only=True):
         submitted = await current.engine.submit_many(submissions)
     return json_reply({plural: [render(task) for task in submitted]}, 201)
 

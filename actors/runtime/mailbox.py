@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from ..errors import ActorStopped, MailboxFull
+from .deadlines import BOUND, AskTimedOut
 
 _UNSET: Any = object()
 
@@ -188,15 +189,19 @@ class ActorRef:
         """
         await self._put(Envelope(message, None, self._mailbox))
 
-    async def _put(self, envelope: Envelope) -> None:
+    async def _put(self, envelope: Envelope, deadline: float = math.inf) -> None:
         # send_nowait first: trio's send() yields even when there is room, and a yield costs
-        # more than most messages' handling. A full mailbox still waits (backpressure).
+        # more than most messages' handling. A full mailbox still waits (backpressure), until
+        # the ask's deadline if it has one (deadlines.py).
         send = self._mailbox._send
         try:
             try:
                 send.send_nowait(envelope)
             except trio.WouldBlock:
-                await send.send(envelope)
+                with trio.move_on_at(deadline):
+                    await send.send(envelope)
+                    return
+                raise AskTimedOut(BOUND.get().seconds) from None  # type: ignore[union-attr]
         except trio.ClosedResourceError:
             raise ActorStopped(self.path) from None
 
@@ -215,13 +220,17 @@ class ActorRef:
         Raises ActorCrashed if the actor crashed while holding it, ActorStopped if it stopped
         first. Bound it with a cancel scope (``with trio.fail_after(5): await ref.ask(m)``): an
         ask given up on is marked abandoned, and the actor may still handle the message.
+        Inside ``AskDeadlines.bound()`` (deadlines.py) it raises AskTimedOut past its deadline.
         """
         reply = _Reply()
+        bound = BOUND.get()
+        deadline = math.inf if bound is None else bound.watch(reply)
         try:
-            await self._put(Envelope(message, reply, self._mailbox))
+            await self._put(Envelope(message, reply, self._mailbox), deadline)
             await reply.done.wait()
         finally:
-            reply.abandoned = not reply.done.is_set()
+            if not reply.done.is_set():  # cancelled (a deadline's sweeper marks its own)
+                reply.abandoned = True
         if reply.error is not None:
             raise reply.error
         return reply.value

@@ -27,6 +27,7 @@ from quart.typing import TestClientProtocol as Client
 from quart_trio import QuartTrio
 
 from oncue.actors import Engine, open_engine
+from oncue.actors.runtime.mailbox import Mailbox
 from oncue.http import routes_submit
 from oncue.http.app import Service, create_app
 from oncue.http.auth import AuthSettings, parse_api_tokens
@@ -285,7 +286,7 @@ async def test_a_stuck_store_is_503_on_both_paths(
             current.store_deadline = 5.0
 
             async def stuck(*args: Any, **kwargs: Any) -> Any:
-                await trio.sleep_forever()
+                return await Mailbox("stuck").ref.ask("admit")  # an actor that never answers
 
             engine.admit = stuck  # type: ignore[method-assign]
             seen.append(await answers(client, SCENARIO[:1]))
