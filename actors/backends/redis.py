@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..task import UNFINISHED, TaskState
 from .base import Notice
-from .redis_codec import decode, encode
+from .redis_codec import FIELDS, LAYOUT, decode, encode
 from .redis_pubsub import Publisher, listen, listen_events
 from .redis_session import Session
 from .redis_wire import RedisError, parse_url
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
+MIGRATE_BLOCK = 1000  # tasks one migration script converts (Redis blocks meanwhile)
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
 _UNFINISHED = [state.value for state in UNFINISHED]
@@ -108,6 +109,7 @@ class RedisBackend:
             raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
         await self._check_name()
         await self._log_durability()
+        await self._check_layout()
         await self._script("count_queued")
 
     async def _check_name(self) -> None:
@@ -125,6 +127,49 @@ class RedisBackend:
         if sum(1 for line in text.splitlines() if name in line.split()) > 1:  # ours, and another
             await self.close()
             raise NodeNameInUse(self.node)
+
+    async def _check_layout(self) -> None:
+        """Read or write the store's key layout (``P layout``): migrate layout 1 (an older
+        oncue's) to this one, 1,000 tasks a script, unless another node is connected (it may
+        write the old layout meanwhile); refuse a layout newer than this code's."""
+        layout = int(await self._script("layout", LAYOUT))
+        if layout > LAYOUT:
+            await self.close()
+            raise RuntimeError(
+                f"the redis store at prefix {self.prefix!r} has key layout {layout}, written by"
+                f" a newer oncue; this one reads layout {LAYOUT} (docs/stores.md)"
+            )
+        if layout == LAYOUT:
+            return
+        others = await self._other_nodes()
+        if others:
+            await self.close()
+            raise RuntimeError(
+                f"the redis store at prefix {self.prefix!r} has key layout {layout}, written by"
+                f" an older oncue, and {others} of its clients are connected: stop every node"
+                f" on it, then start this one, which migrates it to layout {LAYOUT}"
+                " (docs/stores.md)"
+            )
+        start = 0
+        while start >= 0:
+            start = int(await self._script("migrate", start, MIGRATE_BLOCK))
+        logger.warning("redis.migrated", extra={"prefix": self.prefix, "layout": LAYOUT})
+
+    async def _other_nodes(self) -> int:
+        """How many connections of other oncue nodes use this prefix (0 where CLIENT LIST
+        is not allowed)."""
+        try:
+            clients = await self._call("CLIENT", "LIST", "TYPE", "normal")
+        except RedisError:
+            return 0
+        text = clients.decode() if isinstance(clients, bytes) else str(clients)
+        ours, theirs = f":{self.prefix}:{self.node}", f":{self.prefix}:"
+        found = 0
+        for line in text.splitlines():
+            for word in line.split():
+                if word.startswith("name=oncue") and theirs in word and not word.endswith(ours):
+                    found += 1
+        return found
 
     async def _log_durability(self) -> None:
         """Say once, at open, what a crash of Redis itself would lose (docs/stores.md)."""
@@ -168,8 +213,9 @@ class RedisBackend:
     async def _hashes(self, ids: Sequence[str]) -> list[TaskRecord]:
         if not ids:
             return []
-        found = await self._session.read([["HGETALL", f"{self.keys}task:{i}"] for i in ids])
-        return [decode(flat) for flat in found if flat]
+        keys = self.keys
+        found = await self._session.read([["HMGET", f"{keys}task:{i}", *FIELDS] for i in ids])
+        return [decode(values) for values in found if values[0] is not None]
 
     async def last_number(self) -> int:
         return int(await self._call("GET", f"{self.keys}number") or 0)
