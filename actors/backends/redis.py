@@ -38,11 +38,13 @@ logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
+WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims
 MIGRATE_BLOCK = 1000  # tasks one migration script converts (Redis blocks meanwhile)
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
 _UNFINISHED = [state.value for state in UNFINISHED]
 _FINISHED = frozenset(state.value for state in TaskState if state.finished)
+_CLAIMABLE = frozenset({TaskState.PENDING, TaskState.RETRYING})
 
 
 def classify(error: Exception) -> BackendError | None:
@@ -82,6 +84,8 @@ class RedisBackend:
         self._session = Session(self.address, self.keys)
         self._publisher = Publisher(self.address, self.keys)  # the relay's (relay.py)
         self._runs: list[str] | None = None  # the types this node claims (None: any)
+        # Waiting tasks this node wrote whole: id -> (rank, state, live, a copy); see claim.
+        self._written: dict[str, tuple[str, str, str, TaskRecord]] = {}
 
     def attach(
         self,
@@ -230,9 +234,13 @@ class RedisBackend:
     ) -> Collection[str]:
         args: list[str] = [self.node, str(len(changed))]
         known = self._known
+        waiting: list[tuple[list[str], TaskRecord]] = []
         for record in changed:  # encoded now: the store mutates the records later
             whole = record.id not in known or record.node != self.node
-            args.extend(encode(record, self._lease(record.type), full=whole))
+            values = encode(record, self._lease(record.type), full=whole)
+            args.extend(values)
+            if whole and record.node is None and record.state in _CLAIMABLE:
+                waiting.append((values, record))
         args.extend(deleted)
         lost: list[str] = await self._script("commit", *args)
         for record in changed:
@@ -241,7 +249,21 @@ class RedisBackend:
             elif record.node == self.node:
                 known.add(record.id)
         known.difference_update(lost)
+        if waiting:
+            self._keep_written(waiting, lost)
         return lost
+
+    def _keep_written(self, waiting: list[tuple[list[str], TaskRecord]], lost: list[str]) -> None:
+        """Keep a copy of each waiting task just written whole, with its rank, state and
+        ``live`` text, so that a claim of it here takes the copy instead of decoding what it
+        wrote (the oldest dropped past WRITTEN_KEPT)."""
+        written = self._written
+        for values, record in waiting:
+            written[record.id] = (values[10], values[2], values[7], record.copy())
+        for task_id in lost:
+            written.pop(task_id, None)
+        while len(written) > WRITTEN_KEPT:
+            del written[next(iter(written))]
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
@@ -250,13 +272,24 @@ class RedisBackend:
         found = await self._script(
             "claim", self.node, limit, within, FALLBACK_LEASE, count, *runs, *leases
         )
-        claimed = [decode(flat) for flat in found]
+        claimed = [self._claimed(values) for values in found]
         self._known.update(record.id for record in claimed)
         unknown = [record for record in claimed if record.type not in self._leases]
         if unknown:  # types first seen here: their lease was the fallback until now
             pairs = [str(item) for r in unknown for item in (r.id, self._lease(r.type))]
             await self._script("set_leases", self.node, *pairs)
         return claimed
+
+    def _claimed(self, values: list[str]) -> TaskRecord:
+        """A claimed task from its FIELDS and rank: the copy kept when this node wrote it, if
+        its rank, state and ``live`` are still what was written (``fixed`` never changes, and
+        a number is never reused), else decoded."""
+        kept = self._written.pop(values[4][32:], None)
+        if kept is None or kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
+            return decode(values)
+        record = kept[3]
+        record.node = values[1]
+        return record
 
     async def renew(self) -> Collection[str]:
         """Renew what this node's store holds (``_known``); give back what it owns without

@@ -106,9 +106,9 @@ def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
 
 
 def decode(values: list[str]) -> TaskRecord:
-    """A task from its ``FIELDS`` (state, node, fixed, live), as HMGET returns them. Its
-    payload's JSON text is kept beside it (``payload_json``)."""
-    state, node, fixed_text, live_text = values
+    """A task from its ``FIELDS`` (state, node, fixed, live), as HMGET returns them (what
+    follows them is ignored). Its payload's JSON text is kept beside it (``payload_json``)."""
+    state, node, fixed_text, live_text = values[0], values[1], values[2], values[3]
     head, _, payload = fixed_text.partition("\n")
     priority, id_, number, type_, max_retries, timeout, created_at, key, owner, headers = loads(
         head

@@ -8,8 +8,8 @@ layout that module's docstring draws. A node claims from the ready queue of each
 from __future__ import annotations
 
 # ARGV: node, limit, within, fallback lease, how many types the node runs (-1: any), those
-# types, then type/lease pairs. Returns the claimed tasks' redis_codec.FIELDS, only of the
-# types the node runs.
+# types, then type/lease pairs. Returns the claimed tasks' redis_codec.FIELDS and rank, only
+# of the types the node runs.
 CLAIM = """
 local node, limit, within = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fallback, ntypes = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -79,7 +79,9 @@ for n = 1, math.min(limit, #picks) do
   redis.call('HSET', key, 'node', node, 'lease', lease)
   defer('ZADD', P .. 'leases', now + lease, id)
   defer('SADD', P .. 'owned:' .. node, id)
-  claimed[#claimed + 1] = redis.call('HMGET', key, 'state', 'node', 'fixed', 'live')
+  local found = redis.call('HMGET', key, 'state', 'node', 'fixed', 'live')
+  found[5] = rank
+  claimed[#claimed + 1] = found
 end
 return claimed
 """

@@ -165,6 +165,48 @@ async def test_every_field_round_trips_including_the_empty_ones(backend) -> None
     assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, ())
 
 
+async def test_a_claim_takes_the_copy_it_wrote_unless_the_task_changed_since(
+    backend, monkeypatch
+) -> None:
+    """A claim of a task this node wrote takes the copy kept at its commit, not its stored
+    values decoded; once another node changed it (claimed, then gave it back: a history step
+    more), they are decoded."""
+    decoded: list[str] = []
+    real = redis_backend.decode
+
+    def spy(values: list[str]) -> TaskRecord:
+        decoded.append(values[0])
+        return real(values)
+
+    monkeypatch.setattr(redis_backend, "decode", spy)
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
+    other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await other.open()
+    try:
+        first = task(1, history=(Transition(TaskState.PENDING, 1.0),))
+        await backend.commit([first, task(2, history=(Transition(TaskState.PENDING, 2.0),))], [])
+        [taken] = await other.claim(1, 0.0)  # decoded there: not its own
+        taken.attempts, taken.started_at = 1, 3.0
+        taken.move(TaskState.RUNNING, 3.0, "w-1")
+        assert await other.commit([taken], []) == []
+        assert await other.release() == 1  # pending again, a step more
+        claimed = await backend.claim(5, 0.0)
+        assert [record.id for record in claimed] == ["t-1", "t-2"]
+        assert decoded == ["pending", "pending"]  # t-1 by the other node, then here; not t-2
+        assert [step.state for step in claimed[0].history] == [
+            TaskState.PENDING,
+            TaskState.RUNNING,
+            TaskState.PENDING,
+        ]
+        assert (claimed[0].attempts, claimed[0].started_at) == (1, 3.0)
+        stored = await backend.get("t-2")
+        assert vars(claimed[1]) == vars(stored)
+        assert claimed[1].node == "solo"
+        assert backend._written == {}  # type: ignore[attr-defined]
+    finally:
+        await other.close()
+
+
 async def test_get_finished_reads_whole_only_the_finished_tasks(backend) -> None:
     await backend.commit([task(1), task(2), task(3)], [])
     [one, two] = await backend.claim(2, 0.0)
