@@ -75,7 +75,11 @@ for n = 1, math.min(limit, #picks) do
   local id, type_ = string.sub(rank, 33), type_of[rank]
   local key = P .. 'task:' .. id
   local lease = leases[type_] or fallback
-  if early[rank] then defer('ZREM', P .. 'delayed', id) else defer('ZREM', P .. 'ready:' .. type_, rank) end
+  if early[rank] then
+    defer('ZREM', P .. 'delayed', id)
+  else
+    defer('ZREM', P .. 'ready:' .. type_, rank)
+  end
   redis.call('HSET', key, 'node', node, 'lease', lease)
   defer('ZADD', P .. 'leases', now + lease, id)
   defer('SADD', P .. 'owned:' .. node, id)
