@@ -6,8 +6,11 @@ redis_lua_reads.py; SCRIPTS names them all (redis_session.py loads them).
 Keys (``P`` is the prefix, ``{name}:``; the braces are a cluster hash tag, so one prefix's keys
 would share a slot; Redis Cluster is not supported, since the scripts compute key names):
 
-- ``P task:<id>``        hash: the task's columns (as in SQLite), plus ``node`` (owner),
-                         ``rank`` (its member in ``ready``) and ``lease`` (seconds)
+- ``P task:<id>``        hash (layout 2, redis_codec.py): ``state``, ``node`` (owner),
+                         ``lease`` (seconds), ``rank`` (its member in ``ready``), ``type``,
+                         ``number``, ``owner`` and ``key`` when set, and the record as two
+                         JSON texts, ``fixed`` (written once) and ``live`` (each transition)
+- ``P layout``           the key layout's version (redis_lua_layout.py)
 - ``P ready:<type>``     zset per task type, all scores 0, members ``rank`` = 16 hex digits
                          of (2^63 - 1 - priority), 16 of number, then the id: lexical order
                          is claim order (priority high first, then number low first); one
