@@ -240,7 +240,7 @@ class RedisBackend:
             values = encode(record, self._lease(record.type), full=whole)
             args.extend(values)
             if whole and record.node is None and record.state in _CLAIMABLE:
-                waiting.append((values, record))
+                waiting.append((values, record.copy()))
         args.extend(deleted)
         lost: list[str] = await self._script("commit", *args)
         for record in changed:
@@ -254,12 +254,12 @@ class RedisBackend:
         return lost
 
     def _keep_written(self, waiting: list[tuple[list[str], TaskRecord]], lost: list[str]) -> None:
-        """Keep a copy of each waiting task just written whole, with its rank, state and
-        ``live`` text, so that a claim of it here takes the copy instead of decoding what it
-        wrote (the oldest dropped past WRITTEN_KEPT)."""
+        """Keep the copy of each waiting task just written whole (taken as it was encoded),
+        with its rank, state and ``live`` text, so that a claim of it here takes the copy
+        instead of decoding what it wrote (the oldest dropped past WRITTEN_KEPT)."""
         written = self._written
         for values, record in waiting:
-            written[record.id] = (values[10], values[2], values[7], record.copy())
+            written[record.id] = (values[10], values[2], values[7], record)
         for task_id in lost:
             written.pop(task_id, None)
         while len(written) > WRITTEN_KEPT:
