@@ -8,12 +8,13 @@ keeps the fields the scripts read one by one (``state``, ``node``, ``lease``, ``
 
 from __future__ import annotations
 
-# ARGV: the layout this code writes. Returns the store's: a store without tasks takes ours; one
-# with tasks and no ``P layout`` was written by an older oncue (layout 1).
+# ARGV: the layout this code writes. Returns the store's: a store never used (no task number
+# handed out, no task) takes ours; any other without ``P layout`` was written by an older
+# oncue (layout 1), whose nodes may still be running even if it holds no task now.
 LAYOUT = """
 local stored = redis.call('GET', P .. 'layout')
 if stored then return tonumber(stored) end
-if redis.call('ZCARD', P .. 'all') == 0 then
+if redis.call('EXISTS', P .. 'number') == 0 and redis.call('ZCARD', P .. 'all') == 0 then
   redis.call('SET', P .. 'layout', ARGV[1])
   return tonumber(ARGV[1])
 end

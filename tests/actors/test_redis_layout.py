@@ -131,6 +131,26 @@ async def test_layout_1_is_not_migrated_while_another_node_is_connected(prefix) 
             other.close()
 
 
+async def test_a_used_store_without_tasks_is_layout_1_until_migrated(prefix) -> None:
+    """Numbers handed out and no task (all purged, say): an older oncue's nodes may still run
+    on it, so it is not simply taken as this layout."""
+    import redis
+
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        client.set(f"{{{prefix}}}:number", "1024")
+        other = redis.Redis.from_url(REDIS, client_name=f"oncue-listen:{prefix}:old-node")
+        other.ping()
+        try:
+            with pytest.raises(RuntimeError, match="older oncue"):
+                await attached(prefix).open()
+        finally:
+            other.close()
+        backend = attached(prefix)
+        await backend.open()  # nobody else now: migrated (nothing to convert)
+        await backend.close()
+        assert client.get(f"{{{prefix}}}:layout") == str(LAYOUT)
+
+
 async def test_a_new_store_takes_this_layout_and_a_newer_one_is_refused(prefix) -> None:
     import redis
 
