@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..task import UNFINISHED, TaskState
 from .base import Notice
-from .redis_codec import decode, encode
+from .redis_codec import FIELDS, LAYOUT, decode, encode
 from .redis_pubsub import Publisher, listen, listen_events
 from .redis_session import Session
 from .redis_wire import RedisError, parse_url
@@ -38,10 +38,13 @@ logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
+WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims
+MIGRATE_BLOCK = 1000  # tasks one migration script converts (Redis blocks meanwhile)
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
 _UNFINISHED = [state.value for state in UNFINISHED]
 _FINISHED = frozenset(state.value for state in TaskState if state.finished)
+_CLAIMABLE = frozenset({TaskState.PENDING, TaskState.RETRYING})
 
 
 def classify(error: Exception) -> BackendError | None:
@@ -81,6 +84,8 @@ class RedisBackend:
         self._session = Session(self.address, self.keys)
         self._publisher = Publisher(self.address, self.keys)  # the relay's (relay.py)
         self._runs: list[str] | None = None  # the types this node claims (None: any)
+        # Waiting tasks this node wrote whole: id -> (rank, state, live, a copy); see claim.
+        self._written: dict[str, tuple[str, str, str, TaskRecord]] = {}
 
     def attach(
         self,
@@ -108,6 +113,7 @@ class RedisBackend:
             raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
         await self._check_name()
         await self._log_durability()
+        await self._check_layout()
         await self._script("count_queued")
 
     async def _check_name(self) -> None:
@@ -125,6 +131,49 @@ class RedisBackend:
         if sum(1 for line in text.splitlines() if name in line.split()) > 1:  # ours, and another
             await self.close()
             raise NodeNameInUse(self.node)
+
+    async def _check_layout(self) -> None:
+        """Read or write the store's key layout (``P layout``): migrate layout 1 (an older
+        oncue's) to this one, 1,000 tasks a script, unless another node is connected (it may
+        write the old layout meanwhile); refuse a layout newer than this code's."""
+        layout = int(await self._script("layout", LAYOUT))
+        if layout > LAYOUT:
+            await self.close()
+            raise RuntimeError(
+                f"the redis store at prefix {self.prefix!r} has key layout {layout}, written by"
+                f" a newer oncue; this one reads layout {LAYOUT} (docs/stores.md)"
+            )
+        if layout == LAYOUT:
+            return
+        others = await self._other_nodes()
+        if others:
+            await self.close()
+            raise RuntimeError(
+                f"the redis store at prefix {self.prefix!r} has key layout {layout}, written by"
+                f" an older oncue, and {others} of its clients are connected: stop every node"
+                f" on it, then start this one, which migrates it to layout {LAYOUT}"
+                " (docs/stores.md)"
+            )
+        start = 0
+        while start >= 0:
+            start = int(await self._script("migrate", start, MIGRATE_BLOCK))
+        logger.warning("redis.migrated", extra={"prefix": self.prefix, "layout": LAYOUT})
+
+    async def _other_nodes(self) -> int:
+        """How many connections of other oncue nodes use this prefix (0 where CLIENT LIST
+        is not allowed)."""
+        try:
+            clients = await self._call("CLIENT", "LIST", "TYPE", "normal")
+        except RedisError:
+            return 0
+        text = clients.decode() if isinstance(clients, bytes) else str(clients)
+        ours, theirs = f":{self.prefix}:{self.node}", f":{self.prefix}:"
+        found = 0
+        for line in text.splitlines():
+            for word in line.split():
+                if word.startswith("name=oncue") and theirs in word and not word.endswith(ours):
+                    found += 1
+        return found
 
     async def _log_durability(self) -> None:
         """Say once, at open, what a crash of Redis itself would lose (docs/stores.md)."""
@@ -168,8 +217,9 @@ class RedisBackend:
     async def _hashes(self, ids: Sequence[str]) -> list[TaskRecord]:
         if not ids:
             return []
-        found = await self._session.read([["HGETALL", f"{self.keys}task:{i}"] for i in ids])
-        return [decode(flat) for flat in found if flat]
+        keys = self.keys
+        found = await self._session.read([["HMGET", f"{keys}task:{i}", *FIELDS] for i in ids])
+        return [decode(values) for values in found if values[0] is not None]
 
     async def last_number(self) -> int:
         return int(await self._call("GET", f"{self.keys}number") or 0)
@@ -184,9 +234,13 @@ class RedisBackend:
     ) -> Collection[str]:
         args: list[str] = [self.node, str(len(changed))]
         known = self._known
+        waiting: list[tuple[list[str], TaskRecord]] = []
         for record in changed:  # encoded now: the store mutates the records later
             whole = record.id not in known or record.node != self.node
-            args.extend(encode(record, self._lease(record.type), full=whole))
+            values = encode(record, self._lease(record.type), full=whole)
+            args.extend(values)
+            if whole and record.node is None and record.state in _CLAIMABLE:
+                waiting.append((values, record.copy()))
         args.extend(deleted)
         lost: list[str] = await self._script("commit", *args)
         for record in changed:
@@ -195,7 +249,21 @@ class RedisBackend:
             elif record.node == self.node:
                 known.add(record.id)
         known.difference_update(lost)
+        if waiting:
+            self._keep_written(waiting, lost)
         return lost
+
+    def _keep_written(self, waiting: list[tuple[list[str], TaskRecord]], lost: list[str]) -> None:
+        """Keep the copy of each waiting task just written whole (taken as it was encoded),
+        with its rank, state and ``live`` text, so that a claim of it here takes the copy
+        instead of decoding what it wrote (the oldest dropped past WRITTEN_KEPT)."""
+        written = self._written
+        for values, record in waiting:
+            written[record.id] = (values[10], values[2], values[7], record)
+        for task_id in lost:
+            written.pop(task_id, None)
+        while len(written) > WRITTEN_KEPT:
+            del written[next(iter(written))]
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
@@ -204,13 +272,24 @@ class RedisBackend:
         found = await self._script(
             "claim", self.node, limit, within, FALLBACK_LEASE, count, *runs, *leases
         )
-        claimed = [decode(flat) for flat in found]
+        claimed = [self._claimed(values) for values in found]
         self._known.update(record.id for record in claimed)
         unknown = [record for record in claimed if record.type not in self._leases]
         if unknown:  # types first seen here: their lease was the fallback until now
             pairs = [str(item) for r in unknown for item in (r.id, self._lease(r.type))]
             await self._script("set_leases", self.node, *pairs)
         return claimed
+
+    def _claimed(self, values: list[str]) -> TaskRecord:
+        """A claimed task from its FIELDS and rank: the copy kept when this node wrote it, if
+        its rank, state and ``live`` are still what was written (``fixed`` never changes, and
+        a number is never reused), else decoded."""
+        kept = self._written.pop(values[4][32:], None)
+        if kept is None or kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
+            return decode(values)
+        record = kept[3]
+        record.node = values[1]
+        return record
 
     async def renew(self) -> Collection[str]:
         """Renew what this node's store holds (``_known``); give back what it owns without

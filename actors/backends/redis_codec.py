@@ -1,19 +1,32 @@
-"""A task as the Redis backend stores it: a hash of strings, JSON where SQLite has JSON.
+"""A task as the Redis backend stores it (layout 2): a small hash whose record is two values.
+
+``task:<id>`` holds what the scripts read one by one (``state``, ``node``, ``lease``,
+``rank``, ``type``, ``number``, and ``owner`` and ``key`` when set), and the record itself as
+two JSON texts the scripts never parse on their hot paths:
+
+- ``fixed``, written once with the task: ``[priority,id,number,type,max_retries,timeout,
+  created_at,key,owner,headers]``, a newline, then the payload's JSON text (kept as the
+  record's ``payload_json``, so writing it whole again sends that text);
+- ``live``, written by every transition: ``[attempts,run_at,started_at,finished_at,result,
+  error,worker,progress,history]``, the history last, so a script appends a step to it as
+  text (redis_lua.append_step) and reads ``run_at`` from its head.
 
 ``encode`` builds one record's part of the commit script's ARGV (see redis_lua.COMMIT);
-``decode`` reads a hash back, as HGETALL returns it inside a script (a flat list).
+``decode`` reads the four values ``FIELDS`` names back (HMGET, in a script or a pipeline).
 """
 
 from __future__ import annotations
 
 from json import loads
 
+from ..cores.jsontext import encode_any, encode_str
 from ..cores.record import TaskRecord
 from ..task import Progress, TaskError
 from .rows import STATES, dump_history, dumps, load_history
 
-# Fields that may be None: written when set, deleted when None (a retry clears its error).
-OPTIONAL = ("run_at", "started_at", "finished_at", "result", "error", "worker", "progress")
+LAYOUT = 2  # the key layout this code reads and writes (``P layout``; redis_lua.LAYOUT)
+FIELDS = ("state", "node", "fixed", "live")  # what decode reads, in this order
+_PLAIN = frozenset({"inf", "-inf", "nan"})
 
 
 def rank(record: TaskRecord) -> str:
@@ -21,79 +34,110 @@ def rank(record: TaskRecord) -> str:
     return f"{(2**63 - 1 - record.priority):016x}{record.number:016x}{record.id}"
 
 
-def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
-    """The record as commit's ARGV: the count of pairs, which OPTIONAL fields are absent (one
-    '1' or '0' each, in order), whether it is whole, then the field/value pairs. Not ``full``:
-    only what a transition changes (the row exists; the payload, its rank and its lease,
-    which never change, are not sent again). JSON as SQLite stores it."""
-    flat = ["id", record.id, "priority", str(record.priority), "state", record.state.value]
-    flat += ["attempts", str(record.attempts), "history", dump_history(record.history)]
-    if full:
-        flat += ["rank", rank(record), "lease", repr(lease), "number", str(record.number)]
-        payload = dumps(record.payload) if record.payload_json is None else record.payload_json
-        flat += ["type", record.type, "payload", payload, "max_retries", str(record.max_retries)]
-        flat += ["timeout", repr(record.timeout), "created_at", repr(record.created_at)]
-        if record.key is not None:
-            flat += ["key", record.key]
-        if record.owner is not None:
-            flat += ["owner", record.owner]
-        if record.headers is not None:
-            flat += ["headers", dumps(record.headers)]
-    if record.node is not None:
-        flat += ["node", record.node]
-    absent = ""
-    for name, value in zip(OPTIONAL, _optional(record), strict=True):
-        if value is None:
-            absent += "1"
-        else:
-            absent += "0"
-            flat += [name, value]
-    return [str(len(flat) // 2), absent, "1" if full else "0", *flat]
+def _number(value: float) -> str:
+    """A float as JSON text (infinities and NaN as JavaScript writes them, which loads reads)."""
+    text = repr(value)
+    return encode_any(value) if text in _PLAIN else text
 
 
-def _optional(record: TaskRecord) -> tuple[str | None, ...]:
-    error, progress = record.error, record.progress
+def _string(value: str | None) -> str:
+    return "null" if value is None else encode_str(value)
+
+
+def fixed(record: TaskRecord) -> str:
+    """What never changes after the task is written: its header, a newline, its payload."""
+    payload = dumps(record.payload) if record.payload_json is None else record.payload_json
+    headers = "null" if record.headers is None else dumps(record.headers)
     return (
-        None if record.run_at is None else repr(record.run_at),
-        None if record.started_at is None else repr(record.started_at),
-        None if record.finished_at is None else repr(record.finished_at),
-        None if record.result is None else dumps(record.result),
-        None if error is None else dumps([error.type, error.message, error.traceback]),
-        record.worker,
-        None if progress is None else dumps([progress.fraction, progress.message]),
+        f"[{record.priority},{encode_str(record.id)},{record.number},{encode_str(record.type)},"
+        f"{record.max_retries},{_number(record.timeout)},{_number(record.created_at)},"
+        f"{_string(record.key)},{_string(record.owner)},{headers}]\n{payload}"
     )
 
 
-def decode(flat: list[str]) -> TaskRecord:
-    """A task from its hash, as HGETALL inside a script returns it (a flat list). Its payload's
-    JSON text is kept beside it (``payload_json``), so writing it whole again sends that text."""
-    fields = dict(zip(flat[::2], flat[1::2], strict=True))
-    get = fields.get
-    result, error, progress = get("result"), get("error"), get("progress")
-    headers, payload = get("headers"), get("payload", "null")
-    run_at, started_at, finished_at = get("run_at"), get("started_at"), get("finished_at")
+def live(record: TaskRecord) -> str:
+    """What a transition may change, as one JSON array, the history last."""
+    error, progress, result = record.error, record.progress, record.result
+    run_at, started_at, finished_at = record.run_at, record.started_at, record.finished_at
+    return (
+        f"[{record.attempts},"
+        f"{'null' if run_at is None else _number(run_at)},"
+        f"{'null' if started_at is None else _number(started_at)},"
+        f"{'null' if finished_at is None else _number(finished_at)},"
+        f"{'null' if result is None else dumps(result)},"
+        f"{'null' if error is None else dumps([error.type, error.message, error.traceback])},"
+        f"{_string(record.worker)},"
+        f"{'null' if progress is None else dumps([progress.fraction, progress.message])},"
+        f"{dump_history(record.history)}]"
+    )
+
+
+def encode(record: TaskRecord, lease: float, *, full: bool = True) -> list[str]:
+    """The record as commit's ARGV, positional: flags (whole '1' or a transition '0', then
+    whether node, run_at, finished_at, key, owner are set, '1' or '0' each), id, state, node,
+    priority, run_at, finished_at, live; whole, also number, type, rank, lease, key, owner,
+    fixed. An absent value is sent as ''. Not ``full``: the row exists, and what never
+    changes (the payload, the rank, the lease) is not sent again."""
+    node, run_at, finished_at = record.node, record.run_at, record.finished_at
+    head = [
+        "",
+        record.id,
+        record.state.value,
+        "" if node is None else node,
+        str(record.priority),
+        "" if run_at is None else repr(run_at),
+        "" if finished_at is None else repr(finished_at),
+        live(record),
+    ]
+    flags = (
+        ("1" if full else "0")
+        + ("0" if node is None else "1")
+        + ("0" if run_at is None else "1")
+        + ("0" if finished_at is None else "1")
+    )
+    if not full:
+        head[0] = flags + "00"
+        return head
+    key, owner = record.key, record.owner
+    head[0] = flags + ("0" if key is None else "1") + ("0" if owner is None else "1")
+    head += [str(record.number), record.type, rank(record), repr(lease)]
+    head += ["" if key is None else key, "" if owner is None else owner, fixed(record)]
+    return head
+
+
+def decode(values: list[str]) -> TaskRecord:
+    """A task from its ``FIELDS`` (state, node, fixed, live), as HMGET returns them (what
+    follows them is ignored). Its payload's JSON text is kept beside it (``payload_json``)."""
+    state, node, fixed_text, live_text = values[0], values[1], values[2], values[3]
+    head, _, payload = fixed_text.partition("\n")
+    priority, id_, number, type_, max_retries, timeout, created_at, key, owner, headers = loads(
+        head
+    )
+    attempts, run_at, started_at, finished_at, result, error, worker, progress, history = loads(
+        live_text
+    )
     return TaskRecord(
-        get("id", ""),
-        int(get("number", 0)),
-        get("type", ""),
+        id_,
+        number,
+        type_,
         loads(payload),
-        int(get("priority", 0)),
-        STATES[fields["state"]],
-        int(get("attempts", 0)),
-        int(get("max_retries", 0)),
-        float(get("timeout", 0)),
-        float(get("created_at", 0)),
+        priority,
+        STATES[state],
+        attempts,
+        max_retries,
+        float(timeout),
+        float(created_at),
         None if run_at is None else float(run_at),
-        get("key"),
-        get("owner"),
-        load_history(loads(get("history", "[]"))),
+        key,
+        owner,
+        load_history(history),
         payload,
         None if started_at is None else float(started_at),
         None if finished_at is None else float(finished_at),
-        None if result is None else loads(result),
-        None if error is None else TaskError(*loads(error)),
-        get("worker"),
-        None if progress is None else Progress(*loads(progress)),
-        get("node"),
-        None if headers is None else loads(headers),
+        result,
+        None if error is None else TaskError(*error),
+        worker,
+        None if progress is None else Progress(*progress),
+        node,
+        headers,
     )

@@ -6,8 +6,11 @@ redis_lua_reads.py; SCRIPTS names them all (redis_session.py loads them).
 Keys (``P`` is the prefix, ``{name}:``; the braces are a cluster hash tag, so one prefix's keys
 would share a slot; Redis Cluster is not supported, since the scripts compute key names):
 
-- ``P task:<id>``        hash: the task's columns (as in SQLite), plus ``node`` (owner),
-                         ``rank`` (its member in ``ready``) and ``lease`` (seconds)
+- ``P task:<id>``        hash (layout 2, redis_codec.py): ``state``, ``node`` (owner),
+                         ``lease`` (seconds), ``rank`` (its member in ``ready``), ``type``,
+                         ``number``, ``owner`` and ``key`` when set, and the record as two
+                         JSON texts, ``fixed`` (written once) and ``live`` (each transition)
+- ``P layout``           the key layout's version (redis_lua_layout.py)
 - ``P ready:<type>``     zset per task type, all scores 0, members ``rank`` = 16 hex digits
                          of (2^63 - 1 - priority), 16 of number, then the id: lexical order
                          is claim order (priority high first, then number low first); one
@@ -32,7 +35,7 @@ and Lua only compares strings. Times come from ``TIME`` (one clock for every nod
 
 from __future__ import annotations
 
-from .redis_codec import OPTIONAL
+from .redis_lua_layout import LAYOUT, MIGRATE
 from .redis_lua_leases import CLAIM, REAP, RELEASE, RENEW, SET_LEASES
 from .redis_lua_reads import FIND, QUERY
 
@@ -118,25 +121,36 @@ local function disown(id, node)
   if node then defer('SREM', P .. 'owned:' .. node, id) end
 end
 
-local function append_step(history, state, stamp)
+-- A step appended to a task's ``live`` text, whose last item is its history (redis_codec).
+local function append_step(live, state, stamp)
   local step = '["' .. state .. '",' .. stamp .. ']'
-  if history == '[]' then return '[' .. step .. ']' end
-  return string.sub(history, 1, -2) .. ',' .. step .. ']'
+  if string.sub(live, -3) == '[]]' then return string.sub(live, 1, -3) .. step .. ']]' end
+  return string.sub(live, 1, -3) .. ',' .. step .. ']]'
+end
+
+-- ``run_at`` from the head of ``live`` (nil for null), the priority from the head of ``fixed``.
+local function run_at_of(live)
+  local run_at = string.match(live or '', '^%[[^,]*,([^,]*),')
+  if run_at == 'null' then return nil end
+  return run_at
+end
+
+local function priority_of(fixed)
+  return string.match(fixed or '', '^%[(%-?%d+),')
 end
 
 -- Give a task back: no owner; a running one is pending again (its attempt stays counted).
 local function release(id, now, stamp)
   local key = P .. 'task:' .. id
-  local f = redis.call('HMGET', key, 'state', 'node', 'rank', 'type', 'number', 'run_at', 'history',
-    'priority')
+  local f = redis.call('HMGET', key, 'state', 'node', 'rank', 'type', 'number', 'live', 'fixed')
   disown(id, f[2])
   if not f[1] or FINISHED[f[1]] then return 0 end
   redis.call('HDEL', key, 'node')
   if f[1] == 'running' then
-    move_state(id, f[5], f[4], 'running', 'pending', f[8])
-    redis.call('HSET', key, 'state', 'pending', 'history', append_step(f[7], 'pending', stamp))
+    move_state(id, f[5], f[4], 'running', 'pending', priority_of(f[7]))
+    redis.call('HSET', key, 'state', 'pending', 'live', append_step(f[6], 'pending', stamp))
   end
-  enqueue(id, f[3], f[4], f[6], now)
+  enqueue(id, f[3], f[4], run_at_of(f[6]), now)
   return 1
 end
 
@@ -173,12 +187,10 @@ local function release_all(ids, now, stamp, origin)
 end
 """
 
-# ARGV: node, the record count, then per record: pair count, which OPTIONAL fields are absent
-# (None: '1' or '0' each, in order), whole ('1') or a transition ('0': mutable fields only,
-# no rank nor lease), the field/value pairs; then the ids to delete. Returns the ids whose
-# write was refused (lost).
+# ARGV: node, the record count, then per record the values redis_codec.encode lists (a
+# transition 8, a whole record 15), then the ids to delete. Returns the ids whose write was
+# refused (lost).
 COMMIT = """
-local OPTIONAL = {OPTIONAL_FIELDS}  -- redis_codec.OPTIONAL
 local node = ARGV[1]
 local records = tonumber(ARGV[2])
 local now = clock()
@@ -186,66 +198,82 @@ local lost, finished, cancelled = {}, {}, {}
 local ready = false
 local i = 3
 
-local function accepts(new, whole, stored, onode, existing)
-  if not stored then return whole and (existing == false or existing == new.id) end
-  if new.node == node then return onode == node end
-  return (new.state == 'cancelled' and not FINISHED[stored])
-    or (new.state == 'pending' and stored == 'failed')
+local function accepts(new_node, state, whole, stored, onode, existing, id)
+  if not stored then return whole and (existing == false or existing == id) end
+  if new_node == node then return onode == node end
+  return (state == 'cancelled' and not FINISHED[stored])
+    or (state == 'pending' and stored == 'failed')
 end
 
 for _ = 1, records do
-  local pairs_count, absent = tonumber(ARGV[i]), ARGV[i + 1]
-  local whole = ARGV[i + 2] == '1'
-  local first, last = i + 3, i + 2 + 2 * pairs_count
-  local new = {}
-  for j = first, last, 2 do new[ARGV[j]] = ARGV[j + 1] end
-  i = last + 1
-  local id = new.id
+  local flags = ARGV[i]
+  local whole = string.byte(flags, 1) == 49  -- '1'
+  local id, state = ARGV[i + 1], ARGV[i + 2]
+  local new_node, run_at, finished_at = nil, nil, nil
+  if string.byte(flags, 2) == 49 then new_node = ARGV[i + 3] end
+  if string.byte(flags, 3) == 49 then run_at = ARGV[i + 5] end
+  if string.byte(flags, 4) == 49 then finished_at = ARGV[i + 6] end
+  local priority, live = ARGV[i + 4], ARGV[i + 7]
+  local wnumber, wtype, wrank, lease, tkey, towner, fixed
+  if whole then
+    wnumber, wtype, wrank, lease = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
+    if string.byte(flags, 5) == 49 then tkey = ARGV[i + 12] end
+    if string.byte(flags, 6) == 49 then towner = ARGV[i + 13] end
+    fixed = ARGV[i + 14]
+    i = i + 15
+  else
+    i = i + 8
+  end
   local key = P .. 'task:' .. id
   local old = redis.call('HMGET', key, 'state', 'node', 'rank', 'number', 'type')
   local stored, onode, orank = old[1], old[2], old[3]
-  local number, type_ = new.number or old[4], new.type or old[5]
+  local number, type_ = wnumber or old[4], wtype or old[5]
   local existing = false
-  if not stored and new.key then existing = redis.call('HGET', P .. 'keys', new.key) end
-  if not accepts(new, whole, stored, onode, existing) then
+  if not stored and tkey then existing = redis.call('HGET', P .. 'keys', tkey) end
+  if not accepts(new_node, state, whole, stored, onode, existing, id) then
     lost[#lost + 1] = id
   else
-    local keep = new.node == node and stored and not FINISHED[new.state]
+    local keep = new_node == node and stored and not FINISHED[state]
     local owner = nil
-    if not stored then owner = new.node elseif keep then owner = node end
+    if not stored then owner = new_node elseif keep then owner = node end
     if stored and onode and not owner then
       disown(id, onode)
-      if new.node ~= node and new.state == 'cancelled' then cancelled[#cancelled + 1] = id end
+      redis.call('HDEL', key, 'node')
+      if new_node ~= node and state == 'cancelled' then cancelled[#cancelled + 1] = id end
     end
-    -- the pairs hold node when it is set (an owner is always new.node): never set it again
-    redis.call('HSET', key, unpack(ARGV, first, last))
-    if stored then  -- a new row has nothing to delete, and is in no queue yet
-      local drop = {}
-      for k = 1, #OPTIONAL do
-        if string.byte(absent, k) == 49 then drop[#drop + 1] = OPTIONAL[k] end  -- '1'
+    if whole then  -- every field (a new row, or one written whole again)
+      local fields = {'state', state, 'live', live, 'fixed', fixed, 'rank', wrank,
+        'lease', lease, 'number', wnumber, 'type', wtype}
+      if owner then fields[#fields + 1] = 'node'; fields[#fields + 1] = owner end
+      if tkey then fields[#fields + 1] = 'key'; fields[#fields + 1] = tkey end
+      if towner then fields[#fields + 1] = 'owner'; fields[#fields + 1] = towner end
+      redis.call('HSET', key, unpack(fields))
+    else  -- a kept owner is already the stored node: accepts() checked it
+      redis.call('HSET', key, 'state', state, 'live', live)
+    end
+    if stored then  -- a new row is in no queue yet; one only unowned and waiting is in one
+      if orank and not onode and CLAIMABLE[stored] then
+        defer('ZREM', P .. 'ready:' .. type_, orank)
+        defer('ZREM', P .. 'delayed', id)
       end
-      if not owner then drop[#drop + 1] = 'node' end
-      if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
-      if orank then defer('ZREM', P .. 'ready:' .. type_, orank) end
-      defer('ZREM', P .. 'delayed', id)
-      if not FINISHED[new.state] then defer('ZREM', P .. 'finished', id) end
+      if FINISHED[stored] and not FINISHED[state] then defer('ZREM', P .. 'finished', id) end
     else
       defer('ZADD', P .. 'all', number, id)
       defer('ZADD', P .. 'type:' .. type_, number, id)
-      if new.owner then defer('ZADD', P .. 'owner:' .. new.owner, number, id) end
-      if new.key then redis.call('HSET', P .. 'keys', new.key, id) end  -- read by the next
-      if owner and not FINISHED[new.state] then
-        defer('ZADD', P .. 'leases', now + tonumber(new.lease), id)
+      if towner then defer('ZADD', P .. 'owner:' .. towner, number, id) end
+      if tkey then redis.call('HSET', P .. 'keys', tkey, id) end  -- read by the next
+      if owner and not FINISHED[state] then
+        defer('ZADD', P .. 'leases', now + tonumber(lease), id)
         defer('SADD', P .. 'owned:' .. owner, id)
       end
     end
-    move_state(id, number, type_, stored, new.state, new.priority)
-    if not owner and CLAIMABLE[new.state] then
-      enqueue(id, new.rank or orank, type_, new.run_at, now)
+    move_state(id, number, type_, stored, state, priority)
+    if not owner and CLAIMABLE[state] then
+      enqueue(id, wrank or orank, type_, run_at, now)
       ready = true
     end
-    if FINISHED[new.state] then
-      if new.finished_at then defer('ZADD', P .. 'finished', new.finished_at, id) end
+    if FINISHED[state] then
+      if finished_at then defer('ZADD', P .. 'finished', finished_at, id) end
       if not stored or not FINISHED[stored] then finished[#finished + 1] = id end
     end
   end
@@ -258,7 +286,7 @@ if ready then publish('ready', node, {}) end
 if #cancelled > 0 then publish('cancelled', node, cancelled) end
 if #finished > 0 then publish('finished', node, finished) end
 return lost
-""".replace("{OPTIONAL_FIELDS}", "{" + ", ".join(f"'{name}'" for name in OPTIONAL) + "}")
+"""
 
 # ARGV: before (wall clock), limit. Deletes the oldest finished tasks; returns type, state pairs.
 PURGE = """
@@ -281,7 +309,7 @@ if redis.call('EXISTS', P .. 'queued_kept') == 1 then return 0 end
 redis.call('DEL', P .. 'queued')
 for _, state in ipairs({'pending', 'retrying'}) do
   for _, id in ipairs(redis.call('ZRANGE', P .. 'state:' .. state, 0, -1)) do
-    local priority = redis.call('HGET', P .. 'task:' .. id, 'priority')
+    local priority = priority_of(redis.call('HGET', P .. 'task:' .. id, 'fixed'))
     if priority then queued(priority, 1) end
   end
 end
@@ -306,4 +334,6 @@ SCRIPTS = {
     "find": FIND,
     "purge": PURGE,
     "count_queued": COUNT_QUEUED,
+    "layout": LAYOUT,
+    "migrate": MIGRATE,
 }

@@ -8,7 +8,8 @@ layout that module's docstring draws. A node claims from the ready queue of each
 from __future__ import annotations
 
 # ARGV: node, limit, within, fallback lease, how many types the node runs (-1: any), those
-# types, then type/lease pairs. Returns the claimed hashes, only of the types the node runs.
+# types, then type/lease pairs. Returns the claimed tasks' redis_codec.FIELDS and rank, only
+# of the types the node runs.
 CLAIM = """
 local node, limit, within = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fallback, ntypes = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -47,7 +48,7 @@ if ntypes < 0 then  -- any type: those with claimable tasks, as the counts know 
     end
   end
 end
-local picks, type_of = {}, {}  -- ranks, and the type of each (the queue it is in)
+local picks, type_of, early = {}, {}, {}  -- ranks, the type of each, those still delayed
 for _, type_ in ipairs(types) do
   local ranks = redis.call('ZRANGE', P .. 'ready:' .. type_, '-', '+', 'BYLEX', 'LIMIT', 0, limit)
   for _, rank in ipairs(ranks) do
@@ -63,6 +64,7 @@ if within > 0 then
     if f[1] and runs[f[2]] then
       picks[#picks + 1] = f[1]
       type_of[f[1]] = f[2]
+      early[f[1]] = true
     end
   end
 end
@@ -73,12 +75,17 @@ for n = 1, math.min(limit, #picks) do
   local id, type_ = string.sub(rank, 33), type_of[rank]
   local key = P .. 'task:' .. id
   local lease = leases[type_] or fallback
-  defer('ZREM', P .. 'ready:' .. type_, rank)
-  defer('ZREM', P .. 'delayed', id)
+  if early[rank] then
+    defer('ZREM', P .. 'delayed', id)
+  else
+    defer('ZREM', P .. 'ready:' .. type_, rank)
+  end
   redis.call('HSET', key, 'node', node, 'lease', lease)
   defer('ZADD', P .. 'leases', now + lease, id)
   defer('SADD', P .. 'owned:' .. node, id)
-  claimed[#claimed + 1] = redis.call('HGETALL', key)
+  local found = redis.call('HMGET', key, 'state', 'node', 'fixed', 'live')
+  found[5] = rank
+  claimed[#claimed + 1] = found
 end
 return claimed
 """

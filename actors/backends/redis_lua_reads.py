@@ -7,7 +7,7 @@ from __future__ import annotations
 
 # ARGV: before (exclusive; '+inf' for none), limit, budget, state, type, owner ('' = any),
 # then the candidate indexes: scans the smallest one newest first, at most ``budget`` entries.
-# Returns {hashes, where to continue ('' at the end)}.
+# Returns {the tasks' redis_codec.FIELDS, where to continue ('' at the end)}.
 QUERY = """
 local upper, limit, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local want = {ARGV[4], ARGV[5], ARGV[6]}
@@ -26,9 +26,9 @@ while scanned < budget do
     upper = '(' .. batch[j + 1]
     local key = P .. 'task:' .. batch[j]
     local f = redis.call('HMGET', key, 'state', 'type', 'owner')
-    if (want[1] == '' or f[1] == want[1]) and (want[2] == '' or f[2] == want[2])
+    if f[1] and (want[1] == '' or f[1] == want[1]) and (want[2] == '' or f[2] == want[2])
       and (want[3] == '' or f[3] == want[3]) then
-      found[#found + 1] = redis.call('HGETALL', key)
+      found[#found + 1] = redis.call('HMGET', key, 'state', 'node', 'fixed', 'live')
       if #found == limit then return {found, upper} end
     end
   end
@@ -36,7 +36,7 @@ end
 return {found, upper}
 """
 
-# ARGV: 'number' or 'key', and the value. Returns the task's hash (empty if none).
+# ARGV: 'number' or 'key', and the value. Returns the task's redis_codec.FIELDS (empty if none).
 FIND = """
 local id
 if ARGV[1] == 'number' then
@@ -45,5 +45,7 @@ else
   id = redis.call('HGET', P .. 'keys', ARGV[2])
 end
 if not id then return {} end
-return redis.call('HGETALL', P .. 'task:' .. id)
+local f = redis.call('HMGET', P .. 'task:' .. id, 'state', 'node', 'fixed', 'live')
+if not f[1] then return {} end
+return f
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import itertools
+import json
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from oncue.actors import BackendUnavailable, open_backend
 from oncue.actors.backends import redis as redis_backend
 from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
-from oncue.actors.backends.redis_codec import encode, rank
+from oncue.actors.backends.redis_codec import decode, encode, rank
 from oncue.actors.backends.redis_wire import _pack, pack, parse_url
 from oncue.actors.cores.record import TaskRecord
 from oncue.actors.task import PRIORITY_RANGE, Progress, TaskError, TaskState, Transition
@@ -98,18 +99,42 @@ def test_the_ready_rank_orders_every_64_bit_priority_then_number() -> None:
     ]
 
 
-def test_a_transition_sends_what_changes_and_marks_the_fields_now_empty() -> None:
+def test_a_transition_sends_its_live_value_and_no_payload() -> None:
+    """A transition is 8 values (what changes, as one ``live`` text); a whole record 15, its
+    payload in ``fixed``; decode reads both back (redis_codec)."""
     running = task(1, node="solo", state=TaskState.RUNNING, attempts=1, worker="w-1")
     running.started_at = 1_800_000_001.5
-    head, pairs = encode(running, 30.0, full=False)[:3], encode(running, 30.0, full=False)[3:]
-    fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
-    assert head == [str(len(fields)), "1011101", "0"]  # run_at started_at ... worker progress
-    assert set(fields) == {"id", "priority", "state", "attempts", "history", "node"} | {
-        "started_at",
-        "worker",
-    }
+    running.history = (Transition(TaskState.PENDING, 1.0), Transition(TaskState.RUNNING, 2.0))
+    transition = encode(running, 30.0, full=False)
+    assert transition[:7] == ["010000", "t-1", "running", "solo", "1", "", ""]
+    assert json.loads(transition[7]) == [
+        1,
+        None,
+        1_800_000_001.5,
+        None,
+        None,
+        None,
+        "w-1",
+        None,
+        [["pending", 1.0], ["running", 2.0]],
+    ]
     whole = encode(running, 30.0)
-    assert {"rank", "lease", "payload", "number", "type"} <= set(whole[3::2])
+    assert len(whole) == 15
+    assert whole[0] == "110000"
+    assert whole[8:12] == ["1", "echo", rank(running), "30.0"]
+    assert whole[14].endswith('\n{"n":1}')
+    back = decode(["running", "solo", whole[14], whole[7]])
+    assert vars(back) == vars(running)
+    assert (back.payload_json, back.node) == ('{"n":1}', "solo")
+
+
+def test_a_timeout_without_end_round_trips() -> None:
+    forever = task(2, timeout=float("inf"), key="k", owner="me", headers={"a": "b"})
+    whole = encode(forever, 30.0)
+    assert whole[0] == "100011"
+    assert whole[12:14] == ["k", "me"]
+    back = decode(["pending", None, whole[14], whole[7]])
+    assert vars(back) == vars(forever)
 
 
 async def test_every_field_round_trips_including_the_empty_ones(backend) -> None:
@@ -138,6 +163,48 @@ async def test_every_field_round_trips_including_the_empty_ones(backend) -> None
     assert stored.node is None
     plain = await backend.get("t-2")
     assert (plain.key, plain.result, plain.error, plain.history) == (None, None, None, ())
+
+
+async def test_a_claim_takes_the_copy_it_wrote_unless_the_task_changed_since(
+    backend, monkeypatch
+) -> None:
+    """A claim of a task this node wrote takes the copy kept at its commit, not its stored
+    values decoded; once another node changed it (claimed, then gave it back: a history step
+    more), they are decoded."""
+    decoded: list[str] = []
+    real = redis_backend.decode
+
+    def spy(values: list[str]) -> TaskRecord:
+        decoded.append(values[0])
+        return real(values)
+
+    monkeypatch.setattr(redis_backend, "decode", spy)
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
+    other.attach("other", lambda type_: 30.0)  # type: ignore[attr-defined]
+    await other.open()
+    try:
+        first = task(1, history=(Transition(TaskState.PENDING, 1.0),))
+        await backend.commit([first, task(2, history=(Transition(TaskState.PENDING, 2.0),))], [])
+        [taken] = await other.claim(1, 0.0)  # decoded there: not its own
+        taken.attempts, taken.started_at = 1, 3.0
+        taken.move(TaskState.RUNNING, 3.0, "w-1")
+        assert await other.commit([taken], []) == []
+        assert await other.release() == 1  # pending again, a step more
+        claimed = await backend.claim(5, 0.0)
+        assert [record.id for record in claimed] == ["t-1", "t-2"]
+        assert decoded == ["pending", "pending"]  # t-1 by the other node, then here; not t-2
+        assert [step.state for step in claimed[0].history] == [
+            TaskState.PENDING,
+            TaskState.RUNNING,
+            TaskState.PENDING,
+        ]
+        assert (claimed[0].attempts, claimed[0].started_at) == (1, 3.0)
+        stored = await backend.get("t-2")
+        assert vars(claimed[1]) == vars(stored)
+        assert claimed[1].node == "solo"
+        assert backend._written == {}  # type: ignore[attr-defined]
+    finally:
+        await other.close()
 
 
 async def test_get_finished_reads_whole_only_the_finished_tasks(backend) -> None:
