@@ -84,9 +84,10 @@ def completed(
     unfinished.pop(record.id, None)  # not ours (a shared store) if absent
     batch.changed[record.id] = record
     batch.finished.append(record)
-    tally.transitions[record.type, COMPLETED] += 1
+    task_type, completed = record.type, tally.completed
+    completed[task_type] = completed.get(task_type, 0) + 1
     if record.started_at is not None:
-        tally.ran(record.type, at - record.started_at)
+        tally.run_times.add(task_type, at - record.started_at)
     if batch.events is not None:
         batch.events.append(task_event(record, COMPLETED, at, None))
 
@@ -100,7 +101,7 @@ def started(
     tally: Counting,
 ) -> None:
     """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
-    changed, events, transitions = batch.changed, batch.events, tally.transitions
+    changed, events, running = batch.changed, batch.events, tally.running
     worker, at = change.worker, change.at
     entered = Transition(RUNNING, at, worker, None)
     for task_id in change.ids:
@@ -119,6 +120,6 @@ def started(
         counts[record.type, RUNNING] += 1
         queued[record.priority] -= 1  # it waited (pending or retrying)
         changed[task_id] = record
-        transitions[record.type, RUNNING] += 1
+        running[record.type] = running.get(record.type, 0) + 1
         if events is not None:
             events.append(task_event(record, RUNNING, at, None))

@@ -191,7 +191,8 @@ class StoreCore:
                         ),
                     )
                 )
-        self.counted.transitions[record.type, PENDING] += 1
+        pending = self.counted.pending
+        pending[record.type] = pending.get(record.type, 0) + 1
         if batch.events is not None:
             batch.events.append(task_event(record, PENDING, now, None))
         return record
@@ -222,9 +223,9 @@ class StoreCore:
             record.finished_at = at
             batch.finished.append(record)
         counted = self.counted
-        counted.transitions[record.type, state] += 1
+        counted.moved(record.type, state)
         if before is RUNNING and state is not PENDING and record.started_at is not None:
-            counted.ran(record.type, at - record.started_at)  # an attempt ended (not requeued)
+            counted.run_times.add(record.type, at - record.started_at)  # an attempt ended
         if batch.events is not None:
             batch.events.append(task_event(record, state, at, error))
 

@@ -11,7 +11,6 @@ own transitions (on a shared store, the tasks this node moved), as its events ar
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 from collections.abc import Hashable, Mapping
 from typing import Generic, TypeVar
 
@@ -53,71 +52,82 @@ class Tally:
 
 class Timings(Generic[K]):
     """Durations by key, bucketed as they come (a bisect and two adds each): what a
-    Prometheus histogram keeps, without its lock a value, read whole when wanted."""
+    Prometheus histogram keeps, without its lock a value, read whole when wanted. The buckets
+    are kept by (key, bucket), so adding one batch's to the totals touches only those used."""
 
-    __slots__ = ("_buckets", "_totals", "bounds")
+    __slots__ = ("_counts", "_totals", "bounds")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
-        self._buckets: dict[K, list[int]] = {}
+        self._counts: dict[tuple[K, int], int] = {}  # (key, bucket index) -> how many
         self._totals: dict[K, float] = {}
 
     def add(self, key: K, seconds: float) -> None:
         """One duration of ``key`` (a clock step back counts 0)."""
         if seconds < 0.0:
             seconds = 0.0
-        buckets = self._buckets.get(key)
-        if buckets is None:
-            buckets = self._buckets[key] = [0] * (len(self.bounds) + 1)
-            self._totals[key] = 0.0
-        buckets[bisect.bisect_left(self.bounds, seconds)] += 1
-        self._totals[key] += seconds
+        counts, totals = self._counts, self._totals
+        bucket = (key, bisect.bisect_left(self.bounds, seconds))
+        counts[bucket] = counts.get(bucket, 0) + 1
+        totals[key] = totals.get(key, 0.0) + seconds
 
     def absorb(self, other: Timings[K]) -> None:
         """Add what ``other`` (with the same bounds) counted to these, and empty it."""
-        for key, buckets in other._buckets.items():
-            mine = self._buckets.get(key)
-            if mine is None:
-                self._buckets[key] = buckets
-                self._totals[key] = other._totals[key]
-                continue
-            for index, count in enumerate(buckets):
-                mine[index] += count
-            self._totals[key] += other._totals[key]
-        if other._buckets:
-            other._buckets, other._totals = {}, {}
+        if not other._totals:
+            return
+        counts, totals = self._counts, self._totals
+        for bucket, count in other._counts.items():
+            counts[bucket] = counts.get(bucket, 0) + count
+        for key, total in other._totals.items():
+            totals[key] = totals.get(key, 0.0) + total
+        other._counts.clear()
+        other._totals.clear()
 
     def read(self) -> dict[K, RunTimes]:
         """A copy, by key."""
+        buckets: dict[K, list[int]] = {key: [0] * (len(self.bounds) + 1) for key in self._totals}
+        for (key, index), count in self._counts.items():
+            buckets[key][index] = count
         bounds, totals = self.bounds, self._totals
         return {
-            key: RunTimes(bounds, tuple(buckets), totals[key])
-            for key, buckets in self._buckets.items()
+            key: RunTimes(bounds, tuple(counts), totals[key]) for key, counts in buckets.items()
         }
 
 
 class Counting:
-    """The store core's running tally (it lives as long as the engine: a store restart keeps it)."""
+    """The store core's running tally (it lives as long as the engine: a store restart keeps
+    it): by state entered, the transitions by task type (a dict a state, keyed by the type
+    alone: the moves every task makes count with one str-keyed add each), and run times."""
 
-    __slots__ = ("run_times", "transitions")
+    __slots__ = ("by_state", "completed", "pending", "run_times", "running")
 
     def __init__(self) -> None:
-        self.transitions: defaultdict[tuple[str, TaskState], int] = defaultdict(int)
-        self.run_times = Timings[str](RUN_TIME_BOUNDS)
+        self.by_state: dict[TaskState, dict[str, int]] = {state: {} for state in TaskState}
+        self.pending = self.by_state[TaskState.PENDING]  # the three every task enters
+        self.running = self.by_state[TaskState.RUNNING]
+        self.completed = self.by_state[TaskState.COMPLETED]
+        self.run_times = Timings[str](RUN_TIME_BOUNDS)  # attempts' run times by task type
 
-    def ran(self, task_type: str, seconds: float) -> None:
-        """One attempt of ``task_type`` ended after ``seconds``."""
-        self.run_times.add(task_type, seconds)
+    def moved(self, task_type: str, state: TaskState) -> None:
+        """A task of ``task_type`` entered ``state``."""
+        counts = self.by_state[state]
+        counts[task_type] = counts.get(task_type, 0) + 1
 
     def absorb(self, other: Counting) -> None:
         """Add what ``other`` counted (a batch's, once committed) to these, and empty it."""
-        transitions = self.transitions
-        for key, count in other.transitions.items():
-            transitions[key] += count
-        other.transitions.clear()
+        for state, counts in other.by_state.items():
+            if counts:
+                mine = self.by_state[state]
+                for task_type, count in counts.items():
+                    mine[task_type] = mine.get(task_type, 0) + count
+                counts.clear()
         self.run_times.absorb(other.run_times)
 
     def read(self) -> Tally:
         """A copy, for whoever asked."""
-        transitions = {key: count for key, count in self.transitions.items() if count}
+        transitions = {
+            (task_type, state): count
+            for state, counts in self.by_state.items()
+            for task_type, count in counts.items()
+        }
         return Tally(transitions, self.run_times.read())

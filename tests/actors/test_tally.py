@@ -27,10 +27,10 @@ def test_absorbing_batches_counts_as_counting_all_at_once(values, split) -> None
     """The store counts a batch apart and adds it once committed: the same totals."""
     whole, total, batch = Counting(), Counting(), Counting()
     for index, (task_type, value) in enumerate(values):
-        whole.ran(task_type, value)
-        whole.transitions[task_type, TaskState.COMPLETED] += 1
-        batch.ran(task_type, value)
-        batch.transitions[task_type, TaskState.COMPLETED] += 1
+        whole.run_times.add(task_type, value)
+        whole.moved(task_type, TaskState.COMPLETED)
+        batch.run_times.add(task_type, value)
+        batch.moved(task_type, TaskState.COMPLETED)
         if index % (split + 1) == 0:
             total.absorb(batch)
     total.absorb(batch)
@@ -47,7 +47,7 @@ def test_absorbing_batches_counts_as_counting_all_at_once(values, split) -> None
 def test_a_run_time_lands_in_the_first_bucket_whose_bound_holds_it(values) -> None:
     counting = Counting()
     for value in values:
-        counting.ran("a", value)
+        counting.run_times.add("a", value)
     times = counting.read().run_times["a"]
     expected = [0] * (len(RUN_TIME_BOUNDS) + 1)
     for value in values:  # as a Prometheus histogram buckets it: value <= bound

@@ -133,10 +133,10 @@ def test_the_tally_renders_as_prometheus_own_histogram_and_counter_would() -> No
     values += [n / 97 for n in range(500)]
     counting = Counting()
     for value in values:
-        counting.ran("double", value)
-    counting.transitions["double", TaskState.PENDING] += 7
-    counting.transitions["double", TaskState.RUNNING] += 5  # not exported: a gauge's business
-    counting.transitions["boom", TaskState.RETRYING] += 2
+        counting.run_times.add("double", value)
+    counting.by_state[TaskState.PENDING]["double"] = 7
+    counting.by_state[TaskState.RUNNING]["double"] = 5  # not exported: a gauge's business
+    counting.by_state[TaskState.RETRYING]["boom"] = 2
     metrics = Metrics()
     metrics.tasks.tally = counting.read()
     ours = families(metrics.render().decode())
