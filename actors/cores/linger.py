@@ -12,6 +12,13 @@ import math
 import attrs
 
 LINGER = 0.001  # seconds ready work may wait for company when tasks trickle in (the default)
+# The default on a durable store of one engine (SQLite). There a trickle is slower (a commit
+# a submit: a task every ~0.25-0.35 ms from one producer, 3-5 a 1 ms linger), and each batch
+# costs more than on the memory store: its start is committed before the worker gets it
+# (StartsRecorded), its outcome in another commit. 2 ms doubles the batch: 16% less CPU a
+# task measured for one producer awaiting each submit (4 ms: ~17%; docs/performance.md).
+# Shared stores keep LINGER (docs/engine.md, "Linger").
+DURABLE_LINGER = 0.002
 LINGER_BATCH = 32  # ready jobs that end a linger at once (at most; see Linger.batch)
 MAX_LINGER = 0.1  # seconds: the most open_engine(linger=) accepts (latency stays sane)
 

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from ..cores.linger import LINGER, LINGER_BATCH, MAX_LINGER
+from ..cores.linger import DURABLE_LINGER, LINGER, LINGER_BATCH, MAX_LINGER
 from ..cores.scheduler_core import SchedulerCore
 from ..errors import ActorStopped, MailboxFull, OncueError, StoreUnavailable
 from ..messages import (
@@ -278,11 +278,14 @@ class Scheduler(Actor):
         return self.core.load()
 
 
-def default_linger() -> float:
-    """LINGER on a real clock; none on a MockClock, whose time is virtual: holding work back
-    there saves no CPU a test could see, and would only move the clock (tests that are about
-    the linger pass ``linger=`` to open_engine)."""
-    return 0.0 if isinstance(trio.lowlevel.current_clock(), MockClock) else LINGER
+def default_linger(*, durable_alone: bool = False) -> float:
+    """LINGER on a real clock (DURABLE_LINGER on a durable store no other engine shares:
+    SQLite); none on a MockClock, whose time is virtual: holding work back there saves no CPU
+    a test could see, and would only move the clock (tests that are about the linger pass
+    ``linger=`` to open_engine)."""
+    if isinstance(trio.lowlevel.current_clock(), MockClock):
+        return 0.0
+    return DURABLE_LINGER if durable_alone else LINGER
 
 
 def linger_batch(queue_size: int) -> int:

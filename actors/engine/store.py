@@ -95,6 +95,7 @@ class Store(Actor):
         self._purge: Purge | None = None
         self._self: ActorRef | None = None
         self._confirms: list[object] = []  # of this batch's Records: StartsRecorded after commit
+        self._batch: list[Envelope] = []  # the batch taken last (failed if its commit is cut)
         self._handlers: dict[type, Callable[[Any, Envelope], Any]] = {
             Submit: self._submit,
             SubmitNowait: self._submit_nowait,
@@ -148,23 +149,42 @@ class Store(Actor):
         self._handlers.update({**self._reads.handlers(), **bulk.handlers(), **remote.handlers()})
 
     async def _serve(self, mailbox: Mailbox) -> None:
+        # One cancel scope times every commit, its deadline moved for each (guard.commit_within):
+        # cheaper than a scope a commit. Past the deadline it cancels the commit and lands here.
+        with trio.CancelScope() as deadline:
+            await self._serve_batches(mailbox, deadline)
+            return
+        # As a commit raising TooSlowError (_process): this batch fails, then the outage.
+        error = trio.TooSlowError(f"a commit took over {self._guard.commit_deadline}s")
+        for envelope in self._batch:
+            envelope.fail(StoreUnavailable(error))
+        await self._guard.outage(mailbox, error)
+
+    async def _serve_batches(self, mailbox: Mailbox, deadline: trio.CancelScope) -> None:
+        durable = self._backend.durable
+        answered = 0  # asks the last batch answered, on a durable store
         while True:
-            try:
-                batch = [await mailbox.receive()]
-            except trio.EndOfChannel:
-                return
-            while len(batch) < MAX_BATCH:
+            if answered:
+                batch = await _after_answers(mailbox, answered)
+            else:
                 try:
-                    batch.append(mailbox.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            if await self._process(batch, mailbox) and self._backend.durable:
-                await _let_the_answered_run()
+                    batch = [await mailbox.receive()]
+                except trio.EndOfChannel:
+                    return
+                _drain(mailbox, batch)
+            if not batch:  # the mailbox closed
+                return
+            self._batch = batch
+            answered = await self._process(batch, mailbox, deadline)
+            if not durable:  # a memory store's commit is cheaper than waiting for the answered
+                answered = 0
 
     # -- one batch ---------------------------------------------------------------------------------
 
-    async def _process(self, envelopes: list[Envelope], mailbox: Mailbox) -> bool:
-        """Apply, commit and answer one batch; whether it answered an ask."""
+    async def _process(
+        self, envelopes: list[Envelope], mailbox: Mailbox, deadline: trio.CancelScope
+    ) -> int:
+        """Apply, commit and answer one batch; how many asks it answered."""
         batch = self._core.begin(self._listeners.subscribed)
         self._confirms = []
         answers: list[Answer] = []
@@ -179,12 +199,13 @@ class Store(Actor):
                     answers.append((envelope, answer, False))
         if batch.changed or batch.deleted:
             try:
-                lost = await self._guard.commit(list(batch.changed.values()), batch.deleted)
+                changed = list(batch.changed.values())
+                lost = await self._guard.commit_within(deadline, changed, batch.deleted)
             except FAILURES as error:
                 for envelope in envelopes:
                     envelope.fail(StoreUnavailable(error))
                 await self._guard.outage(mailbox, error)
-                return False
+                return 0
             self._life.tally.absorb(self._core.counted)  # (a failed batch's go with the core)
             if lost:
                 gone = self._core.lost(lost)
@@ -205,7 +226,7 @@ class Store(Actor):
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
         if self._purge is not None:
             await self._run_purge(self._purge)
-        return any(envelope.is_ask for envelope, _, _ in answers)
+        return sum(1 for envelope, _, _ in answers if envelope.is_ask)
 
     def _keep_finished(self, finished: list[TaskRecord]) -> None:
         """Keep what this batch finished for reading back, and drop the memory backend's
@@ -321,11 +342,39 @@ class Store(Actor):
         return self._core.queue()
 
 
-async def _let_the_answered_run() -> None:
-    """After a batch that answered asks on a durable store, two passes of the run loop (trio
-    runs a pass's tasks in either order): a producer awaiting each submit() asks again within
-    its step, so its next task joins the starts and outcomes that came in meanwhile in one
-    commit (docs/stores.md, "One commit a task"). A memory store's commit is cheaper than this.
+def _drain(mailbox: Mailbox, batch: list[Envelope]) -> int:
+    """Add what ``mailbox`` holds now to ``batch`` (up to MAX_BATCH, no yield); the asks added."""
+    asks = 0
+    while len(batch) < MAX_BATCH:
+        try:
+            envelope = mailbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+        batch.append(envelope)
+        asks += envelope.is_ask
+    return asks
+
+
+async def _after_answers(mailbox: Mailbox, answered: int) -> list[Envelope]:
+    """The next batch after one that answered ``answered`` asks on a durable store: taken once
+    as many asks have come in, or two passes of the run loop after the answers (trio runs a
+    pass's tasks in either order, so a caller answered in one pass has run by the end of the
+    next). A producer awaiting each submit() asks again within its step, so its next task
+    joins the starts and outcomes that came in meanwhile in one commit (docs/stores.md, "One
+    commit a task"); if it came first this pass, the batch goes at once. Empty: the mailbox
+    closed with nothing in it.
     """
-    await trio.lowlevel.checkpoint()
-    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint()  # the second pass: the answered run before or after us
+    batch: list[Envelope] = []
+    if _drain(mailbox, batch) >= answered:
+        return batch
+    if batch:  # some of the answered run after us this pass: take what they send next pass
+        await trio.lowlevel.checkpoint()
+        _drain(mailbox, batch)
+        return batch
+    try:  # nothing yet: the first message wakes us in the next pass, or later
+        batch.append(await mailbox.receive())
+    except trio.EndOfChannel:
+        return batch
+    _drain(mailbox, batch)
+    return batch

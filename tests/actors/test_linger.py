@@ -11,9 +11,9 @@ import trio.testing
 from test_scheduler_core import job, make_core
 
 from oncue.actors import Registry, TaskContext, TaskState, open_engine
-from oncue.actors.cores.linger import LINGER_BATCH
+from oncue.actors.cores.linger import DURABLE_LINGER, LINGER_BATCH
 from oncue.actors.cores.scheduler_core import SchedulerCore
-from oncue.actors.engine.scheduler import Scheduler
+from oncue.actors.engine.scheduler import Scheduler, default_linger
 from oncue.actors.messages import TasksReady
 
 LINGER = 0.001
@@ -216,3 +216,31 @@ async def test_a_shared_store_lingers_too(autojump_clock) -> None:
     assert [task.result for task in done] == list(range(60))
     # Lingered: tasks went out together (a batch's tasks share their start), not one by one.
     assert len({task.started_at for task in done}) < len(done)
+
+
+async def test_the_default_linger_is_longer_on_sqlite_only(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a real clock: DURABLE_LINGER on a durable store of one engine (each batch's start
+    and outcome cost commits there), LINGER on the memory store and on shared stores."""
+    from oncue.actors.backends.shared_memory import SharedMemory, SharedMemoryBackend
+    from oncue.actors.backends.sqlite import SqliteBackend
+
+    lingers: list[float] = []
+    init = Scheduler.__init__
+
+    def noted(self: Scheduler, *args: Any, **options: Any) -> None:
+        lingers.append(options["linger"])
+        init(self, *args, **options)
+
+    monkeypatch.setattr(Scheduler, "__init__", noted)
+    stores = [
+        "memory://",
+        SqliteBackend(tmp_path / "tasks.db"),
+        SharedMemoryBackend(SharedMemory()),
+    ]
+    for store in stores:
+        async with open_engine(registry=registry, workers=1, store=store, node="a"):
+            pass
+    assert lingers == [LINGER, DURABLE_LINGER, LINGER]
+    assert default_linger() == default_linger(durable_alone=False) == LINGER

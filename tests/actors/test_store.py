@@ -10,8 +10,9 @@ import trio
 import trio.testing
 from simulation import Disk, FaultyBackend
 
-from oncue.actors import Registry, TaskContext, open_engine
+from oncue.actors import Registry, StoreUnavailable, TaskContext, open_engine
 from oncue.actors.backends.memory import MemoryBackend
+from oncue.actors.engine.guard import BackendGuard
 
 registry = Registry()
 
@@ -89,3 +90,29 @@ async def test_a_memory_store_does_not_wait_for_the_answered(
     seen = Timed()
     await serially(SlowMemory(seen), 40, 0, 0.0)
     assert 0 in seen.commits[seen.commits.index(1) : len(seen.commits) - 1]
+
+
+async def test_a_commit_past_its_deadline_fails_its_batch_and_the_store_recovers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The store's one cancel scope, its deadline moved per commit, cuts a commit that hangs
+    # as fail_after did: the batch's callers hear StoreUnavailable(TooSlowError), the store
+    # restarts once the backend writes again, and nothing committed before is lost.
+    disk = Disk()
+    async with open_engine(registry=registry, store=FaultyBackend(disk), workers=2) as engine:
+        first = await engine.submit("echo", 1)
+        assert (await engine.wait(first.id)).result == 1
+        disk.faults.append("hang")
+        began = trio.current_time()
+        with pytest.raises(StoreUnavailable) as raised:
+            await engine.submit("echo", 2)
+        assert isinstance(raised.value.error, trio.TooSlowError)
+        assert trio.current_time() - began == pytest.approx(BackendGuard.commit_deadline)
+        while True:  # recovers on its own (the probe writes)
+            try:
+                task = await engine.submit("echo", 3)
+                break
+            except StoreUnavailable:
+                await trio.sleep(0.5)
+        assert (await engine.wait(task.id)).result == 3
+        assert (await engine.get(first.id)).result == 1
