@@ -33,9 +33,10 @@ import attrs
 import trio
 import trio.lowlevel
 
-from oncue.actors import Engine, EventsDropped, TaskEvent
+from oncue.actors import ActorError, ActorStopped, Engine, EngineClosed, EventsDropped, TaskEvent
 from oncue.actors.engine.subscription import EventStream
 from oncue.actors.engine.watch import FeedStream
+from oncue.actors.errors import OncueError
 
 from .sse import EventFilter, task_frame
 
@@ -136,11 +137,13 @@ class EventHub:
             return listener
         self._listeners.add(listener)
         self._changed.set()
+        joined = False
         try:
-            await self._subscribed.wait()
-        except BaseException:
-            self.leave(listener)
-            raise
+            await self._subscribed.wait()  # (ended meanwhile if the engine stopped)
+            joined = True
+        finally:
+            if not joined:  # cancelled while waiting
+                self.leave(listener)
         return listener
 
     def leave(self, listener: Listener) -> None:
@@ -165,6 +168,8 @@ class EventHub:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow the engine while a listener (or the log) wants its events, until the engine
         stops. Started at once when nothing wants them yet, else once subscribed."""
+        self._stopped = False  # (an app served again starts afresh)
+        self._subscribed, self._changed = trio.Event(), trio.Event()
         try:
             while True:
                 if not self._wanted():
@@ -179,7 +184,8 @@ class EventHub:
                     return
         finally:
             self._stopped = True
-            self._subscribed.set()  # a listener still waiting to join gets its end at once
+            self._end_all("the engine stopped")  # (no listener is left without an end)
+            self._subscribed.set()  # one still waiting to join returns: ended
 
     async def _until_changed(self) -> None:
         """Until a stream joins or the last leaves (or, with a log, LOG_CHECK passes)."""
@@ -189,7 +195,9 @@ class EventHub:
 
     async def _follow(self, task_status: trio.TaskStatus[None]) -> None:
         """One subscription: hand out what comes until nothing wants it, the engine stops, or
-        the engine drops the hub for falling behind (its streams are ended)."""
+        the engine drops the hub for falling behind (its streams are ended). A subscribe the
+        store refuses (an outage) ends the streams waiting: they reconnect."""
+        retry_after = 0.0
         try:
             async with (
                 self.engine.events(HUB_CAPACITY) as local,
@@ -209,10 +217,21 @@ class EventHub:
         except* EventsDropped:
             logger.warning("http.hub_dropped", extra={"capacity": HUB_CAPACITY})
             self._end_all(f"the server fell {HUB_CAPACITY} events behind")
+        except* (OncueError, ActorError) as refused:  # the subscribe itself (an outage...)
+            if refused.subgroup((EngineClosed, ActorStopped)) is not None:
+                self._stopped = True  # the engine stopped while the hub was idle
+            else:
+                error = refused.exceptions[0]
+                logger.warning("http.hub_subscribe_failed", extra={"error": repr(error)})
+                self._end_all(f"the store did not take the subscription ({error})")
+                waited, self._subscribed = self._subscribed, trio.Event()
+                waited.set()  # those waiting to join return, their streams ended
+                retry_after = LOG_CHECK  # the task log would ask again at once
         finally:
             self._streams = []
             if not self._stopped and self._subscribed.is_set():
                 self._subscribed = trio.Event()
+        await trio.sleep(retry_after)
 
     async def _pump(self, stream: Stream, log: Observe | None, done: Callable[[], None]) -> None:
         """Take batches from `stream` and hand them out: at once when quiet, under load at

@@ -197,6 +197,8 @@ class SharedLink:
             logger.warning("store.poison_fail_failed", extra={"error": repr(error)})
             return False
         failed = [record for record in ended if record.id not in lost]
+        for record in failed:
+            self._core.counted.moved(record.type, TaskState.FAILED)
         listeners.committed(failed, False, [])
         logger.warning("store.poison_failed", extra={"ids": [r.id for r in failed][:10]})
         return True

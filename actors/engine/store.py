@@ -224,6 +224,7 @@ class Store(Actor):
         chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
+            self._life.tally.absorb(self._core.counted)  # poison tasks failed by a claim
         if self._purge is not None:
             await self._run_purge(self._purge)
         return sum(1 for envelope, _, _ in answers if envelope.is_ask)

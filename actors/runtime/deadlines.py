@@ -53,6 +53,7 @@ class AskDeadlines:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._due: deque[tuple[float, _Reply]] = deque()
+        self._woken = trio.Event()  # an ask came while none was due
         self.running = False  # the sweeper runs: bound() may be used
 
     def bound(self) -> Bound:
@@ -62,14 +63,18 @@ class AskDeadlines:
     def watch(self, reply: _Reply) -> float:
         """Note an ask's reply slot; its deadline."""
         deadline = trio.current_time() + self.seconds
-        self._due.append((deadline, reply))
+        due = self._due
+        if not due:
+            self._woken.set()  # the sweeper may be waiting for one
+        due.append((deadline, reply))
         return deadline
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fail each ask still unanswered at its deadline; forget answered ones as it goes.
 
         It looks at the front of the queue only: after ``seconds`` is lowered, an ask behind
-        one made before the change waits for that one's deadline at most."""
+        one made before the change waits for that one's deadline at most. When it stops (the
+        app's lifespan ends), every ask still waiting fails at once: none is left unbounded."""
         self.running = True
         task_status.started()
         due = self._due
@@ -77,18 +82,27 @@ class AskDeadlines:
             await self._sweep(due)
         finally:
             self.running = False
+            while due:
+                _expire(due.popleft()[1], self.seconds)
 
     async def _sweep(self, due: deque[tuple[float, _Reply]]) -> None:
         while True:
             now = trio.current_time()
             while due and (due[0][1].done.is_set() or due[0][0] <= now):
-                _, reply = due.popleft()
-                if not reply.done.is_set():
-                    reply.error = AskTimedOut(self.seconds)
-                    reply.abandoned = True
-                    reply.done.set()
-            wake = now + SWEEP_EVERY if not due else min(due[0][0], now + SWEEP_EVERY)
-            await trio.sleep_until(wake)
+                _expire(due.popleft()[1], self.seconds)
+            if not due:
+                await self._woken.wait()
+                self._woken = trio.Event()
+            else:
+                await trio.sleep_until(min(due[0][0], now + SWEEP_EVERY))
+
+
+def _expire(reply: _Reply, seconds: float) -> None:
+    """Fail an ask still unanswered: timed out, abandoned (the actor may drop it)."""
+    if not reply.done.is_set():
+        reply.error = AskTimedOut(seconds)
+        reply.abandoned = True
+        reply.done.set()
 
 
 class Bound:

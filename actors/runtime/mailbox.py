@@ -58,20 +58,24 @@ class Envelope:
     def reply(self, value: Any = None) -> None:
         """Answer the ask with ``value``; does nothing for a tell or an already-answered ask."""
         reply = self._reply
-        if reply is None or reply.done.is_set():
+        if reply is None:
+            return
+        self._mailbox._in_flight.discard(self)  # also when its asker gave up: answered now
+        if reply.done.is_set():
             return
         reply.value = value
         reply.done.set()
-        self._mailbox._in_flight.discard(self)
 
     def fail(self, error: BaseException) -> None:
         """Answer the ask with an error that re-raises in the caller."""
         reply = self._reply
-        if reply is None or reply.done.is_set():
+        if reply is None:
+            return
+        self._mailbox._in_flight.discard(self)
+        if reply.done.is_set():
             return
         reply.error = error
         reply.done.set()
-        self._mailbox._in_flight.discard(self)
 
 
 class Mailbox:
@@ -233,4 +237,7 @@ class ActorRef:
                 reply.abandoned = True
         if reply.error is not None:
             raise reply.error
-        return reply.value
+        value = reply.value
+        if bound is not None:  # the sweeper holds the slot a while yet: not the answer
+            reply.value = None
+        return value

@@ -227,3 +227,66 @@ async def test_streams_end_when_the_engine_stops() -> None:
         assert ended == "the engine stopped; reconnect with Last-Event-ID"
         late = await hub.join(EventFilter.parse({}, ADMIN), 100)  # the hub has returned
         assert await late.receive.receive() == "the engine stopped"
+
+
+async def test_a_subscribe_the_store_refuses_ends_the_waiting_stream_and_the_hub_carries_on(
+    autojump_clock, engine: Engine
+) -> None:
+    """During an outage the store answers the subscribe 'unavailable': the stream that
+    waited for it is ended (its client reconnects), and a later one is served."""
+    from oncue.actors import StoreUnavailable
+
+    spy = Subscriptions(engine)
+    refusals = [StoreUnavailable(OSError("injected: the disk is gone"))]
+
+    def events(capacity: int) -> Any:
+        if refusals:
+            raise refusals.pop()
+        return Subscriptions.events(spy, capacity)
+
+    spy.events = events  # type: ignore[method-assign]
+    hub = EventHub(spy)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        refused = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        ended = await refused.receive.receive()
+        assert isinstance(ended, str)
+        assert ended.startswith("the store did not take the subscription")
+        served = await hub.join(EventFilter.parse({}, ADMIN), 100)
+        task = await engine.submit("echo", 1)
+        await engine.wait_idle()
+        await trio.sleep(LINGER)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [e.task_id for d in deliveries(served) for e in d.events or ()] == [task.id] * 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_stream_joining_after_the_engine_stopped_while_the_hub_idled_is_ended() -> None:
+    from oncue.actors import open_engine
+
+    async with trio.open_nursery() as nursery:
+        async with open_engine(workers=1) as engine:
+            hub = EventHub(engine)
+            await nursery.start(hub.run)  # idle: no stream, no log
+        with trio.fail_after(5):
+            late = await hub.join(EventFilter.parse({}, ADMIN), 100)
+            assert (
+                await late.receive.receive() == "the engine stopped; reconnect with Last-Event-ID"
+            )
+
+
+async def test_a_hub_run_again_serves_again(autojump_clock, engine: Engine) -> None:
+    """An app served twice (two lifespans) runs its hub twice: the second starts afresh."""
+    hub = EventHub(engine)
+    for number in range(2):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            listener = await hub.join(EventFilter.parse({}, ADMIN), 100)
+            task = await engine.submit("echo", number)
+            await engine.wait_idle()
+            await trio.sleep(LINGER)
+            await trio.testing.wait_all_tasks_blocked()
+            assert [e.task_id for d in deliveries(listener) for e in d.events or ()] == [
+                task.id
+            ] * 3
+            nursery.cancel_scope.cancel()
