@@ -56,7 +56,9 @@ class StoreCore:
     runs (all of them, unless the ownership is shared); ``counts`` by (type, state);
     ``queued``: how many of them wait to run (pending or retrying), by priority; ``counted``:
     the transitions it made and its attempts' run times (tally.py), until the store adds them
-    to the engine's tally once they are committed."""
+    to the engine's tally once they are committed (on the memory store, whose commits cannot
+    fail, the store counts into the engine's tally itself: a batch of one task's adding up
+    cost as much as its counting)."""
 
     def __init__(
         self,

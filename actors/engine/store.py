@@ -142,6 +142,8 @@ class Store(Actor):
             local = LocalOwnership(last_number)
             self._core = StoreCore(local, self._queue_size, unfinished, counts)
             self._link = LocalLink(self._core)
+        if not self._backend.durable:  # its commits cannot fail: count as they are made
+            self._core.counted = self._life.tally
         core, read = self._core, self._guard.read
         self._reads = Reads(core, self._backend, self._listeners, self._recent, self._link, read)
         bulk = BulkReads(core, self._backend, self._listeners, self._recent, read)
@@ -206,7 +208,8 @@ class Store(Actor):
                     envelope.fail(StoreUnavailable(error))
                 await self._guard.outage(mailbox, error)
                 return 0
-            self._life.tally.absorb(self._core.counted)  # (a failed batch's go with the core)
+            if self._core.counted is not self._life.tally:  # (a failed batch's go with the core)
+                self._life.tally.absorb(self._core.counted)
             if lost:
                 gone = self._core.lost(lost)
                 logger.warning(
@@ -224,7 +227,8 @@ class Store(Actor):
         chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
-            self._life.tally.absorb(self._core.counted)  # poison tasks failed by a claim
+            if self._core.counted is not self._life.tally:  # poison tasks failed by a claim
+                self._life.tally.absorb(self._core.counted)
         if self._purge is not None:
             await self._run_purge(self._purge)
         return sum(1 for envelope, _, _ in answers if envelope.is_ask)

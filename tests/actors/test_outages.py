@@ -98,10 +98,6 @@ async def test_a_full_disk_keeps_the_engine_up_saying_so_until_space_returns(
                 await trio.sleep(1)
         assert (await engine.wait(task.id)).result == 8
         assert (await client.get("/health")).status_code == 200
-        # The tally counts what was committed, across the store's restart: not the 120 refused.
-        tally = await engine.tally()
-        assert tally.transitions["double", TaskState.PENDING] == 2
-        assert tally.transitions["double", TaskState.COMPLETED] == 2
     assert store_restarts(events) == 1
 
 
