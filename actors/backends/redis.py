@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
-WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims
+WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims...
+WRITTEN_BYTES = 32 * 2**20  # ...and their ``fixed`` texts' length at most (payloads are in it)
 MIGRATE_BLOCK = 1000  # tasks one migration script converts (Redis blocks meanwhile)
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
@@ -84,8 +85,11 @@ class RedisBackend:
         self._session = Session(self.address, self.keys)
         self._publisher = Publisher(self.address, self.keys)  # the relay's (relay.py)
         self._runs: list[str] | None = None  # the types this node claims (None: any)
-        # Waiting tasks this node wrote whole: id -> (rank, state, live, a copy); see claim.
-        self._written: dict[str, tuple[str, str, str, TaskRecord]] = {}
+        self._claims: frozenset[str] | None = None  # the same, to look a type up
+        # Waiting tasks of those types this node wrote whole: id -> (rank, state, live, a copy,
+        # the length of its ``fixed`` text), oldest first; see claim.
+        self._written: dict[str, tuple[str, str, str, TaskRecord, int]] = {}
+        self._written_size = 0  # the sum of those lengths
 
     def attach(
         self,
@@ -96,6 +100,7 @@ class RedisBackend:
         self.node = node
         self._lease_for = lease_for
         self._runs = None if runs is None else sorted(runs)
+        self._claims = None if runs is None else frozenset(runs)
 
     def _lease(self, type_: str) -> float:
         lease = self._leases.get(type_)
@@ -234,12 +239,18 @@ class RedisBackend:
     ) -> Collection[str]:
         args: list[str] = [self.node, str(len(changed))]
         known = self._known
+        claims = self._claims
         waiting: list[tuple[list[str], TaskRecord]] = []
         for record in changed:  # encoded now: the store mutates the records later
             whole = record.id not in known or record.node != self.node
             values = encode(record, self._lease(record.type), full=whole)
             args.extend(values)
-            if whole and record.node is None and record.state in _CLAIMABLE:
+            if (
+                whole
+                and record.node is None
+                and record.state in _CLAIMABLE
+                and (claims is None or record.type in claims)
+            ):
                 waiting.append((values, record.copy()))
         args.extend(deleted)
         lost: list[str] = await self._script("commit", *args)
@@ -254,16 +265,27 @@ class RedisBackend:
         return lost
 
     def _keep_written(self, waiting: list[tuple[list[str], TaskRecord]], lost: list[str]) -> None:
-        """Keep the copy of each waiting task just written whole (taken as it was encoded),
-        with its rank, state and ``live`` text, so that a claim of it here takes the copy
-        instead of decoding what it wrote (the oldest dropped past WRITTEN_KEPT)."""
+        """Keep the copy of each waiting task just written whole (taken as it was encoded; of
+        a type this node claims), with its rank, state and ``live`` text, so that a claim of it
+        here takes the copy instead of decoding what it wrote. The oldest are dropped past
+        WRITTEN_KEPT copies or WRITTEN_BYTES of ``fixed`` text (a copy holds its payload
+        twice: the object and its JSON text)."""
         written = self._written
+        size = self._written_size
         for values, record in waiting:
-            written[record.id] = (values[10], values[2], values[7], record)
+            old = written.pop(record.id, None)
+            if old is not None:
+                size -= old[4]
+            length = len(values[14])
+            written[record.id] = (values[10], values[2], values[7], record, length)
+            size += length
         for task_id in lost:
-            written.pop(task_id, None)
-        while len(written) > WRITTEN_KEPT:
-            del written[next(iter(written))]
+            gone = written.pop(task_id, None)
+            if gone is not None:
+                size -= gone[4]
+        while len(written) > WRITTEN_KEPT or size > WRITTEN_BYTES:
+            size -= written.pop(next(iter(written)))[4]
+        self._written_size = size
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
@@ -285,7 +307,10 @@ class RedisBackend:
         its rank, state and ``live`` are still what was written (``fixed`` never changes, and
         a number is never reused), else decoded."""
         kept = self._written.pop(values[4][32:], None)
-        if kept is None or kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
+        if kept is None:
+            return decode(values)
+        self._written_size -= kept[4]
+        if kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
             return decode(values)
         record = kept[3]
         record.node = values[1]
