@@ -288,7 +288,7 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
         with trio.fail_after(10):
             assert await receive.receive() == Notice("listening")
             with redis.Redis.from_url(REDIS, decode_responses=True) as client:
-                name = f"oncue-listen:{backend.prefix}:solo"
+                name = f"oncue2-listen:{backend.prefix}:solo"
                 [ours] = [c["id"] for c in client.client_list() if c["name"] == name]
                 client.client_kill_filter(_id=ours)
             assert await receive.receive() == Notice("listening")
@@ -336,7 +336,7 @@ async def test_a_connection_redis_closed_is_replaced(backend) -> None:
 
     def kill_ours() -> None:
         with redis.Redis.from_url(REDIS, decode_responses=True) as client:
-            name = f"oncue:{backend.prefix}:solo"
+            name = f"oncue2:{backend.prefix}:solo"
             for found in client.client_list():
                 if found["name"] == name:
                     client.client_kill_filter(_id=found["id"])
