@@ -6,7 +6,8 @@ sorted set on Redis's own clock (``TIME``), the same clock for every node.
 
 The connection is trio's own (redis_wire.py); the store's, with its reconnects and the rule
 that a script is sent at most once, is redis_session.py's; the listeners and the publisher
-have connections of their own (redis_pubsub.py). Why not a client library: docs/stores.md.
+have connections of their own (redis_pubsub.py); what opening checks (the node's name, the
+key layout) is redis_opening.py's. Why not a client library: docs/stores.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..errors import (
 )
 from ..task import UNFINISHED, TaskState
 from .base import Notice
-from .redis_codec import FIELDS, LAYOUT, decode, encode
+from .redis_codec import FIELDS, decode, encode
+from .redis_opening import check_layout, check_name, client_name
 from .redis_pubsub import Publisher, listen, listen_events
 from .redis_session import Session
 from .redis_wire import RedisError, parse_url
@@ -38,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
-WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims
-MIGRATE_BLOCK = 1000  # tasks one migration script converts (Redis blocks meanwhile)
+WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims...
+WRITTEN_BYTES = 32 * 2**20  # ...and their ``fixed`` texts' length at most (payloads are in it)
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
 _UNFINISHED = [state.value for state in UNFINISHED]
@@ -84,8 +86,11 @@ class RedisBackend:
         self._session = Session(self.address, self.keys)
         self._publisher = Publisher(self.address, self.keys)  # the relay's (relay.py)
         self._runs: list[str] | None = None  # the types this node claims (None: any)
-        # Waiting tasks this node wrote whole: id -> (rank, state, live, a copy); see claim.
-        self._written: dict[str, tuple[str, str, str, TaskRecord]] = {}
+        self._claims: frozenset[str] | None = None  # the same, to look a type up
+        # Waiting tasks of those types this node wrote whole: id -> (rank, state, live, a copy,
+        # the length of its ``fixed`` text), oldest first; see claim.
+        self._written: dict[str, tuple[str, str, str, TaskRecord, int]] = {}
+        self._written_size = 0  # the sum of those lengths
 
     def attach(
         self,
@@ -96,6 +101,7 @@ class RedisBackend:
         self.node = node
         self._lease_for = lease_for
         self._runs = None if runs is None else sorted(runs)
+        self._claims = None if runs is None else frozenset(runs)
 
     def _lease(self, type_: str) -> float:
         lease = self._leases.get(type_)
@@ -105,75 +111,24 @@ class RedisBackend:
 
     async def open(self) -> None:
         """Connect; RuntimeError for a Redis older than 6.2 (the scripts use ZRANGE BYLEX)."""
-        self._session.open(f"oncue:{self.prefix}:{self.node}")
+        self._session.open(self._name(""))
         info = await self._call("INFO", "server")
         version = re.search(r"redis_version:(\d+)\.(\d+)", info)
         if version is None or (int(version[1]), int(version[2])) < (6, 2):
             found = version[0] if version else "no redis_version in INFO"
             raise RuntimeError(f"the redis store needs Redis 6.2 or newer ({found})")
-        await self._check_name()
-        await self._log_durability()
-        await self._check_layout()
+        try:  # redis_opening.py
+            await check_name(self._call, self.prefix, self.node)
+            await self._log_durability()
+            await check_layout(self._call, self._script, self.prefix)
+        except (NodeNameInUse, RuntimeError):
+            await self.close()
+            raise
         await self._script("count_queued")
 
-    async def _check_name(self) -> None:
-        """Refuse a node name a live node uses (its connections carry it as their client
-        name, and go when its process dies): two live nodes of one name would renew each
-        other's tasks away and run them twice. Unchecked where CLIENT LIST is not allowed."""
-        if not self.node:
-            return
-        name = f"name=oncue:{self.prefix}:{self.node}"
-        try:
-            clients = await self._call("CLIENT", "LIST", "TYPE", "normal")
-        except RedisError:
-            return
-        text = clients.decode() if isinstance(clients, bytes) else str(clients)
-        if sum(1 for line in text.splitlines() if name in line.split()) > 1:  # ours, and another
-            await self.close()
-            raise NodeNameInUse(self.node)
-
-    async def _check_layout(self) -> None:
-        """Read or write the store's key layout (``P layout``): migrate layout 1 (an older
-        oncue's) to this one, 1,000 tasks a script, unless another node is connected (it may
-        write the old layout meanwhile); refuse a layout newer than this code's."""
-        layout = int(await self._script("layout", LAYOUT))
-        if layout > LAYOUT:
-            await self.close()
-            raise RuntimeError(
-                f"the redis store at prefix {self.prefix!r} has key layout {layout}, written by"
-                f" a newer oncue; this one reads layout {LAYOUT} (docs/stores.md)"
-            )
-        if layout == LAYOUT:
-            return
-        others = await self._other_nodes()
-        if others:
-            await self.close()
-            raise RuntimeError(
-                f"the redis store at prefix {self.prefix!r} has key layout {layout}, written by"
-                f" an older oncue, and {others} of its clients are connected: stop every node"
-                f" on it, then start this one, which migrates it to layout {LAYOUT}"
-                " (docs/stores.md)"
-            )
-        start = 0
-        while start >= 0:
-            start = int(await self._script("migrate", start, MIGRATE_BLOCK))
-        logger.warning("redis.migrated", extra={"prefix": self.prefix, "layout": LAYOUT})
-
-    async def _other_nodes(self) -> int:
-        """How many connections of other oncue nodes use this prefix (0 where CLIENT LIST
-        is not allowed)."""
-        try:
-            clients = await self._call("CLIENT", "LIST", "TYPE", "normal")
-        except RedisError:
-            return 0
-        text = clients.decode() if isinstance(clients, bytes) else str(clients)
-        ours, theirs = f":{self.prefix}:{self.node}", f":{self.prefix}:"
-        found = 0
-        for line in text.splitlines():
-            for word in line.split():
-                if word.startswith("name=oncue") and theirs in word and not word.endswith(ours):
-                    found += 1
-        return found
+    def _name(self, role: str) -> str:
+        """The client name of this node's connection of ``role`` (``''``: the store's)."""
+        return client_name(role, self.prefix, self.node)
 
     async def _log_durability(self) -> None:
         """Say once, at open, what a crash of Redis itself would lose (docs/stores.md)."""
@@ -234,12 +189,18 @@ class RedisBackend:
     ) -> Collection[str]:
         args: list[str] = [self.node, str(len(changed))]
         known = self._known
+        claims = self._claims
         waiting: list[tuple[list[str], TaskRecord]] = []
         for record in changed:  # encoded now: the store mutates the records later
             whole = record.id not in known or record.node != self.node
             values = encode(record, self._lease(record.type), full=whole)
             args.extend(values)
-            if whole and record.node is None and record.state in _CLAIMABLE:
+            if (
+                whole
+                and record.node is None
+                and record.state in _CLAIMABLE
+                and (claims is None or record.type in claims)
+            ):
                 waiting.append((values, record.copy()))
         args.extend(deleted)
         lost: list[str] = await self._script("commit", *args)
@@ -254,16 +215,27 @@ class RedisBackend:
         return lost
 
     def _keep_written(self, waiting: list[tuple[list[str], TaskRecord]], lost: list[str]) -> None:
-        """Keep the copy of each waiting task just written whole (taken as it was encoded),
-        with its rank, state and ``live`` text, so that a claim of it here takes the copy
-        instead of decoding what it wrote (the oldest dropped past WRITTEN_KEPT)."""
+        """Keep the copy of each waiting task just written whole (taken as it was encoded; of
+        a type this node claims), with its rank, state and ``live`` text, so that a claim of it
+        here takes the copy instead of decoding what it wrote. The oldest are dropped past
+        WRITTEN_KEPT copies or WRITTEN_BYTES of ``fixed`` text (a copy holds its payload
+        twice: the object and its JSON text)."""
         written = self._written
+        size = self._written_size
         for values, record in waiting:
-            written[record.id] = (values[10], values[2], values[7], record)
+            old = written.pop(record.id, None)
+            if old is not None:
+                size -= old[4]
+            length = len(values[14])
+            written[record.id] = (values[10], values[2], values[7], record, length)
+            size += length
         for task_id in lost:
-            written.pop(task_id, None)
-        while len(written) > WRITTEN_KEPT:
-            del written[next(iter(written))]
+            gone = written.pop(task_id, None)
+            if gone is not None:
+                size -= gone[4]
+        while len(written) > WRITTEN_KEPT or size > WRITTEN_BYTES:
+            size -= written.pop(next(iter(written)))[4]
+        self._written_size = size
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
@@ -285,7 +257,10 @@ class RedisBackend:
         its rank, state and ``live`` are still what was written (``fixed`` never changes, and
         a number is never reused), else decoded."""
         kept = self._written.pop(values[4][32:], None)
-        if kept is None or kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
+        if kept is None:
+            return decode(values)
+        self._written_size -= kept[4]
+        if kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
             return decode(values)
         record = kept[3]
         record.node = values[1]
@@ -394,18 +369,18 @@ class RedisBackend:
 
     async def listen(self, deliver: Callable[[Notice], None]) -> None:
         """Subscribe on a connection of its own; after an error, reconnect with backoff."""
-        name = f"oncue-listen:{self.prefix}:{self.node}"
+        name = self._name("-listen")
         await listen(self.address, f"{self.keys}notices", name, self.node, deliver)
 
     async def publish_events(self, payloads: Sequence[str]) -> None:
         """Tell every node these task events (relay.py encodes them), on a channel of their own,
         over a connection of the relay's own. Best effort: an error drops these (logged)."""
-        await self._publisher.publish(payloads, f"oncue-publish:{self.prefix}:{self.node}")
+        await self._publisher.publish(payloads, self._name("-publish"))
 
     async def others_listening(self) -> bool:
         """Whether a node other than this one subscribes to the events now (redis_pubsub.py:
         our own listener is counted apart, by the channel only it subscribes to)."""
-        name = f"oncue-publish:{self.prefix}:{self.node}"
+        name = self._name("-publish")
         return await self._publisher.others_listening(name, self._own_events)
 
     async def listen_events(
@@ -416,7 +391,7 @@ class RedisBackend:
     ) -> None:
         """Hand each payload `publish_events` sent (by any node) to ``deliver``, for as long as
         it runs; reconnect with backoff after an error. Started once it first listens."""
-        name = f"oncue-events:{self.prefix}:{self.node}"
+        name = self._name("-events")
         channels = (f"{self.keys}events", self._own_events)
         await listen_events(self.address, channels, name, deliver, task_status)
 

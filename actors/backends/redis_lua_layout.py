@@ -8,13 +8,15 @@ keeps the fields the scripts read one by one (``state``, ``node``, ``lease``, ``
 
 from __future__ import annotations
 
-# ARGV: the layout this code writes. Returns the store's: a store never used (no task number
-# handed out, no task) takes ours; any other without ``P layout`` was written by an older
-# oncue (layout 1), whose nodes may still be running even if it holds no task now.
+# ARGV: the layout this code writes, whether to take a store never used ('1' or '0'). Returns
+# the store's: a store never used (no task number handed out, no task) takes ours when told
+# to, else is 0; any other without ``P layout`` was written by an older oncue (layout 1),
+# whose nodes may still be running even if it holds no task now.
 LAYOUT = """
 local stored = redis.call('GET', P .. 'layout')
 if stored then return tonumber(stored) end
 if redis.call('EXISTS', P .. 'number') == 0 and redis.call('ZCARD', P .. 'all') == 0 then
+  if ARGV[2] ~= '1' then return 0 end
   redis.call('SET', P .. 'layout', ARGV[1])
   return tonumber(ARGV[1])
 end
@@ -22,8 +24,10 @@ return 1
 """
 
 # ARGV: where to start in ``P all``, how many tasks. Rewrites layout 1's hashes as layout 2's
-# (a hash that has ``live`` already is skipped, so two nodes migrating at once agree). Returns
-# where the next call starts, or -1 once every task is converted and ``P layout`` says 2.
+# (a hash that has ``live`` already is skipped: another new node converted it meanwhile, or
+# wrote it as layout 2 once its own pass had finished; so two new nodes may migrate one store
+# at once). Returns where the next call starts, or -1 once every task is converted and
+# ``P layout`` says 2.
 MIGRATE = """
 local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local COLUMNS = {'id', 'priority', 'attempts', 'history', 'payload', 'max_retries', 'timeout',

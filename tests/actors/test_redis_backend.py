@@ -184,7 +184,8 @@ async def test_a_claim_takes_the_copy_it_wrote_unless_the_task_changed_since(
     await other.open()
     try:
         first = task(1, history=(Transition(TaskState.PENDING, 1.0),))
-        await backend.commit([first, task(2, history=(Transition(TaskState.PENDING, 2.0),))], [])
+        second = task(2, history=(Transition(TaskState.PENDING, 2.0),))
+        await backend.commit([first, second], [])
         [taken] = await other.claim(1, 0.0)  # decoded there: not its own
         taken.attempts, taken.started_at = 1, 3.0
         taken.move(TaskState.RUNNING, 3.0, "w-1")
@@ -202,7 +203,42 @@ async def test_a_claim_takes_the_copy_it_wrote_unless_the_task_changed_since(
         stored = await backend.get("t-2")
         assert vars(claimed[1]) == vars(stored)
         assert claimed[1].node == "solo"
+        assert claimed[1].payload is second.payload  # the submitted object, as in memory
         assert backend._written == {}  # type: ignore[attr-defined]
+    finally:
+        await other.close()
+
+
+async def test_the_kept_copies_are_bounded_by_count_and_by_their_text(backend, monkeypatch) -> None:
+    """At most WRITTEN_KEPT copies and WRITTEN_BYTES of their ``fixed`` texts, the oldest
+    dropped first; a claim that takes a copy, or decodes instead, gives its room back."""
+    written = backend._written
+    monkeypatch.setattr(redis_backend, "WRITTEN_KEPT", 3)
+    await backend.commit([task(n) for n in range(1, 6)], [])
+    assert list(written) == ["t-3", "t-4", "t-5"]
+    one = len(encode(task(6), 30.0)[14])  # the same length for t-6 to t-9
+    assert backend._written_size == sum(kept[4] for kept in written.values())
+    monkeypatch.setattr(redis_backend, "WRITTEN_BYTES", 2 * one + one // 2)
+    await backend.commit([task(6)], [])
+    assert list(written) == ["t-5", "t-6"]
+    await backend.commit([task(7)], [])
+    assert list(written) == ["t-6", "t-7"]
+    await backend.commit([task(8, payload={"n": "x" * one})], [])  # about two copies' worth
+    assert list(written) == ["t-8"]
+    assert backend._written_size == len(encode(task(8, payload={"n": "x" * one}), 30.0)[14])
+    assert len(await backend.claim(10, 0.0)) == 8
+    assert (written, backend._written_size) == ({}, 0)
+
+
+async def test_no_copy_is_kept_of_a_type_the_node_does_not_claim(backend) -> None:
+    """A node that submits tasks it never claims (another node runs their type) would hold
+    their copies until they were pushed out."""
+    other = open_backend(with_option(REDIS, "prefix", backend.prefix))
+    other.attach("other", lambda type_: 30.0, runs=["resize"])  # type: ignore[attr-defined]
+    await other.open()
+    try:
+        await other.commit([task(1), task(2, type="resize")], [])
+        assert list(other._written) == ["t-2"]  # type: ignore[attr-defined]
     finally:
         await other.close()
 
@@ -252,7 +288,7 @@ async def test_the_listener_reconnects_and_says_so(backend) -> None:
         with trio.fail_after(10):
             assert await receive.receive() == Notice("listening")
             with redis.Redis.from_url(REDIS, decode_responses=True) as client:
-                name = f"oncue-listen:{backend.prefix}:solo"
+                name = f"oncue2-listen:{backend.prefix}:solo"
                 [ours] = [c["id"] for c in client.client_list() if c["name"] == name]
                 client.client_kill_filter(_id=ours)
             assert await receive.receive() == Notice("listening")
@@ -300,7 +336,7 @@ async def test_a_connection_redis_closed_is_replaced(backend) -> None:
 
     def kill_ours() -> None:
         with redis.Redis.from_url(REDIS, decode_responses=True) as client:
-            name = f"oncue:{backend.prefix}:solo"
+            name = f"oncue2:{backend.prefix}:solo"
             for found in client.client_list():
                 if found["name"] == name:
                     client.client_kill_filter(_id=found["id"])

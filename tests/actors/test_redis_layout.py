@@ -162,3 +162,82 @@ async def test_a_new_store_takes_this_layout_and_a_newer_one_is_refused(prefix) 
         client.set(f"{{{prefix}}}:layout", str(LAYOUT + 1))
     with pytest.raises(RuntimeError, match="written by a newer oncue"):
         await attached(prefix).open()
+
+
+async def test_a_new_store_is_not_taken_while_an_older_node_is_connected(prefix) -> None:
+    """A node of layout 1 connected to a prefix not used yet would write layout 1 into it."""
+    import redis
+
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        other = redis.Redis.from_url(REDIS, client_name=f"oncue-events:{prefix}:old-node")
+        other.ping()
+        try:
+            with pytest.raises(RuntimeError, match=r"is new.*older oncue.*stop every node"):
+                await attached(prefix).open()
+            assert client.get(f"{{{prefix}}}:layout") is None
+        finally:
+            other.close()
+        backend = attached(prefix)
+        await backend.open()
+        await backend.close()
+        assert client.get(f"{{{prefix}}}:layout") == str(LAYOUT)
+
+
+async def test_nodes_of_this_layout_connected_do_not_stop_a_migration(prefix) -> None:
+    """Two new nodes started together on a layout 1 store both migrate it (a hash converted
+    is skipped); only a client of layout 1 refuses it. Other prefixes' clients are not
+    counted."""
+    import redis
+
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        layout_1(client, prefix, 1)
+        first = attached(prefix, "first")
+        second = attached(prefix, "second")
+        await first.open()  # migrates: nobody else is connected yet
+        client.delete(f"{{{prefix}}}:layout")  # as if it were still migrating
+        names = [f"oncue:{prefix}x:old", f"oncue:other_{prefix}:old", f"oncue2-listen:{prefix}:a"]
+        others = [redis.Redis.from_url(REDIS, client_name=name) for name in names]
+        try:
+            for other in others:
+                other.ping()
+            await second.open()  # sees first's connection, and migrates too
+            assert client.get(f"{{{prefix}}}:layout") == str(LAYOUT)
+            [claimed] = await second.claim(5, 0.0)
+            assert claimed.payload == {"n": [1, "two"]}
+        finally:
+            for other in others:
+                other.close()
+            await first.close()
+            await second.close()
+
+
+async def test_a_migration_unchecked_for_want_of_client_list_says_so(
+    prefix, monkeypatch, caplog
+) -> None:
+    """Where CLIENT LIST is not allowed, the node migrates (as it must to run at all) and
+    logs a warning that older nodes could not be seen."""
+    import redis
+
+    from oncue.actors.backends.redis_wire import RedisError
+
+    with redis.Redis.from_url(REDIS, decode_responses=True) as client:
+        layout_1(client, prefix, 1)
+        other = redis.Redis.from_url(REDIS, client_name=f"oncue:{prefix}:old-node")
+        other.ping()
+        backend = attached(prefix)
+        real = backend._call
+
+        async def denied(*args: object) -> object:
+            if args[:2] == ("CLIENT", "LIST"):
+                raise RedisError("NOPERM this user has no permissions to run 'client|list'")
+            return await real(*args)
+
+        monkeypatch.setattr(backend, "_call", denied)
+        try:
+            await backend.open()
+            await backend.close()
+        finally:
+            other.close()
+        assert client.get(f"{{{prefix}}}:layout") == str(LAYOUT)
+    [warning] = [r for r in caplog.records if r.getMessage() == "redis.layout_unchecked"]
+    assert (warning.levelname, warning.layout) == ("WARNING", 1)  # type: ignore[attr-defined]
