@@ -42,7 +42,7 @@ def apply(
     """Apply ``changes`` in order; ``move``: the core's, for a move not written out here."""
     for change in changes:
         if isinstance(change, Started):
-            started(change, unfinished, counts, queued, batch, tally)
+            started(change, unfinished, counts, queued, batch)
             continue
         record = unfinished.get(change.id)
         if record is None or record.state is not RUNNING:
@@ -98,10 +98,9 @@ def started(
     counts: Counts,
     queued: defaultdict[int, int],
     batch: Batch,
-    tally: Counting,
 ) -> None:
     """A worker took these tasks: running, one attempt more (unless cancelled meanwhile)."""
-    changed, events, running = batch.changed, batch.events, tally.running
+    changed, events = batch.changed, batch.events
     worker, at = change.worker, change.at
     entered = Transition(RUNNING, at, worker, None)
     for task_id in change.ids:
@@ -120,6 +119,5 @@ def started(
         counts[record.type, RUNNING] += 1
         queued[record.priority] -= 1  # it waited (pending or retrying)
         changed[task_id] = record
-        running[record.type] = running.get(record.type, 0) + 1
         if events is not None:
             events.append(task_event(record, RUNNING, at, None))

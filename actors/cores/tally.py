@@ -43,8 +43,9 @@ class RunTimes:
 @attrs.frozen
 class Tally:
     """What ``engine.tally()`` answers: transitions by (task type, state entered) since the
-    engine started (``PENDING`` counts submits and re-admissions, ``RUNNING`` attempts begun),
-    and each type's attempts' run times."""
+    engine started (``PENDING`` counts submits and re-admissions; ``RUNNING`` is not counted:
+    every attempt that began ends in one of the others, or is running now), and each type's
+    attempts' run times."""
 
     transitions: Mapping[tuple[str, TaskState], int]
     run_times: Mapping[str, RunTimes]
@@ -97,15 +98,15 @@ class Timings(Generic[K]):
 class Counting:
     """The store core's running tally (it lives as long as the engine: a store restart keeps
     it): by state entered, the transitions by task type (a dict a state, keyed by the type
-    alone: the moves every task makes count with one str-keyed add each), and run times."""
+    alone: the moves every task makes count with one str-keyed add each; starts are not
+    counted, see Tally), and run times."""
 
-    __slots__ = ("by_state", "completed", "pending", "run_times", "running")
+    __slots__ = ("by_state", "completed", "pending", "run_times")
 
     def __init__(self) -> None:
         self.by_state: dict[TaskState, dict[str, int]] = {state: {} for state in TaskState}
-        self.pending = self.by_state[TaskState.PENDING]  # the three every task enters
-        self.running = self.by_state[TaskState.RUNNING]
-        self.completed = self.by_state[TaskState.COMPLETED]
+        self.pending = self.by_state[TaskState.PENDING]  # the two most tasks enter (counted
+        self.completed = self.by_state[TaskState.COMPLETED]  # where they are made, inline)
         self.run_times = Timings[str](RUN_TIME_BOUNDS)  # attempts' run times by task type
 
     def moved(self, task_type: str, state: TaskState) -> None:
