@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from ..backends import Backend, SharedBackend, is_shared
-from ..cores.batch import Counts
+from ..cores.batch import Batch, Counts
 from ..cores.ownership import LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
@@ -45,6 +45,7 @@ from ..messages import (
 from ..runtime.actor import Actor, Context
 from ..runtime.mailbox import ActorRef, Envelope, Mailbox
 from ..task import TaskState
+from .batches import after_answers, drain
 from .bulk import DEFERRED, BulkReads
 from .guard import FAILURES, BackendGuard, OutageHistory
 from .listeners import Listeners
@@ -54,7 +55,6 @@ from .telling import SchedulerLine
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 4096  # messages per transaction: bounds the latency one batch adds
 _DEFERRED = DEFERRED  # a handler's answer meaning "the reply comes later"
 
 
@@ -167,13 +167,13 @@ class Store(Actor):
         answered = 0  # asks the last batch answered, on a durable store
         while True:
             if answered:
-                batch = await _after_answers(mailbox, answered)
+                batch = await after_answers(mailbox, answered)
             else:
                 try:
                     batch = [await mailbox.receive()]
                 except trio.EndOfChannel:
                     return
-                _drain(mailbox, batch)
+                drain(mailbox, batch)
             if not batch:  # the mailbox closed
                 return
             self._batch = batch
@@ -189,6 +189,18 @@ class Store(Actor):
         """Apply, commit and answer one batch; how many asks it answered."""
         batch = self._core.begin(self._listeners.subscribed)
         self._confirms = []
+        answers = await self._apply(envelopes)
+        if batch.changed or batch.deleted:
+            committed = await self._commit(batch, answers, envelopes, mailbox, deadline)
+            if committed is None:  # failed: every ask answered unavailable, the outage ridden
+                return 0
+            answers = committed
+        await self._announce(batch, answers)
+        return sum(1 for envelope, _, _ in answers if envelope.is_ask)
+
+    async def _apply(self, envelopes: list[Envelope]) -> list[Answer]:
+        """Each message to its handler, which fills the core's batch; the answers to give
+        once it is committed (a handler's error, too, is an answer)."""
         answers: list[Answer] = []
         for envelope in envelopes:
             message = envelope.message
@@ -199,23 +211,36 @@ class Store(Actor):
             else:
                 if answer is not _DEFERRED:
                     answers.append((envelope, answer, False))
-        if batch.changed or batch.deleted:
-            try:
-                changed = list(batch.changed.values())
-                lost = await self._guard.commit_within(deadline, changed, batch.deleted)
-            except FAILURES as error:
-                for envelope in envelopes:
-                    envelope.fail(StoreUnavailable(error))
-                await self._guard.outage(mailbox, error)
-                return 0
-            if self._core.counted is not self._life.tally:  # (a failed batch's go with the core)
-                self._life.tally.absorb(self._core.counted)
-            if lost:
-                gone = self._core.lost(lost)
-                logger.warning(
-                    "store.lease_lost", extra={"tasks": len(gone), "ids": sorted(gone)[:10]}
-                )
-                answers = await self._link.mend(answers, gone)
+        return answers
+
+    async def _commit(
+        self,
+        batch: Batch,
+        answers: list[Answer],
+        envelopes: list[Envelope],
+        mailbox: Mailbox,
+        deadline: trio.CancelScope,
+    ) -> list[Answer] | None:
+        """Commit the batch; the answers to give (mended if a shared store lost some tasks'
+        leases), or None if the commit failed (then the outage is ridden out here)."""
+        try:
+            changed = list(batch.changed.values())
+            lost = await self._guard.commit_within(deadline, changed, batch.deleted)
+        except FAILURES as error:
+            for envelope in envelopes:
+                envelope.fail(StoreUnavailable(error))
+            await self._guard.outage(mailbox, error)
+            return None
+        self._count_committed()  # (a failed batch's counts go with the core)
+        if lost:
+            gone = self._core.lost(lost)
+            logger.warning("store.lease_lost", extra={"tasks": len(gone), "ids": sorted(gone)[:10]})
+            answers = await self._link.mend(answers, gone)
+        return answers
+
+    async def _announce(self, batch: Batch, answers: list[Answer]) -> None:
+        """After the commit: answer, tell the scheduler, keep what finished, then the shared
+        store's chores and a purge that was asked for."""
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)
@@ -227,11 +252,15 @@ class Store(Actor):
         chores = self._link.committed(batch, self._listeners)
         if chores is not None:
             await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
-            if self._core.counted is not self._life.tally:  # poison tasks failed by a claim
-                self._life.tally.absorb(self._core.counted)
+            self._count_committed()  # poison tasks a claim failed
         if self._purge is not None:
             await self._run_purge(self._purge)
-        return sum(1 for envelope, _, _ in answers if envelope.is_ask)
+
+    def _count_committed(self) -> None:
+        """Add what the core counted since to the engine's tally (the memory store's core
+        counts into it directly)."""
+        if self._core.counted is not self._life.tally:
+            self._life.tally.absorb(self._core.counted)
 
     def _keep_finished(self, finished: list[TaskRecord]) -> None:
         """Keep what this batch finished for reading back, and drop the memory backend's
@@ -345,41 +374,3 @@ class Store(Actor):
 
     async def _load_queue(self, message: LoadQueue, envelope: Envelope) -> Any:
         return self._core.queue()
-
-
-def _drain(mailbox: Mailbox, batch: list[Envelope]) -> int:
-    """Add what ``mailbox`` holds now to ``batch`` (up to MAX_BATCH, no yield); the asks added."""
-    asks = 0
-    while len(batch) < MAX_BATCH:
-        try:
-            envelope = mailbox.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel):
-            break
-        batch.append(envelope)
-        asks += envelope.is_ask
-    return asks
-
-
-async def _after_answers(mailbox: Mailbox, answered: int) -> list[Envelope]:
-    """The next batch after one that answered ``answered`` asks on a durable store: taken once
-    as many asks have come in, or two passes of the run loop after the answers (trio runs a
-    pass's tasks in either order, so a caller answered in one pass has run by the end of the
-    next). A producer awaiting each submit() asks again within its step, so its next task
-    joins the starts and outcomes that came in meanwhile in one commit (docs/stores.md, "One
-    commit a task"); if it came first this pass, the batch goes at once. Empty: the mailbox
-    closed with nothing in it.
-    """
-    await trio.lowlevel.checkpoint()  # the second pass: the answered run before or after us
-    batch: list[Envelope] = []
-    if _drain(mailbox, batch) >= answered:
-        return batch
-    if batch:  # some of the answered run after us this pass: take what they send next pass
-        await trio.lowlevel.checkpoint()
-        _drain(mailbox, batch)
-        return batch
-    try:  # nothing yet: the first message wakes us in the next pass, or later
-        batch.append(await mailbox.receive())
-    except trio.EndOfChannel:
-        return batch
-    _drain(mailbox, batch)
-    return batch
