@@ -22,7 +22,7 @@ import trio
 
 from ..backends import Backend, SharedBackend, is_shared
 from ..cores.batch import Batch, Counts
-from ..cores.ownership import LocalOwnership, SharedOwnership
+from ..cores.ownership import Chores, LocalOwnership, SharedOwnership
 from ..cores.recent import RecentResults
 from ..cores.record import TaskRecord
 from ..cores.store_core import StoreCore
@@ -189,19 +189,7 @@ class Store(Actor):
         """Apply, commit and answer one batch; how many asks it answered."""
         batch = self._core.begin(self._listeners.subscribed)
         self._confirms = []
-        answers = await self._apply(envelopes)
-        if batch.changed or batch.deleted:
-            committed = await self._commit(batch, answers, envelopes, mailbox, deadline)
-            if committed is None:  # failed: every ask answered unavailable, the outage ridden
-                return 0
-            answers = committed
-        await self._announce(batch, answers)
-        return sum(1 for envelope, _, _ in answers if envelope.is_ask)
-
-    async def _apply(self, envelopes: list[Envelope]) -> list[Answer]:
-        """Each message to its handler, which fills the core's batch; the answers to give
-        once it is committed (a handler's error, too, is an answer)."""
-        answers: list[Answer] = []
+        answers: list[Answer] = []  # a handler's error, too, is an answer
         for envelope in envelopes:
             message = envelope.message
             try:
@@ -211,7 +199,18 @@ class Store(Actor):
             else:
                 if answer is not _DEFERRED:
                     answers.append((envelope, answer, False))
-        return answers
+        if batch.changed or batch.deleted:
+            committed = await self._commit(batch, answers, envelopes, mailbox, deadline)
+            if committed is None:  # failed: every ask answered unavailable, the outage ridden
+                return 0
+            answers = committed
+        chores = self._announce(batch, answers)
+        if chores is not None:
+            await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
+            self._count_committed()  # poison tasks a claim failed (shared stores only)
+        if self._purge is not None:
+            await self._run_purge(self._purge)
+        return sum(1 for envelope, _, _ in answers if envelope.is_ask)
 
     async def _commit(
         self,
@@ -231,16 +230,17 @@ class Store(Actor):
                 envelope.fail(StoreUnavailable(error))
             await self._guard.outage(mailbox, error)
             return None
-        self._count_committed()  # (a failed batch's counts go with the core)
+        if self._core.counted is not self._life.tally:  # (a failed batch's go with the core)
+            self._count_committed()
         if lost:
             gone = self._core.lost(lost)
             logger.warning("store.lease_lost", extra={"tasks": len(gone), "ids": sorted(gone)[:10]})
             answers = await self._link.mend(answers, gone)
         return answers
 
-    async def _announce(self, batch: Batch, answers: list[Answer]) -> None:
-        """After the commit: answer, tell the scheduler, keep what finished, then the shared
-        store's chores and a purge that was asked for."""
+    def _announce(self, batch: Batch, answers: list[Answer]) -> Chores | None:
+        """After the commit: answer, tell the scheduler, keep what finished; the shared
+        store's chores to run now, if any."""
         for envelope, answer, is_error in answers:
             if is_error:
                 envelope.fail(answer)
@@ -249,18 +249,12 @@ class Store(Actor):
         self._line.committed(self._confirms, batch.ready, batch.cancelled)
         if batch.finished:
             self._keep_finished(batch.finished)
-        chores = self._link.committed(batch, self._listeners)
-        if chores is not None:
-            await self._link.run_chores(chores, batch, self._listeners, self._tell_scheduler)
-            self._count_committed()  # poison tasks a claim failed
-        if self._purge is not None:
-            await self._run_purge(self._purge)
+        return self._link.committed(batch, self._listeners)
 
     def _count_committed(self) -> None:
         """Add what the core counted since to the engine's tally (the memory store's core
-        counts into it directly)."""
-        if self._core.counted is not self._life.tally:
-            self._life.tally.absorb(self._core.counted)
+        counts into it directly: there this is never called)."""
+        self._life.tally.absorb(self._core.counted)
 
     def _keep_finished(self, finished: list[TaskRecord]) -> None:
         """Keep what this batch finished for reading back, and drop the memory backend's
