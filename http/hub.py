@@ -199,39 +199,48 @@ class EventHub:
         store refuses (an outage) ends the streams waiting: they reconnect."""
         retry_after = 0.0
         try:
-            async with (
-                self.engine.events(HUB_CAPACITY) as local,
-                self.engine.remote_events(HUB_CAPACITY) as remote,
-                trio.open_nursery() as nursery,
-            ):
-                self._dropped = None
-                self._streams = [(local, self.log), (remote, None)]
-                self._subscribed.set()
-                task_status.started()
-                nursery.start_soon(self._pump, remote, None, nursery.cancel_scope.cancel)
-                nursery.start_soon(self._pump, local, self.log, nursery.cancel_scope.cancel)
-                while self._wanted():
-                    await self._until_changed()
-                self._subscribed = trio.Event()  # one joining from now on waits for the next
-                nursery.cancel_scope.cancel()
+            await self._hand_out(task_status)
         except* EventsDropped:
             logger.warning("http.hub_dropped", extra={"capacity": HUB_CAPACITY})
             self._end_all(f"the server fell {HUB_CAPACITY} events behind")
         except* (OncueError, ActorError) as refused:  # the subscribe itself (an outage...)
-            if refused.subgroup((EngineClosed, ActorStopped)) is not None:
-                self._stopped = True  # the engine stopped while the hub was idle
-            else:
-                error = refused.exceptions[0]
-                logger.warning("http.hub_subscribe_failed", extra={"error": repr(error)})
-                self._end_all(f"the store did not take the subscription ({error})")
-                waited, self._subscribed = self._subscribed, trio.Event()
-                waited.set()  # those waiting to join return, their streams ended
-                retry_after = LOG_CHECK  # the task log would ask again at once
+            retry_after = self._refused(refused)
         finally:
             self._streams = []
             if not self._stopped and self._subscribed.is_set():
                 self._subscribed = trio.Event()
         await trio.sleep(retry_after)
+
+    async def _hand_out(self, task_status: trio.TaskStatus[None]) -> None:
+        """Subscribe, and pump both streams to the listeners while they are wanted."""
+        async with (
+            self.engine.events(HUB_CAPACITY) as local,
+            self.engine.remote_events(HUB_CAPACITY) as remote,
+            trio.open_nursery() as nursery,
+        ):
+            self._dropped = None
+            self._streams = [(local, self.log), (remote, None)]
+            self._subscribed.set()
+            task_status.started()
+            nursery.start_soon(self._pump, remote, None, nursery.cancel_scope.cancel)
+            nursery.start_soon(self._pump, local, self.log, nursery.cancel_scope.cancel)
+            while self._wanted():
+                await self._until_changed()
+            self._subscribed = trio.Event()  # one joining from now on waits for the next
+            nursery.cancel_scope.cancel()
+
+    def _refused(self, refused: BaseExceptionGroup[OncueError | ActorError]) -> float:
+        """The store refused the subscribe: the engine stopped, or ask again after a while
+        (the streams waiting are ended and their joiners let go); the seconds to wait."""
+        if refused.subgroup((EngineClosed, ActorStopped)) is not None:
+            self._stopped = True  # the engine stopped while the hub was idle
+            return 0.0
+        error = refused.exceptions[0]
+        logger.warning("http.hub_subscribe_failed", extra={"error": repr(error)})
+        self._end_all(f"the store did not take the subscription ({error})")
+        waited, self._subscribed = self._subscribed, trio.Event()
+        waited.set()  # those waiting to join return, their streams ended
+        return LOG_CHECK  # the task log would ask again at once
 
     async def _pump(self, stream: Stream, log: Observe | None, done: Callable[[], None]) -> None:
         """Take batches from `stream` and hand them out: at once when quiet, under load at
