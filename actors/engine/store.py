@@ -177,16 +177,17 @@ class Store(Actor):
             if not batch:  # the mailbox closed
                 return
             self._batch = batch
-            answered = await self._process(batch, mailbox, deadline)
-            if not durable:  # a memory store's commit is cheaper than waiting for the answered
-                answered = 0
+            answers = await self._process(batch, mailbox, deadline)
+            if durable:  # (a memory store's commit is cheaper than waiting for the answered)
+                answered = sum(1 for envelope, _, _ in answers if envelope.is_ask)
 
     # -- one batch ---------------------------------------------------------------------------------
 
     async def _process(
         self, envelopes: list[Envelope], mailbox: Mailbox, deadline: trio.CancelScope
-    ) -> int:
-        """Apply, commit and answer one batch; how many asks it answered."""
+    ) -> list[Answer]:
+        """Apply, commit and answer one batch; the answers it gave (none if its commit
+        failed)."""
         batch = self._core.begin(self._listeners.subscribed)
         self._confirms = []
         answers: list[Answer] = []  # a handler's error, too, is an answer
@@ -202,7 +203,7 @@ class Store(Actor):
         if batch.changed or batch.deleted:
             committed = await self._commit(batch, answers, envelopes, mailbox, deadline)
             if committed is None:  # failed: every ask answered unavailable, the outage ridden
-                return 0
+                return []
             answers = committed
         chores = self._announce(batch, answers)
         if chores is not None:
@@ -210,7 +211,7 @@ class Store(Actor):
             self._count_committed()  # poison tasks a claim failed (shared stores only)
         if self._purge is not None:
             await self._run_purge(self._purge)
-        return sum(1 for envelope, _, _ in answers if envelope.is_ask)
+        return answers
 
     async def _commit(
         self,
