@@ -104,17 +104,24 @@ async def test_a_full_disk_keeps_the_engine_up_saying_so_until_space_returns(
 async def test_an_engine_with_one_commit_in_twenty_failing_finishes_every_task(
     autojump_clock, registry
 ) -> None:
-    accepted = []
     async with open_engine(registry=registry, store=Flaky(every=20), workers=4) as engine:
-        for number in range(300):
-            while True:
-                try:
-                    accepted.append((await engine.submit("double", number, key=f"k{number}")).id)
-                    break
-                except StoreUnavailable:
-                    await trio.sleep(0.5)  # retried with its key: admitted once
+        accepted = await submit_through_outages(engine, 300)
         tasks = [await wait_through_outages(engine, task_id) for task_id in accepted]
     assert {task.state for task in tasks} == {TaskState.COMPLETED}
+
+
+async def submit_through_outages(engine: Engine, count: int) -> list[str]:
+    """Submit ``count`` "double" tasks, each with a key, asking again while the store answers
+    unavailable (retried with its key: admitted once); their ids."""
+    accepted = []
+    for number in range(count):
+        while True:
+            try:
+                accepted.append((await engine.submit("double", number, key=f"k{number}")).id)
+                break
+            except StoreUnavailable:
+                await trio.sleep(0.5)
+    return accepted
 
 
 async def wait_through_outages(engine: Engine, task_id: str) -> Task:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import bisect
 
-import trio
 from hypothesis import given
 from hypothesis import strategies as st
 from simulation import Disk, FaultyBackend
-from test_outages import wait_through_outages
+from test_outages import submit_through_outages, wait_through_outages
 from test_store_core import new
 
-from oncue.actors import StoreUnavailable, open_engine
+from oncue.actors import open_engine
 from oncue.actors.cores.ownership import LocalOwnership
 from oncue.actors.cores.store_core import StoreCore
 from oncue.actors.cores.tally import RUN_TIME_BOUNDS, Counting
@@ -92,17 +91,10 @@ def test_the_store_core_counts_each_transition_and_each_attempt_that_ended() -> 
 async def test_what_a_failed_commit_did_is_not_counted(autojump_clock, registry) -> None:
     """The store adds a batch's counts once it is committed: with one commit in five failing
     before it writes (and the store reloading after each), every task is counted completed
-    once and created once, though some were submitted or run again."""
+    once, though some were submitted or run again (created counts re-admissions too)."""
     disk = Disk(faults=[*([None] * 4 + ["before"]) * 20])
-    accepted = []
     async with open_engine(registry=registry, store=FaultyBackend(disk), workers=4) as engine:
-        for number in range(60):
-            while True:
-                try:
-                    accepted.append((await engine.submit("double", number, key=f"k{number}")).id)
-                    break
-                except StoreUnavailable:
-                    await trio.sleep(0.5)  # retried with its key: admitted once
+        accepted = await submit_through_outages(engine, 60)
         for task_id in accepted:
             assert (await wait_through_outages(engine, task_id)).state is TaskState.COMPLETED
         tally = await engine.tally()
