@@ -30,6 +30,7 @@ from ..errors import (
 from ..task import UNFINISHED, TaskState
 from .base import Notice
 from .redis_codec import FIELDS, decode, encode
+from .redis_kept import KeptCopies
 from .redis_opening import check_layout, check_name, client_name
 from .redis_pubsub import Publisher, listen, listen_events
 from .redis_session import Session
@@ -40,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 NUMBER_BLOCK = 1024  # task numbers a node reserves at a time
 FALLBACK_LEASE = 30.0  # a claimed task of a type this node has not seen yet, until corrected
-WRITTEN_KEPT = 10_000  # copies of the waiting tasks this node wrote, for its claims...
-WRITTEN_BYTES = 32 * 2**20  # ...and their ``fixed`` texts' length at most (payloads are in it)
 QUERY_BUDGET = 2000  # index entries one listing script reads at most (Redis blocks meanwhile)
 
 _UNFINISHED = [state.value for state in UNFINISHED]
@@ -87,10 +86,7 @@ class RedisBackend:
         self._publisher = Publisher(self.address, self.keys)  # the relay's (relay.py)
         self._runs: list[str] | None = None  # the types this node claims (None: any)
         self._claims: frozenset[str] | None = None  # the same, to look a type up
-        # Waiting tasks of those types this node wrote whole: id -> (rank, state, live, a copy,
-        # the length of its ``fixed`` text), oldest first; see claim.
-        self._written: dict[str, tuple[str, str, str, TaskRecord, int]] = {}
-        self._written_size = 0  # the sum of those lengths
+        self._kept = KeptCopies()  # waiting tasks of those types this node wrote whole
 
     def attach(
         self,
@@ -211,31 +207,8 @@ class RedisBackend:
                 known.add(record.id)
         known.difference_update(lost)
         if waiting:
-            self._keep_written(waiting, lost)
+            self._kept.keep(waiting, lost)
         return lost
-
-    def _keep_written(self, waiting: list[tuple[list[str], TaskRecord]], lost: list[str]) -> None:
-        """Keep the copy of each waiting task just written whole (taken as it was encoded; of
-        a type this node claims), with its rank, state and ``live`` text, so that a claim of it
-        here takes the copy instead of decoding what it wrote. The oldest are dropped past
-        WRITTEN_KEPT copies or WRITTEN_BYTES of ``fixed`` text (a copy holds its payload
-        twice: the object and its JSON text)."""
-        written = self._written
-        size = self._written_size
-        for values, record in waiting:
-            old = written.pop(record.id, None)
-            if old is not None:
-                size -= old[4]
-            length = len(values[14])
-            written[record.id] = (values[10], values[2], values[7], record, length)
-            size += length
-        for task_id in lost:
-            gone = written.pop(task_id, None)
-            if gone is not None:
-                size -= gone[4]
-        while len(written) > WRITTEN_KEPT or size > WRITTEN_BYTES:
-            size -= written.pop(next(iter(written)))[4]
-        self._written_size = size
 
     async def claim(self, limit: int, within: float) -> list[TaskRecord]:
         leases = [str(item) for pair in self._leases.items() for item in pair]
@@ -254,17 +227,9 @@ class RedisBackend:
 
     def _claimed(self, values: list[str]) -> TaskRecord:
         """A claimed task from its FIELDS and rank: the copy kept when this node wrote it, if
-        its rank, state and ``live`` are still what was written (``fixed`` never changes, and
-        a number is never reused), else decoded."""
-        kept = self._written.pop(values[4][32:], None)
-        if kept is None:
-            return decode(values)
-        self._written_size -= kept[4]
-        if kept[0] != values[4] or kept[1] != values[0] or kept[2] != values[3]:
-            return decode(values)
-        record = kept[3]
-        record.node = values[1]
-        return record
+        still what was written (redis_kept.py), else decoded."""
+        kept = self._kept.take(values)
+        return decode(values) if kept is None else kept
 
     async def renew(self) -> Collection[str]:
         """Renew what this node's store holds (``_known``); give back what it owns without

@@ -14,6 +14,7 @@ from live_servers import REDIS, RUN, drop_redis_prefix, redis_or_skip, with_opti
 
 from oncue.actors import BackendUnavailable, open_backend
 from oncue.actors.backends import redis as redis_backend
+from oncue.actors.backends import redis_kept
 from oncue.actors.backends.base import Notice
 from oncue.actors.backends.redis import RedisBackend
 from oncue.actors.backends.redis_codec import decode, encode, rank
@@ -204,7 +205,7 @@ async def test_a_claim_takes_the_copy_it_wrote_unless_the_task_changed_since(
         assert vars(claimed[1]) == vars(stored)
         assert claimed[1].node == "solo"
         assert claimed[1].payload is second.payload  # the submitted object, as in memory
-        assert backend._written == {}  # type: ignore[attr-defined]
+        assert backend._kept.copies == {}  # type: ignore[attr-defined]
     finally:
         await other.close()
 
@@ -212,22 +213,23 @@ async def test_a_claim_takes_the_copy_it_wrote_unless_the_task_changed_since(
 async def test_the_kept_copies_are_bounded_by_count_and_by_their_text(backend, monkeypatch) -> None:
     """At most WRITTEN_KEPT copies and WRITTEN_BYTES of their ``fixed`` texts, the oldest
     dropped first; a claim that takes a copy, or decodes instead, gives its room back."""
-    written = backend._written
-    monkeypatch.setattr(redis_backend, "WRITTEN_KEPT", 3)
+    kept = backend._kept
+    written = kept.copies
+    monkeypatch.setattr(redis_kept, "WRITTEN_KEPT", 3)
     await backend.commit([task(n) for n in range(1, 6)], [])
     assert list(written) == ["t-3", "t-4", "t-5"]
     one = len(encode(task(6), 30.0)[14])  # the same length for t-6 to t-9
-    assert backend._written_size == sum(kept[4] for kept in written.values())
-    monkeypatch.setattr(redis_backend, "WRITTEN_BYTES", 2 * one + one // 2)
+    assert kept.size == sum(copy[4] for copy in written.values())
+    monkeypatch.setattr(redis_kept, "WRITTEN_BYTES", 2 * one + one // 2)
     await backend.commit([task(6)], [])
     assert list(written) == ["t-5", "t-6"]
     await backend.commit([task(7)], [])
     assert list(written) == ["t-6", "t-7"]
     await backend.commit([task(8, payload={"n": "x" * one})], [])  # about two copies' worth
     assert list(written) == ["t-8"]
-    assert backend._written_size == len(encode(task(8, payload={"n": "x" * one}), 30.0)[14])
+    assert kept.size == len(encode(task(8, payload={"n": "x" * one}), 30.0)[14])
     assert len(await backend.claim(10, 0.0)) == 8
-    assert (written, backend._written_size) == ({}, 0)
+    assert (written, kept.size) == ({}, 0)
 
 
 async def test_no_copy_is_kept_of_a_type_the_node_does_not_claim(backend) -> None:
@@ -238,7 +240,7 @@ async def test_no_copy_is_kept_of_a_type_the_node_does_not_claim(backend) -> Non
     await other.open()
     try:
         await other.commit([task(1), task(2, type="resize")], [])
-        assert list(other._written) == ["t-2"]  # type: ignore[attr-defined]
+        assert list(other._kept.copies) == ["t-2"]  # type: ignore[attr-defined]
     finally:
         await other.close()
 
